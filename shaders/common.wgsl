@@ -1,0 +1,47 @@
+// Shared by every batch-norm kernel: the host prepends this file to each shader.
+//
+// Every layout is viewed as [outer, channels, inner] (row-major): element (o, c, i) lives at
+// (o * channels + c) * inner + i, and per-channel statistics reduce over o and i.
+
+struct Params {
+  outer: u32,
+  channels: u32,
+  inner: u32,
+  count: u32,          // elements per channel: outer * inner
+  chunks: u32,         // partial-reduction workgroups per channel
+  total: u32,          // outer * channels * inner
+  eps: f32,
+  momentum: f32,       // weight of the new batch; < 0 selects the cumulative moving average
+  update_running: u32, // 1: training step that updates the running statistics
+  batch_stats: u32,    // 1: the forward pass normalized with batch statistics (backward flows through them)
+  _pad0: u32,
+  _pad1: u32,
+}
+
+@group(0) @binding(0) var<uniform> params: Params;
+
+// Threads per workgroup of the elementwise kernels.
+const WG: u32 = 256u;
+// Threads per workgroup of the reduction kernels: a 64-wide tree needs 6 barriers, and small
+// channels (a dense layer's few rows) leave fewer threads idle.
+const RWG: u32 = 64u;
+// Elements of one channel that one partial-reduction workgroup covers (32 per thread).
+const CHUNK: u32 = 2048u;
+
+// Large dispatches are split over x and y (maxComputeWorkgroupsPerDimension is 65535 on many
+// adapters); this folds the 2-D workgroup id back into one linear index.
+fn linear_workgroup(wid: vec3u, nwg: vec3u) -> u32 {
+  return wid.x + wid.y * nwg.x;
+}
+
+// Buffer index of the j-th element (0 <= j < count) of channel c.
+fn channel_element(c: u32, j: u32) -> u32 {
+  let o = j / params.inner;
+  let i = j - o * params.inner;
+  return (o * params.channels + c) * params.inner + i;
+}
+
+// Channel of the element at buffer index e.
+fn channel_of(e: u32) -> u32 {
+  return (e / params.inner) % params.channels;
+}

@@ -1,0 +1,99 @@
+/**
+ * Small helpers over the WebGPU API: buffers made from data, bind groups by binding number,
+ * dispatches larger than one grid dimension, and reading buffers back.
+ */
+import { getPipeline, type KernelName } from './pipelines.js';
+
+/** GPUBufferUsage flags by value, so that this module does not depend on the globals being set. */
+export const Usage = {
+  MAP_READ: 0x0001,
+  COPY_SRC: 0x0004,
+  COPY_DST: 0x0008,
+  UNIFORM: 0x0040,
+  STORAGE: 0x0080,
+} as const;
+
+/** A GPU buffer holding `data`, created mapped so that no queue write is involved. */
+export function createBufferWithData(
+  device: GPUDevice,
+  label: string,
+  data: Float32Array | Uint32Array | ArrayBuffer,
+  usage: number,
+): GPUBuffer {
+  const bytes = data instanceof ArrayBuffer ? new Uint8Array(data) : new Uint8Array(data.buffer, data.byteOffset, data.byteLength);
+  const buffer = device.createBuffer({ label, size: Math.max(4, align4(bytes.byteLength)), usage, mappedAtCreation: true });
+  new Uint8Array(buffer.getMappedRange()).set(bytes);
+  buffer.unmap();
+  return buffer;
+}
+
+/** `n` rounded up to a multiple of 4 (buffer sizes and copies must be). */
+export function align4(n: number): number {
+  return Math.ceil(n / 4) * 4;
+}
+
+/**
+ * Records one dispatch of `kernel` over `workgroups` workgroups, bound to `buffers` by binding
+ * number. Counts above maxComputeWorkgroupsPerDimension are spread over y; kernels fold the 2-D
+ * id back with linear_workgroup() and ignore the overshoot.
+ */
+export function dispatchKernel(
+  device: GPUDevice,
+  pass: GPUComputePassEncoder,
+  kernel: KernelName,
+  workgroups: number,
+  buffers: Record<number, GPUBuffer>,
+): void {
+  const pipeline = getPipeline(device, kernel);
+  const bindGroup = device.createBindGroup({
+    label: `webgpu-batchnorm ${kernel} bind group`,
+    layout: pipeline.getBindGroupLayout(0),
+    entries: Object.entries(buffers).map(([binding, buffer]) => ({ binding: Number(binding), resource: { buffer } })),
+  });
+  const [x, y] = workgroupGrid(device, workgroups);
+  pass.setPipeline(pipeline);
+  pass.setBindGroup(0, bindGroup);
+  pass.dispatchWorkgroups(x, y);
+}
+
+/** A 2-D grid of at least `workgroups` workgroups within the device's per-dimension limit. */
+export function workgroupGrid(device: GPUDevice, workgroups: number): [number, number] {
+  const max = device.limits.maxComputeWorkgroupsPerDimension;
+  if (workgroups <= max) return [workgroups, 1];
+  const y = Math.ceil(workgroups / max);
+  if (y > max) {
+    throw new RangeError(`a dispatch of ${workgroups} workgroups exceeds this device's ${max} x ${max} grid`);
+  }
+  return [Math.ceil(workgroups / y), y];
+}
+
+/** A region of a buffer to read back. */
+export interface BufferRegion {
+  buffer: GPUBuffer;
+  size: number;
+  offset?: number;
+}
+
+/**
+ * Copies each region into one staging buffer, submits, and resolves with a copy of each region's
+ * bytes. `encoder`, if given, is finished and submitted first in the same submission.
+ */
+export async function readBuffers(device: GPUDevice, regions: BufferRegion[], encoder?: GPUCommandEncoder): Promise<ArrayBuffer[]> {
+  const offsets: number[] = [];
+  let total = 0;
+  for (const r of regions) {
+    offsets.push(total);
+    total += align4(r.size);
+  }
+  const staging = device.createBuffer({ label: 'webgpu-batchnorm readback', size: Math.max(4, total), usage: Usage.MAP_READ | Usage.COPY_DST });
+  try {
+    const enc = encoder ?? device.createCommandEncoder({ label: 'webgpu-batchnorm readback' });
+    regions.forEach((r, i) => enc.copyBufferToBuffer(r.buffer, r.offset ?? 0, staging, offsets[i], align4(r.size)));
+    device.queue.submit([enc.finish()]);
+    await staging.mapAsync(0x0001 /* GPUMapMode.READ */);
+    const mapped = staging.getMappedRange();
+    return regions.map((r, i) => mapped.slice(offsets[i], offsets[i] + r.size));
+  } finally {
+    staging.destroy();
+  }
+}

@@ -1,0 +1,30 @@
+/**
+ * webgpu-batchnorm: batch normalization on WebGPU.
+ *
+ * - {@link BatchNorm}: the layer (training and inference forward, backward, state).
+ * - {@link getDevice}: a GPUDevice in the browser or in Node (Dawn, SwiftShader fallback).
+ * - The float64 CPU reference every GPU result is checked against.
+ * - Layout helpers: every layout is a [outer, C, inner] view.
+ */
+export { BatchNorm } from './batchnorm.js';
+export type {
+  BatchNormOptions,
+  ForwardArgs,
+  BackwardArgs,
+  BatchNormState,
+  BatchNormStateInput,
+  BackwardResult,
+} from './batchnorm.js';
+export { getDevice } from './device.js';
+export type { GetDeviceOptions } from './device.js';
+export { LAYOUTS, channelView, channelAxis, viewSize } from './layout.js';
+export type { Layout, ChannelView } from './layout.js';
+export {
+  referenceStats,
+  referenceNormalize,
+  referenceTrainingForward,
+  referenceInference,
+  referenceUpdateRunningStats,
+  referenceBackward,
+} from './reference.js';
+export type { BatchStats, RunningStats, Gradients } from './reference.js';

@@ -1,0 +1,67 @@
+/**
+ * Tensor layouts and their [outer, C, inner] view.
+ *
+ * Batch norm keeps one mean and variance per channel (per feature map for convolutions) and
+ * reduces over every other axis. Every supported layout is a row-major tensor whose channel axis
+ * splits the remaining axes into an `outer` block before it and an `inner` block after it.
+ */
+
+/** Supported tensor layouts. `NC` is a dense layer's (batch, features); `NCL` a 1-D conv's. */
+export type Layout = 'NC' | 'NCL' | 'NCHW' | 'NHWC' | 'NCDHW';
+
+/** A tensor seen as [outer, channels, inner]; statistics reduce over outer and inner. */
+export interface ChannelView {
+  /** Product of the axes before the channel axis. */
+  outer: number;
+  /** Size of the channel axis. */
+  channels: number;
+  /** Product of the axes after the channel axis. */
+  inner: number;
+}
+
+const AXES: Record<Layout, { rank: number; channelAxis: number }> = {
+  NC: { rank: 2, channelAxis: 1 },
+  NCL: { rank: 3, channelAxis: 1 },
+  NCHW: { rank: 4, channelAxis: 1 },
+  NHWC: { rank: 4, channelAxis: 3 },
+  NCDHW: { rank: 5, channelAxis: 1 },
+};
+
+/** Every layout name, in a stable order. */
+export const LAYOUTS = Object.keys(AXES) as Layout[];
+
+/** Throws unless `layout` names a supported layout. */
+export function checkLayout(layout: unknown, argName = 'layout'): asserts layout is Layout {
+  if (typeof layout !== 'string' || !(layout in AXES)) {
+    throw new TypeError(`${argName} must be one of ${LAYOUTS.map((l) => `'${l}'`).join(', ')}; got ${String(layout)}`);
+  }
+}
+
+/** The position of the channel axis in a shape of this layout. */
+export function channelAxis(layout: Layout): number {
+  return AXES[layout].channelAxis;
+}
+
+/**
+ * The [outer, C, inner] view of `shape` in `layout`. Throws a TypeError naming `argName` when the
+ * shape has the wrong rank or a dimension that is not a positive integer.
+ */
+export function channelView(layout: Layout, shape: readonly number[], argName = 'shape'): ChannelView {
+  checkLayout(layout);
+  const { rank, channelAxis: axis } = AXES[layout];
+  if (!Array.isArray(shape) || shape.length !== rank) {
+    throw new TypeError(`${argName} must have ${rank} dimensions for layout '${layout}'; got [${String(shape)}]`);
+  }
+  shape.forEach((d, i) => {
+    if (!Number.isSafeInteger(d) || d < 1) {
+      throw new TypeError(`${argName}[${i}] must be a positive integer; got ${String(d)} in [${shape.join(', ')}]`);
+    }
+  });
+  const product = (dims: readonly number[]) => dims.reduce((a, b) => a * b, 1);
+  return { outer: product(shape.slice(0, axis)), channels: shape[axis], inner: product(shape.slice(axis + 1)) };
+}
+
+/** Number of elements in a view. */
+export function viewSize(view: ChannelView): number {
+  return view.outer * view.channels * view.inner;
+}

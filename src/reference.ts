@@ -1,0 +1,154 @@
+/**
+ * CPU reference for batch normalization, accumulating in float64. It is the truth every GPU
+ * result is tested against, so it favours clarity over speed: two-pass mean and variance, the
+ * formulas written as in the lecture notes.
+ *
+ * All functions take data in a [outer, C, inner] view (see {@link channelView}).
+ */
+import type { ChannelView } from './layout.js';
+import { viewSize } from './layout.js';
+
+type Numbers = ArrayLike<number>;
+
+/** Per-channel batch statistics. */
+export interface BatchStats {
+  /** Batch mean per channel. */
+  mean: Float64Array;
+  /** Biased batch variance per channel (divides by the count), as used to normalize. */
+  variance: Float64Array;
+  /** Elements per channel (outer * inner). */
+  count: number;
+}
+
+/** Running (population) statistics, as PyTorch keeps them. */
+export interface RunningStats {
+  runningMean: Float64Array;
+  runningVar: Float64Array;
+  numBatchesTracked: number;
+}
+
+/** Calls `fn(c, index)` for every element of channel `c`, in buffer order. */
+function forEachInChannel(view: ChannelView, c: number, fn: (index: number) => void): void {
+  const { outer, channels, inner } = view;
+  for (let o = 0; o < outer; o++) {
+    const base = (o * channels + c) * inner;
+    for (let i = 0; i < inner; i++) fn(base + i);
+  }
+}
+
+function checkLength(name: string, data: Numbers, expected: number): void {
+  if (data.length !== expected) throw new RangeError(`${name} must have ${expected} elements; got ${data.length}`);
+}
+
+/** Two-pass float64 mean and biased variance per channel. */
+export function referenceStats(x: Numbers, view: ChannelView): BatchStats {
+  checkLength('x', x, viewSize(view));
+  const count = view.outer * view.inner;
+  const mean = new Float64Array(view.channels);
+  const variance = new Float64Array(view.channels);
+  for (let c = 0; c < view.channels; c++) {
+    let sum = 0;
+    forEachInChannel(view, c, (e) => (sum += x[e]));
+    const m = sum / count;
+    let m2 = 0;
+    forEachInChannel(view, c, (e) => (m2 += (x[e] - m) ** 2));
+    mean[c] = m;
+    variance[c] = m2 / count;
+  }
+  return { mean, variance, count };
+}
+
+/** y = gamma * (x - mean) / sqrt(variance + eps) + beta, per channel. */
+export function referenceNormalize(
+  x: Numbers,
+  view: ChannelView,
+  p: { mean: Numbers; variance: Numbers; gamma: Numbers; beta: Numbers; eps: number },
+): Float64Array {
+  checkLength('x', x, viewSize(view));
+  const y = new Float64Array(x.length);
+  for (let c = 0; c < view.channels; c++) {
+    const invstd = 1 / Math.sqrt(p.variance[c] + p.eps);
+    forEachInChannel(view, c, (e) => (y[e] = p.gamma[c] * (x[e] - p.mean[c]) * invstd + p.beta[c]));
+  }
+  return y;
+}
+
+/** Training forward: normalize with the batch's own statistics. Returns y and the statistics. */
+export function referenceTrainingForward(
+  x: Numbers,
+  view: ChannelView,
+  p: { gamma: Numbers; beta: Numbers; eps: number },
+): BatchStats & { y: Float64Array } {
+  const stats = referenceStats(x, view);
+  const y = referenceNormalize(x, view, { mean: stats.mean, variance: stats.variance, gamma: p.gamma, beta: p.beta, eps: p.eps });
+  return { ...stats, y };
+}
+
+/** Inference forward: normalize with the running (population) statistics. */
+export function referenceInference(
+  x: Numbers,
+  view: ChannelView,
+  p: { runningMean: Numbers; runningVar: Numbers; gamma: Numbers; beta: Numbers; eps: number },
+): Float64Array {
+  return referenceNormalize(x, view, { mean: p.runningMean, variance: p.runningVar, gamma: p.gamma, beta: p.beta, eps: p.eps });
+}
+
+/**
+ * One running-statistics update with PyTorch semantics: running = (1 - f) * running + f * batch,
+ * where f = momentum, or 1 / numBatchesTracked after the increment when momentum is null
+ * (cumulative moving average). The running variance takes the unbiased batch variance n / (n - 1).
+ */
+export function referenceUpdateRunningStats(state: RunningStats, batch: BatchStats, momentum: number | null): RunningStats {
+  const numBatchesTracked = state.numBatchesTracked + 1;
+  const f = momentum === null ? 1 / numBatchesTracked : momentum;
+  const unbias = batch.count / (batch.count - 1);
+  return {
+    runningMean: state.runningMean.map((r, c) => (1 - f) * r + f * batch.mean[c]),
+    runningVar: state.runningVar.map((r, c) => (1 - f) * r + f * batch.variance[c] * unbias),
+    numBatchesTracked,
+  };
+}
+
+/** Gradients of a batch-norm layer. */
+export interface Gradients {
+  dx: Float64Array;
+  dgamma: Float64Array;
+  dbeta: Float64Array;
+}
+
+/**
+ * Backward pass. With `batchStats` (a training forward), dx flows through the batch mean and
+ * variance: dx = gamma * invstd * (dy - mean(dy) - x_hat * mean(dy * x_hat)). Without (a forward
+ * that used fixed running statistics), dx = gamma * invstd * dy. Always dgamma = sum(dy * x_hat) and
+ * dbeta = sum(dy). `mean` and `variance` are the statistics the forward pass normalized with.
+ */
+export function referenceBackward(
+  x: Numbers,
+  dy: Numbers,
+  view: ChannelView,
+  p: { mean: Numbers; variance: Numbers; gamma: Numbers; eps: number; batchStats: boolean },
+): Gradients {
+  checkLength('x', x, viewSize(view));
+  checkLength('dy', dy, viewSize(view));
+  const n = view.outer * view.inner;
+  const dx = new Float64Array(x.length);
+  const dgamma = new Float64Array(view.channels);
+  const dbeta = new Float64Array(view.channels);
+  for (let c = 0; c < view.channels; c++) {
+    const invstd = 1 / Math.sqrt(p.variance[c] + p.eps);
+    const xhat = (e: number) => (x[e] - p.mean[c]) * invstd;
+    let sumDy = 0;
+    let sumDyXhat = 0;
+    forEachInChannel(view, c, (e) => {
+      sumDy += dy[e];
+      sumDyXhat += dy[e] * xhat(e);
+    });
+    dbeta[c] = sumDy;
+    dgamma[c] = sumDyXhat;
+    const k = p.gamma[c] * invstd;
+    forEachInChannel(view, c, (e) => {
+      dx[e] = p.batchStats ? k * (dy[e] - sumDy / n - (xhat(e) * sumDyXhat) / n) : k * dy[e];
+    });
+  }
+  return { dx, dgamma, dbeta };
+}

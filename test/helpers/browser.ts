@@ -1,0 +1,35 @@
+/**
+ * Debian's chromium driven by playwright-core, with WebGPU on SwiftShader (no GPU needed), and
+ * a page server on 127.0.0.1 (navigator.gpu exists only in secure contexts such as localhost).
+ */
+import { chromium, type Browser } from 'playwright-core';
+import { preview, type PreviewServer } from 'vite';
+
+const CHROMIUM = process.env.CHROMIUM_PATH ?? '/usr/bin/chromium';
+
+const ARGS = [
+  '--no-sandbox',
+  '--disable-background-networking',
+  '--disable-component-update',
+  '--disable-sync',
+  '--no-first-run',
+  '--enable-unsafe-webgpu',
+  '--enable-features=Vulkan',
+  '--use-vulkan=swiftshader',
+  '--use-webgpu-adapter=swiftshader',
+  '--disable-vulkan-surface',
+  '--use-angle=swiftshader',
+];
+
+/** Headless chromium with WebGPU on SwiftShader. */
+export function launchChromium(): Promise<Browser> {
+  return chromium.launch({ executablePath: CHROMIUM, args: ARGS, headless: true });
+}
+
+/** Serves a built vite site (the given mode's outDir) on 127.0.0.1; resolves with its URL. */
+export async function serveBuild(mode: string): Promise<{ url: string; server: PreviewServer }> {
+  const server = await preview({ mode, logLevel: 'warn', preview: { host: '127.0.0.1', port: 0, strictPort: false, open: false } });
+  const url = server.resolvedUrls?.local[0];
+  if (!url) throw new Error('the preview server did not report a URL');
+  return { url, server };
+}

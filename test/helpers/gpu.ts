@@ -1,0 +1,43 @@
+/**
+ * The device every GPU test uses: Dawn through the `webgpu` package, SwiftShader on machines
+ * without a GPU. A missing adapter fails the tests (with getDevice's instructions); it never
+ * skips them.
+ */
+import { afterEach, expect } from 'vitest';
+import { getDevice } from '../../src/device.js';
+
+let devicePromise: Promise<GPUDevice> | null = null;
+const gpuErrors: string[] = [];
+
+/** The shared test device; its uncaptured validation errors fail the running test. */
+export function testDevice(): Promise<GPUDevice> {
+  devicePromise ??= getDevice({ label: 'test device' }).then((device) => {
+    device.addEventListener('uncapturederror', (event) => {
+      gpuErrors.push((event as GPUUncapturedErrorEvent).error.message);
+    });
+    return device;
+  });
+  return devicePromise;
+}
+
+afterEach(async () => {
+  if (!devicePromise) return;
+  const device = await devicePromise;
+  // Errors are delivered asynchronously: let the queue drain first.
+  await device.queue.onSubmittedWorkDone();
+  const errors = gpuErrors.splice(0);
+  expect(errors, 'WebGPU validation errors').toEqual([]);
+});
+
+/** A STORAGE buffer holding `data`. */
+export function storageBuffer(device: GPUDevice, data: Float32Array, extraUsage = 0): GPUBuffer {
+  const buffer = device.createBuffer({
+    label: 'test buffer',
+    size: Math.max(4, data.byteLength),
+    usage: GPUBufferUsage.STORAGE | GPUBufferUsage.COPY_SRC | GPUBufferUsage.COPY_DST | extraUsage,
+    mappedAtCreation: true,
+  });
+  new Float32Array(buffer.getMappedRange()).set(data);
+  buffer.unmap();
+  return buffer;
+}

@@ -1,0 +1,83 @@
+/**
+ * Stated tolerances of the GPU kernels (float32 storage and arithmetic) against the float64
+ * reference: |gpu - reference| <= atol + rtol * |reference| elementwise.
+ *
+ * Outputs are bounded by float32 rounding of the terms they are computed from, so the bounds
+ * stay tight where a problem is well conditioned and widen only where it is not (two close
+ * values in a channel make invstd large and x - mean lose bits to the rounding of the mean):
+ *
+ * - y = (x - mean) * gamma * invstd + beta:
+ *     atol = 1e-6 + 16 u |gamma| invstd (|x| + |mean|),                       rtol = 1e-5
+ * - dx = gamma * invstd * (dy - mean(dy) - x_hat * mean(dy * x_hat)):
+ *     atol = |gamma| invstd max|dy| (1e-5 (1 + |x_hat|) + 16 u invstd (|x| + |mean|)),  rtol = 1e-5
+ * - dbeta = sum(dy): rtol 1e-5, atol 1e-5 sum|dy|
+ * - dgamma = invstd sum(dy (x - mean)):
+ *     atol = 1e-5 sum|dy x_hat| + 16 u invstd sum(|dy| (|x| + |mean|)),          rtol = 1e-5
+ *
+ * u = 2^-24 is float32's unit roundoff.
+ */
+import type { ChannelView } from '../../src/layout.js';
+import type { Tolerance } from './data.js';
+
+const U = 2 ** -24;
+const ULPS = 16;
+
+/** Per-channel statistics a pass normalized with. */
+export interface NormalizeStats {
+  mean: ArrayLike<number>;
+  variance: ArrayLike<number>;
+  gamma: ArrayLike<number>;
+  eps: number;
+}
+
+/** Running statistics after a few float32 updates. */
+export const STATS_TOL: Tolerance = { rtol: 1e-5, atol: 1e-6 };
+
+function perElement(view: ChannelView, fn: (e: number, c: number) => number): Float64Array {
+  const out = new Float64Array(view.outer * view.channels * view.inner);
+  for (let o = 0; o < view.outer; o++)
+    for (let c = 0; c < view.channels; c++)
+      for (let i = 0; i < view.inner; i++) {
+        const e = (o * view.channels + c) * view.inner + i;
+        out[e] = fn(e, c);
+      }
+  return out;
+}
+
+const invstd = (s: NormalizeStats, c: number) => 1 / Math.sqrt(s.variance[c] + s.eps);
+
+/** Tolerance for y of a pass that normalized `x` with `s`. */
+export function yTolerance(x: ArrayLike<number>, view: ChannelView, s: NormalizeStats): Tolerance {
+  const atol = perElement(view, (e, c) => 1e-6 + ULPS * U * Math.abs(s.gamma[c]) * invstd(s, c) * (Math.abs(x[e]) + Math.abs(s.mean[c])));
+  return { rtol: 1e-5, atol };
+}
+
+/** Tolerance for dx of a backward pass over `x` and `dy` with the forward's statistics `s`. */
+export function dxTolerance(x: ArrayLike<number>, dy: ArrayLike<number>, view: ChannelView, s: NormalizeStats): Tolerance {
+  const maxDy = new Float64Array(view.channels);
+  perElement(view, (e, c) => (maxDy[c] = Math.max(maxDy[c], Math.abs(dy[e]))));
+  const atol = perElement(view, (e, c) => {
+    const is = invstd(s, c);
+    const xhat = Math.abs(x[e] - s.mean[c]) * is;
+    return Math.abs(s.gamma[c]) * is * maxDy[c] * (1e-5 * (1 + xhat) + ULPS * U * is * (Math.abs(x[e]) + Math.abs(s.mean[c])));
+  });
+  return { rtol: 1e-5, atol };
+}
+
+/** Tolerance for per-channel sums of `terms` (each channel's values in `view`). */
+export function sumTolerance(terms: ArrayLike<number>, view: ChannelView): Tolerance {
+  const absSum = new Float64Array(view.channels);
+  perElement(view, (e, c) => (absSum[c] += Math.abs(terms[e])));
+  return { rtol: 1e-5, atol: absSum.map((v) => 1e-5 * v) };
+}
+
+/** Tolerance for dgamma of a backward pass over `x` and `dy` with the forward's statistics `s`. */
+export function dgammaTolerance(x: ArrayLike<number>, dy: ArrayLike<number>, view: ChannelView, s: NormalizeStats): Tolerance {
+  const atol = new Float64Array(view.channels);
+  perElement(view, (e, c) => {
+    const is = invstd(s, c);
+    const xmu = Math.abs(x[e] - s.mean[c]);
+    return (atol[c] += Math.abs(dy[e]) * (1e-5 * xmu * is + ULPS * U * is * (Math.abs(x[e]) + Math.abs(s.mean[c]))));
+  });
+  return { rtol: 1e-5, atol };
+}

@@ -1,0 +1,28 @@
+import { defineConfig } from 'vitest/config';
+
+export default defineConfig(({ mode }) =>
+  mode === 'demo'
+    ? {
+        // `npm run demo` / `npm run build:demo`: the page in demo/, built to a static site.
+        root: 'demo',
+        base: './',
+        build: { outDir: '../dist-demo', emptyOutDir: true, target: 'es2022' },
+        server: { host: '127.0.0.1' },
+      }
+    : {
+        build: {
+          // Library build: one ESM file with the WGSL inlined; the Node-only imports stay external.
+          lib: { entry: 'src/index.ts', formats: ['es'], fileName: 'webgpu-batchnorm' },
+          rollupOptions: { external: ['webgpu', /^node:/] },
+          target: 'es2022',
+        },
+        test: {
+          include: ['test/**/*.test.ts'],
+          // The GPU tests share one software GPU (SwiftShader on two cores): one file at a time.
+          fileParallelism: false,
+          pool: 'forks',
+          testTimeout: 120_000,
+          hookTimeout: 120_000,
+        },
+      },
+);
