@@ -218,12 +218,7 @@ export class BatchNorm {
     this.checkBuffer('args.x', args.x, bytes, args.shape);
     this.checkBuffer('args.y', args.y, bytes, args.shape);
     if (args.x === args.y) throw new TypeError('args.y must be a different buffer from args.x (in-place normalization is not supported)');
-    const count = view.outer * view.inner;
-    if (args.training && count < 2) {
-      throw new RangeError(
-        `expected more than 1 value per channel when training; got shape [${args.shape.join(', ')}] (${count} value per channel)`,
-      );
-    }
+    checkTrainable(view, args.shape, args.training);
 
     const batchStats = args.training || !this.trackRunningStats;
     const updateRunning = args.training && this.trackRunningStats;
@@ -331,6 +326,8 @@ export class BatchNorm {
       if (!options || typeof options.training !== 'boolean') {
         throw new TypeError(`options.training must be a boolean; got ${String(options?.training)}`);
       }
+      // Checked before the I/O buffers may be replaced, so a refused call loses no state.
+      checkTrainable(view, shape, options.training);
       const io = this.ioBuffers(x.byteLength);
       const encoder = this.device.createCommandEncoder({ label: `${this.label} forward` });
       this.encodeForward(encoder, { x: io.x, y: io.y, shape, training: options.training });
@@ -534,6 +531,14 @@ export class BatchNorm {
   private disown(buffer: GPUBuffer): void {
     this.owned.delete(buffer);
     buffer.destroy();
+  }
+}
+
+/** Training needs two or more values per channel: the unbiased variance divides by n - 1. */
+function checkTrainable(view: ChannelView, shape: readonly number[], training: boolean): void {
+  const count = view.outer * view.inner;
+  if (training && count < 2) {
+    throw new RangeError(`expected more than 1 value per channel when training; got shape [${shape.join(', ')}] (${count} value per channel)`);
   }
 }
 

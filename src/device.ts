@@ -46,10 +46,13 @@ async function nodeGpu(): Promise<GPUAdapter | null> {
   Object.assign(globalThis, globals);
   const env = process.env;
   if (!env.XDG_RUNTIME_DIR) {
-    // Vulkan's window-system code warns on every start without it; a private temp dir silences that.
-    const { mkdtempSync } = await import(/* @vite-ignore */ 'node:fs');
+    // Vulkan's window-system code warns on every start without it; a private (0700) dir per
+    // user silences that.
+    const { mkdirSync } = await import(/* @vite-ignore */ 'node:fs');
     const { tmpdir } = await import(/* @vite-ignore */ 'node:os');
-    env.XDG_RUNTIME_DIR = mkdtempSync(`${tmpdir()}/webgpu-batchnorm-xdg-`);
+    const dir = `${tmpdir()}/webgpu-batchnorm-xdg-${process.getuid?.() ?? 'user'}`;
+    mkdirSync(dir, { recursive: true, mode: 0o700 });
+    env.XDG_RUNTIME_DIR = dir;
   }
   const tryCreate = async () => {
     const gpu = create([]) as GPU;

@@ -73,6 +73,28 @@ describe('forward and backward arguments', () => {
     for (const b of [x, small, noStorage]) b.destroy();
   });
 
+  it('a refused forward between forward and backward changes nothing', async () => {
+    const device = await testDevice();
+    const bn = new BatchNorm(device, { numFeatures: 2, layout: 'NCL' });
+    const x = randn(2 * 2 * 3, 1);
+    const y = await bn.forward(x, [2, 2, 3], { training: true });
+    await expect(bn.forward(new Float32Array(2), [1, 2, 1], { training: true })).rejects.toThrow(
+      /expected more than 1 value per channel when training/,
+    );
+    await expect(bn.forward(new Float32Array(12), [2, 2, 3], { training: 1 as unknown as boolean })).rejects.toThrow(
+      /options.training must be a boolean; got 1/,
+    );
+    const dy = randn(x.length, 2);
+    const after = await bn.backward(dy);
+    // The same backward on a fresh layer that never saw the refused calls.
+    const fresh = new BatchNorm(device, { numFeatures: 2, layout: 'NCL' });
+    expect(await fresh.forward(x, [2, 2, 3], { training: true })).toEqual(y);
+    expect(await fresh.backward(dy)).toEqual(after);
+    expect(await bn.getState()).toEqual(await fresh.getState());
+    bn.destroy();
+    fresh.destroy();
+  });
+
   it('backward needs a matching forward', async () => {
     const device = await testDevice();
     const bn = new BatchNorm(device, { numFeatures: 2, layout: 'NC' });
