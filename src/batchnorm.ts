@@ -119,10 +119,15 @@ export class BatchNorm {
   readonly numFeatures: number;
   /** Layout of the tensors this layer normalizes. */
   readonly layout: Layout;
+  /** Added to the variance before the square root. */
   readonly eps: number;
+  /** Weight of the new batch in the running-statistics update; null: cumulative average. */
   readonly momentum: number | null;
+  /** Whether γ and β are learnable (otherwise fixed at 1 and 0). */
   readonly affine: boolean;
+  /** Whether running statistics are kept and used at inference. */
   readonly trackRunningStats: boolean;
+  /** Prefix of every GPU object's label. */
   readonly label: string;
 
   /** γ, C float32 (STORAGE | COPY_SRC | COPY_DST). */
