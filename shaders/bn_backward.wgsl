@@ -2,25 +2,23 @@
 //   dbeta  = sum(dy)            dgamma = sum(dy * x_hat) = invstd * sum(dy * (x - mean))
 //   dx     = gamma * invstd * (dy - sum(dy) / n - x_hat * sum(dy * x_hat) / n)   (batch statistics)
 //   dx     = gamma * invstd * dy                                                 (running statistics)
-// written per channel as dx = k * dy - (x - mean) * q - p so that no large offset cancels.
+// written per channel as dx = k * dy - (x - shift) * q - (p - mean * q): x - shift is exact for
+// values near the channel's offset and mean (relative to shift) is small, so no large offset
+// cancels (see ChannelCoef).
 //
 // partial_grad_sums: one workgroup per (channel, chunk) -> partials[g] = (sum dy, sum dy * (x - mean))
-// finalize_grads:    one workgroup per channel -> dgamma, dbeta and grad_coef = (mean, k, q, p)
-// input_grad:        one thread per element -> dx
+// finalize_grads:    one workgroup per channel -> dgamma, dbeta and grad_coef
+// input_grad:        one thread per slot -> dx
 
-@group(0) @binding(1) var<storage, read> x: array<f32>;
-@group(0) @binding(2) var<storage, read> dy: array<f32>;
-// Per channel (mean, gamma * invstd, beta, invstd), written by the forward pass.
-@group(0) @binding(3) var<storage, read> coef: array<vec4f>;
-@group(0) @binding(4) var<storage, read_write> partials: array<vec4f>;
-
-@group(0) @binding(5) var<storage, read> gamma: array<f32>;
-@group(0) @binding(6) var<storage, read_write> dgamma: array<f32>;
-@group(0) @binding(7) var<storage, read_write> dbeta: array<f32>;
-@group(0) @binding(8) var<storage, read_write> grad_coef: array<vec4f>;
-
-@group(0) @binding(9) var<storage, read> grad_coef_in: array<vec4f>;
-@group(0) @binding(10) var<storage, read_write> dx: array<f32>;
+// The forward pass's coefficients.
+@group(0) @binding(5) var<storage, read> coef: array<ChannelCoef>;
+@group(0) @binding(6) var<storage, read_write> partials: array<vec4f>;
+@group(0) @binding(7) var<storage, read> gamma: array<f32>;
+@group(0) @binding(8) var<storage, read_write> dgamma: array<f32>;
+@group(0) @binding(9) var<storage, read_write> dbeta: array<f32>;
+// Per channel (k, q, p - mean * q, shift): dx = k * dy - (x - shift) * q - (p - mean * q).
+@group(0) @binding(10) var<storage, read_write> grad_coef: array<vec4f>;
+@group(0) @binding(11) var<storage, read> grad_coef_in: array<vec4f>;
 
 var<workgroup> sums: array<vec2f, RWG>;
 
@@ -42,13 +40,15 @@ fn partial_grad_sums(@builtin(workgroup_id) wid: vec3u,
   if (c >= params.channels) { return; }
   let start = (g - c * params.chunks) * CHUNK;
   let end = min(start + CHUNK, params.count);
-  let mean = coef[c].x;
+  let shift = coef[c].shift;
+  let mean = coef[c].mean;
 
   var acc = vec2f(0.0);
   for (var j = start + lid; j < end; j += RWG) {
     let e = channel_element(c, j);
-    let g_out = dy[e];
-    acc += vec2f(g_out, g_out * (x[e] - mean));
+    let g_out = load_dy(e);
+    // x - mean as (x - shift) - mean (see ChannelCoef).
+    acc += vec2f(g_out, g_out * ((load_x(e) - shift) - mean));
   }
   sums[lid] = acc;
   workgroupBarrier();
@@ -76,8 +76,7 @@ fn finalize_grads(@builtin(workgroup_id) wid: vec3u,
 
   let sum_dy = sums[0].x;
   let sum_dy_xmu = sums[0].y;
-  let mean = coef[c].x;
-  let invstd = coef[c].w;
+  let invstd = coef[c].invstd;
   dbeta[c] = sum_dy;
   dgamma[c] = sum_dy_xmu * invstd;
 
@@ -89,15 +88,24 @@ fn finalize_grads(@builtin(workgroup_id) wid: vec3u,
     q = k * invstd * invstd * sum_dy_xmu / n;
     p = k * sum_dy / n;
   }
-  grad_coef[c] = vec4f(mean, k, q, p);
+  grad_coef[c] = vec4f(k, q, p - coef[c].mean * q, coef[c].shift);
+}
+
+fn input_gradient(e: u32) -> f32 {
+  let t = grad_coef_in[channel_of(e)];
+  return t.x * load_dy(e) - (load_x(e) - t.w) * t.y - t.z;
 }
 
 @compute @workgroup_size(WG)
 fn input_grad(@builtin(workgroup_id) wid: vec3u,
               @builtin(num_workgroups) nwg: vec3u,
               @builtin(local_invocation_index) lid: u32) {
-  let e = linear_workgroup(wid, nwg) * WG + lid;
-  if (e >= params.total) { return; }
-  let k = grad_coef_in[channel_of(e)];
-  dx[e] = k.y * dy[e] - (x[e] - k.x) * k.z - k.w;
+  let slot = linear_workgroup(wid, nwg) * WG + lid;
+  let first = slot * SLOT;
+  if (first >= params.total) { return; }
+  var out = vec2f(input_gradient(first), 0.0);
+  if (SLOT == 2u && first + 1u < params.total) {
+    out.y = input_gradient(first + 1u);
+  }
+  store_dx(slot, out);
 }

@@ -1,21 +1,22 @@
 // Training statistics: per-channel mean and biased variance by Welford accumulation per thread and
 // Chan's pairwise merge of (mean, M2, n) partials -- never E[x^2] - E[x]^2, which cancels
-// catastrophically when the mean is large against the spread.
+// catastrophically when the mean is large against the spread. Values are taken relative to the
+// channel's first value (see ChannelCoef).
 //
 // partial_stats:  one workgroup per (channel, chunk of CHUNK elements) -> partials[channel * chunks + chunk]
-// finalize_stats: one workgroup per channel; merges that channel's partials, writes the normalize
-//                 coefficients and, when training, updates the running statistics.
-// count_batch:    one thread; bumps num_batches_tracked after finalize_stats has read it.
+// finalize_stats: one workgroup per channel; merges its partials into coef, flags non-finite batches
+// update_running: one thread per channel; running statistics, unless the batch was flagged
+// count_batch:    one thread; bumps num_batches_tracked (unless flagged) and clears the flag
 
-@group(0) @binding(1) var<storage, read> x: array<f32>;
-@group(0) @binding(2) var<storage, read_write> partials: array<vec4f>;
-@group(0) @binding(3) var<storage, read> gamma: array<f32>;
-@group(0) @binding(4) var<storage, read> beta: array<f32>;
-@group(0) @binding(5) var<storage, read_write> running_mean: array<f32>;
-@group(0) @binding(6) var<storage, read_write> running_var: array<f32>;
-@group(0) @binding(7) var<storage, read_write> batches_tracked: array<u32>;
-// Per channel: (mean, gamma * invstd, beta, invstd) of the last forward pass.
-@group(0) @binding(8) var<storage, read_write> coef: array<vec4f>;
+@group(0) @binding(5) var<storage, read_write> partials: array<vec4f>;
+@group(0) @binding(6) var<storage, read> gamma: array<f32>;
+@group(0) @binding(7) var<storage, read> beta: array<f32>;
+@group(0) @binding(8) var<storage, read_write> running_mean: array<f32>;
+@group(0) @binding(9) var<storage, read_write> running_var: array<f32>;
+@group(0) @binding(10) var<storage, read_write> batches_tracked: array<u32>;
+@group(0) @binding(11) var<storage, read_write> coef: array<ChannelCoef>;
+// Set when any channel of the current training pass has a non-finite mean or variance.
+@group(0) @binding(12) var<storage, read_write> non_finite: atomic<u32>;
 
 var<workgroup> moments: array<vec3f, RWG>;
 
@@ -47,10 +48,11 @@ fn partial_stats(@builtin(workgroup_id) wid: vec3u,
   if (c >= params.channels) { return; }
   let start = (g - c * params.chunks) * CHUNK;
   let end = min(start + CHUNK, params.count);
+  let shift = load_x(channel_element(c, 0u));
 
-  var acc = vec3f(0.0); // Welford: (mean, M2, n)
+  var acc = vec3f(0.0); // Welford: (mean, M2, n) of x - shift
   for (var j = start + lid; j < end; j += RWG) {
-    let v = x[channel_element(c, j)];
+    let v = load_x(channel_element(c, j)) - shift;
     acc.z += 1.0;
     let d = v - acc.x;
     acc.x += d / acc.z;
@@ -80,25 +82,44 @@ fn finalize_stats(@builtin(workgroup_id) wid: vec3u,
   reduce_moments(lid);
   if (lid != 0u) { return; }
 
-  let mean = moments[0].x;
-  let m2 = moments[0].y;
-  let n = f32(params.count);
-  let variance = m2 / n;
-  let invstd = inverseSqrt(variance + params.eps);
-  coef[c] = vec4f(mean, gamma[c] * invstd, beta[c], invstd);
-
-  if (params.update_running == 1u) {
-    // PyTorch semantics: running = (1 - f) * running + f * batch, with the unbiased batch variance.
-    var f = params.momentum;
-    if (f < 0.0) {
-      f = 1.0 / f32(batches_tracked[0] + 1u);
+  let shift = load_x(channel_element(c, 0u));
+  var mean = moments[0].x;
+  var variance = moments[0].y / f32(params.count);
+  if (!(is_finite(shift) && is_finite(mean) && is_finite(variance))) {
+    // NaN or Inf anywhere in the channel: its statistics and outputs are NaN, whatever the
+    // hardware does with infinities.
+    mean = nan();
+    variance = nan();
+    if (params.update_running == 1u) {
+      atomicOr(&non_finite, 1u);
     }
-    running_mean[c] = mix(running_mean[c], mean, f);
-    running_var[c] = mix(running_var[c], m2 / (n - 1.0), f);
   }
+  let invstd = inverseSqrt(variance + params.eps);
+  coef[c] = ChannelCoef(shift, mean, variance, invstd, gamma[c] * invstd, beta[c], 0.0, 0.0);
+}
+
+// PyTorch semantics: running = (1 - f) * running + f * batch, with the unbiased batch variance.
+@compute @workgroup_size(WG)
+fn update_running(@builtin(workgroup_id) wid: vec3u,
+                  @builtin(num_workgroups) nwg: vec3u,
+                  @builtin(local_invocation_index) lid: u32) {
+  let c = linear_workgroup(wid, nwg) * WG + lid;
+  if (c >= params.channels) { return; }
+  if (atomicLoad(&non_finite) != 0u && params.update_non_finite == 0u) { return; }
+  var f = params.momentum;
+  if (f < 0.0) {
+    f = 1.0 / f32(batches_tracked[0] + 1u);
+  }
+  let k = coef[c];
+  let n = f32(params.count);
+  running_mean[c] = mix(running_mean[c], k.shift + k.mean, f);
+  running_var[c] = mix(running_var[c], k.variance * n / (n - 1.0), f);
 }
 
 @compute @workgroup_size(1)
 fn count_batch() {
-  batches_tracked[0] = batches_tracked[0] + 1u;
+  if (atomicLoad(&non_finite) == 0u || params.update_non_finite == 1u) {
+    batches_tracked[0] = batches_tracked[0] + 1u;
+  }
+  atomicStore(&non_finite, 0u);
 }

@@ -1,4 +1,5 @@
-// Shared by every batch-norm kernel: the host prepends this file to each shader.
+// Shared by every batch-norm kernel: the host builds each shader as
+// tensor_<dtype>.wgsl + common.wgsl + the kernel file.
 //
 // Every layout is viewed as [outer, channels, inner] (row-major): element (o, c, i) lives at
 // (o * channels + c) * inner + i, and per-channel statistics reduce over o and i.
@@ -14,8 +15,22 @@ struct Params {
   momentum: f32,       // weight of the new batch; < 0 selects the cumulative moving average
   update_running: u32, // 1: training step that updates the running statistics
   batch_stats: u32,    // 1: the forward pass normalized with batch statistics (backward flows through them)
+  update_non_finite: u32, // 1: update the running statistics even from a batch with NaN or Inf
   _pad0: u32,
-  _pad1: u32,
+}
+
+// Per-channel coefficients of a forward pass. Data is reduced and normalized relative to `shift`,
+// one value of the channel itself: x - shift is exact in float32 when the channel's values are
+// close to each other (Sterbenz), so a large common offset costs no precision.
+struct ChannelCoef {
+  shift: f32,
+  mean: f32,      // mean of x - shift
+  variance: f32,  // biased variance the pass normalized with
+  invstd: f32,    // 1 / sqrt(variance + eps)
+  scale: f32,     // gamma * invstd
+  beta: f32,
+  _pad0: f32,
+  _pad1: f32,
 }
 
 @group(0) @binding(0) var<uniform> params: Params;
@@ -44,4 +59,15 @@ fn channel_element(c: u32, j: u32) -> u32 {
 // Channel of the element at buffer index e.
 fn channel_of(e: u32) -> u32 {
   return (e / params.inner) % params.channels;
+}
+
+// Finite test on the bits: WGSL has no isnan/isinf, and compilers may fold v != v away.
+fn is_finite(v: f32) -> bool {
+  return (bitcast<u32>(v) & 0x7f800000u) != 0x7f800000u;
+}
+
+// A quiet NaN made at run time (a NaN constant expression is a shader-creation error).
+var<private> nan_bits: u32 = 0x7fc00000u;
+fn nan() -> f32 {
+  return bitcast<f32>(nan_bits);
 }

@@ -4,7 +4,12 @@
  */
 import { checkLayout, channelView, viewSize, type ChannelView, type Layout } from './layout.js';
 import { Usage, align4, createBufferWithData, dispatchKernel, readBuffers } from './gpu.js';
-import { REDUCTION_CHUNK, WORKGROUP_SIZE } from './shaders.js';
+import { fromFloat16Bits, toFloat16Bits } from './float16.js';
+import { REDUCTION_CHUNK, SLOT_ELEMENTS, WORKGROUP_SIZE, tensorBytes, type TensorStorage } from './shaders.js';
+import { checkStateArray, checkTensorBuffer, checkTensorFits, checkTrainable, describe } from './validate.js';
+
+/** Element type of the tensors (x, y, dy, dx) in GPU buffers. Statistics are always float32. */
+export type DType = 'float32' | 'float16';
 
 /** Options of a {@link BatchNorm} layer; defaults follow PyTorch. */
 export interface BatchNormOptions {
@@ -26,13 +31,24 @@ export interface BatchNormOptions {
    * inference passes. When false, inference also normalizes with batch statistics. Default true.
    */
   trackRunningStats?: boolean;
+  /**
+   * Tensor storage. 'float16' stores x, y, dy and dx as IEEE halves (two per 32-bit word, the
+   * bytes of an array<f16>) and computes in float32. Default 'float32'.
+   */
+  dtype?: DType;
+  /**
+   * What a training batch whose statistics are not finite (NaN or ±Inf in some channel) does to
+   * the running statistics: 'skip' (default) leaves them and numBatchesTracked unchanged for every
+   * channel; 'update' folds the NaN in, as PyTorch does.
+   */
+  nonFiniteBatches?: 'skip' | 'update';
   /** Prefix of every GPU object's label. Default 'BatchNorm'. */
   label?: string;
 }
 
 /** Arguments of {@link BatchNorm.encodeForward}. */
 export interface ForwardArgs {
-  /** Input, `shape` float32 values; needs STORAGE usage. */
+  /** Input tensor of `shape` in the layer's dtype; needs STORAGE usage. */
   x: GPUBuffer;
   /** Output, same size as x, a different buffer; needs STORAGE usage. */
   y: GPUBuffer;
@@ -79,9 +95,16 @@ export interface BackwardResult {
   dbeta: Float32Array | null;
 }
 
+/** Statistics the last forward pass normalized with (see {@link BatchNorm.getBatchStats}). */
+export interface NormalizationStats {
+  /** Per-channel mean (batch mean, or running mean at inference). */
+  mean: Float64Array;
+  /** Per-channel biased variance (batch variance, or running variance at inference). */
+  variance: Float64Array;
+}
+
 /** Uniform parameters and scratch memory for one tensor shape and normalization mode. */
 interface ShapeResources {
-  view: ChannelView;
   /** Partial-reduction workgroups per channel. */
   chunks: number;
   params: GPUBuffer;
@@ -99,13 +122,14 @@ interface ForwardRecord {
 }
 
 const PARAMS_BYTES = 48; // struct Params in common.wgsl
+const COEF_BYTES = 32; // struct ChannelCoef in common.wgsl
 
 /**
  * Batch normalization on WebGPU.
  *
  * Low level: {@link encodeForward} and {@link encodeBackward} record into the caller's
  * GPUCommandEncoder on caller-owned buffers; they never submit or read back. High level:
- * {@link forward} and {@link backward} take and return Float32Arrays.
+ * {@link forward} and {@link backward} take and return arrays.
  *
  * @example
  * const bn = new BatchNorm(device, { numFeatures: 16, layout: 'NCHW' });
@@ -127,6 +151,10 @@ export class BatchNorm {
   readonly affine: boolean;
   /** Whether running statistics are kept and used at inference. */
   readonly trackRunningStats: boolean;
+  /** Element type of x, y, dy and dx. */
+  readonly dtype: DType;
+  /** What a training batch with non-finite statistics does to the running statistics. */
+  readonly nonFiniteBatches: 'skip' | 'update';
   /** Prefix of every GPU object's label. */
   readonly label: string;
 
@@ -145,10 +173,13 @@ export class BatchNorm {
   /** dL/dβ of the last backward pass, C float32. */
   readonly betaGrad: GPUBuffer;
 
-  /** Per channel (mean, γ·invstd, β, invstd) of the last forward pass. */
+  private readonly storage: TensorStorage;
+  /** Per channel ChannelCoef (common.wgsl) of the last forward pass. */
   private readonly coef: GPUBuffer;
-  /** Per channel (mean, k, q, p) of the last backward pass: dx = k·dy − (x − mean)·q − p. */
+  /** Per channel (k, q, p', shift) of the last backward pass: dx = k·dy − (x − shift)·q − p'. */
   private readonly gradCoef: GPUBuffer;
+  /** Non-zero while the current training pass has seen non-finite statistics. */
+  private readonly nonFiniteFlag: GPUBuffer;
   private readonly owned = new Set<GPUBuffer>();
   private readonly shapes = new Map<string, ShapeResources>();
   private lastForward: ForwardRecord | null = null;
@@ -156,10 +187,13 @@ export class BatchNorm {
   /** Tail of the queue of high-level calls, which run one at a time. */
   private pending: Promise<unknown> = Promise.resolve();
   private destroyed = false;
+  private lost: GPUDeviceLostInfo | null = null;
+  /** A WebGPU validation error of an earlier recorded pass, reported by the next call. */
+  private validationError: Error | null = null;
 
   constructor(device: GPUDevice, options: BatchNormOptions) {
     if (!device || typeof (device as GPUDevice).createBuffer !== 'function') {
-      throw new TypeError(`device must be a GPUDevice; got ${String(device)}`);
+      throw new TypeError(`device must be a GPUDevice; got ${describe(device)}`);
     }
     if (!options || typeof options !== 'object') throw new TypeError('options must be an object with numFeatures and layout');
     const {
@@ -169,6 +203,8 @@ export class BatchNorm {
       momentum = 0.1,
       affine = true,
       trackRunningStats = true,
+      dtype = 'float32',
+      nonFiniteBatches = 'skip',
       label = 'BatchNorm',
     } = options;
     if (!Number.isSafeInteger(numFeatures) || numFeatures < 1) {
@@ -181,6 +217,18 @@ export class BatchNorm {
     if (momentum !== null && (typeof momentum !== 'number' || !(momentum >= 0 && momentum <= 1))) {
       throw new RangeError(`options.momentum must be a number in [0, 1] or null; got ${String(momentum)}`);
     }
+    if (dtype !== 'float32' && dtype !== 'float16') {
+      throw new TypeError(`options.dtype must be 'float32' or 'float16'; got ${String(dtype)}`);
+    }
+    if (nonFiniteBatches !== 'skip' && nonFiniteBatches !== 'update') {
+      throw new TypeError(`options.nonFiniteBatches must be 'skip' or 'update'; got ${String(nonFiniteBatches)}`);
+    }
+    const C = numFeatures;
+    if (C * COEF_BYTES > device.limits.maxStorageBufferBindingSize) {
+      throw new RangeError(
+        `options.numFeatures ${C} needs ${C * COEF_BYTES} bytes of per-channel coefficients, more than this device's maxStorageBufferBindingSize of ${device.limits.maxStorageBufferBindingSize}`,
+      );
+    }
     this.device = device;
     this.numFeatures = numFeatures;
     this.layout = layout;
@@ -188,9 +236,11 @@ export class BatchNorm {
     this.momentum = momentum;
     this.affine = Boolean(affine);
     this.trackRunningStats = Boolean(trackRunningStats);
+    this.dtype = dtype;
+    this.nonFiniteBatches = nonFiniteBatches;
     this.label = label;
+    this.storage = dtype === 'float16' ? 'f16-packed' : 'f32';
 
-    const C = numFeatures;
     const state = Usage.STORAGE | Usage.COPY_SRC | Usage.COPY_DST;
     this.gamma = this.ownBuffer('gamma', new Float32Array(C).fill(1), state);
     this.beta = this.ownBuffer('beta', new Float32Array(C), state);
@@ -199,8 +249,11 @@ export class BatchNorm {
     this.numBatchesTracked = this.ownBuffer('num batches tracked', new Uint32Array(1), state);
     this.gammaGrad = this.ownBuffer('gamma grad', new Float32Array(C), state);
     this.betaGrad = this.ownBuffer('beta grad', new Float32Array(C), state);
-    this.coef = this.ownBuffer('normalize coefficients', new Float32Array(4 * C), Usage.STORAGE);
+    this.coef = this.ownBuffer('normalize coefficients', new Float32Array((COEF_BYTES / 4) * C), Usage.STORAGE | Usage.COPY_SRC);
     this.gradCoef = this.ownBuffer('gradient coefficients', new Float32Array(4 * C), Usage.STORAGE);
+    this.nonFiniteFlag = this.ownBuffer('non-finite flag', new Uint32Array(1), Usage.STORAGE);
+    // A lost device fails every later call with the reason, instead of WebGPU's silent no-ops.
+    device.lost?.then((info) => (this.lost = info)).catch(() => undefined);
   }
 
   /** Number of GPU buffers this layer currently owns (all are destroyed by {@link destroy}). */
@@ -215,62 +268,78 @@ export class BatchNorm {
    * submitted. Several calls may be recorded into one encoder.
    */
   encodeForward(encoder: GPUCommandEncoder, args: ForwardArgs): void {
-    this.checkAlive();
+    this.checkUsable();
     if (!args || typeof args !== 'object') throw new TypeError('args must be an object { x, y, shape, training }');
     const view = this.viewOf(args.shape, 'args.shape');
     if (typeof args.training !== 'boolean') throw new TypeError(`args.training must be a boolean; got ${String(args.training)}`);
-    const bytes = viewSize(view) * 4;
-    this.checkBuffer('args.x', args.x, bytes, args.shape);
-    this.checkBuffer('args.y', args.y, bytes, args.shape);
+    const bytes = this.tensorBytes(view);
+    const what = `${this.dtype} [${args.shape.join(', ')}]`;
+    checkTensorBuffer('args.x', args.x, bytes, what);
+    checkTensorBuffer('args.y', args.y, bytes, what);
     if (args.x === args.y) throw new TypeError('args.y must be a different buffer from args.x (in-place normalization is not supported)');
     checkTrainable(view, args.shape, args.training);
 
     const batchStats = args.training || !this.trackRunningStats;
     const updateRunning = args.training && this.trackRunningStats;
     const res = this.shapeResources(view, { batchStats, updateRunning });
-    const { device } = this;
+    this.recordChecked('encodeForward', () => this.recordForward(encoder, args, view, res, { batchStats, updateRunning }));
+    this.lastForward = { view, x: args.x, shape: [...args.shape], batchStats };
+  }
+
+  private recordForward(
+    encoder: GPUCommandEncoder,
+    args: ForwardArgs,
+    view: ChannelView,
+    res: ShapeResources,
+    mode: { batchStats: boolean; updateRunning: boolean },
+  ): void {
     const C = view.channels;
+    const perChannel = Math.ceil(C / WORKGROUP_SIZE);
     const pass = encoder.beginComputePass({ label: `${this.label} forward` });
-    if (batchStats) {
-      dispatchKernel(device, pass, 'partial_stats', C * res.chunks, { 0: res.params, 1: args.x, 2: res.partials });
-      dispatchKernel(device, pass, 'finalize_stats', C, {
+    const dispatch = this.dispatcher(pass);
+    if (mode.batchStats) {
+      dispatch('partial_stats', C * res.chunks, { 0: res.params, 1: args.x, 5: res.partials });
+      dispatch('finalize_stats', C, {
         0: res.params,
-        2: res.partials,
-        3: this.gamma,
-        4: this.beta,
+        1: args.x,
+        5: res.partials,
+        6: this.gamma,
+        7: this.beta,
+        11: this.coef,
+        12: this.nonFiniteFlag,
+      });
+      if (mode.updateRunning) {
+        dispatch('update_running', perChannel, {
+          0: res.params,
+          8: this.runningMean,
+          9: this.runningVar,
+          10: this.numBatchesTracked,
+          11: this.coef,
+          12: this.nonFiniteFlag,
+        });
+        dispatch('count_batch', 1, { 0: res.params, 10: this.numBatchesTracked, 12: this.nonFiniteFlag });
+      }
+    } else {
+      dispatch('coef_from_running', perChannel, {
+        0: res.params,
         5: this.runningMean,
         6: this.runningVar,
-        7: this.numBatchesTracked,
-        8: this.coef,
-      });
-      if (updateRunning) dispatchKernel(device, pass, 'count_batch', 1, { 7: this.numBatchesTracked });
-    } else {
-      dispatchKernel(device, pass, 'coef_from_running', Math.ceil(C / WORKGROUP_SIZE), {
-        0: res.params,
-        1: this.runningMean,
-        2: this.runningVar,
-        3: this.gamma,
-        4: this.beta,
-        5: this.coef,
+        7: this.gamma,
+        8: this.beta,
+        9: this.coef,
       });
     }
-    dispatchKernel(device, pass, 'normalize', Math.ceil(viewSize(view) / WORKGROUP_SIZE), {
-      0: res.params,
-      6: args.x,
-      7: args.y,
-      8: this.coef,
-    });
+    dispatch('normalize', this.elementwiseWorkgroups(view), { 0: res.params, 1: args.x, 2: args.y, 10: this.coef });
     pass.end();
-    this.lastForward = { view, x: args.x, shape: [...args.shape], batchStats };
   }
 
   /**
    * Records the backward pass of the last recorded forward pass into `encoder`: writes dx and
-   * accumulates nothing (gammaGrad and betaGrad are overwritten). Uses the mean and 1/σ saved by
-   * that forward pass; when it normalized with batch statistics the gradient flows through them.
+   * overwrites gammaGrad and betaGrad (nothing accumulates). Uses the statistics saved by that
+   * forward pass; when it normalized with batch statistics the gradient flows through them.
    */
   encodeBackward(encoder: GPUCommandEncoder, args: BackwardArgs): void {
-    this.checkAlive();
+    this.checkUsable();
     if (!args || typeof args !== 'object') throw new TypeError('args must be an object { x, dy, dx, shape }');
     const view = this.viewOf(args.shape, 'args.shape');
     const last = this.lastForward;
@@ -280,100 +349,87 @@ export class BatchNorm {
         `args.shape must match the last forward pass's shape [${last.shape.join(', ')}]; got [${args.shape.join(', ')}]`,
       );
     }
-    const bytes = viewSize(view) * 4;
-    this.checkBuffer('args.x', args.x, bytes, args.shape);
-    this.checkBuffer('args.dy', args.dy, bytes, args.shape);
-    this.checkBuffer('args.dx', args.dx, bytes, args.shape);
+    const bytes = this.tensorBytes(view);
+    const what = `${this.dtype} [${args.shape.join(', ')}]`;
+    checkTensorBuffer('args.x', args.x, bytes, what);
+    checkTensorBuffer('args.dy', args.dy, bytes, what);
+    checkTensorBuffer('args.dx', args.dx, bytes, what);
     if (args.dx === args.x || args.dx === args.dy) throw new TypeError('args.dx must be a buffer other than args.x and args.dy');
 
     const res = this.shapeResources(view, { batchStats: last.batchStats, updateRunning: false });
-    const { device } = this;
-    const C = view.channels;
+    this.recordChecked('encodeBackward', () => this.recordBackward(encoder, args, view, res));
+  }
+
+  private recordBackward(encoder: GPUCommandEncoder, args: BackwardArgs, view: ChannelView, res: ShapeResources): void {
     const pass = encoder.beginComputePass({ label: `${this.label} backward` });
-    dispatchKernel(device, pass, 'partial_grad_sums', C * res.chunks, {
+    const dispatch = this.dispatcher(pass);
+    dispatch('partial_grad_sums', view.channels * res.chunks, { 0: res.params, 1: args.x, 3: args.dy, 5: this.coef, 6: res.partials });
+    dispatch('finalize_grads', view.channels, {
       0: res.params,
-      1: args.x,
-      2: args.dy,
-      3: this.coef,
-      4: res.partials,
+      5: this.coef,
+      6: res.partials,
+      7: this.gamma,
+      8: this.gammaGrad,
+      9: this.betaGrad,
+      10: this.gradCoef,
     });
-    dispatchKernel(device, pass, 'finalize_grads', C, {
-      0: res.params,
-      3: this.coef,
-      4: res.partials,
-      5: this.gamma,
-      6: this.gammaGrad,
-      7: this.betaGrad,
-      8: this.gradCoef,
-    });
-    dispatchKernel(device, pass, 'input_grad', Math.ceil(viewSize(view) / WORKGROUP_SIZE), {
-      0: res.params,
-      1: args.x,
-      2: args.dy,
-      9: this.gradCoef,
-      10: args.dx,
-    });
+    dispatch('input_grad', this.elementwiseWorkgroups(view), { 0: res.params, 1: args.x, 3: args.dy, 4: args.dx, 11: this.gradCoef });
     pass.end();
   }
 
   /**
-   * Normalizes `x` (float32 values of `shape`) on the GPU and resolves with y. Calls on one layer
-   * run in order, one at a time.
+   * Normalizes `x` (values of `shape`) on the GPU and resolves with y. A float16 layer takes a
+   * Float32Array (rounded to half) or a Uint16Array of half bits, and returns the half results as
+   * a Float32Array. Calls on one layer run in order, one at a time.
    */
-  forward(x: Float32Array, shape: readonly number[], options: { training: boolean }): Promise<Float32Array> {
+  forward(x: Float32Array | Uint16Array, shape: readonly number[], options: { training: boolean }): Promise<Float32Array> {
     return this.serialized(async () => {
-      this.checkAlive();
-      if (!(x instanceof Float32Array)) throw new TypeError(`x must be a Float32Array; got ${describe(x)}`);
+      this.checkUsable();
       const view = this.viewOf(shape, 'shape');
-      if (x.length !== viewSize(view)) {
-        throw new RangeError(`x must have ${viewSize(view)} elements for shape [${shape.join(', ')}]; got ${x.length}`);
-      }
+      const upload = this.tensorUpload('x', x, viewSize(view), `shape [${shape.join(', ')}]`);
       if (!options || typeof options.training !== 'boolean') {
         throw new TypeError(`options.training must be a boolean; got ${String(options?.training)}`);
       }
       // Checked before the I/O buffers may be replaced, so a refused call loses no state.
       checkTrainable(view, shape, options.training);
-      const io = this.ioBuffers(x.byteLength);
+      const io = this.ioBuffers(upload.byteLength);
       const encoder = this.device.createCommandEncoder({ label: `${this.label} forward` });
       this.encodeForward(encoder, { x: io.x, y: io.y, shape, training: options.training });
-      this.device.queue.writeBuffer(io.x, 0, x as Float32Array<ArrayBuffer>);
-      const [y] = await readBuffers(this.device, [{ buffer: io.y, size: x.byteLength }], encoder);
-      return new Float32Array(y);
+      this.device.queue.writeBuffer(io.x, 0, upload);
+      const [y] = await this.read([{ buffer: io.y, size: upload.byteLength }], encoder);
+      return this.tensorDownload(y, viewSize(view));
     });
   }
 
   /**
-   * Backward pass of the last {@link forward} call: takes dL/dy and resolves with dL/dx and,
-   * for an affine layer, dL/dγ and dL/dβ (also left in {@link gammaGrad} and {@link betaGrad}).
+   * Backward pass of the last {@link forward} call: takes dL/dy (like x in {@link forward}) and
+   * resolves with dL/dx and, for an affine layer, dL/dγ and dL/dβ (also left in
+   * {@link gammaGrad} and {@link betaGrad}).
    */
-  backward(dy: Float32Array): Promise<BackwardResult> {
+  backward(dy: Float32Array | Uint16Array): Promise<BackwardResult> {
     return this.serialized(async () => {
-      this.checkAlive();
+      this.checkUsable();
       const last = this.lastForward;
       if (!this.io || !last || last.x !== this.io.x) {
         throw new Error('backward() needs forward() first (after encodeForward, use encodeBackward)');
       }
-      if (!(dy instanceof Float32Array)) throw new TypeError(`dy must be a Float32Array; got ${describe(dy)}`);
       const n = viewSize(last.view);
-      if (dy.length !== n) {
-        throw new RangeError(`dy must have ${n} elements, like the last forward pass's shape [${last.shape.join(', ')}]; got ${dy.length}`);
-      }
+      const upload = this.tensorUpload('dy', dy, n, `the last forward pass's shape [${last.shape.join(', ')}]`);
       const io = this.io;
       const encoder = this.device.createCommandEncoder({ label: `${this.label} backward` });
       this.encodeBackward(encoder, { x: io.x, dy: io.dy, dx: io.dx, shape: last.shape });
-      this.device.queue.writeBuffer(io.dy, 0, dy as Float32Array<ArrayBuffer>);
+      this.device.queue.writeBuffer(io.dy, 0, upload);
       const C = this.numFeatures * 4;
-      const [dx, dgamma, dbeta] = await readBuffers(
-        this.device,
+      const [dx, dgamma, dbeta] = await this.read(
         [
-          { buffer: io.dx, size: dy.byteLength },
+          { buffer: io.dx, size: upload.byteLength },
           { buffer: this.gammaGrad, size: C },
           { buffer: this.betaGrad, size: C },
         ],
         encoder,
       );
       return {
-        dx: new Float32Array(dx),
+        dx: this.tensorDownload(dx, n),
         dgamma: this.affine ? new Float32Array(dgamma) : null,
         dbeta: this.affine ? new Float32Array(dbeta) : null,
       };
@@ -383,9 +439,9 @@ export class BatchNorm {
   /** Reads γ, β, the running statistics and numBatchesTracked back from the GPU. */
   getState(): Promise<BatchNormState> {
     return this.serialized(async () => {
-      this.checkAlive();
+      this.checkUsable();
       const C = this.numFeatures * 4;
-      const [gamma, beta, runningMean, runningVar, batches] = await readBuffers(this.device, [
+      const [gamma, beta, runningMean, runningVar, batches] = await this.read([
         { buffer: this.gamma, size: C },
         { buffer: this.beta, size: C },
         { buffer: this.runningMean, size: C },
@@ -403,13 +459,35 @@ export class BatchNorm {
   }
 
   /**
+   * Reads back the mean and biased variance the last submitted forward pass normalized with:
+   * the batch statistics of a training pass, the running statistics of an inference pass. The
+   * mean is kept as a float32 offset plus a float32 mean relative to it, added here in float64.
+   */
+  getBatchStats(): Promise<NormalizationStats> {
+    return this.serialized(async () => {
+      this.checkUsable();
+      if (!this.lastForward) throw new Error('getBatchStats() needs a forward pass first');
+      const [bytes] = await this.read([{ buffer: this.coef, size: this.numFeatures * COEF_BYTES }]);
+      const coef = new Float32Array(bytes);
+      const stride = COEF_BYTES / 4;
+      const mean = new Float64Array(this.numFeatures);
+      const variance = new Float64Array(this.numFeatures);
+      for (let c = 0; c < this.numFeatures; c++) {
+        mean[c] = coef[c * stride] + coef[c * stride + 1];
+        variance[c] = coef[c * stride + 2];
+      }
+      return { mean, variance };
+    });
+  }
+
+  /**
    * Writes any subset of the state through the device queue, so it takes effect before work
    * submitted afterwards. Everything is checked before anything is written.
    */
   setState(state: BatchNormStateInput): void {
-    this.checkAlive();
+    this.checkUsable();
     if (!state || typeof state !== 'object') throw new TypeError('state must be an object');
-    const writes: [GPUBuffer, BufferSource][] = [];
+    const writes: [GPUBuffer, Float32Array<ArrayBuffer> | Uint32Array<ArrayBuffer>][] = [];
     const arrays = { gamma: this.gamma, beta: this.beta, runningMean: this.runningMean, runningVar: this.runningVar } as const;
     for (const key of Object.keys(arrays) as (keyof typeof arrays)[]) {
       const value = state[key];
@@ -417,12 +495,7 @@ export class BatchNorm {
       if (!this.affine && (key === 'gamma' || key === 'beta')) {
         throw new TypeError(`state.${key} cannot be set: this layer was created with affine: false`);
       }
-      if (value === null || typeof value !== 'object' || typeof value.length !== 'number') {
-        throw new TypeError(`state.${key} must be an array of ${this.numFeatures} numbers; got ${describe(value)}`);
-      }
-      if (value.length !== this.numFeatures) {
-        throw new RangeError(`state.${key} must have ${this.numFeatures} elements (numFeatures); got ${value.length}`);
-      }
+      checkStateArray(`state.${key}`, value, this.numFeatures);
       writes.push([arrays[key], Float32Array.from(value)]);
     }
     const batches = state.numBatchesTracked;
@@ -446,8 +519,54 @@ export class BatchNorm {
     this.lastForward = null;
   }
 
-  private checkAlive(): void {
+  /**
+   * Records passes inside a validation error scope. WebGPU cannot tell synchronously whether a
+   * caller's buffer belongs to this device (or is destroyed); such errors arrive asynchronously
+   * and are thrown by this layer's next call, while the caller's encoder fails on finish().
+   */
+  private recordChecked(what: string, record: () => void): void {
+    this.device.pushErrorScope('validation');
+    try {
+      record();
+    } finally {
+      this.device.popErrorScope().then(
+        (error) => {
+          if (error && !this.validationError) {
+            this.validationError = new Error(
+              `${this.label}: an earlier ${what} failed WebGPU validation (are all its buffers from this layer's device, and alive?): ${error.message}`,
+            );
+          }
+        },
+        () => undefined, // a lost device is reported by checkUsable
+      );
+    }
+  }
+
+  private checkUsable(): void {
     if (this.destroyed) throw new Error(`${this.label} was destroyed; create a new BatchNorm`);
+    if (this.validationError) {
+      const error = this.validationError;
+      this.validationError = null;
+      throw error;
+    }
+    if (this.lost) {
+      throw new Error(
+        `${this.label}: the GPU device was lost (${this.lost.reason}: ${this.lost.message || 'no message'}); ` +
+          'get a new device (getDevice) and create a new BatchNorm on it',
+      );
+    }
+  }
+
+  /** Reads buffers back; a failure caused by device loss is reported as such. */
+  private async read(regions: Parameters<typeof readBuffers>[1], encoder?: GPUCommandEncoder): Promise<ArrayBuffer[]> {
+    try {
+      return await readBuffers(this.device, regions, encoder);
+    } catch (error) {
+      // The lost promise settles on its own schedule; give it a chance before deciding.
+      await new Promise((resolve) => setTimeout(resolve, 0));
+      this.checkUsable();
+      throw error;
+    }
   }
 
   /** Runs high-level calls one after another, so they never interleave their buffer use. */
@@ -455,6 +574,36 @@ export class BatchNorm {
     const result = this.pending.then(fn);
     this.pending = result.catch(() => undefined);
     return result;
+  }
+
+  private dispatcher(pass: GPUComputePassEncoder) {
+    return (kernel: Parameters<typeof dispatchKernel>[2], workgroups: number, buffers: Record<number, GPUBuffer>) =>
+      dispatchKernel(this.device, pass, kernel, this.storage, workgroups, buffers);
+  }
+
+  private tensorBytes(view: ChannelView): number {
+    return tensorBytes(this.storage, viewSize(view));
+  }
+
+  private elementwiseWorkgroups(view: ChannelView): number {
+    return Math.ceil(viewSize(view) / SLOT_ELEMENTS[this.storage] / WORKGROUP_SIZE);
+  }
+
+  /** The bytes to upload for a tensor argument of the high-level calls, after checking it. */
+  private tensorUpload(argName: string, data: unknown, elements: number, what: string): Uint8Array<ArrayBuffer> {
+    const accepted = this.dtype === 'float16' ? 'a Float32Array or a Uint16Array of half bits' : 'a Float32Array';
+    const ok = data instanceof Float32Array || (this.dtype === 'float16' && data instanceof Uint16Array);
+    if (!ok) throw new TypeError(`${argName} must be ${accepted} for a ${this.dtype} layer; got ${describe(data)}`);
+    const array = data as Float32Array | Uint16Array;
+    if (array.length !== elements) throw new RangeError(`${argName} must have ${elements} elements for ${what}; got ${array.length}`);
+    const typed = this.dtype === 'float16' && array instanceof Float32Array ? toFloat16Bits(array) : array;
+    const bytes = new Uint8Array(align4(typed.byteLength));
+    bytes.set(new Uint8Array(typed.buffer, typed.byteOffset, typed.byteLength));
+    return bytes;
+  }
+
+  private tensorDownload(bytes: ArrayBuffer, elements: number): Float32Array {
+    return this.dtype === 'float16' ? fromFloat16Bits(new Uint16Array(bytes, 0, elements)) : new Float32Array(bytes, 0, elements);
   }
 
   private ownBuffer(name: string, data: Float32Array | Uint32Array, usage: number): GPUBuffer {
@@ -470,22 +619,8 @@ export class BatchNorm {
         `${argName} has ${view.channels} channels on the C axis of layout '${this.layout}'; numFeatures is ${this.numFeatures}`,
       );
     }
-    if (viewSize(view) * 4 > 0xffffffff) {
-      throw new RangeError(`${argName} [${shape.join(', ')}] has more than 2^30 elements, the most one buffer can index`);
-    }
+    checkTensorFits(this.device, argName, shape, viewSize(view), this.tensorBytes(view));
     return view;
-  }
-
-  private checkBuffer(argName: string, buffer: GPUBuffer, bytes: number, shape: readonly number[]): void {
-    if (!buffer || typeof buffer !== 'object' || typeof buffer.size !== 'number') {
-      throw new TypeError(`${argName} must be a GPUBuffer; got ${describe(buffer)}`);
-    }
-    if (buffer.size < bytes) {
-      throw new RangeError(`${argName} must hold at least ${bytes} bytes (float32 [${shape.join(', ')}]); got ${buffer.size}`);
-    }
-    if ((buffer.usage & Usage.STORAGE) === 0) {
-      throw new TypeError(`${argName} must have GPUBufferUsage.STORAGE in its usage; got usage 0x${buffer.usage.toString(16)}`);
-    }
   }
 
   /**
@@ -502,10 +637,9 @@ export class BatchNorm {
     const params = new ArrayBuffer(PARAMS_BYTES);
     new Uint32Array(params, 0, 6).set([view.outer, view.channels, view.inner, count, chunks, viewSize(view)]);
     new Float32Array(params, 24, 2).set([this.eps, this.momentum ?? -1]);
-    new Uint32Array(params, 32, 2).set([Number(mode.updateRunning), Number(mode.batchStats)]);
+    new Uint32Array(params, 32, 3).set([Number(mode.updateRunning), Number(mode.batchStats), Number(this.nonFiniteBatches === 'update')]);
     const label = `${this.label} [${view.outer}, ${view.channels}, ${view.inner}]`;
     res = {
-      view,
       chunks,
       params: createBufferWithData(this.device, `${label} params`, params, Usage.UNIFORM),
       partials: this.device.createBuffer({ label: `${label} partials`, size: align4(view.channels * chunks * 16), usage: Usage.STORAGE }),
@@ -537,18 +671,4 @@ export class BatchNorm {
     this.owned.delete(buffer);
     buffer.destroy();
   }
-}
-
-/** Training needs two or more values per channel: the unbiased variance divides by n - 1. */
-function checkTrainable(view: ChannelView, shape: readonly number[], training: boolean): void {
-  const count = view.outer * view.inner;
-  if (training && count < 2) {
-    throw new RangeError(`expected more than 1 value per channel when training; got shape [${shape.join(', ')}] (${count} value per channel)`);
-  }
-}
-
-function describe(value: unknown): string {
-  if (value === null) return 'null';
-  if (typeof value !== 'object') return `${typeof value} ${String(value)}`;
-  return (value as object).constructor?.name ?? 'object';
 }

@@ -3,6 +3,7 @@
  * dispatches larger than one grid dimension, and reading buffers back.
  */
 import { getPipeline, type KernelName } from './pipelines.js';
+import type { TensorStorage } from './shaders.js';
 
 /** GPUBufferUsage flags by value, so that this module does not depend on the globals being set. */
 export const Usage = {
@@ -33,18 +34,19 @@ export function align4(n: number): number {
 }
 
 /**
- * Records one dispatch of `kernel` over `workgroups` workgroups, bound to `buffers` by binding
- * number. Counts above maxComputeWorkgroupsPerDimension are spread over y; kernels fold the 2-D
- * id back with linear_workgroup() and ignore the overshoot.
+ * Records one dispatch of `kernel` (built for tensors stored as `storage`) over `workgroups`
+ * workgroups, bound to `buffers` by binding number. Counts above maxComputeWorkgroupsPerDimension
+ * are spread over y; kernels fold the 2-D id back with linear_workgroup() and ignore the overshoot.
  */
 export function dispatchKernel(
   device: GPUDevice,
   pass: GPUComputePassEncoder,
   kernel: KernelName,
+  storage: TensorStorage,
   workgroups: number,
   buffers: Record<number, GPUBuffer>,
 ): void {
-  const pipeline = getPipeline(device, kernel);
+  const pipeline = getPipeline(device, kernel, storage);
   const bindGroup = device.createBindGroup({
     label: `webgpu-batchnorm ${kernel} bind group`,
     layout: pipeline.getBindGroupLayout(0),

@@ -14,7 +14,10 @@ export type {
   BatchNormState,
   BatchNormStateInput,
   BackwardResult,
+  NormalizationStats,
+  DType,
 } from './batchnorm.js';
+export { toFloat16Bits, fromFloat16Bits, toHalfBits, fromHalfBits } from './float16.js';
 export { getDevice } from './device.js';
 export type { GetDeviceOptions } from './device.js';
 export { LAYOUTS, channelView, channelAxis, viewSize } from './layout.js';

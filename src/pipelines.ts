@@ -1,13 +1,14 @@
 /**
- * Compute pipelines, created once per device and cached in a WeakMap so that they go away with
- * the device.
+ * Compute pipelines, created once per device and tensor storage and cached in a WeakMap so that
+ * they go away with the device.
  */
-import { SHADERS, type ShaderName } from './shaders.js';
+import { shaderSource, type ShaderName, type TensorStorage } from './shaders.js';
 
 /** Every kernel entry point and the shader module it lives in. */
 const KERNELS = {
   partial_stats: 'stats',
   finalize_stats: 'stats',
+  update_running: 'stats',
   count_batch: 'stats',
   coef_from_running: 'normalize',
   normalize: 'normalize',
@@ -20,8 +21,8 @@ const KERNELS = {
 export type KernelName = keyof typeof KERNELS;
 
 interface DeviceCache {
-  modules: Map<ShaderName, GPUShaderModule>;
-  pipelines: Map<KernelName, GPUComputePipeline>;
+  modules: Map<string, GPUShaderModule>;
+  pipelines: Map<string, GPUComputePipeline>;
 }
 
 const caches = new WeakMap<GPUDevice, DeviceCache>();
@@ -35,23 +36,25 @@ function cacheFor(device: GPUDevice): DeviceCache {
   return cache;
 }
 
-/** The compute pipeline for `kernel` on `device`, created on first use. */
-export function getPipeline(device: GPUDevice, kernel: KernelName): GPUComputePipeline {
+/** The compute pipeline for `kernel` with tensors stored as `storage`, created on first use. */
+export function getPipeline(device: GPUDevice, kernel: KernelName, storage: TensorStorage): GPUComputePipeline {
   const cache = cacheFor(device);
-  let pipeline = cache.pipelines.get(kernel);
+  const key = `${kernel} ${storage}`;
+  let pipeline = cache.pipelines.get(key);
   if (!pipeline) {
     const shader = KERNELS[kernel];
-    let module = cache.modules.get(shader);
+    const moduleKey = `${shader} ${storage}`;
+    let module = cache.modules.get(moduleKey);
     if (!module) {
-      module = device.createShaderModule({ label: `webgpu-batchnorm ${shader}.wgsl`, code: SHADERS[shader] });
-      cache.modules.set(shader, module);
+      module = device.createShaderModule({ label: `webgpu-batchnorm ${shader}.wgsl (${storage})`, code: shaderSource(shader, storage) });
+      cache.modules.set(moduleKey, module);
     }
     pipeline = device.createComputePipeline({
-      label: `webgpu-batchnorm ${kernel}`,
+      label: `webgpu-batchnorm ${kernel} (${storage})`,
       layout: 'auto',
       compute: { module, entryPoint: kernel },
     });
-    cache.pipelines.set(kernel, pipeline);
+    cache.pipelines.set(key, pipeline);
   }
   return pipeline;
 }

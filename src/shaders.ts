@@ -1,23 +1,40 @@
 /**
- * WGSL sources. Each kernel file is prefixed with common.wgsl (the Params uniform and the
- * [outer, C, inner] indexing helpers); `?raw` makes vite and vitest inline the text.
+ * WGSL sources. Each shader module is built from three real .wgsl files: the tensor storage
+ * (how x, y, dy and dx are stored: float32, or float16 packed two per u32), common.wgsl (the
+ * Params uniform and the [outer, C, inner] indexing) and the kernel file. `?raw` makes vite and
+ * vitest inline the text.
  */
+import tensorF32 from '../shaders/tensor_f32.wgsl?raw';
+import tensorF16Packed from '../shaders/tensor_f16_packed.wgsl?raw';
 import common from '../shaders/common.wgsl?raw';
 import stats from '../shaders/bn_stats.wgsl?raw';
 import normalize from '../shaders/bn_normalize.wgsl?raw';
 import backward from '../shaders/bn_backward.wgsl?raw';
 
-/** Shader modules by name; each is complete WGSL. */
-export const SHADERS = {
-  stats: `${common}\n${stats}`,
-  normalize: `${common}\n${normalize}`,
-  backward: `${common}\n${backward}`,
-} as const;
+const KERNEL_FILES = { stats, normalize, backward } as const;
 
-/** Name of a shader module in {@link SHADERS}. */
-export type ShaderName = keyof typeof SHADERS;
+/** Name of a kernel file (a shader module). */
+export type ShaderName = keyof typeof KERNEL_FILES;
 
-/** Threads per workgroup in every kernel (WG in common.wgsl). */
+/** How tensors are stored in GPU buffers. */
+export type TensorStorage = 'f32' | 'f16-packed';
+
+const STORAGE_FILES: Record<TensorStorage, string> = { f32: tensorF32, 'f16-packed': tensorF16Packed };
+
+/** Elements one thread of an elementwise kernel writes (SLOT in tensor_*.wgsl). */
+export const SLOT_ELEMENTS: Record<TensorStorage, number> = { f32: 1, 'f16-packed': 2 };
+
+/** Bytes a tensor of `elements` values takes in a buffer with this storage. */
+export function tensorBytes(storage: TensorStorage, elements: number): number {
+  return storage === 'f32' ? elements * 4 : Math.ceil(elements / 2) * 4;
+}
+
+/** The complete WGSL of a shader module for a tensor storage. */
+export function shaderSource(shader: ShaderName, storage: TensorStorage): string {
+  return `${STORAGE_FILES[storage]}\n${common}\n${KERNEL_FILES[shader]}`;
+}
+
+/** Threads per workgroup of the elementwise and per-channel kernels (WG in common.wgsl). */
 export const WORKGROUP_SIZE = 256;
 /** Elements of a channel reduced by one partial workgroup (CHUNK in common.wgsl). */
 export const REDUCTION_CHUNK = 2048;

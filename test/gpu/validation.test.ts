@@ -5,6 +5,7 @@
 import { describe, it, expect } from 'vitest';
 import { BatchNorm, type BatchNormOptions } from '../../src/batchnorm.js';
 import { storageBuffer, testDevice } from '../helpers/gpu.js';
+import { getDevice } from '../../src/device.js';
 import { randn } from '../helpers/data.js';
 
 describe('constructor options', () => {
@@ -100,8 +101,35 @@ describe('forward and backward arguments', () => {
     const bn = new BatchNorm(device, { numFeatures: 2, layout: 'NC' });
     await expect(bn.backward(new Float32Array(8))).rejects.toThrow(/backward\(\) needs forward\(\) first/);
     await bn.forward(randn(8, 1), [4, 2], { training: true });
-    await expect(bn.backward(new Float32Array(6))).rejects.toThrow(/dy must have 8 elements, like the last forward pass's shape \[4, 2\]; got 6/);
+    await expect(bn.backward(new Float32Array(6))).rejects.toThrow(/dy must have 8 elements for the last forward pass's shape \[4, 2\]; got 6/);
     bn.destroy();
+  });
+});
+
+describe('buffers of another device', () => {
+  it('are reported by the next call with the WebGPU message; the layer keeps working', async () => {
+    const device = await testDevice();
+    const other = await getDevice({ label: 'other device' });
+    const bn = new BatchNorm(device, { numFeatures: 2, layout: 'NC' });
+    const foreign = storageBuffer(other, new Float32Array(8));
+    const y = storageBuffer(device, new Float32Array(8));
+    const encoder = device.createCommandEncoder();
+    bn.encodeForward(encoder, { x: foreign, y, shape: [4, 2], training: true });
+    // The caller's encoder is invalid too: WebGPU reports it when it is finished.
+    device.pushErrorScope('validation');
+    encoder.finish();
+    expect((await device.popErrorScope())?.message).toMatch(/invalid/i);
+    await device.queue.onSubmittedWorkDone();
+    await expect(bn.getState()).rejects.toThrow(
+      /BatchNorm: an earlier encodeForward failed WebGPU validation \(are all its buffers from this layer's device, and alive\?\): .*other device.*cannot be used with.*test device/,
+    );
+    // Reported once; the layer itself is fine.
+    const out = await bn.forward(Float32Array.from([1, 2, 3, 4, 5, 6, 7, 8]), [4, 2], { training: true });
+    expect(out.every(Number.isFinite)).toBe(true);
+    bn.destroy();
+    foreign.destroy();
+    y.destroy();
+    other.destroy();
   });
 });
 

@@ -81,3 +81,14 @@ export function dgammaTolerance(x: ArrayLike<number>, dy: ArrayLike<number>, vie
   });
   return { rtol: 1e-5, atol };
 }
+
+/**
+ * A float32 tolerance widened by one rounding of the output to half precision (WGSL's
+ * pack2x16float may round either way): 2^-10 relative for normal halves, plus 2^-24 absolute,
+ * the spacing of subnormal halves (below 2^-14).
+ */
+export function halfTolerance(tol: Tolerance): Tolerance {
+  const HALF_SUBNORMAL = 2 ** -24;
+  const atol = typeof tol.atol === 'number' ? tol.atol + HALF_SUBNORMAL : Float64Array.from(tol.atol, (a) => a + HALF_SUBNORMAL);
+  return { rtol: tol.rtol + 2 ** -10, atol };
+}

@@ -1,0 +1,102 @@
+/**
+ * Limits, device loss and GPU memory over long runs.
+ */
+import { describe, it, expect } from 'vitest';
+import { BatchNorm } from '../../src/batchnorm.js';
+import { getDevice } from '../../src/device.js';
+import { randn } from '../helpers/data.js';
+import { storageBuffer, testDevice } from '../helpers/gpu.js';
+
+/** Wraps a device so that every buffer it creates and destroys is counted. */
+function countingDevice(device: GPUDevice) {
+  const live = new Set<GPUBuffer>();
+  const proxy = new Proxy(device, {
+    get(target, prop) {
+      if (prop === 'createBuffer') {
+        return (descriptor: GPUBufferDescriptor) => {
+          const buffer = target.createBuffer(descriptor);
+          live.add(buffer);
+          const destroy = buffer.destroy.bind(buffer);
+          buffer.destroy = () => {
+            live.delete(buffer);
+            destroy();
+          };
+          return buffer;
+        };
+      }
+      const value = Reflect.get(target, prop, target);
+      return typeof value === 'function' ? value.bind(target) : value;
+    },
+  });
+  return { device: proxy, live };
+}
+
+describe('device limits', () => {
+  it('refuses a tensor larger than maxStorageBufferBindingSize up front, stating the limit', async () => {
+    // A device with the default limits: 128 MiB per storage binding.
+    const device = await getDevice({ requiredLimits: {}, label: 'default-limits device' });
+    const limit = device.limits.maxStorageBufferBindingSize;
+    expect(limit).toBe(134217728);
+    const tooMany = limit / 4 + 64; // float32 elements
+    const shape = [tooMany / 64, 64];
+    const bn = new BatchNorm(device, { numFeatures: 64, layout: 'NC' });
+    const small = storageBuffer(device, new Float32Array(4));
+    const message = new RegExp(`args.shape \\[${shape[0]}, 64\\] needs ${tooMany * 4} bytes per tensor, more than this device's maxStorageBufferBindingSize of ${limit} bytes`);
+    expect(() => bn.encodeForward(device.createCommandEncoder(), { x: small, y: small, shape, training: true })).toThrow(message);
+    await expect(bn.forward(new Float32Array(tooMany), shape, { training: true })).rejects.toThrow(/maxStorageBufferBindingSize of 134217728 bytes/);
+    // float16 storage halves the bytes: the same shape fits.
+    const half = new BatchNorm(device, { numFeatures: 64, layout: 'NC', dtype: 'float16' });
+    expect(() => half.encodeForward(device.createCommandEncoder(), { x: small, y: small, shape, training: true })).toThrow(
+      /args.x must hold at least 67108992 bytes/,
+    );
+    bn.destroy();
+    half.destroy();
+    small.destroy();
+    device.destroy();
+  });
+});
+
+describe('device loss', () => {
+  it('surfaces as a clear error from the next call; a new layer on a new device works', async () => {
+    const device = await getDevice({ label: 'device to lose' });
+    const bn = new BatchNorm(device, { numFeatures: 2, layout: 'NC' });
+    await bn.forward(randn(8, 1), [4, 2], { training: true });
+    device.destroy();
+    const info = await device.lost;
+    expect(info.reason).toBe('destroyed');
+    await expect(bn.forward(randn(8, 2), [4, 2], { training: true })).rejects.toThrow(
+      /BatchNorm: the GPU device was lost \(destroyed: .*\); get a new device \(getDevice\) and create a new BatchNorm on it/,
+    );
+    expect(() => bn.encodeForward({} as GPUCommandEncoder, { x: {} as GPUBuffer, y: {} as GPUBuffer, shape: [4, 2], training: true })).toThrow(
+      /the GPU device was lost/,
+    );
+    await expect(bn.getState()).rejects.toThrow(/the GPU device was lost/);
+
+    const fresh = new BatchNorm(await getDevice({ label: 'replacement device' }), { numFeatures: 2, layout: 'NC' });
+    const y = await fresh.forward(Float32Array.from([1, 10, 3, 30]), [2, 2], { training: true });
+    expect(Array.from(y, (v) => Math.round(v * 1000) / 1000)).toEqual([-1, -1, 1, 1]);
+    fresh.destroy();
+    fresh.device.destroy();
+  });
+});
+
+describe('GPU memory', () => {
+  it('1000 training steps (forward + backward) leave the live buffer count flat', async () => {
+    const { device, live } = countingDevice(await testDevice());
+    const bn = new BatchNorm(device, { numFeatures: 4, layout: 'NCHW' });
+    const shape = [2, 4, 3, 3];
+    const x = randn(72, 7);
+    const dy = randn(72, 8);
+    const counts: number[] = [];
+    for (let step = 1; step <= 1000; step++) {
+      await bn.forward(x, shape, { training: true });
+      await bn.backward(dy);
+      if (step === 10 || step === 1000) counts.push(live.size);
+    }
+    expect((await bn.getState()).numBatchesTracked).toBe(1000);
+    expect(counts[1], `live buffers after 10 steps: ${counts[0]}, after 1000: ${counts[1]}`).toBe(counts[0]);
+    expect(live.size).toBe(bn.bufferCount);
+    bn.destroy();
+    expect(live.size, 'buffers left after destroy()').toBe(0);
+  });
+});
