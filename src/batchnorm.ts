@@ -5,7 +5,7 @@
 import { checkLayout, channelView, viewSize, type ChannelView, type Layout } from './layout.js';
 import { Usage, align4, createBufferWithData, dispatchKernel, readBuffers } from './gpu.js';
 import { fromFloat16Bits, toFloat16Bits } from './float16.js';
-import { REDUCTION_CHUNK, SLOT_ELEMENTS, WORKGROUP_SIZE, tensorBytes, type TensorStorage } from './shaders.js';
+import { REDUCTION_CHUNK, SLOT_ELEMENTS, WORKGROUP_SIZE, tensorBytes, tensorStorage, type TensorStorage } from './shaders.js';
 import { checkStateArray, checkTensorBuffer, checkTensorFits, checkTrainable, describe } from './validate.js';
 
 /** Element type of the tensors (x, y, dy, dx) in GPU buffers. Statistics are always float32. */
@@ -32,8 +32,9 @@ export interface BatchNormOptions {
    */
   trackRunningStats?: boolean;
   /**
-   * Tensor storage. 'float16' stores x, y, dy and dx as IEEE halves (two per 32-bit word, the
-   * bytes of an array<f16>) and computes in float32. Default 'float32'.
+   * Tensor storage. 'float16' stores x, y, dy and dx as IEEE halves (the bytes of an
+   * array<f16>): native f16 in the shaders where the device has 'shader-f16', else two halves
+   * per u32 unpacked in float32. Arithmetic is float32 either way. Default 'float32'.
    */
   dtype?: DType;
   /**
@@ -239,7 +240,7 @@ export class BatchNorm {
     this.dtype = dtype;
     this.nonFiniteBatches = nonFiniteBatches;
     this.label = label;
-    this.storage = dtype === 'float16' ? 'f16-packed' : 'f32';
+    this.storage = tensorStorage(device, dtype);
 
     const state = Usage.STORAGE | Usage.COPY_SRC | Usage.COPY_DST;
     this.gamma = this.ownBuffer('gamma', new Float32Array(C).fill(1), state);

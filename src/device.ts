@@ -25,6 +25,9 @@ const SWIFTSHADER_ICDS = [
   '/usr/lib64/chromium-browser/vk_swiftshader_icd.json',
 ];
 
+// Where the Vulkan loader looks for the system's drivers on Linux.
+const SYSTEM_ICD_DIRS = ['/etc/vulkan/icd.d', '/usr/share/vulkan/icd.d', '/usr/local/share/vulkan/icd.d'];
+
 const HOW_TO_GET_AN_ADAPTER =
   'No WebGPU adapter was found. On a headless Linux machine without a GPU driver, install ' +
   "Debian's chromium (SwiftShader's Vulkan driver) and the Vulkan loader: " +
@@ -59,11 +62,15 @@ async function nodeGpu(): Promise<GPUAdapter | null> {
     dawnInstances.push(gpu);
     return gpu.requestAdapter();
   };
+  const { existsSync, readdirSync } = await import(/* @vite-ignore */ 'node:fs');
   const driverConfigured = Boolean(env.VK_ICD_FILENAMES || env.VK_DRIVER_FILES);
-  const adapter = await tryCreate();
-  if (adapter || driverConfigured) return adapter;
+  // Try the system's drivers first, unless there are none to try (which only makes Vulkan warn).
+  const systemDrivers = SYSTEM_ICD_DIRS.some((dir) => existsSync(dir) && readdirSync(dir).some((f) => f.endsWith('.json')));
+  if (driverConfigured || systemDrivers || process.platform !== 'linux') {
+    const adapter = await tryCreate();
+    if (adapter || driverConfigured) return adapter;
+  }
   // No usable driver among the system's: fall back to SwiftShader if it is installed.
-  const { existsSync } = await import(/* @vite-ignore */ 'node:fs');
   const icd = SWIFTSHADER_ICDS.find((path) => existsSync(path));
   if (!icd) return null;
   env.VK_ICD_FILENAMES = icd;

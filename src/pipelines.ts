@@ -5,7 +5,7 @@
 import { shaderSource, type ShaderName, type TensorStorage } from './shaders.js';
 
 /** Every kernel entry point and the shader module it lives in. */
-const KERNELS = {
+export const KERNELS = {
   partial_stats: 'stats',
   finalize_stats: 'stats',
   update_running: 'stats',

@@ -6,6 +6,7 @@
  */
 import tensorF32 from '../shaders/tensor_f32.wgsl?raw';
 import tensorF16Packed from '../shaders/tensor_f16_packed.wgsl?raw';
+import tensorF16 from '../shaders/tensor_f16.wgsl?raw';
 import common from '../shaders/common.wgsl?raw';
 import stats from '../shaders/bn_stats.wgsl?raw';
 import normalize from '../shaders/bn_normalize.wgsl?raw';
@@ -16,20 +17,32 @@ const KERNEL_FILES = { stats, normalize, backward } as const;
 /** Name of a kernel file (a shader module). */
 export type ShaderName = keyof typeof KERNEL_FILES;
 
-/** How tensors are stored in GPU buffers. */
-export type TensorStorage = 'f32' | 'f16-packed';
+/**
+ * How tensors are stored in GPU buffers: float32, or IEEE halves -- as native f16 where the
+ * device has shader-f16, else packed two per u32. Both half storages have the same bytes.
+ */
+export type TensorStorage = 'f32' | 'f16' | 'f16-packed';
 
-const STORAGE_FILES: Record<TensorStorage, string> = { f32: tensorF32, 'f16-packed': tensorF16Packed };
+const STORAGE_FILES: Record<TensorStorage, string> = { f32: tensorF32, f16: tensorF16, 'f16-packed': tensorF16Packed };
+
+/** Every tensor storage. */
+export const TENSOR_STORAGES = Object.keys(STORAGE_FILES) as TensorStorage[];
 
 /** Elements one thread of an elementwise kernel writes (SLOT in tensor_*.wgsl). */
-export const SLOT_ELEMENTS: Record<TensorStorage, number> = { f32: 1, 'f16-packed': 2 };
+export const SLOT_ELEMENTS: Record<TensorStorage, number> = { f32: 1, f16: 2, 'f16-packed': 2 };
+
+/** The storage for tensors of `dtype` on `device`. */
+export function tensorStorage(device: GPUDevice, dtype: 'float32' | 'float16'): TensorStorage {
+  if (dtype === 'float32') return 'f32';
+  return device.features.has('shader-f16') ? 'f16' : 'f16-packed';
+}
 
 /** Bytes a tensor of `elements` values takes in a buffer with this storage. */
 export function tensorBytes(storage: TensorStorage, elements: number): number {
   return storage === 'f32' ? elements * 4 : Math.ceil(elements / 2) * 4;
 }
 
-/** The complete WGSL of a shader module for a tensor storage. */
+/** The complete WGSL of a shader module for a tensor storage (the storage file comes first: it may hold `enable f16;`). */
 export function shaderSource(shader: ShaderName, storage: TensorStorage): string {
   return `${STORAGE_FILES[storage]}\n${common}\n${KERNEL_FILES[shader]}`;
 }

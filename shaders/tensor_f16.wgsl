@@ -1,0 +1,23 @@
+// Tensors (x, y, dy, dx) stored as native f16, on adapters with shader-f16; arithmetic stays in
+// float32. The bytes are those of tensor_f16_packed.wgsl, and a slot is likewise two elements
+// (one 32-bit word), so the host side is the same for both. An odd tensor's last word has a
+// padding half, which is written as 0.
+enable f16;
+
+@group(0) @binding(1) var<storage, read> x: array<f16>;
+@group(0) @binding(2) var<storage, read_write> y: array<f16>;
+@group(0) @binding(3) var<storage, read> dy: array<f16>;
+@group(0) @binding(4) var<storage, read_write> dx: array<f16>;
+
+const SLOT: u32 = 2u;
+
+fn load_x(e: u32) -> f32 { return f32(x[e]); }
+fn load_dy(e: u32) -> f32 { return f32(dy[e]); }
+fn store_y(slot: u32, v: vec2f) {
+  y[2u * slot] = f16(v.x);
+  y[2u * slot + 1u] = f16(v.y);
+}
+fn store_dx(slot: u32, v: vec2f) {
+  dx[2u * slot] = f16(v.x);
+  dx[2u * slot + 1u] = f16(v.y);
+}
