@@ -5,31 +5,7 @@ import { describe, it, expect } from 'vitest';
 import { BatchNorm } from '../../src/batchnorm.js';
 import { getDevice } from '../../src/device.js';
 import { randn } from '../helpers/data.js';
-import { storageBuffer, testDevice } from '../helpers/gpu.js';
-
-/** Wraps a device so that every buffer it creates and destroys is counted. */
-function countingDevice(device: GPUDevice) {
-  const live = new Set<GPUBuffer>();
-  const proxy = new Proxy(device, {
-    get(target, prop) {
-      if (prop === 'createBuffer') {
-        return (descriptor: GPUBufferDescriptor) => {
-          const buffer = target.createBuffer(descriptor);
-          live.add(buffer);
-          const destroy = buffer.destroy.bind(buffer);
-          buffer.destroy = () => {
-            live.delete(buffer);
-            destroy();
-          };
-          return buffer;
-        };
-      }
-      const value = Reflect.get(target, prop, target);
-      return typeof value === 'function' ? value.bind(target) : value;
-    },
-  });
-  return { device: proxy, live };
-}
+import { countingDevice, storageBuffer, testDevice } from '../helpers/gpu.js';
 
 describe('device limits', () => {
   it('refuses a tensor larger than maxStorageBufferBindingSize up front, stating the limit', async () => {

@@ -4,7 +4,7 @@
  */
 import { describe, it, expect } from 'vitest';
 import { BatchNorm, type BatchNormOptions } from '../../src/batchnorm.js';
-import { storageBuffer, testDevice } from '../helpers/gpu.js';
+import { countingDevice, storageBuffer, testDevice } from '../helpers/gpu.js';
 import { getDevice } from '../../src/device.js';
 import { randn } from '../helpers/data.js';
 
@@ -34,6 +34,16 @@ describe('forward and backward arguments', () => {
     await expect(bn.forward(new Float32Array(23), [2, 3, 2, 2], { training: true })).rejects.toThrow(
       /x must have 24 elements for shape \[2, 3, 2, 2\]; got 23/,
     );
+    await expect(bn.forward(new Float32Array(24), [2, 3, 2.5, 2], { training: true })).rejects.toThrow(
+      /shape\[2\] must be a positive integer; got 2.5 in \[2, 3, 2.5, 2\]/,
+    );
+    const encoder = device.createCommandEncoder();
+    const buffer = storageBuffer(device, new Float32Array(24));
+    expect(() => bn.encodeForward(encoder, { x: buffer, y: buffer, shape: [2, 3, -2, 2], training: true })).toThrow(
+      /args.shape\[2\] must be a positive integer; got -2/,
+    );
+    encoder.finish();
+    buffer.destroy();
     bn.destroy();
   });
 
@@ -157,42 +167,18 @@ describe('state', () => {
 
 describe('lifetime', () => {
   it('destroy() frees every buffer the layer created; later calls fail clearly', async () => {
-    const device = await testDevice();
-    const created: GPUBuffer[] = [];
-    const counting = new Proxy(device, {
-      get(target, prop) {
-        if (prop === 'createBuffer') {
-          return (descriptor: GPUBufferDescriptor) => {
-            const buffer = target.createBuffer(descriptor);
-            created.push(buffer);
-            return buffer;
-          };
-        }
-        const value = Reflect.get(target, prop, target);
-        return typeof value === 'function' ? value.bind(target) : value;
-      },
-    });
-    const bn = new BatchNorm(counting, { numFeatures: 4, layout: 'NCL' });
+    const { device, live } = countingDevice(await testDevice());
+    const bn = new BatchNorm(device, { numFeatures: 4, layout: 'NCL' });
     const x = randn(2 * 4 * 9, 3);
     await bn.forward(x, [2, 4, 9], { training: true });
     await bn.backward(randn(x.length, 4));
-    await bn.forward(randn(3 * 4 * 9, 5), [3, 4, 9], { training: false });
+    await bn.forward(randn(3 * 4 * 9, 5), [3, 4, 9], { training: false }); // grows the I/O buffers
     await bn.getState();
     // Readback staging buffers are freed by the call that made them; the layer owns the rest.
-    const stagingBuffers = created.filter((b) => b.label === 'webgpu-batchnorm readback');
-    expect(stagingBuffers.length).toBe(4);
-    expect(bn.bufferCount).toBe(created.length - stagingBuffers.length - 4 /* first io buffers, replaced when x grew */);
-    const destroyed: GPUBuffer[] = [];
-    for (const b of created) {
-      const original = b.destroy.bind(b);
-      b.destroy = () => {
-        destroyed.push(b);
-        original();
-      };
-    }
+    expect(live.size).toBe(bn.bufferCount);
     bn.destroy();
     expect(bn.bufferCount).toBe(0);
-    expect(destroyed.length).toBe(created.length - stagingBuffers.length - 4);
+    expect(live.size, 'buffers left after destroy()').toBe(0);
     await expect(bn.forward(x, [2, 4, 9], { training: true })).rejects.toThrow(/BatchNorm was destroyed; create a new BatchNorm/);
   });
 

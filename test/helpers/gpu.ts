@@ -41,3 +41,27 @@ export function storageBuffer(device: GPUDevice, data: Float32Array, extraUsage 
   buffer.unmap();
   return buffer;
 }
+
+/** Wraps a device so that every buffer it creates and destroys is counted. */
+export function countingDevice(device: GPUDevice) {
+  const live = new Set<GPUBuffer>();
+  const proxy = new Proxy(device, {
+    get(target, prop) {
+      if (prop === 'createBuffer') {
+        return (descriptor: GPUBufferDescriptor) => {
+          const buffer = target.createBuffer(descriptor);
+          live.add(buffer);
+          const destroy = buffer.destroy.bind(buffer);
+          buffer.destroy = () => {
+            live.delete(buffer);
+            destroy();
+          };
+          return buffer;
+        };
+      }
+      const value = Reflect.get(target, prop, target);
+      return typeof value === 'function' ? value.bind(target) : value;
+    },
+  });
+  return { device: proxy, live };
+}
