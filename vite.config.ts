@@ -1,14 +1,16 @@
 import { defineConfig } from 'vitest/config';
 
+// A page of its own: `demo` (npm run demo / build:demo) or `bench` (npm run bench).
+const page = (root: string) => ({
+  root,
+  base: './',
+  build: { outDir: `../dist-${root}`, emptyOutDir: true, target: 'es2022' },
+  server: { host: '127.0.0.1' },
+});
+
 export default defineConfig(({ mode }) =>
-  mode === 'demo'
-    ? {
-        // `npm run demo` / `npm run build:demo`: the page in demo/, built to a static site.
-        root: 'demo',
-        base: './',
-        build: { outDir: '../dist-demo', emptyOutDir: true, target: 'es2022' },
-        server: { host: '127.0.0.1' },
-      }
+  mode === 'demo' || mode === 'bench'
+    ? page(mode)
     : {
         build: {
           // Library build: one ESM file with the WGSL inlined; the Node-only imports stay external.

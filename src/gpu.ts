@@ -35,8 +35,7 @@ export function align4(n: number): number {
 
 /**
  * Records one dispatch of `kernel` (built for tensors stored as `storage`) over `workgroups`
- * workgroups, bound to `buffers` by binding number. Counts above maxComputeWorkgroupsPerDimension
- * are spread over y; kernels fold the 2-D id back with linear_workgroup() and ignore the overshoot.
+ * workgroups, bound to `buffers` by binding number.
  */
 export function dispatchKernel(
   device: GPUDevice,
@@ -46,9 +45,23 @@ export function dispatchKernel(
   workgroups: number,
   buffers: Record<number, GPUBuffer>,
 ): void {
-  const pipeline = getPipeline(device, kernel, storage);
+  dispatchPipeline(device, pass, getPipeline(device, kernel, storage), workgroups, buffers);
+}
+
+/**
+ * Records one dispatch of `pipeline` over `workgroups` workgroups, bound to `buffers` by binding
+ * number. Counts above maxComputeWorkgroupsPerDimension are spread over y; kernels fold the 2-D
+ * id back (linear_workgroup() in common.wgsl) and ignore the overshoot.
+ */
+export function dispatchPipeline(
+  device: GPUDevice,
+  pass: GPUComputePassEncoder,
+  pipeline: GPUComputePipeline,
+  workgroups: number,
+  buffers: Record<number, GPUBuffer>,
+): void {
   const bindGroup = device.createBindGroup({
-    label: `webgpu-batchnorm ${kernel} bind group`,
+    label: `${pipeline.label} bind group`,
     layout: pipeline.getBindGroupLayout(0),
     entries: Object.entries(buffers).map(([binding, buffer]) => ({ binding: Number(binding), resource: { buffer } })),
   });

@@ -4,22 +4,10 @@
  */
 import { chromium, type Browser } from 'playwright-core';
 import { preview, type PreviewServer } from 'vite';
+import ARGS from './chromium-args.json' with { type: 'json' };
 
 const CHROMIUM = process.env.CHROMIUM_PATH ?? '/usr/bin/chromium';
 
-const ARGS = [
-  '--no-sandbox',
-  '--disable-background-networking',
-  '--disable-component-update',
-  '--disable-sync',
-  '--no-first-run',
-  '--enable-unsafe-webgpu',
-  '--enable-features=Vulkan',
-  '--use-vulkan=swiftshader',
-  '--use-webgpu-adapter=swiftshader',
-  '--disable-vulkan-surface',
-  '--use-angle=swiftshader',
-];
 
 /** Headless chromium with WebGPU on SwiftShader. */
 export function launchChromium(): Promise<Browser> {

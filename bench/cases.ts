@@ -1,0 +1,28 @@
+/** The benchmark's tensors and modes (issue 4). */
+import type { Layout } from '../src/layout.js';
+
+export interface BenchCase {
+  layout: Layout;
+  shape: number[];
+}
+
+export const CASES: BenchCase[] = [
+  { layout: 'NCHW', shape: [8, 32, 32, 32] },
+  { layout: 'NCHW', shape: [32, 64, 56, 56] },
+  { layout: 'NCHW', shape: [64, 256, 14, 14] },
+  { layout: 'NC', shape: [4096, 1024] },
+  { layout: 'NHWC', shape: [8, 32, 32, 32] },
+  { layout: 'NHWC', shape: [32, 56, 56, 64] },
+  { layout: 'NHWC', shape: [64, 14, 14, 256] },
+];
+
+/** A smaller set for a quick look: `npm run bench -- --quick`. */
+export const QUICK_CASES: BenchCase[] = [CASES[0], CASES[4], { layout: 'NC', shape: [512, 256] }];
+
+export const MODES = ['inference', 'training forward', 'forward+backward'] as const;
+export type Mode = (typeof MODES)[number];
+
+/** float32 values a mode must read and write at least: x and y; plus x and dy read, dx written. */
+export function compulsoryFloats(mode: Mode, n: number): number {
+  return mode === 'forward+backward' ? 5 * n : 2 * n;
+}
