@@ -8,7 +8,7 @@
 //
 // partial_grad_sums: one workgroup per (channel, chunk) -> partials[g] = (sum dy, sum dy * (x - mean))
 // finalize_grads:    one workgroup per channel -> dgamma, dbeta and grad_coef
-// input_grad:        one thread per slot -> dx
+// input_grad:        one thread per slot (1, 2 or 4 elements) -> dx
 
 // The forward pass's coefficients.
 @group(0) @binding(5) var<storage, read> coef: array<ChannelCoef>;
@@ -44,11 +44,21 @@ fn partial_grad_sums(@builtin(workgroup_id) wid: vec3u,
   let mean = coef[c].mean;
 
   var acc = vec2f(0.0);
-  for (var j = start + lid; j < end; j += RWG) {
-    let e = channel_element(c, j);
-    let g_out = load_dy(e);
-    // x - mean as (x - shift) - mean (see ChannelCoef).
-    acc += vec2f(g_out, g_out * ((load_x(e) - shift) - mean));
+  if (params.inner % 4u == 0u) {
+    // Runs of 4 contiguous elements of the channel (as in partial_stats).
+    for (var j = start + 4u * lid; j < end; j += 4u * RWG) {
+      let e = channel_element(c, j);
+      let g_out = load_dy4(e);
+      let centered = (load_x4(e) - shift) - mean;
+      acc += vec2f(g_out.x + g_out.y + g_out.z + g_out.w, dot(g_out, centered));
+    }
+  } else {
+    for (var j = start + lid; j < end; j += RWG) {
+      let e = channel_element(c, j);
+      let g_out = load_dy(e);
+      // x - mean as (x - shift) - mean (see ChannelCoef).
+      acc += vec2f(g_out, g_out * ((load_x(e) - shift) - mean));
+    }
   }
   sums[lid] = acc;
   workgroupBarrier();
@@ -91,11 +101,6 @@ fn finalize_grads(@builtin(workgroup_id) wid: vec3u,
   grad_coef[c] = vec4f(k, q, p - coef[c].mean * q, coef[c].shift);
 }
 
-fn input_gradient(e: u32) -> f32 {
-  let t = grad_coef_in[channel_of(e)];
-  return t.x * load_dy(e) - (load_x(e) - t.w) * t.y - t.z;
-}
-
 @compute @workgroup_size(WG)
 fn input_grad(@builtin(workgroup_id) wid: vec3u,
               @builtin(num_workgroups) nwg: vec3u,
@@ -103,9 +108,24 @@ fn input_grad(@builtin(workgroup_id) wid: vec3u,
   let slot = linear_workgroup(wid, nwg) * WG + lid;
   let first = slot * SLOT;
   if (first >= params.total) { return; }
-  var out = vec2f(input_gradient(first), 0.0);
-  if (SLOT == 2u && first + 1u < params.total) {
-    out.y = input_gradient(first + 1u);
+  let v = load_x_slot(slot);
+  let g = load_dy_slot(slot);
+  var out = vec4f(0.0);
+  if (SLOT == 1u) {
+    let t = grad_coef_in[channel_of(first)];
+    out.x = t.x * g.x - (v.x - t.w) * t.y - t.z;
+  } else if (params.inner % SLOT == 0u) {
+    // The slot's elements share one channel.
+    let t = grad_coef_in[channel_of(first)];
+    out = t.x * g - (v - t.w) * t.y - t.z;
+  } else {
+    for (var k = 0u; k < SLOT; k++) {
+      let e = first + k;
+      if (e < params.total) {
+        let t = grad_coef_in[channel_of(e)];
+        out[k] = t.x * g[k] - (v[k] - t.w) * t.y - t.z;
+      }
+    }
   }
   store_dx(slot, out);
 }

@@ -3,7 +3,7 @@
 // y = x * scale + offset) keeps full precision when the mean is large against the spread.
 //
 // coef_from_running: one thread per channel; coefficients from the running (population) statistics.
-// normalize:         one thread per slot (one or two elements, see the tensor_*.wgsl storage).
+// normalize:         one thread per slot (1, 2 or 4 elements, see the tensor_*.wgsl storages).
 
 @group(0) @binding(5) var<storage, read> running_mean: array<f32>;
 @group(0) @binding(6) var<storage, read> running_var: array<f32>;
@@ -23,11 +23,6 @@ fn coef_from_running(@builtin(workgroup_id) wid: vec3u,
   coef[c] = ChannelCoef(running_mean[c], 0.0, variance, invstd, gamma[c] * invstd, beta[c], 0.0, 0.0);
 }
 
-fn normalized(e: u32) -> f32 {
-  let c = channel_of(e);
-  return ((load_x(e) - coef_in[c].shift) - coef_in[c].mean) * coef_in[c].scale + coef_in[c].beta;
-}
-
 @compute @workgroup_size(WG)
 fn normalize(@builtin(workgroup_id) wid: vec3u,
              @builtin(num_workgroups) nwg: vec3u,
@@ -35,9 +30,23 @@ fn normalize(@builtin(workgroup_id) wid: vec3u,
   let slot = linear_workgroup(wid, nwg) * WG + lid;
   let first = slot * SLOT;
   if (first >= params.total) { return; }
-  var out = vec2f(normalized(first), 0.0);
-  if (SLOT == 2u && first + 1u < params.total) {
-    out.y = normalized(first + 1u);
+  let v = load_x_slot(slot);
+  var out = vec4f(0.0);
+  if (SLOT == 1u) {
+    let c = channel_of(first);
+    out.x = ((v.x - coef_in[c].shift) - coef_in[c].mean) * coef_in[c].scale + coef_in[c].beta;
+  } else if (params.inner % SLOT == 0u) {
+    // The slot's elements share one channel: one set of coefficients, vector arithmetic.
+    let c = channel_of(first);
+    out = ((v - coef_in[c].shift) - coef_in[c].mean) * coef_in[c].scale + coef_in[c].beta;
+  } else {
+    for (var k = 0u; k < SLOT; k++) {
+      let e = first + k;
+      if (e < params.total) {
+        let c = channel_of(e);
+        out[k] = ((v[k] - coef_in[c].shift) - coef_in[c].mean) * coef_in[c].scale + coef_in[c].beta;
+      }
+    }
   }
   store_y(slot, out);
 }

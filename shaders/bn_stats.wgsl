@@ -50,13 +50,25 @@ fn partial_stats(@builtin(workgroup_id) wid: vec3u,
   let end = min(start + CHUNK, params.count);
   let shift = load_x(channel_element(c, 0u));
 
-  var acc = vec3f(0.0); // Welford: (mean, M2, n) of x - shift
-  for (var j = start + lid; j < end; j += RWG) {
-    let v = load_x(channel_element(c, j)) - shift;
-    acc.z += 1.0;
-    let d = v - acc.x;
-    acc.x += d / acc.z;
-    acc.y += d * (v - acc.x);
+  var acc = vec3f(0.0); // (mean, M2, n) of x - shift
+  if (params.inner % 4u == 0u) {
+    // Runs of 4 contiguous elements of the channel: each run's exact (mean, M2) is merged in by
+    // Chan's formula, one division per 4 elements. (count and CHUNK are multiples of 4 here.)
+    for (var j = start + 4u * lid; j < end; j += 4u * RWG) {
+      let v = load_x4(channel_element(c, j)) - shift;
+      let m = (v.x + v.y + v.z + v.w) * 0.25;
+      let d = v - m;
+      acc = merge(acc, vec3f(m, dot(d, d), 4.0));
+    }
+  } else {
+    // Welford's update, one element at a time.
+    for (var j = start + lid; j < end; j += RWG) {
+      let v = load_x(channel_element(c, j)) - shift;
+      acc.z += 1.0;
+      let d = v - acc.x;
+      acc.x += d / acc.z;
+      acc.y += d * (v - acc.x);
+    }
   }
   moments[lid] = acc;
   workgroupBarrier();

@@ -11,5 +11,10 @@ const SLOT: u32 = 2u;
 
 fn load_x(e: u32) -> f32 { return unpack2x16float(x[e >> 1u])[e & 1u]; }
 fn load_dy(e: u32) -> f32 { return unpack2x16float(dy[e >> 1u])[e & 1u]; }
-fn store_y(slot: u32, v: vec2f) { y[slot] = pack2x16float(v); }
-fn store_dx(slot: u32, v: vec2f) { dx[slot] = pack2x16float(v); }
+// Four consecutive elements from e, a multiple of 4 (used where they share a channel).
+fn load_x4(e: u32) -> vec4f { return vec4f(unpack2x16float(x[e >> 1u]), unpack2x16float(x[(e >> 1u) + 1u])); }
+fn load_dy4(e: u32) -> vec4f { return vec4f(unpack2x16float(dy[e >> 1u]), unpack2x16float(dy[(e >> 1u) + 1u])); }
+fn load_x_slot(slot: u32) -> vec4f { return vec4f(unpack2x16float(x[slot]), 0.0, 0.0); }
+fn load_dy_slot(slot: u32) -> vec4f { return vec4f(unpack2x16float(dy[slot]), 0.0, 0.0); }
+fn store_y(slot: u32, v: vec4f) { y[slot] = pack2x16float(v.xy); }
+fn store_dx(slot: u32, v: vec4f) { dx[slot] = pack2x16float(v.xy); }

@@ -10,5 +10,10 @@ const SLOT: u32 = 1u;
 
 fn load_x(e: u32) -> f32 { return x[e]; }
 fn load_dy(e: u32) -> f32 { return dy[e]; }
-fn store_y(slot: u32, v: vec2f) { y[slot] = v.x; }
-fn store_dx(slot: u32, v: vec2f) { dx[slot] = v.x; }
+// Four consecutive elements from e, a multiple of 4 (used where they share a channel).
+fn load_x4(e: u32) -> vec4f { return vec4f(x[e], x[e + 1u], x[e + 2u], x[e + 3u]); }
+fn load_dy4(e: u32) -> vec4f { return vec4f(dy[e], dy[e + 1u], dy[e + 2u], dy[e + 3u]); }
+fn load_x_slot(slot: u32) -> vec4f { return vec4f(x[slot], 0.0, 0.0, 0.0); }
+fn load_dy_slot(slot: u32) -> vec4f { return vec4f(dy[slot], 0.0, 0.0, 0.0); }
+fn store_y(slot: u32, v: vec4f) { y[slot] = v.x; }
+fn store_dx(slot: u32, v: vec4f) { dx[slot] = v.x; }

@@ -174,7 +174,6 @@ export class BatchNorm {
   /** dL/dβ of the last backward pass, C float32. */
   readonly betaGrad: GPUBuffer;
 
-  private readonly storage: TensorStorage;
   /** Per channel ChannelCoef (common.wgsl) of the last forward pass. */
   private readonly coef: GPUBuffer;
   /** Per channel (k, q, p', shift) of the last backward pass: dx = k·dy − (x − shift)·q − p'. */
@@ -240,7 +239,6 @@ export class BatchNorm {
     this.dtype = dtype;
     this.nonFiniteBatches = nonFiniteBatches;
     this.label = label;
-    this.storage = tensorStorage(device, dtype);
 
     const state = Usage.STORAGE | Usage.COPY_SRC | Usage.COPY_DST;
     this.gamma = this.ownBuffer('gamma', new Float32Array(C).fill(1), state);
@@ -297,7 +295,7 @@ export class BatchNorm {
     const C = view.channels;
     const perChannel = Math.ceil(C / WORKGROUP_SIZE);
     const pass = encoder.beginComputePass({ label: `${this.label} forward` });
-    const dispatch = this.dispatcher(pass);
+    const dispatch = this.dispatcher(pass, view);
     if (mode.batchStats) {
       dispatch('partial_stats', C * res.chunks, { 0: res.params, 1: args.x, 5: res.partials });
       dispatch('finalize_stats', C, {
@@ -363,7 +361,7 @@ export class BatchNorm {
 
   private recordBackward(encoder: GPUCommandEncoder, args: BackwardArgs, view: ChannelView, res: ShapeResources): void {
     const pass = encoder.beginComputePass({ label: `${this.label} backward` });
-    const dispatch = this.dispatcher(pass);
+    const dispatch = this.dispatcher(pass, view);
     dispatch('partial_grad_sums', view.channels * res.chunks, { 0: res.params, 1: args.x, 3: args.dy, 5: this.coef, 6: res.partials });
     dispatch('finalize_grads', view.channels, {
       0: res.params,
@@ -577,17 +575,24 @@ export class BatchNorm {
     return result;
   }
 
-  private dispatcher(pass: GPUComputePassEncoder) {
+  /** How a tensor of this view is stored and accessed (see tensorStorage). */
+  private storageFor(view: ChannelView): TensorStorage {
+    return tensorStorage(this.device, this.dtype, view.inner);
+  }
+
+  /** Records dispatches of kernels built for the storage of `view`'s tensors. */
+  private dispatcher(pass: GPUComputePassEncoder, view: ChannelView) {
+    const storage = this.storageFor(view);
     return (kernel: Parameters<typeof dispatchKernel>[2], workgroups: number, buffers: Record<number, GPUBuffer>) =>
-      dispatchKernel(this.device, pass, kernel, this.storage, workgroups, buffers);
+      dispatchKernel(this.device, pass, kernel, storage, workgroups, buffers);
   }
 
   private tensorBytes(view: ChannelView): number {
-    return tensorBytes(this.storage, viewSize(view));
+    return tensorBytes(this.storageFor(view), viewSize(view));
   }
 
   private elementwiseWorkgroups(view: ChannelView): number {
-    return Math.ceil(viewSize(view) / SLOT_ELEMENTS[this.storage] / WORKGROUP_SIZE);
+    return Math.ceil(viewSize(view) / SLOT_ELEMENTS[this.storageFor(view)] / WORKGROUP_SIZE);
   }
 
   /** The bytes to upload for a tensor argument of the high-level calls, after checking it. */

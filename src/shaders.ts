@@ -5,6 +5,7 @@
  * vitest inline the text.
  */
 import tensorF32 from '../shaders/tensor_f32.wgsl?raw';
+import tensorF32x4 from '../shaders/tensor_f32x4.wgsl?raw';
 import tensorF16Packed from '../shaders/tensor_f16_packed.wgsl?raw';
 import tensorF16 from '../shaders/tensor_f16.wgsl?raw';
 import common from '../shaders/common.wgsl?raw';
@@ -18,28 +19,37 @@ const KERNEL_FILES = { stats, normalize, backward } as const;
 export type ShaderName = keyof typeof KERNEL_FILES;
 
 /**
- * How tensors are stored in GPU buffers: float32, or IEEE halves -- as native f16 where the
- * device has shader-f16, else packed two per u32. Both half storages have the same bytes.
+ * How tensors are stored in GPU buffers and accessed: float32 (as vec4s where runs of 4
+ * elements share a channel), or IEEE halves -- native f16 where the device has shader-f16, else packed
+ * two per u32. Both float32 storages have the same bytes, and so do both half storages.
  */
-export type TensorStorage = 'f32' | 'f16' | 'f16-packed';
+export type TensorStorage = 'f32' | 'f32x4' | 'f16' | 'f16-packed';
 
-const STORAGE_FILES: Record<TensorStorage, string> = { f32: tensorF32, f16: tensorF16, 'f16-packed': tensorF16Packed };
+const STORAGE_FILES: Record<TensorStorage, string> = {
+  f32: tensorF32,
+  f32x4: tensorF32x4,
+  f16: tensorF16,
+  'f16-packed': tensorF16Packed,
+};
 
 /** Every tensor storage. */
 export const TENSOR_STORAGES = Object.keys(STORAGE_FILES) as TensorStorage[];
 
 /** Elements one thread of an elementwise kernel writes (SLOT in tensor_*.wgsl). */
-export const SLOT_ELEMENTS: Record<TensorStorage, number> = { f32: 1, f16: 2, 'f16-packed': 2 };
+export const SLOT_ELEMENTS: Record<TensorStorage, number> = { f32: 1, f32x4: 4, f16: 2, 'f16-packed': 2 };
 
-/** The storage for tensors of `dtype` on `device`. */
-export function tensorStorage(device: GPUDevice, dtype: 'float32' | 'float16'): TensorStorage {
-  if (dtype === 'float32') return 'f32';
+/**
+ * The storage for tensors of `dtype` on `device`, where `inner` is the size of the block after
+ * the channel axis: float32 tensors are accessed as vec4s when runs of 4 share a channel.
+ */
+export function tensorStorage(device: GPUDevice, dtype: 'float32' | 'float16', inner: number): TensorStorage {
+  if (dtype === 'float32') return inner % 4 === 0 ? 'f32x4' : 'f32';
   return device.features.has('shader-f16') ? 'f16' : 'f16-packed';
 }
 
 /** Bytes a tensor of `elements` values takes in a buffer with this storage. */
 export function tensorBytes(storage: TensorStorage, elements: number): number {
-  return storage === 'f32' ? elements * 4 : Math.ceil(elements / 2) * 4;
+  return storage === 'f32' || storage === 'f32x4' ? elements * 4 : Math.ceil(elements / 2) * 4;
 }
 
 /** The complete WGSL of a shader module for a tensor storage (the storage file comes first: it may hold `enable f16;`). */

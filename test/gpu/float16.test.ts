@@ -38,7 +38,9 @@ describe.each([
   ['NCHW', [2, 3, 7, 5]],
   ['NHWC', [3, 5, 7, 3]],
   ['NCDHW', [2, 2, 3, 3, 5]],
-] as [Layout, number[]][])('float16 %s %j (odd sizes: the last word is half used)', (layout, shape) => {
+  ['NCHW', [2, 3, 4, 6]],
+  ['NCL', [3, 2, 2052]],
+] as [Layout, number[]][])('float16 %s %j (odd sizes use half of the last word; inner 4k uses runs of 4)', (layout, shape) => {
   it('forward and backward match the reference on the half values', async () => {
     const device = await testDevice();
     const view = channelView(layout, shape);

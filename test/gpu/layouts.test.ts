@@ -1,8 +1,8 @@
 /**
  * GPU against the float64 reference for every layout over shapes chosen to be awkward: one
  * channel and three, inner sizes 1 and 7, batches of 2, sizes that are not multiples of the
- * workgroup (256) or of the reduction chunk (2048), channels spread over several chunks, and more
- * channels than one workgroup. Each case runs three training steps (y, running statistics,
+ * workgroup (256) or of the reduction chunk (2048), channels spread over several chunks, more
+ * channels than one workgroup, and inner sizes that are multiples of 4 (the vec4 paths). Each case runs three training steps (y, running statistics,
  * numBatchesTracked), a training backward, an inference forward and an inference backward.
  */
 import { describe, it, expect } from 'vitest';
@@ -22,9 +22,9 @@ import { STATS_TOL, dgammaTolerance, dxTolerance, sumTolerance, yTolerance } fro
 const SHAPES: Record<Layout, number[][]> = {
   NC: [[2, 1], [2, 3], [7, 3], [300, 5], [4100, 3], [2, 300]],
   NCL: [[2, 3, 7], [3, 1, 1000], [5, 4, 513], [2, 3, 1]],
-  NCHW: [[2, 3, 1, 1], [2, 1, 7, 7], [3, 3, 5, 7], [8, 4, 17, 19]],
+  NCHW: [[2, 3, 1, 1], [2, 1, 7, 7], [3, 3, 5, 7], [8, 4, 17, 19], [2, 3, 4, 6], [3, 2, 64, 36]],
   NHWC: [[2, 1, 1, 3], [2, 7, 7, 1], [3, 5, 7, 3], [4, 23, 29, 4]],
-  NCDHW: [[2, 3, 1, 1, 7], [2, 1, 3, 5, 7], [2, 4, 5, 6, 7]],
+  NCDHW: [[2, 3, 1, 1, 7], [2, 1, 3, 5, 7], [2, 4, 5, 6, 7], [2, 2, 2, 2, 3]],
 };
 
 const CASES = (Object.entries(SHAPES) as [Layout, number[][]][]).flatMap(([layout, shapes]) =>
