@@ -4,33 +4,26 @@
  * asserted here; speed is what `npm run bench` reports.
  */
 import { afterAll, beforeAll, expect, it } from 'vitest';
-import { build, type PreviewServer } from 'vite';
-import type { Browser } from 'playwright-core';
 import type { BenchResult } from '../../bench/main.js';
 import { MODES, QUICK_CASES } from '../../bench/cases.js';
-import { launchChromium, serveBuild } from '../helpers/browser.js';
+import { openSite, type SiteUnderTest } from '../helpers/browser.js';
 
-let browser: Browser;
-let server: PreviewServer;
-let url: string;
+let site: SiteUnderTest;
 
 beforeAll(async () => {
-  await build({ mode: 'bench', logLevel: 'warn' });
-  ({ server, url } = await serveBuild('bench'));
-  browser = await launchChromium();
+  site = await openSite('bench');
 });
 
 afterAll(async () => {
-  await browser?.close();
-  await server?.close();
+  await site?.close();
 });
 
 it('runs every implementation of the quick cases and checks each against the reference', async () => {
-  const page = await browser.newPage();
+  const page = await site.browser.newPage();
   const warnings: string[] = [];
   page.on('pageerror', (e) => warnings.push(e.message));
   page.on('console', (m) => ['error', 'warning'].includes(m.type()) && warnings.push(m.text()));
-  await page.goto(`${url}?quick=1&iterations=1`);
+  await page.goto(`${site.url}?quick=1&iterations=1`);
   await page.waitForFunction(() => window.benchResult !== undefined, undefined, { timeout: 240_000 });
   const result = (await page.evaluate(() => window.benchResult)) as BenchResult;
   expect(result.error).toBeUndefined();

@@ -4,33 +4,26 @@
  */
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { mkdirSync } from 'node:fs';
-import { build, type PreviewServer } from 'vite';
-import type { Browser } from 'playwright-core';
 import type { DemoResult } from '../../demo/main.js';
-import { launchChromium, serveBuild } from '../helpers/browser.js';
+import { openSite, type SiteUnderTest } from '../helpers/browser.js';
 
-let browser: Browser;
-let server: PreviewServer;
-let url: string;
+let site: SiteUnderTest;
 
 beforeAll(async () => {
-  await build({ mode: 'demo', logLevel: 'warn' });
-  ({ server, url } = await serveBuild('demo'));
-  browser = await launchChromium();
+  site = await openSite('demo');
 });
 
 afterAll(async () => {
-  await browser?.close();
-  await server?.close();
+  await site?.close();
 });
 
 describe('demo page in chromium (WebGPU on SwiftShader)', () => {
   it('runs every layout on the GPU and matches the float64 reference', async () => {
-    const page = await browser.newPage({ viewport: { width: 1000, height: 640 } });
+    const page = await site.browser.newPage({ viewport: { width: 1000, height: 640 } });
     const errors: string[] = [];
     page.on('pageerror', (e) => errors.push(e.message));
     page.on('console', (m) => m.type() === 'error' && errors.push(m.text()));
-    await page.goto(url);
+    await page.goto(site.url);
     await page.waitForFunction(() => window.demoResult !== undefined, undefined, { timeout: 90_000 });
     const result = (await page.evaluate(() => window.demoResult)) as DemoResult;
     mkdirSync('test/output', { recursive: true });
