@@ -7,6 +7,7 @@
 // cancels (see ChannelCoef).
 //
 // partial_grad_sums: one workgroup per (channel, chunk) -> partials[g] = (sum dy, sum dy * (x - mean))
+//                    (partial_grad_sums_channels_last: the same for inner == 1)
 // finalize_grads:    one workgroup per channel -> dgamma, dbeta and grad_coef
 // input_grad:        one thread per slot (1, 2 or 4 elements) -> dx
 
@@ -66,6 +67,31 @@ fn partial_grad_sums(@builtin(workgroup_id) wid: vec3u,
   if (lid == 0u) {
     partials[g] = vec4f(sums[0], 0.0, 0.0);
   }
+}
+
+// Channels-last variant of partial_grad_sums (inner == 1), laid out like
+// partial_stats_channels_last.
+@compute @workgroup_size(RWG)
+fn partial_grad_sums_channels_last(@builtin(workgroup_id) wid: vec3u,
+                                   @builtin(num_workgroups) nwg: vec3u,
+                                   @builtin(local_invocation_index) lid: u32) {
+  let g = linear_workgroup(wid, nwg);
+  let tiles = (params.channels + RWG - 1u) / RWG;
+  let block = g / tiles;
+  let c = (g - block * tiles) * RWG + lid;
+  if (block >= params.chunks || c >= params.channels) { return; }
+  let start = block * ROWS;
+  let end = min(start + ROWS, params.outer);
+  let shift = coef[c].shift;
+  let mean = coef[c].mean;
+
+  var acc = vec2f(0.0);
+  for (var o = start; o < end; o++) {
+    let e = o * params.channels + c;
+    let g_out = load_dy(e);
+    acc += vec2f(g_out, g_out * ((load_x(e) - shift) - mean));
+  }
+  partials[c * params.chunks + block] = vec4f(acc, 0.0, 0.0);
 }
 
 @compute @workgroup_size(RWG)

@@ -4,6 +4,7 @@
 // channel's first value (see ChannelCoef).
 //
 // partial_stats:  one workgroup per (channel, chunk of CHUNK elements) -> partials[channel * chunks + chunk]
+//                 (partial_stats_channels_last: the same for inner == 1, see there)
 // finalize_stats: one workgroup per channel; merges its partials into coef, flags non-finite batches
 // update_running: one thread per channel; running statistics, unless the batch was flagged
 // count_batch:    one thread; bumps num_batches_tracked (unless flagged) and clears the flag
@@ -76,6 +77,34 @@ fn partial_stats(@builtin(workgroup_id) wid: vec3u,
   if (lid == 0u) {
     partials[g] = vec4f(moments[0], 0.0);
   }
+}
+
+// Channels-last variant of partial_stats (inner == 1, so element (row o, channel c) is at
+// o * channels + c): each thread runs Welford's update down one channel over a block of ROWS
+// rows; neighbouring threads read neighbouring channels, and no barrier is needed. One
+// workgroup per (tile of RWG channels, block of rows); partials[channel * chunks + block].
+@compute @workgroup_size(RWG)
+fn partial_stats_channels_last(@builtin(workgroup_id) wid: vec3u,
+                               @builtin(num_workgroups) nwg: vec3u,
+                               @builtin(local_invocation_index) lid: u32) {
+  let g = linear_workgroup(wid, nwg);
+  let tiles = (params.channels + RWG - 1u) / RWG;
+  let block = g / tiles;
+  let c = (g - block * tiles) * RWG + lid;
+  if (block >= params.chunks || c >= params.channels) { return; }
+  let start = block * ROWS;
+  let end = min(start + ROWS, params.outer);
+  let shift = load_x(c);
+
+  var acc = vec3f(0.0);
+  for (var o = start; o < end; o++) {
+    let v = load_x(o * params.channels + c) - shift;
+    acc.z += 1.0;
+    let d = v - acc.x;
+    acc.x += d / acc.z;
+    acc.y += d * (v - acc.x);
+  }
+  partials[c * params.chunks + block] = vec4f(acc, 0.0);
 }
 
 @compute @workgroup_size(RWG)

@@ -42,6 +42,9 @@ const WG: u32 = 256u;
 const RWG: u32 = 64u;
 // Elements of one channel that one partial-reduction workgroup covers (32 per thread).
 const CHUNK: u32 = 2048u;
+// Channels-last reductions (inner == 1): a workgroup covers RWG consecutive channels, one per
+// thread, over a block of this many rows.
+const ROWS: u32 = 256u;
 
 // Large dispatches are split over x and y (maxComputeWorkgroupsPerDimension is 65535 on many
 // adapters); this folds the 2-D workgroup id back into one linear index.

@@ -5,7 +5,16 @@
 import { checkLayout, channelView, viewSize, type ChannelView, type Layout } from './layout.js';
 import { Usage, align4, createBufferWithData, dispatchKernel, readBuffers } from './gpu.js';
 import { fromFloat16Bits, toFloat16Bits } from './float16.js';
-import { REDUCTION_CHUNK, SLOT_ELEMENTS, WORKGROUP_SIZE, tensorBytes, tensorStorage, type TensorStorage } from './shaders.js';
+import {
+  REDUCTION_CHUNK,
+  REDUCTION_ROWS,
+  REDUCTION_WORKGROUP_SIZE,
+  SLOT_ELEMENTS,
+  WORKGROUP_SIZE,
+  tensorBytes,
+  tensorStorage,
+  type TensorStorage,
+} from './shaders.js';
 import { checkStateArray, checkTensorBuffer, checkTensorFits, checkTrainable, describe } from './validate.js';
 
 /** Element type of the tensors (x, y, dy, dx) in GPU buffers. Statistics are always float32. */
@@ -106,8 +115,12 @@ export interface NormalizationStats {
 
 /** Uniform parameters and scratch memory for one tensor shape and normalization mode. */
 interface ShapeResources {
-  /** Partial-reduction workgroups per channel. */
+  /** Partials per channel: chunks of REDUCTION_CHUNK elements, or blocks of REDUCTION_ROWS rows channels-last. */
   chunks: number;
+  /** inner == 1: the partial reductions walk contiguous channels (the *_channels_last kernels). */
+  channelsLast: boolean;
+  /** Workgroups of one partial-reduction dispatch. */
+  partialWorkgroups: number;
   params: GPUBuffer;
   /** One vec4 per (channel, chunk), shared by the statistics and gradient reductions. */
   partials: GPUBuffer;
@@ -297,7 +310,11 @@ export class BatchNorm {
     const pass = encoder.beginComputePass({ label: `${this.label} forward` });
     const dispatch = this.dispatcher(pass, view);
     if (mode.batchStats) {
-      dispatch('partial_stats', C * res.chunks, { 0: res.params, 1: args.x, 5: res.partials });
+      dispatch(res.channelsLast ? 'partial_stats_channels_last' : 'partial_stats', res.partialWorkgroups, {
+        0: res.params,
+        1: args.x,
+        5: res.partials,
+      });
       dispatch('finalize_stats', C, {
         0: res.params,
         1: args.x,
@@ -362,7 +379,13 @@ export class BatchNorm {
   private recordBackward(encoder: GPUCommandEncoder, args: BackwardArgs, view: ChannelView, res: ShapeResources): void {
     const pass = encoder.beginComputePass({ label: `${this.label} backward` });
     const dispatch = this.dispatcher(pass, view);
-    dispatch('partial_grad_sums', view.channels * res.chunks, { 0: res.params, 1: args.x, 3: args.dy, 5: this.coef, 6: res.partials });
+    dispatch(res.channelsLast ? 'partial_grad_sums_channels_last' : 'partial_grad_sums', res.partialWorkgroups, {
+      0: res.params,
+      1: args.x,
+      3: args.dy,
+      5: this.coef,
+      6: res.partials,
+    });
     dispatch('finalize_grads', view.channels, {
       0: res.params,
       5: this.coef,
@@ -639,7 +662,9 @@ export class BatchNorm {
     let res = this.shapes.get(key);
     if (res) return res;
     const count = view.outer * view.inner;
-    const chunks = Math.ceil(count / REDUCTION_CHUNK);
+    const channelsLast = view.inner === 1;
+    const chunks = channelsLast ? Math.ceil(view.outer / REDUCTION_ROWS) : Math.ceil(count / REDUCTION_CHUNK);
+    const partialWorkgroups = channelsLast ? Math.ceil(view.channels / REDUCTION_WORKGROUP_SIZE) * chunks : view.channels * chunks;
     const params = new ArrayBuffer(PARAMS_BYTES);
     new Uint32Array(params, 0, 6).set([view.outer, view.channels, view.inner, count, chunks, viewSize(view)]);
     new Float32Array(params, 24, 2).set([this.eps, this.momentum ?? -1]);
@@ -647,6 +672,8 @@ export class BatchNorm {
     const label = `${this.label} [${view.outer}, ${view.channels}, ${view.inner}]`;
     res = {
       chunks,
+      channelsLast,
+      partialWorkgroups,
       params: createBufferWithData(this.device, `${label} params`, params, Usage.UNIFORM),
       partials: this.device.createBuffer({ label: `${label} partials`, size: align4(view.channels * chunks * 16), usage: Usage.STORAGE }),
     };

@@ -7,12 +7,14 @@ import { shaderSource, type ShaderName, type TensorStorage } from './shaders.js'
 /** Every kernel entry point and the shader module it lives in. */
 export const KERNELS = {
   partial_stats: 'stats',
+  partial_stats_channels_last: 'stats',
   finalize_stats: 'stats',
   update_running: 'stats',
   count_batch: 'stats',
   coef_from_running: 'normalize',
   normalize: 'normalize',
   partial_grad_sums: 'backward',
+  partial_grad_sums_channels_last: 'backward',
   finalize_grads: 'backward',
   input_grad: 'backward',
 } as const satisfies Record<string, ShaderName>;

@@ -61,3 +61,7 @@ export function shaderSource(shader: ShaderName, storage: TensorStorage): string
 export const WORKGROUP_SIZE = 256;
 /** Elements of a channel reduced by one partial workgroup (CHUNK in common.wgsl). */
 export const REDUCTION_CHUNK = 2048;
+/** Threads per reduction workgroup (RWG in common.wgsl). */
+export const REDUCTION_WORKGROUP_SIZE = 64;
+/** Rows of a channels-last partial workgroup (ROWS in common.wgsl). */
+export const REDUCTION_ROWS = 256;

@@ -36,14 +36,16 @@ describe('more than 65535 workgroups in one dispatch', () => {
 
   it('per-channel reductions over 70,000 channels (70,000 workgroups each): forward and backward', async () => {
     const device = await testDevice();
+    // NCL with inner = 2: the chunked reductions, one workgroup per (channel, chunk). ((N,C) takes
+    // the channels-last reductions, which need far fewer workgroups.)
     const C = 70_000;
-    const shape = [3, C];
-    const view = channelView('NC', shape);
-    expect(C * Math.ceil(3 / REDUCTION_CHUNK)).toBeGreaterThan(device.limits.maxComputeWorkgroupsPerDimension);
+    const shape = [3, C, 2];
+    const view = channelView('NCL', shape);
+    expect(C * Math.ceil((3 * 2) / REDUCTION_CHUNK)).toBeGreaterThan(device.limits.maxComputeWorkgroupsPerDimension);
     const x = channelData(view, 110);
     const gamma = Array.from(randn(C, 111, 1, 0.3));
     const beta = Array.from(randn(C, 112));
-    const bn = new BatchNorm(device, { numFeatures: C, layout: 'NC' });
+    const bn = new BatchNorm(device, { numFeatures: C, layout: 'NCL' });
     bn.setState({ gamma, beta });
     const y = await bn.forward(x, shape, { training: true });
     const ref = referenceTrainingForward(x, view, { gamma, beta, eps: 1e-5 });
