@@ -75,10 +75,9 @@ fn partial_grad_sums(@builtin(workgroup_id) wid: vec3u,
 fn partial_grad_sums_channels_last(@builtin(workgroup_id) wid: vec3u,
                                    @builtin(num_workgroups) nwg: vec3u,
                                    @builtin(local_invocation_index) lid: u32) {
-  let g = linear_workgroup(wid, nwg);
-  let tiles = (params.channels + RWG - 1u) / RWG;
-  let block = g / tiles;
-  let c = (g - block * tiles) * RWG + lid;
+  let item = channels_last_item(wid, nwg, lid);
+  let c = item.x;
+  let block = item.y;
   if (block >= params.chunks || c >= params.channels) { return; }
   let start = block * ROWS;
   let end = min(start + ROWS, params.outer);

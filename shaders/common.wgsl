@@ -52,6 +52,15 @@ fn linear_workgroup(wid: vec3u, nwg: vec3u) -> u32 {
   return wid.x + wid.y * nwg.x;
 }
 
+// Channels-last partial reductions (one workgroup per tile of RWG channels and block of ROWS
+// rows): the thread's (channel, block).
+fn channels_last_item(wid: vec3u, nwg: vec3u, lid: u32) -> vec2u {
+  let g = linear_workgroup(wid, nwg);
+  let tiles = (params.channels + RWG - 1u) / RWG;
+  let block = g / tiles;
+  return vec2u((g - block * tiles) * RWG + lid, block);
+}
+
 // Buffer index of the j-th element (0 <= j < count) of channel c.
 fn channel_element(c: u32, j: u32) -> u32 {
   let o = j / params.inner;
