@@ -7,6 +7,7 @@
  */
 import { BatchNorm } from '../src/batchnorm.js';
 import { getDevice } from '../src/device.js';
+import { readBuffers } from '../src/gpu.js';
 import { channelView, viewSize } from '../src/layout.js';
 import { referenceBackward, referenceNormalize, referenceStats } from '../src/reference.js';
 import { CopyKernel, TwoPassBaseline } from './baseline.js';
@@ -76,14 +77,8 @@ function maxAbsDiff(a: ArrayLike<number>, b: ArrayLike<number>): number {
 }
 
 async function readFloats(device: GPUDevice, buffer: GPUBuffer, n: number): Promise<Float32Array> {
-  const staging = device.createBuffer({ size: n * 4, usage: GPUBufferUsage.MAP_READ | GPUBufferUsage.COPY_DST });
-  const encoder = device.createCommandEncoder();
-  encoder.copyBufferToBuffer(buffer, 0, staging, 0, n * 4);
-  device.queue.submit([encoder.finish()]);
-  await staging.mapAsync(GPUMapMode.READ);
-  const out = new Float32Array(staging.getMappedRange().slice(0));
-  staging.destroy();
-  return out;
+  const [bytes] = await readBuffers(device, [{ buffer, size: n * 4 }]);
+  return new Float32Array(bytes);
 }
 
 async function benchCase(device: GPUDevice, timer: GpuTimer, copy: CopyKernel, c: BenchCase, tfBackend: Awaited<ReturnType<typeof initTfjs>> | null): Promise<BenchRow[]> {

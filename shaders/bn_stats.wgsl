@@ -31,6 +31,13 @@ fn merge(a: vec3f, b: vec3f) -> vec3f {
   return vec3f(a.x + delta * wb, a.y + b.y + delta * delta * a.z * wb, n);
 }
 
+// Welford's update of a (mean, M2, n) summary with one value.
+fn welford(acc: vec3f, v: f32) -> vec3f {
+  let n = acc.z + 1.0;
+  let mean = acc.x + (v - acc.x) / n;
+  return vec3f(mean, acc.y + (v - acc.x) * (v - mean), n);
+}
+
 fn reduce_moments(lid: u32) {
   for (var stride = RWG / 2u; stride > 0u; stride = stride / 2u) {
     if (lid < stride) {
@@ -62,13 +69,8 @@ fn partial_stats(@builtin(workgroup_id) wid: vec3u,
       acc = merge(acc, vec3f(m, dot(d, d), 4.0));
     }
   } else {
-    // Welford's update, one element at a time.
     for (var j = start + lid; j < end; j += RWG) {
-      let v = load_x(channel_element(c, j)) - shift;
-      acc.z += 1.0;
-      let d = v - acc.x;
-      acc.x += d / acc.z;
-      acc.y += d * (v - acc.x);
+      acc = welford(acc, load_x(channel_element(c, j)) - shift);
     }
   }
   moments[lid] = acc;
@@ -97,11 +99,7 @@ fn partial_stats_channels_last(@builtin(workgroup_id) wid: vec3u,
 
   var acc = vec3f(0.0);
   for (var o = start; o < end; o++) {
-    let v = load_x(o * params.channels + c) - shift;
-    acc.z += 1.0;
-    let d = v - acc.x;
-    acc.x += d / acc.z;
-    acc.y += d * (v - acc.x);
+    acc = welford(acc, load_x(o * params.channels + c) - shift);
   }
   partials[c * params.chunks + block] = vec4f(acc, 0.0);
 }

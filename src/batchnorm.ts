@@ -284,10 +284,7 @@ export class BatchNorm {
     if (!args || typeof args !== 'object') throw new TypeError('args must be an object { x, y, shape, training }');
     const view = this.viewOf(args.shape, 'args.shape');
     if (typeof args.training !== 'boolean') throw new TypeError(`args.training must be a boolean; got ${String(args.training)}`);
-    const bytes = this.tensorBytes(view);
-    const what = `${this.dtype} [${args.shape.join(', ')}]`;
-    checkTensorBuffer('args.x', args.x, bytes, what);
-    checkTensorBuffer('args.y', args.y, bytes, what);
+    this.checkTensorBuffers(view, args.shape, { 'args.x': args.x, 'args.y': args.y });
     if (args.x === args.y) throw new TypeError('args.y must be a different buffer from args.x (in-place normalization is not supported)');
     checkTrainable(view, args.shape, args.training);
 
@@ -365,11 +362,7 @@ export class BatchNorm {
         `args.shape must match the last forward pass's shape [${last.shape.join(', ')}]; got [${args.shape.join(', ')}]`,
       );
     }
-    const bytes = this.tensorBytes(view);
-    const what = `${this.dtype} [${args.shape.join(', ')}]`;
-    checkTensorBuffer('args.x', args.x, bytes, what);
-    checkTensorBuffer('args.dy', args.dy, bytes, what);
-    checkTensorBuffer('args.dx', args.dx, bytes, what);
+    this.checkTensorBuffers(view, args.shape, { 'args.x': args.x, 'args.dy': args.dy, 'args.dx': args.dx });
     if (args.dx === args.x || args.dx === args.dy) throw new TypeError('args.dx must be a buffer other than args.x and args.dy');
 
     const res = this.shapeResources(view, { batchStats: last.batchStats, updateRunning: false });
@@ -608,6 +601,13 @@ export class BatchNorm {
     const storage = this.storageFor(view);
     return (kernel: Parameters<typeof dispatchKernel>[2], workgroups: number, buffers: Record<number, GPUBuffer>) =>
       dispatchKernel(this.device, pass, kernel, storage, workgroups, buffers);
+  }
+
+  /** Each caller tensor buffer must hold a tensor of `view` in this layer's dtype and have STORAGE usage. */
+  private checkTensorBuffers(view: ChannelView, shape: readonly number[], buffers: Record<string, GPUBuffer>): void {
+    const bytes = this.tensorBytes(view);
+    const what = `${this.dtype} [${shape.join(', ')}]`;
+    for (const [argName, buffer] of Object.entries(buffers)) checkTensorBuffer(argName, buffer, bytes, what);
   }
 
   private tensorBytes(view: ChannelView): number {

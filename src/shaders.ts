@@ -1,6 +1,6 @@
 /**
- * WGSL sources. Each shader module is built from three real .wgsl files: the tensor storage
- * (how x, y, dy and dx are stored: float32, or float16 packed two per u32), common.wgsl (the
+ * WGSL sources. Each shader module is built from three real .wgsl files: a tensor storage
+ * (how x, y, dy and dx are declared, loaded and stored; see TensorStorage), common.wgsl (the
  * Params uniform and the [outer, C, inner] indexing) and the kernel file. `?raw` makes vite and
  * vitest inline the text.
  */
