@@ -83,3 +83,20 @@ var<private> nan_bits: u32 = 0x7fc00000u;
 fn nan() -> f32 {
   return bitcast<f32>(nan_bits);
 }
+
+// Chan et al.: merge two (mean, M2, n) summaries.
+fn merge(a: vec3f, b: vec3f) -> vec3f {
+  if (b.z == 0.0) { return a; }
+  if (a.z == 0.0) { return b; }
+  let n = a.z + b.z;
+  let delta = b.x - a.x;
+  let wb = b.z / n;
+  return vec3f(a.x + delta * wb, a.y + b.y + delta * delta * a.z * wb, n);
+}
+
+// Welford's update of a (mean, M2, n) summary with one value.
+fn welford(acc: vec3f, v: f32) -> vec3f {
+  let n = acc.z + 1.0;
+  let mean = acc.x + (v - acc.x) / n;
+  return vec3f(mean, acc.y + (v - acc.x) * (v - mean), n);
+}

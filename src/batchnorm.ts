@@ -11,6 +11,7 @@ import {
   REDUCTION_WORKGROUP_SIZE,
   SLOT_ELEMENTS,
   WORKGROUP_SIZE,
+  paramsData,
   tensorBytes,
   tensorStorage,
   type TensorStorage,
@@ -135,7 +136,6 @@ interface ForwardRecord {
   batchStats: boolean;
 }
 
-const PARAMS_BYTES = 48; // struct Params in common.wgsl
 const COEF_BYTES = 32; // struct ChannelCoef in common.wgsl
 
 /**
@@ -665,10 +665,13 @@ export class BatchNorm {
     const channelsLast = view.inner === 1;
     const chunks = channelsLast ? Math.ceil(view.outer / REDUCTION_ROWS) : Math.ceil(count / REDUCTION_CHUNK);
     const partialWorkgroups = channelsLast ? Math.ceil(view.channels / REDUCTION_WORKGROUP_SIZE) * chunks : view.channels * chunks;
-    const params = new ArrayBuffer(PARAMS_BYTES);
-    new Uint32Array(params, 0, 6).set([view.outer, view.channels, view.inner, count, chunks, viewSize(view)]);
-    new Float32Array(params, 24, 2).set([this.eps, this.momentum ?? -1]);
-    new Uint32Array(params, 32, 3).set([Number(mode.updateRunning), Number(mode.batchStats), Number(this.nonFiniteBatches === 'update')]);
+    const params = paramsData(view, chunks, {
+      eps: this.eps,
+      momentum: this.momentum,
+      updateRunning: mode.updateRunning,
+      batchStats: mode.batchStats,
+      updateNonFinite: this.nonFiniteBatches === 'update',
+    });
     const label = `${this.label} [${view.outer}, ${view.channels}, ${view.inner}]`;
     res = {
       chunks,

@@ -2,6 +2,7 @@
  * webgpu-batchnorm: batch normalization on WebGPU.
  *
  * - {@link BatchNorm}: the layer (training and inference forward, backward, state).
+ * - {@link FeatureScaler}: min-max normalization and standardization of features (adapt, transform, inverse).
  * - {@link getDevice}: a GPUDevice in the browser or in Node (Dawn, SwiftShader fallback).
  * - The float64 CPU reference every GPU result is checked against.
  * - Layout helpers: every layout is a [outer, C, inner] view.
@@ -17,6 +18,8 @@ export type {
   NormalizationStats,
   DType,
 } from './batchnorm.js';
+export { FeatureScaler } from './feature-scaling.js';
+export type { FeatureScalerOptions, ScalingMethod, ScalingStats } from './feature-scaling.js';
 export { toFloat16Bits, fromFloat16Bits, toHalfBits, fromHalfBits } from './float16.js';
 export { getDevice } from './device.js';
 export type { GetDeviceOptions } from './device.js';
@@ -29,5 +32,6 @@ export {
   referenceInference,
   referenceUpdateRunningStats,
   referenceBackward,
+  referenceFeatureScaling,
 } from './reference.js';
-export type { BatchStats, RunningStats, Gradients } from './reference.js';
+export type { BatchStats, RunningStats, Gradients, ScalingReference } from './reference.js';

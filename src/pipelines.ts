@@ -17,6 +17,10 @@ export const KERNELS = {
   partial_grad_sums_channels_last: 'backward',
   finalize_grads: 'backward',
   input_grad: 'backward',
+  scaling_begin: 'scaling',
+  scaling_partials: 'scaling',
+  scaling_accumulate: 'scaling',
+  scaling_coefficients: 'scaling',
 } as const satisfies Record<string, ShaderName>;
 
 /** Name of a compute kernel (a WGSL entry point). */
@@ -40,23 +44,31 @@ function cacheFor(device: GPUDevice): DeviceCache {
 
 /** The compute pipeline for `kernel` with tensors stored as `storage`, created on first use. */
 export function getPipeline(device: GPUDevice, kernel: KernelName, storage: TensorStorage): GPUComputePipeline {
+  const shader = KERNELS[kernel];
+  return cachedPipeline(device, `webgpu-batchnorm ${shader}.wgsl (${storage})`, () => shaderSource(shader, storage), kernel, `webgpu-batchnorm ${kernel} (${storage})`);
+}
+
+/**
+ * The compute pipeline for `entryPoint` of the shader module named `moduleLabel` (whose WGSL
+ * `code()` returns), created on first use and cached for the device's lifetime.
+ */
+export function cachedPipeline(
+  device: GPUDevice,
+  moduleLabel: string,
+  code: () => string,
+  entryPoint: string,
+  label: string,
+): GPUComputePipeline {
   const cache = cacheFor(device);
-  const key = `${kernel} ${storage}`;
-  let pipeline = cache.pipelines.get(key);
+  let pipeline = cache.pipelines.get(label);
   if (!pipeline) {
-    const shader = KERNELS[kernel];
-    const moduleKey = `${shader} ${storage}`;
-    let module = cache.modules.get(moduleKey);
+    let module = cache.modules.get(moduleLabel);
     if (!module) {
-      module = device.createShaderModule({ label: `webgpu-batchnorm ${shader}.wgsl (${storage})`, code: shaderSource(shader, storage) });
-      cache.modules.set(moduleKey, module);
+      module = device.createShaderModule({ label: moduleLabel, code: code() });
+      cache.modules.set(moduleLabel, module);
     }
-    pipeline = device.createComputePipeline({
-      label: `webgpu-batchnorm ${kernel} (${storage})`,
-      layout: 'auto',
-      compute: { module, entryPoint: kernel },
-    });
-    cache.pipelines.set(key, pipeline);
+    pipeline = device.createComputePipeline({ label, layout: 'auto', compute: { module, entryPoint } });
+    cache.pipelines.set(label, pipeline);
   }
   return pipeline;
 }

@@ -12,8 +12,9 @@ import common from '../shaders/common.wgsl?raw';
 import stats from '../shaders/bn_stats.wgsl?raw';
 import normalize from '../shaders/bn_normalize.wgsl?raw';
 import backward from '../shaders/bn_backward.wgsl?raw';
+import scaling from '../shaders/feature_scaling.wgsl?raw';
 
-const KERNEL_FILES = { stats, normalize, backward } as const;
+const KERNEL_FILES = { stats, normalize, backward, scaling } as const;
 
 /** Name of a kernel file (a shader module). */
 export type ShaderName = keyof typeof KERNEL_FILES;
@@ -55,6 +56,23 @@ export function tensorBytes(storage: TensorStorage, elements: number): number {
 /** The complete WGSL of a shader module for a tensor storage (the storage file comes first: it may hold `enable f16;`). */
 export function shaderSource(shader: ShaderName, storage: TensorStorage): string {
   return `${STORAGE_FILES[storage]}\n${common}\n${KERNEL_FILES[shader]}`;
+}
+
+/**
+ * The bytes of common.wgsl's Params uniform for a [outer, C, inner] view whose reductions use
+ * `chunks` partials per channel; the batch-norm fields default to off.
+ */
+export function paramsData(
+  view: { outer: number; channels: number; inner: number },
+  chunks: number,
+  bn: { eps?: number; momentum?: number | null; updateRunning?: boolean; batchStats?: boolean; updateNonFinite?: boolean } = {},
+): ArrayBuffer {
+  const count = view.outer * view.inner;
+  const params = new ArrayBuffer(48);
+  new Uint32Array(params, 0, 6).set([view.outer, view.channels, view.inner, count, chunks, count * view.channels]);
+  new Float32Array(params, 24, 2).set([bn.eps ?? 0, bn.momentum ?? -1]);
+  new Uint32Array(params, 32, 3).set([Number(bn.updateRunning ?? false), Number(bn.batchStats ?? false), Number(bn.updateNonFinite ?? false)]);
+  return params;
 }
 
 /** Threads per workgroup of the elementwise and per-channel kernels (WG in common.wgsl). */

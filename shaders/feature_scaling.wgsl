@@ -1,0 +1,130 @@
+// Feature scaling (the lecture notes' first half): per-feature min and max, or mean and sample
+// standard deviation, accumulated over any number of batches (`adapt`), then turned into the
+// ChannelCoef of a transform, y = ((x - shift) - mean) * scale, and of its inverse. Both run
+// through bn_normalize.wgsl's normalize kernel. Features are the channels of the
+// [outer, C, inner] view.
+//
+// scaling_begin:        one thread per feature; fixes each feature's shift (its first value) on the first batch
+// scaling_partials:     one workgroup per (feature, chunk of CHUNK elements) -> partials
+// scaling_accumulate:   one thread per feature; merges this batch's partials into the state
+// scaling_coefficients: one thread per feature; transform and inverse coefficients from the state
+
+// Accumulated over every adapted batch. Moments are of x - shift (see ChannelCoef): a large
+// common offset costs no precision.
+struct ScaleState {
+  shift: f32,
+  mean: f32,
+  m2: f32,
+  count: f32,
+  min: f32,
+  max: f32,
+  _pad0: f32,
+  _pad1: f32,
+}
+
+struct ScalingOptions {
+  method: u32,      // 0: min-max to [0, 1]; 1: standardization
+  correction: f32,  // the variance divides by count - correction (1: sample variance)
+  _pad0: u32,
+  _pad1: u32,
+}
+
+// (mean, M2, n) of x - shift, and (min, max), of one chunk.
+struct ScalePartial {
+  moments: vec4f,
+  range: vec4f,
+}
+
+@group(0) @binding(5) var<storage, read_write> partials: array<ScalePartial>;
+@group(0) @binding(6) var<storage, read_write> state: array<ScaleState>;
+@group(0) @binding(7) var<storage, read_write> coef: array<ChannelCoef>;
+@group(0) @binding(8) var<storage, read_write> inverse_coef: array<ChannelCoef>;
+@group(0) @binding(9) var<uniform> options: ScalingOptions;
+
+var<workgroup> wg_moments: array<vec3f, RWG>;
+var<workgroup> wg_range: array<vec2f, RWG>;
+
+@compute @workgroup_size(WG)
+fn scaling_begin(@builtin(workgroup_id) wid: vec3u,
+                 @builtin(num_workgroups) nwg: vec3u,
+                 @builtin(local_invocation_index) lid: u32) {
+  let c = linear_workgroup(wid, nwg) * WG + lid;
+  if (c >= params.channels || state[c].count > 0.0) { return; }
+  state[c].shift = load_x(channel_element(c, 0u));
+}
+
+@compute @workgroup_size(RWG)
+fn scaling_partials(@builtin(workgroup_id) wid: vec3u,
+                    @builtin(num_workgroups) nwg: vec3u,
+                    @builtin(local_invocation_index) lid: u32) {
+  let g = linear_workgroup(wid, nwg);
+  let c = g / params.chunks;
+  if (c >= params.channels) { return; }
+  let start = (g - c * params.chunks) * CHUNK;
+  let end = min(start + CHUNK, params.count);
+  let shift = state[c].shift;
+
+  var acc = vec3f(0.0);
+  var range = vec2f(3.4e38, -3.4e38);
+  for (var j = start + lid; j < end; j += RWG) {
+    let v = load_x(channel_element(c, j));
+    acc = welford(acc, v - shift);
+    range = vec2f(min(range.x, v), max(range.y, v));
+  }
+  wg_moments[lid] = acc;
+  wg_range[lid] = range;
+  workgroupBarrier();
+  for (var stride = RWG / 2u; stride > 0u; stride = stride / 2u) {
+    if (lid < stride) {
+      wg_moments[lid] = merge(wg_moments[lid], wg_moments[lid + stride]);
+      let other = wg_range[lid + stride];
+      wg_range[lid] = vec2f(min(wg_range[lid].x, other.x), max(wg_range[lid].y, other.y));
+    }
+    workgroupBarrier();
+  }
+  if (lid == 0u) {
+    partials[g] = ScalePartial(vec4f(wg_moments[0], 0.0), vec4f(wg_range[0], 0.0, 0.0));
+  }
+}
+
+@compute @workgroup_size(WG)
+fn scaling_accumulate(@builtin(workgroup_id) wid: vec3u,
+                      @builtin(num_workgroups) nwg: vec3u,
+                      @builtin(local_invocation_index) lid: u32) {
+  let c = linear_workgroup(wid, nwg) * WG + lid;
+  if (c >= params.channels) { return; }
+  var s = state[c];
+  var acc = vec3f(s.mean, s.m2, s.count);
+  var range = select(vec2f(3.4e38, -3.4e38), vec2f(s.min, s.max), s.count > 0.0);
+  for (var k = 0u; k < params.chunks; k++) {
+    let p = partials[c * params.chunks + k];
+    acc = merge(acc, p.moments.xyz);
+    range = vec2f(min(range.x, p.range.x), max(range.y, p.range.y));
+  }
+  state[c] = ScaleState(s.shift, acc.x, acc.y, acc.z, range.x, range.y, 0.0, 0.0);
+}
+
+// A feature with no spread (max == min, or zero variance) is scaled by 1, not divided by zero.
+@compute @workgroup_size(WG)
+fn scaling_coefficients(@builtin(workgroup_id) wid: vec3u,
+                        @builtin(num_workgroups) nwg: vec3u,
+                        @builtin(local_invocation_index) lid: u32) {
+  let c = linear_workgroup(wid, nwg) * WG + lid;
+  if (c >= params.channels) { return; }
+  let s = state[c];
+  var shift = s.min;
+  var mean = 0.0;
+  var spread = s.max - s.min;
+  var variance = 0.0;
+  if (options.method == 1u) {
+    shift = s.shift;
+    mean = s.mean;
+    variance = s.m2 / max(s.count - options.correction, 1.0);
+    spread = sqrt(variance);
+  }
+  let scale = select(1.0 / spread, 1.0, spread == 0.0);
+  let inverse = select(spread, 1.0, spread == 0.0);
+  coef[c] = ChannelCoef(shift, mean, variance, scale, scale, 0.0, 0.0, 0.0);
+  // x = y * spread + (shift + mean)
+  inverse_coef[c] = ChannelCoef(0.0, 0.0, variance, inverse, inverse, shift + mean, 0.0, 0.0);
+}
