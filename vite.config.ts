@@ -1,10 +1,24 @@
 import { defineConfig } from 'vitest/config';
+import { fileURLToPath } from 'node:url';
+import { mnistDigits } from './demo/mnist-digits.js';
 
-// A page of its own: `demo` (npm run demo / build:demo) or `bench` (npm run bench).
+const demoPage = (file: string) => fileURLToPath(new URL(`./demo/${file}`, import.meta.url));
+
+// A site of its own: `demo` (npm run demo / build:demo: the training demo at /, the layout check
+// at /check.html) or `bench` (npm run bench).
 const page = (root: string) => ({
   root,
   base: './',
-  build: { outDir: `../dist-${root}`, emptyOutDir: true, target: 'es2022' },
+  plugins: root === 'demo' ? [mnistDigits()] : [],
+  build: {
+    outDir: `../dist-${root}`,
+    emptyOutDir: true,
+    target: 'es2022',
+    // The inlined digits make one large chunk by design (no fetch at run time).
+    chunkSizeWarningLimit: 16_000,
+    rollupOptions:
+      root === 'demo' ? { input: { main: demoPage('index.html'), check: demoPage('check.html') } } : undefined,
+  },
   server: { host: '127.0.0.1' },
 });
 

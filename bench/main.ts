@@ -10,6 +10,7 @@ import { getDevice } from '../src/device.js';
 import { readBuffers } from '../src/gpu.js';
 import { channelView, viewSize } from '../src/layout.js';
 import { referenceBackward, referenceNormalize, referenceStats } from '../src/reference.js';
+import { normalSamples } from '../src/random.js';
 import { CopyKernel, TwoPassBaseline } from './baseline.js';
 import { CASES, MODES, QUICK_CASES, compulsoryFloats, type BenchCase, type Mode } from './cases.js';
 import { GpuTimer, type Summary } from './timing.js';
@@ -61,12 +62,6 @@ function progress(line: string): void {
   window.benchProgress?.(line);
 }
 
-function random(n: number, seed: number, mean: number, std: number): Float32Array<ArrayBuffer> {
-  let s = seed >>> 0;
-  const uniform = () => ((s = (s * 1664525 + 1013904223) >>> 0) + 1) / 4294967297;
-  return Float32Array.from({ length: n }, () => mean + std * Math.sqrt(-2 * Math.log(uniform())) * Math.cos(2 * Math.PI * uniform()));
-}
-
 function maxAbsDiff(a: ArrayLike<number>, b: ArrayLike<number>): number {
   let worst = 0;
   for (let i = 0; i < a.length; i++) {
@@ -85,8 +80,8 @@ async function benchCase(device: GPUDevice, timer: GpuTimer, copy: CopyKernel, c
   const view = channelView(c.layout, c.shape);
   const n = viewSize(view);
   const C = view.channels;
-  const x = random(n, 1, 1, 2);
-  const dy = random(n, 2, 0, 1);
+  const x = normalSamples(n, 1, 1, 2);
+  const dy = normalSamples(n, 2, 0, 1);
   // The running statistics are set to the batch statistics, so inference and training give the same y.
   const stats = referenceStats(x, view);
   const ones = new Float64Array(C).fill(1);

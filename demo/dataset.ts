@@ -3,7 +3,8 @@
  * which the last VALIDATION_SIZE are held out for validation, and seeded mini-batches that
  * visit every training sample once per epoch.
  */
-import { IMAGE_SIZE, mulberry32 } from '../src/nn/mnist-cnn.js';
+import { IMAGE_SIZE } from '../src/nn/mnist-cnn.js';
+import { mulberry32 } from '../src/random.js';
 
 /** Samples held out for validation. */
 export const VALIDATION_SIZE = 2000;

@@ -1,141 +1,206 @@
 /**
- * The demo page's check: runs BatchNorm on this browser's GPU for every layout and compares
- * against the float64 reference. Publishes its result on window.demoResult for the e2e test.
+ * The training demo page: the seeds' MNIST experiment with and without batch norm, the model
+ * summary, and the feature-scaling panel. URL parameters override the defaults (the e2e test
+ * uses them for a short run): lr, momentum, batch, epochs, steps (a cap), validation (samples),
+ * train (samples), logEvery, evalEvery, seed, autostart=1.
+ *
+ * window.demoState publishes what the page shows, for the e2e test.
  */
-import {
-  BatchNorm,
-  channelView,
-  getDevice,
-  referenceBackward,
-  referenceInference,
-  referenceTrainingForward,
-  type Layout,
-} from '../src/index.js';
+import './style.css';
+import digits from 'virtual:mnist-digits';
+import { getDevice } from '../src/device.js';
+import { MnistCnn, type SummaryRow } from '../src/nn/mnist-cnn.js';
+import { firstSamples, splitDigits } from './dataset.js';
+import { SideBySideTraining, type TrainingConfig, type TrainingProgress } from './training.js';
+import { scalingExperiment, type ScalingResult } from './scaling.js';
+import { scalingPlot, trainingPlots } from './plots.js';
 
-interface CaseResult {
-  layout: Layout;
-  shape: number[];
-  yError: number;
-  dxError: number;
-  inferenceError: number;
-  ms: number;
-}
-
-/** What the page reports when it is done. */
-export interface DemoResult {
-  ok: boolean;
-  adapter: string;
-  cases: CaseResult[];
-  error?: string;
+/** What the page publishes on window.demoState. */
+export interface DemoState {
+  status: 'loading' | 'ready' | 'training' | 'paused' | 'done' | 'no-webgpu' | 'error';
+  message?: string;
+  adapter?: string;
+  config?: TrainingConfig & { trainSamples: number; validationSamples: number };
+  summary?: { rows: SummaryRow[]; total: number; trainable: number; nonTrainable: number };
+  progress?: TrainingProgress;
+  scaling?: ScalingResult[];
 }
 
 declare global {
   interface Window {
-    demoResult?: DemoResult;
+    demoState: DemoState;
   }
 }
 
-const CASES: [Layout, number[]][] = [
-  ['NC', [64, 10]],
-  ['NCL', [8, 6, 50]],
-  ['NCHW', [8, 10, 24, 24]],
-  ['NHWC', [8, 12, 12, 20]],
-  ['NCDHW', [2, 4, 6, 8, 10]],
-];
-const TOLERANCE = 1e-4;
+const $ = <T extends HTMLElement = HTMLElement>(id: string) => document.getElementById(id) as T;
+const query = new URLSearchParams(location.search);
+const num = (name: string, fallback: number) => (query.has(name) && Number.isFinite(Number(query.get(name))) ? Number(query.get(name)) : fallback);
+const state: DemoState = (window.demoState = { status: 'loading' });
+const status = $('status');
 
-const status = document.querySelector('#status')!;
-const table = document.querySelector<HTMLTableElement>('#results')!;
-
-function random(n: number, seed: number, mean: number, std: number): Float32Array {
-  let s = seed >>> 0;
-  const uniform = () => ((s = (s * 1664525 + 1013904223) >>> 0) + 1) / 4294967297;
-  return Float32Array.from({ length: n }, () => mean + std * Math.sqrt(-2 * Math.log(uniform())) * Math.cos(2 * Math.PI * uniform()));
+function fail(kind: 'no-webgpu' | 'error', html: string, message: string): void {
+  state.status = kind;
+  state.message = message;
+  status.innerHTML = html;
+  status.className = 'status fail';
 }
 
-function maxAbsDiff(a: ArrayLike<number>, b: ArrayLike<number>): number {
-  let worst = 0;
-  for (let i = 0; i < a.length; i++) worst = Math.max(worst, Math.abs(a[i] - b[i]));
-  return worst;
-}
-
-async function runCase(device: GPUDevice, layout: Layout, shape: number[]): Promise<CaseResult> {
-  const view = channelView(layout, shape);
-  const n = view.outer * view.channels * view.inner;
-  const C = view.channels;
-  const eps = 1e-5;
-  const gamma = Array.from({ length: C }, (_, c) => 1 + 0.1 * c);
-  const beta = Array.from({ length: C }, (_, c) => 0.05 * c);
-  const bn = new BatchNorm(device, { numFeatures: C, layout, eps, label: `demo ${layout}` });
-  try {
-    bn.setState({ gamma, beta });
-    const x = random(n, 7, 3, 2);
-    const dy = random(n, 8, 0, 1);
-    const t0 = performance.now();
-    const y = await bn.forward(x, shape, { training: true });
-    const { dx } = await bn.backward(dy);
-    const state = await bn.getState();
-    const xTest = random(n, 9, 3, 2);
-    const yTest = await bn.forward(xTest, shape, { training: false });
-    const ms = performance.now() - t0;
-
-    const ref = referenceTrainingForward(x, view, { gamma, beta, eps });
-    const refDx = referenceBackward(x, dy, view, { mean: ref.mean, variance: ref.variance, gamma, eps, batchStats: true }).dx;
-    const refTest = referenceInference(xTest, view, { runningMean: state.runningMean, runningVar: state.runningVar, gamma, beta, eps });
-    return {
-      layout,
-      shape,
-      yError: maxAbsDiff(y, ref.y),
-      dxError: maxAbsDiff(dx, refDx),
-      inferenceError: maxAbsDiff(yTest, refTest),
-      ms,
-    };
-  } finally {
-    bn.destroy();
+async function main(): Promise<void> {
+  if (!('gpu' in navigator)) {
+    fail(
+      'no-webgpu',
+      '<strong>This browser has no WebGPU.</strong> The demo trains on your GPU through WebGPU: use a recent Chrome, Edge or ' +
+        'Firefox (or Safari 26+), served over https or from localhost. On Linux, Chrome may need ' +
+        '<code>--enable-unsafe-webgpu --enable-features=Vulkan</code>.',
+      'navigator.gpu is missing',
+    );
+    return;
   }
-}
-
-function showRow(r: CaseResult): void {
-  const row = table.tBodies[0].insertRow();
-  const cell = (text: string, ok?: boolean) => {
-    const td = row.insertCell();
-    td.textContent = text;
-    if (ok !== undefined) td.className = ok ? 'ok' : 'fail';
-  };
-  cell(r.layout);
-  cell(`[${r.shape.join(', ')}]`);
-  for (const e of [r.yError, r.dxError, r.inferenceError]) cell(e.toExponential(2), e <= TOLERANCE);
-  cell(r.ms.toFixed(1));
-  table.hidden = false;
-}
-
-async function main(): Promise<DemoResult> {
   let device: GPUDevice;
   try {
-    device = await getDevice();
+    device = await getDevice({ label: 'demo device' });
   } catch (e) {
-    status.innerHTML = `<span class="fail">This browser has no usable WebGPU.</span> ${(e as Error).message}`;
-    return { ok: false, adapter: 'none', cases: [], error: (e as Error).message };
+    fail('no-webgpu', `<strong>WebGPU is present but gave no usable GPU.</strong> ${escape((e as Error).message)}`, (e as Error).message);
+    return;
   }
   const info = device.adapterInfo;
-  const adapter = [info?.vendor, info?.architecture, info?.description].filter(Boolean).join(' ') || 'unknown adapter';
-  status.textContent = `Running on ${adapter}…`;
-  const cases: CaseResult[] = [];
-  for (const [layout, shape] of CASES) {
-    const r = await runCase(device, layout, shape);
-    cases.push(r);
-    showRow(r);
-  }
-  const ok = cases.every((r) => Math.max(r.yError, r.dxError, r.inferenceError) <= TOLERANCE);
-  status.innerHTML = ok
-    ? `<span class="ok">All layouts match the float64 reference within ${TOLERANCE}</span> on ${adapter}.`
-    : `<span class="fail">Some results differ from the reference by more than ${TOLERANCE}</span> on ${adapter}.`;
-  return { ok, adapter, cases };
+  state.adapter = [info?.vendor, info?.architecture, info?.description].filter(Boolean).join(' ') || 'unknown adapter';
+  device.lost.then((lost) => lost.reason !== 'destroyed' && fail('error', `<strong>The GPU device was lost:</strong> ${escape(lost.message)}`, lost.message));
+
+  status.textContent = 'Loading 10,000 MNIST digits…';
+  const bytes = Uint8Array.from(atob(digits.base64), (c) => c.charCodeAt(0));
+  const split = splitDigits(bytes, digits.count);
+  const train = firstSamples(split.train, num('train', split.train.count));
+  const validation = firstSamples(split.validation, num('validation', split.validation.count));
+
+  showSummary(device);
+  $('app').hidden = false;
+  status.textContent = `Running on ${state.adapter}. ${train.count} training and ${validation.count} validation digits (held out).`;
+  status.className = 'status';
+
+  const trainer = setUpTraining(device, train, validation);
+  showScaling(device).catch((e: Error) => ($('scaling-table').textContent = `Feature scaling failed: ${e.message}`));
+  state.status = 'ready';
+  if (query.get('autostart') === '1') await trainer.start();
 }
 
-main()
-  .catch((e: Error): DemoResult => {
-    status.innerHTML = `<span class="fail">Error:</span> ${e.message}`;
-    return { ok: false, adapter: 'unknown', cases: [], error: e.message };
-  })
-  .then((result) => (window.demoResult = result));
+function showSummary(device: GPUDevice): void {
+  const model = new MnistCnn(device, { batchNorm: true, label: 'summary' });
+  const rows = model.summary();
+  model.destroy();
+  const total = rows.reduce((s, r) => s + r.params, 0);
+  const trainable = rows.reduce((s, r) => s + r.trainableParams, 0);
+  state.summary = { rows, total, trainable, nonTrainable: total - trainable };
+  const fmt = (n: number) => n.toLocaleString('en-US');
+  $('summary').innerHTML = `<table id="summary-table">
+    <thead><tr><th>Layer (type)</th><th>Output shape</th><th>Param #</th><th>Trainable</th></tr></thead>
+    <tbody>${rows
+      .map((r) => `<tr><td>${r.name} (${r.type})</td><td>(None, ${r.outputShape.join(', ')})</td><td class="num">${fmt(r.params)}</td><td class="num">${fmt(r.trainableParams)}</td></tr>`)
+      .join('')}</tbody>
+    <tfoot>
+      <tr><td colspan="2">Total params</td><td class="num" id="total-params">${fmt(total)}</td><td></td></tr>
+      <tr><td colspan="2">Trainable params</td><td class="num" id="trainable-params">${fmt(trainable)}</td><td></td></tr>
+      <tr><td colspan="2">Non-trainable params</td><td class="num" id="non-trainable-params">${fmt(total - trainable)}</td><td></td></tr>
+    </tfoot></table>
+    <p class="hint">Without batch norm the same network has ${fmt(total - 4 * (10 + 20 + 100))} parameters.</p>`;
+}
+
+function setUpTraining(device: GPUDevice, train: ReturnType<typeof firstSamples>, validation: ReturnType<typeof firstSamples>) {
+  const lrInput = $<HTMLInputElement>('lr');
+  const lrValue = $<HTMLOutputElement>('lr-value');
+  const momentumInput = $<HTMLInputElement>('momentum');
+  const batchInput = $<HTMLSelectElement>('batch');
+  const epochsInput = $<HTMLInputElement>('epochs');
+  const [startButton, pauseButton, resetButton] = ['start', 'pause', 'reset'].map((id) => $<HTMLButtonElement>(id));
+  // The slider moves in log10 steps of 0.05; a rate given in the URL is used exactly.
+  let learningRate = num('lr', 0.1);
+  lrInput.value = String(Math.log10(learningRate));
+  momentumInput.value = String(num('momentum', 0));
+  batchInput.value = String(num('batch', 32));
+  epochsInput.value = String(num('epochs', 2));
+  const lr = () => learningRate;
+  const showLr = () => (lrValue.textContent = String(learningRate));
+  showLr();
+
+  let trainer: SideBySideTraining;
+  let plots: ReturnType<typeof trainingPlots>;
+  const create = () => {
+    const config: TrainingConfig = {
+      lr: lr(),
+      momentum: Number(momentumInput.value),
+      batch: Number(batchInput.value),
+      epochs: Number(epochsInput.value),
+      logEvery: num('logEvery', 10),
+      evalEvery: num('evalEvery', 50),
+      seed: num('seed', 1),
+      maxSteps: num('steps', 0),
+    };
+    state.config = { ...config, trainSamples: train.count, validationSamples: validation.count };
+    trainer = new SideBySideTraining(device, train, validation, config, render);
+    for (const id of ['loss-plot', 'accuracy-plot']) $(id).replaceChildren();
+    plots = trainingPlots($('loss-plot'), $('accuracy-plot'), trainer.progress.runs);
+    render(trainer.progress);
+  };
+  const render = (p: TrainingProgress) => {
+    state.progress = p;
+    if (state.status !== 'error') state.status = p.done ? 'done' : p.running ? 'training' : p.step > 0 ? 'paused' : 'ready';
+    // The epoch the last step belongs to (1-based), and how far into it that step is.
+    const epoch = p.step === 0 ? 1 : Math.floor((p.step - 1) / p.stepsPerEpoch) + 1;
+    const within = p.step - (epoch - 1) * p.stepsPerEpoch;
+    p.runs.forEach((r, i) => {
+      const percent = (x: number) => (Number.isFinite(x) ? `${(100 * x).toFixed(1)}%` : '–');
+      $(['run-bn', 'run-plain'][i]).innerHTML = `<h3>${r.name}</h3>
+        <progress max="${p.stepsPerEpoch}" value="${within}"></progress>
+        <div class="hint">epoch ${epoch} of ${trainer.config.epochs} · step ${r.step} of ${p.totalSteps}</div>
+        <dl>
+          <dt>steps/s</dt><dd>${r.busySeconds > 0 ? (r.step / r.busySeconds).toFixed(1) : '–'}</dd>
+          <dt>training loss (last ${trainer.config.logEvery} steps)</dt><dd>${r.diverged ? '<span class="fail">diverged</span>' : Number.isFinite(r.trainLoss) ? r.trainLoss.toFixed(3) : '–'}</dd>
+          <dt>validation accuracy</dt><dd class="val-accuracy">${percent(r.valAccuracy)}</dd>
+        </dl>`;
+    });
+    plots.update(p.runs);
+    startButton.disabled = p.running || p.done;
+    pauseButton.disabled = !p.running;
+    for (const input of [momentumInput, batchInput, epochsInput]) input.disabled = p.step > 0;
+  };
+  create();
+
+  lrInput.addEventListener('input', () => {
+    learningRate = Number((10 ** Number(lrInput.value)).toPrecision(2));
+    showLr();
+    trainer.setLearningRate(lr());
+    state.config!.lr = lr();
+  });
+  startButton.addEventListener('click', () => void trainer.start().catch(trainingFailed));
+  pauseButton.addEventListener('click', () => void trainer.pause());
+  resetButton.addEventListener('click', async () => {
+    await trainer.destroy();
+    create();
+  });
+  return { start: () => trainer.start().catch(trainingFailed) };
+}
+
+function trainingFailed(e: Error): void {
+  fail('error', `<strong>Training failed:</strong> ${escape(e.message)}`, e.message);
+}
+
+async function showScaling(device: GPUDevice): Promise<void> {
+  const results = await scalingExperiment(device);
+  state.scaling = results;
+  const fmt = (v: number) => (Math.abs(v) >= 1e4 ? v.toExponential(2) : v.toPrecision(4));
+  $('scaling-table').innerHTML = `<table id="scaling-results">
+    <thead><tr><th>Features</th><th>H = (1/n) Σ x xᵀ</th><th>Condition number</th><th>Gradient-descent steps to within 10⁻⁶</th></tr></thead>
+    <tbody>${results
+      .map(
+        (r) => `<tr><td>${r.name}</td><td>[[${fmt(r.hessian[0])}, ${fmt(r.hessian[1])}], [${fmt(r.hessian[2])}, ${fmt(r.hessian[3])}]]</td>
+        <td class="num">${fmt(r.conditionNumber)}</td><td class="num">${r.steps === null ? 'not converged' : r.steps.toLocaleString('en-US')}</td></tr>`,
+      )
+      .join('')}</tbody></table>`;
+  scalingPlot($('scaling-plot'), results);
+}
+
+function escape(text: string): string {
+  return text.replace(/[&<>"]/g, (c) => ({ '&': '&amp;', '<': '&lt;', '>': '&gt;', '"': '&quot;' })[c]!);
+}
+
+main().catch((e: Error) => fail('error', `<strong>Error:</strong> ${escape(e.message)}`, e.message));

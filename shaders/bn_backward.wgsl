@@ -32,6 +32,20 @@ fn reduce_sums(lid: u32) {
   }
 }
 
+// With a fused ReLU, the gradient flows only where the forward pass's normalized value was
+// positive; that value is recomputed from x exactly as normalize computed it.
+fn relu_gate(dy: f32, x: f32, c: u32) -> f32 {
+  if (params.activation == 0u) { return dy; }
+  let k = coef[c];
+  return select(0.0, dy, ((x - k.shift) - k.mean) * k.scale + k.beta > 0.0);
+}
+
+fn relu_gate4(dy: vec4f, x: vec4f, c: u32) -> vec4f {
+  if (params.activation == 0u) { return dy; }
+  let k = coef[c];
+  return select(vec4f(0.0), dy, ((x - k.shift) - k.mean) * k.scale + k.beta > vec4f(0.0));
+}
+
 @compute @workgroup_size(RWG)
 fn partial_grad_sums(@builtin(workgroup_id) wid: vec3u,
                      @builtin(num_workgroups) nwg: vec3u,
@@ -49,16 +63,18 @@ fn partial_grad_sums(@builtin(workgroup_id) wid: vec3u,
     // Runs of 4 contiguous elements of the channel (as in partial_stats).
     for (var j = start + 4u * lid; j < end; j += 4u * RWG) {
       let e = channel_element(c, j);
-      let g_out = load_dy4(e);
-      let centered = (load_x4(e) - shift) - mean;
+      let xs = load_x4(e);
+      let g_out = relu_gate4(load_dy4(e), xs, c);
+      let centered = (xs - shift) - mean;
       acc += vec2f(g_out.x + g_out.y + g_out.z + g_out.w, dot(g_out, centered));
     }
   } else {
     for (var j = start + lid; j < end; j += RWG) {
       let e = channel_element(c, j);
-      let g_out = load_dy(e);
+      let xe = load_x(e);
+      let g_out = relu_gate(load_dy(e), xe, c);
       // x - mean as (x - shift) - mean (see ChannelCoef).
-      acc += vec2f(g_out, g_out * ((load_x(e) - shift) - mean));
+      acc += vec2f(g_out, g_out * ((xe - shift) - mean));
     }
   }
   sums[lid] = acc;
@@ -87,8 +103,9 @@ fn partial_grad_sums_channels_last(@builtin(workgroup_id) wid: vec3u,
   var acc = vec2f(0.0);
   for (var o = start; o < end; o++) {
     let e = o * params.channels + c;
-    let g_out = load_dy(e);
-    acc += vec2f(g_out, g_out * ((load_x(e) - shift) - mean));
+    let xe = load_x(e);
+    let g_out = relu_gate(load_dy(e), xe, c);
+    acc += vec2f(g_out, g_out * ((xe - shift) - mean));
   }
   partials[c * params.chunks + block] = vec4f(acc, 0.0, 0.0);
 }
@@ -137,18 +154,21 @@ fn input_grad(@builtin(workgroup_id) wid: vec3u,
   let g = load_dy_slot(slot);
   var out = vec4f(0.0);
   if (SLOT == 1u) {
-    let t = grad_coef_in[channel_of(first)];
-    out.x = t.x * g.x - (v.x - t.w) * t.y - t.z;
+    let c = channel_of(first);
+    let t = grad_coef_in[c];
+    out.x = t.x * relu_gate(g.x, v.x, c) - (v.x - t.w) * t.y - t.z;
   } else if (params.inner % SLOT == 0u) {
     // The slot's elements share one channel.
-    let t = grad_coef_in[channel_of(first)];
-    out = t.x * g - (v - t.w) * t.y - t.z;
+    let c = channel_of(first);
+    let t = grad_coef_in[c];
+    out = t.x * relu_gate4(g, v, c) - (v - t.w) * t.y - t.z;
   } else {
     for (var k = 0u; k < SLOT; k++) {
       let e = first + k;
       if (e < params.total) {
-        let t = grad_coef_in[channel_of(e)];
-        out[k] = t.x * g[k] - (v[k] - t.w) * t.y - t.z;
+        let c = channel_of(e);
+        let t = grad_coef_in[c];
+        out[k] = t.x * relu_gate(g[k], v[k], c) - (v[k] - t.w) * t.y - t.z;
       }
     }
   }

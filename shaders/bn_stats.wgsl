@@ -134,7 +134,8 @@ fn update_running(@builtin(workgroup_id) wid: vec3u,
   let k = coef[c];
   let n = f32(params.count);
   running_mean[c] = mix(running_mean[c], k.shift + k.mean, f);
-  running_var[c] = mix(running_var[c], k.variance * n / (n - 1.0), f);
+  let unbias = select(1.0, n / (n - 1.0), params.unbiased_running == 1u);
+  running_var[c] = mix(running_var[c], k.variance * unbias, f);
 }
 
 @compute @workgroup_size(1)

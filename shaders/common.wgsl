@@ -16,7 +16,11 @@ struct Params {
   update_running: u32, // 1: training step that updates the running statistics
   batch_stats: u32,    // 1: the forward pass normalized with batch statistics (backward flows through them)
   update_non_finite: u32, // 1: update the running statistics even from a batch with NaN or Inf
+  unbiased_running: u32,  // 1: the running variance takes the unbiased batch variance n/(n-1) (PyTorch); 0: biased (Keras)
+  activation: u32,        // 1: a ReLU fused after normalize (y = max(y, 0)), its mask applied to dy in backward
   _pad0: u32,
+  _pad1: u32,
+  _pad2: u32,
 }
 
 // Per-channel coefficients of a forward pass. Data is reduced and normalized relative to `shift`,

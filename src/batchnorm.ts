@@ -36,6 +36,21 @@ export interface BatchNormOptions {
   momentum?: number | null;
   /** Learnable γ (init 1) and β (init 0). When false, γ = 1 and β = 0 are fixed. Default true. */
   affine?: boolean;
+  /** Learnable γ (Keras's `scale`); when false γ = 1 is fixed. Default: `affine`. */
+  scale?: boolean;
+  /** Learnable β (Keras's `center`); when false β = 0 is fixed. Default: `affine`. */
+  center?: boolean;
+  /**
+   * The batch variance the running variance takes in: 'unbiased' (× n/(n−1), PyTorch, default)
+   * or 'biased' (Keras's moving_variance).
+   */
+  runningVariance?: 'unbiased' | 'biased';
+  /**
+   * 'relu' fuses a ReLU after the normalization: y = max(BN(x), 0) in the same pass, and the
+   * backward pass takes dL/d(output) and applies the ReLU's mask itself (the notes put BN right
+   * before the activation). Default 'none'.
+   */
+  activation?: 'none' | 'relu';
   /**
    * Keep running mean and variance (init 0 and 1), updated by training passes and used by
    * inference passes. When false, inference also normalizes with batch statistics. Default true.
@@ -99,7 +114,7 @@ export type BatchNormStateInput = Partial<{
   numBatchesTracked: number;
 }>;
 
-/** Result of {@link BatchNorm.backward}. `dgamma` and `dbeta` are null when the layer is not affine. */
+/** Result of {@link BatchNorm.backward}. `dgamma` is null when γ is fixed (`scale`/`affine` false), `dbeta` when β is. */
 export interface BackwardResult {
   dx: Float32Array;
   dgamma: Float32Array | null;
@@ -161,8 +176,16 @@ export class BatchNorm {
   readonly eps: number;
   /** Weight of the new batch in the running-statistics update; null: cumulative average. */
   readonly momentum: number | null;
-  /** Whether γ and β are learnable (otherwise fixed at 1 and 0). */
+  /** Whether γ or β is learnable (`scale || center`). */
   readonly affine: boolean;
+  /** Whether γ is learnable (otherwise fixed at 1). */
+  readonly scale: boolean;
+  /** Whether β is learnable (otherwise fixed at 0). */
+  readonly center: boolean;
+  /** What the running variance takes in: the unbiased (PyTorch) or biased (Keras) batch variance. */
+  readonly runningVariance: 'unbiased' | 'biased';
+  /** The activation fused after the normalization. */
+  readonly activation: 'none' | 'relu';
   /** Whether running statistics are kept and used at inference. */
   readonly trackRunningStats: boolean;
   /** Element type of x, y, dy and dx. */
@@ -220,6 +243,7 @@ export class BatchNorm {
       nonFiniteBatches = 'skip',
       label = 'BatchNorm',
     } = options;
+    const { scale = affine, center = affine, runningVariance = 'unbiased', activation = 'none' } = options;
     if (!Number.isSafeInteger(numFeatures) || numFeatures < 1) {
       throw new TypeError(`options.numFeatures must be a positive integer; got ${String(numFeatures)}`);
     }
@@ -232,6 +256,12 @@ export class BatchNorm {
     }
     if (dtype !== 'float32' && dtype !== 'float16') {
       throw new TypeError(`options.dtype must be 'float32' or 'float16'; got ${String(dtype)}`);
+    }
+    if (activation !== 'none' && activation !== 'relu') {
+      throw new TypeError(`options.activation must be 'none' or 'relu'; got ${String(activation)}`);
+    }
+    if (runningVariance !== 'unbiased' && runningVariance !== 'biased') {
+      throw new TypeError(`options.runningVariance must be 'unbiased' or 'biased'; got ${String(runningVariance)}`);
     }
     if (nonFiniteBatches !== 'skip' && nonFiniteBatches !== 'update') {
       throw new TypeError(`options.nonFiniteBatches must be 'skip' or 'update'; got ${String(nonFiniteBatches)}`);
@@ -247,7 +277,11 @@ export class BatchNorm {
     this.layout = layout;
     this.eps = eps;
     this.momentum = momentum;
-    this.affine = Boolean(affine);
+    this.scale = Boolean(scale);
+    this.center = Boolean(center);
+    this.affine = this.scale || this.center;
+    this.runningVariance = runningVariance;
+    this.activation = activation;
     this.trackRunningStats = Boolean(trackRunningStats);
     this.dtype = dtype;
     this.nonFiniteBatches = nonFiniteBatches;
@@ -388,7 +422,7 @@ export class BatchNorm {
       9: this.betaGrad,
       10: this.gradCoef,
     });
-    dispatch('input_grad', this.elementwiseWorkgroups(view), { 0: res.params, 1: args.x, 3: args.dy, 4: args.dx, 11: this.gradCoef });
+    dispatch('input_grad', this.elementwiseWorkgroups(view), { 0: res.params, 1: args.x, 3: args.dy, 4: args.dx, 5: this.coef, 11: this.gradCoef });
     pass.end();
   }
 
@@ -418,7 +452,7 @@ export class BatchNorm {
 
   /**
    * Backward pass of the last {@link forward} call: takes dL/dy (like x in {@link forward}) and
-   * resolves with dL/dx and, for an affine layer, dL/dγ and dL/dβ (also left in
+   * resolves with dL/dx and, where learnable, dL/dγ and dL/dβ (also left in
    * {@link gammaGrad} and {@link betaGrad}).
    */
   backward(dy: Float32Array | Uint16Array): Promise<BackwardResult> {
@@ -445,8 +479,8 @@ export class BatchNorm {
       );
       return {
         dx: this.tensorDownload(dx, n),
-        dgamma: this.affine ? new Float32Array(dgamma) : null,
-        dbeta: this.affine ? new Float32Array(dbeta) : null,
+        dgamma: this.scale ? new Float32Array(dgamma) : null,
+        dbeta: this.center ? new Float32Array(dbeta) : null,
       };
     });
   }
@@ -507,8 +541,8 @@ export class BatchNorm {
     for (const key of Object.keys(arrays) as (keyof typeof arrays)[]) {
       const value = state[key];
       if (value === undefined) continue;
-      if (!this.affine && (key === 'gamma' || key === 'beta')) {
-        throw new TypeError(`state.${key} cannot be set: this layer was created with affine: false`);
+      if ((key === 'gamma' && !this.scale) || (key === 'beta' && !this.center)) {
+        throw new TypeError(`state.${key} cannot be set: it is fixed in this layer (affine: false, or ${key === 'gamma' ? 'scale' : 'center'}: false)`);
       }
       checkStateArray(`state.${key}`, value, this.numFeatures);
       writes.push([arrays[key], Float32Array.from(value)]);
@@ -671,6 +705,8 @@ export class BatchNorm {
       updateRunning: mode.updateRunning,
       batchStats: mode.batchStats,
       updateNonFinite: this.nonFiniteBatches === 'update',
+      unbiasedRunning: this.runningVariance === 'unbiased',
+      relu: this.activation === 'relu',
     });
     const label = `${this.label} [${view.outer}, ${view.channels}, ${view.inner}]`;
     res = {

@@ -18,12 +18,20 @@ export type {
   NormalizationStats,
   DType,
 } from './batchnorm.js';
+export { pytorchOptions, kerasOptions } from './presets.js';
+export type { PyTorchBatchNormArgs, KerasBatchNormArgs } from './presets.js';
+export { fromPyTorchState, toPyTorchState, fromKerasWeights, toKerasWeights } from './state-io.js';
+export type { TensorInput } from './state-io.js';
+export { parseNpy, toNpy } from './npy.js';
+export type { NpyArray } from './npy.js';
+export { foldBatchNorm } from './folding.js';
+export type { FoldableBatchNorm, FoldableLayer } from './folding.js';
 export { FeatureScaler } from './feature-scaling.js';
 export type { FeatureScalerOptions, ScalingMethod, ScalingStats } from './feature-scaling.js';
 export { toFloat16Bits, fromFloat16Bits, toHalfBits, fromHalfBits } from './float16.js';
 export { getDevice } from './device.js';
 export type { GetDeviceOptions } from './device.js';
-export { LAYOUTS, channelView, channelAxis, viewSize } from './layout.js';
+export { LAYOUTS, channelView, channelAxis, layoutFor, viewSize } from './layout.js';
 export type { Layout, ChannelView } from './layout.js';
 export {
   referenceStats,

@@ -6,8 +6,12 @@
  * splits the remaining axes into an `outer` block before it and an `inner` block after it.
  */
 
-/** Supported tensor layouts. `NC` is a dense layer's (batch, features); `NCL` a 1-D conv's. */
-export type Layout = 'NC' | 'NCL' | 'NCHW' | 'NHWC' | 'NCDHW';
+/**
+ * Supported tensor layouts. `NC` is a dense layer's (batch, features); `NCL`, `NCHW` and `NCDHW`
+ * are PyTorch's channels-first 1-D, 2-D and 3-D convolutions; `NLC`, `NHWC` and `NDHWC` are
+ * the channels-last ones (Keras's default, `axis=-1`).
+ */
+export type Layout = 'NC' | 'NCL' | 'NLC' | 'NCHW' | 'NHWC' | 'NCDHW' | 'NDHWC';
 
 /** A tensor seen as [outer, channels, inner]; statistics reduce over outer and inner. */
 export interface ChannelView {
@@ -22,9 +26,11 @@ export interface ChannelView {
 const AXES: Record<Layout, { rank: number; channelAxis: number }> = {
   NC: { rank: 2, channelAxis: 1 },
   NCL: { rank: 3, channelAxis: 1 },
+  NLC: { rank: 3, channelAxis: 2 },
   NCHW: { rank: 4, channelAxis: 1 },
   NHWC: { rank: 4, channelAxis: 3 },
   NCDHW: { rank: 5, channelAxis: 1 },
+  NDHWC: { rank: 5, channelAxis: 4 },
 };
 
 /** Every layout name, in a stable order. */
@@ -35,6 +41,12 @@ export function checkLayout(layout: unknown, argName = 'layout'): asserts layout
   if (typeof layout !== 'string' || !(layout in AXES)) {
     throw new TypeError(`${argName} must be one of ${LAYOUTS.map((l) => `'${l}'`).join(', ')}; got ${String(layout)}`);
   }
+}
+
+/** The layout of a tensor of `rank` dimensions whose channel axis is `axis` (negative counts from the end), if supported. */
+export function layoutFor(rank: number, axis: number): Layout | undefined {
+  const a = axis < 0 ? rank + axis : axis;
+  return LAYOUTS.find((l) => AXES[l].rank === rank && AXES[l].channelAxis === a);
 }
 
 /** The position of the channel axis in a shape of this layout. */

@@ -96,12 +96,18 @@ export function referenceInference(
 /**
  * One running-statistics update with PyTorch semantics: running = (1 - f) * running + f * batch,
  * where f = momentum, or 1 / numBatchesTracked after the increment when momentum is null
- * (cumulative moving average). The running variance takes the unbiased batch variance n / (n - 1).
+ * (cumulative moving average). The running variance takes the unbiased batch variance n / (n - 1),
+ * or with 'biased' the batch variance itself, as Keras does.
  */
-export function referenceUpdateRunningStats(state: RunningStats, batch: BatchStats, momentum: number | null): RunningStats {
+export function referenceUpdateRunningStats(
+  state: RunningStats,
+  batch: BatchStats,
+  momentum: number | null,
+  runningVariance: 'unbiased' | 'biased' = 'unbiased',
+): RunningStats {
   const numBatchesTracked = state.numBatchesTracked + 1;
   const f = momentum === null ? 1 / numBatchesTracked : momentum;
-  const unbias = batch.count / (batch.count - 1);
+  const unbias = runningVariance === 'unbiased' ? batch.count / (batch.count - 1) : 1;
   return {
     runningMean: state.runningMean.map((r, c) => (1 - f) * r + f * batch.mean[c]),
     runningVar: state.runningVar.map((r, c) => (1 - f) * r + f * batch.variance[c] * unbias),

@@ -65,13 +65,27 @@ export function shaderSource(shader: ShaderName, storage: TensorStorage): string
 export function paramsData(
   view: { outer: number; channels: number; inner: number },
   chunks: number,
-  bn: { eps?: number; momentum?: number | null; updateRunning?: boolean; batchStats?: boolean; updateNonFinite?: boolean } = {},
+  bn: {
+    eps?: number;
+    momentum?: number | null;
+    updateRunning?: boolean;
+    batchStats?: boolean;
+    updateNonFinite?: boolean;
+    unbiasedRunning?: boolean;
+    relu?: boolean;
+  } = {},
 ): ArrayBuffer {
   const count = view.outer * view.inner;
-  const params = new ArrayBuffer(48);
+  const params = new ArrayBuffer(64);
   new Uint32Array(params, 0, 6).set([view.outer, view.channels, view.inner, count, chunks, count * view.channels]);
   new Float32Array(params, 24, 2).set([bn.eps ?? 0, bn.momentum ?? -1]);
-  new Uint32Array(params, 32, 3).set([Number(bn.updateRunning ?? false), Number(bn.batchStats ?? false), Number(bn.updateNonFinite ?? false)]);
+  new Uint32Array(params, 32, 5).set([
+    Number(bn.updateRunning ?? false),
+    Number(bn.batchStats ?? false),
+    Number(bn.updateNonFinite ?? false),
+    Number(bn.unbiasedRunning ?? true),
+    Number(bn.relu ?? false),
+  ]);
   return params;
 }
 

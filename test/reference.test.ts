@@ -103,7 +103,7 @@ describe('layout views', () => {
     expect(() => channelView('NCHW', [2, 3, 4])).toThrow(/shape must have 4 dimensions for layout 'NCHW'; got \[2,3,4\]/);
     expect(() => channelView('NC', [2, 0])).toThrow(/shape\[1\] must be a positive integer; got 0/);
     expect(() => channelView('NC', [2, 1.5])).toThrow(/shape\[1\] must be a positive integer; got 1.5/);
-    expect(() => channelView('NWC' as Layout, [2, 1])).toThrow(/layout must be one of 'NC', 'NCL', 'NCHW', 'NHWC', 'NCDHW'; got NWC/);
+    expect(() => channelView('NWC' as Layout, [2, 1])).toThrow(/layout must be one of 'NC', 'NCL', 'NLC', 'NCHW', 'NHWC', 'NCDHW', 'NDHWC'; got NWC/);
   });
 });
 
@@ -127,7 +127,7 @@ describe('backward against central finite differences', () => {
   }
 
   const cases: [Layout, number[], boolean][] = LAYOUTS.flatMap((layout) => {
-    const shape = { NC: [5, 3], NCL: [2, 3, 4], NCHW: [2, 3, 2, 3], NHWC: [2, 2, 3, 3], NCDHW: [2, 3, 2, 1, 2] }[layout];
+    const shape = { NC: [5, 3], NCL: [2, 3, 4], NLC: [2, 4, 3], NCHW: [2, 3, 2, 3], NHWC: [2, 2, 3, 3], NCDHW: [2, 3, 2, 1, 2], NDHWC: [2, 2, 1, 2, 3] }[layout];
     return [true, false].map((batchStats) => [layout, shape, batchStats] as [Layout, number[], boolean]);
   });
 

@@ -9,6 +9,7 @@
  * `batchNorm` the same network runs with the BN layers left out. Tensors are NCHW float32.
  */
 import { BatchNorm } from '../batchnorm.js';
+import { mulberry32 } from '../random.js';
 import { Usage, createBufferWithData, readBuffers } from '../gpu.js';
 import {
   createSgdHyperparams,
@@ -142,7 +143,7 @@ export class MnistCnn {
     this.hyper = createSgdHyperparams(device, this.hyperparams, `${label} SGD hyperparameters`);
     this.owned.push(this.hyper);
 
-    const random = mulberry32(seed);
+    const random = mulberry32(seed); // one seed, the same initial weights in every model
     for (const c of CONVS) {
       const fanIn = c.inChannels * c.kernel * c.kernel;
       const fanOut = c.outChannels * c.kernel * c.kernel;
@@ -493,16 +494,4 @@ function checkTrainingBatch(batch: unknown, argName: string): void {
   if (!Number.isSafeInteger(batch) || (batch as number) < 2) {
     throw new RangeError(`${argName} must be an integer ≥ 2 (batch statistics need 2 samples); got ${String(batch)}`);
   }
-}
-
-/** mulberry32: a small seeded PRNG, so two models with one seed start from the same weights. */
-export function mulberry32(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
 }

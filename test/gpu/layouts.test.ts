@@ -22,9 +22,11 @@ import { STATS_TOL, dgammaTolerance, dxTolerance, sumTolerance, yTolerance } fro
 const SHAPES: Record<Layout, number[][]> = {
   NC: [[2, 1], [2, 3], [7, 3], [300, 5], [4100, 3], [2, 300]],
   NCL: [[2, 3, 7], [3, 1, 1000], [5, 4, 513], [2, 3, 1]],
+  NLC: [[2, 7, 3], [3, 100, 1], [4, 33, 70]],
   NCHW: [[2, 3, 1, 1], [2, 1, 7, 7], [3, 3, 5, 7], [8, 4, 17, 19], [2, 3, 4, 6], [3, 2, 64, 36]],
   NHWC: [[2, 1, 1, 3], [2, 7, 7, 1], [3, 5, 7, 3], [4, 23, 29, 4]],
   NCDHW: [[2, 3, 1, 1, 7], [2, 1, 3, 5, 7], [2, 4, 5, 6, 7], [2, 2, 2, 2, 3]],
+  NDHWC: [[2, 1, 3, 5, 4], [2, 3, 4, 5, 6]],
 };
 
 const CASES = (Object.entries(SHAPES) as [Layout, number[][]][]).flatMap(([layout, shapes]) =>

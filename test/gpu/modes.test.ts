@@ -94,7 +94,7 @@ describe('affine: false', () => {
     const g = await bn.backward(randn(15, 71));
     expect(g.dgamma).toBeNull();
     expect(g.dbeta).toBeNull();
-    expect(() => bn.setState({ gamma: [2, 2, 2] })).toThrow(/state.gamma cannot be set: this layer was created with affine: false/);
+    expect(() => bn.setState({ gamma: [2, 2, 2] })).toThrow(/state.gamma cannot be set: it is fixed in this layer \(affine: false, or scale: false\)/);
     bn.destroy();
   });
 });

@@ -16,12 +16,16 @@ function shapeWithCount(layout: Layout, count: number): number[] {
       return [count, 2];
     case 'NCL':
       return [2, 2, half];
+    case 'NLC':
+      return [2, half, 2];
     case 'NCHW':
       return half === 1 ? [2, 2, 1, 1] : [2, 2, 2, half / 2];
     case 'NHWC':
       return half === 1 ? [2, 1, 1, 2] : [2, 2, half / 2, 2];
     case 'NCDHW':
       return half === 1 ? [2, 2, 1, 1, 1] : [2, 2, 2, 1, half / 2];
+    case 'NDHWC':
+      return half === 1 ? [2, 1, 1, 1, 2] : [2, 2, 1, half / 2, 2];
   }
 }
 

@@ -24,7 +24,7 @@ import { STATS_TOL, dgammaTolerance, dxTolerance, halfTolerance, sumTolerance, y
 const RUNS = Number(process.env.FC_RUNS ?? 240);
 const SEED = Number(process.env.FC_SEED ?? 20261123);
 
-const RANK: Record<Layout, number> = { NC: 2, NCL: 3, NCHW: 4, NHWC: 4, NCDHW: 5 };
+const RANK: Record<Layout, number> = { NC: 2, NCL: 3, NLC: 3, NCHW: 4, NHWC: 4, NCDHW: 5, NDHWC: 5 };
 
 const caseArb = fc
   .record({

@@ -12,7 +12,7 @@ describe('constructor options', () => {
   it.each([
     [{ numFeatures: 0, layout: 'NC' }, /options.numFeatures must be a positive integer; got 0/],
     [{ numFeatures: 2.5, layout: 'NC' }, /options.numFeatures must be a positive integer; got 2.5/],
-    [{ numFeatures: 3, layout: 'NWC' }, /options.layout must be one of 'NC', 'NCL', 'NCHW', 'NHWC', 'NCDHW'; got NWC/],
+    [{ numFeatures: 3, layout: 'NWC' }, /options.layout must be one of 'NC', 'NCL', 'NLC', 'NCHW', 'NHWC', 'NCDHW', 'NDHWC'; got NWC/],
     [{ numFeatures: 3, layout: 'NC', eps: 0 }, /options.eps must be a finite number > 0; got 0/],
     [{ numFeatures: 3, layout: 'NC', momentum: 1.5 }, /options.momentum must be a number in \[0, 1\] or null; got 1.5/],
   ])('%j', async (options, message) => {

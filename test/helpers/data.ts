@@ -1,29 +1,12 @@
 /** Deterministic test data and a tolerance check that reports where it failed. */
 import { expect } from 'vitest';
+import { mulberry32, normalSamples } from '../../src/random.js';
 
-/** mulberry32: a small seeded PRNG, so every failing case can be reproduced. */
-export function rng(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
+/** A seeded PRNG (mulberry32), so every failing case can be reproduced. */
+export const rng = mulberry32;
 
-/** `n` normal samples with the given mean and standard deviation (Box-Muller). */
-export function randn(n: number, seed: number, mean = 0, std = 1): Float32Array {
-  const next = rng(seed);
-  const out = new Float32Array(n);
-  for (let i = 0; i < n; i++) {
-    const u = 1 - next();
-    const v = next();
-    out[i] = mean + std * Math.sqrt(-2 * Math.log(u)) * Math.cos(2 * Math.PI * v);
-  }
-  return out;
-}
+/** `n` normal samples with the given mean and standard deviation. */
+export const randn = normalSamples;
 
 /** Data whose channels differ in mean and spread, so a channel mix-up cannot pass. */
 export function channelData(view: { outer: number; channels: number; inner: number }, seed: number): Float32Array {
