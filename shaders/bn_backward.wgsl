@@ -51,10 +51,11 @@ fn partial_grad_sums(@builtin(workgroup_id) wid: vec3u,
                      @builtin(num_workgroups) nwg: vec3u,
                      @builtin(local_invocation_index) lid: u32) {
   let g = linear_workgroup(wid, nwg);
-  let c = g / params.chunks;
+  let chunk = chunk_of(g);
+  let c = chunk.x;
   if (c >= params.channels) { return; }
-  let start = (g - c * params.chunks) * CHUNK;
-  let end = min(start + CHUNK, params.count);
+  let start = chunk.y;
+  let end = chunk.z;
   let shift = coef[c].shift;
   let mean = coef[c].mean;
 

@@ -65,6 +65,14 @@ fn channels_last_item(wid: vec3u, nwg: vec3u, lid: u32) -> vec2u {
   return vec2u((g - block * tiles) * RWG + lid, block);
 }
 
+// Chunked partial reductions (one workgroup per (channel, chunk of CHUNK elements)): workgroup
+// g's (channel, first element, end) within the channel. A channel >= channels is overshoot.
+fn chunk_of(g: u32) -> vec3u {
+  let c = g / params.chunks;
+  let start = (g - c * params.chunks) * CHUNK;
+  return vec3u(c, start, min(start + CHUNK, params.count));
+}
+
 // Buffer index of the j-th element (0 <= j < count) of channel c.
 fn channel_element(c: u32, j: u32) -> u32 {
   let o = j / params.inner;

@@ -58,10 +58,11 @@ fn scaling_partials(@builtin(workgroup_id) wid: vec3u,
                     @builtin(num_workgroups) nwg: vec3u,
                     @builtin(local_invocation_index) lid: u32) {
   let g = linear_workgroup(wid, nwg);
-  let c = g / params.chunks;
+  let chunk = chunk_of(g);
+  let c = chunk.x;
   if (c >= params.channels) { return; }
-  let start = (g - c * params.chunks) * CHUNK;
-  let end = min(start + CHUNK, params.count);
+  let start = chunk.y;
+  let end = chunk.z;
   let shift = state[c].shift;
 
   var acc = vec3f(0.0);

@@ -3,7 +3,7 @@
  * GPUDevice, and records its kernels into the caller's command encoder.
  */
 import { checkLayout, channelView, viewSize, type ChannelView, type Layout } from './layout.js';
-import { Usage, align4, createBufferWithData, dispatchKernel, readBuffers } from './gpu.js';
+import { Usage, align4, checkSeparateOutput, createBufferWithData, dispatchKernel, readBuffers, regionOf, type TensorBuffer } from './gpu.js';
 import { fromFloat16Bits, toFloat16Bits } from './float16.js';
 import {
   REDUCTION_CHUNK,
@@ -16,6 +16,7 @@ import {
   tensorStorage,
   type TensorStorage,
 } from './shaders.js';
+import { acquireScratch, releaseScratch, scratchHeld } from './scratch.js';
 import { checkStateArray, checkTensorBuffer, checkTensorFits, checkTrainable, describe } from './validate.js';
 
 /** Element type of the tensors (x, y, dy, dx) in GPU buffers. Statistics are always float32. */
@@ -70,14 +71,30 @@ export interface BatchNormOptions {
   nonFiniteBatches?: 'skip' | 'update';
   /** Prefix of every GPU object's label. Default 'BatchNorm'. */
   label?: string;
+  /**
+   * Caller-owned buffers (or ranges of them) for any of the layer's parameters, statistics and
+   * gradients, for example every layer's γ and β in one parameter arena for the caller's own
+   * optimizer. They are used as they are (not initialized), need STORAGE usage (and COPY_SRC /
+   * COPY_DST for getState / setState), and are not destroyed by {@link BatchNorm.destroy}. The
+   * gradients must be in other GPUBuffers than γ and `saved`, and `saved` in another GPUBuffer
+   * than the parameters and statistics (WebGPU does not let a pass write a buffer it reads).
+   */
+  buffers?: Partial<Record<StateBufferName, TensorBuffer>>;
 }
+
+/**
+ * The layer's state and gradient buffers, which {@link BatchNormOptions.buffers} may supply.
+ * `saved` (numFeatures × 32 bytes) receives the statistics a forward pass normalized with, which
+ * its backward pass reads.
+ */
+export type StateBufferName = 'gamma' | 'beta' | 'runningMean' | 'runningVar' | 'numBatchesTracked' | 'gammaGrad' | 'betaGrad' | 'saved';
 
 /** Arguments of {@link BatchNorm.encodeForward}. */
 export interface ForwardArgs {
-  /** Input tensor of `shape` in the layer's dtype; needs STORAGE usage. */
-  x: GPUBuffer;
-  /** Output, same size as x, a different buffer; needs STORAGE usage. */
-  y: GPUBuffer;
+  /** Input tensor of `shape` in the layer's dtype; a buffer or a range of one, with STORAGE usage. */
+  x: TensorBuffer;
+  /** Output, same size as x, in a GPUBuffer other than x's. */
+  y: TensorBuffer;
   /** Tensor shape in the layer's layout. */
   shape: readonly number[];
   /** Training: normalize with batch statistics and update the running statistics. */
@@ -87,11 +104,11 @@ export interface ForwardArgs {
 /** Arguments of {@link BatchNorm.encodeBackward}. */
 export interface BackwardArgs {
   /** The input of the forward pass this backward pass belongs to. */
-  x: GPUBuffer;
-  /** Gradient of the loss with respect to y. */
-  dy: GPUBuffer;
-  /** Receives the gradient with respect to x; a buffer other than x and dy. */
-  dx: GPUBuffer;
+  x: TensorBuffer;
+  /** Gradient of the loss with respect to y (with a fused ReLU: with respect to the ReLU's output). */
+  dy: TensorBuffer;
+  /** Receives the gradient with respect to x, in a GPUBuffer other than x's and dy's. */
+  dx: TensorBuffer;
   /** The forward pass's shape. */
   shape: readonly number[];
 }
@@ -138,20 +155,21 @@ interface ShapeResources {
   /** Workgroups of one partial-reduction dispatch. */
   partialWorkgroups: number;
   params: GPUBuffer;
-  /** One vec4 per (channel, chunk), shared by the statistics and gradient reductions. */
+  /** One vec4 per (channel, chunk), shared by the statistics and gradient reductions: the device's pooled scratch. */
   partials: GPUBuffer;
 }
 
 /** How the last recorded forward pass normalized; the backward pass must match it. */
 interface ForwardRecord {
   view: ChannelView;
-  /** The input buffer it read, which the backward pass reads again. */
-  x: GPUBuffer;
+  /** The input it read, which the backward pass reads again. */
+  x: TensorBuffer;
   shape: readonly number[];
   batchStats: boolean;
 }
 
 const COEF_BYTES = 32; // struct ChannelCoef in common.wgsl
+const STATE_BUFFERS: StateBufferName[] = ['gamma', 'beta', 'runningMean', 'runningVar', 'numBatchesTracked', 'gammaGrad', 'betaGrad', 'saved'];
 
 /**
  * Batch normalization on WebGPU.
@@ -195,23 +213,23 @@ export class BatchNorm {
   /** Prefix of every GPU object's label. */
   readonly label: string;
 
-  /** γ, C float32 (STORAGE | COPY_SRC | COPY_DST). */
-  readonly gamma: GPUBuffer;
+  /** γ, C float32 (STORAGE | COPY_SRC | COPY_DST), or the caller's buffer from options.buffers. */
+  readonly gamma: TensorBuffer;
   /** β, C float32. */
-  readonly beta: GPUBuffer;
+  readonly beta: TensorBuffer;
   /** Running mean, C float32. */
-  readonly runningMean: GPUBuffer;
-  /** Running (unbiased) variance, C float32. */
-  readonly runningVar: GPUBuffer;
+  readonly runningMean: TensorBuffer;
+  /** Running variance, C float32 (unbiased or biased updates: see runningVariance). */
+  readonly runningVar: TensorBuffer;
   /** num_batches_tracked, one u32, counted on the GPU by training passes. */
-  readonly numBatchesTracked: GPUBuffer;
+  readonly numBatchesTracked: TensorBuffer;
   /** dL/dγ of the last backward pass, C float32. */
-  readonly gammaGrad: GPUBuffer;
+  readonly gammaGrad: TensorBuffer;
   /** dL/dβ of the last backward pass, C float32. */
-  readonly betaGrad: GPUBuffer;
+  readonly betaGrad: TensorBuffer;
 
   /** Per channel ChannelCoef (common.wgsl) of the last forward pass. */
-  private readonly coef: GPUBuffer;
+  private readonly coef: TensorBuffer;
   /** Per channel (k, q, p', shift) of the last backward pass: dx = k·dy − (x − shift)·q − p'. */
   private readonly gradCoef: GPUBuffer;
   /** Non-zero while the current training pass has seen non-finite statistics. */
@@ -288,23 +306,41 @@ export class BatchNorm {
     this.label = label;
 
     const state = Usage.STORAGE | Usage.COPY_SRC | Usage.COPY_DST;
-    this.gamma = this.ownBuffer('gamma', new Float32Array(C).fill(1), state);
-    this.beta = this.ownBuffer('beta', new Float32Array(C), state);
-    this.runningMean = this.ownBuffer('running mean', new Float32Array(C), state);
-    this.runningVar = this.ownBuffer('running var', new Float32Array(C).fill(1), state);
-    this.numBatchesTracked = this.ownBuffer('num batches tracked', new Uint32Array(1), state);
-    this.gammaGrad = this.ownBuffer('gamma grad', new Float32Array(C), state);
-    this.betaGrad = this.ownBuffer('beta grad', new Float32Array(C), state);
-    this.coef = this.ownBuffer('normalize coefficients', new Float32Array((COEF_BYTES / 4) * C), Usage.STORAGE | Usage.COPY_SRC);
+    const given = options.buffers ?? {};
+    if (typeof given !== 'object') throw new TypeError(`options.buffers must be an object of buffers; got ${describe(given)}`);
+    const bytesOf = { numBatchesTracked: [4, 'one u32'], saved: [C * COEF_BYTES, `${C} x ${COEF_BYTES} bytes`] } as Record<string, [number, string]>;
+    for (const [name, buffer] of Object.entries(given)) {
+      if (!STATE_BUFFERS.includes(name as StateBufferName)) throw new TypeError(`options.buffers.${name} is not a state buffer; expected one of ${STATE_BUFFERS.join(', ')}`);
+      const [bytes, what] = bytesOf[name] ?? [C * 4, `${C} float32`];
+      checkTensorBuffer(`options.buffers.${name}`, buffer, bytes, what, device);
+    }
+    const named = (names: StateBufferName[]) => Object.fromEntries(names.filter((n) => given[n]).map((n) => [`options.buffers.${n}`, given[n]!]));
+    for (const grad of ['gammaGrad', 'betaGrad'] as const) {
+      if (given[grad]) checkSeparateOutput([`options.buffers.${grad}`, given[grad]], named(['gamma', 'saved']));
+    }
+    if (given.saved) checkSeparateOutput(['options.buffers.saved', given.saved], named(['gamma', 'beta', 'runningMean', 'runningVar', 'numBatchesTracked']));
+    const buffer = (name: StateBufferName, label: string, init: Float32Array | Uint32Array) => given[name] ?? this.ownBuffer(label, init, state);
+    this.gamma = buffer('gamma', 'gamma', new Float32Array(C).fill(1));
+    this.beta = buffer('beta', 'beta', new Float32Array(C));
+    this.runningMean = buffer('runningMean', 'running mean', new Float32Array(C));
+    this.runningVar = buffer('runningVar', 'running var', new Float32Array(C).fill(1));
+    this.numBatchesTracked = buffer('numBatchesTracked', 'num batches tracked', new Uint32Array(1));
+    this.gammaGrad = buffer('gammaGrad', 'gamma grad', new Float32Array(C));
+    this.betaGrad = buffer('betaGrad', 'beta grad', new Float32Array(C));
+    this.coef = given.saved ?? this.ownBuffer('normalize coefficients', new Float32Array((COEF_BYTES / 4) * C), Usage.STORAGE | Usage.COPY_SRC);
     this.gradCoef = this.ownBuffer('gradient coefficients', new Float32Array(4 * C), Usage.STORAGE);
     this.nonFiniteFlag = this.ownBuffer('non-finite flag', new Uint32Array(1), Usage.STORAGE);
     // A lost device fails every later call with the reason, instead of WebGPU's silent no-ops.
     device.lost?.then((info) => (this.lost = info)).catch(() => undefined);
   }
 
-  /** Number of GPU buffers this layer currently owns (all are destroyed by {@link destroy}). */
+  /**
+   * Number of GPU buffers this layer currently holds: its own, and the device's pooled scratch it
+   * shares with other layers. {@link destroy} destroys its own and lets go of the scratch, which
+   * is destroyed with its last holder.
+   */
   get bufferCount(): number {
-    return this.owned.size;
+    return this.owned.size + scratchHeld(this.device, this);
   }
 
   /**
@@ -319,7 +355,7 @@ export class BatchNorm {
     const view = this.viewOf(args.shape, 'args.shape');
     if (typeof args.training !== 'boolean') throw new TypeError(`args.training must be a boolean; got ${String(args.training)}`);
     this.checkTensorBuffers(view, args.shape, { 'args.x': args.x, 'args.y': args.y });
-    if (args.x === args.y) throw new TypeError('args.y must be a different buffer from args.x (in-place normalization is not supported)');
+    checkSeparateOutput(['args.y', args.y], { 'args.x': args.x });
     checkTrainable(view, args.shape, args.training);
 
     const batchStats = args.training || !this.trackRunningStats;
@@ -397,7 +433,7 @@ export class BatchNorm {
       );
     }
     this.checkTensorBuffers(view, args.shape, { 'args.x': args.x, 'args.dy': args.dy, 'args.dx': args.dx });
-    if (args.dx === args.x || args.dx === args.dy) throw new TypeError('args.dx must be a buffer other than args.x and args.dy');
+    checkSeparateOutput(['args.dx', args.dx], { 'args.x': args.x, 'args.dy': args.dy });
 
     const res = this.shapeResources(view, { batchStats: last.batchStats, updateRunning: false });
     this.recordChecked('encodeBackward', () => this.recordBackward(encoder, args, view, res));
@@ -472,8 +508,8 @@ export class BatchNorm {
       const [dx, dgamma, dbeta] = await this.read(
         [
           { buffer: io.dx, size: upload.byteLength },
-          { buffer: this.gammaGrad, size: C },
-          { buffer: this.betaGrad, size: C },
+          regionOf(this.gammaGrad, C),
+          regionOf(this.betaGrad, C),
         ],
         encoder,
       );
@@ -491,11 +527,11 @@ export class BatchNorm {
       this.checkUsable();
       const C = this.numFeatures * 4;
       const [gamma, beta, runningMean, runningVar, batches] = await this.read([
-        { buffer: this.gamma, size: C },
-        { buffer: this.beta, size: C },
-        { buffer: this.runningMean, size: C },
-        { buffer: this.runningVar, size: C },
-        { buffer: this.numBatchesTracked, size: 4 },
+        regionOf(this.gamma, C),
+        regionOf(this.beta, C),
+        regionOf(this.runningMean, C),
+        regionOf(this.runningVar, C),
+        regionOf(this.numBatchesTracked, 4),
       ]);
       return {
         gamma: new Float32Array(gamma),
@@ -516,7 +552,7 @@ export class BatchNorm {
     return this.serialized(async () => {
       this.checkUsable();
       if (!this.lastForward) throw new Error('getBatchStats() needs a forward pass first');
-      const [bytes] = await this.read([{ buffer: this.coef, size: this.numFeatures * COEF_BYTES }]);
+      const [bytes] = await this.read([regionOf(this.coef, this.numFeatures * COEF_BYTES)]);
       const coef = new Float32Array(bytes);
       const stride = COEF_BYTES / 4;
       const mean = new Float64Array(this.numFeatures);
@@ -536,7 +572,7 @@ export class BatchNorm {
   setState(state: BatchNormStateInput): void {
     this.checkUsable();
     if (!state || typeof state !== 'object') throw new TypeError('state must be an object');
-    const writes: [GPUBuffer, Float32Array<ArrayBuffer> | Uint32Array<ArrayBuffer>][] = [];
+    const writes: [TensorBuffer, Float32Array<ArrayBuffer> | Uint32Array<ArrayBuffer>][] = [];
     const arrays = { gamma: this.gamma, beta: this.beta, runningMean: this.runningMean, runningVar: this.runningVar } as const;
     for (const key of Object.keys(arrays) as (keyof typeof arrays)[]) {
       const value = state[key];
@@ -554,7 +590,10 @@ export class BatchNorm {
       }
       writes.push([this.numBatchesTracked, new Uint32Array([batches])]);
     }
-    for (const [buffer, data] of writes) this.device.queue.writeBuffer(buffer, 0, data);
+    for (const [target, data] of writes) {
+      const region = regionOf(target, data.byteLength);
+      this.device.queue.writeBuffer(region.buffer, region.offset ?? 0, data);
+    }
   }
 
   /** Destroys every GPU buffer this layer created. The layer cannot be used afterwards. */
@@ -563,6 +602,7 @@ export class BatchNorm {
     this.destroyed = true;
     for (const buffer of this.owned) buffer.destroy();
     this.owned.clear();
+    releaseScratch(this.device, this);
     this.shapes.clear();
     this.io = null;
     this.lastForward = null;
@@ -633,15 +673,15 @@ export class BatchNorm {
   /** Records dispatches of kernels built for the storage of `view`'s tensors. */
   private dispatcher(pass: GPUComputePassEncoder, view: ChannelView) {
     const storage = this.storageFor(view);
-    return (kernel: Parameters<typeof dispatchKernel>[2], workgroups: number, buffers: Record<number, GPUBuffer>) =>
+    return (kernel: Parameters<typeof dispatchKernel>[2], workgroups: number, buffers: Record<number, TensorBuffer>) =>
       dispatchKernel(this.device, pass, kernel, storage, workgroups, buffers);
   }
 
   /** Each caller tensor buffer must hold a tensor of `view` in this layer's dtype and have STORAGE usage. */
-  private checkTensorBuffers(view: ChannelView, shape: readonly number[], buffers: Record<string, GPUBuffer>): void {
+  private checkTensorBuffers(view: ChannelView, shape: readonly number[], buffers: Record<string, TensorBuffer>): void {
     const bytes = this.tensorBytes(view);
     const what = `${this.dtype} [${shape.join(', ')}]`;
-    for (const [argName, buffer] of Object.entries(buffers)) checkTensorBuffer(argName, buffer, bytes, what);
+    for (const [argName, buffer] of Object.entries(buffers)) checkTensorBuffer(argName, buffer, bytes, what, this.device);
   }
 
   private tensorBytes(view: ChannelView): number {
@@ -714,10 +754,9 @@ export class BatchNorm {
       channelsLast,
       partialWorkgroups,
       params: createBufferWithData(this.device, `${label} params`, params, Usage.UNIFORM),
-      partials: this.device.createBuffer({ label: `${label} partials`, size: align4(view.channels * chunks * 16), usage: Usage.STORAGE }),
+      partials: acquireScratch(this.device, align4(view.channels * chunks * 16), this),
     };
     this.owned.add(res.params);
-    this.owned.add(res.partials);
     this.shapes.set(key, res);
     return res;
   }

@@ -9,8 +9,9 @@
  * Features are the channels of the layout's [outer, C, inner] view (the last axis for 'NC').
  */
 import { checkLayout, channelView, viewSize, type ChannelView, type Layout } from './layout.js';
-import { Usage, align4, createBufferWithData, dispatchKernel, readBuffers } from './gpu.js';
+import { Usage, align4, checkSeparateOutput, createBufferWithData, dispatchKernel, readBuffers, type TensorBuffer } from './gpu.js';
 import { REDUCTION_CHUNK, WORKGROUP_SIZE, paramsData, tensorBytes, tensorStorage, SLOT_ELEMENTS } from './shaders.js';
+import { acquireScratch, releaseScratch } from './scratch.js';
 import { checkTensorBuffer, checkTensorFits, describe } from './validate.js';
 
 /** How {@link FeatureScaler} scales each feature. */
@@ -110,7 +111,7 @@ export class FeatureScaler {
   }
 
   /** Records the accumulation of `x`'s per-feature statistics into the scaler's state. */
-  encodeAdapt(encoder: GPUCommandEncoder, args: { x: GPUBuffer; shape: readonly number[] }): void {
+  encodeAdapt(encoder: GPUCommandEncoder, args: { x: TensorBuffer; shape: readonly number[] }): void {
     this.checkUsable();
     const view = this.viewOf(args?.shape, 'args.shape');
     this.checkBuffers(view, args.shape, { 'args.x': args.x });
@@ -126,12 +127,12 @@ export class FeatureScaler {
   }
 
   /** Records y = scaled x. Needs {@link adapt} (or encodeAdapt) first. */
-  encodeTransform(encoder: GPUCommandEncoder, args: { x: GPUBuffer; y: GPUBuffer; shape: readonly number[] }): void {
+  encodeTransform(encoder: GPUCommandEncoder, args: { x: TensorBuffer; y: TensorBuffer; shape: readonly number[] }): void {
     this.encodeScale(encoder, args, 'transform');
   }
 
   /** Records y = unscaled x: the inverse of {@link encodeTransform}. */
-  encodeInverse(encoder: GPUCommandEncoder, args: { x: GPUBuffer; y: GPUBuffer; shape: readonly number[] }): void {
+  encodeInverse(encoder: GPUCommandEncoder, args: { x: TensorBuffer; y: TensorBuffer; shape: readonly number[] }): void {
     this.encodeScale(encoder, args, 'inverse');
   }
 
@@ -179,15 +180,16 @@ export class FeatureScaler {
     this.destroyed = true;
     for (const b of this.owned) b.destroy();
     this.owned.length = 0;
+    releaseScratch(this.device, this);
     this.shapes.clear();
   }
 
-  private encodeScale(encoder: GPUCommandEncoder, args: { x: GPUBuffer; y: GPUBuffer; shape: readonly number[] }, what: 'transform' | 'inverse'): void {
+  private encodeScale(encoder: GPUCommandEncoder, args: { x: TensorBuffer; y: TensorBuffer; shape: readonly number[] }, what: 'transform' | 'inverse'): void {
     this.checkUsable();
     if (!this.adapted) throw new Error(`${this.label}: ${what} needs adapt() on some data first`);
     const view = this.viewOf(args?.shape, 'args.shape');
     this.checkBuffers(view, args.shape, { 'args.x': args.x, 'args.y': args.y });
-    if (args.x === args.y) throw new TypeError('args.y must be a different buffer from args.x');
+    checkSeparateOutput(['args.y', args.y], { 'args.x': args.x });
     const res = this.shapeResources(view);
     const storage = tensorStorage(this.device, 'float32', view.inner);
     const pass = encoder.beginComputePass({ label: `${this.label} ${what}` });
@@ -243,9 +245,9 @@ export class FeatureScaler {
     return view;
   }
 
-  private checkBuffers(view: ChannelView, shape: readonly number[], buffers: Record<string, GPUBuffer>): void {
+  private checkBuffers(view: ChannelView, shape: readonly number[], buffers: Record<string, TensorBuffer>): void {
     const bytes = tensorBytes('f32', viewSize(view));
-    for (const [name, buffer] of Object.entries(buffers)) checkTensorBuffer(name, buffer, bytes, `float32 [${shape.join(', ')}]`);
+    for (const [name, buffer] of Object.entries(buffers)) checkTensorBuffer(name, buffer, bytes, `float32 [${shape.join(', ')}]`, this.device);
   }
 
   private shapeResources(view: ChannelView) {
@@ -257,9 +259,9 @@ export class FeatureScaler {
       res = {
         chunks,
         params: createBufferWithData(this.device, `${label} params`, paramsData(view, chunks), Usage.UNIFORM),
-        partials: this.device.createBuffer({ label: `${label} partials`, size: view.channels * chunks * PARTIAL_BYTES, usage: Usage.STORAGE }),
+        partials: acquireScratch(this.device, view.channels * chunks * PARTIAL_BYTES, this),
       };
-      this.owned.push(res.params, res.partials);
+      this.owned.push(res.params);
       this.shapes.set(key, res);
     }
     return res;

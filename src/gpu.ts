@@ -5,6 +5,44 @@
 import { getPipeline, type KernelName } from './pipelines.js';
 import type { TensorStorage } from './shaders.js';
 
+/**
+ * A tensor argument: a whole GPUBuffer, or a range of one, `{ buffer, offset, size }` as in a
+ * bind-group entry (offset a multiple of the device's minStorageBufferOffsetAlignment, size
+ * defaulting to the rest of the buffer). A kernel's outputs must be in other GPUBuffers than its
+ * inputs (see checkSeparateOutput).
+ */
+export type TensorBuffer = GPUBuffer | GPUBufferBinding;
+
+/** Whether `t` is a range `{ buffer, offset, size }` rather than a whole GPUBuffer. */
+export function isBufferRange(t: TensorBuffer): t is GPUBufferBinding {
+  return typeof t === 'object' && t !== null && 'buffer' in t;
+}
+
+/** The GPUBuffer a tensor argument lives in. */
+export function bufferOf(t: TensorBuffer): GPUBuffer {
+  return isBufferRange(t) ? t.buffer : t;
+}
+
+/**
+ * Throws unless the output `written` lives in a GPUBuffer other than each of `read`: WebGPU
+ * validates storage usage per buffer, not per range, so one dispatch cannot write a buffer it
+ * also reads, even in disjoint ranges.
+ */
+export function checkSeparateOutput(written: [string, TensorBuffer], read: Record<string, TensorBuffer>): void {
+  for (const [name, input] of Object.entries(read)) {
+    if (bufferOf(input) === bufferOf(written[1])) {
+      throw new TypeError(
+        `${written[0]} must be in a different GPUBuffer from ${name}: WebGPU does not let one dispatch write a buffer it also reads, even in disjoint ranges`,
+      );
+    }
+  }
+}
+
+/** The first `size` bytes of a tensor argument, as a region to read or write. */
+export function regionOf(t: TensorBuffer, size: number): BufferRegion {
+  return isBufferRange(t) ? { buffer: t.buffer, offset: t.offset ?? 0, size } : { buffer: t, size };
+}
+
 /** GPUBufferUsage flags by value, so that this module does not depend on the globals being set. */
 export const Usage = {
   MAP_READ: 0x0001,
@@ -43,14 +81,14 @@ export function dispatchKernel(
   kernel: KernelName,
   storage: TensorStorage,
   workgroups: number,
-  buffers: Record<number, GPUBuffer>,
+  buffers: Record<number, TensorBuffer>,
 ): void {
   dispatchPipeline(device, pass, getPipeline(device, kernel, storage), workgroups, buffers);
 }
 
 /**
- * Records one dispatch of `pipeline` over `workgroups` workgroups, bound to `buffers` by binding
- * number. Counts above maxComputeWorkgroupsPerDimension are spread over y; kernels fold the 2-D
+ * Records one dispatch of `pipeline` over `workgroups` workgroups, bound to `buffers` (whole
+ * buffers or ranges) by binding number. Counts above maxComputeWorkgroupsPerDimension are spread over y; kernels fold the 2-D
  * id back (linear_workgroup() in common.wgsl) and ignore the overshoot.
  */
 export function dispatchPipeline(
@@ -58,12 +96,12 @@ export function dispatchPipeline(
   pass: GPUComputePassEncoder,
   pipeline: GPUComputePipeline,
   workgroups: number,
-  buffers: Record<number, GPUBuffer>,
+  buffers: Record<number, TensorBuffer>,
 ): void {
   const bindGroup = device.createBindGroup({
     label: `${pipeline.label} bind group`,
     layout: pipeline.getBindGroupLayout(0),
-    entries: Object.entries(buffers).map(([binding, buffer]) => ({ binding: Number(binding), resource: { buffer } })),
+    entries: Object.entries(buffers).map(([binding, b]) => ({ binding: Number(binding), resource: isBufferRange(b) ? b : { buffer: b } })),
   });
   const [x, y] = workgroupGrid(device, workgroups);
   pass.setPipeline(pipeline);

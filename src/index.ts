@@ -17,7 +17,11 @@ export type {
   BackwardResult,
   NormalizationStats,
   DType,
+  StateBufferName,
 } from './batchnorm.js';
+export { encodeBatchNormForward, encodeBatchNormBackward, releaseBatchNormFunctions, SAVED_BYTES_PER_FEATURE } from './functional.js';
+export type { BatchNormBuffers, BatchNormFunctionOptions } from './functional.js';
+export type { TensorBuffer } from './gpu.js';
 export { pytorchOptions, kerasOptions } from './presets.js';
 export type { PyTorchBatchNormArgs, KerasBatchNormArgs } from './presets.js';
 export { fromPyTorchState, toPyTorchState, fromKerasWeights, toKerasWeights } from './state-io.js';

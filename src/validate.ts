@@ -3,7 +3,7 @@
  * the argument, the expected value and the actual one.
  */
 import type { ChannelView } from './layout.js';
-import { Usage } from './gpu.js';
+import { Usage, isBufferRange, type TensorBuffer } from './gpu.js';
 
 /** A short description of a value for error messages. */
 export function describe(value: unknown): string {
@@ -20,16 +20,36 @@ export function checkTrainable(view: ChannelView, shape: readonly number[], trai
   }
 }
 
-/** A caller's tensor buffer: a GPUBuffer of at least `bytes` bytes with STORAGE usage. */
-export function checkTensorBuffer(argName: string, buffer: GPUBuffer, bytes: number, what: string): void {
+/**
+ * A caller's tensor argument: a GPUBuffer, or a range `{ buffer, offset, size }` of one, of at
+ * least `bytes` bytes, with STORAGE usage. A range's offset must be a multiple of the device's
+ * minStorageBufferOffsetAlignment (256 where no device is given, WebGPU's default limit).
+ */
+export function checkTensorBuffer(argName: string, arg: TensorBuffer, bytes: number, what: string, device?: GPUDevice): void {
+  const range = arg && isBufferRange(arg) ? arg : null;
+  const buffer = range ? range.buffer : (arg as GPUBuffer);
+  const name = range ? `${argName}.buffer` : argName;
   if (!buffer || typeof buffer !== 'object' || typeof buffer.size !== 'number' || typeof buffer.usage !== 'number') {
-    throw new TypeError(`${argName} must be a GPUBuffer; got ${describe(buffer)}`);
+    throw new TypeError(`${name} must be a GPUBuffer (or ${argName} a range { buffer, offset, size } of one); got ${describe(buffer)}`);
   }
-  if (buffer.size < bytes) {
-    throw new RangeError(`${argName} must hold at least ${bytes} bytes (${what}); got ${buffer.size}`);
+  let available = buffer.size;
+  if (range) {
+    const offset = range.offset ?? 0;
+    const align = device?.limits.minStorageBufferOffsetAlignment ?? 256;
+    if (!Number.isSafeInteger(offset) || offset < 0 || offset % align !== 0) {
+      throw new RangeError(`${argName}.offset must be a multiple of ${align} (the device's minStorageBufferOffsetAlignment); got ${String(offset)}`);
+    }
+    const size = range.size ?? buffer.size - offset;
+    if (!Number.isSafeInteger(size) || size < 0 || offset + size > buffer.size) {
+      throw new RangeError(`${argName}: offset ${offset} + size ${String(size)} exceeds its buffer's ${buffer.size} bytes`);
+    }
+    available = size;
+  }
+  if (available < bytes) {
+    throw new RangeError(`${argName} must hold at least ${bytes} bytes (${what}); got ${available}`);
   }
   if ((buffer.usage & Usage.STORAGE) === 0) {
-    throw new TypeError(`${argName} must have GPUBufferUsage.STORAGE in its usage; got usage 0x${buffer.usage.toString(16)}`);
+    throw new TypeError(`${name} must have GPUBufferUsage.STORAGE in its usage; got usage 0x${buffer.usage.toString(16)}`);
   }
 }
 

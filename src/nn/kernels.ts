@@ -2,7 +2,7 @@
  * The training demo's layer kernels (shaders/nn_*.wgsl) as functions that record one dispatch
  * each into the caller's compute pass: 2-D convolution (which also serves as the dense layer),
  * max pooling, ReLU, softmax cross-entropy and SGD. Tensors are float32 NCHW in caller-owned
- * buffers; nothing is submitted or read back.
+ * buffers or ranges of them ({ buffer, offset, size }); nothing is submitted or read back.
  */
 import nnCommon from '../../shaders/nn_common.wgsl?raw';
 import conv2d from '../../shaders/nn_conv2d.wgsl?raw';
@@ -10,7 +10,7 @@ import pool from '../../shaders/nn_pool.wgsl?raw';
 import relu from '../../shaders/nn_relu.wgsl?raw';
 import loss from '../../shaders/nn_loss.wgsl?raw';
 import sgd from '../../shaders/nn_sgd.wgsl?raw';
-import { Usage, createBufferWithData, dispatchPipeline } from '../gpu.js';
+import { Usage, checkSeparateOutput, createBufferWithData, dispatchPipeline, type TensorBuffer } from '../gpu.js';
 import { cachedPipeline } from '../pipelines.js';
 import { checkTensorBuffer } from '../validate.js';
 
@@ -63,11 +63,12 @@ export function encodeConv2dForward(
   device: GPUDevice,
   pass: GPUComputePassEncoder,
   shape: Conv2dShape,
-  buffers: { x: GPUBuffer; weight: GPUBuffer; bias: GPUBuffer; y: GPUBuffer },
+  buffers: { x: TensorBuffer; weight: TensorBuffer; bias: TensorBuffer; y: TensorBuffer },
 ): void {
   const sizes = conv2dSizes(shape);
-  checkBuffers(buffers, { x: sizes.input, weight: sizes.weight, bias: shape.outChannels, y: sizes.output });
-  run(device, pass, 'conv2d', 'conv2d_forward', sizes.output, { 0: convUniform(device, shape), 1: buffers.x, 2: buffers.weight, 3: buffers.bias, 4: buffers.y });
+  checkBuffers(device, buffers, { x: sizes.input, weight: sizes.weight, bias: shape.outChannels, y: sizes.output });
+  const { x, weight, bias, y } = buffers;
+  run(device, pass, 'conv2d', 'conv2d_forward', sizes.output, { 0: convUniform(device, shape), 1: x, 2: weight, 3: bias, 4: y }, { y }, { x, weight, bias });
 }
 
 /**
@@ -78,22 +79,17 @@ export function encodeConv2dBackward(
   device: GPUDevice,
   pass: GPUComputePassEncoder,
   shape: Conv2dShape,
-  buffers: { x: GPUBuffer; weight: GPUBuffer; dy: GPUBuffer; dweight: GPUBuffer; dbias: GPUBuffer; dx?: GPUBuffer },
+  buffers: { x: TensorBuffer; weight: TensorBuffer; dy: TensorBuffer; dweight: TensorBuffer; dbias: TensorBuffer; dx?: TensorBuffer },
 ): void {
   const sizes = conv2dSizes(shape);
   const { dx, ...required } = buffers;
-  checkBuffers(required, { x: sizes.input, weight: sizes.weight, dy: sizes.output, dweight: sizes.weight, dbias: shape.outChannels });
+  checkBuffers(device, required, { x: sizes.input, weight: sizes.weight, dy: sizes.output, dweight: sizes.weight, dbias: shape.outChannels });
   const uniform = convUniform(device, shape);
-  run(device, pass, 'conv2d', 'conv2d_param_grad', sizes.weight + shape.outChannels, {
-    0: uniform,
-    1: buffers.x,
-    5: buffers.dy,
-    6: buffers.dweight,
-    7: buffers.dbias,
-  });
+  const { x, dy, dweight, dbias } = buffers;
+  run(device, pass, 'conv2d', 'conv2d_param_grad', sizes.weight + shape.outChannels, { 0: uniform, 1: x, 5: dy, 6: dweight, 7: dbias }, { dweight, dbias }, { x, dy });
   if (dx) {
-    checkBuffers({ dx }, { dx: sizes.input });
-    run(device, pass, 'conv2d', 'conv2d_input_grad', sizes.input, { 0: uniform, 2: buffers.weight, 5: buffers.dy, 8: dx });
+    checkBuffers(device, { dx }, { dx: sizes.input });
+    run(device, pass, 'conv2d', 'conv2d_input_grad', sizes.input, { 0: uniform, 2: buffers.weight, 5: dy, 8: dx }, { dx }, { weight: buffers.weight, dy });
   }
 }
 
@@ -102,11 +98,12 @@ export function encodeMaxPoolForward(
   device: GPUDevice,
   pass: GPUComputePassEncoder,
   shape: PoolShape,
-  buffers: { x: GPUBuffer; y: GPUBuffer; argmax: GPUBuffer },
+  buffers: { x: TensorBuffer; y: TensorBuffer; argmax: TensorBuffer },
 ): void {
   const sizes = poolSizes(shape);
-  checkBuffers(buffers, { x: sizes.input, y: sizes.output, argmax: sizes.output });
-  run(device, pass, 'pool', 'max_pool_forward', sizes.output, { 0: poolUniform(device, shape), 1: buffers.x, 2: buffers.y, 3: buffers.argmax });
+  checkBuffers(device, buffers, { x: sizes.input, y: sizes.output, argmax: sizes.output });
+  const { x, y, argmax } = buffers;
+  run(device, pass, 'pool', 'max_pool_forward', sizes.output, { 0: poolUniform(device, shape), 1: x, 2: y, 3: argmax }, { y, argmax }, { x });
 }
 
 /** Records dx: dy routed to each window's maximum (from the forward pass's `argmax`), 0 elsewhere. */
@@ -114,18 +111,19 @@ export function encodeMaxPoolBackward(
   device: GPUDevice,
   pass: GPUComputePassEncoder,
   shape: PoolShape,
-  buffers: { argmax: GPUBuffer; dy: GPUBuffer; dx: GPUBuffer },
+  buffers: { argmax: TensorBuffer; dy: TensorBuffer; dx: TensorBuffer },
 ): void {
   const sizes = poolSizes(shape);
-  checkBuffers(buffers, { argmax: sizes.output, dy: sizes.output, dx: sizes.input });
-  run(device, pass, 'pool', 'max_pool_backward', sizes.input, { 0: poolUniform(device, shape), 4: buffers.argmax, 5: buffers.dy, 6: buffers.dx });
+  checkBuffers(device, buffers, { argmax: sizes.output, dy: sizes.output, dx: sizes.input });
+  const { argmax, dy, dx } = buffers;
+  run(device, pass, 'pool', 'max_pool_backward', sizes.input, { 0: poolUniform(device, shape), 4: argmax, 5: dy, 6: dx }, { dx }, { argmax, dy });
 }
 
 /** Records y = max(x, 0) over `count` elements. */
-export function encodeReluForward(device: GPUDevice, pass: GPUComputePassEncoder, count: number, buffers: { x: GPUBuffer; y: GPUBuffer }): void {
+export function encodeReluForward(device: GPUDevice, pass: GPUComputePassEncoder, count: number, buffers: { x: TensorBuffer; y: TensorBuffer }): void {
   checkCount(count);
-  checkBuffers(buffers, { x: count, y: count });
-  run(device, pass, 'relu', 'relu_forward', count, { 0: countUniform(device, 'relu', count), 1: buffers.x, 2: buffers.y });
+  checkBuffers(device, buffers, { x: count, y: count });
+  run(device, pass, 'relu', 'relu_forward', count, { 0: countUniform(device, 'relu', count), 1: buffers.x, 2: buffers.y }, { y: buffers.y }, { x: buffers.x });
 }
 
 /** Records dx = dy where x > 0, else 0 (x is the ReLU's input). */
@@ -133,11 +131,12 @@ export function encodeReluBackward(
   device: GPUDevice,
   pass: GPUComputePassEncoder,
   count: number,
-  buffers: { x: GPUBuffer; dy: GPUBuffer; dx: GPUBuffer },
+  buffers: { x: TensorBuffer; dy: TensorBuffer; dx: TensorBuffer },
 ): void {
   checkCount(count);
-  checkBuffers(buffers, { x: count, dy: count, dx: count });
-  run(device, pass, 'relu', 'relu_backward', count, { 0: countUniform(device, 'relu', count), 1: buffers.x, 3: buffers.dy, 4: buffers.dx });
+  checkBuffers(device, buffers, { x: count, dy: count, dx: count });
+  const { x, dy, dx } = buffers;
+  run(device, pass, 'relu', 'relu_backward', count, { 0: countUniform(device, 'relu', count), 1: x, 3: dy, 4: dx }, { dx }, { x, dy });
 }
 
 /**
@@ -149,20 +148,15 @@ export function encodeSoftmaxCrossEntropy(
   device: GPUDevice,
   pass: GPUComputePassEncoder,
   shape: { batch: number; classes: number },
-  buffers: { logits: GPUBuffer; labels: GPUBuffer; dlogits: GPUBuffer; losses: GPUBuffer; correct: GPUBuffer },
+  buffers: { logits: TensorBuffer; labels: TensorBuffer; dlogits: TensorBuffer; losses: TensorBuffer; correct: TensorBuffer },
 ): void {
   checkDims(shape, ['batch', 'classes'], 'shape');
   const { batch, classes } = shape;
-  checkBuffers(buffers, { logits: batch * classes, labels: batch, dlogits: batch * classes, losses: batch, correct: batch });
+  checkBuffers(device, buffers, { logits: batch * classes, labels: batch, dlogits: batch * classes, losses: batch, correct: batch });
   const uniform = shapeUniform(device, 'loss', [batch, classes]);
-  run(device, pass, 'loss', 'softmax_cross_entropy', batch, {
-    0: uniform,
-    1: buffers.logits,
-    2: buffers.labels,
-    3: buffers.dlogits,
-    4: buffers.losses,
-    5: buffers.correct,
-  });
+  const { logits, labels, dlogits, losses, correct } = buffers;
+  const read = { logits, labels };
+  run(device, pass, 'loss', 'softmax_cross_entropy', batch, { 0: uniform, 1: logits, 2: labels, 3: dlogits, 4: losses, 5: correct }, { dlogits, losses, correct }, read);
 }
 
 /**
@@ -173,12 +167,12 @@ export function encodeSgdStep(
   device: GPUDevice,
   pass: GPUComputePassEncoder,
   count: number,
-  buffers: { hyper: GPUBuffer; param: GPUBuffer; grad: GPUBuffer; velocity: GPUBuffer },
+  buffers: { hyper: TensorBuffer; param: TensorBuffer; grad: TensorBuffer; velocity: TensorBuffer },
 ): void {
   checkCount(count);
   const { hyper, param, grad, velocity } = buffers;
-  checkBuffers({ param, grad, velocity }, { param: count, grad: count, velocity: count });
-  run(device, pass, 'sgd', 'sgd_step', count, { 0: countUniform(device, 'sgd', count), 1: hyper, 2: param, 3: grad, 4: velocity });
+  checkBuffers(device, { param, grad, velocity }, { param: count, grad: count, velocity: count });
+  run(device, pass, 'sgd', 'sgd_step', count, { 0: countUniform(device, 'sgd', count), 1: hyper, 2: param, 3: grad, 4: velocity }, { param, velocity }, { grad });
 }
 
 /** SGD hyperparameters the host may change between steps. */
@@ -265,8 +259,11 @@ function run(
   shader: keyof typeof FILES,
   entryPoint: string,
   threads: number,
-  buffers: Record<number, GPUBuffer>,
+  buffers: Record<number, TensorBuffer>,
+  written: Record<string, TensorBuffer> = {},
+  read: Record<string, TensorBuffer> = {},
 ): void {
+  for (const output of Object.entries(written)) checkSeparateOutput([`buffers.${output[0]}`, output[1]], prefixed(read));
   const pipeline = cachedPipeline(
     device,
     `webgpu-batchnorm nn_${shader}.wgsl`,
@@ -275,6 +272,10 @@ function run(
     `webgpu-batchnorm ${entryPoint}`,
   );
   dispatchPipeline(device, pass, pipeline, Math.ceil(threads / WG), buffers);
+}
+
+function prefixed(read: Record<string, TensorBuffer>): Record<string, TensorBuffer> {
+  return Object.fromEntries(Object.entries(read).map(([k, v]) => [`buffers.${k}`, v]));
 }
 
 function checkDims<T extends object>(shape: T, keys: (keyof T & string)[], argName: string): void {
@@ -289,9 +290,9 @@ function checkCount(count: number): void {
   if (!Number.isSafeInteger(count) || count < 1) throw new RangeError(`count must be a positive integer; got ${String(count)}`);
 }
 
-/** Each buffer must hold at least its element count of 4-byte values and have STORAGE usage. */
-function checkBuffers(buffers: Record<string, GPUBuffer>, elements: Record<string, number>): void {
+/** Each buffer (or range) must hold at least its element count of 4-byte values and have STORAGE usage. */
+function checkBuffers(device: GPUDevice, buffers: Record<string, TensorBuffer>, elements: Record<string, number>): void {
   for (const [name, count] of Object.entries(elements)) {
-    checkTensorBuffer(`buffers.${name}`, buffers[name], count * 4, `${count} 4-byte values`);
+    checkTensorBuffer(`buffers.${name}`, buffers[name], count * 4, `${count} 4-byte values`, device);
   }
 }

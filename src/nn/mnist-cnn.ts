@@ -10,7 +10,7 @@
  */
 import { BatchNorm } from '../batchnorm.js';
 import { mulberry32 } from '../random.js';
-import { Usage, createBufferWithData, readBuffers } from '../gpu.js';
+import { Usage, createBufferWithData, readBuffers, regionOf, type TensorBuffer } from '../gpu.js';
 import {
   createSgdHyperparams,
   encodeConv2dBackward,
@@ -84,8 +84,8 @@ export interface Metrics {
 interface Parameter {
   name: string;
   size: number;
-  value: GPUBuffer;
-  grad: GPUBuffer;
+  value: TensorBuffer;
+  grad: TensorBuffer;
   velocity: GPUBuffer;
 }
 
@@ -364,12 +364,12 @@ export class MnistCnn {
     return { loss: loss / n, accuracy: right / n, samples: n };
   }
 
-  private async readNamed(pick: (p: Parameter) => GPUBuffer): Promise<Record<string, Float32Array>> {
+  private async readNamed(pick: (p: Parameter) => TensorBuffer): Promise<Record<string, Float32Array>> {
     this.checkUsable();
     const all = this.parameters;
     const bytes = await readBuffers(
       this.device,
-      all.map((p) => ({ buffer: pick(p), size: p.size * 4 })),
+      all.map((p) => regionOf(pick(p), p.size * 4)),
     );
     return Object.fromEntries(all.map((p, i) => [p.name, new Float32Array(bytes[i])]));
   }

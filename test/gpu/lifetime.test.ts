@@ -4,7 +4,9 @@
 import { describe, it, expect } from 'vitest';
 import { BatchNorm } from '../../src/batchnorm.js';
 import { getDevice } from '../../src/device.js';
-import { randn } from '../helpers/data.js';
+import { expectClose, randn } from '../helpers/data.js';
+import { channelView } from '../../src/layout.js';
+import { referenceTrainingForward } from '../../src/reference.js';
 import { countingDevice, storageBuffer, testDevice } from '../helpers/gpu.js';
 
 describe('device limits', () => {
@@ -74,5 +76,27 @@ describe('GPU memory', () => {
     expect(live.size).toBe(bn.bufferCount);
     bn.destroy();
     expect(live.size, 'buffers left after destroy()').toBe(0);
+  });
+});
+
+describe('scratch memory pooled per device', () => {
+  it('layers share one scratch buffer, grown as needed, destroyed with its last holder', async () => {
+    const { device, live } = countingDevice(await testDevice());
+    const a = new BatchNorm(device, { numFeatures: 4, layout: 'NCHW', label: 'a' });
+    await a.forward(randn(2 * 4 * 50 * 50, 1), [2, 4, 50, 50], { training: true }); // 10 chunks per channel
+    const scratch = [...live].filter((b) => b.label === 'webgpu-batchnorm scratch');
+    expect(scratch.length).toBe(1);
+    const b = new BatchNorm(device, { numFeatures: 3, layout: 'NC', label: 'b' });
+    await b.forward(randn(8 * 3, 2), [8, 3], { training: true }); // fits: no new scratch
+    expect([...live].filter((x) => x.label === 'webgpu-batchnorm scratch')).toEqual(scratch);
+    // Interleaved use stays correct: each pass consumes its partials before the next pass runs.
+    const x = randn(8 * 3, 3);
+    const y = await b.forward(x, [8, 3], { training: true });
+    const ref = referenceTrainingForward(x, channelView('NC', [8, 3]), { gamma: [1, 1, 1], beta: [0, 0, 0], eps: 1e-5 });
+    expectClose(y, ref.y, { rtol: 1e-5, atol: 1e-5 }, 'y after the other layer used the scratch');
+    a.destroy();
+    expect(live.has(scratch[0]), 'still held by b').toBe(true);
+    b.destroy();
+    expect(live.size, 'buffers left after both layers are destroyed').toBe(0);
   });
 });

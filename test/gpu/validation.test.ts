@@ -74,7 +74,7 @@ describe('forward and backward arguments', () => {
     expect(() => bn.encodeForward(encoder, { x, y: noStorage, shape, training: true })).toThrow(
       /args.y must have GPUBufferUsage.STORAGE in its usage; got usage 0x8/,
     );
-    expect(() => bn.encodeForward(encoder, { x, y: x, shape, training: true })).toThrow(/args.y must be a different buffer from args.x/);
+    expect(() => bn.encodeForward(encoder, { x, y: x, shape, training: true })).toThrow(/args.y must be in a different GPUBuffer from args.x/);
     expect(() => bn.encodeForward(encoder, { x, y: small, shape, training: 'yes' as unknown as boolean })).toThrow(
       /args.training must be a boolean; got yes/,
     );
@@ -185,7 +185,7 @@ describe('lifetime', () => {
   it('every buffer, pipeline and pass carries a label', async () => {
     const device = await testDevice();
     const bn = new BatchNorm(device, { numFeatures: 2, layout: 'NC', label: 'bn1' });
-    for (const b of [bn.gamma, bn.beta, bn.runningMean, bn.runningVar, bn.numBatchesTracked, bn.gammaGrad, bn.betaGrad]) {
+    for (const b of [bn.gamma, bn.beta, bn.runningMean, bn.runningVar, bn.numBatchesTracked, bn.gammaGrad, bn.betaGrad] as GPUBuffer[]) {
       expect(b.label).toMatch(/^bn1 /);
     }
     bn.destroy();

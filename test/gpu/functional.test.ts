@@ -1,0 +1,90 @@
+/**
+ * Batch norm as functions of (device, encoder, buffers, shape) on buffers that are all the
+ * caller's: a training step and an inference pass against the reference, with the running
+ * statistics and gradients landing in the caller's buffers, and the cache released.
+ */
+import { describe, expect, it } from 'vitest';
+import { encodeBatchNormBackward, encodeBatchNormForward, releaseBatchNormFunctions, SAVED_BYTES_PER_FEATURE, type BatchNormBuffers } from '../../src/functional.js';
+import { readBuffers } from '../../src/gpu.js';
+import { channelView } from '../../src/layout.js';
+import { referenceBackward, referenceInference, referenceStats, referenceTrainingForward, referenceUpdateRunningStats } from '../../src/reference.js';
+import { channelData, expectClose, randn } from '../helpers/data.js';
+import { countingDevice, storageBuffer, testDevice } from '../helpers/gpu.js';
+import { STATS_TOL, dxTolerance, yTolerance } from '../helpers/tolerances.js';
+
+function callerBuffers(device: GPUDevice, C: number, gamma: Float32Array, beta: Float32Array): BatchNormBuffers {
+  return {
+    gamma: storageBuffer(device, gamma),
+    beta: storageBuffer(device, beta),
+    runningMean: storageBuffer(device, new Float32Array(C)),
+    runningVar: storageBuffer(device, new Float32Array(C).fill(1)),
+    numBatchesTracked: storageBuffer(device, new Float32Array(1)),
+    gammaGrad: storageBuffer(device, new Float32Array(C)),
+    betaGrad: storageBuffer(device, new Float32Array(C)),
+    saved: storageBuffer(device, new Float32Array((C * SAVED_BYTES_PER_FEATURE) / 4)),
+  };
+}
+
+describe('encodeBatchNormForward / encodeBatchNormBackward', () => {
+  it("a training step and an inference pass on the caller's buffers match the reference", async () => {
+    const { device, live } = countingDevice(await testDevice());
+    const shape = [4, 3, 6, 5];
+    const view = channelView('NCHW', shape);
+    const n = 4 * 3 * 6 * 5;
+    const gamma = Float32Array.of(1.5, 0.5, 2);
+    const beta = Float32Array.of(0.1, -0.2, 0.3);
+    const buffers = callerBuffers(device, 3, gamma, beta);
+    const xData = channelData(view, 120);
+    const dyData = randn(n, 121);
+    const [x, dy, y, dx, yTest] = [xData, dyData, new Float32Array(n), new Float32Array(n), new Float32Array(n)].map((d) => storageBuffer(device, d));
+    const options = { layout: 'NCHW' as const, eps: 1e-3, momentum: 0.2 };
+
+    const encoder = device.createCommandEncoder();
+    encodeBatchNormForward(device, encoder, { x, y, shape, training: true, buffers, options });
+    encodeBatchNormBackward(device, encoder, { x, dy, dx, shape, buffers, options });
+    encodeBatchNormForward(device, encoder, { x, y: yTest, shape, training: false, buffers, options });
+    const out = await readBuffers(
+      device,
+      [y, dx, yTest, buffers.runningMean, buffers.runningVar, buffers.numBatchesTracked, buffers.gammaGrad, buffers.betaGrad].map((b) => ({ buffer: b as GPUBuffer, size: (b as GPUBuffer).size })),
+      encoder,
+    );
+    const [yOut, dxOut, yTestOut, rm, rv, count, dgamma, dbeta] = out.map((b, i) => (i === 5 ? new Uint32Array(b) : new Float32Array(b)));
+
+    const ref = referenceTrainingForward(xData, view, { gamma, beta, eps: 1e-3 });
+    const stats = { mean: ref.mean, variance: ref.variance, gamma, eps: 1e-3 };
+    expectClose(yOut, ref.y, yTolerance(xData, view, stats), 'y');
+    const refG = referenceBackward(xData, dyData, view, { ...stats, batchStats: true });
+    expectClose(dxOut, refG.dx, dxTolerance(xData, dyData, view, stats), 'dx');
+    expectClose(dbeta, refG.dbeta, { rtol: 1e-5, atol: 1e-4 }, 'dbeta in the caller buffer');
+    expectClose(dgamma, refG.dgamma, { rtol: 1e-5, atol: 1e-4 }, 'dgamma in the caller buffer');
+    const running = referenceUpdateRunningStats({ runningMean: new Float64Array(3), runningVar: new Float64Array(3).fill(1), numBatchesTracked: 0 }, referenceStats(xData, view), 0.2);
+    expectClose(rm, running.runningMean, STATS_TOL, 'running mean in the caller buffer');
+    expectClose(rv, running.runningVar, STATS_TOL, 'running var in the caller buffer');
+    expect(count[0]).toBe(1);
+    const refTest = referenceInference(xData, view, { runningMean: running.runningMean, runningVar: running.runningVar, gamma, beta, eps: 1e-3 });
+    expectClose(yTestOut, refTest, yTolerance(xData, view, { mean: running.runningMean, variance: running.runningVar, gamma, eps: 1e-3 }), 'inference y');
+
+    // Released: only the caller's buffers are left.
+    releaseBatchNormFunctions(device);
+    const callers = new Set<GPUBuffer>([x, dy, y, dx, yTest, ...(Object.values(buffers) as GPUBuffer[])]);
+    expect([...live].filter((b) => !callers.has(b)).map((b) => b.label)).toEqual([]);
+  });
+
+  it('names a missing buffer or option', async () => {
+    const device = await testDevice();
+    const buffers = callerBuffers(device, 2, Float32Array.of(1, 1), Float32Array.of(0, 0));
+    const x = storageBuffer(device, new Float32Array(8));
+    const y = storageBuffer(device, new Float32Array(8));
+    const encoder = device.createCommandEncoder();
+    const { saved: _saved, ...noSaved } = buffers;
+    expect(() => encodeBatchNormForward(device, encoder, { x, y, shape: [4, 2], training: true, buffers: noSaved as BatchNormBuffers, options: { layout: 'NC' } })).toThrow(
+      /args.buffers.saved is required/,
+    );
+    expect(() => encodeBatchNormForward(device, encoder, { x, y, shape: [4, 2], training: true, buffers: { ...buffers, saved: buffers.gamma }, options: { layout: 'NC' } })).toThrow(
+      /options.buffers.saved must hold at least 64 bytes/,
+    );
+    expect(() => encodeBatchNormForward(device, encoder, { x, y, shape: [4, 2], training: true, buffers, options: { layout: 'NCW' as never } })).toThrow(/layout must be one of/);
+    encoder.finish();
+    releaseBatchNormFunctions(device);
+  });
+});
