@@ -9,7 +9,7 @@
  * Features are the channels of the layout's [outer, C, inner] view (the last axis for 'NC').
  */
 import { checkLayout, channelView, viewSize, type ChannelView, type Layout } from './layout.js';
-import { Usage, align4, checkSeparateOutput, createBufferWithData, dispatchKernel, readBuffers, type TensorBuffer } from './gpu.js';
+import { Usage, align4, checkSeparateOutput, createBufferWithData, dispatchKernel, readBuffers, regionOf, type TensorBuffer } from './gpu.js';
 import { REDUCTION_CHUNK, WORKGROUP_SIZE, paramsData, tensorBytes, tensorStorage, SLOT_ELEMENTS } from './shaders.js';
 import { acquireScratch, releaseScratch } from './scratch.js';
 import { checkTensorBuffer, checkTensorFits, describe } from './validate.js';
@@ -32,7 +32,17 @@ export interface FeatureScalerOptions {
   correction?: 0 | 1;
   /** Prefix of every GPU object's label. Default 'FeatureScaler'. */
   label?: string;
+  /**
+   * A caller-owned buffer (or range) for the accumulated statistics, numFeatures ×
+   * {@link SCALING_STATE_BYTES_PER_FEATURE} bytes (zeroed: nothing adapted yet). It is used as it
+   * is and not destroyed with the scaler; since it may already hold statistics, transforms are
+   * not refused before an adapt.
+   */
+  state?: TensorBuffer;
 }
+
+/** Bytes per feature of a scaler's accumulated statistics (FeatureScalerOptions.state). */
+export const SCALING_STATE_BYTES_PER_FEATURE = 32;
 
 /** Statistics accumulated by {@link FeatureScaler.adapt}. */
 export interface ScalingStats {
@@ -45,7 +55,7 @@ export interface ScalingStats {
   variance: Float64Array;
 }
 
-const STATE_BYTES = 32; // struct ScaleState in feature_scaling.wgsl
+const STATE_BYTES = 32; // struct ScaleState in feature_scaling.wgsl (SCALING_STATE_BYTES_PER_FEATURE)
 const COEF_BYTES = 32; // struct ChannelCoef in common.wgsl
 const PARTIAL_BYTES = 32; // struct ScalePartial
 
@@ -67,7 +77,9 @@ export class FeatureScaler {
   readonly correction: 0 | 1;
   readonly label: string;
   /** Per-feature accumulated statistics (struct ScaleState), zeroed by {@link reset}. */
-  private readonly state: GPUBuffer;
+  private readonly state: TensorBuffer;
+  /** The state is the caller's (options.state): it may hold statistics this object never saw. */
+  private readonly callerState: boolean;
   private readonly coef: GPUBuffer;
   private readonly inverseCoef: GPUBuffer;
   private readonly options: GPUBuffer;
@@ -95,7 +107,9 @@ export class FeatureScaler {
       this.owned.push(buffer);
       return buffer;
     };
-    this.state = own('state', numFeatures * STATE_BYTES, Usage.STORAGE | Usage.COPY_SRC | Usage.COPY_DST);
+    if (options.state !== undefined) checkTensorBuffer('options.state', options.state, numFeatures * STATE_BYTES, `${numFeatures} x ${STATE_BYTES} bytes`, device);
+    this.callerState = options.state !== undefined;
+    this.state = options.state ?? own('state', numFeatures * STATE_BYTES, Usage.STORAGE | Usage.COPY_SRC | Usage.COPY_DST);
     this.coef = own('coefficients', numFeatures * COEF_BYTES, Usage.STORAGE);
     this.inverseCoef = own('inverse coefficients', numFeatures * COEF_BYTES, Usage.STORAGE);
     const opts = new ArrayBuffer(16);
@@ -105,9 +119,9 @@ export class FeatureScaler {
     this.owned.push(this.options);
   }
 
-  /** Whether {@link adapt} has seen data since creation or the last {@link reset}. */
+  /** Whether {@link adapt} has seen data since creation or the last {@link reset} (always true on a caller's state). */
   get adapted(): boolean {
-    return this.adaptedCount > 0;
+    return this.callerState || this.adaptedCount > 0;
   }
 
   /** Records the accumulation of `x`'s per-feature statistics into the scaler's state. */
@@ -115,6 +129,7 @@ export class FeatureScaler {
     this.checkUsable();
     const view = this.viewOf(args?.shape, 'args.shape');
     this.checkBuffers(view, args.shape, { 'args.x': args.x });
+    checkSeparateOutput([this.callerState ? 'options.state' : 'the state', this.state], { 'args.x': args.x });
     const res = this.shapeResources(view);
     const perFeature = Math.ceil(this.numFeatures / WORKGROUP_SIZE);
     const pass = encoder.beginComputePass({ label: `${this.label} adapt` });
@@ -154,7 +169,7 @@ export class FeatureScaler {
   /** Reads the accumulated statistics back. */
   async getStats(): Promise<ScalingStats> {
     this.checkUsable();
-    const [bytes] = await readBuffers(this.device, [{ buffer: this.state, size: this.numFeatures * STATE_BYTES }]);
+    const [bytes] = await readBuffers(this.device, [regionOf(this.state, this.numFeatures * STATE_BYTES)]);
     const s = new Float32Array(bytes);
     const at = (c: number, field: number) => s[c * (STATE_BYTES / 4) + field];
     const C = this.numFeatures;
@@ -170,7 +185,8 @@ export class FeatureScaler {
   /** Forgets every adapted batch (through the queue: work submitted earlier still sees them). */
   reset(): void {
     this.checkUsable();
-    this.device.queue.writeBuffer(this.state, 0, new Uint8Array(this.numFeatures * STATE_BYTES));
+    const region = regionOf(this.state, this.numFeatures * STATE_BYTES);
+    this.device.queue.writeBuffer(region.buffer, region.offset ?? 0, new Uint8Array(region.size));
     this.adaptedCount = 0;
   }
 

@@ -1,13 +1,16 @@
 /**
- * Batch norm as plain functions of (device, encoder, buffers, shape): every buffer is the
- * caller's -- parameters, running statistics, gradients, and `saved`, where a forward pass
- * leaves the statistics its backward pass needs. Nothing is submitted or read back.
+ * Batch norm and feature scaling as plain functions of (device, encoder, buffers, shape): every
+ * buffer is the caller's -- for batch norm the parameters, running statistics, gradients, and
+ * `saved`, where a forward pass leaves the statistics its backward pass needs; for feature
+ * scaling the accumulated `state`. Nothing is submitted or read back.
  *
- * Behind the functions, each distinct set of buffers and options gets a BatchNorm bound to them
- * (options.buffers), cached per device: it holds only a few small buffers of its own (uniforms
- * and a flag; scratch is pooled per device), which {@link releaseBatchNormFunctions} frees.
+ * Behind the functions, each distinct set of buffers and options gets a BatchNorm or
+ * FeatureScaler bound to them, cached per device: it holds only a few small buffers of its own
+ * (uniforms, a flag, coefficients; scratch is pooled per device), which
+ * {@link releaseFunctionCaches} frees.
  */
 import { BatchNorm, type BatchNormOptions } from './batchnorm.js';
+import { FeatureScaler, type FeatureScalerOptions } from './feature-scaling.js';
 import { bufferOf, isBufferRange, type TensorBuffer } from './gpu.js';
 import { channelView } from './layout.js';
 
@@ -54,15 +57,49 @@ export function encodeBatchNormBackward(
   layerFor(device, args.shape, args.buffers, args.options).encodeBackward(encoder, { x: args.x, dy: args.dy, dx: args.dx, shape: args.shape });
 }
 
+/** Options of the feature-scaling functions: the scaler options without numFeatures (taken from the shape), state and label. */
+export type FeatureScalingFunctionOptions = Omit<FeatureScalerOptions, 'numFeatures' | 'state' | 'label'>;
+
+/**
+ * Records the accumulation of `x`'s per-feature statistics into `state` (numFeatures ×
+ * SCALING_STATE_BYTES_PER_FEATURE bytes, zeroed before the first batch), as FeatureScaler.adapt.
+ */
+export function encodeFeatureScalingAdapt(
+  device: GPUDevice,
+  encoder: GPUCommandEncoder,
+  args: { x: TensorBuffer; shape: readonly number[]; state: TensorBuffer; options: FeatureScalingFunctionOptions },
+): void {
+  scalerFor(device, args.shape, args.state, args.options).encodeAdapt(encoder, { x: args.x, shape: args.shape });
+}
+
+/** Records y = x scaled with the statistics in `state`. */
+export function encodeFeatureScalingTransform(
+  device: GPUDevice,
+  encoder: GPUCommandEncoder,
+  args: { x: TensorBuffer; y: TensorBuffer; shape: readonly number[]; state: TensorBuffer; options: FeatureScalingFunctionOptions },
+): void {
+  scalerFor(device, args.shape, args.state, args.options).encodeTransform(encoder, { x: args.x, y: args.y, shape: args.shape });
+}
+
+/** Records y = x unscaled: the inverse of {@link encodeFeatureScalingTransform}. */
+export function encodeFeatureScalingInverse(
+  device: GPUDevice,
+  encoder: GPUCommandEncoder,
+  args: { x: TensorBuffer; y: TensorBuffer; shape: readonly number[]; state: TensorBuffer; options: FeatureScalingFunctionOptions },
+): void {
+  scalerFor(device, args.shape, args.state, args.options).encodeInverse(encoder, { x: args.x, y: args.y, shape: args.shape });
+}
+
 /** Frees the small buffers the functions keep for `device` (call when done with it). */
-export function releaseBatchNormFunctions(device: GPUDevice): void {
+export function releaseFunctionCaches(device: GPUDevice): void {
   const cache = layers.get(device);
   if (!cache) return;
   for (const layer of cache.values()) layer.destroy();
   layers.delete(device);
 }
 
-const layers = new WeakMap<GPUDevice, Map<string, BatchNorm>>();
+/** Objects bound to the caller's buffers, per device and key. */
+const layers = new WeakMap<GPUDevice, Map<string, BatchNorm | FeatureScaler>>();
 const ids = new WeakMap<GPUBuffer, number>();
 let nextId = 1;
 
@@ -73,16 +110,27 @@ function layerFor(device: GPUDevice, shape: readonly number[], buffers: BatchNor
   if (!buffers || typeof buffers !== 'object') throw new TypeError(`args.buffers must be an object with ${BUFFER_NAMES.join(', ')}`);
   for (const name of BUFFER_NAMES) if (!buffers[name]) throw new TypeError(`args.buffers.${name} is required`);
   const numFeatures = channelView(options.layout, shape, 'args.shape').channels;
-  const key = JSON.stringify([numFeatures, options, BUFFER_NAMES.map((n) => describeBuffer(buffers[n]))]);
+  const key = JSON.stringify(['bn', numFeatures, options, BUFFER_NAMES.map((n) => describeBuffer(buffers[n]))]);
+  return cached(device, key, () => {
+    const picked = Object.fromEntries(BUFFER_NAMES.map((n) => [n, buffers[n]]));
+    return new BatchNorm(device, { ...options, numFeatures, buffers: picked, label: 'webgpu-batchnorm function' });
+  }) as BatchNorm;
+}
+
+function scalerFor(device: GPUDevice, shape: readonly number[], state: TensorBuffer, options: FeatureScalingFunctionOptions): FeatureScaler {
+  if (!options || typeof options !== 'object') throw new TypeError('args.options must be an object with at least method');
+  if (!state) throw new TypeError('args.state is required');
+  const numFeatures = channelView(options.layout ?? 'NC', shape, 'args.shape').channels;
+  const key = JSON.stringify(['scaler', numFeatures, options, describeBuffer(state)]);
+  return cached(device, key, () => new FeatureScaler(device, { ...options, numFeatures, state, label: 'webgpu-batchnorm function' })) as FeatureScaler;
+}
+
+function cached(device: GPUDevice, key: string, make: () => BatchNorm | FeatureScaler): BatchNorm | FeatureScaler {
   let cache = layers.get(device);
   if (!cache) layers.set(device, (cache = new Map()));
-  let layer = cache.get(key);
-  if (!layer) {
-    const picked = Object.fromEntries(BUFFER_NAMES.map((n) => [n, buffers[n]]));
-    layer = new BatchNorm(device, { ...options, numFeatures, buffers: picked, label: 'webgpu-batchnorm function' });
-    cache.set(key, layer);
-  }
-  return layer;
+  let made = cache.get(key);
+  if (!made) cache.set(key, (made = make()));
+  return made;
 }
 
 /** A buffer's identity and range, for the cache key. */

@@ -19,8 +19,16 @@ export type {
   DType,
   StateBufferName,
 } from './batchnorm.js';
-export { encodeBatchNormForward, encodeBatchNormBackward, releaseBatchNormFunctions, SAVED_BYTES_PER_FEATURE } from './functional.js';
-export type { BatchNormBuffers, BatchNormFunctionOptions } from './functional.js';
+export {
+  encodeBatchNormForward,
+  encodeBatchNormBackward,
+  encodeFeatureScalingAdapt,
+  encodeFeatureScalingTransform,
+  encodeFeatureScalingInverse,
+  releaseFunctionCaches,
+  SAVED_BYTES_PER_FEATURE,
+} from './functional.js';
+export type { BatchNormBuffers, BatchNormFunctionOptions, FeatureScalingFunctionOptions } from './functional.js';
 export type { TensorBuffer } from './gpu.js';
 export { pytorchOptions, kerasOptions } from './presets.js';
 export type { PyTorchBatchNormArgs, KerasBatchNormArgs } from './presets.js';
@@ -30,7 +38,7 @@ export { parseNpy, toNpy } from './npy.js';
 export type { NpyArray } from './npy.js';
 export { foldBatchNorm } from './folding.js';
 export type { FoldableBatchNorm, FoldableLayer } from './folding.js';
-export { FeatureScaler } from './feature-scaling.js';
+export { FeatureScaler, SCALING_STATE_BYTES_PER_FEATURE } from './feature-scaling.js';
 export type { FeatureScalerOptions, ScalingMethod, ScalingStats } from './feature-scaling.js';
 export { toFloat16Bits, fromFloat16Bits, toHalfBits, fromHalfBits } from './float16.js';
 export { getDevice } from './device.js';

@@ -4,10 +4,27 @@
  * statistics and gradients landing in the caller's buffers, and the cache released.
  */
 import { describe, expect, it } from 'vitest';
-import { encodeBatchNormBackward, encodeBatchNormForward, releaseBatchNormFunctions, SAVED_BYTES_PER_FEATURE, type BatchNormBuffers } from '../../src/functional.js';
+import {
+  encodeBatchNormBackward,
+  encodeBatchNormForward,
+  encodeFeatureScalingAdapt,
+  encodeFeatureScalingInverse,
+  encodeFeatureScalingTransform,
+  releaseFunctionCaches,
+  SAVED_BYTES_PER_FEATURE,
+  type BatchNormBuffers,
+} from '../../src/functional.js';
+import { SCALING_STATE_BYTES_PER_FEATURE } from '../../src/feature-scaling.js';
 import { readBuffers } from '../../src/gpu.js';
 import { channelView } from '../../src/layout.js';
-import { referenceBackward, referenceInference, referenceStats, referenceTrainingForward, referenceUpdateRunningStats } from '../../src/reference.js';
+import {
+  referenceBackward,
+  referenceFeatureScaling,
+  referenceInference,
+  referenceStats,
+  referenceTrainingForward,
+  referenceUpdateRunningStats,
+} from '../../src/reference.js';
 import { channelData, expectClose, randn } from '../helpers/data.js';
 import { countingDevice, storageBuffer, testDevice } from '../helpers/gpu.js';
 import { STATS_TOL, dxTolerance, yTolerance } from '../helpers/tolerances.js';
@@ -65,7 +82,7 @@ describe('encodeBatchNormForward / encodeBatchNormBackward', () => {
     expectClose(yTestOut, refTest, yTolerance(xData, view, { mean: running.runningMean, variance: running.runningVar, gamma, eps: 1e-3 }), 'inference y');
 
     // Released: only the caller's buffers are left.
-    releaseBatchNormFunctions(device);
+    releaseFunctionCaches(device);
     const callers = new Set<GPUBuffer>([x, dy, y, dx, yTest, ...(Object.values(buffers) as GPUBuffer[])]);
     expect([...live].filter((b) => !callers.has(b)).map((b) => b.label)).toEqual([]);
   });
@@ -85,6 +102,32 @@ describe('encodeBatchNormForward / encodeBatchNormBackward', () => {
     );
     expect(() => encodeBatchNormForward(device, encoder, { x, y, shape: [4, 2], training: true, buffers, options: { layout: 'NCW' as never } })).toThrow(/layout must be one of/);
     encoder.finish();
-    releaseBatchNormFunctions(device);
+    releaseFunctionCaches(device);
+  });
+});
+
+describe('encodeFeatureScalingAdapt / Transform / Inverse', () => {
+  it("adapt over two batches into the caller's state, then transform and inverse, match the reference", async () => {
+    const { device, live } = countingDevice(await testDevice());
+    const state = storageBuffer(device, new Float32Array((3 * SCALING_STATE_BYTES_PER_FEATURE) / 4)); // zeroed: nothing adapted
+    const options = { method: 'standardize' as const, layout: 'NC' as const };
+    const batches = [randn(30, 130, 50, 4), randn(21, 131, 50, 4)];
+    const all = Float32Array.from([...batches[0], ...batches[1]]);
+    const encoder = device.createCommandEncoder();
+    for (const b of batches) encodeFeatureScalingAdapt(device, encoder, { x: storageBuffer(device, b), shape: [b.length / 3, 3], state, options });
+    const [x, y, back] = [all, new Float32Array(all.length), new Float32Array(all.length)].map((d) => storageBuffer(device, d));
+    const shape = [all.length / 3, 3];
+    encodeFeatureScalingTransform(device, encoder, { x, y, shape, state, options });
+    encodeFeatureScalingInverse(device, encoder, { x: y, y: back, shape, state, options });
+    const [scaled, restored] = await readBuffers(device, [y, back].map((buffer) => ({ buffer, size: buffer.size })), encoder);
+    const ref = referenceFeatureScaling(all, channelView('NC', shape), 'standardize');
+    expectClose(new Float32Array(scaled), ref.y, { rtol: 1e-5, atol: 1e-5 }, 'scaled');
+    expectClose(new Float32Array(restored), all, { rtol: 1e-6, atol: 1e-4 }, 'inverse');
+    releaseFunctionCaches(device);
+    expect([...live].filter((b) => b.label.startsWith('webgpu-batchnorm function')).map((b) => b.label)).toEqual([]);
+    expect(() => encodeFeatureScalingAdapt(device, device.createCommandEncoder(), { x: state, shape: [8, 3], state, options })).toThrow(
+      /options.state must be in a different GPUBuffer from args.x/,
+    );
+    releaseFunctionCaches(device);
   });
 });
