@@ -35,13 +35,13 @@ fn reduce_sums(lid: u32) {
 // With a fused ReLU, the gradient flows only where the forward pass's normalized value was
 // positive; that value is recomputed from x exactly as normalize computed it.
 fn relu_gate(dy: f32, x: f32, c: u32) -> f32 {
-  if (params.activation == 0u) { return dy; }
+  if (ACTIVATION == 0u) { return dy; }
   let k = coef[c];
   return select(0.0, dy, ((x - k.shift) - k.mean) * k.scale + k.beta > 0.0);
 }
 
 fn relu_gate4(dy: vec4f, x: vec4f, c: u32) -> vec4f {
-  if (params.activation == 0u) { return dy; }
+  if (ACTIVATION == 0u) { return dy; }
   let k = coef[c];
   return select(vec4f(0.0), dy, ((x - k.shift) - k.mean) * k.scale + k.beta > vec4f(0.0));
 }

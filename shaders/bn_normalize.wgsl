@@ -48,7 +48,7 @@ fn normalize(@builtin(workgroup_id) wid: vec3u,
       }
     }
   }
-  if (params.activation == 1u) {
+  if (ACTIVATION == 1u) {
     out = max(out, vec4f(0.0));
   }
   store_y(slot, out);

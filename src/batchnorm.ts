@@ -674,7 +674,7 @@ export class BatchNorm {
   private dispatcher(pass: GPUComputePassEncoder, view: ChannelView) {
     const storage = this.storageFor(view);
     return (kernel: Parameters<typeof dispatchKernel>[2], workgroups: number, buffers: Record<number, TensorBuffer>) =>
-      dispatchKernel(this.device, pass, kernel, storage, workgroups, buffers);
+      dispatchKernel(this.device, pass, kernel, storage, workgroups, buffers, this.activation);
   }
 
   /** Each caller tensor buffer must hold a tensor of `view` in this layer's dtype and have STORAGE usage. */
@@ -746,7 +746,6 @@ export class BatchNorm {
       batchStats: mode.batchStats,
       updateNonFinite: this.nonFiniteBatches === 'update',
       unbiasedRunning: this.runningVariance === 'unbiased',
-      relu: this.activation === 'relu',
     });
     const label = `${this.label} [${view.outer}, ${view.channels}, ${view.inner}]`;
     res = {

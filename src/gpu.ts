@@ -2,7 +2,7 @@
  * Small helpers over the WebGPU API: buffers made from data, bind groups by binding number,
  * dispatches larger than one grid dimension, and reading buffers back.
  */
-import { getPipeline, type KernelName } from './pipelines.js';
+import { getPipeline, type FusedActivation, type KernelName } from './pipelines.js';
 import type { TensorStorage } from './shaders.js';
 
 /**
@@ -72,8 +72,8 @@ export function align4(n: number): number {
 }
 
 /**
- * Records one dispatch of `kernel` (built for tensors stored as `storage`) over `workgroups`
- * workgroups, bound to `buffers` by binding number.
+ * Records one dispatch of `kernel` (built for tensors stored as `storage`, with `activation`
+ * fused where the kernel has one) over `workgroups` workgroups, bound to `buffers` by binding number.
  */
 export function dispatchKernel(
   device: GPUDevice,
@@ -82,8 +82,9 @@ export function dispatchKernel(
   storage: TensorStorage,
   workgroups: number,
   buffers: Record<number, TensorBuffer>,
+  activation: FusedActivation = 'none',
 ): void {
-  dispatchPipeline(device, pass, getPipeline(device, kernel, storage), workgroups, buffers);
+  dispatchPipeline(device, pass, getPipeline(device, kernel, storage, activation), workgroups, buffers);
 }
 
 /**

@@ -42,15 +42,43 @@ function cacheFor(device: GPUDevice): DeviceCache {
   return cache;
 }
 
-/** The compute pipeline for `kernel` with tensors stored as `storage`, created on first use. */
-export function getPipeline(device: GPUDevice, kernel: KernelName, storage: TensorStorage): GPUComputePipeline {
+/** An activation fused into the batch-norm kernels (ACTIVATION in common.wgsl). */
+export type FusedActivation = 'none' | 'relu';
+
+/** The kernels whose code reads ACTIVATION; only their pipelines are specialized for it. */
+const ACTIVATION_KERNELS: ReadonlySet<KernelName> = new Set([
+  'normalize',
+  'partial_grad_sums',
+  'partial_grad_sums_channels_last',
+  'input_grad',
+]);
+
+/**
+ * The compute pipeline for `kernel` with tensors stored as `storage` and, for the kernels that
+ * fuse one, `activation` compiled in; created on first use.
+ */
+export function getPipeline(
+  device: GPUDevice,
+  kernel: KernelName,
+  storage: TensorStorage,
+  activation: FusedActivation = 'none',
+): GPUComputePipeline {
   const shader = KERNELS[kernel];
-  return cachedPipeline(device, `webgpu-batchnorm ${shader}.wgsl (${storage})`, () => shaderSource(shader, storage), kernel, `webgpu-batchnorm ${kernel} (${storage})`);
+  const fused = activation !== 'none' && ACTIVATION_KERNELS.has(kernel);
+  return cachedPipeline(
+    device,
+    `webgpu-batchnorm ${shader}.wgsl (${storage})`,
+    () => shaderSource(shader, storage),
+    kernel,
+    `webgpu-batchnorm ${kernel} (${storage}${fused ? `, ${activation}` : ''})`,
+    fused ? { ACTIVATION: 1 } : undefined,
+  );
 }
 
 /**
  * The compute pipeline for `entryPoint` of the shader module named `moduleLabel` (whose WGSL
- * `code()` returns), created on first use and cached for the device's lifetime.
+ * `code()` returns), with pipeline-overridable `constants`, created on first use and cached for
+ * the device's lifetime under `label` (which must therefore name the constants).
  */
 export function cachedPipeline(
   device: GPUDevice,
@@ -58,6 +86,7 @@ export function cachedPipeline(
   code: () => string,
   entryPoint: string,
   label: string,
+  constants?: Record<string, number>,
 ): GPUComputePipeline {
   const cache = cacheFor(device);
   let pipeline = cache.pipelines.get(label);
@@ -67,7 +96,7 @@ export function cachedPipeline(
       module = device.createShaderModule({ label: moduleLabel, code: code() });
       cache.modules.set(moduleLabel, module);
     }
-    pipeline = device.createComputePipeline({ label, layout: 'auto', compute: { module, entryPoint } });
+    pipeline = device.createComputePipeline({ label, layout: 'auto', compute: constants ? { module, entryPoint, constants } : { module, entryPoint } });
     cache.pipelines.set(label, pipeline);
   }
   return pipeline;

@@ -72,19 +72,17 @@ export function paramsData(
     batchStats?: boolean;
     updateNonFinite?: boolean;
     unbiasedRunning?: boolean;
-    relu?: boolean;
   } = {},
 ): ArrayBuffer {
   const count = view.outer * view.inner;
-  const params = new ArrayBuffer(64);
+  const params = new ArrayBuffer(48);
   new Uint32Array(params, 0, 6).set([view.outer, view.channels, view.inner, count, chunks, count * view.channels]);
   new Float32Array(params, 24, 2).set([bn.eps ?? 0, bn.momentum ?? -1]);
-  new Uint32Array(params, 32, 5).set([
+  new Uint32Array(params, 32, 4).set([
     Number(bn.updateRunning ?? false),
     Number(bn.batchStats ?? false),
     Number(bn.updateNonFinite ?? false),
     Number(bn.unbiasedRunning ?? true),
-    Number(bn.relu ?? false),
   ]);
   return params;
 }
