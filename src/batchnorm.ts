@@ -11,6 +11,7 @@ import {
   REDUCTION_WORKGROUP_SIZE,
   SLOT_ELEMENTS,
   WORKGROUP_SIZE,
+  CHANNEL_COEF_BYTES as COEF_BYTES,
   paramsData,
   tensorBytes,
   tensorStorage,
@@ -168,8 +169,8 @@ interface ForwardRecord {
   batchStats: boolean;
 }
 
-const COEF_BYTES = 32; // struct ChannelCoef in common.wgsl
-const STATE_BUFFERS: StateBufferName[] = ['gamma', 'beta', 'runningMean', 'runningVar', 'numBatchesTracked', 'gammaGrad', 'betaGrad', 'saved'];
+/** Every name of {@link StateBufferName}. */
+export const STATE_BUFFERS: readonly StateBufferName[] = ['gamma', 'beta', 'runningMean', 'runningVar', 'numBatchesTracked', 'gammaGrad', 'betaGrad', 'saved'];
 
 /**
  * Batch normalization on WebGPU.

@@ -10,7 +10,7 @@
  */
 import { checkLayout, channelView, viewSize, type ChannelView, type Layout } from './layout.js';
 import { Usage, align4, checkSeparateOutput, createBufferWithData, dispatchKernel, readBuffers, regionOf, type TensorBuffer } from './gpu.js';
-import { REDUCTION_CHUNK, WORKGROUP_SIZE, paramsData, tensorBytes, tensorStorage, SLOT_ELEMENTS } from './shaders.js';
+import { CHANNEL_COEF_BYTES as COEF_BYTES, REDUCTION_CHUNK, WORKGROUP_SIZE, paramsData, tensorBytes, tensorStorage, SLOT_ELEMENTS } from './shaders.js';
 import { acquireScratch, releaseScratch } from './scratch.js';
 import { checkTensorBuffer, checkTensorFits, describe } from './validate.js';
 
@@ -41,7 +41,7 @@ export interface FeatureScalerOptions {
   state?: TensorBuffer;
 }
 
-/** Bytes per feature of a scaler's accumulated statistics (FeatureScalerOptions.state). */
+/** Bytes per feature of a scaler's accumulated statistics (FeatureScalerOptions.state; struct ScaleState in feature_scaling.wgsl). */
 export const SCALING_STATE_BYTES_PER_FEATURE = 32;
 
 /** Statistics accumulated by {@link FeatureScaler.adapt}. */
@@ -55,8 +55,7 @@ export interface ScalingStats {
   variance: Float64Array;
 }
 
-const STATE_BYTES = 32; // struct ScaleState in feature_scaling.wgsl (SCALING_STATE_BYTES_PER_FEATURE)
-const COEF_BYTES = 32; // struct ChannelCoef in common.wgsl
+const STATE_BYTES = SCALING_STATE_BYTES_PER_FEATURE;
 const PARTIAL_BYTES = 32; // struct ScalePartial
 
 /**

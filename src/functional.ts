@@ -9,10 +9,11 @@
  * (uniforms, a flag, coefficients; scratch is pooled per device), which
  * {@link releaseFunctionCaches} frees.
  */
-import { BatchNorm, type BatchNormOptions } from './batchnorm.js';
+import { BatchNorm, STATE_BUFFERS, type BatchNormOptions } from './batchnorm.js';
 import { FeatureScaler, type FeatureScalerOptions } from './feature-scaling.js';
 import { bufferOf, isBufferRange, type TensorBuffer } from './gpu.js';
 import { channelView } from './layout.js';
+import { CHANNEL_COEF_BYTES } from './shaders.js';
 
 /** Every buffer of one batch-norm layer, all the caller's (whole buffers or ranges). */
 export interface BatchNormBuffers {
@@ -30,8 +31,8 @@ export interface BatchNormBuffers {
   saved: TensorBuffer;
 }
 
-/** Bytes per feature of the `saved` buffer. */
-export const SAVED_BYTES_PER_FEATURE = 32;
+/** Bytes per feature of the `saved` buffer (one ChannelCoef). */
+export const SAVED_BYTES_PER_FEATURE = CHANNEL_COEF_BYTES;
 
 /** Options of the functions: the layer options without numFeatures (taken from the shape), buffers and label. */
 export type BatchNormFunctionOptions = Omit<BatchNormOptions, 'numFeatures' | 'buffers' | 'label'>;
@@ -103,16 +104,14 @@ const layers = new WeakMap<GPUDevice, Map<string, BatchNorm | FeatureScaler>>();
 const ids = new WeakMap<GPUBuffer, number>();
 let nextId = 1;
 
-const BUFFER_NAMES: (keyof BatchNormBuffers)[] = ['gamma', 'beta', 'runningMean', 'runningVar', 'numBatchesTracked', 'gammaGrad', 'betaGrad', 'saved'];
-
 function layerFor(device: GPUDevice, shape: readonly number[], buffers: BatchNormBuffers, options: BatchNormFunctionOptions): BatchNorm {
   if (!options || typeof options !== 'object') throw new TypeError('args.options must be an object with at least layout');
-  if (!buffers || typeof buffers !== 'object') throw new TypeError(`args.buffers must be an object with ${BUFFER_NAMES.join(', ')}`);
-  for (const name of BUFFER_NAMES) if (!buffers[name]) throw new TypeError(`args.buffers.${name} is required`);
+  if (!buffers || typeof buffers !== 'object') throw new TypeError(`args.buffers must be an object with ${STATE_BUFFERS.join(', ')}`);
+  for (const name of STATE_BUFFERS) if (!buffers[name]) throw new TypeError(`args.buffers.${name} is required`);
   const numFeatures = channelView(options.layout, shape, 'args.shape').channels;
-  const key = JSON.stringify(['bn', numFeatures, options, BUFFER_NAMES.map((n) => describeBuffer(buffers[n]))]);
+  const key = JSON.stringify(['bn', numFeatures, options, STATE_BUFFERS.map((n) => describeBuffer(buffers[n]))]);
   return cached(device, key, () => {
-    const picked = Object.fromEntries(BUFFER_NAMES.map((n) => [n, buffers[n]]));
+    const picked = Object.fromEntries(STATE_BUFFERS.map((n) => [n, buffers[n]]));
     return new BatchNorm(device, { ...options, numFeatures, buffers: picked, label: 'webgpu-batchnorm function' });
   }) as BatchNorm;
 }

@@ -23,7 +23,8 @@ export function acquireScratch(device: GPUDevice, bytes: number, holder: object)
     // Grow geometrically so that a few shapes settle on one buffer.
     const size = Math.max(256, 2 ** Math.ceil(Math.log2(Math.max(bytes, 2 * (pool.current?.size ?? 0)))));
     const limit = device.limits.maxStorageBufferBindingSize;
-    const next = device.createBuffer({ label: 'webgpu-batchnorm scratch', size: Math.min(Math.max(size, bytes), Math.max(limit, bytes)), usage: Usage.STORAGE });
+    // Capped at the binding limit, but never below the request.
+    const next = device.createBuffer({ label: 'webgpu-batchnorm scratch', size: Math.max(bytes, Math.min(size, limit)), usage: Usage.STORAGE });
     const old = pool.current;
     pool.current = next;
     pool.holders.set(next, new Set());

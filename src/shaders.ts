@@ -87,6 +87,8 @@ export function paramsData(
   return params;
 }
 
+/** Bytes of common.wgsl's per-channel ChannelCoef struct. */
+export const CHANNEL_COEF_BYTES = 32;
 /** Threads per workgroup of the elementwise and per-channel kernels (WG in common.wgsl). */
 export const WORKGROUP_SIZE = 256;
 /** Elements of a channel reduced by one partial workgroup (CHUNK in common.wgsl). */

@@ -3,7 +3,7 @@
  * the argument, the expected value and the actual one.
  */
 import type { ChannelView } from './layout.js';
-import { Usage, isBufferRange, type TensorBuffer } from './gpu.js';
+import { Usage, bufferOf, isBufferRange, type TensorBuffer } from './gpu.js';
 
 /** A short description of a value for error messages. */
 export function describe(value: unknown): string {
@@ -27,7 +27,7 @@ export function checkTrainable(view: ChannelView, shape: readonly number[], trai
  */
 export function checkTensorBuffer(argName: string, arg: TensorBuffer, bytes: number, what: string, device?: GPUDevice): void {
   const range = arg && isBufferRange(arg) ? arg : null;
-  const buffer = range ? range.buffer : (arg as GPUBuffer);
+  const buffer = bufferOf(arg);
   const name = range ? `${argName}.buffer` : argName;
   if (!buffer || typeof buffer !== 'object' || typeof buffer.size !== 'number' || typeof buffer.usage !== 'number') {
     throw new TypeError(`${name} must be a GPUBuffer (or ${argName} a range { buffer, offset, size } of one); got ${describe(buffer)}`);
