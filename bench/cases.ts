@@ -1,5 +1,5 @@
 /** The benchmark's tensors and modes (issue 4). */
-import type { Layout } from '../src/layout.js';
+import type { Layout } from '../src/tensor/layout.js';
 
 export interface BenchCase {
   layout: Layout;

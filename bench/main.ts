@@ -5,12 +5,12 @@
  *
  * Query parameters: iterations (default 10), quick=1 (small cases), tfjs=0 (leave TF.js out).
  */
-import { BatchNorm } from '../src/batchnorm.js';
-import { getDevice } from '../src/device.js';
-import { readBuffers } from '../src/gpu.js';
-import { channelView, viewSize } from '../src/layout.js';
-import { referenceBackward, referenceNormalize, referenceStats } from '../src/reference.js';
-import { normalSamples } from '../src/random.js';
+import { BatchNorm } from '../src/layers/batchnorm.js';
+import { getDevice } from '../src/runtime/device.js';
+import { readBuffers } from '../src/runtime/gpu.js';
+import { channelView, viewSize } from '../src/tensor/layout.js';
+import { referenceBackward, referenceNormalize, referenceStats } from '../src/reference/batchnorm.js';
+import { normalSamples } from '../support/random.js';
 import { CopyKernel, TwoPassBaseline } from './baseline.js';
 import { CASES, MODES, QUICK_CASES, compulsoryFloats, type BenchCase, type Mode } from './cases.js';
 import { GpuTimer, type Summary } from './timing.js';

@@ -11,7 +11,7 @@ import {
   referenceTrainingForward,
   type Layout,
 } from '../src/index.js';
-import { normalSamples } from '../src/random.js';
+import { normalSamples } from '../support/random.js';
 
 interface CaseResult {
   layout: Layout;

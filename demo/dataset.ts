@@ -3,8 +3,8 @@
  * which the last VALIDATION_SIZE are held out for validation, and seeded mini-batches that
  * visit every training sample once per epoch.
  */
-import { IMAGE_SIZE } from '../src/nn/mnist-cnn.js';
-import { mulberry32 } from '../src/random.js';
+import { IMAGE_SIZE } from './nn/mnist-cnn.js';
+import { mulberry32 } from '../support/random.js';
 
 /** Samples held out for validation. */
 export const VALIDATION_SIZE = 2000;

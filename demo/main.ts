@@ -8,8 +8,8 @@
  */
 import './style.css';
 import digits from 'virtual:mnist-digits';
-import { getDevice } from '../src/device.js';
-import { MnistCnn, type SummaryRow } from '../src/nn/mnist-cnn.js';
+import { getDevice } from '../src/runtime/device.js';
+import { MnistCnn, type SummaryRow } from './nn/mnist-cnn.js';
 import { firstSamples, splitDigits } from './dataset.js';
 import { SideBySideTraining, type TrainingConfig, type TrainingProgress } from './training.js';
 import { scalingExperiment, type ScalingResult } from './scaling.js';

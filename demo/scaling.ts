@@ -4,8 +4,8 @@
  * Hessian H = (1/n) Σ x xᵀ of each version, its condition number, and how many gradient-descent
  * steps each needs. H and gradient descent are 2x2 and run on the CPU in float64.
  */
-import { FeatureScaler } from '../src/feature-scaling.js';
-import { gaussian, mulberry32 } from '../src/random.js';
+import { FeatureScaler } from '../src/layers/feature-scaler.js';
+import { gaussian, mulberry32 } from '../support/random.js';
 
 /** One representation of the data and how gradient descent fares on it. */
 export interface ScalingResult {

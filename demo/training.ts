@@ -3,7 +3,7 @@
  * weights on the same mini-batches, alternating one step of each. Reports progress through a
  * callback; the page draws it.
  */
-import { MnistCnn } from '../src/nn/mnist-cnn.js';
+import { MnistCnn } from './nn/mnist-cnn.js';
 import { batches, type Samples } from './dataset.js';
 
 /** Settings of a training session. */

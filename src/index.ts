@@ -7,7 +7,7 @@
  * - The float64 CPU reference every GPU result is checked against.
  * - Layout helpers: every layout is a [outer, C, inner] view.
  */
-export { BatchNorm } from './batchnorm.js';
+export { BatchNorm } from './layers/batchnorm.js';
 export type {
   BatchNormOptions,
   ForwardArgs,
@@ -18,7 +18,7 @@ export type {
   NormalizationStats,
   DType,
   StateBufferName,
-} from './batchnorm.js';
+} from './layers/batchnorm.js';
 export {
   encodeBatchNormForward,
   encodeBatchNormBackward,
@@ -27,24 +27,24 @@ export {
   encodeFeatureScalingInverse,
   releaseFunctionCaches,
   SAVED_BYTES_PER_FEATURE,
-} from './functional.js';
-export type { BatchNormBuffers, BatchNormFunctionOptions, FeatureScalingFunctionOptions } from './functional.js';
-export type { TensorBuffer } from './gpu.js';
-export { pytorchOptions, kerasOptions } from './presets.js';
-export type { PyTorchBatchNormArgs, KerasBatchNormArgs } from './presets.js';
-export { fromPyTorchState, toPyTorchState, fromKerasWeights, toKerasWeights } from './state-io.js';
-export type { TensorInput } from './state-io.js';
-export { parseNpy, toNpy } from './npy.js';
-export type { NpyArray } from './npy.js';
-export { foldBatchNorm } from './folding.js';
-export type { FoldableBatchNorm, FoldableLayer } from './folding.js';
-export { FeatureScaler, SCALING_STATE_BYTES_PER_FEATURE } from './feature-scaling.js';
-export type { FeatureScalerOptions, ScalingMethod, ScalingStats } from './feature-scaling.js';
-export { toFloat16Bits, fromFloat16Bits, toHalfBits, fromHalfBits } from './float16.js';
-export { getDevice } from './device.js';
-export type { GetDeviceOptions } from './device.js';
-export { LAYOUTS, channelView, channelAxis, layoutFor, viewSize } from './layout.js';
-export type { Layout, ChannelView } from './layout.js';
+} from './functions/functions.js';
+export type { BatchNormBuffers, BatchNormFunctionOptions, FeatureScalingFunctionOptions } from './functions/functions.js';
+export type { TensorBuffer } from './runtime/gpu.js';
+export { pytorchOptions, kerasOptions } from './interop/presets.js';
+export type { PyTorchBatchNormArgs, KerasBatchNormArgs } from './interop/presets.js';
+export { fromPyTorchState, toPyTorchState, fromKerasWeights, toKerasWeights } from './interop/state-io.js';
+export type { TensorInput } from './interop/state-io.js';
+export { parseNpy, toNpy } from './interop/npy.js';
+export type { NpyArray } from './interop/npy.js';
+export { foldBatchNorm } from './interop/folding.js';
+export type { FoldableBatchNorm, FoldableLayer } from './interop/folding.js';
+export { FeatureScaler, SCALING_STATE_BYTES_PER_FEATURE } from './layers/feature-scaler.js';
+export type { FeatureScalerOptions, ScalingMethod, ScalingStats } from './layers/feature-scaler.js';
+export { toFloat16Bits, fromFloat16Bits, toHalfBits, fromHalfBits } from './tensor/float16.js';
+export { getDevice } from './runtime/device.js';
+export type { GetDeviceOptions } from './runtime/device.js';
+export { LAYOUTS, channelView, channelAxis, layoutFor, viewSize } from './tensor/layout.js';
+export type { Layout, ChannelView } from './tensor/layout.js';
 export {
   referenceStats,
   referenceNormalize,
@@ -53,5 +53,5 @@ export {
   referenceUpdateRunningStats,
   referenceBackward,
   referenceFeatureScaling,
-} from './reference.js';
-export type { BatchStats, RunningStats, Gradients, ScalingReference } from './reference.js';
+} from './reference/batchnorm.js';
+export type { BatchStats, RunningStats, Gradients, ScalingReference } from './reference/batchnorm.js';

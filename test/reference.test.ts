@@ -3,7 +3,7 @@
  * and central finite differences for the backward pass.
  */
 import { describe, it, expect } from 'vitest';
-import { LAYOUTS, channelView, type ChannelView, type Layout } from '../src/layout.js';
+import { LAYOUTS, channelView, type ChannelView, type Layout } from '../src/tensor/layout.js';
 import {
   referenceBackward,
   referenceInference,
@@ -11,7 +11,7 @@ import {
   referenceTrainingForward,
   referenceUpdateRunningStats,
   type RunningStats,
-} from '../src/reference.js';
+} from '../src/reference/batchnorm.js';
 import { expectClose, randn } from './helpers/data.js';
 
 describe('worked example x = [4, 7, 5] (one channel, three samples)', () => {

@@ -4,8 +4,8 @@
  * validation and pipeline creation, though it executes nothing.
  */
 import { describe, it, expect, beforeAll } from 'vitest';
-import { KERNELS, getPipeline, type KernelName } from '../src/pipelines.js';
-import { TENSOR_STORAGES, shaderSource } from '../src/shaders.js';
+import { KERNELS, getPipeline, type KernelName } from '../src/kernels/pipelines.js';
+import { TENSOR_STORAGES, shaderSource } from '../src/kernels/shaders.js';
 
 // Kept referenced for the whole process (Dawn crashes if it is collected with work in flight).
 let nullGpu: GPU;

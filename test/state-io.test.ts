@@ -4,9 +4,9 @@
  * padded to 64 bytes, other dtypes and byte orders, version 2.0).
  */
 import { describe, expect, it } from 'vitest';
-import { parseNpy, toNpy } from '../src/npy.js';
-import { fromKerasWeights, fromPyTorchState, toKerasWeights, toPyTorchState } from '../src/state-io.js';
-import { BatchNorm } from '../src/batchnorm.js';
+import { parseNpy, toNpy } from '../src/interop/npy.js';
+import { fromKerasWeights, fromPyTorchState, toKerasWeights, toPyTorchState } from '../src/interop/state-io.js';
+import { BatchNorm } from '../src/layers/batchnorm.js';
 import { testDevice } from './helpers/gpu.js';
 
 /** .npy bytes as numpy.save lays them out: magic, version, header length, header, data. */

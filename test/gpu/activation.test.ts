@@ -4,10 +4,10 @@
  * path is covered: vec4 (inner % 4 == 0), scalar, channels-last reductions, packed halves.
  */
 import { describe, expect, it } from 'vitest';
-import { BatchNorm } from '../../src/batchnorm.js';
-import { channelView, type Layout } from '../../src/layout.js';
-import { referenceBackward, referenceInference, referenceTrainingForward } from '../../src/reference.js';
-import { toFloat16Bits, fromFloat16Bits } from '../../src/float16.js';
+import { BatchNorm } from '../../src/layers/batchnorm.js';
+import { channelView, type Layout } from '../../src/tensor/layout.js';
+import { referenceBackward, referenceInference, referenceTrainingForward } from '../../src/reference/batchnorm.js';
+import { toFloat16Bits, fromFloat16Bits } from '../../src/tensor/float16.js';
 import { channelData, expectClose, randn } from '../helpers/data.js';
 import { testDevice } from '../helpers/gpu.js';
 import { dgammaTolerance, dxTolerance, halfTolerance, sumTolerance, yTolerance } from '../helpers/tolerances.js';

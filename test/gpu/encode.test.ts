@@ -3,16 +3,16 @@
  * run only when the caller submits; several passes may share one encoder.
  */
 import { describe, it, expect } from 'vitest';
-import { BatchNorm } from '../../src/batchnorm.js';
-import { readBuffers } from '../../src/gpu.js';
-import { channelView } from '../../src/layout.js';
+import { BatchNorm } from '../../src/layers/batchnorm.js';
+import { readBuffers } from '../../src/runtime/gpu.js';
+import { channelView } from '../../src/tensor/layout.js';
 import {
   referenceBackward,
   referenceStats,
   referenceTrainingForward,
   referenceUpdateRunningStats,
   type RunningStats,
-} from '../../src/reference.js';
+} from '../../src/reference/batchnorm.js';
 import { channelData, expectClose, randn } from '../helpers/data.js';
 import { storageBuffer, testDevice } from '../helpers/gpu.js';
 import { STATS_TOL, dxTolerance, yTolerance } from '../helpers/tolerances.js';

@@ -7,9 +7,9 @@
  * spread, 4u·(|x| + |offset|)/spread.
  */
 import { describe, expect, it } from 'vitest';
-import { FeatureScaler } from '../../src/feature-scaling.js';
-import { channelView, type Layout } from '../../src/layout.js';
-import { referenceFeatureScaling } from '../../src/reference.js';
+import { FeatureScaler } from '../../src/layers/feature-scaler.js';
+import { channelView, type Layout } from '../../src/tensor/layout.js';
+import { referenceFeatureScaling } from '../../src/reference/batchnorm.js';
 import { expectClose, randn } from '../helpers/data.js';
 import { testDevice } from '../helpers/gpu.js';
 

@@ -6,11 +6,11 @@
  * are rounded to half on the way out, so the float32 tolerances are widened by halfTolerance.
  */
 import { describe, it, expect } from 'vitest';
-import { BatchNorm } from '../../src/batchnorm.js';
-import { fromFloat16Bits, fromHalfBits, toFloat16Bits, toHalfBits } from '../../src/float16.js';
-import { readBuffers } from '../../src/gpu.js';
-import { channelView, viewSize, type Layout } from '../../src/layout.js';
-import { referenceBackward, referenceTrainingForward } from '../../src/reference.js';
+import { BatchNorm } from '../../src/layers/batchnorm.js';
+import { fromFloat16Bits, fromHalfBits, toFloat16Bits, toHalfBits } from '../../src/tensor/float16.js';
+import { readBuffers } from '../../src/runtime/gpu.js';
+import { channelView, viewSize, type Layout } from '../../src/tensor/layout.js';
+import { referenceBackward, referenceTrainingForward } from '../../src/reference/batchnorm.js';
 import { channelData, expectClose, randn } from '../helpers/data.js';
 import { testDevice } from '../helpers/gpu.js';
 import { dxTolerance, halfTolerance, yTolerance } from '../helpers/tolerances.js';

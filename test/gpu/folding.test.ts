@@ -7,13 +7,13 @@
  * roundings: |a − b| ≤ 1e-5·(1 + max|output|).
  */
 import { describe, expect, it } from 'vitest';
-import { BatchNorm } from '../../src/batchnorm.js';
-import { foldBatchNorm } from '../../src/folding.js';
-import { readBuffers } from '../../src/gpu.js';
-import { encodeConv2dForward, conv2dOutputSize, type Conv2dShape } from '../../src/nn/kernels.js';
-import { referenceConv2d } from '../../src/nn/reference.js';
-import { referenceInference } from '../../src/reference.js';
-import { channelView } from '../../src/layout.js';
+import { BatchNorm } from '../../src/layers/batchnorm.js';
+import { foldBatchNorm } from '../../src/interop/folding.js';
+import { readBuffers } from '../../src/runtime/gpu.js';
+import { encodeConv2dForward, conv2dOutputSize, type Conv2dShape } from '../../demo/nn/kernels.js';
+import { referenceConv2d } from '../../demo/nn/reference.js';
+import { referenceInference } from '../../src/reference/batchnorm.js';
+import { channelView } from '../../src/tensor/layout.js';
 import { expectClose, randn } from '../helpers/data.js';
 import { storageBuffer, testDevice } from '../helpers/gpu.js';
 

@@ -13,10 +13,10 @@ import {
   releaseFunctionCaches,
   SAVED_BYTES_PER_FEATURE,
   type BatchNormBuffers,
-} from '../../src/functional.js';
-import { SCALING_STATE_BYTES_PER_FEATURE } from '../../src/feature-scaling.js';
-import { readBuffers } from '../../src/gpu.js';
-import { channelView } from '../../src/layout.js';
+} from '../../src/functions/functions.js';
+import { SCALING_STATE_BYTES_PER_FEATURE } from '../../src/layers/feature-scaler.js';
+import { readBuffers } from '../../src/runtime/gpu.js';
+import { channelView } from '../../src/tensor/layout.js';
 import {
   referenceBackward,
   referenceFeatureScaling,
@@ -24,7 +24,7 @@ import {
   referenceStats,
   referenceTrainingForward,
   referenceUpdateRunningStats,
-} from '../../src/reference.js';
+} from '../../src/reference/batchnorm.js';
 import { channelData, expectClose, randn } from '../helpers/data.js';
 import { countingDevice, storageBuffer, testDevice } from '../helpers/gpu.js';
 import { STATS_TOL, dxTolerance, yTolerance } from '../helpers/tolerances.js';

@@ -3,10 +3,10 @@
  * 2-D grid and the kernels fold it back. Each case asserts it really crossed the limit.
  */
 import { describe, it, expect } from 'vitest';
-import { BatchNorm } from '../../src/batchnorm.js';
-import { channelView, viewSize } from '../../src/layout.js';
-import { referenceBackward, referenceTrainingForward } from '../../src/reference.js';
-import { REDUCTION_CHUNK, WORKGROUP_SIZE } from '../../src/shaders.js';
+import { BatchNorm } from '../../src/layers/batchnorm.js';
+import { channelView, viewSize } from '../../src/tensor/layout.js';
+import { referenceBackward, referenceTrainingForward } from '../../src/reference/batchnorm.js';
+import { REDUCTION_CHUNK, WORKGROUP_SIZE } from '../../src/kernels/shaders.js';
 import { channelData, expectClose, randn } from '../helpers/data.js';
 import { testDevice } from '../helpers/gpu.js';
 import { dgammaTolerance, dxTolerance, sumTolerance, yTolerance } from '../helpers/tolerances.js';

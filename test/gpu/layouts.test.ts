@@ -6,15 +6,15 @@
  * numBatchesTracked), a training backward, an inference forward and an inference backward.
  */
 import { describe, it, expect } from 'vitest';
-import { BatchNorm } from '../../src/batchnorm.js';
-import { channelView, type Layout } from '../../src/layout.js';
+import { BatchNorm } from '../../src/layers/batchnorm.js';
+import { channelView, type Layout } from '../../src/tensor/layout.js';
 import {
   referenceBackward,
   referenceInference,
   referenceTrainingForward,
   referenceUpdateRunningStats,
   type RunningStats,
-} from '../../src/reference.js';
+} from '../../src/reference/batchnorm.js';
 import { channelData, expectClose, randn } from '../helpers/data.js';
 import { testDevice } from '../helpers/gpu.js';
 import { STATS_TOL, dgammaTolerance, dxTolerance, sumTolerance, yTolerance } from '../helpers/tolerances.js';

@@ -2,11 +2,11 @@
  * Limits, device loss and GPU memory over long runs.
  */
 import { describe, it, expect } from 'vitest';
-import { BatchNorm } from '../../src/batchnorm.js';
-import { getDevice } from '../../src/device.js';
+import { BatchNorm } from '../../src/layers/batchnorm.js';
+import { getDevice } from '../../src/runtime/device.js';
 import { expectClose, randn } from '../helpers/data.js';
-import { channelView } from '../../src/layout.js';
-import { referenceTrainingForward } from '../../src/reference.js';
+import { channelView } from '../../src/tensor/layout.js';
+import { referenceTrainingForward } from '../../src/reference/batchnorm.js';
 import { countingDevice, storageBuffer, testDevice } from '../helpers/gpu.js';
 
 describe('device limits', () => {

@@ -10,11 +10,11 @@
  * cancellation noise, bounded here by 1e-5.
  */
 import { describe, expect, it } from 'vitest';
-import { MnistCnn, IMAGE_SIZE } from '../../src/nn/mnist-cnn.js';
+import { MnistCnn, IMAGE_SIZE } from '../../demo/nn/mnist-cnn.js';
 import { expectClose, rng } from '../helpers/data.js';
 import { testDevice } from '../helpers/gpu.js';
 import { referenceInferenceLogits, referenceTrainStep } from '../helpers/cnn-reference.js';
-import { referenceSoftmaxCrossEntropy } from '../../src/nn/reference.js';
+import { referenceSoftmaxCrossEntropy } from '../../demo/nn/reference.js';
 
 const EPS = 1e-3;
 

@@ -3,15 +3,15 @@
  * without running statistics, layers without affine parameters, and a non-default eps.
  */
 import { describe, it, expect } from 'vitest';
-import { BatchNorm } from '../../src/batchnorm.js';
-import { channelView } from '../../src/layout.js';
+import { BatchNorm } from '../../src/layers/batchnorm.js';
+import { channelView } from '../../src/tensor/layout.js';
 import {
   referenceBackward,
   referenceStats,
   referenceTrainingForward,
   referenceUpdateRunningStats,
   type RunningStats,
-} from '../../src/reference.js';
+} from '../../src/reference/batchnorm.js';
 import { channelData, expectClose, randn } from '../helpers/data.js';
 import { testDevice } from '../helpers/gpu.js';
 import { STATS_TOL, dxTolerance, yTolerance } from '../helpers/tolerances.js';

@@ -22,7 +22,7 @@ import {
   poolOutputSize,
   type Conv2dShape,
   type PoolShape,
-} from '../../src/nn/kernels.js';
+} from '../../demo/nn/kernels.js';
 import {
   referenceConv2d,
   referenceConv2dBackward,
@@ -31,8 +31,8 @@ import {
   referenceRelu,
   referenceReluBackward,
   referenceSoftmaxCrossEntropy,
-} from '../../src/nn/reference.js';
-import { readBuffers } from '../../src/gpu.js';
+} from '../../demo/nn/reference.js';
+import { readBuffers } from '../../src/runtime/gpu.js';
 import { expectClose, randn, rng } from '../helpers/data.js';
 import { storageBuffer, testDevice } from '../helpers/gpu.js';
 

@@ -2,9 +2,9 @@
  * Hostile data: large common offsets, tiny spreads, constant channels, NaN and ±Inf.
  */
 import { describe, it, expect } from 'vitest';
-import { BatchNorm } from '../../src/batchnorm.js';
-import { channelView, type ChannelView, type Layout } from '../../src/layout.js';
-import { referenceBackward, referenceStats, referenceTrainingForward } from '../../src/reference.js';
+import { BatchNorm } from '../../src/layers/batchnorm.js';
+import { channelView, type ChannelView, type Layout } from '../../src/tensor/layout.js';
+import { referenceBackward, referenceStats, referenceTrainingForward } from '../../src/reference/batchnorm.js';
 import { expectClose, randn, rng } from '../helpers/data.js';
 import { testDevice } from '../helpers/gpu.js';
 

@@ -4,10 +4,10 @@
  * epsilon 1e-3, biased moving variance, channels last; center/scale separately).
  */
 import { describe, expect, it } from 'vitest';
-import { BatchNorm } from '../../src/batchnorm.js';
-import { channelView } from '../../src/layout.js';
-import { kerasOptions, pytorchOptions } from '../../src/presets.js';
-import { referenceBackward, referenceStats, referenceTrainingForward, referenceUpdateRunningStats, type RunningStats } from '../../src/reference.js';
+import { BatchNorm } from '../../src/layers/batchnorm.js';
+import { channelView } from '../../src/tensor/layout.js';
+import { kerasOptions, pytorchOptions } from '../../src/interop/presets.js';
+import { referenceBackward, referenceStats, referenceTrainingForward, referenceUpdateRunningStats, type RunningStats } from '../../src/reference/batchnorm.js';
 import { channelData, expectClose, randn } from '../helpers/data.js';
 import { testDevice } from '../helpers/gpu.js';
 import { STATS_TOL, dxTolerance, yTolerance } from '../helpers/tolerances.js';

@@ -7,16 +7,16 @@
  */
 import { describe, it, expect } from 'vitest';
 import fc from 'fast-check';
-import { BatchNorm, type DType } from '../../src/batchnorm.js';
-import { fromFloat16Bits, toFloat16Bits } from '../../src/float16.js';
-import { LAYOUTS, channelAxis, channelView, viewSize, type Layout } from '../../src/layout.js';
+import { BatchNorm, type DType } from '../../src/layers/batchnorm.js';
+import { fromFloat16Bits, toFloat16Bits } from '../../src/tensor/float16.js';
+import { LAYOUTS, channelAxis, channelView, viewSize, type Layout } from '../../src/tensor/layout.js';
 import {
   referenceBackward,
   referenceInference,
   referenceStats,
   referenceTrainingForward,
   referenceUpdateRunningStats,
-} from '../../src/reference.js';
+} from '../../src/reference/batchnorm.js';
 import { expectClose, randn, type Tolerance } from '../helpers/data.js';
 import { testDevice } from '../helpers/gpu.js';
 import { STATS_TOL, dgammaTolerance, dxTolerance, halfTolerance, sumTolerance, yTolerance } from '../helpers/tolerances.js';

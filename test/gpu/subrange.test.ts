@@ -6,12 +6,12 @@
  * checked like whole buffers.
  */
 import { describe, expect, it } from 'vitest';
-import { BatchNorm } from '../../src/batchnorm.js';
-import { FeatureScaler } from '../../src/feature-scaling.js';
-import { readBuffers } from '../../src/gpu.js';
-import { channelView } from '../../src/layout.js';
-import { encodeReluForward } from '../../src/nn/kernels.js';
-import { referenceBackward, referenceFeatureScaling, referenceTrainingForward } from '../../src/reference.js';
+import { BatchNorm } from '../../src/layers/batchnorm.js';
+import { FeatureScaler } from '../../src/layers/feature-scaler.js';
+import { readBuffers } from '../../src/runtime/gpu.js';
+import { channelView } from '../../src/tensor/layout.js';
+import { encodeReluForward } from '../../demo/nn/kernels.js';
+import { referenceBackward, referenceFeatureScaling, referenceTrainingForward } from '../../src/reference/batchnorm.js';
 import { channelData, expectClose, randn } from '../helpers/data.js';
 import { testDevice } from '../helpers/gpu.js';
 import { dxTolerance, yTolerance } from '../helpers/tolerances.js';

@@ -3,9 +3,9 @@
  * any state changes; destroy() frees every buffer the layer created.
  */
 import { describe, it, expect } from 'vitest';
-import { BatchNorm, type BatchNormOptions } from '../../src/batchnorm.js';
+import { BatchNorm, type BatchNormOptions } from '../../src/layers/batchnorm.js';
 import { countingDevice, storageBuffer, testDevice } from '../helpers/gpu.js';
-import { getDevice } from '../../src/device.js';
+import { getDevice } from '../../src/runtime/device.js';
 import { randn } from '../helpers/data.js';
 
 describe('constructor options', () => {

@@ -2,8 +2,8 @@
  * The seeds' CNN as a float64 CPU reference, composed from the layer references: one training
  * step's loss and gradients, and inference logits, from given parameters.
  */
-import { channelView, type Layout } from '../../src/layout.js';
-import { referenceBackward, referenceInference, referenceTrainingForward } from '../../src/reference.js';
+import { channelView, type Layout } from '../../src/tensor/layout.js';
+import { referenceBackward, referenceInference, referenceTrainingForward } from '../../src/reference/batchnorm.js';
 import {
   referenceConv2d,
   referenceConv2dBackward,
@@ -12,8 +12,8 @@ import {
   referenceRelu,
   referenceReluBackward,
   referenceSoftmaxCrossEntropy,
-} from '../../src/nn/reference.js';
-import type { Conv2dShape } from '../../src/nn/kernels.js';
+} from '../../demo/nn/reference.js';
+import type { Conv2dShape } from '../../demo/nn/kernels.js';
 
 type Params = Record<string, ArrayLike<number>>;
 const CONVS = [

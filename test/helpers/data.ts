@@ -1,6 +1,6 @@
 /** Deterministic test data and a tolerance check that reports where it failed. */
 import { expect } from 'vitest';
-import { mulberry32, normalSamples } from '../../src/random.js';
+import { mulberry32, normalSamples } from '../../support/random.js';
 
 /** A seeded PRNG (mulberry32), so every failing case can be reproduced. */
 export const rng = mulberry32;

@@ -4,7 +4,7 @@
  * skips them.
  */
 import { afterEach, expect } from 'vitest';
-import { getDevice } from '../../src/device.js';
+import { getDevice } from '../../src/runtime/device.js';
 
 let devicePromise: Promise<GPUDevice> | null = null;
 const gpuErrors: string[] = [];

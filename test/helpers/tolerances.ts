@@ -16,7 +16,7 @@
  *
  * u = 2^-24 is float32's unit roundoff.
  */
-import type { ChannelView } from '../../src/layout.js';
+import type { ChannelView } from '../../src/tensor/layout.js';
 import type { Tolerance } from './data.js';
 
 const U = 2 ** -24;

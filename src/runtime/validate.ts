@@ -2,7 +2,7 @@
  * Argument checks shared by the layer's entry points. Each failure throws an error that names
  * the argument, the expected value and the actual one.
  */
-import type { ChannelView } from './layout.js';
+import type { ChannelView } from '../tensor/layout.js';
 import { Usage, bufferOf, isBufferRange, type TensorBuffer } from './gpu.js';
 
 /** A short description of a value for error messages. */

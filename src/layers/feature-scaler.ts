@@ -8,11 +8,11 @@
  *
  * Features are the channels of the layout's [outer, C, inner] view (the last axis for 'NC').
  */
-import { checkLayout, channelView, viewSize, type ChannelView, type Layout } from './layout.js';
-import { Usage, align4, checkSeparateOutput, createBufferWithData, dispatchKernel, readBuffers, regionOf, type TensorBuffer } from './gpu.js';
-import { CHANNEL_COEF_BYTES as COEF_BYTES, REDUCTION_CHUNK, WORKGROUP_SIZE, paramsData, tensorBytes, tensorStorage, SLOT_ELEMENTS } from './shaders.js';
-import { acquireScratch, releaseScratch } from './scratch.js';
-import { checkTensorBuffer, checkTensorFits, describe } from './validate.js';
+import { checkLayout, channelView, viewSize, type ChannelView, type Layout } from '../tensor/layout.js';
+import { Usage, align4, checkSeparateOutput, createBufferWithData, dispatchKernel, readBuffers, regionOf, type TensorBuffer } from '../runtime/gpu.js';
+import { CHANNEL_COEF_BYTES as COEF_BYTES, REDUCTION_CHUNK, WORKGROUP_SIZE, paramsData, tensorBytes, tensorStorage, SLOT_ELEMENTS } from '../kernels/shaders.js';
+import { acquireScratch, releaseScratch } from '../runtime/scratch.js';
+import { checkTensorBuffer, checkTensorFits, describe } from '../runtime/validate.js';
 
 /** How {@link FeatureScaler} scales each feature. */
 export type ScalingMethod = 'min-max' | 'standardize';

@@ -4,15 +4,15 @@
  * Params uniform and the [outer, C, inner] indexing) and the kernel file. `?raw` makes vite and
  * vitest inline the text.
  */
-import tensorF32 from '../shaders/tensor_f32.wgsl?raw';
-import tensorF32x4 from '../shaders/tensor_f32x4.wgsl?raw';
-import tensorF16Packed from '../shaders/tensor_f16_packed.wgsl?raw';
-import tensorF16 from '../shaders/tensor_f16.wgsl?raw';
-import common from '../shaders/common.wgsl?raw';
-import stats from '../shaders/bn_stats.wgsl?raw';
-import normalize from '../shaders/bn_normalize.wgsl?raw';
-import backward from '../shaders/bn_backward.wgsl?raw';
-import scaling from '../shaders/feature_scaling.wgsl?raw';
+import tensorF32 from './tensor_f32.wgsl?raw';
+import tensorF32x4 from './tensor_f32x4.wgsl?raw';
+import tensorF16Packed from './tensor_f16_packed.wgsl?raw';
+import tensorF16 from './tensor_f16.wgsl?raw';
+import common from './common.wgsl?raw';
+import stats from './bn_stats.wgsl?raw';
+import normalize from './bn_normalize.wgsl?raw';
+import backward from './bn_backward.wgsl?raw';
+import scaling from './feature_scaling.wgsl?raw';
 
 const KERNEL_FILES = { stats, normalize, backward, scaling } as const;
 

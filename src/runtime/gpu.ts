@@ -2,8 +2,8 @@
  * Small helpers over the WebGPU API: buffers made from data, bind groups by binding number,
  * dispatches larger than one grid dimension, and reading buffers back.
  */
-import { getPipeline, type FusedActivation, type KernelName } from './pipelines.js';
-import type { TensorStorage } from './shaders.js';
+import { getPipeline, type FusedActivation, type KernelName } from '../kernels/pipelines.js';
+import type { TensorStorage } from '../kernels/shaders.js';
 
 /**
  * A tensor argument: a whole GPUBuffer, or a range of one, `{ buffer, offset, size }` as in a

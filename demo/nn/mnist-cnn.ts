@@ -8,9 +8,9 @@
  * (per feature map after the convolutions, per feature after the dense layer); without
  * `batchNorm` the same network runs with the BN layers left out. Tensors are NCHW float32.
  */
-import { BatchNorm } from '../batchnorm.js';
-import { mulberry32 } from '../random.js';
-import { Usage, createBufferWithData, readBuffers, regionOf, type TensorBuffer } from '../gpu.js';
+import { BatchNorm } from '../../src/layers/batchnorm.js';
+import { mulberry32 } from '../../support/random.js';
+import { Usage, createBufferWithData, readBuffers, regionOf, type TensorBuffer } from '../../src/runtime/gpu.js';
 import {
   createSgdHyperparams,
   encodeConv2dBackward,

@@ -9,11 +9,11 @@
  * (uniforms, a flag, coefficients; scratch is pooled per device), which
  * {@link releaseFunctionCaches} frees.
  */
-import { BatchNorm, STATE_BUFFERS, type BatchNormOptions } from './batchnorm.js';
-import { FeatureScaler, type FeatureScalerOptions } from './feature-scaling.js';
-import { bufferOf, isBufferRange, type TensorBuffer } from './gpu.js';
-import { channelView } from './layout.js';
-import { CHANNEL_COEF_BYTES } from './shaders.js';
+import { BatchNorm, STATE_BUFFERS, type BatchNormOptions } from '../layers/batchnorm.js';
+import { FeatureScaler, type FeatureScalerOptions } from '../layers/feature-scaler.js';
+import { bufferOf, isBufferRange, type TensorBuffer } from '../runtime/gpu.js';
+import { channelView } from '../tensor/layout.js';
+import { CHANNEL_COEF_BYTES } from '../kernels/shaders.js';
 
 /** Every buffer of one batch-norm layer, all the caller's (whole buffers or ranges). */
 export interface BatchNormBuffers {

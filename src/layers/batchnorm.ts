@@ -2,9 +2,9 @@
  * The BatchNorm layer: owns γ, β, the running statistics and the gradient buffers on one
  * GPUDevice, and records its kernels into the caller's command encoder.
  */
-import { checkLayout, channelView, viewSize, type ChannelView, type Layout } from './layout.js';
-import { Usage, align4, checkSeparateOutput, createBufferWithData, dispatchKernel, readBuffers, regionOf, type TensorBuffer } from './gpu.js';
-import { fromFloat16Bits, toFloat16Bits } from './float16.js';
+import { checkLayout, channelView, viewSize, type ChannelView, type Layout } from '../tensor/layout.js';
+import { Usage, align4, checkSeparateOutput, createBufferWithData, dispatchKernel, readBuffers, regionOf, type TensorBuffer } from '../runtime/gpu.js';
+import { fromFloat16Bits, toFloat16Bits } from '../tensor/float16.js';
 import {
   REDUCTION_CHUNK,
   REDUCTION_ROWS,
@@ -16,9 +16,9 @@ import {
   tensorBytes,
   tensorStorage,
   type TensorStorage,
-} from './shaders.js';
-import { acquireScratch, releaseScratch, scratchHeld } from './scratch.js';
-import { checkStateArray, checkTensorBuffer, checkTensorFits, checkTrainable, describe } from './validate.js';
+} from '../kernels/shaders.js';
+import { acquireScratch, releaseScratch, scratchHeld } from '../runtime/scratch.js';
+import { checkStateArray, checkTensorBuffer, checkTensorFits, checkTrainable, describe } from '../runtime/validate.js';
 
 /** Element type of the tensors (x, y, dy, dx) in GPU buffers. Statistics are always float32. */
 export type DType = 'float32' | 'float16';

@@ -4,15 +4,15 @@
  * max pooling, ReLU, softmax cross-entropy and SGD. Tensors are float32 NCHW in caller-owned
  * buffers or ranges of them ({ buffer, offset, size }); nothing is submitted or read back.
  */
-import nnCommon from '../../shaders/nn_common.wgsl?raw';
-import conv2d from '../../shaders/nn_conv2d.wgsl?raw';
-import pool from '../../shaders/nn_pool.wgsl?raw';
-import relu from '../../shaders/nn_relu.wgsl?raw';
-import loss from '../../shaders/nn_loss.wgsl?raw';
-import sgd from '../../shaders/nn_sgd.wgsl?raw';
-import { Usage, checkSeparateOutput, createBufferWithData, dispatchPipeline, type TensorBuffer } from '../gpu.js';
-import { cachedPipeline } from '../pipelines.js';
-import { checkTensorBuffer } from '../validate.js';
+import nnCommon from './nn_common.wgsl?raw';
+import conv2d from './nn_conv2d.wgsl?raw';
+import pool from './nn_pool.wgsl?raw';
+import relu from './nn_relu.wgsl?raw';
+import loss from './nn_loss.wgsl?raw';
+import sgd from './nn_sgd.wgsl?raw';
+import { Usage, checkSeparateOutput, createBufferWithData, dispatchPipeline, type TensorBuffer } from '../../src/runtime/gpu.js';
+import { cachedPipeline } from '../../src/kernels/pipelines.js';
+import { checkTensorBuffer } from '../../src/runtime/validate.js';
 
 const FILES = { conv2d, pool, relu, loss, sgd } as const;
 /** Threads per workgroup (WG in nn_common.wgsl). */

@@ -5,8 +5,8 @@
  *
  * All functions take data in a [outer, C, inner] view (see {@link channelView}).
  */
-import type { ChannelView } from './layout.js';
-import { viewSize } from './layout.js';
+import type { ChannelView } from '../tensor/layout.js';
+import { viewSize } from '../tensor/layout.js';
 
 type Numbers = ArrayLike<number>;
 

@@ -11,8 +11,8 @@
  * | running variance takes | unbiased batch variance | biased batch variance | `runningVariance` |
  * | batch count | `num_batches_tracked` | none | `numBatchesTracked` |
  */
-import type { BatchNormOptions } from './batchnorm.js';
-import { layoutFor, type Layout } from './layout.js';
+import type { BatchNormOptions } from '../layers/batchnorm.js';
+import { layoutFor, type Layout } from '../tensor/layout.js';
 
 /** PyTorch's `nn.BatchNorm1d/2d/3d(num_features, eps, momentum, affine, track_running_stats)`. */
 export interface PyTorchBatchNormArgs {
