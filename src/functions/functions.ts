@@ -4,16 +4,40 @@
  * `saved`, where a forward pass leaves the statistics its backward pass needs; for feature
  * scaling the accumulated `state`. Nothing is submitted or read back.
  *
- * Behind the functions, each distinct set of buffers and options gets a BatchNorm or
- * FeatureScaler bound to them, cached per device: it holds only a few small buffers of its own
- * (uniforms, a flag, coefficients; scratch is pooled per device), which
- * {@link releaseFunctionCaches} frees.
+ * The functions check their arguments and record the ops (ops/) directly. Between calls they
+ * keep, in the device's context, only what a pass cannot get from its arguments: per `saved`
+ * range, how its last forward pass normalized and two small buffers of intermediate
+ * coefficients; per scaling `state` range, the coefficients of the transform; and the plans and
+ * scratch they use. {@link releaseFunctionCaches} frees them.
  */
-import { BatchNorm, STATE_BUFFERS, type BatchNormOptions } from '../layers/batchnorm.js';
-import { FeatureScaler, type FeatureScalerOptions } from '../layers/feature-scaler.js';
-import { bufferOf, isBufferRange, type TensorBuffer } from '../runtime/gpu.js';
+import { CHANNEL_COEF_BYTES } from '../kernels/contract.js';
+import {
+  STATE_BUFFERS,
+  checkBackwardArgs,
+  checkForwardArgs,
+  checkStateBuffers,
+  forwardMode,
+  resolveBatchNormOptions,
+  type BatchNormOptions,
+  type ForwardRecord,
+} from '../layers/batchnorm-args.js';
+import {
+  SCALING_STATE_BYTES_PER_FEATURE,
+  checkScalingTensors,
+  resolveScalingOptions,
+  scalingOptionsBytes,
+  scalingView,
+  type FeatureScalerOptions,
+} from '../layers/feature-scaler.js';
+import { recordBackward, recordForward } from '../ops/batchnorm.js';
+import { recordScaling, recordScalingAdapt } from '../ops/feature-scaling.js';
+import { batchNormPlan, scalingPlan } from '../ops/plan.js';
+import { deviceContext, releaseHolder } from '../runtime/context.js';
+import { DeviceGuard } from '../runtime/guard.js';
+import { Usage, bufferOf, checkSeparateOutput, createBufferWithData, isBufferRange, type TensorBuffer } from '../runtime/gpu.js';
+import { acquireScratch } from '../runtime/scratch.js';
+import { checkTensorBuffer, describe } from '../runtime/validate.js';
 import { channelView } from '../tensor/layout.js';
-import { CHANNEL_COEF_BYTES } from '../kernels/shaders.js';
 
 /** Every buffer of one batch-norm layer, all the caller's (whole buffers or ranges). */
 export interface BatchNormBuffers {
@@ -37,17 +61,64 @@ export const SAVED_BYTES_PER_FEATURE = CHANNEL_COEF_BYTES;
 /** Options of the functions: the layer options without numFeatures (taken from the shape), buffers and label. */
 export type BatchNormFunctionOptions = Omit<BatchNormOptions, 'numFeatures' | 'buffers' | 'label'>;
 
+/** Options of the feature-scaling functions: the scaler options without numFeatures (taken from the shape), state and label. */
+export type FeatureScalingFunctionOptions = Omit<FeatureScalerOptions, 'numFeatures' | 'state' | 'label'>;
+
+/** What a batch-norm pass on a `saved` range keeps for the next pass on it. */
+interface SavedRecord {
+  /** The last forward pass recorded with this `saved`, which its backward pass must match. */
+  forward: ForwardRecord | null;
+  /** C vec4f: the backward pass's coefficients of dx. */
+  gradCoef: GPUBuffer;
+  /** One u32: the training pass's non-finite flag. */
+  nonFinite: GPUBuffer;
+}
+
+/** What a scaling pass on a `state` range uses besides it: the transform's and the inverse's coefficients. */
+interface StateRecord {
+  coef: GPUBuffer;
+  inverseCoef: GPUBuffer;
+}
+
+/** The function forms' part of a device's context. */
+export interface FunctionsState {
+  /** Holds their plans and scratch, and owns their buffers, until releaseFunctionCaches. */
+  readonly holder: object;
+  readonly guard: DeviceGuard;
+  /** Buffers the function forms created. */
+  readonly owned: GPUBuffer[];
+  /** Per `saved` buffer, per `offset:C` (weak: a caller's buffer is not kept alive). */
+  readonly saved: WeakMap<GPUBuffer, Map<string, SavedRecord>>;
+  /** Per scaling `state` buffer, per `offset:C`. */
+  readonly states: WeakMap<GPUBuffer, Map<string, StateRecord>>;
+  /** ScalingOptions uniforms by `method:correction` (immutable). */
+  readonly scalingOptions: Map<string, GPUBuffer>;
+}
+
+const LABEL = 'webgpu-batchnorm function';
+
 /** Records a forward pass (see {@link BatchNorm.encodeForward}) on the caller's buffers. */
 export function encodeBatchNormForward(
   device: GPUDevice,
   encoder: GPUCommandEncoder,
   args: { x: TensorBuffer; y: TensorBuffer; shape: readonly number[]; training: boolean; buffers: BatchNormBuffers; options: BatchNormFunctionOptions },
 ): void {
-  layerFor(device, args.shape, args.buffers, args.options).encodeForward(encoder, { x: args.x, y: args.y, shape: args.shape, training: args.training });
+  const state = functionsState(device);
+  state.guard.checkUsable();
+  const { o, buffers } = checkBatchNormCall(device, args);
+  const view = checkForwardArgs(device, o, args);
+  const mode = forwardMode(o, args.training);
+  const record = savedRecord(device, state, buffers.saved, o.numFeatures);
+  state.guard.recordChecked('encodeForward', () => {
+    const plan = batchNormPlan(device, view, o, mode, state.holder);
+    const partials = acquireScratch(device, plan.partialBytes, state.holder);
+    recordForward(device, encoder, plan, mode, { ...buffers, ...record, partials, x: args.x, y: args.y }, `${LABEL} forward`);
+  });
+  record.forward = { view, shape: [...args.shape], batchStats: mode.batchStats };
 }
 
 /**
- * Records the backward pass of the last forward pass recorded with the same buffers and options
+ * Records the backward pass of the last forward pass recorded with the same `saved` buffer
  * (see {@link BatchNorm.encodeBackward}): dx, and dL/dγ, dL/dβ into buffers.gammaGrad/betaGrad.
  */
 export function encodeBatchNormBackward(
@@ -55,11 +126,18 @@ export function encodeBatchNormBackward(
   encoder: GPUCommandEncoder,
   args: { x: TensorBuffer; dy: TensorBuffer; dx: TensorBuffer; shape: readonly number[]; buffers: BatchNormBuffers; options: BatchNormFunctionOptions },
 ): void {
-  layerFor(device, args.shape, args.buffers, args.options).encodeBackward(encoder, { x: args.x, dy: args.dy, dx: args.dx, shape: args.shape });
+  const state = functionsState(device);
+  state.guard.checkUsable();
+  const { o, buffers } = checkBatchNormCall(device, args);
+  const record = savedRecord(device, state, buffers.saved, o.numFeatures);
+  const last = record.forward;
+  const view = checkBackwardArgs(device, o, args, last);
+  state.guard.recordChecked('encodeBackward', () => {
+    const plan = batchNormPlan(device, view, o, { batchStats: last!.batchStats, updateRunning: false }, state.holder);
+    const partials = acquireScratch(device, plan.partialBytes, state.holder);
+    recordBackward(device, encoder, plan, { ...buffers, ...record, partials, x: args.x, dy: args.dy, dx: args.dx }, `${LABEL} backward`);
+  });
 }
-
-/** Options of the feature-scaling functions: the scaler options without numFeatures (taken from the shape), state and label. */
-export type FeatureScalingFunctionOptions = Omit<FeatureScalerOptions, 'numFeatures' | 'state' | 'label'>;
 
 /**
  * Records the accumulation of `x`'s per-feature statistics into `state` (numFeatures ×
@@ -70,7 +148,17 @@ export function encodeFeatureScalingAdapt(
   encoder: GPUCommandEncoder,
   args: { x: TensorBuffer; shape: readonly number[]; state: TensorBuffer; options: FeatureScalingFunctionOptions },
 ): void {
-  scalerFor(device, args.shape, args.state, args.options).encodeAdapt(encoder, { x: args.x, shape: args.shape });
+  const functions = functionsState(device);
+  functions.guard.checkUsable();
+  const { view } = checkScalingCall(device, args, { 'args.x': args.x });
+  checkSeparateOutput(['args.state', args.state], { 'args.x': args.x });
+  functions.guard.recordChecked('encodeAdapt', () => {
+    const plan = scalingPlan(device, view, functions.holder);
+    const partials = acquireScratch(device, plan.partialBytes, functions.holder);
+    const pass = encoder.beginComputePass({ label: `${LABEL} adapt` });
+    recordScalingAdapt(device, pass, plan, { x: args.x, state: args.state, partials });
+    pass.end();
+  });
 }
 
 /** Records y = x scaled with the statistics in `state`. */
@@ -79,7 +167,7 @@ export function encodeFeatureScalingTransform(
   encoder: GPUCommandEncoder,
   args: { x: TensorBuffer; y: TensorBuffer; shape: readonly number[]; state: TensorBuffer; options: FeatureScalingFunctionOptions },
 ): void {
-  scalerFor(device, args.shape, args.state, args.options).encodeTransform(encoder, { x: args.x, y: args.y, shape: args.shape });
+  encodeScaling(device, encoder, args, 'transform');
 }
 
 /** Records y = x unscaled: the inverse of {@link encodeFeatureScalingTransform}. */
@@ -88,55 +176,124 @@ export function encodeFeatureScalingInverse(
   encoder: GPUCommandEncoder,
   args: { x: TensorBuffer; y: TensorBuffer; shape: readonly number[]; state: TensorBuffer; options: FeatureScalingFunctionOptions },
 ): void {
-  scalerFor(device, args.shape, args.state, args.options).encodeInverse(encoder, { x: args.x, y: args.y, shape: args.shape });
+  encodeScaling(device, encoder, args, 'inverse');
 }
 
-/** Frees the small buffers the functions keep for `device` (call when done with it). */
+/**
+ * Frees what the functions keep for `device`: their small buffers, and the plans and scratch
+ * only they hold (call when done with the device). A later call starts afresh; a backward pass
+ * then needs its forward pass recorded again.
+ */
 export function releaseFunctionCaches(device: GPUDevice): void {
-  const cache = layers.get(device);
-  if (!cache) return;
-  for (const layer of cache.values()) layer.destroy();
-  layers.delete(device);
+  const context = deviceContext(device);
+  const state = context.functions;
+  if (!state) return;
+  for (const buffer of state.owned) buffer.destroy();
+  releaseHolder(device, state.holder);
+  context.functions = undefined;
 }
 
-/** Objects bound to the caller's buffers, per device and key. */
-const layers = new WeakMap<GPUDevice, Map<string, BatchNorm | FeatureScaler>>();
-const ids = new WeakMap<GPUBuffer, number>();
-let nextId = 1;
+function encodeScaling(
+  device: GPUDevice,
+  encoder: GPUCommandEncoder,
+  args: { x: TensorBuffer; y: TensorBuffer; shape: readonly number[]; state: TensorBuffer; options: FeatureScalingFunctionOptions },
+  direction: 'transform' | 'inverse',
+): void {
+  const functions = functionsState(device);
+  functions.guard.checkUsable();
+  const { view, options } = checkScalingCall(device, args, { 'args.x': args.x, 'args.y': args.y });
+  checkSeparateOutput(['args.y', args.y], { 'args.x': args.x });
+  const record = stateRecord(device, functions, args.state, view.channels);
+  const optionsKey = `${options.method}:${options.correction}`;
+  let uniform = functions.scalingOptions.get(optionsKey);
+  if (!uniform) {
+    uniform = own(functions, createBufferWithData(device, `${LABEL} scaling options ${optionsKey}`, scalingOptionsBytes(options.method, options.correction), Usage.UNIFORM));
+    functions.scalingOptions.set(optionsKey, uniform);
+  }
+  functions.guard.recordChecked(direction === 'transform' ? 'encodeTransform' : 'encodeInverse', () => {
+    const plan = scalingPlan(device, view, functions.holder);
+    acquireScratch(device, plan.partialBytes, functions.holder);
+    const pass = encoder.beginComputePass({ label: `${LABEL} ${direction}` });
+    recordScaling(device, pass, plan, direction, { x: args.x, y: args.y, state: args.state, ...record, options: uniform });
+    pass.end();
+  });
+}
 
-function layerFor(device: GPUDevice, shape: readonly number[], buffers: BatchNormBuffers, options: BatchNormFunctionOptions): BatchNorm {
+/** The function forms' state on `device`, created on first use. */
+function functionsState(device: GPUDevice): FunctionsState {
+  const context = deviceContext(device);
+  context.functions ??= {
+    holder: {},
+    guard: new DeviceGuard(device, LABEL, 'your buffers'),
+    owned: [],
+    saved: new WeakMap(),
+    states: new WeakMap(),
+    scalingOptions: new Map(),
+  };
+  return context.functions;
+}
+
+function own(state: FunctionsState, buffer: GPUBuffer): GPUBuffer {
+  state.owned.push(buffer);
+  return buffer;
+}
+
+/** The options and buffers of a batch-norm call, checked; numFeatures comes from the shape. */
+function checkBatchNormCall(device: GPUDevice, args: { shape: readonly number[]; buffers: BatchNormBuffers; options: BatchNormFunctionOptions }) {
+  if (!args || typeof args !== 'object') throw new TypeError(`args must be an object; got ${describe(args)}`);
+  const { options, buffers } = args;
   if (!options || typeof options !== 'object') throw new TypeError('args.options must be an object with at least layout');
   if (!buffers || typeof buffers !== 'object') throw new TypeError(`args.buffers must be an object with ${STATE_BUFFERS.join(', ')}`);
   for (const name of STATE_BUFFERS) if (!buffers[name]) throw new TypeError(`args.buffers.${name} is required`);
-  const numFeatures = channelView(options.layout, shape, 'args.shape').channels;
-  const key = JSON.stringify(['bn', numFeatures, options, STATE_BUFFERS.map((n) => describeBuffer(buffers[n]))]);
-  return cached(device, key, () => {
-    const picked = Object.fromEntries(STATE_BUFFERS.map((n) => [n, buffers[n]]));
-    return new BatchNorm(device, { ...options, numFeatures, buffers: picked, label: 'webgpu-batchnorm function' });
-  }) as BatchNorm;
+  const numFeatures = channelView(options.layout, args.shape, 'args.shape').channels;
+  const o = resolveBatchNormOptions(device, { ...options, numFeatures }, 'args.options');
+  const picked = Object.fromEntries(STATE_BUFFERS.map((n) => [n, buffers[n]])) as unknown as BatchNormBuffers;
+  checkStateBuffers(device, numFeatures, picked as unknown as Record<string, TensorBuffer>, 'args.buffers');
+  return { o, buffers: picked };
 }
 
-function scalerFor(device: GPUDevice, shape: readonly number[], state: TensorBuffer, options: FeatureScalingFunctionOptions): FeatureScaler {
-  if (!options || typeof options !== 'object') throw new TypeError('args.options must be an object with at least method');
-  if (!state) throw new TypeError('args.state is required');
-  const numFeatures = channelView(options.layout ?? 'NC', shape, 'args.shape').channels;
-  const key = JSON.stringify(['scaler', numFeatures, options, describeBuffer(state)]);
-  return cached(device, key, () => new FeatureScaler(device, { ...options, numFeatures, state, label: 'webgpu-batchnorm function' })) as FeatureScaler;
+/** The options and view of a scaling call, checked, and its tensors. */
+function checkScalingCall(
+  device: GPUDevice,
+  args: { shape: readonly number[]; state: TensorBuffer; options: FeatureScalingFunctionOptions },
+  tensors: Record<string, TensorBuffer>,
+) {
+  if (!args || typeof args !== 'object') throw new TypeError(`args must be an object; got ${describe(args)}`);
+  if (!args.options || typeof args.options !== 'object') throw new TypeError('args.options must be an object with at least method');
+  if (!args.state) throw new TypeError('args.state is required');
+  const layout = args.options.layout ?? 'NC';
+  const numFeatures = channelView(layout, args.shape, 'args.shape').channels;
+  const options = resolveScalingOptions({ ...args.options, numFeatures }, 'args.options');
+  const view = scalingView(device, options.layout, numFeatures, args.shape, 'args.shape');
+  checkScalingTensors(device, view, args.shape, tensors);
+  checkTensorBuffer('args.state', args.state, numFeatures * SCALING_STATE_BYTES_PER_FEATURE, `${numFeatures} x ${SCALING_STATE_BYTES_PER_FEATURE} bytes`, device);
+  return { view, options };
 }
 
-function cached(device: GPUDevice, key: string, make: () => BatchNorm | FeatureScaler): BatchNorm | FeatureScaler {
-  let cache = layers.get(device);
-  if (!cache) layers.set(device, (cache = new Map()));
-  let made = cache.get(key);
-  if (!made) cache.set(key, (made = make()));
-  return made;
+/** The record of a `saved` range for C channels, created on first use. */
+function savedRecord(device: GPUDevice, state: FunctionsState, saved: TensorBuffer, C: number): SavedRecord {
+  return keyed(state.saved, saved, C, () => ({
+    forward: null,
+    gradCoef: own(state, createBufferWithData(device, `${LABEL} gradient coefficients`, new Float32Array(4 * C), Usage.STORAGE)),
+    nonFinite: own(state, createBufferWithData(device, `${LABEL} non-finite flag`, new Uint32Array(1), Usage.STORAGE)),
+  }));
 }
 
-/** A buffer's identity and range, for the cache key. */
-function describeBuffer(t: TensorBuffer): string {
-  const buffer = bufferOf(t);
-  if (!buffer || typeof buffer !== 'object') return String(buffer);
-  let id = ids.get(buffer);
-  if (id === undefined) ids.set(buffer, (id = nextId++));
-  return isBufferRange(t) ? `${id}@${t.offset ?? 0}+${t.size ?? ''}` : `${id}`;
+/** The record of a scaling `state` range for C features, created on first use. */
+function stateRecord(device: GPUDevice, state: FunctionsState, scalingState: TensorBuffer, C: number): StateRecord {
+  return keyed(state.states, scalingState, C, () => ({
+    coef: own(state, createBufferWithData(device, `${LABEL} coefficients`, new ArrayBuffer(C * CHANNEL_COEF_BYTES), Usage.STORAGE)),
+    inverseCoef: own(state, createBufferWithData(device, `${LABEL} inverse coefficients`, new ArrayBuffer(C * CHANNEL_COEF_BYTES), Usage.STORAGE)),
+  }));
+}
+
+/** The entry of `map` for a buffer range and channel count, made by `make` on first use. */
+function keyed<T>(map: WeakMap<GPUBuffer, Map<string, T>>, range: TensorBuffer, C: number, make: () => T): T {
+  const buffer = bufferOf(range);
+  let perBuffer = map.get(buffer);
+  if (!perBuffer) map.set(buffer, (perBuffer = new Map()));
+  const key = `${isBufferRange(range) ? (range.offset ?? 0) : 0}:${C}`;
+  let entry = perBuffer.get(key);
+  if (!entry) perBuffer.set(key, (entry = make()));
+  return entry;
 }

@@ -1,8 +1,11 @@
 /**
- * Compute pipelines, created once per device and tensor storage and cached in a WeakMap so that
- * they go away with the device.
+ * Compute pipelines, created once per device, tensor storage and fused activation, kept in the
+ * device's context; and dispatches of a kernel with its buffers bound by name.
  */
-import { shaderSource, type ShaderName, type TensorStorage } from './shaders.js';
+import { deviceContext } from '../runtime/context.js';
+import { dispatchPipeline, type TensorBuffer } from '../runtime/gpu.js';
+import { ACTIVATIONS, BINDINGS, type BindingName, type FusedActivation, type ShaderName } from './contract.js';
+import { shaderSource, type TensorStorage } from './shaders.js';
 
 /** Every kernel entry point and the shader module it lives in. */
 export const KERNELS = {
@@ -26,24 +29,8 @@ export const KERNELS = {
 /** Name of a compute kernel (a WGSL entry point). */
 export type KernelName = keyof typeof KERNELS;
 
-interface DeviceCache {
-  modules: Map<string, GPUShaderModule>;
-  pipelines: Map<string, GPUComputePipeline>;
-}
-
-const caches = new WeakMap<GPUDevice, DeviceCache>();
-
-function cacheFor(device: GPUDevice): DeviceCache {
-  let cache = caches.get(device);
-  if (!cache) {
-    cache = { modules: new Map(), pipelines: new Map() };
-    caches.set(device, cache);
-  }
-  return cache;
-}
-
-/** An activation fused into the batch-norm kernels (ACTIVATION in common.wgsl). */
-export type FusedActivation = 'none' | 'relu';
+/** The buffers of one dispatch of `kernel`, by the WGSL names of its module's bindings. */
+export type KernelBuffers<K extends KernelName> = Partial<Record<BindingName<(typeof KERNELS)[K]>, TensorBuffer>>;
 
 /** The kernels whose code reads ACTIVATION; only their pipelines are specialized for it. */
 const ACTIVATION_KERNELS: ReadonlySet<KernelName> = new Set([
@@ -71,13 +58,33 @@ export function getPipeline(
     () => shaderSource(shader, storage),
     kernel,
     `webgpu-batchnorm ${kernel} (${storage}${fused ? `, ${activation}` : ''})`,
-    fused ? { ACTIVATION: 1 } : undefined,
+    fused ? { ACTIVATION: ACTIVATIONS[activation] } : undefined,
   );
 }
 
 /**
+ * Records one dispatch of `kernel` (built for tensors stored as `storage`, with `activation`
+ * fused where the kernel has one) over `workgroups` workgroups, its buffers bound by name.
+ */
+export function dispatchKernel<K extends KernelName>(
+  device: GPUDevice,
+  pass: GPUComputePassEncoder,
+  kernel: K,
+  target: { storage: TensorStorage; activation?: FusedActivation },
+  workgroups: number,
+  buffers: KernelBuffers<K>,
+): void {
+  const numbers: Record<string, number> = BINDINGS[KERNELS[kernel]];
+  const bound: Record<number, TensorBuffer> = {};
+  for (const [name, buffer] of Object.entries(buffers) as [string, TensorBuffer | undefined][]) {
+    if (buffer !== undefined) bound[numbers[name]] = buffer;
+  }
+  dispatchPipeline(device, pass, getPipeline(device, kernel, target.storage, target.activation), workgroups, bound);
+}
+
+/**
  * The compute pipeline for `entryPoint` of the shader module named `moduleLabel` (whose WGSL
- * `code()` returns), with pipeline-overridable `constants`, created on first use and cached for
+ * `code()` returns), with pipeline-overridable `constants`, created on first use and kept for
  * the device's lifetime under `label` (which must therefore name the constants).
  */
 export function cachedPipeline(
@@ -88,16 +95,16 @@ export function cachedPipeline(
   label: string,
   constants?: Record<string, number>,
 ): GPUComputePipeline {
-  const cache = cacheFor(device);
-  let pipeline = cache.pipelines.get(label);
+  const context = deviceContext(device);
+  let pipeline = context.pipelines.get(label);
   if (!pipeline) {
-    let module = cache.modules.get(moduleLabel);
+    let module = context.modules.get(moduleLabel);
     if (!module) {
       module = device.createShaderModule({ label: moduleLabel, code: code() });
-      cache.modules.set(moduleLabel, module);
+      context.modules.set(moduleLabel, module);
     }
     pipeline = device.createComputePipeline({ label, layout: 'auto', compute: constants ? { module, entryPoint, constants } : { module, entryPoint } });
-    cache.pipelines.set(label, pipeline);
+    context.pipelines.set(label, pipeline);
   }
   return pipeline;
 }

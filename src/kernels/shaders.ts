@@ -13,11 +13,9 @@ import stats from './bn_stats.wgsl?raw';
 import normalize from './bn_normalize.wgsl?raw';
 import backward from './bn_backward.wgsl?raw';
 import scaling from './feature_scaling.wgsl?raw';
+import type { ShaderName } from './contract.js';
 
-const KERNEL_FILES = { stats, normalize, backward, scaling } as const;
-
-/** Name of a kernel file (a shader module). */
-export type ShaderName = keyof typeof KERNEL_FILES;
+const KERNEL_FILES: Record<ShaderName, string> = { stats, normalize, backward, scaling };
 
 /**
  * How tensors are stored in GPU buffers and accessed: float32 (as vec4s where runs of 4
@@ -57,43 +55,3 @@ export function tensorBytes(storage: TensorStorage, elements: number): number {
 export function shaderSource(shader: ShaderName, storage: TensorStorage): string {
   return `${STORAGE_FILES[storage]}\n${common}\n${KERNEL_FILES[shader]}`;
 }
-
-/**
- * The bytes of common.wgsl's Params uniform for a [outer, C, inner] view whose reductions use
- * `chunks` partials per channel; the batch-norm fields default to off.
- */
-export function paramsData(
-  view: { outer: number; channels: number; inner: number },
-  chunks: number,
-  bn: {
-    eps?: number;
-    momentum?: number | null;
-    updateRunning?: boolean;
-    batchStats?: boolean;
-    updateNonFinite?: boolean;
-    unbiasedRunning?: boolean;
-  } = {},
-): ArrayBuffer {
-  const count = view.outer * view.inner;
-  const params = new ArrayBuffer(48);
-  new Uint32Array(params, 0, 6).set([view.outer, view.channels, view.inner, count, chunks, count * view.channels]);
-  new Float32Array(params, 24, 2).set([bn.eps ?? 0, bn.momentum ?? -1]);
-  new Uint32Array(params, 32, 4).set([
-    Number(bn.updateRunning ?? false),
-    Number(bn.batchStats ?? false),
-    Number(bn.updateNonFinite ?? false),
-    Number(bn.unbiasedRunning ?? true),
-  ]);
-  return params;
-}
-
-/** Bytes of common.wgsl's per-channel ChannelCoef struct. */
-export const CHANNEL_COEF_BYTES = 32;
-/** Threads per workgroup of the elementwise and per-channel kernels (WG in common.wgsl). */
-export const WORKGROUP_SIZE = 256;
-/** Elements of a channel reduced by one partial workgroup (CHUNK in common.wgsl). */
-export const REDUCTION_CHUNK = 2048;
-/** Threads per reduction workgroup (RWG in common.wgsl). */
-export const REDUCTION_WORKGROUP_SIZE = 64;
-/** Rows of a channels-last partial workgroup (ROWS in common.wgsl). */
-export const REDUCTION_ROWS = 256;

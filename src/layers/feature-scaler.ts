@@ -8,11 +8,14 @@
  *
  * Features are the channels of the layout's [outer, C, inner] view (the last axis for 'NC').
  */
-import { checkLayout, channelView, viewSize, type ChannelView, type Layout } from '../tensor/layout.js';
-import { Usage, align4, checkSeparateOutput, createBufferWithData, dispatchKernel, readBuffers, regionOf, type TensorBuffer } from '../runtime/gpu.js';
-import { CHANNEL_COEF_BYTES as COEF_BYTES, REDUCTION_CHUNK, WORKGROUP_SIZE, paramsData, tensorBytes, tensorStorage, SLOT_ELEMENTS } from '../kernels/shaders.js';
-import { acquireScratch, releaseScratch } from '../runtime/scratch.js';
+import { CHANNEL_COEF_BYTES, fieldWord, packStruct, structBytes } from '../kernels/contract.js';
+import { recordScaling, recordScalingAdapt } from '../ops/feature-scaling.js';
+import { scalingPlan, type ScalingPlan } from '../ops/plan.js';
+import { Usage, checkSeparateOutput, regionOf, type TensorBuffer } from '../runtime/gpu.js';
+import { acquireScratch } from '../runtime/scratch.js';
 import { checkTensorBuffer, checkTensorFits, describe } from '../runtime/validate.js';
+import { channelView, checkLayout, viewSize, type ChannelView, type Layout } from '../tensor/layout.js';
+import { LayerCore, tensorDownload, tensorUpload } from './layer-core.js';
 
 /** How {@link FeatureScaler} scales each feature. */
 export type ScalingMethod = 'min-max' | 'standardize';
@@ -41,9 +44,6 @@ export interface FeatureScalerOptions {
   state?: TensorBuffer;
 }
 
-/** Bytes per feature of a scaler's accumulated statistics (FeatureScalerOptions.state; struct ScaleState in feature_scaling.wgsl). */
-export const SCALING_STATE_BYTES_PER_FEATURE = 32;
-
 /** Statistics accumulated by {@link FeatureScaler.adapt}. */
 export interface ScalingStats {
   /** Values seen per feature. */
@@ -55,8 +55,44 @@ export interface ScalingStats {
   variance: Float64Array;
 }
 
+/** Bytes per feature of a scaler's accumulated statistics (FeatureScalerOptions.state; struct ScaleState in feature_scaling.wgsl). */
+export const SCALING_STATE_BYTES_PER_FEATURE = structBytes('ScaleState');
+
 const STATE_BYTES = SCALING_STATE_BYTES_PER_FEATURE;
-const PARTIAL_BYTES = 32; // struct ScalePartial
+
+/** The scaler's options checked and completed with the defaults; `prefix` names them in messages. */
+export function resolveScalingOptions(
+  options: Omit<FeatureScalerOptions, 'state' | 'label'>,
+  prefix = 'options',
+): Required<Omit<FeatureScalerOptions, 'state' | 'label'>> {
+  const { numFeatures, method, layout = 'NC', correction = 1 } = options;
+  if (!Number.isSafeInteger(numFeatures) || numFeatures < 1) throw new TypeError(`${prefix}.numFeatures must be a positive integer; got ${String(numFeatures)}`);
+  if (method !== 'min-max' && method !== 'standardize') throw new TypeError(`${prefix}.method must be 'min-max' or 'standardize'; got ${String(method)}`);
+  checkLayout(layout, `${prefix}.layout`);
+  if (correction !== 0 && correction !== 1) throw new TypeError(`${prefix}.correction must be 0 or 1; got ${String(correction)}`);
+  return { numFeatures, method, layout, correction };
+}
+
+/** The uniform ScalingOptions of a method and correction. */
+export function scalingOptionsBytes(method: ScalingMethod, correction: 0 | 1): ArrayBuffer {
+  return packStruct('ScalingOptions', { method: method === 'standardize' ? 1 : 0, correction });
+}
+
+/** The [outer, C, inner] view of `shape`, which must have `numFeatures` features and fit the device. */
+export function scalingView(device: GPUDevice, layout: Layout, numFeatures: number, shape: readonly number[], argName: string): ChannelView {
+  const view = channelView(layout, shape, argName);
+  if (view.channels !== numFeatures) {
+    throw new RangeError(`${argName} has ${view.channels} features on the C axis of layout '${layout}'; numFeatures is ${numFeatures}`);
+  }
+  checkTensorFits(device, argName, shape, viewSize(view), viewSize(view) * 4);
+  return view;
+}
+
+/** Each float32 tensor buffer must hold a tensor of `view` and have STORAGE usage. */
+export function checkScalingTensors(device: GPUDevice, view: ChannelView, shape: readonly number[], buffers: Record<string, TensorBuffer>): void {
+  const bytes = viewSize(view) * 4;
+  for (const [name, buffer] of Object.entries(buffers)) checkTensorBuffer(name, buffer, bytes, `float32 [${shape.join(', ')}]`, device);
+}
 
 /**
  * Per-feature scaling on one GPUDevice. `encodeAdapt`, `encodeTransform` and `encodeInverse`
@@ -69,12 +105,19 @@ const PARTIAL_BYTES = 32; // struct ScalePartial
  * const scaled = await scaler.transform(people, [n, 2]);
  */
 export class FeatureScaler {
+  /** The device every buffer of this scaler lives on. */
   readonly device: GPUDevice;
+  /** Number of features (the size of the layout's C axis). */
   readonly numFeatures: number;
+  /** 'min-max' or 'standardize'. */
   readonly method: ScalingMethod;
+  /** Layout of the data. */
   readonly layout: Layout;
+  /** The variance divides by count − correction. */
   readonly correction: 0 | 1;
+  /** Prefix of every GPU object's label. */
   readonly label: string;
+  private readonly core: LayerCore;
   /** Per-feature accumulated statistics (struct ScaleState), zeroed by {@link reset}. */
   private readonly state: TensorBuffer;
   /** The state is the caller's (options.state): it may hold statistics this object never saw. */
@@ -82,40 +125,26 @@ export class FeatureScaler {
   private readonly coef: GPUBuffer;
   private readonly inverseCoef: GPUBuffer;
   private readonly options: GPUBuffer;
-  private readonly owned: GPUBuffer[] = [];
-  private readonly shapes = new Map<string, { params: GPUBuffer; partials: GPUBuffer; chunks: number }>();
   private adaptedCount = 0;
-  private destroyed = false;
 
   constructor(device: GPUDevice, options: FeatureScalerOptions) {
     if (!device || typeof (device as GPUDevice).createBuffer !== 'function') throw new TypeError(`device must be a GPUDevice; got ${describe(device)}`);
     if (!options || typeof options !== 'object') throw new TypeError('options must be an object with numFeatures and method');
-    const { numFeatures, method, layout = 'NC', correction = 1, label = 'FeatureScaler' } = options;
-    if (!Number.isSafeInteger(numFeatures) || numFeatures < 1) throw new TypeError(`options.numFeatures must be a positive integer; got ${String(numFeatures)}`);
-    if (method !== 'min-max' && method !== 'standardize') throw new TypeError(`options.method must be 'min-max' or 'standardize'; got ${String(method)}`);
-    checkLayout(layout, 'options.layout');
-    if (correction !== 0 && correction !== 1) throw new TypeError(`options.correction must be 0 or 1; got ${String(correction)}`);
+    const { numFeatures, method, layout, correction } = resolveScalingOptions(options);
+    const label = options.label ?? 'FeatureScaler';
+    if (options.state !== undefined) checkTensorBuffer('options.state', options.state, numFeatures * STATE_BYTES, `${numFeatures} x ${STATE_BYTES} bytes`, device);
     this.device = device;
     this.numFeatures = numFeatures;
     this.method = method;
     this.layout = layout;
     this.correction = correction;
     this.label = label;
-    const own = (name: string, bytes: number, usage: number) => {
-      const buffer = createBufferWithData(device, `${label} ${name}`, new ArrayBuffer(bytes), usage);
-      this.owned.push(buffer);
-      return buffer;
-    };
-    if (options.state !== undefined) checkTensorBuffer('options.state', options.state, numFeatures * STATE_BYTES, `${numFeatures} x ${STATE_BYTES} bytes`, device);
+    this.core = new LayerCore(device, label, 'FeatureScaler');
     this.callerState = options.state !== undefined;
-    this.state = options.state ?? own('state', numFeatures * STATE_BYTES, Usage.STORAGE | Usage.COPY_SRC | Usage.COPY_DST);
-    this.coef = own('coefficients', numFeatures * COEF_BYTES, Usage.STORAGE);
-    this.inverseCoef = own('inverse coefficients', numFeatures * COEF_BYTES, Usage.STORAGE);
-    const opts = new ArrayBuffer(16);
-    new Uint32Array(opts, 0, 1)[0] = method === 'standardize' ? 1 : 0;
-    new Float32Array(opts, 4, 1)[0] = correction;
-    this.options = createBufferWithData(device, `${label} options`, opts, Usage.UNIFORM);
-    this.owned.push(this.options);
+    this.state = options.state ?? this.core.ownBuffer('state', new ArrayBuffer(numFeatures * STATE_BYTES), Usage.STORAGE | Usage.COPY_SRC | Usage.COPY_DST);
+    this.coef = this.core.ownBuffer('coefficients', new ArrayBuffer(numFeatures * CHANNEL_COEF_BYTES), Usage.STORAGE);
+    this.inverseCoef = this.core.ownBuffer('inverse coefficients', new ArrayBuffer(numFeatures * CHANNEL_COEF_BYTES), Usage.STORAGE);
+    this.options = this.core.ownBuffer('options', scalingOptionsBytes(method, correction), Usage.UNIFORM);
   }
 
   /** Whether {@link adapt} has seen data since creation or the last {@link reset} (always true on a caller's state). */
@@ -123,20 +152,26 @@ export class FeatureScaler {
     return this.callerState || this.adaptedCount > 0;
   }
 
+  /**
+   * Number of GPU buffers this scaler currently holds: its own, and the device's shared plan
+   * uniforms and pooled scratch it holds with other layers.
+   */
+  get bufferCount(): number {
+    return this.core.bufferCount;
+  }
+
   /** Records the accumulation of `x`'s per-feature statistics into the scaler's state. */
   encodeAdapt(encoder: GPUCommandEncoder, args: { x: TensorBuffer; shape: readonly number[] }): void {
-    this.checkUsable();
+    this.core.guard.checkUsable();
     const view = this.viewOf(args?.shape, 'args.shape');
-    this.checkBuffers(view, args.shape, { 'args.x': args.x });
+    checkScalingTensors(this.device, view, args.shape, { 'args.x': args.x });
     checkSeparateOutput([this.callerState ? 'options.state' : 'the state', this.state], { 'args.x': args.x });
-    const res = this.shapeResources(view);
-    const perFeature = Math.ceil(this.numFeatures / WORKGROUP_SIZE);
-    const pass = encoder.beginComputePass({ label: `${this.label} adapt` });
-    const base = { 0: res.params, 6: this.state };
-    dispatchKernel(this.device, pass, 'scaling_begin', 'f32', perFeature, { ...base, 1: args.x });
-    dispatchKernel(this.device, pass, 'scaling_partials', 'f32', this.numFeatures * res.chunks, { ...base, 1: args.x, 5: res.partials });
-    dispatchKernel(this.device, pass, 'scaling_accumulate', 'f32', perFeature, { ...base, 5: res.partials });
-    pass.end();
+    this.core.guard.recordChecked('encodeAdapt', () => {
+      const [plan, partials] = this.plan(view);
+      const pass = encoder.beginComputePass({ label: `${this.label} adapt` });
+      recordScalingAdapt(this.device, pass, plan, { x: args.x, state: this.state, partials });
+      pass.end();
+    });
     this.adaptedCount += view.outer * view.inner;
   }
 
@@ -166,123 +201,77 @@ export class FeatureScaler {
   }
 
   /** Reads the accumulated statistics back. */
-  async getStats(): Promise<ScalingStats> {
-    this.checkUsable();
-    const [bytes] = await readBuffers(this.device, [regionOf(this.state, this.numFeatures * STATE_BYTES)]);
-    const s = new Float32Array(bytes);
-    const at = (c: number, field: number) => s[c * (STATE_BYTES / 4) + field];
-    const C = this.numFeatures;
-    return {
-      count: C > 0 ? at(0, 3) : 0,
-      min: Float32Array.from({ length: C }, (_, c) => at(c, 4)),
-      max: Float32Array.from({ length: C }, (_, c) => at(c, 5)),
-      mean: Float64Array.from({ length: C }, (_, c) => at(c, 0) + at(c, 1)),
-      variance: Float64Array.from({ length: C }, (_, c) => at(c, 2) / Math.max(at(c, 3) - this.correction, 1)),
-    };
+  getStats(): Promise<ScalingStats> {
+    return this.core.serialized(async () => {
+      this.core.guard.checkUsable();
+      const [bytes] = await this.core.read([regionOf(this.state, this.numFeatures * STATE_BYTES)]);
+      const s = new Float32Array(bytes);
+      const at = (c: number, field: 'shift' | 'mean' | 'm2' | 'count' | 'min' | 'max') => s[c * (STATE_BYTES / 4) + fieldWord('ScaleState', field)];
+      const C = this.numFeatures;
+      return {
+        count: at(0, 'count'),
+        min: Float32Array.from({ length: C }, (_, c) => at(c, 'min')),
+        max: Float32Array.from({ length: C }, (_, c) => at(c, 'max')),
+        mean: Float64Array.from({ length: C }, (_, c) => at(c, 'shift') + at(c, 'mean')),
+        variance: Float64Array.from({ length: C }, (_, c) => at(c, 'm2') / Math.max(at(c, 'count') - this.correction, 1)),
+      };
+    });
   }
 
   /** Forgets every adapted batch (through the queue: work submitted earlier still sees them). */
   reset(): void {
-    this.checkUsable();
+    this.core.guard.checkUsable();
     const region = regionOf(this.state, this.numFeatures * STATE_BYTES);
     this.device.queue.writeBuffer(region.buffer, region.offset ?? 0, new Uint8Array(region.size));
     this.adaptedCount = 0;
   }
 
-  /** Destroys every GPU buffer of the scaler. */
+  /** Destroys every GPU buffer the scaler created and lets go of the shared ones. The scaler cannot be used afterwards. */
   destroy(): void {
-    if (this.destroyed) return;
-    this.destroyed = true;
-    for (const b of this.owned) b.destroy();
-    this.owned.length = 0;
-    releaseScratch(this.device, this);
-    this.shapes.clear();
+    this.core.destroy();
   }
 
-  private encodeScale(encoder: GPUCommandEncoder, args: { x: TensorBuffer; y: TensorBuffer; shape: readonly number[] }, what: 'transform' | 'inverse'): void {
-    this.checkUsable();
-    if (!this.adapted) throw new Error(`${this.label}: ${what} needs adapt() on some data first`);
+  private encodeScale(encoder: GPUCommandEncoder, args: { x: TensorBuffer; y: TensorBuffer; shape: readonly number[] }, direction: 'transform' | 'inverse'): void {
+    this.core.guard.checkUsable();
+    if (!this.adapted) throw new Error(`${this.label}: ${direction} needs adapt() on some data first`);
     const view = this.viewOf(args?.shape, 'args.shape');
-    this.checkBuffers(view, args.shape, { 'args.x': args.x, 'args.y': args.y });
+    checkScalingTensors(this.device, view, args.shape, { 'args.x': args.x, 'args.y': args.y });
     checkSeparateOutput(['args.y', args.y], { 'args.x': args.x });
-    const res = this.shapeResources(view);
-    const storage = tensorStorage(this.device, 'float32', view.inner);
-    const pass = encoder.beginComputePass({ label: `${this.label} ${what}` });
-    // Coefficients are refreshed from the state every time: a transform always sees every adapt recorded before it.
-    dispatchKernel(this.device, pass, 'scaling_coefficients', 'f32', Math.ceil(this.numFeatures / WORKGROUP_SIZE), {
-      0: res.params,
-      6: this.state,
-      7: this.coef,
-      8: this.inverseCoef,
-      9: this.options,
+    this.core.guard.recordChecked(direction === 'transform' ? 'encodeTransform' : 'encodeInverse', () => {
+      const [plan] = this.plan(view);
+      const pass = encoder.beginComputePass({ label: `${this.label} ${direction}` });
+      recordScaling(this.device, pass, plan, direction, { x: args.x, y: args.y, state: this.state, coef: this.coef, inverseCoef: this.inverseCoef, options: this.options });
+      pass.end();
     });
-    const workgroups = Math.ceil(viewSize(view) / SLOT_ELEMENTS[storage] / WORKGROUP_SIZE);
-    dispatchKernel(this.device, pass, 'normalize', storage, workgroups, {
-      0: res.params,
-      1: args.x,
-      2: args.y,
-      10: what === 'transform' ? this.coef : this.inverseCoef,
-    });
-    pass.end();
   }
 
-  /** Uploads `data`, records `record` on it, submits, and reads the output back if asked. */
-  private async run(
+  /** Uploads `data`, records `record` on it, submits, and reads the output back if asked; one call at a time. */
+  private run(
     data: Float32Array,
     shape: readonly number[],
     record: (encoder: GPUCommandEncoder, x: GPUBuffer, y: GPUBuffer) => void,
     readOutput: boolean,
   ): Promise<Float32Array> {
-    this.checkUsable();
-    if (!(data instanceof Float32Array)) throw new TypeError(`data must be a Float32Array; got ${describe(data)}`);
-    const view = this.viewOf(shape, 'shape');
-    if (data.length !== viewSize(view)) throw new RangeError(`data must have ${viewSize(view)} elements for shape [${shape.join(', ')}]; got ${data.length}`);
-    const usage = Usage.STORAGE | Usage.COPY_SRC | Usage.COPY_DST;
-    const x = createBufferWithData(this.device, `${this.label} input`, data, usage);
-    const y = this.device.createBuffer({ label: `${this.label} output`, size: align4(Math.max(4, data.byteLength)), usage });
-    try {
+    return this.core.serialized(async () => {
+      this.core.guard.checkUsable();
+      const view = this.viewOf(shape, 'shape');
+      const upload = tensorUpload('data', data, 'float32', viewSize(view), `shape [${shape.join(', ')}]`);
+      const io = this.core.ioBuffers(upload.byteLength);
       const encoder = this.device.createCommandEncoder({ label: this.label });
-      record(encoder, x, y);
-      const [bytes] = await readBuffers(this.device, readOutput ? [{ buffer: y, size: data.byteLength }] : [], encoder);
-      return readOutput ? new Float32Array(bytes) : new Float32Array(0);
-    } finally {
-      x.destroy();
-      y.destroy();
-    }
+      record(encoder, io.x, io.y);
+      this.device.queue.writeBuffer(io.x, 0, upload);
+      const [bytes] = await this.core.read(readOutput ? [{ buffer: io.y, size: upload.byteLength }] : [], encoder);
+      return readOutput ? tensorDownload(bytes, 'float32', viewSize(view)) : new Float32Array(0);
+    });
   }
 
   private viewOf(shape: readonly number[], argName: string): ChannelView {
-    const view = channelView(this.layout, shape, argName);
-    if (view.channels !== this.numFeatures) {
-      throw new RangeError(`${argName} has ${view.channels} features on the C axis of layout '${this.layout}'; numFeatures is ${this.numFeatures}`);
-    }
-    checkTensorFits(this.device, argName, shape, viewSize(view), viewSize(view) * 4);
-    return view;
+    return scalingView(this.device, this.layout, this.numFeatures, shape, argName);
   }
 
-  private checkBuffers(view: ChannelView, shape: readonly number[], buffers: Record<string, TensorBuffer>): void {
-    const bytes = tensorBytes('f32', viewSize(view));
-    for (const [name, buffer] of Object.entries(buffers)) checkTensorBuffer(name, buffer, bytes, `float32 [${shape.join(', ')}]`, this.device);
-  }
-
-  private shapeResources(view: ChannelView) {
-    const key = `${view.outer}x${view.channels}x${view.inner}`;
-    let res = this.shapes.get(key);
-    if (!res) {
-      const chunks = Math.ceil((view.outer * view.inner) / REDUCTION_CHUNK);
-      const label = `${this.label} [${view.outer}, ${view.channels}, ${view.inner}]`;
-      res = {
-        chunks,
-        params: createBufferWithData(this.device, `${label} params`, paramsData(view, chunks), Usage.UNIFORM),
-        partials: acquireScratch(this.device, view.channels * chunks * PARTIAL_BYTES, this),
-      };
-      this.owned.push(res.params);
-      this.shapes.set(key, res);
-    }
-    return res;
-  }
-
-  private checkUsable(): void {
-    if (this.destroyed) throw new Error(`${this.label} was destroyed; create a new FeatureScaler`);
+  /** The plan of a pass over `view`, and scratch for its partials, both held by this scaler. */
+  private plan(view: ChannelView): readonly [ScalingPlan, GPUBuffer] {
+    const plan = scalingPlan(this.device, view, this.core);
+    return [plan, acquireScratch(this.device, plan.partialBytes, this.core)] as const;
   }
 }

@@ -1,10 +1,7 @@
 /**
- * Small helpers over the WebGPU API: buffers made from data, bind groups by binding number,
- * dispatches larger than one grid dimension, and reading buffers back.
+ * Small helpers over the WebGPU API: tensor arguments, buffers made from data, dispatches bound
+ * by binding number and larger than one grid dimension, and reading buffers back.
  */
-import { getPipeline, type FusedActivation, type KernelName } from '../kernels/pipelines.js';
-import type { TensorStorage } from '../kernels/shaders.js';
-
 /**
  * A tensor argument: a whole GPUBuffer, or a range of one, `{ buffer, offset, size }` as in a
  * bind-group entry (offset a multiple of the device's minStorageBufferOffsetAlignment, size
@@ -69,22 +66,6 @@ export function createBufferWithData(
 /** `n` rounded up to a multiple of 4 (buffer sizes and copies must be). */
 export function align4(n: number): number {
   return Math.ceil(n / 4) * 4;
-}
-
-/**
- * Records one dispatch of `kernel` (built for tensors stored as `storage`, with `activation`
- * fused where the kernel has one) over `workgroups` workgroups, bound to `buffers` by binding number.
- */
-export function dispatchKernel(
-  device: GPUDevice,
-  pass: GPUComputePassEncoder,
-  kernel: KernelName,
-  storage: TensorStorage,
-  workgroups: number,
-  buffers: Record<number, TensorBuffer>,
-  activation: FusedActivation = 'none',
-): void {
-  dispatchPipeline(device, pass, getPipeline(device, kernel, storage, activation), workgroups, buffers);
 }
 
 /**

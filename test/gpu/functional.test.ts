@@ -98,7 +98,7 @@ describe('encodeBatchNormForward / encodeBatchNormBackward', () => {
       /args.buffers.saved is required/,
     );
     expect(() => encodeBatchNormForward(device, encoder, { x, y, shape: [4, 2], training: true, buffers: { ...buffers, saved: buffers.gamma }, options: { layout: 'NC' } })).toThrow(
-      /options.buffers.saved must hold at least 64 bytes/,
+      /args.buffers.saved must hold at least 64 bytes/,
     );
     expect(() => encodeBatchNormForward(device, encoder, { x, y, shape: [4, 2], training: true, buffers, options: { layout: 'NCW' as never } })).toThrow(/layout must be one of/);
     encoder.finish();
@@ -126,7 +126,7 @@ describe('encodeFeatureScalingAdapt / Transform / Inverse', () => {
     releaseFunctionCaches(device);
     expect([...live].filter((b) => b.label.startsWith('webgpu-batchnorm function')).map((b) => b.label)).toEqual([]);
     expect(() => encodeFeatureScalingAdapt(device, device.createCommandEncoder(), { x: state, shape: [8, 3], state, options })).toThrow(
-      /options.state must be in a different GPUBuffer from args.x/,
+      /args.state must be in a different GPUBuffer from args.x/,
     );
     releaseFunctionCaches(device);
   });

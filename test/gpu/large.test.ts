@@ -6,7 +6,7 @@ import { describe, it, expect } from 'vitest';
 import { BatchNorm } from '../../src/layers/batchnorm.js';
 import { channelView, viewSize } from '../../src/tensor/layout.js';
 import { referenceBackward, referenceTrainingForward } from '../../src/reference/batchnorm.js';
-import { REDUCTION_CHUNK, WORKGROUP_SIZE } from '../../src/kernels/shaders.js';
+import { REDUCTION_CHUNK, WORKGROUP_SIZE } from '../../src/kernels/contract.js';
 import { channelData, expectClose, randn } from '../helpers/data.js';
 import { testDevice } from '../helpers/gpu.js';
 import { dgammaTolerance, dxTolerance, sumTolerance, yTolerance } from '../helpers/tolerances.js';

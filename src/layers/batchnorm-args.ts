@@ -1,0 +1,245 @@
+/**
+ * Batch norm's options and argument checks, shared by the BatchNorm layer and the function forms:
+ * options resolved to their defaults, state buffers, and the tensors of a forward or backward
+ * pass. Each failure names the argument, the expected value and the actual one.
+ */
+import { CHANNEL_COEF_BYTES } from '../kernels/contract.js';
+import { tensorBytes, tensorStorage } from '../kernels/shaders.js';
+import type { BatchNormMode, BatchNormPlanOptions, DType } from '../ops/plan.js';
+import { checkSeparateOutput, type TensorBuffer } from '../runtime/gpu.js';
+import { checkTensorBuffer, checkTensorFits, checkTrainable, describe } from '../runtime/validate.js';
+import { channelView, checkLayout, viewSize, type ChannelView, type Layout } from '../tensor/layout.js';
+
+export type { DType };
+
+/** Options of a {@link BatchNorm} layer; defaults follow PyTorch. */
+export interface BatchNormOptions {
+  /** Number of channels C (features for a dense layer, feature maps for a convolution). */
+  numFeatures: number;
+  /** Layout of the tensors this layer normalizes. */
+  layout: Layout;
+  /** Added to the variance before the square root. Default 1e-5. */
+  eps?: number;
+  /**
+   * Weight of the new batch in the running-statistics update: running = (1 - m) * running + m * batch.
+   * `null` keeps a cumulative moving average (m = 1 / numBatchesTracked). Default 0.1.
+   */
+  momentum?: number | null;
+  /** Learnable γ (init 1) and β (init 0). When false, γ = 1 and β = 0 are fixed. Default true. */
+  affine?: boolean;
+  /** Learnable γ (Keras's `scale`); when false γ = 1 is fixed. Default: `affine`. */
+  scale?: boolean;
+  /** Learnable β (Keras's `center`); when false β = 0 is fixed. Default: `affine`. */
+  center?: boolean;
+  /**
+   * The batch variance the running variance takes in: 'unbiased' (× n/(n−1), PyTorch, default)
+   * or 'biased' (Keras's moving_variance).
+   */
+  runningVariance?: 'unbiased' | 'biased';
+  /**
+   * 'relu' fuses a ReLU after the normalization: y = max(BN(x), 0) in the same pass, and the
+   * backward pass takes dL/d(output) and applies the ReLU's mask itself (the notes put BN right
+   * before the activation). Default 'none'.
+   */
+  activation?: 'none' | 'relu';
+  /**
+   * Keep running mean and variance (init 0 and 1), updated by training passes and used by
+   * inference passes. When false, inference also normalizes with batch statistics. Default true.
+   */
+  trackRunningStats?: boolean;
+  /**
+   * Tensor storage. 'float16' stores x, y, dy and dx as IEEE halves (the bytes of an
+   * array<f16>): native f16 in the shaders where the device has 'shader-f16', else two halves
+   * per u32 unpacked in float32. Arithmetic is float32 either way. Default 'float32'.
+   */
+  dtype?: DType;
+  /**
+   * What a training batch whose statistics are not finite (NaN or ±Inf in some channel) does to
+   * the running statistics: 'skip' (default) leaves them and numBatchesTracked unchanged for every
+   * channel; 'update' folds the NaN in, as PyTorch does.
+   */
+  nonFiniteBatches?: 'skip' | 'update';
+  /** Prefix of every GPU object's label. Default 'BatchNorm'. */
+  label?: string;
+  /**
+   * Caller-owned buffers (or ranges of them) for any of the layer's parameters, statistics and
+   * gradients, for example every layer's γ and β in one parameter arena for the caller's own
+   * optimizer. They are used as they are (not initialized), need STORAGE usage (and COPY_SRC /
+   * COPY_DST for getState / setState), and are not destroyed by {@link BatchNorm.destroy}. The
+   * gradients must be in other GPUBuffers than γ and `saved`, and `saved` in another GPUBuffer
+   * than the parameters and statistics (WebGPU does not let a pass write a buffer it reads).
+   */
+  buffers?: Partial<Record<StateBufferName, TensorBuffer>>;
+}
+
+/**
+ * The layer's state and gradient buffers, which {@link BatchNormOptions.buffers} may supply.
+ * `saved` (numFeatures × 32 bytes) receives the statistics a forward pass normalized with, which
+ * its backward pass reads.
+ */
+export type StateBufferName = 'gamma' | 'beta' | 'runningMean' | 'runningVar' | 'numBatchesTracked' | 'gammaGrad' | 'betaGrad' | 'saved';
+
+/** Every name of {@link StateBufferName}. */
+export const STATE_BUFFERS: readonly StateBufferName[] = ['gamma', 'beta', 'runningMean', 'runningVar', 'numBatchesTracked', 'gammaGrad', 'betaGrad', 'saved'];
+
+/** Options with every default filled in and every value checked. */
+export interface ResolvedBatchNormOptions extends BatchNormPlanOptions {
+  numFeatures: number;
+  layout: Layout;
+  scale: boolean;
+  center: boolean;
+  trackRunningStats: boolean;
+}
+
+/**
+ * `options` checked and completed with the defaults; `prefix` names them in messages
+ * ('options' for the layer). `numFeatures` must fit the device's per-channel buffers.
+ */
+export function resolveBatchNormOptions(device: GPUDevice, options: BatchNormOptions, prefix = 'options'): ResolvedBatchNormOptions {
+  const {
+    numFeatures,
+    layout,
+    eps = 1e-5,
+    momentum = 0.1,
+    affine = true,
+    trackRunningStats = true,
+    dtype = 'float32',
+    nonFiniteBatches = 'skip',
+  } = options;
+  const { scale = affine, center = affine, runningVariance = 'unbiased', activation = 'none' } = options;
+  if (!Number.isSafeInteger(numFeatures) || numFeatures < 1) {
+    throw new TypeError(`${prefix}.numFeatures must be a positive integer; got ${String(numFeatures)}`);
+  }
+  checkLayout(layout, `${prefix}.layout`);
+  if (typeof eps !== 'number' || !(eps > 0) || !Number.isFinite(eps)) {
+    throw new RangeError(`${prefix}.eps must be a finite number > 0; got ${String(eps)}`);
+  }
+  if (momentum !== null && (typeof momentum !== 'number' || !(momentum >= 0 && momentum <= 1))) {
+    throw new RangeError(`${prefix}.momentum must be a number in [0, 1] or null; got ${String(momentum)}`);
+  }
+  if (dtype !== 'float32' && dtype !== 'float16') {
+    throw new TypeError(`${prefix}.dtype must be 'float32' or 'float16'; got ${String(dtype)}`);
+  }
+  if (activation !== 'none' && activation !== 'relu') {
+    throw new TypeError(`${prefix}.activation must be 'none' or 'relu'; got ${String(activation)}`);
+  }
+  if (runningVariance !== 'unbiased' && runningVariance !== 'biased') {
+    throw new TypeError(`${prefix}.runningVariance must be 'unbiased' or 'biased'; got ${String(runningVariance)}`);
+  }
+  if (nonFiniteBatches !== 'skip' && nonFiniteBatches !== 'update') {
+    throw new TypeError(`${prefix}.nonFiniteBatches must be 'skip' or 'update'; got ${String(nonFiniteBatches)}`);
+  }
+  const coefBytes = numFeatures * CHANNEL_COEF_BYTES;
+  if (coefBytes > device.limits.maxStorageBufferBindingSize) {
+    throw new RangeError(
+      `${prefix}.numFeatures ${numFeatures} needs ${coefBytes} bytes of per-channel coefficients, more than this device's maxStorageBufferBindingSize of ${device.limits.maxStorageBufferBindingSize}`,
+    );
+  }
+  return {
+    numFeatures,
+    layout,
+    eps,
+    momentum,
+    scale: Boolean(scale),
+    center: Boolean(center),
+    runningVariance,
+    activation,
+    trackRunningStats: Boolean(trackRunningStats),
+    dtype,
+    nonFiniteBatches,
+  };
+}
+
+/** Bytes each state buffer must hold for C channels, and how to say it. */
+function stateBufferBytes(name: StateBufferName, C: number): [number, string] {
+  if (name === 'numBatchesTracked') return [4, 'one u32'];
+  if (name === 'saved') return [C * CHANNEL_COEF_BYTES, `${C} x ${CHANNEL_COEF_BYTES} bytes`];
+  return [C * 4, `${C} float32`];
+}
+
+/**
+ * Checks caller-owned state buffers (`prefix`.name): known names, sizes, STORAGE usage, and that
+ * the outputs among them (gradients, saved) are in other GPUBuffers than what their passes read.
+ */
+export function checkStateBuffers(device: GPUDevice, C: number, given: Partial<Record<string, TensorBuffer>>, prefix: string): void {
+  if (!given || typeof given !== 'object') throw new TypeError(`${prefix} must be an object of buffers; got ${describe(given)}`);
+  for (const [name, buffer] of Object.entries(given)) {
+    if (!STATE_BUFFERS.includes(name as StateBufferName)) throw new TypeError(`${prefix}.${name} is not a state buffer; expected one of ${STATE_BUFFERS.join(', ')}`);
+    const [bytes, what] = stateBufferBytes(name as StateBufferName, C);
+    checkTensorBuffer(`${prefix}.${name}`, buffer!, bytes, what, device);
+  }
+  const named = (names: StateBufferName[]) => Object.fromEntries(names.filter((n) => given[n]).map((n) => [`${prefix}.${n}`, given[n]!]));
+  for (const grad of ['gammaGrad', 'betaGrad'] as const) {
+    if (given[grad]) checkSeparateOutput([`${prefix}.${grad}`, given[grad]], named(['gamma', 'saved']));
+  }
+  if (given.saved) checkSeparateOutput([`${prefix}.saved`, given.saved], named(['gamma', 'beta', 'runningMean', 'runningVar', 'numBatchesTracked']));
+}
+
+/** The [outer, C, inner] view of `shape` (`argName`), which must have `numFeatures` channels and fit the device. */
+export function checkedView(device: GPUDevice, o: ResolvedBatchNormOptions, shape: readonly number[], argName: string): ChannelView {
+  const view = channelView(o.layout, shape, argName);
+  if (view.channels !== o.numFeatures) {
+    throw new RangeError(`${argName} has ${view.channels} channels on the C axis of layout '${o.layout}'; numFeatures is ${o.numFeatures}`);
+  }
+  checkTensorFits(device, argName, shape, viewSize(view), tensorBytesOf(device, o, view));
+  return view;
+}
+
+/** Bytes of a tensor of `view` in the options' dtype. */
+export function tensorBytesOf(device: GPUDevice, o: ResolvedBatchNormOptions, view: ChannelView): number {
+  return tensorBytes(tensorStorage(device, o.dtype, view.inner), viewSize(view));
+}
+
+/** What a forward pass normalizes with and updates, from the training flag and the options. */
+export function forwardMode(o: ResolvedBatchNormOptions, training: boolean): BatchNormMode {
+  return { batchStats: training || !o.trackRunningStats, updateRunning: training && o.trackRunningStats };
+}
+
+/** How a recorded forward pass normalized; its backward pass must match it. */
+export interface ForwardRecord {
+  view: ChannelView;
+  shape: readonly number[];
+  batchStats: boolean;
+}
+
+/** Checks the arguments of a forward pass and returns its view. */
+export function checkForwardArgs(
+  device: GPUDevice,
+  o: ResolvedBatchNormOptions,
+  args: { x: TensorBuffer; y: TensorBuffer; shape: readonly number[]; training: boolean },
+  what = 'args must be an object { x, y, shape, training }',
+): ChannelView {
+  if (!args || typeof args !== 'object') throw new TypeError(what);
+  const view = checkedView(device, o, args.shape, 'args.shape');
+  if (typeof args.training !== 'boolean') throw new TypeError(`args.training must be a boolean; got ${String(args.training)}`);
+  checkTensors(device, o, view, args.shape, { 'args.x': args.x, 'args.y': args.y });
+  checkSeparateOutput(['args.y', args.y], { 'args.x': args.x });
+  checkTrainable(view, args.shape, args.training);
+  return view;
+}
+
+/** Checks the arguments of a backward pass against the forward pass `last` it belongs to, and returns its view. */
+export function checkBackwardArgs(
+  device: GPUDevice,
+  o: ResolvedBatchNormOptions,
+  args: { x: TensorBuffer; dy: TensorBuffer; dx: TensorBuffer; shape: readonly number[] },
+  last: ForwardRecord | null,
+  what = 'args must be an object { x, dy, dx, shape }',
+): ChannelView {
+  if (!args || typeof args !== 'object') throw new TypeError(what);
+  const view = checkedView(device, o, args.shape, 'args.shape');
+  if (!last) throw new Error('encodeBackward needs a forward pass first: call encodeForward (or forward) before it');
+  if (last.view.outer !== view.outer || last.view.inner !== view.inner) {
+    throw new RangeError(`args.shape must match the last forward pass's shape [${last.shape.join(', ')}]; got [${args.shape.join(', ')}]`);
+  }
+  checkTensors(device, o, view, args.shape, { 'args.x': args.x, 'args.dy': args.dy, 'args.dx': args.dx });
+  checkSeparateOutput(['args.dx', args.dx], { 'args.x': args.x, 'args.dy': args.dy });
+  return view;
+}
+
+/** Each tensor buffer must hold a tensor of `view` in the options' dtype and have STORAGE usage. */
+function checkTensors(device: GPUDevice, o: ResolvedBatchNormOptions, view: ChannelView, shape: readonly number[], buffers: Record<string, TensorBuffer>): void {
+  const bytes = tensorBytesOf(device, o, view);
+  const what = `${o.dtype} [${shape.join(', ')}]`;
+  for (const [argName, buffer] of Object.entries(buffers)) checkTensorBuffer(argName, buffer, bytes, what, device);
+}

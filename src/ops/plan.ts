@@ -1,0 +1,162 @@
+/**
+ * Plans: everything about one (shape, options) that does not depend on the buffers — the
+ * [outer, C, inner] view, the tensor storage, the dispatch geometry and the uniform Params —
+ * computed once and kept in the device's context (at most MAX_PLANS, least recently used evicted).
+ *
+ * A plan's uniform is immutable: passes recorded into one encoder before a submit never see each
+ * other's parameters, and no uniform a recorded pass uses is rewritten before it runs.
+ */
+import { KERNEL_CONSTANTS, packStruct, type FusedActivation } from '../kernels/contract.js';
+import { SLOT_ELEMENTS, tensorStorage, type TensorStorage } from '../kernels/shaders.js';
+import { MAX_PLANS, deviceContext } from '../runtime/context.js';
+import { Usage, align4, createBufferWithData } from '../runtime/gpu.js';
+import type { ChannelView } from '../tensor/layout.js';
+
+const { WG, RWG, CHUNK, ROWS } = KERNEL_CONSTANTS;
+
+/** Element type of the tensors (x, y, dy, dx) in GPU buffers. Statistics are always float32. */
+export type DType = 'float32' | 'float16';
+
+/** What the elementwise kernels need: normalize and input_grad. */
+export interface ElementwisePlan {
+  readonly view: ChannelView;
+  /** How x, y, dy and dx are stored (tensor_*.wgsl). */
+  readonly storage: TensorStorage;
+  /** The activation compiled into the kernels that fuse one. */
+  readonly activation: FusedActivation;
+  /** The uniform Params of every dispatch of this plan. */
+  readonly params: GPUBuffer;
+  /** Workgroups of an elementwise dispatch: one thread per slot of SLOT_ELEMENTS elements. */
+  readonly elementwiseWorkgroups: number;
+  /** Workgroups of a one-thread-per-channel dispatch. */
+  readonly perChannelWorkgroups: number;
+}
+
+/** A plan of the batch-norm kernels for one shape, options and mode. */
+export interface BatchNormPlan extends ElementwisePlan {
+  /** inner == 1: the partial reductions walk contiguous channels (the *_channels_last kernels). */
+  readonly channelsLast: boolean;
+  /** Partials per channel: chunks of CHUNK elements, or blocks of ROWS rows channels-last. */
+  readonly chunks: number;
+  /** Workgroups of one partial-reduction dispatch. */
+  readonly partialWorkgroups: number;
+  /** Scratch bytes of the partials: one vec4f per (channel, chunk). */
+  readonly partialBytes: number;
+}
+
+/** The layer options a batch-norm plan depends on. */
+export interface BatchNormPlanOptions {
+  dtype: DType;
+  activation: FusedActivation;
+  eps: number;
+  /** null: cumulative moving average. */
+  momentum: number | null;
+  nonFiniteBatches: 'skip' | 'update';
+  runningVariance: 'unbiased' | 'biased';
+}
+
+/** What a forward pass normalizes with and updates. */
+export interface BatchNormMode {
+  /** Normalize with the batch's statistics (training, or inference without running statistics). */
+  batchStats: boolean;
+  /** Update the running statistics and numBatchesTracked (training with running statistics). */
+  updateRunning: boolean;
+}
+
+/** A plan of the feature-scaling kernels for one shape. */
+export interface ScalingPlan extends ElementwisePlan {
+  readonly chunks: number;
+  readonly partialWorkgroups: number;
+  /** Scratch bytes of the partials: one ScalePartial (32 bytes) per (feature, chunk). */
+  readonly partialBytes: number;
+}
+
+/** The batch-norm plan of `view` for `options` and `mode`, held by `holder` (see runtime/context.ts). */
+export function batchNormPlan(device: GPUDevice, view: ChannelView, options: BatchNormPlanOptions, mode: BatchNormMode, holder: object): BatchNormPlan {
+  const channelsLast = view.inner === 1;
+  const count = view.outer * view.inner;
+  const chunks = channelsLast ? Math.ceil(view.outer / ROWS) : Math.ceil(count / CHUNK);
+  const params = packStruct('Params', {
+    ...viewFields(view, chunks),
+    eps: options.eps,
+    momentum: options.momentum ?? -1, // < 0 selects the cumulative average in update_running
+    update_running: Number(mode.updateRunning),
+    batch_stats: Number(mode.batchStats),
+    update_non_finite: Number(options.nonFiniteBatches === 'update'),
+    unbiased_running: Number(options.runningVariance === 'unbiased'),
+  });
+  const storage = tensorStorage(device, options.dtype, view.inner);
+  return cachedPlan(device, `bn ${storage} ${options.activation}`, view, params, holder, (uniform) => ({
+    ...elementwise(view, storage, options.activation, uniform),
+    channelsLast,
+    chunks,
+    partialWorkgroups: channelsLast ? Math.ceil(view.channels / RWG) * chunks : view.channels * chunks,
+    partialBytes: align4(view.channels * chunks * 16),
+  }));
+}
+
+/** The feature-scaling plan of `view`, held by `holder`. */
+export function scalingPlan(device: GPUDevice, view: ChannelView, holder: object): ScalingPlan {
+  const chunks = Math.ceil((view.outer * view.inner) / CHUNK);
+  const params = packStruct('Params', {
+    ...viewFields(view, chunks),
+    eps: 0,
+    momentum: -1,
+    update_running: 0,
+    batch_stats: 0,
+    update_non_finite: 0,
+    unbiased_running: 1,
+  });
+  const storage = tensorStorage(device, 'float32', view.inner);
+  return cachedPlan(device, `scaling ${storage}`, view, params, holder, (uniform) => ({
+    ...elementwise(view, storage, 'none', uniform),
+    chunks,
+    partialWorkgroups: view.channels * chunks,
+    partialBytes: view.channels * chunks * 32,
+  }));
+}
+
+function viewFields(view: ChannelView, chunks: number) {
+  const count = view.outer * view.inner;
+  return { outer: view.outer, channels: view.channels, inner: view.inner, count, chunks, total: count * view.channels };
+}
+
+function elementwise(view: ChannelView, storage: TensorStorage, activation: FusedActivation, params: GPUBuffer): ElementwisePlan {
+  const elements = view.outer * view.channels * view.inner;
+  return {
+    view,
+    storage,
+    activation,
+    params,
+    elementwiseWorkgroups: Math.ceil(elements / SLOT_ELEMENTS[storage] / WG),
+    perChannelWorkgroups: Math.ceil(view.channels / WG),
+  };
+}
+
+/**
+ * The plan under (`kind`, view, Params bytes), made by `make` around a new uniform on first use,
+ * moved to the most recently used end, and held by `holder`. Beyond MAX_PLANS the least recently
+ * used plan is dropped (its uniform is not destroyed: a pass recorded with it may not have run).
+ */
+function cachedPlan<P extends { readonly params: GPUBuffer }>(
+  device: GPUDevice,
+  kind: string,
+  view: ChannelView,
+  params: ArrayBuffer,
+  holder: object,
+  make: (uniform: GPUBuffer) => P,
+): P {
+  const context = deviceContext(device);
+  const key = `${kind} [${view.outer}, ${view.channels}, ${view.inner}] ${new Uint32Array(params).join(',')}`;
+  let plan = context.plans.get(key) as P | undefined;
+  if (plan) context.plans.delete(key);
+  else plan = make(createBufferWithData(device, `webgpu-batchnorm ${kind} [${view.outer}, ${view.channels}, ${view.inner}] params`, params, Usage.UNIFORM));
+  context.plans.set(key, plan);
+  context.holdings.hold(plan.params, holder);
+  for (const [oldKey, old] of context.plans) {
+    if (context.plans.size <= MAX_PLANS) break;
+    context.plans.delete(oldKey);
+    context.holdings.drop(old.params);
+  }
+  return plan;
+}

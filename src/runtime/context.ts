@@ -1,0 +1,110 @@
+/**
+ * One context per GPUDevice, in one WeakMap, so that everything the library keeps for a device
+ * goes away with it: shader modules and pipelines, the plans of the ops layer, the pooled scratch
+ * buffer, and what the function forms keep between calls.
+ *
+ * Shared GPU buffers (plan uniforms, scratch) are held by holders — a layer, or the function
+ * forms — and destroyed when their last holder lets go ({@link releaseHolder}).
+ */
+
+import type { FunctionsState } from '../functions/functions.js';
+
+/** Shared buffers and who holds them. */
+class Holdings {
+  private readonly holders = new Map<GPUBuffer, Set<object>>();
+
+  /** `holder` holds `buffer` until it is released. */
+  hold(buffer: GPUBuffer, holder: object): void {
+    let set = this.holders.get(buffer);
+    if (!set) this.holders.set(buffer, (set = new Set()));
+    set.add(holder);
+  }
+
+  /** Whether anyone holds `buffer`. */
+  isHeld(buffer: GPUBuffer): boolean {
+    return (this.holders.get(buffer)?.size ?? 0) > 0;
+  }
+
+  /**
+   * Forgets `buffer` without destroying it: a pass recorded with it (perhaps into an encoder the
+   * caller has not submitted yet) keeps it alive, and the garbage collector frees it after.
+   */
+  drop(buffer: GPUBuffer): void {
+    this.holders.delete(buffer);
+  }
+
+  /** Lets go of everything `holder` holds; returns the buffers no one holds any more, destroyed. */
+  release(holder: object): GPUBuffer[] {
+    const freed: GPUBuffer[] = [];
+    for (const [buffer, set] of this.holders) {
+      if (!set.delete(holder) || set.size > 0) continue;
+      this.holders.delete(buffer);
+      buffer.destroy();
+      freed.push(buffer);
+    }
+    return freed;
+  }
+
+  /** Also destroys buffers no one holds (a pool's replaced buffer). */
+  destroyIfUnheld(buffer: GPUBuffer): void {
+    if (this.isHeld(buffer)) return;
+    this.holders.delete(buffer);
+    buffer.destroy();
+  }
+
+  /** How many buffers `holder` holds. */
+  count(holder: object): number {
+    let n = 0;
+    for (const set of this.holders.values()) if (set.has(holder)) n++;
+    return n;
+  }
+}
+
+/** Everything the library keeps for one device. */
+export interface DeviceContext {
+  /** Shader modules by label. */
+  readonly modules: Map<string, GPUShaderModule>;
+  /** Compute pipelines by label (the label names the module, entry point and constants). */
+  readonly pipelines: Map<string, GPUComputePipeline>;
+  /** Plan uniforms and scratch, and their holders. */
+  readonly holdings: Holdings;
+  /** Plans of the ops layer by key, least recently used first (ops/plan.ts); at most MAX_PLANS. */
+  readonly plans: Map<string, { readonly params: GPUBuffer }>;
+  /** The pooled scratch buffer handed out for the reductions' partials (runtime/scratch.ts). */
+  scratch: GPUBuffer | null;
+  /** What the function forms keep between calls (functions/functions.ts), created on first use. */
+  functions: FunctionsState | undefined;
+}
+
+/** Plans kept per device: enough for every shape and mode of a network, bounded for a long run over changing shapes. */
+export const MAX_PLANS = 256;
+
+const contexts = new WeakMap<GPUDevice, DeviceContext>();
+
+/** The context of `device`, created on first use. */
+export function deviceContext(device: GPUDevice): DeviceContext {
+  let context = contexts.get(device);
+  if (!context) {
+    context = { modules: new Map(), pipelines: new Map(), holdings: new Holdings(), plans: new Map(), scratch: null, functions: undefined };
+    contexts.set(device, context);
+  }
+  return context;
+}
+
+/**
+ * Lets `holder` go of every shared buffer it holds on `device`; buffers no one holds any more
+ * are destroyed and leave the plan cache and the scratch pool.
+ */
+export function releaseHolder(device: GPUDevice, holder: object): void {
+  const context = contexts.get(device);
+  if (!context) return;
+  const freed = new Set(context.holdings.release(holder));
+  if (freed.size === 0) return;
+  for (const [key, plan] of context.plans) if (freed.has(plan.params)) context.plans.delete(key);
+  if (context.scratch && freed.has(context.scratch)) context.scratch = null;
+}
+
+/** How many shared buffers `holder` holds on `device`. */
+export function heldBuffers(device: GPUDevice, holder: object): number {
+  return contexts.get(device)?.holdings.count(holder) ?? 0;
+}
