@@ -5,18 +5,51 @@
 
 /** Options for {@link getDevice}. */
 export interface GetDeviceOptions {
-  /** Passed to requestAdapter. */
+  /** Passed to requestAdapter: 'low-power' or 'high-performance'. */
   powerPreference?: GPUPowerPreference;
   /**
-   * Device limits to request. By default the adapter's own maxStorageBufferBindingSize and
-   * maxBufferSize are requested, so large tensors fit when the hardware allows.
+   * Whether to request each of the optional features the kernels can use ('shader-f16', so that
+   * float16 tensors use native f16 kernels; 'subgroups'; 'timestamp-query') that the adapter
+   * offers. Default true; false requests none of them, only `requiredFeatures`.
+   */
+  adapterFeatures?: boolean;
+  /** Features to request on top of the adapter's ones; each must be offered by the adapter. */
+  requiredFeatures?: GPUFeatureName[];
+  /**
+   * Whether to request the adapter's maxStorageBufferBindingSize, maxBufferSize,
+   * maxComputeWorkgroupStorageSize, maxComputeInvocationsPerWorkgroup and maxComputeWorkgroupSizeX
+   * where it offers more than WebGPU's defaults, so large tensors and workgroups fit. Default
+   * true; false keeps WebGPU's defaults, except for `requiredLimits`.
+   */
+  adapterLimits?: boolean;
+  /**
+   * Device limits to request, each overriding the one `adapterLimits` would pick. A max... limit
+   * may not exceed the adapter's, a min... limit may not be below it.
    */
   requiredLimits?: Record<string, number>;
-  /** Features to request in addition to none; each must be supported by the adapter. */
-  requiredFeatures?: GPUFeatureName[];
+  /**
+   * Node only: Dawn instance flags, each `key=value`, passed to `create()` of the `webgpu`
+   * package, such as 'disable-dawn-features=timestamp_quantization' (without which Dawn rounds
+   * timestamps down to multiples of 65536 ns) or 'backend=null'. Ignored where navigator.gpu is
+   * used: a browser takes such flags on its command line.
+   */
+  dawnFlags?: string[];
   /** Device label. */
   label?: string;
 }
+
+// The optional features the kernels can use, requested wherever the adapter offers them.
+const ADAPTER_FEATURES: readonly GPUFeatureName[] = ['shader-f16', 'subgroups', 'timestamp-query'];
+
+// The limits requested at the adapter's value where it exceeds WebGPU's default (the value here):
+// buffer sizes for large tensors, workgroup memory and size for the kernels.
+const ADAPTER_LIMITS: Readonly<Record<string, number>> = {
+  maxStorageBufferBindingSize: 134217728,
+  maxBufferSize: 268435456,
+  maxComputeWorkgroupStorageSize: 16384,
+  maxComputeInvocationsPerWorkgroup: 256,
+  maxComputeWorkgroupSizeX: 256,
+};
 
 // Where Debian/Ubuntu packages put SwiftShader's Vulkan ICD (chromium ships it).
 const SWIFTSHADER_ICDS = [
@@ -42,7 +75,48 @@ function isNode(): boolean {
   return typeof process !== 'undefined' && typeof process.versions?.node === 'string';
 }
 
-async function nodeGpu(): Promise<GPUAdapter | null> {
+// A value as an error message shows it: strings quoted, arrays listed, objects by class.
+function show(value: unknown): string {
+  if (typeof value === 'string') return `'${value}'`;
+  if (Array.isArray(value)) return `[${value.map(show).join(', ')}]`;
+  if (value === null || typeof value !== 'object') return String(value);
+  return value.constructor?.name ?? 'object';
+}
+
+function isStringArray(value: unknown): value is string[] {
+  return Array.isArray(value) && value.every((v) => typeof v === 'string');
+}
+
+/** Throws a TypeError naming the option, the expected value and the actual one. */
+function checkOptions(options: GetDeviceOptions): void {
+  const fail = (name: string, expected: string, value: unknown) => {
+    throw new TypeError(`getDevice: options.${name} must be ${expected}; got ${show(value)}`);
+  };
+  if (options === null || typeof options !== 'object') throw new TypeError(`getDevice: options must be an object; got ${show(options)}`);
+  const { powerPreference, adapterFeatures, requiredFeatures, adapterLimits, requiredLimits, dawnFlags, label } = options;
+  if (powerPreference !== undefined && powerPreference !== 'low-power' && powerPreference !== 'high-performance') {
+    fail('powerPreference', "'low-power' or 'high-performance'", powerPreference);
+  }
+  if (adapterFeatures !== undefined && typeof adapterFeatures !== 'boolean') fail('adapterFeatures', 'true or false', adapterFeatures);
+  if (requiredFeatures !== undefined && !isStringArray(requiredFeatures)) {
+    fail('requiredFeatures', "an array of feature names such as ['shader-f16']", requiredFeatures);
+  }
+  if (adapterLimits !== undefined && typeof adapterLimits !== 'boolean') fail('adapterLimits', 'true or false', adapterLimits);
+  if (requiredLimits !== undefined) {
+    if (requiredLimits === null || typeof requiredLimits !== 'object' || Array.isArray(requiredLimits)) {
+      fail('requiredLimits', 'an object of limit names to numbers such as { maxComputeWorkgroupStorageSize: 32768 }', requiredLimits);
+    }
+    for (const [name, value] of Object.entries(requiredLimits)) {
+      if (!Number.isSafeInteger(value) || value < 0) fail(`requiredLimits.${name}`, 'a non-negative integer', value);
+    }
+  }
+  if (dawnFlags !== undefined && !(isStringArray(dawnFlags) && dawnFlags.every((flag) => flag.includes('=')))) {
+    fail('dawnFlags', "an array of 'key=value' strings such as ['disable-dawn-features=timestamp_quantization']", dawnFlags);
+  }
+  if (label !== undefined && typeof label !== 'string') fail('label', 'a string', label);
+}
+
+async function nodeGpu(flags: string[], powerPreference?: GPUPowerPreference): Promise<GPUAdapter | null> {
   const webgpuModule = 'webgpu';
   const { create, globals } = await import(/* @vite-ignore */ webgpuModule);
   // Dawn's GPUBufferUsage, GPUMapMode, ... constants, which browsers define globally.
@@ -58,10 +132,12 @@ async function nodeGpu(): Promise<GPUAdapter | null> {
     env.XDG_RUNTIME_DIR = dir;
   }
   const tryCreate = async () => {
-    const gpu = create([]) as GPU;
+    const gpu = create(flags) as GPU;
     dawnInstances.push(gpu);
-    return gpu.requestAdapter();
+    return gpu.requestAdapter({ powerPreference });
   };
+  // A backend other than Vulkan (e.g. 'backend=null') needs no Vulkan driver.
+  if (flags.some((flag) => flag.startsWith('backend=') && flag !== 'backend=vulkan')) return tryCreate();
   const { existsSync, readdirSync } = await import(/* @vite-ignore */ 'node:fs');
   const driverConfigured = Boolean(env.VK_ICD_FILENAMES || env.VK_DRIVER_FILES);
   // Try the system's drivers first, unless there are none to try (which only makes Vulkan warn).
@@ -77,33 +153,69 @@ async function nodeGpu(): Promise<GPUAdapter | null> {
   return tryCreate();
 }
 
-/** Requests the adapter's largest buffer limits unless the caller asked for specific ones. */
-function defaultLimits(adapter: GPUAdapter): Record<string, number> {
-  return {
-    maxStorageBufferBindingSize: adapter.limits.maxStorageBufferBindingSize,
-    maxBufferSize: adapter.limits.maxBufferSize,
-  };
+/** The features to request: the adapter's useful ones (unless turned off) plus the caller's. */
+function featuresFor(adapter: GPUAdapter, options: GetDeviceOptions): GPUFeatureName[] {
+  const offered = adapter.features;
+  for (const feature of options.requiredFeatures ?? []) {
+    if (!offered.has(feature)) {
+      throw new Error(
+        `getDevice: options.requiredFeatures names '${feature}', which this adapter does not offer; it offers ${show([...offered].sort())}`,
+      );
+    }
+  }
+  const wanted = options.adapterFeatures === false ? [] : ADAPTER_FEATURES.filter((feature) => offered.has(feature));
+  return [...new Set([...wanted, ...(options.requiredFeatures ?? [])])];
+}
+
+/** The limits to request: the adapter's larger ones (unless turned off), then the caller's. */
+function limitsFor(adapter: GPUAdapter, options: GetDeviceOptions): Record<string, number> {
+  const supported = adapter.limits as unknown as Record<string, number | undefined>;
+  const limits: Record<string, number> = {};
+  if (options.adapterLimits !== false) {
+    for (const [name, fallback] of Object.entries(ADAPTER_LIMITS)) {
+      const value = supported[name];
+      if (value !== undefined && value > fallback) limits[name] = value;
+    }
+  }
+  for (const [name, value] of Object.entries(options.requiredLimits ?? {})) {
+    const adapterValue = supported[name];
+    if (typeof adapterValue !== 'number') {
+      throw new Error(`getDevice: options.requiredLimits.${name} is not a limit this adapter has`);
+    }
+    // min... limits (alignments) are better when smaller.
+    const better = name.startsWith('min') ? value < adapterValue : value > adapterValue;
+    if (better) {
+      throw new RangeError(
+        `getDevice: options.requiredLimits.${name} must be ${name.startsWith('min') ? 'at least' : 'at most'} the adapter's ${adapterValue}; got ${value}`,
+      );
+    }
+    limits[name] = value;
+  }
+  return limits;
 }
 
 /**
  * Returns a GPUDevice from `navigator.gpu` in a browser or from Dawn (the `webgpu` package) in
  * Node. In Node, when no Vulkan driver is configured and the system's drivers give no adapter, it
- * falls back to SwiftShader's ICD from Debian's chromium package. Throws an Error saying how to
- * get an adapter when there is none.
+ * falls back to SwiftShader's ICD from Debian's chromium package. By default the device has every
+ * one of 'shader-f16', 'subgroups' and 'timestamp-query' that the adapter offers, and the adapter's
+ * larger buffer and workgroup limits. Throws an Error saying how to get an adapter when there is
+ * none, and a TypeError naming the option for a bad option value.
  */
 export async function getDevice(options: GetDeviceOptions = {}): Promise<GPUDevice> {
+  checkOptions(options);
   let adapter: GPUAdapter | null;
   if (typeof navigator !== 'undefined' && navigator.gpu) {
     adapter = await navigator.gpu.requestAdapter({ powerPreference: options.powerPreference });
   } else if (isNode()) {
-    adapter = await nodeGpu();
+    adapter = await nodeGpu(options.dawnFlags ?? [], options.powerPreference);
   } else {
     throw new Error(`WebGPU is not available here (no navigator.gpu). ${HOW_TO_GET_AN_ADAPTER}`);
   }
   if (!adapter) throw new Error(HOW_TO_GET_AN_ADAPTER);
   return adapter.requestDevice({
     label: options.label ?? 'webgpu-batchnorm device',
-    requiredLimits: options.requiredLimits ?? defaultLimits(adapter),
-    requiredFeatures: options.requiredFeatures ?? [],
+    requiredFeatures: featuresFor(adapter, options),
+    requiredLimits: limitsFor(adapter, options),
   });
 }

@@ -1,6 +1,8 @@
 /**
- * dtype 'float16': tensors stored as IEEE halves, two per u32 (this adapter has no shader-f16),
- * statistics and arithmetic in float32.
+ * dtype 'float16': tensors stored as IEEE halves, statistics and arithmetic in float32. The
+ * kernels use native f16 where the device has shader-f16 (getDevice requests it wherever the
+ * adapter offers it), else two halves per u32 ('f16-packed': SwiftShader has no shader-f16).
+ * Dawn's null backend, which offers it, shows the choice in test/device-features.test.ts.
  *
  * Tolerance: the reference runs in float64 on the half values the GPU actually read; outputs
  * are rounded to half on the way out, so the float32 tolerances are widened by halfTolerance.
@@ -12,10 +14,29 @@ import { readBuffers } from '../../src/runtime/gpu.js';
 import { channelView, viewSize, type Layout } from '../../src/tensor/layout.js';
 import { referenceBackward, referenceTrainingForward } from '../../src/reference/batchnorm.js';
 import { channelData, expectClose, randn } from '../helpers/data.js';
-import { testDevice } from '../helpers/gpu.js';
+import { recordingDevice } from '../helpers/dispatch-recorder.js';
+import { testAdapter, testDevice } from '../helpers/gpu.js';
 import { dxTolerance, halfTolerance, yTolerance } from '../helpers/tolerances.js';
 
 const HALF_RTOL = 2 ** -10;
+
+it('the tests below run native f16 kernels exactly where the adapter offers shader-f16', async () => {
+  const device = await testDevice();
+  const offered = (await testAdapter()).features.has('shader-f16');
+  expect(device.features.has('shader-f16'), 'getDevice requests shader-f16 wherever it is offered').toBe(offered);
+  const recorder = recordingDevice(device);
+  const bn = new BatchNorm(recorder.device, { numFeatures: 2, layout: 'NC', dtype: 'float16' });
+  const usage = GPUBufferUsage.STORAGE | GPUBufferUsage.COPY_SRC | GPUBufferUsage.COPY_DST;
+  const [x, y] = [0, 1].map(() => device.createBuffer({ size: 16, usage }));
+  bn.encodeForward(recorder.device.createCommandEncoder(), { x, y, shape: [4, 2], training: true });
+  const labels = recorder.take().filter((line) => line !== '--');
+  expect(labels.length).toBeGreaterThan(0);
+  const storage = offered ? '(f16)' : '(f16-packed)';
+  expect(labels.filter((line) => !line.startsWith('webgpu-batchnorm ') || !line.includes(` ${storage} [`))).toEqual([]);
+  bn.destroy();
+  x.destroy();
+  y.destroy();
+});
 
 describe('half conversion on the CPU', () => {
   it('round-trips every half bit pattern and rounds to nearest even', () => {

@@ -12,7 +12,7 @@ import { countingDevice, storageBuffer, testDevice } from '../helpers/gpu.js';
 describe('device limits', () => {
   it('refuses a tensor larger than maxStorageBufferBindingSize up front, stating the limit', async () => {
     // A device with the default limits: 128 MiB per storage binding.
-    const device = await getDevice({ requiredLimits: {}, label: 'default-limits device' });
+    const device = await getDevice({ adapterLimits: false, label: 'default-limits device' });
     const limit = device.limits.maxStorageBufferBindingSize;
     expect(limit).toBe(134217728);
     const tooMany = limit / 4 + 64; // float32 elements

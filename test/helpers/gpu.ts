@@ -20,6 +20,22 @@ export function testDevice(): Promise<GPUDevice> {
   return devicePromise;
 }
 
+// Kept referenced for the whole process (Dawn crashes if it is collected with work in flight).
+let adapterGpu: GPU | null = null;
+
+/**
+ * The adapter the test device came from, as a fresh Dawn instance finds it (getDevice has set up
+ * the driver environment by then): what it offers is what getDevice could request.
+ */
+export async function testAdapter(): Promise<GPUAdapter> {
+  await testDevice();
+  const { create } = await import('webgpu');
+  adapterGpu ??= create([]) as GPU;
+  const adapter = await adapterGpu.requestAdapter();
+  if (!adapter) throw new Error('no adapter on a second Dawn instance');
+  return adapter;
+}
+
 afterEach(async () => {
   if (!devicePromise) return;
   const device = await devicePromise;
