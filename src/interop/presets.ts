@@ -1,15 +1,17 @@
 /**
- * BatchNorm options in PyTorch's and Keras's terms. The layer follows PyTorch's semantics; the
- * Keras mapping converts:
+ * BatchNorm options in PyTorch's, Keras's and ONNX's terms. The layer follows PyTorch's
+ * semantics; the Keras and ONNX mappings convert:
  *
- * | | PyTorch `nn.BatchNorm*d` | Keras `BatchNormalization` | BatchNorm option |
- * | --- | --- | --- | --- |
- * | ε | `eps=1e-5` | `epsilon=1e-3` | `eps` |
- * | momentum | `0.1`, weight of the new batch | `0.99`, weight of the old value | `momentum` = PyTorch's = 1 − Keras's |
- * | channel axis | 1 (channels first) | `axis=-1` (channels last) | `layout` |
- * | learnable γ, β | `affine` (both) | `scale` (γ), `center` (β) | `scale`, `center` (`affine` sets both) |
- * | running variance takes | unbiased batch variance | biased batch variance | `runningVariance` |
- * | batch count | `num_batches_tracked` | none | `numBatchesTracked` |
+ * | | PyTorch `nn.BatchNorm*d` | Keras `BatchNormalization` | ONNX `BatchNormalization` (opset 15) | BatchNorm option |
+ * | --- | --- | --- | --- | --- |
+ * | ε | `eps=1e-5` | `epsilon=1e-3` | `epsilon=1e-5` | `eps` |
+ * | momentum | `0.1`, weight of the new batch | `0.99`, weight of the old value | `0.9`, weight of the old value | `momentum` = PyTorch's = 1 − Keras's = 1 − ONNX's |
+ * | channel axis | 1 (channels first) | `axis=-1` (channels last) | 1 (channels first) | `layout` |
+ * | learnable γ, β | `affine` (both) | `scale` (γ), `center` (β) | inputs `scale` (γ), `B` (β) | `scale`, `center` (`affine` sets both) |
+ * | running statistics | `running_mean`, `running_var` | `moving_mean`, `moving_variance` | inputs `input_mean`, `input_var` | `runningMean`, `runningVar` |
+ * | running variance takes | unbiased batch variance | biased batch variance | biased batch variance | `runningVariance` |
+ * | batch count | `num_batches_tracked` | none | none | `numBatchesTracked` |
+ * | training or inference | `module.train()` / `eval()` | `training` call argument | `training_mode` attribute | `training` of each call |
  */
 import type { BatchNormOptions } from '../layers/batchnorm.js';
 import { layoutFor, type Layout } from '../tensor/layout.js';
@@ -59,4 +61,50 @@ export function kerasOptions(args: KerasBatchNormArgs): BatchNormOptions {
     throw new RangeError(`momentum must be a number in [0, 1] (Keras's weight of the old value); got ${String(momentum)}`);
   }
   return { numFeatures, layout, eps: epsilon, momentum: 1 - momentum, center, scale, runningVariance: 'biased' };
+}
+
+/**
+ * ONNX's `BatchNormalization` attributes (opset 15) and the input X they apply to. Its
+ * `training_mode` is not an option here: it is the `training` flag of each forward call.
+ */
+export interface OnnxBatchNormArgs {
+  /** Size of X's channel axis (axis 1), the length of `scale`, `B`, `input_mean` and `input_var`. */
+  numFeatures: number;
+  /** Rank of X, (N, C, D1, …, Dn): 2 to 5, channels first ('NC', 'NCL', 'NCHW', 'NCDHW'). */
+  rank: number;
+  /** Added to the variance before the square root. Default 1e-5. */
+  epsilon?: number;
+  /** Weight of the old running value, in [0, 1]. Default 0.9. */
+  momentum?: number;
+}
+
+/**
+ * Options for a layer that behaves as ONNX's `BatchNormalization` with these attributes. The
+ * operator's definition (onnx/onnx docs/Operators.md, BatchNormalization-15, and its reference
+ * implementation, onnx/reference/ops/op_batch_normalization.py `_batchnorm_training_mode`) reads,
+ * for training_mode=1:
+ *
+ *     running_mean = input_mean * momentum + current_mean * (1 - momentum)
+ *     running_var  = input_var * momentum + current_var * (1 - momentum)
+ *     Y = (X - current_mean) / sqrt(current_var + epsilon) * scale + B
+ *
+ * where current_var is ReduceVar over every axis but 1, "the population variance" (numpy's
+ * `x.var(axis)`, ddof 0); and for training_mode=0, Y = scale * (X - input_mean) /
+ * sqrt(input_var + epsilon) + B. So the layer's momentum (weight of the new batch) is
+ * 1 − ONNX's, and its running variance takes the biased batch variance. Load the inputs with
+ * {@link fromOnnxInputs}.
+ */
+export function onnxOptions(args: OnnxBatchNormArgs): BatchNormOptions {
+  const { numFeatures, rank, epsilon = 1e-5, momentum = 0.9 } = args;
+  const layout = Number.isInteger(rank) ? layoutFor(rank, 1) : undefined;
+  if (!layout) {
+    throw new RangeError(`args.rank must be 2, 3, 4 or 5 (X is (N, C, D1, …, Dn), channels first: 'NC', 'NCL', 'NCHW', 'NCDHW'); got ${String(rank)}`);
+  }
+  if (typeof momentum !== 'number' || !(momentum >= 0 && momentum <= 1)) {
+    throw new RangeError(`args.momentum must be a number in [0, 1] (ONNX's weight of the old value); got ${String(momentum)}`);
+  }
+  if (typeof epsilon !== 'number' || !(epsilon > 0) || !Number.isFinite(epsilon)) {
+    throw new RangeError(`args.epsilon must be a finite number > 0; got ${String(epsilon)}`);
+  }
+  return { numFeatures, layout, eps: epsilon, momentum: 1 - momentum, affine: true, trackRunningStats: true, runningVariance: 'biased' };
 }

@@ -1,10 +1,12 @@
 /**
- * A BatchNorm layer's state to and from the forms PyTorch and Keras keep it in:
+ * A BatchNorm layer's state to and from the forms PyTorch, Keras and ONNX keep it in:
  *
  * - PyTorch `state_dict`: `weight` (γ), `bias` (β), `running_mean`, `running_var` (unbiased) and
  *   `num_batches_tracked` (int64), each optionally under a prefix such as `bn1.`;
  * - Keras `layer.get_weights()`: [gamma, beta, moving_mean, moving_variance], without gamma when
- *   `scale=False` and without beta when `center=False`.
+ *   `scale=False` and without beta when `center=False`;
+ * - ONNX `BatchNormalization`'s inputs other than X: `scale` (γ), `B` (β), `input_mean` and
+ *   `input_var` (biased), typically the graph's initializers.
  *
  * Values may be arrays of numbers or .npy files (as numpy.save writes them).
  */
@@ -78,6 +80,48 @@ export function toKerasWeights(state: BatchNormState, options: { center?: boolea
   const { center = true, scale = true, npy = false } = options;
   const list = [...(scale ? [state.gamma] : []), ...(center ? [state.beta] : []), state.runningMean, state.runningVar];
   return npy ? list.map((a) => toNpy(a)) : list;
+}
+
+/** ONNX `BatchNormalization`'s inputs other than X, by their names in the operator's definition. */
+export interface OnnxBatchNormInputs<T = TensorInput> {
+  /** γ, shape (C). */
+  scale: T;
+  /** β, shape (C). */
+  B: T;
+  /** The running (in inference, the estimated) mean, shape (C). */
+  input_mean: T;
+  /** The running (in inference, the estimated) variance, shape (C); ONNX updates it with the biased batch variance. */
+  input_var: T;
+}
+
+const ONNX_KEYS = { scale: 'gamma', B: 'beta', input_mean: 'runningMean', input_var: 'runningVar' } as const;
+
+/**
+ * The state in ONNX `BatchNormalization`'s inputs `scale`, `B`, `input_mean` and `input_var`
+ * (for example its initializers, as `onnx.numpy_helper.to_array` gives them); missing inputs are
+ * left out, for {@link BatchNorm.setState}. ONNX keeps no batch count. Any other key, such as
+ * a framework's name for an input, is refused. Use it with a layer built from `onnxOptions`.
+ */
+export function fromOnnxInputs(inputs: Partial<OnnxBatchNormInputs>): BatchNormStateInput {
+  if (!inputs || typeof inputs !== 'object') throw new TypeError('inputs must be an object of ONNX BatchNormalization inputs (scale, B, input_mean, input_var)');
+  const names = Object.keys(ONNX_KEYS).map((k) => `'${k}'`).join(', ');
+  for (const key of Object.keys(inputs)) {
+    if (!(key in ONNX_KEYS)) throw new RangeError(`inputs['${key}'] is not an input of ONNX BatchNormalization: use ${names}`);
+  }
+  const state: BatchNormStateInput = {};
+  for (const [key, field] of Object.entries(ONNX_KEYS)) {
+    const value = inputs[key as keyof OnnxBatchNormInputs];
+    if (value !== undefined) state[field] = values(value, `inputs['${key}']`);
+  }
+  if (Object.keys(state).length === 0) throw new RangeError(`inputs has none of ${names}`);
+  return state;
+}
+
+/** The state as ONNX `BatchNormalization`'s inputs (see {@link fromOnnxInputs}), as typed arrays or (`npy: true`) as .npy file bytes. */
+export function toOnnxInputs(state: BatchNormState, options: { npy?: boolean } = {}): OnnxBatchNormInputs<Float32Array | Uint8Array> {
+  const { npy = false } = options;
+  const out = (a: Float32Array) => (npy ? toNpy(a) : a);
+  return { scale: out(state.gamma), B: out(state.beta), input_mean: out(state.runningMean), input_var: out(state.runningVar) };
 }
 
 function values(input: TensorInput, argName: string): number[] {
