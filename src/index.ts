@@ -30,10 +30,10 @@ export {
 } from './functions/functions.js';
 export type { BatchNormBuffers, BatchNormFunctionOptions, FeatureScalingFunctionOptions } from './functions/functions.js';
 export type { TensorBuffer } from './runtime/gpu.js';
-export { pytorchOptions, kerasOptions } from './interop/presets.js';
-export type { PyTorchBatchNormArgs, KerasBatchNormArgs } from './interop/presets.js';
-export { fromPyTorchState, toPyTorchState, fromKerasWeights, toKerasWeights } from './interop/state-io.js';
-export type { TensorInput } from './interop/state-io.js';
+export { pytorchOptions, kerasOptions, onnxOptions } from './interop/presets.js';
+export type { PyTorchBatchNormArgs, KerasBatchNormArgs, OnnxBatchNormArgs } from './interop/presets.js';
+export { fromPyTorchState, toPyTorchState, fromKerasWeights, toKerasWeights, fromOnnxInputs, toOnnxInputs } from './interop/state-io.js';
+export type { TensorInput, OnnxBatchNormInputs } from './interop/state-io.js';
 export { parseNpy, toNpy } from './interop/npy.js';
 export type { NpyArray } from './interop/npy.js';
 export { foldBatchNorm } from './interop/folding.js';

@@ -32,7 +32,7 @@ import {
 import { recordBackward, recordForward } from '../ops/batchnorm.js';
 import { recordScaling, recordScalingAdapt } from '../ops/feature-scaling.js';
 import { batchNormPlan, scalingPlan } from '../ops/plan.js';
-import { deviceContext, releaseHolder } from '../runtime/context.js';
+import { deviceContext, releaseDeviceContext } from '../runtime/context.js';
 import { DeviceGuard } from '../runtime/guard.js';
 import { Usage, bufferOf, checkSeparateOutput, createBufferWithData, isBufferRange, type TensorBuffer } from '../runtime/gpu.js';
 import { acquireScratch } from '../runtime/scratch.js';
@@ -82,11 +82,9 @@ interface StateRecord {
 
 /** The function forms' part of a device's context. */
 export interface FunctionsState {
-  /** Holds their plans and scratch, and owns their buffers, until releaseFunctionCaches. */
+  /** Holds their plans, scratch and buffers until releaseFunctionCaches. */
   readonly holder: object;
   readonly guard: DeviceGuard;
-  /** Buffers the function forms created. */
-  readonly owned: GPUBuffer[];
   /** Per `saved` buffer, per `offset:C` (weak: a caller's buffer is not kept alive). */
   readonly saved: WeakMap<GPUBuffer, Map<string, SavedRecord>>;
   /** Per scaling `state` buffer, per `offset:C`. */
@@ -180,17 +178,13 @@ export function encodeFeatureScalingInverse(
 }
 
 /**
- * Frees what the functions keep for `device`: their small buffers, and the plans and scratch
- * only they hold (call when done with the device). A later call starts afresh; a backward pass
- * then needs its forward pass recorded again.
+ * Frees what the library keeps for `device` outside its layers: the functions' small buffers,
+ * and the plans and scratch only they held; once no layer holds anything on the device, its
+ * pipelines too (see releaseDeviceContext). A later call starts afresh; a backward pass then
+ * needs its forward pass recorded again.
  */
 export function releaseFunctionCaches(device: GPUDevice): void {
-  const context = deviceContext(device);
-  const state = context.functions;
-  if (!state) return;
-  for (const buffer of state.owned) buffer.destroy();
-  releaseHolder(device, state.holder);
-  context.functions = undefined;
+  releaseDeviceContext(device);
 }
 
 function encodeScaling(
@@ -207,7 +201,7 @@ function encodeScaling(
   const optionsKey = `${options.method}:${options.correction}`;
   let uniform = functions.scalingOptions.get(optionsKey);
   if (!uniform) {
-    uniform = own(functions, createBufferWithData(device, `${LABEL} scaling options ${optionsKey}`, scalingOptionsBytes(options.method, options.correction), Usage.UNIFORM));
+    uniform = own(device, functions, createBufferWithData(device, `${LABEL} scaling options ${optionsKey}`, scalingOptionsBytes(options.method, options.correction), Usage.UNIFORM));
     functions.scalingOptions.set(optionsKey, uniform);
   }
   functions.guard.recordChecked(direction === 'transform' ? 'encodeTransform' : 'encodeInverse', () => {
@@ -225,7 +219,6 @@ function functionsState(device: GPUDevice): FunctionsState {
   context.functions ??= {
     holder: {},
     guard: new DeviceGuard(device, LABEL, 'your buffers'),
-    owned: [],
     saved: new WeakMap(),
     states: new WeakMap(),
     scalingOptions: new Map(),
@@ -233,8 +226,9 @@ function functionsState(device: GPUDevice): FunctionsState {
   return context.functions;
 }
 
-function own(state: FunctionsState, buffer: GPUBuffer): GPUBuffer {
-  state.owned.push(buffer);
+/** A buffer of the function forms, destroyed by releaseFunctionCaches. */
+function own(device: GPUDevice, state: FunctionsState, buffer: GPUBuffer): GPUBuffer {
+  deviceContext(device).holdings.hold(buffer, state.holder);
   return buffer;
 }
 
@@ -274,16 +268,16 @@ function checkScalingCall(
 function savedRecord(device: GPUDevice, state: FunctionsState, saved: TensorBuffer, C: number): SavedRecord {
   return keyed(state.saved, saved, C, () => ({
     forward: null,
-    gradCoef: own(state, createBufferWithData(device, `${LABEL} gradient coefficients`, new Float32Array(4 * C), Usage.STORAGE)),
-    nonFinite: own(state, createBufferWithData(device, `${LABEL} non-finite flag`, new Uint32Array(1), Usage.STORAGE)),
+    gradCoef: own(device, state, createBufferWithData(device, `${LABEL} gradient coefficients`, new Float32Array(4 * C), Usage.STORAGE)),
+    nonFinite: own(device, state, createBufferWithData(device, `${LABEL} non-finite flag`, new Uint32Array(1), Usage.STORAGE)),
   }));
 }
 
 /** The record of a scaling `state` range for C features, created on first use. */
 function stateRecord(device: GPUDevice, state: FunctionsState, scalingState: TensorBuffer, C: number): StateRecord {
   return keyed(state.states, scalingState, C, () => ({
-    coef: own(state, createBufferWithData(device, `${LABEL} coefficients`, new ArrayBuffer(C * CHANNEL_COEF_BYTES), Usage.STORAGE)),
-    inverseCoef: own(state, createBufferWithData(device, `${LABEL} inverse coefficients`, new ArrayBuffer(C * CHANNEL_COEF_BYTES), Usage.STORAGE)),
+    coef: own(device, state, createBufferWithData(device, `${LABEL} coefficients`, new ArrayBuffer(C * CHANNEL_COEF_BYTES), Usage.STORAGE)),
+    inverseCoef: own(device, state, createBufferWithData(device, `${LABEL} inverse coefficients`, new ArrayBuffer(C * CHANNEL_COEF_BYTES), Usage.STORAGE)),
   }));
 }
 

@@ -120,7 +120,8 @@ fn finalize_stats(@builtin(workgroup_id) wid: vec3u,
   coef[c] = ChannelCoef(shift, mean, variance, invstd, gamma[c] * invstd, beta[c], 0.0, 0.0);
 }
 
-// PyTorch semantics: running = (1 - f) * running + f * batch, with the unbiased batch variance.
+// running = (1 - f) * running + f * batch (f = momentum, or 1 / (batches + 1) for the cumulative
+// average), with the unbiased (PyTorch) or biased (Keras) batch variance as Params selects.
 @compute @workgroup_size(WG)
 fn update_running(@builtin(workgroup_id) wid: vec3u,
                   @builtin(num_workgroups) nwg: vec3u,

@@ -3,8 +3,9 @@
  * goes away with it: shader modules and pipelines, the plans of the ops layer, the pooled scratch
  * buffer, and what the function forms keep between calls.
  *
- * Shared GPU buffers (plan uniforms, scratch) are held by holders — a layer, or the function
- * forms — and destroyed when their last holder lets go ({@link releaseHolder}).
+ * Shared GPU buffers (plan uniforms, scratch, the function forms' buffers) are held by holders —
+ * a layer, or the function forms — and destroyed when their last holder lets go
+ * ({@link releaseHolder}).
  */
 
 import type { FunctionsState } from '../functions/functions.js';
@@ -50,6 +51,11 @@ class Holdings {
     if (this.isHeld(buffer)) return;
     this.holders.delete(buffer);
     buffer.destroy();
+  }
+
+  /** Whether any buffer is held. */
+  anyHeld(): boolean {
+    return this.holders.size > 0;
   }
 
   /** How many buffers `holder` holds. */
@@ -102,6 +108,24 @@ export function releaseHolder(device: GPUDevice, holder: object): void {
   if (freed.size === 0) return;
   for (const [key, plan] of context.plans) if (freed.has(plan.params)) context.plans.delete(key);
   if (context.scratch && freed.has(context.scratch)) context.scratch = null;
+}
+
+/**
+ * Releases the device's context: the function forms' state and every buffer only they held;
+ * when no layer holds anything on the device any more, the whole context (pipelines and shader
+ * modules included) is forgotten.
+ */
+export function releaseDeviceContext(device: GPUDevice): void {
+  const context = contexts.get(device);
+  if (!context) return;
+  if (context.functions) releaseHolder(device, context.functions.holder);
+  context.functions = undefined;
+  if (!context.holdings.anyHeld()) contexts.delete(device);
+}
+
+/** Whether the library keeps a context for `device` (after use, until releaseDeviceContext). */
+export function hasDeviceContext(device: GPUDevice): boolean {
+  return contexts.has(device);
 }
 
 /** How many shared buffers `holder` holds on `device`. */
