@@ -135,9 +135,13 @@ fn update_running(@builtin(workgroup_id) wid: vec3u,
   }
   let k = coef[c];
   let n = f32(params.count);
-  running_mean[c] = mix(running_mean[c], k.shift + k.mean, f);
   let unbias = select(1.0, n / (n - 1.0), params.unbiased_running == 1u);
-  running_var[c] = mix(running_var[c], k.variance * unbias, f);
+  // Written out rather than mix(): WGSL leaves mix's formula to the backend, and
+  // running + f * (batch - running) (SwiftShader's) rounds to the spacing of numbers near the
+  // old value, which loses the new value when it is far smaller (momentum 1, the cumulative
+  // average's first step, a large drop). Each product here rounds relative to itself.
+  running_mean[c] = (1.0 - f) * running_mean[c] + f * (k.shift + k.mean);
+  running_var[c] = (1.0 - f) * running_var[c] + f * (k.variance * unbias);
 }
 
 @compute @workgroup_size(1)
