@@ -45,7 +45,7 @@ export const STRUCTS = {
   /** common.wgsl: per-channel coefficients of a forward pass (the `saved` buffer). */
   ChannelCoef: { shift: 'f32', mean: 'f32', variance: 'f32', invstd: 'f32', scale: 'f32', beta: 'f32', _pad0: 'f32', _pad1: 'f32' },
   /** feature_scaling.wgsl: a feature's accumulated statistics (FeatureScaler's state). */
-  ScaleState: { shift: 'f32', mean: 'f32', m2: 'f32', count: 'f32', min: 'f32', max: 'f32', _pad0: 'f32', _pad1: 'f32' },
+  ScaleState: { shift: 'f32', mean: 'f32', m2: 'f32', count: 'u32', min: 'f32', max: 'f32', _pad0: 'f32', _pad1: 'f32' },
   /** feature_scaling.wgsl: the scaler's uniform options. */
   ScalingOptions: { method: 'u32', correction: 'f32', _pad0: 'u32', _pad1: 'u32' },
   /** feature_scaling.wgsl: one chunk's partial statistics (two vec4f). */

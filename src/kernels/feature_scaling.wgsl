@@ -10,12 +10,13 @@
 // scaling_coefficients: one thread per feature; transform and inverse coefficients from the state
 
 // Accumulated over every adapted batch. Moments are of x - shift (see ChannelCoef): a large
-// common offset costs no precision.
+// common offset costs no precision. The count is a u32, exact up to 2^32 - 1 samples (a float32
+// count stops counting at 2^24 = 16.7M).
 struct ScaleState {
   shift: f32,
   mean: f32,
   m2: f32,
-  count: f32,
+  count: u32,
   min: f32,
   max: f32,
   _pad0: f32,
@@ -49,7 +50,7 @@ fn scaling_begin(@builtin(workgroup_id) wid: vec3u,
                  @builtin(num_workgroups) nwg: vec3u,
                  @builtin(local_invocation_index) lid: u32) {
   let c = linear_workgroup(wid, nwg) * WG + lid;
-  if (c >= params.channels || state[c].count > 0.0) { return; }
+  if (c >= params.channels || state[c].count > 0u) { return; }
   state[c].shift = load_x(channel_element(c, 0u));
 }
 
@@ -94,15 +95,26 @@ fn scaling_accumulate(@builtin(workgroup_id) wid: vec3u,
                       @builtin(local_invocation_index) lid: u32) {
   let c = linear_workgroup(wid, nwg) * WG + lid;
   if (c >= params.channels) { return; }
-  var s = state[c];
-  var acc = vec3f(s.mean, s.m2, s.count);
-  var range = select(vec2f(3.4e38, -3.4e38), vec2f(s.min, s.max), s.count > 0.0);
+  let s = state[c];
+  var mean = s.mean;
+  var m2 = s.m2;
+  var n = s.count;
+  var range = select(vec2f(3.4e38, -3.4e38), vec2f(s.min, s.max), n > 0u);
   for (var k = 0u; k < params.chunks; k++) {
     let p = partials[c * params.chunks + k];
-    acc = merge(acc, p.moments.xyz);
+    // Chan's merge (as merge() in common.wgsl) with the counts kept exact as integers; a chunk's
+    // count (at most CHUNK) is exact in its f32 partial.
+    let nb = u32(p.moments.z);
+    if (nb == 0u) { continue; }
+    let total = n + nb;
+    let delta = p.moments.x - mean;
+    let wb = f32(nb) / f32(total);
+    mean += delta * wb;
+    m2 += p.moments.y + delta * delta * f32(n) * wb;
+    n = total;
     range = vec2f(min(range.x, p.range.x), max(range.y, p.range.y));
   }
-  state[c] = ScaleState(s.shift, acc.x, acc.y, acc.z, range.x, range.y, 0.0, 0.0);
+  state[c] = ScaleState(s.shift, mean, m2, n, range.x, range.y, 0.0, 0.0);
 }
 
 // A feature with no spread (max == min, or zero variance) is scaled by 1, not divided by zero.
@@ -120,7 +132,7 @@ fn scaling_coefficients(@builtin(workgroup_id) wid: vec3u,
   if (options.method == 1u) {
     shift = s.shift;
     mean = s.mean;
-    variance = s.m2 / max(s.count - options.correction, 1.0);
+    variance = s.m2 / max(f32(s.count) - options.correction, 1.0);
     spread = sqrt(variance);
   }
   let scale = select(1.0 / spread, 1.0, spread == 0.0);

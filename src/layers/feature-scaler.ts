@@ -206,14 +206,16 @@ export class FeatureScaler {
       this.core.guard.checkUsable();
       const [bytes] = await this.core.read([regionOf(this.state, this.numFeatures * STATE_BYTES)]);
       const s = new Float32Array(bytes);
-      const at = (c: number, field: 'shift' | 'mean' | 'm2' | 'count' | 'min' | 'max') => s[c * (STATE_BYTES / 4) + fieldWord('ScaleState', field)];
+      const words = STATE_BYTES / 4;
+      const at = (c: number, field: 'shift' | 'mean' | 'm2' | 'min' | 'max') => s[c * words + fieldWord('ScaleState', field)];
+      const count = new Uint32Array(bytes)[fieldWord('ScaleState', 'count')];
       const C = this.numFeatures;
       return {
-        count: at(0, 'count'),
+        count,
         min: Float32Array.from({ length: C }, (_, c) => at(c, 'min')),
         max: Float32Array.from({ length: C }, (_, c) => at(c, 'max')),
         mean: Float64Array.from({ length: C }, (_, c) => at(c, 'shift') + at(c, 'mean')),
-        variance: Float64Array.from({ length: C }, (_, c) => at(c, 'm2') / Math.max(at(c, 'count') - this.correction, 1)),
+        variance: Float64Array.from({ length: C }, (_, c) => at(c, 'm2') / Math.max(count - this.correction, 1)),
       };
     });
   }

@@ -113,3 +113,27 @@ describe('layouts, options and edge cases', () => {
     scaler.destroy();
   });
 });
+
+describe('more than 2^24 samples', () => {
+  it('are counted exactly and weighted by their exact count', async () => {
+    const device = await testDevice();
+    const scaler = new FeatureScaler(device, { numFeatures: 1, method: 'standardize', correction: 0 });
+    // Four batches of 2^22 constant values 1, 2, 3, 4, then 5 of 100: N = 2^24 + 5, which a
+    // float32 count cannot hold (it rounds to 2^24 + 4), and a float32 count stuck at 2^24 would
+    // take in the last batch with the wrong weight.
+    const sizes = [2 ** 22, 2 ** 22, 2 ** 22, 2 ** 22, 5];
+    const values = [1, 2, 3, 4, 100];
+    for (let b = 0; b < sizes.length; b++) await scaler.adapt(new Float32Array(sizes[b]).fill(values[b]), [sizes[b], 1]);
+    const N = sizes.reduce((a, b) => a + b, 0);
+    const mean = sizes.reduce((s, n, b) => s + n * values[b], 0) / N;
+    const variance = sizes.reduce((s, n, b) => s + n * (values[b] - mean) ** 2, 0) / N;
+    const stats = await scaler.getStats();
+    expect(stats.count).toBe(2 ** 24 + 5);
+    expectClose(stats.mean, [mean], { rtol: 1e-6, atol: 0 }, 'mean');
+    expectClose(stats.variance, [variance], { rtol: 1e-5, atol: 0 }, 'variance');
+    // One more sample moves the count by exactly one.
+    await scaler.adapt(Float32Array.of(mean), [1, 1]);
+    expect((await scaler.getStats()).count).toBe(2 ** 24 + 6);
+    scaler.destroy();
+  });
+});
