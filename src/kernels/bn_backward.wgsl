@@ -7,9 +7,10 @@
 // cancels (see ChannelCoef).
 //
 // partial_grad_sums: one workgroup per (channel, chunk) -> partials[g] = (sum dy, sum dy * (x - mean))
-//                    (partial_grad_sums_channels_last: the same for inner == 1)
+//                    (partial_grad_sums_channels_last and _vec4: the same for inner == 1)
 // finalize_grads:    one workgroup per channel -> dgamma, dbeta and grad_coef
 // input_grad:        one thread per slot (1, 2 or 4 elements) -> dx
+//                    (input_grad_channels_last_vec4: one thread per (channel group, row lane))
 
 // The forward pass's coefficients.
 @group(0) @binding(5) var<storage, read> coef: array<ChannelCoef>;
@@ -111,6 +112,73 @@ fn partial_grad_sums_channels_last(@builtin(workgroup_id) wid: vec3u,
   partials[c * params.chunks + block] = vec4f(acc, 0.0, 0.0);
 }
 
+// A channel group's forward coefficients, as vectors over its four channels.
+struct GroupCoef {
+  shift: vec4f,
+  mean: vec4f,
+  scale: vec4f,
+  beta: vec4f,
+}
+
+fn group_coef(c: u32) -> GroupCoef {
+  let k0 = coef[c];
+  let k1 = coef[c + 1u];
+  let k2 = coef[c + 2u];
+  let k3 = coef[c + 3u];
+  return GroupCoef(vec4f(k0.shift, k1.shift, k2.shift, k3.shift), vec4f(k0.mean, k1.mean, k2.mean, k3.mean),
+                   vec4f(k0.scale, k1.scale, k2.scale, k3.scale), vec4f(k0.beta, k1.beta, k2.beta, k3.beta));
+}
+
+// relu_gate4 for a channel group.
+fn group_gate(dy: vec4f, x: vec4f, k: GroupCoef) -> vec4f {
+  if (ACTIVATION == 0u) { return dy; }
+  return select(vec4f(0.0), dy, ((x - k.shift) - k.mean) * k.scale + k.beta > vec4f(0.0));
+}
+
+var<workgroup> group_sum_dy: array<vec4f, WG>;
+var<workgroup> group_sum_dyx: array<vec4f, WG>;
+
+// Channels-last variant for C % 4 == 0, laid out like partial_stats_channels_last_vec4: each
+// thread sums one channel group over its lane's rows, then the lanes are summed in a tree.
+@compute @workgroup_size(WG)
+fn partial_grad_sums_channels_last_vec4(@builtin(workgroup_id) wid: vec3u,
+                                        @builtin(num_workgroups) nwg: vec3u,
+                                        @builtin(local_invocation_index) lid: u32) {
+  let t = row_tile(wid, nwg, lid);
+  let lanes = tile_lanes();
+  let in_range = t.group < params.channels / 4u && t.lane < lanes && t.block < params.chunks;
+  var sum_dy = vec4f(0.0);
+  var sum_dyx = vec4f(0.0);
+  if (in_range) {
+    let c = 4u * t.group;
+    let k = group_coef(c);
+    for (var r = t.start + t.lane; r < t.end; r += lanes) {
+      let e = r * params.channels + c;
+      let xs = load_x4(e);
+      let g = group_gate(load_dy4(e), xs, k);
+      sum_dy += g;
+      sum_dyx += g * ((xs - k.shift) - k.mean);
+    }
+  }
+  group_sum_dy[lid] = sum_dy;
+  group_sum_dyx[lid] = sum_dyx;
+  workgroupBarrier();
+  var stride = 1u;
+  while (stride < lanes) { stride *= 2u; }
+  for (stride /= 2u; stride > 0u; stride /= 2u) {
+    if (t.lane < stride && t.lane + stride < lanes) {
+      group_sum_dy[lid] += group_sum_dy[lid + stride * t.width];
+      group_sum_dyx[lid] += group_sum_dyx[lid + stride * t.width];
+    }
+    workgroupBarrier();
+  }
+  if (in_range && t.lane == 0u) {
+    for (var k = 0u; k < 4u; k++) {
+      partials[(4u * t.group + k) * params.chunks + t.block] = vec4f(group_sum_dy[lid][k], group_sum_dyx[lid][k], 0.0, 0.0);
+    }
+  }
+}
+
 @compute @workgroup_size(RWG)
 fn finalize_grads(@builtin(workgroup_id) wid: vec3u,
                   @builtin(num_workgroups) nwg: vec3u,
@@ -174,4 +242,33 @@ fn input_grad(@builtin(workgroup_id) wid: vec3u,
     }
   }
   store_dx(slot, out);
+}
+
+// Channels-last with C % 4 == 0 (see group_lanes): the thread's four channels' coefficients are
+// loaded once and kept for every row it visits.
+@compute @workgroup_size(WG)
+fn input_grad_channels_last_vec4(@builtin(workgroup_id) wid: vec3u,
+                                 @builtin(num_workgroups) nwg: vec3u,
+                                 @builtin(local_invocation_index) lid: u32) {
+  let t = linear_workgroup(wid, nwg) * WG + lid;
+  let groups = params.channels / 4u;
+  let lanes = group_lanes(nwg);
+  if (t >= lanes * groups) { return; }
+  let lane = t / groups;
+  let c = 4u * (t - lane * groups);
+  let k = group_coef(c);
+  let t0 = grad_coef_in[c];
+  let t1 = grad_coef_in[c + 1u];
+  let t2 = grad_coef_in[c + 2u];
+  let t3 = grad_coef_in[c + 3u];
+  // dx = kk * dy - (x - shift) * q - p', per channel (see finalize_grads).
+  let kk = vec4f(t0.x, t1.x, t2.x, t3.x);
+  let q = vec4f(t0.y, t1.y, t2.y, t3.y);
+  let p = vec4f(t0.z, t1.z, t2.z, t3.z);
+  let shift = vec4f(t0.w, t1.w, t2.w, t3.w);
+  for (var r = lane; r < params.outer; r += lanes) {
+    let e = r * params.channels + c;
+    let v = load_x4(e);
+    store_dx4(e, kk * group_gate(load_dy4(e), v, k) - (v - shift) * q - p);
+  }
 }

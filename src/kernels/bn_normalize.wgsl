@@ -4,6 +4,7 @@
 //
 // coef_from_running: one thread per channel; coefficients from the running (population) statistics.
 // normalize:         one thread per slot (1, 2 or 4 elements, see the tensor_*.wgsl storages).
+// normalize_channels_last_vec4: channels-last with C % 4 == 0; one thread per (channel group, row lane).
 
 @group(0) @binding(5) var<storage, read> running_mean: array<f32>;
 @group(0) @binding(6) var<storage, read> running_var: array<f32>;
@@ -52,4 +53,34 @@ fn normalize(@builtin(workgroup_id) wid: vec3u,
     out = max(out, vec4f(0.0));
   }
   store_y(slot, out);
+}
+
+// Channels-last with C % 4 == 0 (see group_lanes): the thread's four channels' coefficients are
+// loaded once and kept for every row it visits.
+@compute @workgroup_size(WG)
+fn normalize_channels_last_vec4(@builtin(workgroup_id) wid: vec3u,
+                                @builtin(num_workgroups) nwg: vec3u,
+                                @builtin(local_invocation_index) lid: u32) {
+  let t = linear_workgroup(wid, nwg) * WG + lid;
+  let groups = params.channels / 4u;
+  let lanes = group_lanes(nwg);
+  if (t >= lanes * groups) { return; }
+  let lane = t / groups;
+  let c = 4u * (t - lane * groups);
+  let k0 = coef_in[c];
+  let k1 = coef_in[c + 1u];
+  let k2 = coef_in[c + 2u];
+  let k3 = coef_in[c + 3u];
+  let shift = vec4f(k0.shift, k1.shift, k2.shift, k3.shift);
+  let mean = vec4f(k0.mean, k1.mean, k2.mean, k3.mean);
+  let scale = vec4f(k0.scale, k1.scale, k2.scale, k3.scale);
+  let beta = vec4f(k0.beta, k1.beta, k2.beta, k3.beta);
+  for (var r = lane; r < params.outer; r += lanes) {
+    let e = r * params.channels + c;
+    var out = ((load_x4(e) - shift) - mean) * scale + beta;
+    if (ACTIVATION == 1u) {
+      out = max(out, vec4f(0.0));
+    }
+    store_y4(e, out);
+  }
 }

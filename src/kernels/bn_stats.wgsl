@@ -4,7 +4,7 @@
 // channel's first value (see ChannelCoef).
 //
 // partial_stats:  one workgroup per (channel, chunk of CHUNK elements) -> partials[channel * chunks + chunk]
-//                 (partial_stats_channels_last: the same for inner == 1, see there)
+//                 (partial_stats_channels_last and _vec4: the same for inner == 1, see there)
 // finalize_stats: one workgroup per channel; merges its partials into coef, flags non-finite batches
 // update_running: one thread per channel; running statistics, unless the batch was flagged
 // count_batch:    one thread; bumps num_batches_tracked (unless flagged) and clears the flag
@@ -86,6 +86,63 @@ fn partial_stats_channels_last(@builtin(workgroup_id) wid: vec3u,
     acc = welford(acc, load_x(o * params.channels + c) - shift);
   }
   partials[c * params.chunks + block] = vec4f(acc, 0.0);
+}
+
+var<workgroup> group_moments: array<Moments4, WG>;
+
+// Channels-last variant for C % 4 == 0 (see RowTile): each thread reduces one channel group over
+// its lane's runs of 4 rows -- each run's exact (mean, M2) per channel merged in by Chan's formula,
+// one division per 16 elements -- then the lanes are merged in a tree. partials[channel * chunks + block].
+@compute @workgroup_size(WG)
+fn partial_stats_channels_last_vec4(@builtin(workgroup_id) wid: vec3u,
+                                    @builtin(num_workgroups) nwg: vec3u,
+                                    @builtin(local_invocation_index) lid: u32) {
+  let t = row_tile(wid, nwg, lid);
+  let lanes = tile_lanes();
+  let in_range = t.group < params.channels / 4u && t.lane < lanes && t.block < params.chunks;
+  var acc = Moments4(vec4f(0.0), vec4f(0.0), 0.0);
+  if (in_range) {
+    let c = 4u * t.group;
+    let shift = load_x4(c);
+    var r = t.start + 4u * t.lane;
+    for (; r + 4u <= t.end; r += 4u * lanes) {
+      let e = r * params.channels + c;
+      let v0 = load_x4(e) - shift;
+      let v1 = load_x4(e + params.channels) - shift;
+      let v2 = load_x4(e + 2u * params.channels) - shift;
+      let v3 = load_x4(e + 3u * params.channels) - shift;
+      let m = (v0 + v1 + v2 + v3) * 0.25;
+      let d0 = v0 - m;
+      let d1 = v1 - m;
+      let d2 = v2 - m;
+      let d3 = v3 - m;
+      acc = merge4(acc, Moments4(m, d0 * d0 + d1 * d1 + d2 * d2 + d3 * d3, 4.0));
+    }
+    // The last rows of a tensor whose row count is not a multiple of 4: Welford's update.
+    for (; r < t.end; r++) {
+      let v = load_x4(r * params.channels + c) - shift;
+      let n = acc.n + 1.0;
+      let delta = v - acc.mean;
+      let mean = acc.mean + delta / n;
+      acc = Moments4(mean, acc.m2 + delta * (v - mean), n);
+    }
+  }
+  group_moments[lid] = acc;
+  workgroupBarrier();
+  var stride = 1u;
+  while (stride < lanes) { stride *= 2u; }
+  for (stride /= 2u; stride > 0u; stride /= 2u) {
+    if (t.lane < stride && t.lane + stride < lanes) {
+      group_moments[lid] = merge4(group_moments[lid], group_moments[lid + stride * t.width]);
+    }
+    workgroupBarrier();
+  }
+  if (in_range && t.lane == 0u) {
+    let m = group_moments[lid];
+    for (var k = 0u; k < 4u; k++) {
+      partials[(4u * t.group + k) * params.chunks + t.block] = vec4f(m.mean[k], m.m2[k], m.n, 0.0);
+    }
+  }
 }
 
 @compute @workgroup_size(RWG)

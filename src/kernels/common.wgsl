@@ -66,6 +66,46 @@ fn channels_last_item(wid: vec3u, nwg: vec3u, lid: u32) -> vec2u {
   return vec2u((g - block * tiles) * RWG + lid, block);
 }
 
+// Channels-last tensors (inner == 1) of C % 4 == 0 channels go four channels at a time: a channel
+// group is 4 consecutive channels of a row, one vec4 at element row * channels + 4 * group.
+//
+// Their elementwise kernels run a fixed number of threads, a multiple of the G = C / 4 groups:
+// thread t keeps group t % G (and its coefficients) for every row it visits, rows t / G,
+// t / G + lanes, ..., so no element pays an integer division.
+fn group_lanes(nwg: vec3u) -> u32 {
+  return (nwg.x * nwg.y * WG) / (params.channels / 4u);
+}
+
+// Their reductions: a workgroup of WG threads covers a tile of `width` = min(G, RWG) groups and
+// tile_lanes() row lanes, over one block of rows (params.chunks blocks per channel).
+struct RowTile {
+  group: u32,  // the thread's channel group (>= G: none)
+  width: u32,  // groups per tile
+  lane: u32,   // the thread's row lane (>= tile_lanes(): none)
+  block: u32,  // >= params.chunks: the dispatch's overshoot
+  start: u32,  // the block's rows [start, end)
+  end: u32,
+}
+
+// Row lanes of a reduction tile; a function of the uniform params alone, so that loops bounded
+// by it may hold barriers.
+fn tile_lanes() -> u32 {
+  return WG / min(params.channels / 4u, RWG);
+}
+
+fn row_tile(wid: vec3u, nwg: vec3u, lid: u32) -> RowTile {
+  let groups = params.channels / 4u;
+  let width = min(groups, RWG);
+  let tiles = (groups + width - 1u) / width;
+  let g = linear_workgroup(wid, nwg);
+  let block = g / tiles;
+  let lane = lid / width;
+  // Rows per block: the blocks split the rows evenly, in runs of 4.
+  let rows = ((params.outer + params.chunks - 1u) / params.chunks + 3u) & ~3u;
+  let start = min(block * rows, params.outer);
+  return RowTile((g - block * tiles) * width + lid - lane * width, width, lane, block, start, min(start + rows, params.outer));
+}
+
 // Chunked partial reductions (one workgroup per (channel, chunk of CHUNK elements)): workgroup
 // g's (channel, first element, end) within the channel. A channel >= channels is overshoot.
 fn chunk_of(g: u32) -> vec3u {
@@ -105,6 +145,23 @@ fn merge(a: vec3f, b: vec3f) -> vec3f {
   let delta = b.x - a.x;
   let wb = b.z / n;
   return vec3f(a.x + delta * wb, a.y + b.y + delta * delta * a.z * wb, n);
+}
+
+// (mean, M2) of four channels over n values each (a channel group of a channels-last tensor).
+struct Moments4 {
+  mean: vec4f,
+  m2: vec4f,
+  n: f32,
+}
+
+// merge() for a channel group: its channels have the same count.
+fn merge4(a: Moments4, b: Moments4) -> Moments4 {
+  if (b.n == 0.0) { return a; }
+  if (a.n == 0.0) { return b; }
+  let n = a.n + b.n;
+  let delta = b.mean - a.mean;
+  let wb = b.n / n;
+  return Moments4(a.mean + delta * wb, a.m2 + b.m2 + delta * delta * (a.n * wb), n);
 }
 
 // Welford's update of a (mean, M2, n) summary with one value.

@@ -11,15 +11,19 @@ import { shaderSource, type TensorStorage } from './shaders.js';
 export const KERNELS = {
   partial_stats: 'stats',
   partial_stats_channels_last: 'stats',
+  partial_stats_channels_last_vec4: 'stats',
   finalize_stats: 'stats',
   update_running: 'stats',
   count_batch: 'stats',
   coef_from_running: 'normalize',
   normalize: 'normalize',
+  normalize_channels_last_vec4: 'normalize',
   partial_grad_sums: 'backward',
   partial_grad_sums_channels_last: 'backward',
+  partial_grad_sums_channels_last_vec4: 'backward',
   finalize_grads: 'backward',
   input_grad: 'backward',
+  input_grad_channels_last_vec4: 'backward',
   scaling_begin: 'scaling',
   scaling_partials: 'scaling',
   scaling_accumulate: 'scaling',
@@ -35,9 +39,12 @@ export type KernelBuffers<K extends KernelName> = Partial<Record<BindingName<(ty
 /** The kernels whose code reads ACTIVATION; only their pipelines are specialized for it. */
 const ACTIVATION_KERNELS: ReadonlySet<KernelName> = new Set([
   'normalize',
+  'normalize_channels_last_vec4',
   'partial_grad_sums',
   'partial_grad_sums_channels_last',
+  'partial_grad_sums_channels_last_vec4',
   'input_grad',
+  'input_grad_channels_last_vec4',
 ]);
 
 /**

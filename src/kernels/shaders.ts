@@ -38,12 +38,18 @@ export const TENSOR_STORAGES = Object.keys(STORAGE_FILES) as TensorStorage[];
 export const SLOT_ELEMENTS: Record<TensorStorage, number> = { f32: 1, f32x4: 4, f16: 2, 'f16-packed': 2 };
 
 /**
- * The storage for tensors of `dtype` on `device`, where `inner` is the size of the block after
- * the channel axis: float32 tensors are accessed as vec4s when runs of 4 share a channel.
+ * The storage for tensors of `dtype` on `device` with the [outer, C, inner] `view`: float32
+ * tensors are accessed as vec4s where runs of 4 share a channel (inner % 4 == 0) or are 4
+ * channels of one row (channels-last, C % 4 == 0).
  */
-export function tensorStorage(device: GPUDevice, dtype: 'float32' | 'float16', inner: number): TensorStorage {
-  if (dtype === 'float32') return inner % 4 === 0 ? 'f32x4' : 'f32';
+export function tensorStorage(device: GPUDevice, dtype: 'float32' | 'float16', view: { channels: number; inner: number }): TensorStorage {
+  if (dtype === 'float32') return view.inner % 4 === 0 || isChannelsLastVec4(view) ? 'f32x4' : 'f32';
   return device.features.has('shader-f16') ? 'f16' : 'f16-packed';
+}
+
+/** Channels-last (inner == 1) with C % 4 == 0: the kernels go four channels at a time (common.wgsl). */
+export function isChannelsLastVec4(view: { channels: number; inner: number }): boolean {
+  return view.inner === 1 && view.channels % 4 === 0;
 }
 
 /** Bytes a tensor of `elements` values takes in a buffer with this storage. */

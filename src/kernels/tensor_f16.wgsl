@@ -26,3 +26,6 @@ fn store_dx(slot: u32, v: vec4f) {
   dx[2u * slot] = f16(v.x);
   dx[2u * slot + 1u] = f16(v.y);
 }
+// Four consecutive elements from e, a multiple of 4 (channels-last rows of C % 4 == 0 channels).
+fn store_y4(e: u32, v: vec4f) { y[e] = f16(v.x); y[e + 1u] = f16(v.y); y[e + 2u] = f16(v.z); y[e + 3u] = f16(v.w); }
+fn store_dx4(e: u32, v: vec4f) { dx[e] = f16(v.x); dx[e + 1u] = f16(v.y); dx[e + 2u] = f16(v.z); dx[e + 3u] = f16(v.w); }

@@ -18,3 +18,7 @@ fn load_x_slot(slot: u32) -> vec4f { return vec4f(unpack2x16float(x[slot]), 0.0,
 fn load_dy_slot(slot: u32) -> vec4f { return vec4f(unpack2x16float(dy[slot]), 0.0, 0.0); }
 fn store_y(slot: u32, v: vec4f) { y[slot] = pack2x16float(v.xy); }
 fn store_dx(slot: u32, v: vec4f) { dx[slot] = pack2x16float(v.xy); }
+// Four consecutive elements from e, a multiple of 4 (channels-last rows of C % 4 == 0 channels):
+// two whole words, so no other thread writes them.
+fn store_y4(e: u32, v: vec4f) { y[e >> 1u] = pack2x16float(v.xy); y[(e >> 1u) + 1u] = pack2x16float(v.zw); }
+fn store_dx4(e: u32, v: vec4f) { dx[e >> 1u] = pack2x16float(v.xy); dx[(e >> 1u) + 1u] = pack2x16float(v.zw); }

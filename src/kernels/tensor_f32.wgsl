@@ -17,3 +17,6 @@ fn load_x_slot(slot: u32) -> vec4f { return vec4f(x[slot], 0.0, 0.0, 0.0); }
 fn load_dy_slot(slot: u32) -> vec4f { return vec4f(dy[slot], 0.0, 0.0, 0.0); }
 fn store_y(slot: u32, v: vec4f) { y[slot] = v.x; }
 fn store_dx(slot: u32, v: vec4f) { dx[slot] = v.x; }
+// Four consecutive elements from e, a multiple of 4 (channels-last rows of C % 4 == 0 channels).
+fn store_y4(e: u32, v: vec4f) { y[e] = v.x; y[e + 1u] = v.y; y[e + 2u] = v.z; y[e + 3u] = v.w; }
+fn store_dx4(e: u32, v: vec4f) { dx[e] = v.x; dx[e + 1u] = v.y; dx[e + 2u] = v.z; dx[e + 3u] = v.w; }

@@ -187,7 +187,7 @@ export function checkedView(device: GPUDevice, o: ResolvedBatchNormOptions, shap
 
 /** Bytes of a tensor of `view` in the options' dtype. */
 export function tensorBytesOf(device: GPUDevice, o: ResolvedBatchNormOptions, view: ChannelView): number {
-  return tensorBytes(tensorStorage(device, o.dtype, view.inner), viewSize(view));
+  return tensorBytes(tensorStorage(device, o.dtype, view), viewSize(view));
 }
 
 /** What a forward pass normalizes with and updates, from the training flag and the options. */

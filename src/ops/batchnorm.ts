@@ -41,7 +41,8 @@ export function recordBatchStats(
   b: Pick<BatchNormStateBuffers, 'gamma' | 'beta' | 'saved' | 'nonFinite' | 'partials'> & { x: TensorBuffer },
 ): void {
   const { params } = plan;
-  dispatchKernel(device, pass, plan.channelsLast ? 'partial_stats_channels_last' : 'partial_stats', plan, plan.partialWorkgroups, {
+  const partialKernel = plan.channelsLastVec4 ? 'partial_stats_channels_last_vec4' : plan.channelsLast ? 'partial_stats_channels_last' : 'partial_stats';
+  dispatchKernel(device, pass, partialKernel, plan, plan.partialWorkgroups, {
     params,
     x: b.x,
     partials: b.partials,
@@ -100,7 +101,8 @@ export function recordNormalize(
   plan: ElementwisePlan,
   b: { x: TensorBuffer; y: TensorBuffer; coef: TensorBuffer },
 ): void {
-  dispatchKernel(device, pass, 'normalize', plan, plan.elementwiseWorkgroups, { params: plan.params, x: b.x, y: b.y, coef_in: b.coef });
+  const kernel = plan.channelsLastVec4 ? 'normalize_channels_last_vec4' : 'normalize';
+  dispatchKernel(device, pass, kernel, plan, plan.elementwiseWorkgroups, { params: plan.params, x: b.x, y: b.y, coef_in: b.coef });
 }
 
 /** dL/dγ and dL/dβ into the gradient buffers, and the per-channel coefficients of dx into `gradCoef`. */
@@ -111,7 +113,12 @@ export function recordGradReductions(
   b: Pick<BatchNormStateBuffers, 'saved' | 'partials' | 'gamma' | 'gammaGrad' | 'betaGrad' | 'gradCoef'> & { x: TensorBuffer; dy: TensorBuffer },
 ): void {
   const { params } = plan;
-  dispatchKernel(device, pass, plan.channelsLast ? 'partial_grad_sums_channels_last' : 'partial_grad_sums', plan, plan.partialWorkgroups, {
+  const partialKernel = plan.channelsLastVec4
+    ? 'partial_grad_sums_channels_last_vec4'
+    : plan.channelsLast
+      ? 'partial_grad_sums_channels_last'
+      : 'partial_grad_sums';
+  dispatchKernel(device, pass, partialKernel, plan, plan.partialWorkgroups, {
     params,
     x: b.x,
     dy: b.dy,
@@ -136,7 +143,7 @@ export function recordInputGrad(
   plan: BatchNormPlan,
   b: Pick<BatchNormStateBuffers, 'saved' | 'gradCoef'> & { x: TensorBuffer; dy: TensorBuffer; dx: TensorBuffer },
 ): void {
-  dispatchKernel(device, pass, 'input_grad', plan, plan.elementwiseWorkgroups, {
+  dispatchKernel(device, pass, plan.channelsLastVec4 ? 'input_grad_channels_last_vec4' : 'input_grad', plan, plan.elementwiseWorkgroups, {
     params: plan.params,
     x: b.x,
     dy: b.dy,

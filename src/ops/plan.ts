@@ -7,12 +7,21 @@
  * other's parameters, and no uniform a recorded pass uses is rewritten before it runs.
  */
 import { KERNEL_CONSTANTS, packStruct, type FusedActivation } from '../kernels/contract.js';
-import { SLOT_ELEMENTS, tensorStorage, type TensorStorage } from '../kernels/shaders.js';
+import { SLOT_ELEMENTS, isChannelsLastVec4, tensorStorage, type TensorStorage } from '../kernels/shaders.js';
 import { MAX_PLANS, deviceContext } from '../runtime/context.js';
 import { Usage, align4, createBufferWithData } from '../runtime/gpu.js';
 import type { ChannelView } from '../tensor/layout.js';
 
 const { WG, RWG, CHUNK, ROWS } = KERNEL_CONSTANTS;
+
+// Dispatch sizes of the channels-last vec4 kernels, chosen for a large GPU (an H200 keeps 132 SMs
+// × 2048 threads resident and needs megabytes of loads in flight) and harmless on a small one.
+/** Threads an elementwise channels-last dispatch aims for. */
+const ELEMENTWISE_THREADS = 1 << 18;
+/** Workgroups a channels-last reduction aims for. */
+const REDUCTION_WORKGROUPS = 1024;
+/** Runs of 4 rows a reduction lane takes at least, so that the partials stay small against the data. */
+const MIN_RUNS_PER_LANE = 4;
 
 /** Element type of the tensors (x, y, dy, dx) in GPU buffers. Statistics are always float32. */
 export type DType = 'float32' | 'float16';
@@ -26,7 +35,12 @@ export interface ElementwisePlan {
   readonly activation: FusedActivation;
   /** The uniform Params of every dispatch of this plan. */
   readonly params: GPUBuffer;
-  /** Workgroups of an elementwise dispatch: one thread per slot of SLOT_ELEMENTS elements. */
+  /**
+   * Channels-last with C % 4 == 0: the *_channels_last_vec4 kernels, four channels at a time
+   * (common.wgsl), instead of one thread per slot and an integer division per element.
+   */
+  readonly channelsLastVec4: boolean;
+  /** Workgroups of an elementwise dispatch: one thread per slot of SLOT_ELEMENTS elements, or per (channel group, row lane). */
   readonly elementwiseWorkgroups: number;
   /** Workgroups of a one-thread-per-channel dispatch. */
   readonly perChannelWorkgroups: number;
@@ -36,7 +50,7 @@ export interface ElementwisePlan {
 export interface BatchNormPlan extends ElementwisePlan {
   /** inner == 1: the partial reductions walk contiguous channels (the *_channels_last kernels). */
   readonly channelsLast: boolean;
-  /** Partials per channel: chunks of CHUNK elements, or blocks of ROWS rows channels-last. */
+  /** Partials per channel: chunks of CHUNK elements, or blocks of rows channels-last. */
   readonly chunks: number;
   /** Workgroups of one partial-reduction dispatch. */
   readonly partialWorkgroups: number;
@@ -74,10 +88,9 @@ export interface ScalingPlan extends ElementwisePlan {
 /** The batch-norm plan of `view` for `options` and `mode`, held by `holder` (see runtime/context.ts). */
 export function batchNormPlan(device: GPUDevice, view: ChannelView, options: BatchNormPlanOptions, mode: BatchNormMode, holder: object): BatchNormPlan {
   const channelsLast = view.inner === 1;
-  const count = view.outer * view.inner;
-  const chunks = channelsLast ? Math.ceil(view.outer / ROWS) : Math.ceil(count / CHUNK);
+  const reduction = reductionGeometry(view);
   const params = packStruct('Params', {
-    ...viewFields(view, chunks),
+    ...viewFields(view, reduction.chunks),
     eps: options.eps,
     momentum: options.momentum ?? -1, // < 0 selects the cumulative average in update_running
     update_running: Number(mode.updateRunning),
@@ -85,13 +98,12 @@ export function batchNormPlan(device: GPUDevice, view: ChannelView, options: Bat
     update_non_finite: Number(options.nonFiniteBatches === 'update'),
     unbiased_running: Number(options.runningVariance === 'unbiased'),
   });
-  const storage = tensorStorage(device, options.dtype, view.inner);
+  const storage = tensorStorage(device, options.dtype, view);
   return cachedPlan(device, `bn ${storage} ${options.activation}`, view, params, holder, (uniform) => ({
     ...elementwise(view, storage, options.activation, uniform),
     channelsLast,
-    chunks,
-    partialWorkgroups: channelsLast ? Math.ceil(view.channels / RWG) * chunks : view.channels * chunks,
-    partialBytes: align4(view.channels * chunks * 16),
+    ...reduction,
+    partialBytes: align4(view.channels * reduction.chunks * 16),
   }));
 }
 
@@ -107,7 +119,7 @@ export function scalingPlan(device: GPUDevice, view: ChannelView, holder: object
     update_non_finite: 0,
     unbiased_running: 1,
   });
-  const storage = tensorStorage(device, 'float32', view.inner);
+  const storage = tensorStorage(device, 'float32', view);
   return cachedPlan(device, `scaling ${storage}`, view, params, holder, (uniform) => ({
     ...elementwise(view, storage, 'none', uniform),
     chunks,
@@ -121,14 +133,43 @@ function viewFields(view: ChannelView, chunks: number) {
   return { outer: view.outer, channels: view.channels, inner: view.inner, count, chunks, total: count * view.channels };
 }
 
+/**
+ * The batch-norm reductions' partials per channel and workgroups. Chunked: CHUNK elements per
+ * workgroup. Channels-last: ROWS rows of RWG channels per workgroup, or with C % 4 == 0 a tile of
+ * channel groups and row lanes (RowTile in common.wgsl) over blocks of rows sized so that the
+ * launch covers the GPU and each lane still takes MIN_RUNS_PER_LANE runs of 4 rows.
+ */
+function reductionGeometry(view: ChannelView): { chunks: number; partialWorkgroups: number } {
+  if (view.inner !== 1) {
+    const chunks = Math.ceil((view.outer * view.inner) / CHUNK);
+    return { chunks, partialWorkgroups: view.channels * chunks };
+  }
+  if (!isChannelsLastVec4(view)) {
+    const chunks = Math.ceil(view.outer / ROWS);
+    return { chunks, partialWorkgroups: Math.ceil(view.channels / RWG) * chunks };
+  }
+  const groups = view.channels / 4;
+  const width = Math.min(groups, RWG);
+  const lanes = Math.floor(WG / width);
+  const tiles = Math.ceil(groups / width);
+  const rowsPerBlock = Math.max(4 * lanes * MIN_RUNS_PER_LANE, Math.ceil(view.outer / Math.max(1, Math.floor(REDUCTION_WORKGROUPS / tiles))));
+  const chunks = Math.ceil(view.outer / rowsPerBlock);
+  return { chunks, partialWorkgroups: tiles * chunks };
+}
+
 function elementwise(view: ChannelView, storage: TensorStorage, activation: FusedActivation, params: GPUBuffer): ElementwisePlan {
   const elements = view.outer * view.channels * view.inner;
+  const channelsLastVec4 = isChannelsLastVec4(view);
+  // Channels-last vec4: (channel group, row lane) threads, group_lanes() in common.wgsl.
+  const groups = view.channels / 4;
+  const lanes = Math.min(view.outer, Math.max(1, Math.floor(ELEMENTWISE_THREADS / groups)));
   return {
     view,
     storage,
     activation,
     params,
-    elementwiseWorkgroups: Math.ceil(elements / SLOT_ELEMENTS[storage] / WG),
+    channelsLastVec4,
+    elementwiseWorkgroups: channelsLastVec4 ? Math.ceil((lanes * groups) / WG) : Math.ceil(elements / SLOT_ELEMENTS[storage] / WG),
     perChannelWorkgroups: Math.ceil(view.channels / WG),
   };
 }

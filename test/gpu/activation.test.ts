@@ -17,6 +17,8 @@ const CASES: [Layout, number[], 'float32' | 'float16'][] = [
   ['NCL', [4, 3, 7], 'float32'], // scalar storage
   ['NHWC', [3, 5, 7, 6], 'float32'], // channels-last reductions
   ['NC', [40, 5], 'float32'],
+  ['NHWC', [3, 5, 7, 12], 'float32'], // channels-last vec4 kernels
+  ['NC', [41, 8], 'float16'], // channels-last vec4 kernels on half storage
   ['NCHW', [2, 3, 5, 5], 'float16'], // packed halves with a slot straddling channels
 ];
 

@@ -61,6 +61,8 @@ describe.each([
   ['NCDHW', [2, 2, 3, 3, 5]],
   ['NCHW', [2, 3, 4, 6]],
   ['NCL', [3, 2, 2052]],
+  ['NHWC', [3, 5, 7, 8]],
+  ['NC', [4099, 12]],
 ] as [Layout, number[]][])('float16 %s %j (odd sizes use half of the last word; inner 4k uses runs of 4)', (layout, shape) => {
   it('forward and backward match the reference on the half values', async () => {
     const device = await testDevice();

@@ -2,7 +2,8 @@
  * GPU against the float64 reference for every layout over shapes chosen to be awkward: one
  * channel and three, inner sizes 1 and 7, batches of 2, sizes that are not multiples of the
  * workgroup (256) or of the reduction chunk (2048), channels spread over several chunks, more
- * channels than one workgroup, and inner sizes that are multiples of 4 (the vec4 paths). Each case runs three training steps (y, running statistics,
+ * channels than one workgroup, inner sizes that are multiples of 4 (the vec4 paths) and channels-last
+ * tensors of C % 4 == 0 (the channels-last vec4 kernels). Each case runs three training steps (y, running statistics,
  * numBatchesTracked), a training backward, an inference forward and an inference backward.
  */
 import { describe, it, expect } from 'vitest';
@@ -19,12 +20,15 @@ import { channelData, expectClose, randn } from '../helpers/data.js';
 import { testDevice } from '../helpers/gpu.js';
 import { STATS_TOL, dgammaTolerance, dxTolerance, sumTolerance, yTolerance } from '../helpers/tolerances.js';
 
+// Channels-last with C % 4 == 0 runs the *_channels_last_vec4 kernels: one channel group (C 4),
+// groups that do not divide the tile (C 100: 25 groups, 10 row lanes), several tiles (C 1024),
+// row counts that are not multiples of 4, and several row blocks (NC [4099, 8], NLC [3, 700, 12]).
 const SHAPES: Record<Layout, number[][]> = {
-  NC: [[2, 1], [2, 3], [7, 3], [300, 5], [4100, 3], [2, 300]],
+  NC: [[2, 1], [2, 3], [7, 3], [300, 5], [4100, 3], [2, 300], [4099, 8], [37, 100], [6, 1024]],
   NCL: [[2, 3, 7], [3, 1, 1000], [5, 4, 513], [2, 3, 1]],
-  NLC: [[2, 7, 3], [3, 100, 1], [4, 33, 70]],
+  NLC: [[2, 7, 3], [3, 100, 1], [4, 33, 70], [3, 700, 12]],
   NCHW: [[2, 3, 1, 1], [2, 1, 7, 7], [3, 3, 5, 7], [8, 4, 17, 19], [2, 3, 4, 6], [3, 2, 64, 36]],
-  NHWC: [[2, 1, 1, 3], [2, 7, 7, 1], [3, 5, 7, 3], [4, 23, 29, 4]],
+  NHWC: [[2, 1, 1, 3], [2, 7, 7, 1], [3, 5, 7, 3], [4, 23, 29, 4], [2, 9, 11, 64]],
   NCDHW: [[2, 3, 1, 1, 7], [2, 1, 3, 5, 7], [2, 4, 5, 6, 7], [2, 2, 2, 2, 3]],
   NDHWC: [[2, 1, 3, 5, 4], [2, 3, 4, 5, 6]],
 };
