@@ -29,7 +29,7 @@ import {
   scalingView,
   type FeatureScalerOptions,
 } from '../layers/feature-scaler.js';
-import { recordBackward, recordForward } from '../ops/batchnorm.js';
+import { recordBackward, recordForward, type BatchNormBuffers } from '../ops/batchnorm.js';
 import { recordScaling, recordScalingAdapt } from '../ops/feature-scaling.js';
 import { batchNormPlan, scalingPlan } from '../ops/plan.js';
 import { deviceContext, releaseDeviceContext } from '../runtime/context.js';
@@ -38,22 +38,6 @@ import { Usage, bufferOf, checkSeparateOutput, createBufferWithData, isBufferRan
 import { acquireScratch } from '../runtime/scratch.js';
 import { checkTensorBuffer, describe } from '../runtime/validate.js';
 import { channelView } from '../tensor/layout.js';
-
-/** Every buffer of one batch-norm layer, all the caller's (whole buffers or ranges). */
-export interface BatchNormBuffers {
-  /** γ, β, running mean and running variance: numFeatures float32 each. */
-  gamma: TensorBuffer;
-  beta: TensorBuffer;
-  runningMean: TensorBuffer;
-  runningVar: TensorBuffer;
-  /** One u32. */
-  numBatchesTracked: TensorBuffer;
-  /** Receive dL/dγ and dL/dβ (numFeatures float32 each). */
-  gammaGrad: TensorBuffer;
-  betaGrad: TensorBuffer;
-  /** numFeatures × {@link SAVED_BYTES_PER_FEATURE} bytes: written by the forward pass, read by its backward pass. */
-  saved: TensorBuffer;
-}
 
 /** Bytes per feature of the `saved` buffer (one ChannelCoef). */
 export const SAVED_BYTES_PER_FEATURE = CHANNEL_COEF_BYTES;
@@ -92,6 +76,8 @@ export interface FunctionsState {
   /** ScalingOptions uniforms by `method:correction` (immutable). */
   readonly scalingOptions: Map<string, GPUBuffer>;
 }
+
+export type { BatchNormBuffers };
 
 const LABEL = 'webgpu-batchnorm function';
 

@@ -112,21 +112,8 @@ fn partial_grad_sums_channels_last(@builtin(workgroup_id) wid: vec3u,
   partials[c * params.chunks + block] = vec4f(acc, 0.0, 0.0);
 }
 
-// A channel group's forward coefficients, as vectors over its four channels.
-struct GroupCoef {
-  shift: vec4f,
-  mean: vec4f,
-  scale: vec4f,
-  beta: vec4f,
-}
-
 fn group_coef(c: u32) -> GroupCoef {
-  let k0 = coef[c];
-  let k1 = coef[c + 1u];
-  let k2 = coef[c + 2u];
-  let k3 = coef[c + 3u];
-  return GroupCoef(vec4f(k0.shift, k1.shift, k2.shift, k3.shift), vec4f(k0.mean, k1.mean, k2.mean, k3.mean),
-                   vec4f(k0.scale, k1.scale, k2.scale, k3.scale), vec4f(k0.beta, k1.beta, k2.beta, k3.beta));
+  return group_coef_of(coef[c], coef[c + 1u], coef[c + 2u], coef[c + 3u]);
 }
 
 // relu_gate4 for a channel group.
@@ -145,14 +132,12 @@ fn partial_grad_sums_channels_last_vec4(@builtin(workgroup_id) wid: vec3u,
                                         @builtin(num_workgroups) nwg: vec3u,
                                         @builtin(local_invocation_index) lid: u32) {
   let t = row_tile(wid, nwg, lid);
-  let lanes = tile_lanes();
-  let in_range = t.group < params.channels / 4u && t.lane < lanes && t.block < params.chunks;
   var sum_dy = vec4f(0.0);
   var sum_dyx = vec4f(0.0);
-  if (in_range) {
+  if (tile_in_range(t)) {
     let c = 4u * t.group;
     let k = group_coef(c);
-    for (var r = t.start + t.lane; r < t.end; r += lanes) {
+    for (var r = t.start + t.lane; r < t.end; r += tile_lanes()) {
       let e = r * params.channels + c;
       let xs = load_x4(e);
       let g = group_gate(load_dy4(e), xs, k);
@@ -163,16 +148,14 @@ fn partial_grad_sums_channels_last_vec4(@builtin(workgroup_id) wid: vec3u,
   group_sum_dy[lid] = sum_dy;
   group_sum_dyx[lid] = sum_dyx;
   workgroupBarrier();
-  var stride = 1u;
-  while (stride < lanes) { stride *= 2u; }
-  for (stride /= 2u; stride > 0u; stride /= 2u) {
-    if (t.lane < stride && t.lane + stride < lanes) {
+  for (var stride = first_lane_stride(); stride > 0u; stride /= 2u) {
+    if (tree_takes(t, stride)) {
       group_sum_dy[lid] += group_sum_dy[lid + stride * t.width];
       group_sum_dyx[lid] += group_sum_dyx[lid + stride * t.width];
     }
     workgroupBarrier();
   }
-  if (in_range && t.lane == 0u) {
+  if (tile_in_range(t) && t.lane == 0u) {
     for (var k = 0u; k < 4u; k++) {
       partials[(4u * t.group + k) * params.chunks + t.block] = vec4f(group_sum_dy[lid][k], group_sum_dyx[lid][k], 0.0, 0.0);
     }
@@ -250,12 +233,9 @@ fn input_grad(@builtin(workgroup_id) wid: vec3u,
 fn input_grad_channels_last_vec4(@builtin(workgroup_id) wid: vec3u,
                                  @builtin(num_workgroups) nwg: vec3u,
                                  @builtin(local_invocation_index) lid: u32) {
-  let t = linear_workgroup(wid, nwg) * WG + lid;
-  let groups = params.channels / 4u;
-  let lanes = group_lanes(nwg);
-  if (t >= lanes * groups) { return; }
-  let lane = t / groups;
-  let c = 4u * (t - lane * groups);
+  let g = group_thread(wid, nwg, lid); // (row lane, first channel, lanes)
+  if (g.x >= g.z) { return; }
+  let c = g.y;
   let k = group_coef(c);
   let t0 = grad_coef_in[c];
   let t1 = grad_coef_in[c + 1u];
@@ -266,7 +246,7 @@ fn input_grad_channels_last_vec4(@builtin(workgroup_id) wid: vec3u,
   let q = vec4f(t0.y, t1.y, t2.y, t3.y);
   let p = vec4f(t0.z, t1.z, t2.z, t3.z);
   let shift = vec4f(t0.w, t1.w, t2.w, t3.w);
-  for (var r = lane; r < params.outer; r += lanes) {
+  for (var r = g.x; r < params.outer; r += g.z) {
     let e = r * params.channels + c;
     let v = load_x4(e);
     store_dx4(e, kk * group_gate(load_dy4(e), v, k) - (v - shift) * q - p);

@@ -61,23 +61,13 @@ fn normalize(@builtin(workgroup_id) wid: vec3u,
 fn normalize_channels_last_vec4(@builtin(workgroup_id) wid: vec3u,
                                 @builtin(num_workgroups) nwg: vec3u,
                                 @builtin(local_invocation_index) lid: u32) {
-  let t = linear_workgroup(wid, nwg) * WG + lid;
-  let groups = params.channels / 4u;
-  let lanes = group_lanes(nwg);
-  if (t >= lanes * groups) { return; }
-  let lane = t / groups;
-  let c = 4u * (t - lane * groups);
-  let k0 = coef_in[c];
-  let k1 = coef_in[c + 1u];
-  let k2 = coef_in[c + 2u];
-  let k3 = coef_in[c + 3u];
-  let shift = vec4f(k0.shift, k1.shift, k2.shift, k3.shift);
-  let mean = vec4f(k0.mean, k1.mean, k2.mean, k3.mean);
-  let scale = vec4f(k0.scale, k1.scale, k2.scale, k3.scale);
-  let beta = vec4f(k0.beta, k1.beta, k2.beta, k3.beta);
-  for (var r = lane; r < params.outer; r += lanes) {
+  let g = group_thread(wid, nwg, lid); // (row lane, first channel, lanes)
+  if (g.x >= g.z) { return; }
+  let c = g.y;
+  let k = group_coef_of(coef_in[c], coef_in[c + 1u], coef_in[c + 2u], coef_in[c + 3u]);
+  for (var r = g.x; r < params.outer; r += g.z) {
     let e = r * params.channels + c;
-    var out = ((load_x4(e) - shift) - mean) * scale + beta;
+    var out = ((load_x4(e) - k.shift) - k.mean) * k.scale + k.beta;
     if (ACTIVATION == 1u) {
       out = max(out, vec4f(0.0));
     }

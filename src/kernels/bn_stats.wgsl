@@ -98,14 +98,12 @@ fn partial_stats_channels_last_vec4(@builtin(workgroup_id) wid: vec3u,
                                     @builtin(num_workgroups) nwg: vec3u,
                                     @builtin(local_invocation_index) lid: u32) {
   let t = row_tile(wid, nwg, lid);
-  let lanes = tile_lanes();
-  let in_range = t.group < params.channels / 4u && t.lane < lanes && t.block < params.chunks;
   var acc = Moments4(vec4f(0.0), vec4f(0.0), 0.0);
-  if (in_range) {
+  if (tile_in_range(t)) {
     let c = 4u * t.group;
     let shift = load_x4(c);
     var r = t.start + 4u * t.lane;
-    for (; r + 4u <= t.end; r += 4u * lanes) {
+    for (; r + 4u <= t.end; r += 4u * tile_lanes()) {
       let e = r * params.channels + c;
       let v0 = load_x4(e) - shift;
       let v1 = load_x4(e + params.channels) - shift;
@@ -129,15 +127,13 @@ fn partial_stats_channels_last_vec4(@builtin(workgroup_id) wid: vec3u,
   }
   group_moments[lid] = acc;
   workgroupBarrier();
-  var stride = 1u;
-  while (stride < lanes) { stride *= 2u; }
-  for (stride /= 2u; stride > 0u; stride /= 2u) {
-    if (t.lane < stride && t.lane + stride < lanes) {
+  for (var stride = first_lane_stride(); stride > 0u; stride /= 2u) {
+    if (tree_takes(t, stride)) {
       group_moments[lid] = merge4(group_moments[lid], group_moments[lid + stride * t.width]);
     }
     workgroupBarrier();
   }
-  if (in_range && t.lane == 0u) {
+  if (tile_in_range(t) && t.lane == 0u) {
     let m = group_moments[lid];
     for (var k = 0u; k < 4u; k++) {
       partials[(4u * t.group + k) * params.chunks + t.block] = vec4f(m.mean[k], m.m2[k], m.n, 0.0);

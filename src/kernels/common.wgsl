@@ -76,6 +76,28 @@ fn group_lanes(nwg: vec3u) -> u32 {
   return (nwg.x * nwg.y * WG) / (params.channels / 4u);
 }
 
+// An elementwise channels-last thread's (row lane, first channel, lanes); lane >= lanes: none.
+fn group_thread(wid: vec3u, nwg: vec3u, lid: u32) -> vec3u {
+  let t = linear_workgroup(wid, nwg) * WG + lid;
+  let groups = params.channels / 4u;
+  let lanes = group_lanes(nwg);
+  let lane = t / groups;
+  return vec3u(lane, 4u * (t - lane * groups), lanes);
+}
+
+// A channel group's forward coefficients, as vectors over its four channels.
+struct GroupCoef {
+  shift: vec4f,
+  mean: vec4f,
+  scale: vec4f,
+  beta: vec4f,
+}
+
+fn group_coef_of(k0: ChannelCoef, k1: ChannelCoef, k2: ChannelCoef, k3: ChannelCoef) -> GroupCoef {
+  return GroupCoef(vec4f(k0.shift, k1.shift, k2.shift, k3.shift), vec4f(k0.mean, k1.mean, k2.mean, k3.mean),
+                   vec4f(k0.scale, k1.scale, k2.scale, k3.scale), vec4f(k0.beta, k1.beta, k2.beta, k3.beta));
+}
+
 // Their reductions: a workgroup of WG threads covers a tile of `width` = min(G, RWG) groups and
 // tile_lanes() row lanes, over one block of rows (params.chunks blocks per channel).
 struct RowTile {
@@ -91,6 +113,23 @@ struct RowTile {
 // by it may hold barriers.
 fn tile_lanes() -> u32 {
   return WG / min(params.channels / 4u, RWG);
+}
+
+// Whether a reduction thread has a channel group, a row lane and a block to reduce.
+fn tile_in_range(t: RowTile) -> bool {
+  return t.group < params.channels / 4u && t.lane < tile_lanes() && t.block < params.chunks;
+}
+
+// The first stride of the tree that merges a tile's lanes: the largest power of two below them.
+fn first_lane_stride() -> u32 {
+  var stride = 1u;
+  while (stride < tile_lanes()) { stride *= 2u; }
+  return stride / 2u;
+}
+
+// Whether the thread's lane takes in lane + stride at this step of the tree.
+fn tree_takes(t: RowTile, stride: u32) -> bool {
+  return t.lane < stride && t.lane + stride < tile_lanes();
 }
 
 fn row_tile(wid: vec3u, nwg: vec3u, lid: u32) -> RowTile {

@@ -10,21 +10,24 @@ import { dispatchKernel } from '../kernels/pipelines.js';
 import type { TensorBuffer } from '../runtime/gpu.js';
 import type { BatchNormMode, BatchNormPlan, ElementwisePlan } from './plan.js';
 
-/** Per-layer buffers the forward and backward passes read and write, besides the tensors. */
-export interface BatchNormStateBuffers {
-  /** γ and β, C float32 each. */
+/** Every buffer of one batch-norm layer's state (whole buffers or ranges): what a caller owns in the function forms. */
+export interface BatchNormBuffers {
+  /** γ, β, running mean and running variance: numFeatures float32 each. */
   gamma: TensorBuffer;
   beta: TensorBuffer;
-  /** Running mean and variance, C float32 each. */
   runningMean: TensorBuffer;
   runningVar: TensorBuffer;
   /** One u32. */
   numBatchesTracked: TensorBuffer;
-  /** dL/dγ and dL/dβ, C float32 each. */
+  /** Receive dL/dγ and dL/dβ (numFeatures float32 each). */
   gammaGrad: TensorBuffer;
   betaGrad: TensorBuffer;
-  /** C ChannelCoef: what the forward pass normalized with, read by its backward pass. */
+  /** numFeatures ChannelCoef (CHANNEL_COEF_BYTES each): written by the forward pass, read by its backward pass. */
   saved: TensorBuffer;
+}
+
+/** The buffers the forward and backward passes read and write besides the tensors: the state and three intermediates. */
+export interface BatchNormStateBuffers extends BatchNormBuffers {
   /** C vec4f: the backward pass's per-channel coefficients of dx. */
   gradCoef: TensorBuffer;
   /** One u32: set while a training pass has seen non-finite statistics. */
