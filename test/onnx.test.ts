@@ -86,9 +86,9 @@ describe('onnxOptions', () => {
     for (const rank of [0, 1, 6, 2.5, NaN]) {
       expect(() => onnxOptions({ numFeatures: 1, rank })).toThrow(new RegExp(`args\\.rank must be 2, 3, 4 or 5 .*; got ${rank}$`));
     }
-    for (const momentum of [-0.1, 1.5, NaN, '0.9' as unknown as number, null as unknown as number]) {
-      expect(() => onnxOptions({ numFeatures: 1, rank: 2, momentum })).toThrow(
-        new RegExp(`args\\.momentum must be a number in \\[0, 1\\] \\(ONNX's weight of the old value\\); got ${String(momentum)}$`),
+    for (const [momentum, got] of [[-0.1, '-0.1'], [1.5, '1.5'], [NaN, 'NaN'], ['0.9', "the string '0.9'"], [null, 'null']] as const) {
+      expect(() => onnxOptions({ numFeatures: 1, rank: 2, momentum: momentum as number })).toThrow(
+        new RegExp(`args\\.momentum must be a number in \\[0, 1\\] \\(ONNX's weight of the old value\\); got ${got}$`),
       );
     }
     for (const epsilon of [0, -1e-5, Infinity, NaN]) {

@@ -100,10 +100,10 @@ describe('layout views', () => {
   });
 
   it('rejects shapes that do not fit the layout, naming the argument', () => {
-    expect(() => channelView('NCHW', [2, 3, 4])).toThrow(/shape must have 4 dimensions for layout 'NCHW'; got \[2,3,4\]/);
+    expect(() => channelView('NCHW', [2, 3, 4])).toThrow(/shape must have 4 dimensions for layout 'NCHW'; got \[2, 3, 4\]/);
     expect(() => channelView('NC', [2, 0])).toThrow(/shape\[1\] must be a positive integer; got 0/);
     expect(() => channelView('NC', [2, 1.5])).toThrow(/shape\[1\] must be a positive integer; got 1.5/);
-    expect(() => channelView('NWC' as Layout, [2, 1])).toThrow(/layout must be one of 'NC', 'NCL', 'NLC', 'NCHW', 'NHWC', 'NCDHW', 'NDHWC'; got NWC/);
+    expect(() => channelView('NWC' as Layout, [2, 1])).toThrow(/layout must be one of 'NC', 'NCL', 'NLC', 'NCHW', 'NHWC', 'NCDHW', 'NDHWC'; got the string 'NWC'/);
   });
 });
 

@@ -12,16 +12,20 @@
  */
 import { CHANNEL_COEF_BYTES } from '../kernels/contract.js';
 import {
+  BATCHNORM_OPTIONS,
   STATE_BUFFERS,
   checkBackwardArgs,
   checkForwardArgs,
   checkStateBuffers,
   forwardMode,
+  momentumWarning,
   resolveBatchNormOptions,
   type BatchNormOptions,
   type ForwardRecord,
+  type ResolvedBatchNormOptions,
 } from '../layers/batchnorm-args.js';
 import {
+  SCALER_OPTIONS,
   SCALING_STATE_BYTES_PER_FEATURE,
   checkScalingTensors,
   resolveScalingOptions,
@@ -42,10 +46,17 @@ import { channelView } from '../tensor/layout.js';
 /** Bytes per feature of the `saved` buffer (one ChannelCoef). */
 export const SAVED_BYTES_PER_FEATURE = CHANNEL_COEF_BYTES;
 
-/** Options of the functions: the layer options without numFeatures (taken from the shape), buffers and label. */
+/**
+ * Options of the functions: the layer options without numFeatures (taken from the shape), buffers
+ * and label; any other name is refused. A numFeatures equal to the shape's channel count is let
+ * through, so a preset's options (kerasOptions, …) serve as they are.
+ */
 export type BatchNormFunctionOptions = Omit<BatchNormOptions, 'numFeatures' | 'buffers' | 'label'>;
 
-/** Options of the feature-scaling functions: the scaler options without numFeatures (taken from the shape), state and label. */
+/**
+ * Options of the feature-scaling functions: the scaler options without numFeatures (taken from
+ * the shape), state and label; any other name is refused (numFeatures: as for batch norm).
+ */
 export type FeatureScalingFunctionOptions = Omit<FeatureScalerOptions, 'numFeatures' | 'state' | 'label'>;
 
 /** What a batch-norm pass on a `saved` range keeps for the next pass on it. */
@@ -56,6 +67,8 @@ interface SavedRecord {
   gradCoef: GPUBuffer;
   /** One u32: the training pass's non-finite flag. */
   nonFinite: GPUBuffer;
+  /** Whether the momentum warning was shown for this `saved`, the functions' stand-in for a layer. */
+  momentumWarned?: boolean;
 }
 
 /** What a scaling pass on a `state` range uses besides it: the transform's and the inverse's coefficients. */
@@ -81,6 +94,23 @@ export type { BatchNormBuffers };
 
 const LABEL = 'webgpu-batchnorm function';
 
+/** The names the functions' options take (the layers' but buffers, state and label), and why they refuse those. */
+const FUNCTION_OPTION_HINTS: Readonly<Record<string, string>> = {
+  buffers: 'the function forms take their buffers as args.buffers',
+  state: 'the function forms take the state as args.state',
+  label: `the function forms label their GPU objects '${LABEL}'`,
+};
+const BATCHNORM_FUNCTION_KEYS = {
+  names: BATCHNORM_OPTIONS.filter((n) => n !== 'buffers' && n !== 'label'),
+  what: 'an option of the batch-norm functions',
+  hints: FUNCTION_OPTION_HINTS,
+};
+const SCALING_FUNCTION_KEYS = {
+  names: SCALER_OPTIONS.filter((n) => n !== 'state' && n !== 'label'),
+  what: 'an option of the feature-scaling functions',
+  hints: FUNCTION_OPTION_HINTS,
+};
+
 /** Records a forward pass (see {@link BatchNorm.encodeForward}) on the caller's buffers. */
 export function encodeBatchNormForward(
   device: GPUDevice,
@@ -93,6 +123,7 @@ export function encodeBatchNormForward(
   const view = checkForwardArgs(device, o, args);
   const mode = forwardMode(o, args.training);
   const record = savedRecord(device, state, buffers.saved, o.numFeatures);
+  warnMomentumOnce(record, o, args.options);
   state.guard.recordChecked('encodeForward', () => {
     const plan = batchNormPlan(device, view, o, mode, state.holder);
     const partials = acquireScratch(device, plan.partialBytes, state.holder);
@@ -222,11 +253,11 @@ function own(device: GPUDevice, state: FunctionsState, buffer: GPUBuffer): GPUBu
 function checkBatchNormCall(device: GPUDevice, args: { shape: readonly number[]; buffers: BatchNormBuffers; options: BatchNormFunctionOptions }) {
   if (!args || typeof args !== 'object') throw new TypeError(`args must be an object; got ${describe(args)}`);
   const { options, buffers } = args;
-  if (!options || typeof options !== 'object') throw new TypeError('args.options must be an object with at least layout');
-  if (!buffers || typeof buffers !== 'object') throw new TypeError(`args.buffers must be an object with ${STATE_BUFFERS.join(', ')}`);
+  if (!options || typeof options !== 'object') throw new TypeError(`args.options must be an object with at least layout; got ${describe(options)}`);
+  if (!buffers || typeof buffers !== 'object') throw new TypeError(`args.buffers must be an object with ${STATE_BUFFERS.join(', ')}; got ${describe(buffers)}`);
   for (const name of STATE_BUFFERS) if (!buffers[name]) throw new TypeError(`args.buffers.${name} is required`);
-  const numFeatures = channelView(options.layout, args.shape, 'args.shape').channels;
-  const o = resolveBatchNormOptions(device, { ...options, numFeatures }, 'args.options');
+  const numFeatures = shapeFeatures(options, options.layout, args.shape, 'channels');
+  const o = resolveBatchNormOptions(device, { ...options, numFeatures }, 'args.options', BATCHNORM_FUNCTION_KEYS);
   const picked = Object.fromEntries(STATE_BUFFERS.map((n) => [n, buffers[n]])) as unknown as BatchNormBuffers;
   checkStateBuffers(device, numFeatures, picked as unknown as Record<string, TensorBuffer>, 'args.buffers');
   return { o, buffers: picked };
@@ -239,15 +270,35 @@ function checkScalingCall(
   tensors: Record<string, TensorBuffer>,
 ) {
   if (!args || typeof args !== 'object') throw new TypeError(`args must be an object; got ${describe(args)}`);
-  if (!args.options || typeof args.options !== 'object') throw new TypeError('args.options must be an object with at least method');
+  if (!args.options || typeof args.options !== 'object') throw new TypeError(`args.options must be an object with at least method; got ${describe(args.options)}`);
   if (!args.state) throw new TypeError('args.state is required');
-  const layout = args.options.layout ?? 'NC';
-  const numFeatures = channelView(layout, args.shape, 'args.shape').channels;
-  const options = resolveScalingOptions({ ...args.options, numFeatures }, 'args.options');
+  const numFeatures = shapeFeatures(args.options, args.options.layout ?? 'NC', args.shape, 'features');
+  const options = resolveScalingOptions({ ...args.options, numFeatures }, 'args.options', SCALING_FUNCTION_KEYS);
   const view = scalingView(device, options.layout, numFeatures, args.shape, 'args.shape');
   checkScalingTensors(device, view, args.shape, tensors);
   checkTensorBuffer('args.state', args.state, numFeatures * SCALING_STATE_BYTES_PER_FEATURE, `${numFeatures} x ${SCALING_STATE_BYTES_PER_FEATURE} bytes`, device);
   return { view, options };
+}
+
+/**
+ * The channel count of `shape` in `layout`. The functions take it from the shape; a numFeatures
+ * in their options (a preset's) must agree with it.
+ */
+function shapeFeatures(options: object, layout: BatchNormOptions['layout'], shape: readonly number[], what: string): number {
+  const C = channelView(layout, shape, 'args.shape').channels;
+  const given = (options as { numFeatures?: unknown }).numFeatures;
+  if (given !== undefined && given !== C) {
+    throw new RangeError(`args.options.numFeatures must match the ${C} ${what} of args.shape [${shape.join(', ')}] (or be left out: the shape gives it); got ${describe(given)}`);
+  }
+  return C;
+}
+
+/** Shows the momentum warning once per `saved` buffer range, the functions' stand-in for a layer. */
+function warnMomentumOnce(record: SavedRecord, o: ResolvedBatchNormOptions, options: BatchNormFunctionOptions): void {
+  if (record.momentumWarned) return;
+  record.momentumWarned = true;
+  const warning = momentumWarning(o, options as BatchNormOptions, `${LABEL} (this args.buffers.saved)`);
+  if (warning) console.warn(warning);
 }
 
 /** The record of a `saved` range for C channels, created on first use. */

@@ -14,6 +14,8 @@
  * | training or inference | `module.train()` / `eval()` | `training` call argument | `training_mode` attribute | `training` of each call |
  */
 import type { BatchNormOptions } from '../layers/batchnorm.js';
+import { markConvertedMomentum } from '../layers/batchnorm-args.js';
+import { describe } from '../runtime/validate.js';
 import { layoutFor, type Layout } from '../tensor/layout.js';
 
 /** PyTorch's `nn.BatchNorm1d/2d/3d(num_features, eps, momentum, affine, track_running_stats)`. */
@@ -50,7 +52,11 @@ export interface KerasBatchNormArgs {
   scale?: boolean;
 }
 
-/** Options for a layer that behaves as Keras's BatchNormalization with these arguments. */
+/**
+ * Options for a layer that behaves as Keras's BatchNormalization with these arguments. A
+ * converted momentum above 0.5 (Keras's below 0.5) is marked as deliberate, so the layer does not
+ * warn about it (see BatchNorm's constructor); the mark survives spreading the result.
+ */
 export function kerasOptions(args: KerasBatchNormArgs): BatchNormOptions {
   const { numFeatures, rank, axis = -1, momentum = 0.99, epsilon = 1e-3, center = true, scale = true } = args;
   const layout = layoutFor(rank, axis);
@@ -58,9 +64,10 @@ export function kerasOptions(args: KerasBatchNormArgs): BatchNormOptions {
     throw new RangeError(`axis ${axis} of a rank-${rank} input has no supported layout: use axis 1 or -1 on inputs of rank 2 to 5`);
   }
   if (typeof momentum !== 'number' || !(momentum >= 0 && momentum <= 1)) {
-    throw new RangeError(`momentum must be a number in [0, 1] (Keras's weight of the old value); got ${String(momentum)}`);
+    throw new RangeError(`momentum must be a number in [0, 1] (Keras's weight of the old value); got ${describe(momentum)}`);
   }
-  return { numFeatures, layout, eps: epsilon, momentum: 1 - momentum, center, scale, runningVariance: 'biased' };
+  // Marked where the result exceeds 0.5, so the layer does not take it for a Keras habit and warn.
+  return markConvertedMomentum({ numFeatures, layout, eps: epsilon, momentum: 1 - momentum, center, scale, runningVariance: 'biased' });
 }
 
 /**
@@ -92,19 +99,20 @@ export interface OnnxBatchNormArgs {
  * `x.var(axis)`, ddof 0); and for training_mode=0, Y = scale * (X - input_mean) /
  * sqrt(input_var + epsilon) + B. So the layer's momentum (weight of the new batch) is
  * 1 − ONNX's, and its running variance takes the biased batch variance. Load the inputs with
- * {@link fromOnnxInputs}.
+ * {@link fromOnnxInputs}. As with kerasOptions, a converted momentum above 0.5 is marked as
+ * deliberate, so the layer does not warn about it.
  */
 export function onnxOptions(args: OnnxBatchNormArgs): BatchNormOptions {
   const { numFeatures, rank, epsilon = 1e-5, momentum = 0.9 } = args;
   const layout = Number.isInteger(rank) ? layoutFor(rank, 1) : undefined;
   if (!layout) {
-    throw new RangeError(`args.rank must be 2, 3, 4 or 5 (X is (N, C, D1, …, Dn), channels first: 'NC', 'NCL', 'NCHW', 'NCDHW'); got ${String(rank)}`);
+    throw new RangeError(`args.rank must be 2, 3, 4 or 5 (X is (N, C, D1, …, Dn), channels first: 'NC', 'NCL', 'NCHW', 'NCDHW'); got ${describe(rank)}`);
   }
   if (typeof momentum !== 'number' || !(momentum >= 0 && momentum <= 1)) {
-    throw new RangeError(`args.momentum must be a number in [0, 1] (ONNX's weight of the old value); got ${String(momentum)}`);
+    throw new RangeError(`args.momentum must be a number in [0, 1] (ONNX's weight of the old value); got ${describe(momentum)}`);
   }
   if (typeof epsilon !== 'number' || !(epsilon > 0) || !Number.isFinite(epsilon)) {
-    throw new RangeError(`args.epsilon must be a finite number > 0; got ${String(epsilon)}`);
+    throw new RangeError(`args.epsilon must be a finite number > 0; got ${describe(epsilon)}`);
   }
-  return { numFeatures, layout, eps: epsilon, momentum: 1 - momentum, affine: true, trackRunningStats: true, runningVariance: 'biased' };
+  return markConvertedMomentum({ numFeatures, layout, eps: epsilon, momentum: 1 - momentum, affine: true, trackRunningStats: true, runningVariance: 'biased' });
 }

@@ -7,7 +7,7 @@ import { CHANNEL_COEF_BYTES } from '../kernels/contract.js';
 import { tensorBytes, tensorStorage } from '../kernels/shaders.js';
 import type { BatchNormMode, BatchNormPlanOptions, DType } from '../ops/plan.js';
 import { checkSeparateOutput, type TensorBuffer } from '../runtime/gpu.js';
-import { checkTensorBuffer, checkTensorFits, checkTrainable, describe } from '../runtime/validate.js';
+import { checkKnownKeys, checkTensorBuffer, checkTensorFits, checkTrainable, describe, type KnownKeys } from '../runtime/validate.js';
 import { channelView, checkLayout, viewSize, type ChannelView, type Layout } from '../tensor/layout.js';
 
 export type { DType };
@@ -82,6 +82,65 @@ export type StateBufferName = 'gamma' | 'beta' | 'runningMean' | 'runningVar' | 
 /** Every name of {@link StateBufferName}. */
 export const STATE_BUFFERS: readonly StateBufferName[] = ['gamma', 'beta', 'runningMean', 'runningVar', 'numBatchesTracked', 'gammaGrad', 'betaGrad', 'saved'];
 
+/** Every name of {@link BatchNormOptions}, which the layer accepts. */
+export const BATCHNORM_OPTIONS: readonly (keyof BatchNormOptions)[] = [
+  'numFeatures',
+  'layout',
+  'eps',
+  'momentum',
+  'affine',
+  'scale',
+  'center',
+  'runningVariance',
+  'activation',
+  'trackRunningStats',
+  'dtype',
+  'nonFiniteBatches',
+  'label',
+  'buffers',
+];
+
+/** Advice on option names of other frameworks, in the message that refuses them. */
+const BATCHNORM_OPTION_HINTS: Readonly<Record<string, string>> = {
+  epsilon: 'eps here; kerasOptions and onnxOptions convert Keras and ONNX arguments',
+  axis: 'the channel axis comes from layout; kerasOptions maps an axis and rank to one',
+  trainable: "Keras's trainable: to freeze the layer, do not apply its gradients, and call it with training: false",
+  weight: 'γ is state, not an option: setState({ gamma })',
+  bias: 'β is state, not an option: setState({ beta })',
+};
+
+const LAYER_KEYS: KnownKeys = { names: BATCHNORM_OPTIONS, what: 'an option of BatchNorm' };
+
+/**
+ * Marks options whose momentum a preset converted from a framework that counts it from the old
+ * value (kerasOptions, onnxOptions): its value is the momentum it vouches for, so a momentum
+ * above 0.5 from them is not taken for a Keras habit (see {@link momentumWarning}). Enumerable,
+ * so it survives `{ ...kerasOptions(…), label }`; a symbol, so the options check ignores it.
+ */
+export const CONVERTED_MOMENTUM: unique symbol = Symbol.for('webgpu-batchnorm.convertedMomentum') as never;
+
+/** `options`, marked with {@link CONVERTED_MOMENTUM} where its converted momentum would otherwise draw the warning. */
+export function markConvertedMomentum<T extends BatchNormOptions>(options: T): T {
+  if (typeof options.momentum === 'number' && options.momentum > 0.5) (options as Record<symbol, unknown>)[CONVERTED_MOMENTUM] = options.momentum;
+  return options;
+}
+
+/**
+ * The warning for a momentum above 0.5 that no preset converted, or null. Momentum here is the
+ * weight of the new batch (PyTorch's convention), so Keras's 0.99 makes the running statistics
+ * follow the last batch almost entirely. Legal, so only a warning, shown once per layer.
+ */
+export function momentumWarning(o: ResolvedBatchNormOptions, options: BatchNormOptions, who: string): string | null {
+  const m = o.momentum;
+  if (m === null || m <= 0.5 || (options as unknown as Record<symbol, unknown>)[CONVERTED_MOMENTUM] === m) return null;
+  const keras = +(1 - m).toPrecision(12);
+  return (
+    `${who}: momentum ${m} is the weight of the new batch here (PyTorch's convention), so the running statistics ` +
+    `follow the last batches almost entirely. If it is Keras's momentum (the weight of the old value), use ` +
+    `kerasOptions({ momentum: ${m}, … }) or momentum: ${keras}. (Shown once per layer.)`
+  );
+}
+
 /** Options with every default filled in and every value checked. */
 export interface ResolvedBatchNormOptions extends BatchNormPlanOptions {
   numFeatures: number;
@@ -93,9 +152,11 @@ export interface ResolvedBatchNormOptions extends BatchNormPlanOptions {
 
 /**
  * `options` checked and completed with the defaults; `prefix` names them in messages
- * ('options' for the layer). `numFeatures` must fit the device's per-channel buffers.
+ * ('options' for the layer). Every key must be one of `keys` (default: the layer's options).
+ * `numFeatures` must fit the device's per-channel buffers.
  */
-export function resolveBatchNormOptions(device: GPUDevice, options: BatchNormOptions, prefix = 'options'): ResolvedBatchNormOptions {
+export function resolveBatchNormOptions(device: GPUDevice, options: BatchNormOptions, prefix = 'options', keys: KnownKeys = LAYER_KEYS): ResolvedBatchNormOptions {
+  checkKnownKeys(prefix, options, { ...keys, hints: { ...BATCHNORM_OPTION_HINTS, ...keys.hints } });
   const {
     numFeatures,
     layout,
@@ -108,26 +169,26 @@ export function resolveBatchNormOptions(device: GPUDevice, options: BatchNormOpt
   } = options;
   const { scale = affine, center = affine, runningVariance = 'unbiased', activation = 'none' } = options;
   if (!Number.isSafeInteger(numFeatures) || numFeatures < 1) {
-    throw new TypeError(`${prefix}.numFeatures must be a positive integer; got ${String(numFeatures)}`);
+    throw new TypeError(`${prefix}.numFeatures must be a positive integer; got ${describe(numFeatures)}`);
   }
   checkLayout(layout, `${prefix}.layout`);
   if (typeof eps !== 'number' || !(eps > 0) || !Number.isFinite(eps)) {
-    throw new RangeError(`${prefix}.eps must be a finite number > 0; got ${String(eps)}`);
+    throw new RangeError(`${prefix}.eps must be a finite number > 0; got ${describe(eps)}`);
   }
   if (momentum !== null && (typeof momentum !== 'number' || !(momentum >= 0 && momentum <= 1))) {
-    throw new RangeError(`${prefix}.momentum must be a number in [0, 1] or null; got ${String(momentum)}`);
+    throw new RangeError(`${prefix}.momentum must be a number in [0, 1] or null; got ${describe(momentum)}`);
   }
   if (dtype !== 'float32' && dtype !== 'float16') {
-    throw new TypeError(`${prefix}.dtype must be 'float32' or 'float16'; got ${String(dtype)}`);
+    throw new TypeError(`${prefix}.dtype must be 'float32' or 'float16'; got ${describe(dtype)}`);
   }
   if (activation !== 'none' && activation !== 'relu') {
-    throw new TypeError(`${prefix}.activation must be 'none' or 'relu'; got ${String(activation)}`);
+    throw new TypeError(`${prefix}.activation must be 'none' or 'relu'; got ${describe(activation)}`);
   }
   if (runningVariance !== 'unbiased' && runningVariance !== 'biased') {
-    throw new TypeError(`${prefix}.runningVariance must be 'unbiased' or 'biased'; got ${String(runningVariance)}`);
+    throw new TypeError(`${prefix}.runningVariance must be 'unbiased' or 'biased'; got ${describe(runningVariance)}`);
   }
   if (nonFiniteBatches !== 'skip' && nonFiniteBatches !== 'update') {
-    throw new TypeError(`${prefix}.nonFiniteBatches must be 'skip' or 'update'; got ${String(nonFiniteBatches)}`);
+    throw new TypeError(`${prefix}.nonFiniteBatches must be 'skip' or 'update'; got ${describe(nonFiniteBatches)}`);
   }
   const coefBytes = numFeatures * CHANNEL_COEF_BYTES;
   if (coefBytes > device.limits.maxStorageBufferBindingSize) {
@@ -211,7 +272,7 @@ export function checkForwardArgs(
 ): ChannelView {
   if (!args || typeof args !== 'object') throw new TypeError(what);
   const view = checkedView(device, o, args.shape, 'args.shape');
-  if (typeof args.training !== 'boolean') throw new TypeError(`args.training must be a boolean; got ${String(args.training)}`);
+  if (typeof args.training !== 'boolean') throw new TypeError(`args.training must be a boolean; got ${describe(args.training)}`);
   checkTensors(device, o, view, args.shape, { 'args.x': args.x, 'args.y': args.y });
   checkSeparateOutput(['args.y', args.y], { 'args.x': args.x });
   checkTrainable(view, args.shape, args.training);

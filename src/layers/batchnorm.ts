@@ -9,7 +9,7 @@ import { recordBackward, recordForward, type BatchNormStateBuffers } from '../op
 import { batchNormPlan, type BatchNormMode } from '../ops/plan.js';
 import { Usage, regionOf, type TensorBuffer } from '../runtime/gpu.js';
 import { acquireScratch } from '../runtime/scratch.js';
-import { checkStateArray, checkTrainable, describe } from '../runtime/validate.js';
+import { checkKnownKeys, checkStateArray, checkStateValues, checkTrainable, describe } from '../runtime/validate.js';
 import { viewSize, type ChannelView, type Layout } from '../tensor/layout.js';
 import {
   STATE_BUFFERS,
@@ -18,6 +18,7 @@ import {
   checkStateBuffers,
   checkedView,
   forwardMode,
+  momentumWarning,
   resolveBatchNormOptions,
   type BatchNormOptions,
   type DType,
@@ -63,7 +64,10 @@ export interface BatchNormState {
   numBatchesTracked: number;
 }
 
-/** What {@link BatchNorm.setState} accepts: any subset of the state. */
+/**
+ * What {@link BatchNorm.setState} accepts: any subset of the state, by these names only
+ * (convert a framework's with fromPyTorchState, fromKerasWeights or fromOnnxInputs).
+ */
 export type BatchNormStateInput = Partial<{
   gamma: ArrayLike<number>;
   beta: ArrayLike<number>;
@@ -71,6 +75,24 @@ export type BatchNormStateInput = Partial<{
   runningVar: ArrayLike<number>;
   numBatchesTracked: number;
 }>;
+
+/** Every name {@link BatchNorm.setState} accepts. */
+const STATE_KEYS = ['gamma', 'beta', 'runningMean', 'runningVar', 'numBatchesTracked'] as const;
+
+/** Advice for other frameworks' names of the state, in the message that refuses them. */
+const STATE_HINTS: Readonly<Record<string, string>> = {
+  weight: "PyTorch's weight is gamma here; fromPyTorchState converts a whole state_dict",
+  bias: "PyTorch's bias is beta here; fromPyTorchState converts a whole state_dict",
+  running_mean: "PyTorch's running_mean is runningMean here; fromPyTorchState converts a whole state_dict",
+  running_var: "PyTorch's running_var is runningVar here; fromPyTorchState converts a whole state_dict",
+  num_batches_tracked: "PyTorch's num_batches_tracked is numBatchesTracked here; fromPyTorchState converts a whole state_dict",
+  moving_mean: "Keras's moving_mean is runningMean here; fromKerasWeights converts get_weights()",
+  moving_variance: "Keras's moving_variance is runningVar here; fromKerasWeights converts get_weights()",
+  scale: "ONNX's scale is gamma here; fromOnnxInputs converts the operator's inputs",
+  B: "ONNX's B is beta here; fromOnnxInputs converts the operator's inputs",
+  input_mean: "ONNX's input_mean is runningMean here; fromOnnxInputs converts the operator's inputs",
+  input_var: "ONNX's input_var is runningVar here; fromOnnxInputs converts the operator's inputs",
+};
 
 /** Result of {@link BatchNorm.backward}. `dgamma` is null when γ is fixed (`scale`/`affine` false), `dbeta` when β is. */
 export interface BackwardResult {
@@ -151,11 +173,17 @@ export class BatchNorm {
   /** The last recorded forward pass, and the input it read (which the array API's backward reads again). */
   private lastForward: (ForwardRecord & { x: TensorBuffer }) | null = null;
 
+  /**
+   * @param device the GPUDevice every buffer lives on.
+   * @param options the layer's options; an unknown name is refused. A momentum above 0.5 (most
+   *   likely Keras's convention, where 0.99 is 0.01 here) draws one console warning, unless
+   *   kerasOptions or onnxOptions converted it.
+   */
   constructor(device: GPUDevice, options: BatchNormOptions) {
     if (!device || typeof (device as GPUDevice).createBuffer !== 'function') {
       throw new TypeError(`device must be a GPUDevice; got ${describe(device)}`);
     }
-    if (!options || typeof options !== 'object') throw new TypeError('options must be an object with numFeatures and layout');
+    if (!options || typeof options !== 'object') throw new TypeError(`options must be an object with numFeatures and layout; got ${describe(options)}`);
     const o = resolveBatchNormOptions(device, options);
     const label = options.label ?? 'BatchNorm';
     const given = options.buffers ?? {};
@@ -177,6 +205,9 @@ export class BatchNorm {
     this.nonFiniteBatches = o.nonFiniteBatches;
     this.label = label;
     this.core = new LayerCore(device, label, 'BatchNorm');
+    // Legal but most likely Keras's convention; the constructor runs once per layer.
+    const warning = momentumWarning(o, options, label);
+    if (warning) console.warn(warning);
 
     const C = o.numFeatures;
     const stateUsage = Usage.STORAGE | Usage.COPY_SRC | Usage.COPY_DST;
@@ -254,7 +285,7 @@ export class BatchNorm {
       const view = checkedView(this.device, this.options, shape, 'shape');
       const upload = tensorUpload('x', x, this.dtype, viewSize(view), `shape [${shape.join(', ')}]`);
       if (!options || typeof options.training !== 'boolean') {
-        throw new TypeError(`options.training must be a boolean; got ${String(options?.training)}`);
+        throw new TypeError(`options.training must be a boolean; got ${describe(options?.training)}`);
       }
       // Checked before the I/O buffers may be replaced, so a refused call loses no state.
       checkTrainable(view, shape, options.training);
@@ -345,26 +376,44 @@ export class BatchNorm {
 
   /**
    * Writes any subset of the state through the device queue, so it takes effect before work
-   * submitted afterwards. Everything is checked before anything is written.
+   * submitted afterwards. Everything is checked before anything is written: only the names of
+   * {@link BatchNormStateInput}; γ and β finite; the running variance >= 0; the running
+   * statistics finite unless `nonFiniteBatches: 'update'` (whose training can make them NaN). A
+   * fixed γ or β (scale or center false) takes only its fixed value (1 or 0, as getState returns
+   * it), so `setState(await getState())` works on every layer.
    */
   setState(state: BatchNormStateInput): void {
     this.core.guard.checkUsable();
-    if (!state || typeof state !== 'object') throw new TypeError('state must be an object');
+    if (!state || typeof state !== 'object') throw new TypeError(`state must be an object of ${STATE_KEYS.join(', ')}; got ${describe(state)}`);
+    checkKnownKeys('state', state, { names: STATE_KEYS, what: 'a state entry of BatchNorm', hints: STATE_HINTS });
     const writes: [TensorBuffer, Float32Array<ArrayBuffer> | Uint32Array<ArrayBuffer>][] = [];
     const arrays = { gamma: this.gamma, beta: this.beta, runningMean: this.runningMean, runningVar: this.runningVar } as const;
+    // Training folds NaN into the running statistics only with nonFiniteBatches: 'update'.
+    const runningRule =
+      this.nonFiniteBatches === 'update' ? { finite: false } : { finite: true, nonFiniteHint: "a layer holds non-finite running statistics only with nonFiniteBatches: 'update'" };
     for (const key of Object.keys(arrays) as (keyof typeof arrays)[]) {
       const value = state[key];
       if (value === undefined) continue;
-      if ((key === 'gamma' && !this.scale) || (key === 'beta' && !this.center)) {
-        throw new TypeError(`state.${key} cannot be set: it is fixed in this layer (affine: false, or ${key === 'gamma' ? 'scale' : 'center'}: false)`);
-      }
       checkStateArray(`state.${key}`, value, this.numFeatures);
-      writes.push([arrays[key], Float32Array.from(value)]);
+      const fixed = (key === 'gamma' && !this.scale) || (key === 'beta' && !this.center);
+      if (fixed) {
+        const fixedValue = key === 'gamma' ? 1 : 0;
+        const i = Array.prototype.findIndex.call(value, (v) => v !== fixedValue);
+        if (i >= 0) {
+          throw new TypeError(
+            `state.${key} cannot be set: it is fixed in this layer (affine: false, or ${key === 'gamma' ? 'scale' : 'center'}: false) ` +
+              `and takes only its fixed value ${fixedValue}; got ${describe(value[i])} at state.${key}[${i}]`,
+          );
+        }
+        continue; // the buffer already holds it
+      }
+      const rule = key === 'gamma' || key === 'beta' ? { finite: true } : { ...runningRule, nonNegative: key === 'runningVar' };
+      writes.push([arrays[key], checkStateValues(`state.${key}`, value, rule)]);
     }
     const batches = state.numBatchesTracked;
     if (batches !== undefined) {
       if (!Number.isSafeInteger(batches) || batches < 0 || batches > 0xffffffff) {
-        throw new RangeError(`state.numBatchesTracked must be an integer in [0, 2^32 - 1]; got ${String(batches)}`);
+        throw new RangeError(`state.numBatchesTracked must be an integer in [0, 2^32 - 1]; got ${describe(batches)}`);
       }
       writes.push([this.numBatchesTracked, new Uint32Array([batches])]);
     }

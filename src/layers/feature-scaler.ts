@@ -13,7 +13,7 @@ import { recordScaling, recordScalingAdapt } from '../ops/feature-scaling.js';
 import { scalingPlan, type ScalingPlan } from '../ops/plan.js';
 import { Usage, checkSeparateOutput, regionOf, type TensorBuffer } from '../runtime/gpu.js';
 import { acquireScratch } from '../runtime/scratch.js';
-import { checkTensorBuffer, checkTensorFits, describe } from '../runtime/validate.js';
+import { checkKnownKeys, checkTensorBuffer, checkTensorFits, describe, type KnownKeys } from '../runtime/validate.js';
 import { channelView, checkLayout, viewSize, type ChannelView, type Layout } from '../tensor/layout.js';
 import { LayerCore, tensorDownload, tensorUpload } from './layer-core.js';
 
@@ -60,16 +60,27 @@ export const SCALING_STATE_BYTES_PER_FEATURE = structBytes('ScaleState');
 
 const STATE_BYTES = SCALING_STATE_BYTES_PER_FEATURE;
 
-/** The scaler's options checked and completed with the defaults; `prefix` names them in messages. */
+/** Every name of {@link FeatureScalerOptions}, which the scaler accepts. */
+export const SCALER_OPTIONS: readonly (keyof FeatureScalerOptions)[] = ['numFeatures', 'method', 'layout', 'correction', 'label', 'state'];
+
+/** Advice on option names of other libraries, in the message that refuses them. */
+const SCALER_OPTION_HINTS: Readonly<Record<string, string>> = { ddof: "numpy's ddof is correction here", axis: 'the feature axis comes from layout' };
+
+/**
+ * The scaler's options checked and completed with the defaults; `prefix` names them in
+ * messages. Every key must be one of `keys` (default: the scaler's options).
+ */
 export function resolveScalingOptions(
   options: Omit<FeatureScalerOptions, 'state' | 'label'>,
   prefix = 'options',
+  keys: KnownKeys = { names: SCALER_OPTIONS, what: 'an option of FeatureScaler' },
 ): Required<Omit<FeatureScalerOptions, 'state' | 'label'>> {
+  checkKnownKeys(prefix, options, { ...keys, hints: { ...SCALER_OPTION_HINTS, ...keys.hints } });
   const { numFeatures, method, layout = 'NC', correction = 1 } = options;
-  if (!Number.isSafeInteger(numFeatures) || numFeatures < 1) throw new TypeError(`${prefix}.numFeatures must be a positive integer; got ${String(numFeatures)}`);
-  if (method !== 'min-max' && method !== 'standardize') throw new TypeError(`${prefix}.method must be 'min-max' or 'standardize'; got ${String(method)}`);
+  if (!Number.isSafeInteger(numFeatures) || numFeatures < 1) throw new TypeError(`${prefix}.numFeatures must be a positive integer; got ${describe(numFeatures)}`);
+  if (method !== 'min-max' && method !== 'standardize') throw new TypeError(`${prefix}.method must be 'min-max' or 'standardize'; got ${describe(method)}`);
   checkLayout(layout, `${prefix}.layout`);
-  if (correction !== 0 && correction !== 1) throw new TypeError(`${prefix}.correction must be 0 or 1; got ${String(correction)}`);
+  if (correction !== 0 && correction !== 1) throw new TypeError(`${prefix}.correction must be 0 or 1; got ${describe(correction)}`);
   return { numFeatures, method, layout, correction };
 }
 
@@ -129,7 +140,7 @@ export class FeatureScaler {
 
   constructor(device: GPUDevice, options: FeatureScalerOptions) {
     if (!device || typeof (device as GPUDevice).createBuffer !== 'function') throw new TypeError(`device must be a GPUDevice; got ${describe(device)}`);
-    if (!options || typeof options !== 'object') throw new TypeError('options must be an object with numFeatures and method');
+    if (!options || typeof options !== 'object') throw new TypeError(`options must be an object with numFeatures and method; got ${describe(options)}`);
     const { numFeatures, method, layout, correction } = resolveScalingOptions(options);
     const label = options.label ?? 'FeatureScaler';
     if (options.state !== undefined) checkTensorBuffer('options.state', options.state, numFeatures * STATE_BYTES, `${numFeatures} x ${STATE_BYTES} bytes`, device);

@@ -5,11 +5,66 @@
 import type { ChannelView } from '../tensor/layout.js';
 import { Usage, bufferOf, isBufferRange, type TensorBuffer } from './gpu.js';
 
-/** A short description of a value for error messages. */
+/** `name` with its indefinite article: 'an Array', 'a Float32Array', 'a Uint16Array'. */
+function withArticle(name: string): string {
+  return `${/^[AEIO]/i.test(name) ? 'an' : 'a'} ${name}`;
+}
+
+/**
+ * A value as an error message's "got …" shows it, type included, so that `'16'` and `16` read
+ * differently: "the string '16'", "16", "undefined", "an Array of 2", "a Float32Array of 8",
+ * "an ArrayBuffer of 32 bytes", "an object", "a GPUBuffer" (other objects by constructor name).
+ */
 export function describe(value: unknown): string {
+  switch (typeof value) {
+    case 'string':
+      return `the string '${value.length > 40 ? `${value.slice(0, 40)}…` : value}'`;
+    case 'bigint':
+      return `the bigint ${value}n`;
+    case 'symbol':
+      return value.toString();
+    case 'function':
+      return value.name ? `the function ${value.name}` : 'a function';
+    case 'object':
+      break;
+    default: // number, boolean, undefined
+      return String(value);
+  }
   if (value === null) return 'null';
-  if (typeof value !== 'object') return `${typeof value} ${String(value)}`;
-  return (value as object).constructor?.name ?? 'object';
+  if (Array.isArray(value)) return `an Array of ${value.length}`;
+  if (value instanceof ArrayBuffer) return `an ArrayBuffer of ${value.byteLength} bytes`;
+  const name = (Object.getPrototypeOf(value) as { constructor?: { name?: string } } | null)?.constructor?.name;
+  if (ArrayBuffer.isView(value) && 'length' in value) return `${withArticle(name ?? 'typed array')} of ${(value as unknown as ArrayLike<unknown>).length}`;
+  return !name || name === 'Object' ? 'an object' : withArticle(name);
+}
+
+/** Whether `value` holds data on the CPU: an array, a typed array, a DataView or an ArrayBuffer. */
+function isHostData(value: unknown): boolean {
+  return Array.isArray(value) || ArrayBuffer.isView(value) || value instanceof ArrayBuffer;
+}
+
+/** The keys an object argument may have: their names, what one is ('an option of BatchNorm'), and advice on some others. */
+export interface KnownKeys {
+  names: readonly string[];
+  what: string;
+  hints?: Readonly<Record<string, string>>;
+}
+
+/**
+ * Throws unless every key of the object `value` (`argName`) is one of `keys.names`, since an
+ * unknown key (a misspelling, another framework's name) would otherwise be silently ignored.
+ * Keys whose value is undefined say nothing and pass. The error names the key and the accepted
+ * ones, with its hint if `keys.hints` has one, else the accepted name it differs from only in
+ * case and underscores (`track_running_stats` for `trackRunningStats`).
+ */
+export function checkKnownKeys(argName: string, value: object, keys: KnownKeys): void {
+  const squash = (name: string) => name.replace(/_/g, '').toLowerCase();
+  for (const [key, v] of Object.entries(value)) {
+    if (v === undefined || keys.names.includes(key)) continue;
+    const similar = keys.names.find((name) => squash(name) === squash(key));
+    const hint = keys.hints && Object.hasOwn(keys.hints, key) ? keys.hints[key] : similar ? `did you mean ${similar}?` : '';
+    throw new TypeError(`${argName}.${key} is not ${keys.what}${hint ? ` (${hint})` : ''}; expected one of ${keys.names.join(', ')}`);
+  }
 }
 
 /** Training needs two or more values per channel: the unbiased variance divides by n - 1. */
@@ -26,6 +81,13 @@ export function checkTrainable(view: ChannelView, shape: readonly number[], trai
  * minStorageBufferOffsetAlignment (256 where no device is given, WebGPU's default limit).
  */
 export function checkTensorBuffer(argName: string, arg: TensorBuffer, bytes: number, what: string, device?: GPUDevice): void {
+  // A Float32Array has a .buffer too (an ArrayBuffer): name the array, not its .buffer.
+  if (isHostData(arg)) {
+    throw new TypeError(
+      `${argName} must be a GPUBuffer or a range { buffer, offset, size } of one; got ${describe(arg)}: ` +
+        'write the data into a GPUBuffer with STORAGE usage (device.queue.writeBuffer), or pass arrays to the array API (forward, transform)',
+    );
+  }
   const range = arg && isBufferRange(arg) ? arg : null;
   const buffer = bufferOf(arg);
   const name = range ? `${argName}.buffer` : argName;
@@ -37,11 +99,11 @@ export function checkTensorBuffer(argName: string, arg: TensorBuffer, bytes: num
     const offset = range.offset ?? 0;
     const align = device?.limits.minStorageBufferOffsetAlignment ?? 256;
     if (!Number.isSafeInteger(offset) || offset < 0 || offset % align !== 0) {
-      throw new RangeError(`${argName}.offset must be a multiple of ${align} (the device's minStorageBufferOffsetAlignment); got ${String(offset)}`);
+      throw new RangeError(`${argName}.offset must be a multiple of ${align} (the device's minStorageBufferOffsetAlignment); got ${describe(offset)}`);
     }
     const size = range.size ?? buffer.size - offset;
     if (!Number.isSafeInteger(size) || size < 0 || offset + size > buffer.size) {
-      throw new RangeError(`${argName}: offset ${offset} + size ${String(size)} exceeds its buffer's ${buffer.size} bytes`);
+      throw new RangeError(`${argName}: offset ${offset} + size ${describe(size)} exceeds its buffer's ${buffer.size} bytes`);
     }
     available = size;
   }
@@ -77,4 +139,33 @@ export function checkStateArray(argName: string, value: unknown, length: number)
   }
   const actual = (value as ArrayLike<number>).length;
   if (actual !== length) throw new RangeError(`${argName} must have ${length} elements (numFeatures); got ${actual}`);
+}
+
+/** What {@link checkStateValues} requires of each value, and why a non-finite one is refused. */
+export interface StateValueRule {
+  /** Refuse NaN and ±Inf (after rounding to float32); `nonFiniteHint` ends the message. */
+  finite: boolean;
+  nonFiniteHint?: string;
+  /** Refuse values below 0 (a variance), finite or not. */
+  nonNegative?: boolean;
+}
+
+/**
+ * The values of a per-channel state array (`argName`, already of the right length) as float32,
+ * after checking each: a number, non-negative where `rule` says so, and finite in float32 where it
+ * says so (a float64 beyond float32's range would become ±Inf on upload).
+ */
+export function checkStateValues(argName: string, values: ArrayLike<number>, rule: StateValueRule): Float32Array<ArrayBuffer> {
+  const data = new Float32Array(values.length);
+  for (let i = 0; i < values.length; i++) {
+    const v = values[i] as unknown;
+    if (typeof v !== 'number') throw new TypeError(`${argName}[${i}] must be a number; got ${describe(v)}`);
+    if (rule.nonNegative && v < 0) throw new RangeError(`${argName}[${i}] must be >= 0 (a variance); got ${v}`);
+    data[i] = v;
+    if (rule.finite && !Number.isFinite(data[i])) {
+      const overflow = Number.isFinite(v) ? `, beyond float32's range (±${3.4028234663852886e38})` : '';
+      throw new RangeError(`${argName}[${i}] must be finite; got ${v}${overflow}${rule.nonFiniteHint ? ` (${rule.nonFiniteHint})` : ''}`);
+    }
+  }
+  return data;
 }

@@ -5,6 +5,7 @@
  * reduces over every other axis. Every supported layout is a row-major tensor whose channel axis
  * splits the remaining axes into an `outer` block before it and an `inner` block after it.
  */
+import { describe } from '../runtime/validate.js';
 
 /**
  * Supported tensor layouts. `NC` is a dense layer's (batch, features); `NCL`, `NCHW` and `NCDHW`
@@ -39,7 +40,7 @@ export const LAYOUTS = Object.keys(AXES) as Layout[];
 /** Throws unless `layout` names a supported layout. */
 export function checkLayout(layout: unknown, argName = 'layout'): asserts layout is Layout {
   if (typeof layout !== 'string' || !(layout in AXES)) {
-    throw new TypeError(`${argName} must be one of ${LAYOUTS.map((l) => `'${l}'`).join(', ')}; got ${String(layout)}`);
+    throw new TypeError(`${argName} must be one of ${LAYOUTS.map((l) => `'${l}'`).join(', ')}; got ${describe(layout)}`);
   }
 }
 
@@ -62,11 +63,11 @@ export function channelView(layout: Layout, shape: readonly number[], argName = 
   checkLayout(layout);
   const { rank, channelAxis: axis } = AXES[layout];
   if (!Array.isArray(shape) || shape.length !== rank) {
-    throw new TypeError(`${argName} must have ${rank} dimensions for layout '${layout}'; got [${String(shape)}]`);
+    throw new TypeError(`${argName} must have ${rank} dimensions for layout '${layout}'; got ${Array.isArray(shape) ? `[${shape.join(', ')}]` : describe(shape)}`);
   }
   shape.forEach((d, i) => {
     if (!Number.isSafeInteger(d) || d < 1) {
-      throw new TypeError(`${argName}[${i}] must be a positive integer; got ${String(d)} in [${shape.join(', ')}]`);
+      throw new TypeError(`${argName}[${i}] must be a positive integer; got ${describe(d)} in [${shape.join(', ')}]`);
     }
   });
   const product = (dims: readonly number[]) => dims.reduce((a, b) => a * b, 1);

@@ -66,5 +66,5 @@ describe.each(CASES)('fused ReLU, %s %j %s', (layout, shape, dtype) => {
 
 it("refuses an unknown activation, naming it", async () => {
   const device = await testDevice();
-  expect(() => new BatchNorm(device, { numFeatures: 2, layout: 'NC', activation: 'gelu' as never })).toThrow(/options.activation must be 'none' or 'relu'; got gelu/);
+  expect(() => new BatchNorm(device, { numFeatures: 2, layout: 'NC', activation: 'gelu' as never })).toThrow(/options.activation must be 'none' or 'relu'; got the string 'gelu'/);
 });

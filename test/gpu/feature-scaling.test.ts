@@ -104,8 +104,13 @@ describe('layouts, options and edge cases', () => {
 
   it('refuses bad arguments, naming them', async () => {
     const device = await testDevice();
-    expect(() => new FeatureScaler(device, { numFeatures: 2, method: 'zscore' as never })).toThrow(/options.method must be 'min-max' or 'standardize'; got zscore/);
+    expect(() => new FeatureScaler(device, { numFeatures: 2, method: 'zscore' as never })).toThrow(/options.method must be 'min-max' or 'standardize'; got the string 'zscore'/);
     expect(() => new FeatureScaler(device, { numFeatures: 2, method: 'min-max', correction: 2 as never })).toThrow(/options.correction must be 0 or 1; got 2/);
+    expect(() => new FeatureScaler(device, { numFeatures: '2' as never, method: 'min-max' })).toThrow(/options.numFeatures must be a positive integer; got the string '2'$/);
+    expect(() => new FeatureScaler(device, { numFeatures: 2, method: 'min-max', ddof: 0 } as never)).toThrow(
+      /^options.ddof is not an option of FeatureScaler \(numpy's ddof is correction here\); expected one of numFeatures, method, layout, correction, label, state$/,
+    );
+    expect(() => new FeatureScaler(device, { numFeatures: 2, method: 'min-max', clip: true } as never)).toThrow(/^options.clip is not an option of FeatureScaler; expected one of/);
     const scaler = new FeatureScaler(device, { numFeatures: 2, method: 'min-max' });
     await expect(scaler.transform(new Float32Array(4), [2, 2])).rejects.toThrow(/transform needs adapt\(\) on some data first/);
     await expect(scaler.adapt(new Float32Array(6), [2, 3])).rejects.toThrow(/shape has 3 features on the C axis of layout 'NC'; numFeatures is 2/);

@@ -145,7 +145,7 @@ describe('float16 range', () => {
     const device = await testDevice();
     const bn = new BatchNorm(device, { numFeatures: 2, layout: 'NC' });
     await expect(bn.forward(new Uint16Array(4), [2, 2], { training: true })).rejects.toThrow(
-      /x must be a Float32Array for a float32 layer; got Uint16Array/,
+      /x must be a Float32Array for a float32 layer; got a Uint16Array of 4/,
     );
     bn.destroy();
   });

@@ -3,7 +3,7 @@
  * caller's: a training step and an inference pass against the reference, with the running
  * statistics and gradients landing in the caller's buffers, and the cache released.
  */
-import { describe, expect, it } from 'vitest';
+import { describe, expect, it, vi } from 'vitest';
 import {
   encodeBatchNormBackward,
   encodeBatchNormForward,
@@ -15,6 +15,7 @@ import {
   type BatchNormBuffers,
 } from '../../src/functions/functions.js';
 import { SCALING_STATE_BYTES_PER_FEATURE } from '../../src/layers/feature-scaler.js';
+import { kerasOptions } from '../../src/interop/presets.js';
 import { readBuffers } from '../../src/runtime/gpu.js';
 import { channelView } from '../../src/tensor/layout.js';
 import {
@@ -102,6 +103,51 @@ describe('encodeBatchNormForward / encodeBatchNormBackward', () => {
     );
     expect(() => encodeBatchNormForward(device, encoder, { x, y, shape: [4, 2], training: true, buffers, options: { layout: 'NCW' as never } })).toThrow(/layout must be one of/);
     encoder.finish();
+    releaseFunctionCaches(device);
+  });
+
+  it('refuses unknown names in args.options, and the layer options the functions take elsewhere', async () => {
+    const device = await testDevice();
+    const buffers = callerBuffers(device, 2, Float32Array.of(1, 1), Float32Array.of(0, 0));
+    const x = storageBuffer(device, new Float32Array(8));
+    const y = storageBuffer(device, new Float32Array(8));
+    const encoder = device.createCommandEncoder();
+    const forward = (options: object) => () => encodeBatchNormForward(device, encoder, { x, y, shape: [4, 2], training: true, buffers, options: options as never });
+    expect(forward({ layout: 'NC', trainable: false })).toThrow(
+      /^args.options.trainable is not an option of the batch-norm functions \(Keras's trainable: .*\); expected one of numFeatures, layout, eps, momentum, affine, scale, center, runningVariance, activation, trackRunningStats, dtype, nonFiniteBatches$/,
+    );
+    expect(forward({ layout: 'NC', label: 'bn1' })).toThrow(/^args.options.label is not an option of the batch-norm functions \(the function forms label their GPU objects 'webgpu-batchnorm function'\)/);
+    expect(forward({ layout: 'NC', buffers })).toThrow(/^args.options.buffers is not an option of the batch-norm functions \(the function forms take their buffers as args.buffers\)/);
+    expect(forward({ layout: 'NC', numFeatures: 3 })).toThrow(/^args.options.numFeatures must match the 2 channels of args.shape \[4, 2\] \(or be left out: the shape gives it\); got 3$/);
+    // A preset's options serve as they are: their numFeatures agrees with the shape.
+    expect(forward(kerasOptions({ numFeatures: 2, rank: 2 }))).not.toThrow();
+    const state = storageBuffer(device, new Float32Array((2 * SCALING_STATE_BYTES_PER_FEATURE) / 4));
+    expect(() => encodeFeatureScalingAdapt(device, encoder, { x, shape: [4, 2], state, options: { method: 'min-max', state } as never })).toThrow(
+      /^args.options.state is not an option of the feature-scaling functions \(the function forms take the state as args.state\); expected one of numFeatures, method, layout, correction$/,
+    );
+    encoder.finish();
+    for (const b of [x, y, state, ...(Object.values(buffers) as GPUBuffer[])]) b.destroy();
+    releaseFunctionCaches(device);
+  });
+
+  it('warns once per saved buffer about a momentum above 0.5, and runs with it', async () => {
+    const device = await testDevice();
+    const warn = vi.spyOn(console, 'warn').mockImplementation(() => {});
+    const [a, b] = [0, 1].map(() => callerBuffers(device, 2, Float32Array.of(1, 1), Float32Array.of(0, 0)));
+    const x = storageBuffer(device, randn(8, 140));
+    const y = storageBuffer(device, new Float32Array(8));
+    const encoder = device.createCommandEncoder();
+    const options = { layout: 'NC' as const, momentum: 0.99 };
+    for (let i = 0; i < 3; i++) encodeBatchNormForward(device, encoder, { x, y, shape: [4, 2], training: true, buffers: a, options });
+    expect(warn).toHaveBeenCalledTimes(1);
+    expect(warn.mock.calls[0][0]).toMatch(/^webgpu-batchnorm function \(this args.buffers.saved\): momentum 0.99 is the weight of the new batch here .*kerasOptions/);
+    encodeBatchNormForward(device, encoder, { x, y, shape: [4, 2], training: true, buffers: b, options });
+    expect(warn).toHaveBeenCalledTimes(2);
+    encodeBatchNormForward(device, encoder, { x, y, shape: [4, 2], training: true, buffers: callerBuffers(device, 2, Float32Array.of(1, 1), Float32Array.of(0, 0)), options: { layout: 'NC' } });
+    expect(warn).toHaveBeenCalledTimes(2);
+    device.queue.submit([encoder.finish()]);
+    await device.queue.onSubmittedWorkDone();
+    warn.mockRestore();
     releaseFunctionCaches(device);
   });
 });

@@ -118,7 +118,7 @@ describe.each(subjects)('%s', (kind, make) => {
     const [a, b] = await Promise.all([subject.run(data), subject.run(data)]);
     expect(standardized(a)).toEqual([true, true]);
     expect(standardized(b)).toEqual([true, true]);
-    await expect(subject.run([1, 2] as unknown as Float32Array)).rejects.toThrow(/must be a Float32Array.*; got Array/);
+    await expect(subject.run([1, 2] as unknown as Float32Array)).rejects.toThrow(/must be a Float32Array.*; got an Array of 2/);
     await expect(subject.run(new Float32Array(6))).rejects.toThrow(/must have 8 elements for shape \[4, 2\]; got 6/);
     subject.layer.destroy();
   });

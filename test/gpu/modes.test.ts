@@ -95,6 +95,11 @@ describe('affine: false', () => {
     expect(g.dgamma).toBeNull();
     expect(g.dbeta).toBeNull();
     expect(() => bn.setState({ gamma: [2, 2, 2] })).toThrow(/state.gamma cannot be set: it is fixed in this layer \(affine: false, or scale: false\)/);
+    // getState reports the fixed γ = 1 and β = 0, which setState takes back.
+    const state = await bn.getState();
+    expect(state).toMatchObject({ gamma: Float32Array.of(1, 1, 1), beta: Float32Array.of(0, 0, 0), numBatchesTracked: 1 });
+    bn.setState(state);
+    expect(await bn.getState()).toEqual(state);
     bn.destroy();
   });
 });
