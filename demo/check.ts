@@ -1,17 +1,19 @@
 /**
- * The demo page's check: runs BatchNorm on this browser's GPU for every layout and compares
- * against the float64 reference. Publishes its result on window.demoResult for the e2e test.
+ * The demo site's layout check: runs BatchNorm on this browser's GPU for every layout the library
+ * supports (LAYOUTS) and compares against the float64 reference. Publishes its result on
+ * window.demoResult for the e2e test.
  */
 import {
   BatchNorm,
   channelView,
-  getDevice,
+  LAYOUTS,
   referenceBackward,
   referenceInference,
   referenceTrainingForward,
   type Layout,
 } from '../src/index.js';
 import { normalSamples } from '../support/random.js';
+import { browserDevice, NoWebGpu } from './no-webgpu.js';
 
 interface CaseResult {
   layout: Layout;
@@ -36,13 +38,17 @@ declare global {
   }
 }
 
-const CASES: [Layout, number[]][] = [
-  ['NC', [64, 10]],
-  ['NCL', [8, 6, 50]],
-  ['NCHW', [8, 10, 24, 24]],
-  ['NHWC', [8, 12, 12, 20]],
-  ['NCDHW', [2, 4, 6, 8, 10]],
-];
+/** A shape per layout: channels first and channels last of each rank, with different channel counts. */
+const SHAPES: Record<Layout, number[]> = {
+  NC: [64, 10],
+  NCL: [8, 6, 50],
+  NLC: [8, 50, 6],
+  NCHW: [8, 10, 24, 24],
+  NHWC: [8, 12, 12, 20],
+  NCDHW: [2, 4, 6, 8, 10],
+  NDHWC: [2, 6, 8, 10, 4],
+};
+const CASES: [Layout, number[]][] = LAYOUTS.map((layout) => [layout, SHAPES[layout]]);
 const TOLERANCE = 1e-4;
 
 const status = document.querySelector('#status')!;
@@ -107,10 +113,12 @@ function showRow(r: CaseResult): void {
 async function main(): Promise<DemoResult> {
   let device: GPUDevice;
   try {
-    device = await getDevice();
+    device = await browserDevice('layout check');
   } catch (e) {
-    status.innerHTML = `<span class="fail">This browser has no usable WebGPU.</span> ${(e as Error).message}`;
-    return { ok: false, adapter: 'none', cases: [], error: (e as Error).message };
+    if (!(e instanceof NoWebGpu)) throw e;
+    status.innerHTML = e.html;
+    status.className = 'fail-box';
+    return { ok: false, adapter: 'none', cases: [], error: e.message };
   }
   const info = device.adapterInfo;
   const adapter = [info?.vendor, info?.architecture, info?.description].filter(Boolean).join(' ') || 'unknown adapter';
@@ -128,9 +136,13 @@ async function main(): Promise<DemoResult> {
   return { ok, adapter, cases };
 }
 
+function escape(text: string): string {
+  return text.replace(/[&<>"]/g, (c) => ({ '&': '&amp;', '<': '&lt;', '>': '&gt;', '"': '&quot;' })[c]!);
+}
+
 main()
   .catch((e: Error): DemoResult => {
-    status.innerHTML = `<span class="fail">Error:</span> ${e.message}`;
+    status.innerHTML = `<span class="fail">Error:</span> ${escape(e.message)}`;
     return { ok: false, adapter: 'unknown', cases: [], error: e.message };
   })
   .then((result) => (window.demoResult = result));

@@ -2,13 +2,13 @@
  * The training demo page: the seeds' MNIST experiment with and without batch norm, the model
  * summary, and the feature-scaling panel. URL parameters override the defaults (the e2e test
  * uses them for a short run): lr, momentum, batch, epochs, steps (a cap), validation (samples),
- * train (samples), logEvery, evalEvery, seed, autostart=1.
+ * train (samples), logEvery, evalFirst, evalEvery, seed, autostart=1.
  *
  * window.demoState publishes what the page shows, for the e2e test.
  */
 import './style.css';
 import digits from 'virtual:mnist-digits';
-import { getDevice } from '../src/runtime/device.js';
+import { browserDevice, NoWebGpu } from './no-webgpu.js';
 import { MnistCnn, type SummaryRow } from './nn/mnist-cnn.js';
 import { firstSamples, splitDigits } from './dataset.js';
 import { SideBySideTraining, type TrainingConfig, type TrainingProgress } from './training.js';
@@ -46,21 +46,12 @@ function fail(kind: 'no-webgpu' | 'error', html: string, message: string): void 
 }
 
 async function main(): Promise<void> {
-  if (!('gpu' in navigator)) {
-    fail(
-      'no-webgpu',
-      '<strong>This browser has no WebGPU.</strong> The demo trains on your GPU through WebGPU: use a recent Chrome, Edge or ' +
-        'Firefox (or Safari 26+), served over https or from localhost. On Linux, Chrome may need ' +
-        '<code>--enable-unsafe-webgpu --enable-features=Vulkan</code>.',
-      'navigator.gpu is missing',
-    );
-    return;
-  }
   let device: GPUDevice;
   try {
-    device = await getDevice({ label: 'demo device' });
+    device = await browserDevice('demo device');
   } catch (e) {
-    fail('no-webgpu', `<strong>WebGPU is present but gave no usable GPU.</strong> ${escape((e as Error).message)}`, (e as Error).message);
+    if (!(e instanceof NoWebGpu)) throw e;
+    fail('no-webgpu', e.html, e.message);
     return;
   }
   const info = device.adapterInfo;
@@ -131,14 +122,22 @@ function setUpTraining(device: GPUDevice, train: ReturnType<typeof firstSamples>
       batch: Number(batchInput.value),
       epochs: Number(epochsInput.value),
       logEvery: num('logEvery', 10),
+      evalFirst: num('evalFirst', 10),
       evalEvery: num('evalEvery', 50),
       seed: num('seed', 1),
       maxSteps: num('steps', 0),
     };
     state.config = { ...config, trainSamples: train.count, validationSamples: validation.count };
+    $('eval-schedule').textContent = [
+      config.evalFirst > 0 ? `at step ${config.evalFirst}` : '',
+      config.evalEvery > 0 ? `every ${config.evalEvery} steps` : '',
+      'at the end',
+    ]
+      .filter(Boolean)
+      .join(', ');
     trainer = new SideBySideTraining(device, train, validation, config, render);
     for (const id of ['loss-plot', 'accuracy-plot']) $(id).replaceChildren();
-    plots = trainingPlots($('loss-plot'), $('accuracy-plot'), trainer.progress.runs);
+    plots = trainingPlots($('loss-plot'), $('accuracy-plot'), trainer.progress.runs, trainer.progress.totalSteps);
     render(trainer.progress);
   };
   const render = (p: TrainingProgress) => {
@@ -184,16 +183,20 @@ function trainingFailed(e: Error): void {
   fail('error', `<strong>Training failed:</strong> ${escape(e.message)}`, e.message);
 }
 
+/** The notes' condition numbers for their own samples, beside the page's. */
+const NOTES_CONDITION: Partial<Record<ScalingResult['key'], string>> = { raw: '9.2 × 10⁴', units: '281.7' };
+
 async function showScaling(device: GPUDevice): Promise<void> {
   const results = await scalingExperiment(device);
   state.scaling = results;
   const fmt = (v: number) => (Math.abs(v) >= 1e4 ? v.toExponential(2) : v.toPrecision(4));
   $('scaling-table').innerHTML = `<table id="scaling-results">
-    <thead><tr><th>Features</th><th>H = (1/n) Σ x xᵀ</th><th>Condition number</th><th>Gradient-descent steps to within 10⁻⁶</th></tr></thead>
+    <thead><tr><th>Features</th><th>H = (1/n) Σ x xᵀ</th><th>Condition number</th><th>In the notes</th><th>Gradient-descent steps to within 10⁻⁶</th></tr></thead>
     <tbody>${results
       .map(
-        (r) => `<tr><td>${r.name}</td><td>[[${fmt(r.hessian[0])}, ${fmt(r.hessian[1])}], [${fmt(r.hessian[2])}, ${fmt(r.hessian[3])}]]</td>
-        <td class="num">${fmt(r.conditionNumber)}</td><td class="num">${r.steps === null ? 'not converged' : r.steps.toLocaleString('en-US')}</td></tr>`,
+        (r) => `<tr data-key="${r.key}"><td>${r.name}</td><td>[[${fmt(r.hessian[0])}, ${fmt(r.hessian[1])}], [${fmt(r.hessian[2])}, ${fmt(r.hessian[3])}]]</td>
+        <td class="num condition">${fmt(r.conditionNumber)}</td><td class="num">${NOTES_CONDITION[r.key] ?? ''}</td>
+        <td class="num steps">${r.steps === null ? 'not converged' : r.steps.toLocaleString('en-US')}</td></tr>`,
       )
       .join('')}</tbody></table>`;
   scalingPlot($('scaling-plot'), results);

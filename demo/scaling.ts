@@ -1,14 +1,17 @@
 /**
- * The notes' feature-scaling experiment: people's income ~ N(3000, 400²) and height ~ N(69, 3²),
- * scaled on the GPU by FeatureScaler (min-max and standardization), then the least-squares
- * Hessian H = (1/n) Σ x xᵀ of each version, its condition number, and how many gradient-descent
- * steps each needs. H and gradient descent are 2x2 and run on the CPU in float64.
+ * The notes' feature-scaling experiment: people's income ~ N(3000, 400²) and height ~ N(69, 3²);
+ * the same people in other units (the notes' first remedy: income in thousands of dollars
+ * ~ N(3, 0.4²), height in feet ~ N(5.75, 0.25²)); and scaled on the GPU by FeatureScaler (min-max
+ * and standardization). For each version: the least-squares Hessian H = (1/n) Σ x xᵀ, its
+ * condition number, and how many gradient-descent steps it needs. H and gradient descent are 2x2
+ * and run on the CPU in float64.
  */
 import { FeatureScaler } from '../src/layers/feature-scaler.js';
 import { gaussian, mulberry32 } from '../support/random.js';
 
 /** One representation of the data and how gradient descent fares on it. */
 export interface ScalingResult {
+  key: 'raw' | 'units' | 'min-max' | 'standardize';
   name: string;
   /** H = (1/n) Σ x xᵀ, row-major [h11, h12, h21, h22]. */
   hessian: number[];
@@ -38,24 +41,35 @@ export function people(n: number, seed: number): { x: Float32Array; y: Float64Ar
   return { x, y };
 }
 
-/** Scales the people with both methods on the GPU and runs gradient descent on each version. */
+/** The people in thousands of dollars and feet: income ~ N(3, 0.4²), height ~ N(5.75, 0.25²). */
+export function inOtherUnits(x: ArrayLike<number>): Float64Array {
+  return Float64Array.from(x, (v, i) => (i % 2 === 0 ? v / 1000 : v / 12));
+}
+
+/**
+ * Scales the people by a change of units, and with both methods on the GPU, and runs gradient
+ * descent on each version: raw, change of units, min-max, standardized.
+ */
 export async function scalingExperiment(device: GPUDevice, n = 1000, seed = 2026): Promise<ScalingResult[]> {
   const { x, y } = people(n, seed);
-  const versions: [string, ArrayLike<number>][] = [['Raw (dollars, inches)', x]];
+  const versions: [ScalingResult['key'], string, ArrayLike<number>][] = [
+    ['raw', 'Raw (dollars, inches)', x],
+    ['units', 'Change of units (thousands of dollars, feet)', inOtherUnits(x)],
+  ];
   for (const method of ['min-max', 'standardize'] as const) {
     const scaler = new FeatureScaler(device, { numFeatures: 2, method, label: `people ${method}` });
     try {
       await scaler.adapt(x, [n, 2]);
-      versions.push([method === 'min-max' ? 'Min-max normalized' : 'Standardized', await scaler.transform(x, [n, 2])]);
+      versions.push([method, method === 'min-max' ? 'Min-max normalized' : 'Standardized', await scaler.transform(x, [n, 2])]);
     } finally {
       scaler.destroy();
     }
   }
-  return versions.map(([name, data]) => descend(name, data, y));
+  return versions.map(([key, name, data]) => ({ key, ...descend(name, data, y) }));
 }
 
 /** Gradient descent on f(w) = (1/2n) ‖Xw − y‖² from w = 0 with step 1/λmax(H). */
-function descend(name: string, x: ArrayLike<number>, y: Float64Array): ScalingResult {
+function descend(name: string, x: ArrayLike<number>, y: Float64Array): Omit<ScalingResult, 'key'> {
   const n = y.length;
   let [h11, h12, h22, b1, b2] = [0, 0, 0, 0, 0];
   for (let i = 0; i < n; i++) {

@@ -14,8 +14,13 @@ export interface TrainingConfig {
   epochs: number;
   /** Plot the mean training loss of every this many steps. */
   logEvery: number;
-  /** Evaluate on the validation samples every this many steps (and at the end). */
+  /**
+   * Evaluate on the validation samples at step `evalFirst` (so accuracy shows up early), then
+   * every `evalEvery` steps, and at the end.
+   */
   evalEvery: number;
+  /** The first evaluation's step (0: none before the first `evalEvery`). */
+  evalFirst: number;
   /** Seed of the weights and of the data order, shared by both runs. */
   seed: number;
   /** Stop after this many steps even if the epochs are not done (0: no limit). */
@@ -34,6 +39,8 @@ export interface RunProgress {
   trainAccuracy: number;
   valLoss: number;
   valAccuracy: number;
+  /** Seconds spent evaluating on the validation samples. */
+  evalSeconds: number;
   /** The loss became NaN or infinite: the run stops. */
   diverged: boolean;
   /** (step, mean training loss of the last logEvery steps) every logEvery steps. */
@@ -50,6 +57,11 @@ export interface TrainingProgress {
   running: boolean;
   done: boolean;
   runs: RunProgress[];
+}
+
+/** Whether the schedule evaluates after `step` (the last step is evaluated in any case). */
+export function evaluatesAt(step: number, config: Pick<TrainingConfig, 'evalFirst' | 'evalEvery'>): boolean {
+  return step === config.evalFirst || (config.evalEvery > 0 && step % config.evalEvery === 0);
 }
 
 /** Two runs of the CNN on one device; start, pause and reset drive them. */
@@ -86,6 +98,7 @@ export class SideBySideTraining {
         batchNorm: m.batchNorm,
         step: 0,
         busySeconds: 0,
+        evalSeconds: 0,
         trainLoss: NaN,
         trainAccuracy: NaN,
         valLoss: NaN,
@@ -149,7 +162,7 @@ export class SideBySideTraining {
       p.step++;
       const last = p.step === p.totalSteps;
       if (p.step % this.config.logEvery === 0 || last) this.log();
-      if (p.step % this.config.evalEvery === 0 || last) await this.evaluate();
+      if (evaluatesAt(p.step, this.config) || last) await this.evaluate();
       if (last) p.done = true;
       this.onProgress(p);
       // Let the page paint and handle input between steps.
@@ -173,7 +186,9 @@ export class SideBySideTraining {
     for (const [i, model] of this.models.entries()) {
       const run = this.progress.runs[i];
       if (run.diverged) continue;
+      const t0 = performance.now();
       const m = await model.evaluate(this.validation.images, this.validation.labels);
+      run.evalSeconds += (performance.now() - t0) / 1000;
       run.valLoss = m.loss;
       run.valAccuracy = m.accuracy;
       run.accuracies.push([this.progress.step, m.accuracy]);

@@ -1,18 +1,23 @@
 /**
  * The built demo site in headless chromium (WebGPU on SwiftShader):
- * - the training demo (/): both runs of the seeds' CNN train on the GPU for a short fixed
- *   budget; the run with batch norm must reach a stated accuracy and beat the run without it by
- *   a stated margin at equal steps; the model summary shows the seeds' parameter counts, and the
- *   feature-scaling panel the condition numbers;
- * - without WebGPU the page says so instead of staying blank;
+ * - the training demo (/): before training the charts have their axes and the legends hold no
+ *   placeholders; both runs of the seeds' CNN train on the GPU for a short fixed budget, with a
+ *   first validation accuracy at step 10; the run with batch norm must reach a stated accuracy and
+ *   beat the run without it by a stated margin at equal steps; the model summary shows the seeds'
+ *   parameter counts, and the feature-scaling panel the condition numbers (raw, change of units,
+ *   min-max, standardized) and gradient-descent steps;
+ * - without WebGPU (no navigator.gpu, or no adapter) both pages tell a browser visitor which
+ *   browsers and which flag, not getDevice's apt-get advice for Node;
  * - the layout check (/check.html): getDevice() takes the browser's navigator.gpu path and every
- *   layout matches the float64 reference.
+ *   one of the seven layouts matches the float64 reference.
  */
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { mkdirSync } from 'node:fs';
 import type { DemoResult } from '../../demo/check.js';
 import type { DemoState } from '../../demo/main.js';
+import { LAYOUTS } from '../../src/index.js';
 import { openSite, type SiteUnderTest } from '../helpers/browser.js';
+import type { Page } from 'playwright-core';
 
 let site: SiteUnderTest;
 
@@ -38,25 +43,97 @@ describe('demo page in chromium (WebGPU on SwiftShader)', () => {
 
     expect(result.error, 'page error').toBeUndefined();
     expect(result.adapter).not.toBe('none');
-    expect(result.cases.map((c) => c.layout)).toEqual(['NC', 'NCL', 'NCHW', 'NHWC', 'NCDHW']);
+    expect(LAYOUTS).toHaveLength(7);
+    expect(result.cases.map((c) => c.layout)).toEqual([...LAYOUTS]);
+    const rows = await page.$$eval('#results tbody tr', (trs) => trs.map((tr) => tr.children[0].textContent));
+    expect(rows).toEqual([...LAYOUTS]);
     for (const c of result.cases) {
       // The page's own bound (1e-4 absolute on O(1) outputs); the vitest suites hold the tight ones.
       expect(Math.max(c.yError, c.dxError, c.inferenceError), `${c.layout} [${c.shape}]`).toBeLessThanOrEqual(1e-4);
     }
     expect(result.ok).toBe(true);
     expect(await page.textContent('#status')).toContain('All layouts match the float64 reference');
+    // The training demo exists now: the page links to it instead of promising it.
+    const text = await page.textContent('body');
+    expect(text).not.toContain('comes later');
+    for (const layout of LAYOUTS) expect(text).toContain(layout);
+    expect(await page.getAttribute('a[href="./"]', 'href')).toBe('./');
     expect(errors).toEqual([]);
     await page.close();
   });
 });
 
-/** The e2e budget: 150 steps of 16 digits at learning rate 0.3, validated on 1000 held-out digits. */
-const BUDGET = 'steps=150&batch=16&lr=0.3&validation=1000&evalEvery=75&logEvery=10&autostart=1';
+/**
+ * The e2e budget: 150 steps of 16 digits at learning rate 0.3, validated on 1000 held-out digits
+ * at step 10 (the page's default first evaluation) and at the end: two evaluations, as many as
+ * before the early one existed (each costs about 10 s per run on SwiftShader).
+ */
+const BUDGET = 'steps=150&batch=16&lr=0.3&validation=1000&evalEvery=150&logEvery=10&autostart=1';
 /** Measured on SwiftShader: 94.6% with BN, 86.8% without (deterministic kernels, fixed seeds). */
 const MIN_BN_ACCURACY = 0.9;
 const MIN_MARGIN = 0.04;
 
+/** A uPlot legend value the demo allows: a number (maybe with thousands separators, an exponent or %), or nothing. */
+const LEGEND_VALUE = /^(|-?\d{1,3}(,\d{3})*(\.\d+)?(e[+-]\d+)?%?)$/;
+
+/** The values of every uPlot legend on the page, by chart container id. */
+function legendValues(page: Page): Promise<Record<string, string[]>> {
+  return page.$$eval('.uplot', (plots) =>
+    Object.fromEntries(plots.map((p) => [p.parentElement!.id, Array.from(p.querySelectorAll('.u-legend .u-value'), (v) => v.textContent ?? '')])),
+  );
+}
+
+/** Painted (non-transparent) canvas pixels of a uPlot chart left of its plot area (y axis) and below it (x axis). */
+function axisInk(page: Page, containerId: string): Promise<{ yAxis: number; xAxis: number }> {
+  return page.$eval(`#${containerId}`, (el) => {
+    const canvas = el.querySelector('canvas')!;
+    const box = canvas.getBoundingClientRect();
+    const plot = el.querySelector('.u-over')!.getBoundingClientRect();
+    const scale = canvas.width / box.width;
+    const ctx = canvas.getContext('2d')!;
+    const ink = (x: number, y: number, w: number, h: number) => {
+      const data = ctx.getImageData(Math.round(x * scale), Math.round(y * scale), Math.round(w * scale), Math.round(h * scale)).data;
+      let n = 0;
+      for (let i = 3; i < data.length; i += 4) if (data[i] > 0) n++;
+      return n;
+    };
+    return {
+      yAxis: ink(0, plot.top - box.top, plot.left - box.left, plot.height),
+      xAxis: ink(plot.left - box.left, plot.bottom - box.top, plot.width, box.bottom - plot.bottom),
+    };
+  });
+}
+
 describe('training demo in chromium (WebGPU on SwiftShader)', () => {
+  it('before training: the loss and accuracy charts have their axes, and no legend shows a placeholder', async () => {
+    const page = await site.browser.newPage({ viewport: { width: 1320, height: 1000 } });
+    const errors: string[] = [];
+    page.on('pageerror', (e) => errors.push(e.message));
+    await page.goto(`${site.url}?steps=150&batch=16`);
+    await page.waitForFunction(() => window.demoState?.status === 'ready');
+    await page.waitForFunction(() => window.demoState.scaling !== undefined, undefined, { timeout: 60_000 });
+    mkdirSync('test/output', { recursive: true });
+    await page.screenshot({ path: 'test/output/demo-before-training.png', fullPage: true });
+    const state = (await page.evaluate(() => window.demoState)) as DemoState;
+    expect(state.progress!.step).toBe(0);
+    expect(state.progress!.runs.map((r) => r.losses.length)).toEqual([0, 0]);
+    for (const id of ['loss-plot', 'accuracy-plot']) {
+      // Tick labels of both axes are painted although there is no point yet.
+      const ink = await axisInk(page, id);
+      expect(ink.yAxis, `${id} y axis`).toBeGreaterThan(100);
+      expect(ink.xAxis, `${id} x axis`).toBeGreaterThan(100);
+    }
+    const legends = await legendValues(page);
+    expect(Object.keys(legends).sort()).toEqual(['accuracy-plot', 'loss-plot', 'scaling-plot']);
+    // Nothing to show yet: empty, not uPlot's "--".
+    expect(legends['loss-plot']).toEqual(['', '', '']);
+    expect(legends['accuracy-plot']).toEqual(['', '', '']);
+    for (const values of Object.values(legends)) for (const v of values) expect(v).toMatch(LEGEND_VALUE);
+    expect(await page.textContent('#eval-schedule')).toBe('at step 10, every 50 steps, at the end');
+    expect(errors).toEqual([]);
+    await page.close();
+  });
+
   it(
     'trains both runs; batch norm beats no batch norm at equal steps; the summary and scaling panel show the notes\' numbers',
     async () => {
@@ -65,6 +142,23 @@ describe('training demo in chromium (WebGPU on SwiftShader)', () => {
       page.on('pageerror', (e) => errors.push(e.message));
       page.on('console', (m) => m.type() === 'error' && errors.push(m.text()));
       await page.goto(`${site.url}?${BUDGET}`);
+      // The first validation accuracy shows up early, long before the end.
+      await page.waitForFunction(
+        () =>
+          ['error', 'no-webgpu'].includes(window.demoState?.status) ||
+          (window.demoState?.progress?.runs.every((r) => r.accuracies.length > 0) &&
+            Array.from(document.querySelectorAll('.val-accuracy'), (e) => e.textContent).every((t) => t?.endsWith('%'))),
+        undefined,
+        { timeout: 200_000, polling: 250 },
+      );
+      const early = (await page.evaluate(() => window.demoState)) as DemoState;
+      expect(early.message, 'page error').toBeUndefined();
+      expect(early.progress!.runs[0].accuracies[0][0]).toBe(10);
+      expect(early.progress!.step).toBeLessThan(50);
+      expect(await page.$$eval('.val-accuracy', (els) => els.map((e) => e.textContent))).toEqual(
+        early.progress!.runs.map((r) => `${(100 * r.valAccuracy).toFixed(1)}%`),
+      );
+
       await page.waitForFunction(() => ['done', 'error', 'no-webgpu'].includes(window.demoState?.status), undefined, { timeout: 500_000, polling: 1000 });
       // The scaling panel runs beside training; give it its moment.
       await page.waitForFunction(() => window.demoState.scaling !== undefined, undefined, { timeout: 60_000 });
@@ -77,14 +171,38 @@ describe('training demo in chromium (WebGPU on SwiftShader)', () => {
       const [bn, plain] = state.progress!.runs;
       expect([bn.batchNorm, plain.batchNorm]).toEqual([true, false]);
       expect([bn.step, plain.step]).toEqual([150, 150]);
-      expect(bn.accuracies.map(([step]) => step)).toEqual([75, 150]);
-      console.log(`after 150 steps: validation accuracy ${(100 * bn.valAccuracy).toFixed(1)}% with BN, ${(100 * plain.valAccuracy).toFixed(1)}% without`);
+      expect(bn.accuracies.map(([step]) => step)).toEqual([10, 150]);
+      expect(plain.accuracies.map(([step]) => step)).toEqual([10, 150]);
+      const seconds = (r: typeof bn) => `${r.busySeconds.toFixed(0)} s training, ${r.evalSeconds.toFixed(0)} s validating`;
+      console.log(
+        `validation accuracy at steps 10 and 150: ${bn.accuracies.map(([, a]) => (100 * a).toFixed(1)).join(', ')}% with BN (${seconds(bn)}), ` +
+          `${plain.accuracies.map(([, a]) => (100 * a).toFixed(1)).join(', ')}% without (${seconds(plain)})`,
+      );
       expect(bn.valAccuracy).toBeGreaterThanOrEqual(MIN_BN_ACCURACY);
       expect(bn.valAccuracy - plain.valAccuracy).toBeGreaterThanOrEqual(MIN_MARGIN);
       expect(bn.trainLoss).toBeLessThan(plain.trainLoss);
       // What the page shows agrees with what it published.
       const shown = await page.$$eval('.val-accuracy', (els) => els.map((e) => e.textContent));
       expect(shown).toEqual([bn, plain].map((r) => `${(100 * r.valAccuracy).toFixed(1)}%`));
+
+      // Legends: off the charts, the training charts' legends show the last step's values; the scaling chart's is empty.
+      const legends = await legendValues(page);
+      expect(legends['loss-plot']).toEqual(['150', bn.trainLoss.toFixed(3), plain.trainLoss.toFixed(3)]);
+      expect(legends['accuracy-plot']).toEqual(['150', ...[bn, plain].map((r) => `${(100 * r.valAccuracy).toFixed(1)}%`)]);
+      // Under the cursor: the values there, or nothing where a series has no point (never "--" or NaN).
+      for (const id of ['loss-plot', 'accuracy-plot', 'scaling-plot']) {
+        for (const fraction of [0.2, 0.5, 0.8]) {
+          const plot = (await page.$(`#${id} .u-over`))!;
+          await plot.scrollIntoViewIfNeeded();
+          const box = (await plot.boundingBox())!;
+          await page.mouse.move(box.x + fraction * box.width, box.y + box.height / 2);
+          await page.evaluate(() => new Promise(requestAnimationFrame));
+          const values = (await legendValues(page))[id];
+          expect(values[0], `${id} at ${fraction}: the step under the cursor`).toMatch(/^\d[\d,]*$/);
+          for (const v of values) expect(v, `${id} at ${fraction}: ${values.join(' | ')}`).toMatch(LEGEND_VALUE);
+        }
+      }
+      await page.mouse.move(0, 0);
 
       // The seeds' Keras summary table.
       expect(await page.textContent('#total-params')).toBe('38,910');
@@ -96,16 +214,41 @@ describe('training demo in chromium (WebGPU on SwiftShader)', () => {
       expect(rows).toContainEqual(['batch_normalization_3 (BatchNormalization)', '(None, 100)', '400', '200']);
       expect(rows).toContainEqual(['dense_1 (Dense)', '(None, 100)', '32,100', '32,100']);
 
-      // Feature scaling: the raw Hessian is as badly conditioned as the notes say (9.2e4), scaling fixes it.
-      const [raw, minMax, standardized] = state.scaling!;
+      // Feature scaling: the raw Hessian is as badly conditioned as the notes say (9.2e4); the notes'
+      // change of units (thousands of dollars, feet) helps (281.7 in the notes; about 303 for the
+      // population; λmax/λmin of this sample of 1000), scaling fixes it.
+      expect(state.scaling!.map((r) => r.key)).toEqual(['raw', 'units', 'min-max', 'standardize']);
+      const [raw, units, minMax, standardized] = state.scaling!;
+      console.log(
+        `feature scaling: ${state.scaling!.map((r) => `${r.key} condition number ${r.conditionNumber.toPrecision(4)}, ${r.steps} GD steps`).join('; ')}`,
+      );
       expect(raw.conditionNumber).toBeGreaterThan(5e4);
       expect(raw.conditionNumber).toBeLessThan(2e5);
+      expect(units.conditionNumber).toBeGreaterThan(250);
+      expect(units.conditionNumber).toBeLessThan(360);
+      // The same people in other units: H near the notes' [[9.1, 17.2], [17.2, 33.1]].
+      const [h11, h12, , h22] = units.hessian;
+      expect(h11).toBeGreaterThan(8.6);
+      expect(h11).toBeLessThan(9.7);
+      expect(h12).toBeGreaterThan(16.6);
+      expect(h12).toBeLessThan(17.9);
+      expect(h22).toBeGreaterThan(32.5);
+      expect(h22).toBeLessThan(33.8);
       expect(standardized.conditionNumber).toBeLessThan(1.5);
       expect(minMax.conditionNumber).toBeLessThan(raw.conditionNumber / 100);
+      expect(minMax.conditionNumber).toBeLessThan(units.conditionNumber);
       expect(raw.steps).not.toBeNull();
       expect(standardized.steps!).toBeLessThan(minMax.steps!);
+      expect(minMax.steps!).toBeLessThan(units.steps!);
+      expect(units.steps!).toBeLessThan(raw.steps! / 100);
       expect(minMax.steps!).toBeLessThan(raw.steps! / 100);
-      expect(await page.$$eval('#scaling-results tbody tr', (trs) => trs.length)).toBe(3);
+      const table = await page.$$eval('#scaling-results tbody tr', (trs) => trs.map((tr) => Array.from(tr.children, (td) => td.textContent!.trim())));
+      expect(table).toHaveLength(4);
+      const unitsRow = table[1];
+      expect(unitsRow[0]).toBe('Change of units (thousands of dollars, feet)');
+      expect(Number(unitsRow[2])).toBeCloseTo(units.conditionNumber, 0);
+      expect(unitsRow[3]).toBe('281.7');
+      expect(unitsRow[4]).toBe(units.steps!.toLocaleString('en-US'));
       expect(await page.$$eval('.uplot', (plots) => plots.length)).toBe(3);
       expect(errors).toEqual([]);
       await page.close();
@@ -113,13 +256,40 @@ describe('training demo in chromium (WebGPU on SwiftShader)', () => {
     600_000,
   );
 
-  it('says so, instead of a blank page, when the browser has no WebGPU', async () => {
-    const page = await site.browser.newPage();
-    await page.addInitScript(() => delete (Navigator.prototype as { gpu?: unknown }).gpu);
-    await page.goto(site.url);
-    await page.waitForFunction(() => window.demoState?.status === 'no-webgpu');
-    expect(await page.textContent('#status')).toContain('This browser has no WebGPU');
-    expect(await page.isHidden('#app')).toBe(true);
-    await page.close();
-  });
+  /** What both pages must tell a visitor without WebGPU: where it runs, the flag, a secure context; no apt-get. */
+  const expectBrowserAdvice = (text: string) => {
+    for (const words of ['Chrome and Edge 113', 'Safari 26', 'Firefox 141', 'chrome://flags/#enable-unsafe-webgpu', 'https', 'localhost']) {
+      expect(text).toContain(words);
+    }
+    expect(text).not.toContain('apt-get');
+    expect(text).not.toContain('Vulkan ICD');
+  };
+
+  for (const [what, init, headline] of [
+    ['has no WebGPU', () => delete (Navigator.prototype as { gpu?: unknown }).gpu, 'This browser has no WebGPU'],
+    ['offers no GPU adapter', () => (GPU.prototype.requestAdapter = async () => null), 'offered no GPU adapter'],
+  ] as const) {
+    it(`tells a browser visitor what to do, instead of a blank page or apt-get, when the browser ${what}`, async () => {
+      const page = await site.browser.newPage();
+      await page.addInitScript(init);
+      await page.goto(site.url);
+      await page.waitForFunction(() => window.demoState?.status === 'no-webgpu');
+      const status = (await page.textContent('#status'))!;
+      expect(status).toContain(headline);
+      expectBrowserAdvice(status);
+      expect(await page.isHidden('#app')).toBe(true);
+      mkdirSync('test/output', { recursive: true });
+      await page.screenshot({ path: `test/output/demo-no-webgpu-${what.replace(/ /g, '-')}.png`, fullPage: true });
+
+      await page.goto(`${site.url}check.html`);
+      await page.waitForFunction(() => window.demoResult !== undefined);
+      const result = (await page.evaluate(() => window.demoResult)) as DemoResult;
+      expect(result.ok).toBe(false);
+      expect(result.cases).toEqual([]);
+      const checkStatus = (await page.textContent('#status'))!;
+      expect(checkStatus).toContain(headline);
+      expectBrowserAdvice(checkStatus);
+      await page.close();
+    });
+  }
 });
