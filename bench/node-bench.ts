@@ -468,7 +468,8 @@ export interface PeerResult {
   cuda?: string;
   cudnn?: number | null;
   device?: string;
-  driver?: string | null;
+  /** Set when the peer stopped early; rows holds what it measured before. */
+  error?: string;
   rows?: Array<{ layout: Layout; shape: number[]; mode: Mode; impl: string; k: number; inner?: number; gpu: Summary | null; bytes: number; gbPerS: number | null; maxError: number | null; ok: boolean; error?: string }>;
 }
 
@@ -700,9 +701,11 @@ export async function main(argv: string[]): Promise<number> {
     log(`PyTorch peer: ${o.python} bench/pytorch_peer.py${o.torchCompile ? ' (with torch.compile)' : ''}`);
     peer = await runPeer(o);
     log(peer.available ? `PyTorch peer: torch ${peer.torch}, CUDA ${peer.cuda}, cuDNN ${peer.cudnn}, ${peer.device}` : `PyTorch peer: not run: ${peer.reason}`);
+    if (peer.error) log(`PyTorch peer stopped early: ${peer.error}`);
   }
 
   const table = makeTable(rows, peer, compare);
+  const peerNote = !peer ? '' : peer.available ? `PyTorch ${peer.torch} (CUDA ${peer.cuda}, cuDNN ${peer.cudnn}) on ${peer.device}.${peer.error ? ` It stopped early: ${peer.error}.` : ''}` : `PyTorch peer not run: ${peer.reason}.`;
   const roofline = rooflineCheck(rows, peer);
   const bad = rows.filter((r) => !r.ok);
   const result = {
@@ -736,13 +739,14 @@ export async function main(argv: string[]): Promise<number> {
   console.log(`\n${adapterName}; ${result.machine.cpus} CPUs, ${result.machine.cpuModel}; commit ${commit}; ${result.date}`);
   console.log(`GPU time per call (${timer.method}), median of ${o.samples}; roofline × = time / fastest copy's time; "vs" columns: other time / ours (> 1: ours faster).\n`);
   console.log(table);
+  if (peerNote) console.log(`\n${peerNote}`);
   if (roofline.length) console.log(`\nRoofline check against PyTorch's copy (tensors >= 25 MB):\n${roofline.map((l) => `  ${l}`).join('\n')}`);
 
   const outPath = o.out ? resolve(o.out) : process.env.OUT ? join(process.env.OUT, `results-node-${slug}.json`) : resolve(`bench/results-node-${slug}.json`);
   mkdirSync(dirname(outPath), { recursive: true });
   writeFileSync(outPath, `${JSON.stringify(result, null, 2)}\n`);
   const mdPath = outPath.replace(/\.json$/, '') + '.md';
-  writeFileSync(mdPath, `# bench:node on ${adapterName}\n\n${driver ? `Driver: ${driver}. ` : ''}Commit ${commit}, ${result.date}, Node ${process.version}, webgpu ${result.webgpu}.\n\n${table}\n`);
+  writeFileSync(mdPath, `# bench:node on ${adapterName}\n\n${driver ? `Driver: ${driver}. ` : ''}Commit ${commit}, ${result.date}, Node ${process.version}, webgpu ${result.webgpu}.${peerNote ? ` ${peerNote}` : ''}\n\n${table}\n${roofline.length ? `\nRoofline check against PyTorch's copy (tensors >= 25 MB):\n\n${roofline.map((l) => `- ${l}`).join('\n')}\n` : ''}`);
   console.log(`\nwrote ${outPath} and ${mdPath}`);
 
   if (failure) {
