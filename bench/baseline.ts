@@ -1,5 +1,5 @@
 /**
- * The two-pass baseline (baseline.wgsl) and the copy kernel (copy.wgsl) on caller buffers.
+ * The two-pass baseline (baseline.wgsl) and the copy kernels (copy.wgsl) on caller buffers.
  */
 import baselineWgsl from './baseline.wgsl?raw';
 import copyWgsl from './copy.wgsl?raw';
@@ -75,6 +75,36 @@ export class CopyKernel {
   encode(encoder: GPUCommandEncoder, src: GPUBuffer, dst: GPUBuffer): void {
     const pass = encoder.beginComputePass({ label: 'roofline copy' });
     dispatchPipeline(this.device, pass, this.pipeline, Math.ceil(dst.size / 16 / 256), { 0: src, 1: dst });
+    pass.end();
+  }
+}
+
+/** The copy kernels of copy.wgsl: entry point, vec4s each thread copies, and a fixed grid (grid-stride). */
+export const COPY_VARIANTS = {
+  'copy vec4': { entry: 'copy', perThread: 1, grid: 0 },
+  'copy vec4x4': { entry: 'copy_x4', perThread: 4, grid: 0 },
+  'copy vec4x8': { entry: 'copy_x8', perThread: 8, grid: 0 },
+  'copy grid-stride': { entry: 'copy_grid', perThread: 1, grid: 4096 },
+} as const;
+export type CopyVariant = keyof typeof COPY_VARIANTS;
+
+/** Every copy kernel of copy.wgsl; each copies all of `dst` (whole vec4s) from the start of `src`. */
+export class CopyKernels {
+  private readonly pipelines = new Map<CopyVariant, GPUComputePipeline>();
+
+  constructor(private readonly device: GPUDevice) {
+    const module = device.createShaderModule({ label: 'copy.wgsl', code: copyWgsl });
+    for (const [name, v] of Object.entries(COPY_VARIANTS) as [CopyVariant, (typeof COPY_VARIANTS)[CopyVariant]][]) {
+      this.pipelines.set(name, device.createComputePipeline({ label: `roofline ${name}`, layout: 'auto', compute: { module, entryPoint: v.entry } }));
+    }
+  }
+
+  /** Records one copy in a compute pass of its own. */
+  encode(encoder: GPUCommandEncoder, variant: CopyVariant, src: GPUBuffer, dst: GPUBuffer): void {
+    const v = COPY_VARIANTS[variant];
+    const needed = Math.ceil(dst.size / 16 / (256 * v.perThread));
+    const pass = encoder.beginComputePass({ label: `roofline ${variant}` });
+    dispatchPipeline(this.device, pass, this.pipelines.get(variant)!, v.grid ? Math.min(needed, v.grid) : needed, { 0: src, 1: dst });
     pass.end();
   }
 }

@@ -16,6 +16,16 @@ export const CASES: BenchCase[] = [
   { layout: 'NHWC', shape: [64, 14, 14, 256] },
 ];
 
+/** Large tensors (hundreds of MB) that only bench:node runs: where the roofline is HBM's. */
+export const LARGE_CASES: BenchCase[] = [
+  { layout: 'NCHW', shape: [64, 64, 112, 112] },
+  { layout: 'NHWC', shape: [64, 112, 112, 64] },
+  { layout: 'NC', shape: [65536, 1024] },
+];
+
+/** bench:node's default cases: the browser benchmark's seven, then the large ones. */
+export const NODE_CASES: BenchCase[] = [...CASES, ...LARGE_CASES];
+
 /** A smaller set for a quick look: `npm run bench -- --quick`. */
 export const QUICK_CASES: BenchCase[] = [CASES[0], CASES[4], { layout: 'NC', shape: [512, 256] }];
 

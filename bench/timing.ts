@@ -51,9 +51,14 @@ export class GpuTimer {
 
   /** Runs `record` once and measures it. */
   async sample(record: (encoder: GPUCommandEncoder) => void): Promise<Sample> {
+    return this.sampleRepeated(record, 1);
+  }
+
+  /** Records `record` `k` times into one encoder between the two timestamp writes and measures all k. */
+  async sampleRepeated(record: (encoder: GPUCommandEncoder) => void, k: number): Promise<Sample> {
     const encoder = this.device.createCommandEncoder({ label: 'bench iteration' });
     if (this.querySet) encoder.beginComputePass({ timestampWrites: { querySet: this.querySet, beginningOfPassWriteIndex: 0 } }).end();
-    record(encoder);
+    for (let i = 0; i < k; i++) record(encoder);
     if (this.querySet && this.resolve && this.readback) {
       encoder.beginComputePass({ timestampWrites: { querySet: this.querySet, endOfPassWriteIndex: 1 } }).end();
       encoder.resolveQuerySet(this.querySet, 0, 2, this.resolve, 0);
