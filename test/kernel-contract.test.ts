@@ -6,7 +6,7 @@
 import { readFileSync, readdirSync } from 'node:fs';
 import { fileURLToPath } from 'node:url';
 import { describe, expect, it } from 'vitest';
-import { ACTIVATIONS, BINDINGS, KERNEL_CONSTANTS, STRUCTS, structBytes, type ShaderName } from '../src/kernels/contract.js';
+import { ACTIVATIONS, BINDINGS, COEF_PLANES, KERNEL_CONSTANTS, STRUCTS, structBytes, type ShaderName } from '../src/kernels/contract.js';
 import { KERNELS } from '../src/kernels/pipelines.js';
 import { TENSOR_STORAGES, shaderSource } from '../src/kernels/shaders.js';
 
@@ -76,6 +76,13 @@ describe('shared constants', () => {
   it('each KERNEL_CONSTANTS value is the WGSL const of the same name', () => {
     for (const [name, value] of Object.entries(KERNEL_CONSTANTS)) {
       expect(common, name).toMatch(new RegExp(`const\\s+${name}\\s*:\\s*u32\\s*=\\s*${value}u\\s*;`));
+    }
+  });
+
+  it('each COEF_PLANES entry is the WGSL COEF_<FIELD> plane, in ChannelCoef order', () => {
+    for (const [field, plane] of Object.entries(COEF_PLANES)) {
+      expect(common, field).toMatch(new RegExp(`const\\s+COEF_${field.toUpperCase()}\\s*:\\s*u32\\s*=\\s*${plane}u\\s*;`));
+      expect(Object.keys(STRUCTS.ChannelCoef).indexOf(field), field).toBe(plane);
     }
   });
 

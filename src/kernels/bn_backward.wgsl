@@ -12,15 +12,37 @@
 // input_grad:        one thread per slot (1, 2 or 4 elements) -> dx
 //                    (input_grad_channels_last_vec4: one thread per (channel group, row lane))
 
-// The forward pass's coefficients.
-@group(0) @binding(5) var<storage, read> coef: array<ChannelCoef>;
+// The forward pass's coefficients (ChannelCoef planes, common.wgsl).
+@group(0) @binding(5) var<storage, read> coef: array<vec4f>;
 @group(0) @binding(6) var<storage, read_write> partials: array<vec4f>;
 @group(0) @binding(7) var<storage, read> gamma: array<f32>;
 @group(0) @binding(8) var<storage, read_write> dgamma: array<f32>;
 @group(0) @binding(9) var<storage, read_write> dbeta: array<f32>;
-// Per channel (k, q, p - mean * q, shift): dx = k * dy - (x - shift) * q - (p - mean * q).
+// Per channel (k, q, p - mean * q, shift): dx = k * dy - (x - shift) * q - (p - mean * q), as
+// four planes like the ChannelCoef planes.
 @group(0) @binding(10) var<storage, read_write> grad_coef: array<vec4f>;
 @group(0) @binding(11) var<storage, read> grad_coef_in: array<vec4f>;
+
+fn coef_field(f: u32, c: u32) -> f32 {
+  let s = plane_slot(f, c);
+  return coef[s.x][s.y];
+}
+
+// The fields the backward kernels read.
+fn load_coef(c: u32) -> ChannelCoef {
+  return ChannelCoef(coef_field(COEF_SHIFT, c), coef_field(COEF_MEAN, c), 0.0, coef_field(COEF_INVSTD, c),
+                     coef_field(COEF_SCALE, c), coef_field(COEF_BETA, c), 0.0, 0.0);
+}
+
+// (k, q, p', shift) of channel c.
+fn load_grad_coef(c: u32) -> vec4f {
+  var t: vec4f;
+  for (var f = 0u; f < 4u; f++) {
+    let s = plane_slot(f, c);
+    t[f] = grad_coef_in[s.x][s.y];
+  }
+  return t;
+}
 
 var<workgroup> sums: array<vec2f, RWG>;
 
@@ -37,13 +59,13 @@ fn reduce_sums(lid: u32) {
 // positive; that value is recomputed from x exactly as normalize computed it.
 fn relu_gate(dy: f32, x: f32, c: u32) -> f32 {
   if (ACTIVATION == 0u) { return dy; }
-  let k = coef[c];
+  let k = load_coef(c);
   return select(0.0, dy, ((x - k.shift) - k.mean) * k.scale + k.beta > 0.0);
 }
 
 fn relu_gate4(dy: vec4f, x: vec4f, c: u32) -> vec4f {
   if (ACTIVATION == 0u) { return dy; }
-  let k = coef[c];
+  let k = load_coef(c);
   return select(vec4f(0.0), dy, ((x - k.shift) - k.mean) * k.scale + k.beta > vec4f(0.0));
 }
 
@@ -57,8 +79,8 @@ fn partial_grad_sums(@builtin(workgroup_id) wid: vec3u,
   if (c >= params.channels) { return; }
   let start = chunk.y;
   let end = chunk.z;
-  let shift = coef[c].shift;
-  let mean = coef[c].mean;
+  let shift = coef_field(COEF_SHIFT, c);
+  let mean = coef_field(COEF_MEAN, c);
 
   var acc = vec2f(0.0);
   if (params.inner % 4u == 0u) {
@@ -99,8 +121,8 @@ fn partial_grad_sums_channels_last(@builtin(workgroup_id) wid: vec3u,
   if (block >= params.chunks || c >= params.channels) { return; }
   let start = block * ROWS;
   let end = min(start + ROWS, params.outer);
-  let shift = coef[c].shift;
-  let mean = coef[c].mean;
+  let shift = coef_field(COEF_SHIFT, c);
+  let mean = coef_field(COEF_MEAN, c);
 
   var acc = vec2f(0.0);
   for (var o = start; o < end; o++) {
@@ -113,7 +135,8 @@ fn partial_grad_sums_channels_last(@builtin(workgroup_id) wid: vec3u,
 }
 
 fn group_coef(c: u32) -> GroupCoef {
-  return group_coef_of(coef[c], coef[c + 1u], coef[c + 2u], coef[c + 3u]);
+  return GroupCoef(coef[plane_group(COEF_SHIFT, c)], coef[plane_group(COEF_MEAN, c)],
+                   coef[plane_group(COEF_SCALE, c)], coef[plane_group(COEF_BETA, c)]);
 }
 
 // relu_gate4 for a channel group.
@@ -180,7 +203,7 @@ fn finalize_grads(@builtin(workgroup_id) wid: vec3u,
 
   let sum_dy = sums[0].x;
   let sum_dy_xmu = sums[0].y;
-  let invstd = coef[c].invstd;
+  let invstd = coef_field(COEF_INVSTD, c);
   dbeta[c] = sum_dy;
   dgamma[c] = sum_dy_xmu * invstd;
 
@@ -192,7 +215,11 @@ fn finalize_grads(@builtin(workgroup_id) wid: vec3u,
     q = k * invstd * invstd * sum_dy_xmu / n;
     p = k * sum_dy / n;
   }
-  grad_coef[c] = vec4f(k, q, p - coef[c].mean * q, coef[c].shift);
+  let t = vec4f(k, q, p - coef_field(COEF_MEAN, c) * q, coef_field(COEF_SHIFT, c));
+  for (var f = 0u; f < 4u; f++) {
+    let s = plane_slot(f, c);
+    grad_coef[s.x][s.y] = t[f];
+  }
 }
 
 @compute @workgroup_size(WG)
@@ -207,19 +234,19 @@ fn input_grad(@builtin(workgroup_id) wid: vec3u,
   var out = vec4f(0.0);
   if (SLOT == 1u) {
     let c = channel_of(first);
-    let t = grad_coef_in[c];
+    let t = load_grad_coef(c);
     out.x = t.x * relu_gate(g.x, v.x, c) - (v.x - t.w) * t.y - t.z;
   } else if (params.inner % SLOT == 0u) {
     // The slot's elements share one channel.
     let c = channel_of(first);
-    let t = grad_coef_in[c];
+    let t = load_grad_coef(c);
     out = t.x * relu_gate4(g, v, c) - (v - t.w) * t.y - t.z;
   } else {
     for (var k = 0u; k < SLOT; k++) {
       let e = first + k;
       if (e < params.total) {
         let c = channel_of(e);
-        let t = grad_coef_in[c];
+        let t = load_grad_coef(c);
         out[k] = t.x * relu_gate(g[k], v[k], c) - (v[k] - t.w) * t.y - t.z;
       }
     }
@@ -237,15 +264,11 @@ fn input_grad_channels_last_vec4(@builtin(workgroup_id) wid: vec3u,
   if (g.x >= g.z) { return; }
   let c = g.y;
   let k = group_coef(c);
-  let t0 = grad_coef_in[c];
-  let t1 = grad_coef_in[c + 1u];
-  let t2 = grad_coef_in[c + 2u];
-  let t3 = grad_coef_in[c + 3u];
-  // dx = kk * dy - (x - shift) * q - p', per channel (see finalize_grads).
-  let kk = vec4f(t0.x, t1.x, t2.x, t3.x);
-  let q = vec4f(t0.y, t1.y, t2.y, t3.y);
-  let p = vec4f(t0.z, t1.z, t2.z, t3.z);
-  let shift = vec4f(t0.w, t1.w, t2.w, t3.w);
+  // dx = kk * dy - (x - shift) * q - p', per channel (see finalize_grads): one vec4 per plane.
+  let kk = grad_coef_in[plane_group(0u, c)];
+  let q = grad_coef_in[plane_group(1u, c)];
+  let p = grad_coef_in[plane_group(2u, c)];
+  let shift = grad_coef_in[plane_group(3u, c)];
   for (var r = g.x; r < params.outer; r += g.z) {
     let e = r * params.channels + c;
     let v = load_x4(e);

@@ -10,8 +10,20 @@
 @group(0) @binding(6) var<storage, read> running_var: array<f32>;
 @group(0) @binding(7) var<storage, read> gamma: array<f32>;
 @group(0) @binding(8) var<storage, read> beta: array<f32>;
-@group(0) @binding(9) var<storage, read_write> coef: array<ChannelCoef>;
-@group(0) @binding(10) var<storage, read> coef_in: array<ChannelCoef>;
+// ChannelCoef planes (common.wgsl).
+@group(0) @binding(9) var<storage, read_write> coef: array<vec4f>;
+@group(0) @binding(10) var<storage, read> coef_in: array<vec4f>;
+
+fn coef_in_field(f: u32, c: u32) -> f32 {
+  let s = plane_slot(f, c);
+  return coef_in[s.x][s.y];
+}
+
+// The fields normalize reads.
+fn load_coef_in(c: u32) -> ChannelCoef {
+  return ChannelCoef(coef_in_field(COEF_SHIFT, c), coef_in_field(COEF_MEAN, c), 0.0, 0.0,
+                     coef_in_field(COEF_SCALE, c), coef_in_field(COEF_BETA, c), 0.0, 0.0);
+}
 
 @compute @workgroup_size(WG)
 fn coef_from_running(@builtin(workgroup_id) wid: vec3u,
@@ -21,7 +33,11 @@ fn coef_from_running(@builtin(workgroup_id) wid: vec3u,
   if (c >= params.channels) { return; }
   let variance = running_var[c];
   let invstd = inverseSqrt(variance + params.eps);
-  coef[c] = ChannelCoef(running_mean[c], 0.0, variance, invstd, gamma[c] * invstd, beta[c], 0.0, 0.0);
+  let fields = coef_fields(ChannelCoef(running_mean[c], 0.0, variance, invstd, gamma[c] * invstd, beta[c], 0.0, 0.0));
+  for (var f = 0u; f < 6u; f++) {
+    let s = plane_slot(f, c);
+    coef[s.x][s.y] = fields[f];
+  }
 }
 
 @compute @workgroup_size(WG)
@@ -34,18 +50,18 @@ fn normalize(@builtin(workgroup_id) wid: vec3u,
   let v = load_x_slot(slot);
   var out = vec4f(0.0);
   if (SLOT == 1u) {
-    let c = channel_of(first);
-    out.x = ((v.x - coef_in[c].shift) - coef_in[c].mean) * coef_in[c].scale + coef_in[c].beta;
+    let k = load_coef_in(channel_of(first));
+    out.x = ((v.x - k.shift) - k.mean) * k.scale + k.beta;
   } else if (params.inner % SLOT == 0u) {
     // The slot's elements share one channel: one set of coefficients, vector arithmetic.
-    let c = channel_of(first);
-    out = ((v - coef_in[c].shift) - coef_in[c].mean) * coef_in[c].scale + coef_in[c].beta;
+    let k = load_coef_in(channel_of(first));
+    out = ((v - k.shift) - k.mean) * k.scale + k.beta;
   } else {
     for (var k = 0u; k < SLOT; k++) {
       let e = first + k;
       if (e < params.total) {
-        let c = channel_of(e);
-        out[k] = ((v[k] - coef_in[c].shift) - coef_in[c].mean) * coef_in[c].scale + coef_in[c].beta;
+        let kc = load_coef_in(channel_of(e));
+        out[k] = ((v[k] - kc.shift) - kc.mean) * kc.scale + kc.beta;
       }
     }
   }
@@ -64,7 +80,8 @@ fn normalize_channels_last_vec4(@builtin(workgroup_id) wid: vec3u,
   let g = group_thread(wid, nwg, lid); // (row lane, first channel, lanes)
   if (g.x >= g.z) { return; }
   let c = g.y;
-  let k = group_coef_of(coef_in[c], coef_in[c + 1u], coef_in[c + 2u], coef_in[c + 3u]);
+  let k = GroupCoef(coef_in[plane_group(COEF_SHIFT, c)], coef_in[plane_group(COEF_MEAN, c)],
+                    coef_in[plane_group(COEF_SCALE, c)], coef_in[plane_group(COEF_BETA, c)]);
   for (var r = g.x; r < params.outer; r += g.z) {
     let e = r * params.channels + c;
     var out = ((load_x4(e) - k.shift) - k.mean) * k.scale + k.beta;

@@ -15,7 +15,7 @@
 @group(0) @binding(8) var<storage, read_write> running_mean: array<f32>;
 @group(0) @binding(9) var<storage, read_write> running_var: array<f32>;
 @group(0) @binding(10) var<storage, read_write> batches_tracked: array<u32>;
-@group(0) @binding(11) var<storage, read_write> coef: array<ChannelCoef>;
+@group(0) @binding(11) var<storage, read_write> coef: array<vec4f>; // ChannelCoef planes (common.wgsl)
 // Set when any channel of the current training pass has a non-finite mean or variance.
 @group(0) @binding(12) var<storage, read_write> non_finite: atomic<u32>;
 
@@ -170,7 +170,11 @@ fn finalize_stats(@builtin(workgroup_id) wid: vec3u,
     }
   }
   let invstd = inverseSqrt(variance + params.eps);
-  coef[c] = ChannelCoef(shift, mean, variance, invstd, gamma[c] * invstd, beta[c], 0.0, 0.0);
+  let fields = coef_fields(ChannelCoef(shift, mean, variance, invstd, gamma[c] * invstd, beta[c], 0.0, 0.0));
+  for (var f = 0u; f < 6u; f++) {
+    let s = plane_slot(f, c);
+    coef[s.x][s.y] = fields[f];
+  }
 }
 
 // running = (1 - f) * running + f * batch (f = momentum, or 1 / (batches + 1) for the cumulative
@@ -186,15 +190,17 @@ fn update_running(@builtin(workgroup_id) wid: vec3u,
   if (f < 0.0) {
     f = 1.0 / f32(batches_tracked[0] + 1u);
   }
-  let k = coef[c];
+  let shift = coef[plane_slot(COEF_SHIFT, c).x][plane_slot(COEF_SHIFT, c).y];
+  let mean = coef[plane_slot(COEF_MEAN, c).x][plane_slot(COEF_MEAN, c).y];
+  let variance = coef[plane_slot(COEF_VARIANCE, c).x][plane_slot(COEF_VARIANCE, c).y];
   let n = f32(params.count);
   let unbias = select(1.0, n / (n - 1.0), params.unbiased_running == 1u);
   // Written out rather than mix(): WGSL leaves mix's formula to the backend, and
   // running + f * (batch - running) (SwiftShader's) rounds to the spacing of numbers near the
   // old value, which loses the new value when it is far smaller (momentum 1, the cumulative
   // average's first step, a large drop). Each product here rounds relative to itself.
-  running_mean[c] = (1.0 - f) * running_mean[c] + f * (k.shift + k.mean);
-  running_var[c] = (1.0 - f) * running_var[c] + f * (k.variance * unbias);
+  running_mean[c] = (1.0 - f) * running_mean[c] + f * (shift + mean);
+  running_var[c] = (1.0 - f) * running_var[c] + f * (variance * unbias);
 }
 
 @compute @workgroup_size(1)

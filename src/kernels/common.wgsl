@@ -22,6 +22,10 @@ struct Params {
 // Per-channel coefficients of a forward pass. Data is reduced and normalized relative to `shift`,
 // one value of the channel itself: x - shift is exact in float32 when the channel's values are
 // close to each other (Sterbenz), so a large common offset costs no precision.
+//
+// In a buffer (`saved`, 8 floats per channel) they are planes: field f of channel c is float
+// f * channels + c, read and written as array<vec4f>, so that one field of four consecutive
+// channels (C % 4 == 0) is one vec4 and a warp's loads of it are contiguous.
 struct ChannelCoef {
   shift: f32,
   mean: f32,      // mean of x - shift
@@ -93,9 +97,28 @@ struct GroupCoef {
   beta: vec4f,
 }
 
-fn group_coef_of(k0: ChannelCoef, k1: ChannelCoef, k2: ChannelCoef, k3: ChannelCoef) -> GroupCoef {
-  return GroupCoef(vec4f(k0.shift, k1.shift, k2.shift, k3.shift), vec4f(k0.mean, k1.mean, k2.mean, k3.mean),
-                   vec4f(k0.scale, k1.scale, k2.scale, k3.scale), vec4f(k0.beta, k1.beta, k2.beta, k3.beta));
+// Fields of ChannelCoef kept in a buffer, in plane order.
+const COEF_SHIFT: u32 = 0u;
+const COEF_MEAN: u32 = 1u;
+const COEF_VARIANCE: u32 = 2u;
+const COEF_INVSTD: u32 = 3u;
+const COEF_SCALE: u32 = 4u;
+const COEF_BETA: u32 = 5u;
+
+// Where field f of channel c lives in a planar coefficient buffer of `fields` planes over
+// params.channels channels: (vec4 index, component).
+fn plane_slot(f: u32, c: u32) -> vec2u {
+  let i = f * params.channels + c;
+  return vec2u(i >> 2u, i & 3u);
+}
+
+// The vec4 of field f for channels c .. c + 3 (c % 4 == 0, channels % 4 == 0).
+fn plane_group(f: u32, c: u32) -> u32 {
+  return (f * params.channels + c) >> 2u;
+}
+
+fn coef_fields(k: ChannelCoef) -> array<f32, 6> {
+  return array<f32, 6>(k.shift, k.mean, k.variance, k.invstd, k.scale, k.beta);
 }
 
 // Their reductions: a workgroup of WG threads covers a tile of `width` = min(G, RWG) groups and

@@ -42,7 +42,7 @@ export const STRUCTS = {
     update_non_finite: 'u32',
     unbiased_running: 'u32',
   },
-  /** common.wgsl: per-channel coefficients of a forward pass (the `saved` buffer). */
+  /** common.wgsl: per-channel coefficients of a forward pass (kept in buffers as planes: COEF_PLANES). */
   ChannelCoef: { shift: 'f32', mean: 'f32', variance: 'f32', invstd: 'f32', scale: 'f32', beta: 'f32', _pad0: 'f32', _pad1: 'f32' },
   /** feature_scaling.wgsl: a feature's accumulated statistics (FeatureScaler's state). */
   ScaleState: { shift: 'f32', mean: 'f32', m2: 'f32', count: 'u32', min: 'f32', max: 'f32', _pad0: 'f32', _pad1: 'f32' },
@@ -104,6 +104,13 @@ export const KERNEL_CONSTANTS = {
   /** Rows of a channels-last partial workgroup. */
   ROWS: 256,
 } as const;
+
+/**
+ * The planes of a coefficient buffer (`saved`, and FeatureScaler's coefficients): field f of
+ * channel c is float f · C + c (COEF_* in common.wgsl), so that one field of four consecutive
+ * channels is one vec4. The buffer holds 8 planes (CHANNEL_COEF_BYTES per channel).
+ */
+export const COEF_PLANES = { shift: 0, mean: 1, variance: 2, invstd: 3, scale: 4, beta: 5 } as const;
 
 /** Values of the pipeline-overridable ACTIVATION constant (common.wgsl). */
 export const ACTIVATIONS = { none: 0, relu: 1 } as const;

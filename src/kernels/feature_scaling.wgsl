@@ -38,8 +38,9 @@ struct ScalePartial {
 
 @group(0) @binding(5) var<storage, read_write> partials: array<ScalePartial>;
 @group(0) @binding(6) var<storage, read_write> state: array<ScaleState>;
-@group(0) @binding(7) var<storage, read_write> coef: array<ChannelCoef>;
-@group(0) @binding(8) var<storage, read_write> inverse_coef: array<ChannelCoef>;
+// ChannelCoef planes (common.wgsl).
+@group(0) @binding(7) var<storage, read_write> coef: array<vec4f>;
+@group(0) @binding(8) var<storage, read_write> inverse_coef: array<vec4f>;
 @group(0) @binding(9) var<uniform> options: ScalingOptions;
 
 var<workgroup> wg_moments: array<vec3f, RWG>;
@@ -137,7 +138,12 @@ fn scaling_coefficients(@builtin(workgroup_id) wid: vec3u,
   }
   let scale = select(1.0 / spread, 1.0, spread == 0.0);
   let inverse = select(spread, 1.0, spread == 0.0);
-  coef[c] = ChannelCoef(shift, mean, variance, scale, scale, 0.0, 0.0, 0.0);
+  let forward = coef_fields(ChannelCoef(shift, mean, variance, scale, scale, 0.0, 0.0, 0.0));
   // x = y * spread + (shift + mean)
-  inverse_coef[c] = ChannelCoef(0.0, 0.0, variance, inverse, inverse, shift + mean, 0.0, 0.0);
+  let back = coef_fields(ChannelCoef(0.0, 0.0, variance, inverse, inverse, shift + mean, 0.0, 0.0));
+  for (var f = 0u; f < 6u; f++) {
+    let s = plane_slot(f, c);
+    coef[s.x][s.y] = forward[f];
+    inverse_coef[s.x][s.y] = back[f];
+  }
 }

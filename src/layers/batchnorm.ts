@@ -4,7 +4,7 @@
  * (ops/batchnorm.ts) into the caller's command encoder. The array API (forward, backward,
  * getState, ...) stages arrays through buffers of its own.
  */
-import { CHANNEL_COEF_BYTES, fieldWord } from '../kernels/contract.js';
+import { CHANNEL_COEF_BYTES, COEF_PLANES } from '../kernels/contract.js';
 import { recordBackward, recordForward, type BatchNormStateBuffers } from '../ops/batchnorm.js';
 import { batchNormPlan, type BatchNormMode } from '../ops/plan.js';
 import { Usage, regionOf, type TensorBuffer } from '../runtime/gpu.js';
@@ -362,13 +362,14 @@ export class BatchNorm {
       if (!this.lastForward) throw new Error('getBatchStats() needs a forward pass first');
       const [bytes] = await this.core.read([regionOf(this.state.saved, this.numFeatures * CHANNEL_COEF_BYTES)]);
       const coef = new Float32Array(bytes);
-      const stride = CHANNEL_COEF_BYTES / 4;
-      const [shift, mean, variance] = (['shift', 'mean', 'variance'] as const).map((field) => fieldWord('ChannelCoef', field));
-      const means = new Float64Array(this.numFeatures);
-      const variances = new Float64Array(this.numFeatures);
-      for (let c = 0; c < this.numFeatures; c++) {
-        means[c] = coef[c * stride + shift] + coef[c * stride + mean];
-        variances[c] = coef[c * stride + variance];
+      const C = this.numFeatures;
+      // Planes: field f of channel c at f * C + c (common.wgsl).
+      const [shift, mean, variance] = (['shift', 'mean', 'variance'] as const).map((field) => COEF_PLANES[field] * C);
+      const means = new Float64Array(C);
+      const variances = new Float64Array(C);
+      for (let c = 0; c < C; c++) {
+        means[c] = coef[shift + c] + coef[mean + c];
+        variances[c] = coef[variance + c];
       }
       return { mean: means, variance: variances };
     });

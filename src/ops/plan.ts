@@ -16,8 +16,8 @@ const { WG, RWG, CHUNK, ROWS } = KERNEL_CONSTANTS;
 
 // Dispatch sizes of the channels-last vec4 kernels, chosen for a large GPU (an H200 keeps 132 SMs
 // × 2048 threads resident and needs megabytes of loads in flight) and harmless on a small one.
-/** Threads an elementwise channels-last dispatch aims for. */
-const ELEMENTWISE_THREADS = 1 << 18;
+/** Threads an elementwise channels-last dispatch aims for (fewer than resident: each keeps its coefficients for several rows). */
+const ELEMENTWISE_THREADS = 1 << 17;
 /** Workgroups a channels-last reduction aims for. */
 const REDUCTION_WORKGROUPS = 1024;
 /** Runs of 4 rows a reduction lane takes at least, so that the partials stay small against the data. */
