@@ -4,10 +4,16 @@
 // channel's first value (see ChannelCoef).
 //
 // partial_stats:  one workgroup per (channel, chunk of CHUNK elements) -> partials[channel * chunks + chunk]
-//                 (partial_stats_channels_last and _vec4: the same for inner == 1, see there)
-// finalize_stats: one workgroup per channel; merges its partials into coef, flags non-finite batches
-// update_running: one thread per channel; running statistics, unless the batch was flagged
-// count_batch:    one thread; bumps num_batches_tracked (unless flagged) and clears the flag
+//                 (partial_stats_channels_last and _vec4: the same for inner == 1, see there);
+//                 also clears the non-finite flag for this pass
+// finalize_stats: one workgroup per channel; merges its partials into coef, flags non-finite
+//                 batches, and stores the channel's weight of this batch in the running update
+// update_running: one thread per channel; running statistics and num_batches_tracked, unless the
+//                 batch was flagged
+//
+// Each dispatch only reads what an earlier one wrote: the flag is cleared, set and read in three
+// dispatches, and num_batches_tracked is read by finalize_stats (for the cumulative average) and
+// bumped by update_running.
 
 @group(0) @binding(5) var<storage, read_write> partials: array<vec4f>;
 @group(0) @binding(6) var<storage, read> gamma: array<f32>;
@@ -20,6 +26,13 @@
 @group(0) @binding(12) var<storage, read_write> non_finite: atomic<u32>;
 
 var<workgroup> moments: array<vec3f, RWG>;
+
+// The first thread of a pass's partial reduction clears the non-finite flag of the last pass.
+fn clear_non_finite(wid: vec3u, nwg: vec3u, lid: u32) {
+  if (linear_workgroup(wid, nwg) == 0u && lid == 0u) {
+    atomicStore(&non_finite, 0u);
+  }
+}
 
 fn reduce_moments(lid: u32) {
   for (var stride = RWG / 2u; stride > 0u; stride = stride / 2u) {
@@ -34,6 +47,7 @@ fn reduce_moments(lid: u32) {
 fn partial_stats(@builtin(workgroup_id) wid: vec3u,
                  @builtin(num_workgroups) nwg: vec3u,
                  @builtin(local_invocation_index) lid: u32) {
+  clear_non_finite(wid, nwg, lid);
   let g = linear_workgroup(wid, nwg);
   let chunk = chunk_of(g);
   let c = chunk.x;
@@ -73,6 +87,7 @@ fn partial_stats(@builtin(workgroup_id) wid: vec3u,
 fn partial_stats_channels_last(@builtin(workgroup_id) wid: vec3u,
                                @builtin(num_workgroups) nwg: vec3u,
                                @builtin(local_invocation_index) lid: u32) {
+  clear_non_finite(wid, nwg, lid);
   let item = channels_last_item(wid, nwg, lid);
   let c = item.x;
   let block = item.y;
@@ -97,6 +112,7 @@ var<workgroup> group_moments: array<Moments4, WG>;
 fn partial_stats_channels_last_vec4(@builtin(workgroup_id) wid: vec3u,
                                     @builtin(num_workgroups) nwg: vec3u,
                                     @builtin(local_invocation_index) lid: u32) {
+  clear_non_finite(wid, nwg, lid);
   let t = row_tile(wid, nwg, lid);
   var acc = Moments4(vec4f(0.0), vec4f(0.0), 0.0);
   if (tile_in_range(t)) {
@@ -175,21 +191,30 @@ fn finalize_stats(@builtin(workgroup_id) wid: vec3u,
     let s = plane_slot(f, c);
     coef[s.x][s.y] = fields[f];
   }
+  // The batch's weight in the running update: momentum, or 1 / (batches + 1) for the cumulative
+  // average, read here because update_running bumps the count in its own dispatch.
+  var factor = params.momentum;
+  if (factor < 0.0) {
+    factor = 1.0 / f32(batches_tracked[0] + 1u);
+  }
+  let s = plane_slot(COEF_FACTOR, c);
+  coef[s.x][s.y] = factor;
 }
 
-// running = (1 - f) * running + f * batch (f = momentum, or 1 / (batches + 1) for the cumulative
-// average), with the unbiased (PyTorch) or biased (Keras) batch variance as Params selects.
+// running = (1 - f) * running + f * batch (f: the factor finalize_stats stored), with the unbiased
+// (PyTorch) or biased (Keras) batch variance as Params selects; and num_batches_tracked + 1. A
+// batch flagged non-finite changes neither, unless Params says to update anyway.
 @compute @workgroup_size(WG)
 fn update_running(@builtin(workgroup_id) wid: vec3u,
                   @builtin(num_workgroups) nwg: vec3u,
                   @builtin(local_invocation_index) lid: u32) {
   let c = linear_workgroup(wid, nwg) * WG + lid;
-  if (c >= params.channels) { return; }
   if (atomicLoad(&non_finite) != 0u && params.update_non_finite == 0u) { return; }
-  var f = params.momentum;
-  if (f < 0.0) {
-    f = 1.0 / f32(batches_tracked[0] + 1u);
+  if (c == 0u) {
+    batches_tracked[0] = batches_tracked[0] + 1u;
   }
+  if (c >= params.channels) { return; }
+  let f = coef[plane_slot(COEF_FACTOR, c).x][plane_slot(COEF_FACTOR, c).y];
   let shift = coef[plane_slot(COEF_SHIFT, c).x][plane_slot(COEF_SHIFT, c).y];
   let mean = coef[plane_slot(COEF_MEAN, c).x][plane_slot(COEF_MEAN, c).y];
   let variance = coef[plane_slot(COEF_VARIANCE, c).x][plane_slot(COEF_VARIANCE, c).y];
@@ -201,12 +226,4 @@ fn update_running(@builtin(workgroup_id) wid: vec3u,
   // average's first step, a large drop). Each product here rounds relative to itself.
   running_mean[c] = (1.0 - f) * running_mean[c] + f * (shift + mean);
   running_var[c] = (1.0 - f) * running_var[c] + f * (variance * unbias);
-}
-
-@compute @workgroup_size(1)
-fn count_batch() {
-  if (atomicLoad(&non_finite) == 0u || params.update_non_finite == 1u) {
-    batches_tracked[0] = batches_tracked[0] + 1u;
-  }
-  atomicStore(&non_finite, 0u);
 }

@@ -33,7 +33,7 @@ struct ChannelCoef {
   invstd: f32,    // 1 / sqrt(variance + eps)
   scale: f32,     // gamma * invstd
   beta: f32,
-  _pad0: f32,
+  factor: f32,    // training: this batch's weight in the running update (momentum, or 1 / (batches + 1))
   _pad1: f32,
 }
 
@@ -104,6 +104,7 @@ const COEF_VARIANCE: u32 = 2u;
 const COEF_INVSTD: u32 = 3u;
 const COEF_SCALE: u32 = 4u;
 const COEF_BETA: u32 = 5u;
+const COEF_FACTOR: u32 = 6u;
 
 // Where field f of channel c lives in a planar coefficient buffer of `fields` planes over
 // params.channels channels: (vec4 index, component).

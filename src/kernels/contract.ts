@@ -43,7 +43,7 @@ export const STRUCTS = {
     unbiased_running: 'u32',
   },
   /** common.wgsl: per-channel coefficients of a forward pass (kept in buffers as planes: COEF_PLANES). */
-  ChannelCoef: { shift: 'f32', mean: 'f32', variance: 'f32', invstd: 'f32', scale: 'f32', beta: 'f32', _pad0: 'f32', _pad1: 'f32' },
+  ChannelCoef: { shift: 'f32', mean: 'f32', variance: 'f32', invstd: 'f32', scale: 'f32', beta: 'f32', factor: 'f32', _pad1: 'f32' },
   /** feature_scaling.wgsl: a feature's accumulated statistics (FeatureScaler's state). */
   ScaleState: { shift: 'f32', mean: 'f32', m2: 'f32', count: 'u32', min: 'f32', max: 'f32', _pad0: 'f32', _pad1: 'f32' },
   /** feature_scaling.wgsl: the scaler's uniform options. */
@@ -110,7 +110,7 @@ export const KERNEL_CONSTANTS = {
  * channel c is float f · C + c (COEF_* in common.wgsl), so that one field of four consecutive
  * channels is one vec4. The buffer holds 8 planes (CHANNEL_COEF_BYTES per channel).
  */
-export const COEF_PLANES = { shift: 0, mean: 1, variance: 2, invstd: 3, scale: 4, beta: 5 } as const;
+export const COEF_PLANES = { shift: 0, mean: 1, variance: 2, invstd: 3, scale: 4, beta: 5, factor: 6 } as const;
 
 /** Values of the pipeline-overridable ACTIVATION constant (common.wgsl). */
 export const ACTIVATIONS = { none: 0, relu: 1 } as const;

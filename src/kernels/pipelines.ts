@@ -14,7 +14,6 @@ export const KERNELS = {
   partial_stats_channels_last_vec4: 'stats',
   finalize_stats: 'stats',
   update_running: 'stats',
-  count_batch: 'stats',
   coef_from_running: 'normalize',
   normalize: 'normalize',
   normalize_channels_last_vec4: 'normalize',

@@ -36,12 +36,12 @@ export interface BatchNormStateBuffers extends BatchNormBuffers {
   partials: TensorBuffer;
 }
 
-/** Per-channel mean and biased variance of `x` into `saved` (and the non-finite flag): partial reductions, then their merge. */
+/** Per-channel mean and biased variance of `x` into `saved` (and the non-finite flag, and each channel's factor for the running update): partial reductions, then their merge. */
 export function recordBatchStats(
   device: GPUDevice,
   pass: GPUComputePassEncoder,
   plan: BatchNormPlan,
-  b: Pick<BatchNormStateBuffers, 'gamma' | 'beta' | 'saved' | 'nonFinite' | 'partials'> & { x: TensorBuffer },
+  b: Pick<BatchNormStateBuffers, 'gamma' | 'beta' | 'numBatchesTracked' | 'saved' | 'nonFinite' | 'partials'> & { x: TensorBuffer },
 ): void {
   const { params } = plan;
   const partialKernel = plan.channelsLastVec4 ? 'partial_stats_channels_last_vec4' : plan.channelsLast ? 'partial_stats_channels_last' : 'partial_stats';
@@ -49,6 +49,7 @@ export function recordBatchStats(
     params,
     x: b.x,
     partials: b.partials,
+    non_finite: b.nonFinite,
   });
   dispatchKernel(device, pass, 'finalize_stats', plan, plan.view.channels, {
     params,
@@ -56,12 +57,13 @@ export function recordBatchStats(
     partials: b.partials,
     gamma: b.gamma,
     beta: b.beta,
+    batches_tracked: b.numBatchesTracked,
     coef: b.saved,
     non_finite: b.nonFinite,
   });
 }
 
-/** The running statistics and numBatchesTracked from the batch statistics in `saved`, unless the batch was flagged non-finite and the plan skips such batches. */
+/** The running statistics and numBatchesTracked from the batch statistics and factor in `saved`, unless the batch was flagged non-finite and the plan skips such batches. */
 export function recordRunningUpdate(
   device: GPUDevice,
   pass: GPUComputePassEncoder,
@@ -77,7 +79,6 @@ export function recordRunningUpdate(
     coef: b.saved,
     non_finite: b.nonFinite,
   });
-  dispatchKernel(device, pass, 'count_batch', plan, 1, { params, batches_tracked: b.numBatchesTracked, non_finite: b.nonFinite });
 }
 
 /** Coefficients into `saved` from the running (population) statistics, for inference. */
