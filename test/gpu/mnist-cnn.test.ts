@@ -1,5 +1,5 @@
 /**
- * The seeds' CNN (src/nn/mnist-cnn.ts) on the GPU against the same network composed from the
+ * The seeds' CNN (demo/nn/mnist-cnn.ts) on the GPU against the same network composed from the
  * float64 references: one training step's loss and gradients, the SGD update, inference with
  * running statistics, the Keras summary, and argument checks.
  *

@@ -1,6 +1,6 @@
 /**
- * The training demo's layer kernels (src/nn/kernels.ts) against the float64 reference
- * (src/nn/reference.ts), and the reference's own gradients against finite differences.
+ * The training demo's layer kernels (demo/nn/kernels.ts) against the float64 reference
+ * (demo/nn/reference.ts), and the reference's own gradients against finite differences.
  *
  * Tolerance of a sum of n float32 products: |gpu − reference| ≤ (n + 1)·u·Σ|terms| (the
  * classical bound on recursive summation, u = 2^-24), where Σ|terms| is the same reference
