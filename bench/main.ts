@@ -15,6 +15,7 @@ import { CopyKernel, TwoPassBaseline } from './baseline.js';
 import { CASES, MODES, QUICK_CASES, compulsoryFloats, type BenchCase, type Mode } from './cases.js';
 import { GpuTimer, type Summary } from './timing.js';
 import { TfjsCase, initTfjs } from './tfjs-peer.js';
+import { maxAbsDiff } from './compare.js';
 
 /** One measured implementation in one case and mode. */
 export interface BenchRow {
@@ -60,15 +61,6 @@ let step = 0;
 function progress(line: string): void {
   document.querySelector('#log')!.textContent += `${line}\n`;
   window.benchProgress?.(line);
-}
-
-function maxAbsDiff(a: ArrayLike<number>, b: ArrayLike<number>): number {
-  let worst = 0;
-  for (let i = 0; i < a.length; i++) {
-    const d = Math.abs(a[i] - b[i]);
-    if (!(d <= worst)) worst = Number.isNaN(d) ? Infinity : d;
-  }
-  return worst;
 }
 
 async function readFloats(device: GPUDevice, buffer: GPUBuffer, n: number): Promise<Float32Array> {

@@ -26,6 +26,7 @@ import { normalSamples } from '../support/random.js';
 import { COPY_VARIANTS, CopyKernels, TwoPassBaseline, type CopyVariant } from './baseline.js';
 import { CASES, LARGE_CASES, MODES, NODE_CASES, QUICK_CASES, compulsoryFloats, type BenchCase, type Mode } from './cases.js';
 import { GpuTimer, summarize, type Summary } from './timing.js';
+import { maxAbsDiff } from './compare.js';
 
 const EPS = 1e-5;
 const MOMENTUM = 0.1;
@@ -239,15 +240,6 @@ export function adapterSlug(info: { vendor?: string; architecture?: string; desc
 export function chooseK(perCallMs: number, minMs: number): number {
   if (!(perCallMs > 0)) return MAX_K;
   return Math.min(MAX_K, Math.max(1, Math.ceil((K_MARGIN * minMs) / perCallMs)));
-}
-
-function maxAbsDiff(a: ArrayLike<number>, b: ArrayLike<number>): number {
-  let worst = 0;
-  for (let i = 0; i < a.length; i++) {
-    const d = Math.abs(a[i] - b[i]);
-    if (!(d <= worst)) worst = Number.isNaN(d) ? Infinity : d;
-  }
-  return worst;
 }
 
 function countDiffering(a: Uint32Array, b: Uint32Array): number {
