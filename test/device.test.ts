@@ -42,18 +42,39 @@ it('says how to get an adapter when none can be found', async () => {
 
 describe('bad options fail up front, naming the option and the expected value', () => {
   it.each<[string, unknown, RegExp]>([
-    ['not an object', 'fast', /getDevice: options must be an object; got 'fast'/],
-    ['powerPreference', { powerPreference: 'fast' }, /options.powerPreference must be 'low-power' or 'high-performance'; got 'fast'/],
-    ['adapterFeatures', { adapterFeatures: 'yes' }, /options.adapterFeatures must be true or false; got 'yes'/],
-    ['adapterLimits', { adapterLimits: 0 }, /options.adapterLimits must be true or false; got 0/],
-    ['requiredFeatures (a string)', { requiredFeatures: 'shader-f16' }, /options.requiredFeatures must be an array of feature names such as \['shader-f16'\]; got 'shader-f16'/],
-    ['requiredFeatures (an entry)', { requiredFeatures: ['subgroups', 16] }, /options.requiredFeatures must be an array of feature names .*; got \['subgroups', 16\]/],
-    ['requiredLimits (an array)', { requiredLimits: [1] }, /options.requiredLimits must be an object of limit names to numbers .*; got \[1\]/],
-    ['requiredLimits (a value)', { requiredLimits: { maxBufferSize: '1GiB' } }, /options.requiredLimits.maxBufferSize must be a non-negative integer; got '1GiB'/],
-    ['dawnFlags (a string)', { dawnFlags: 'backend=null' }, /options.dawnFlags must be an array of 'key=value' strings such as \['disable-dawn-features=timestamp_quantization'\]; got 'backend=null'/],
-    ['dawnFlags (no =)', { dawnFlags: ['backend=null', 'verbose'] }, /options.dawnFlags must be an array of 'key=value' strings .*; got \['backend=null', 'verbose'\]/],
-    ['label', { label: 7 }, /options.label must be a string; got 7/],
+    ['not an object', 'fast', /^getDevice: options must be an object; got the string 'fast'$/],
+    ['null', null, /^getDevice: options must be an object; got null$/],
+    ['powerPreference', { powerPreference: 'fast' }, /^getDevice: options.powerPreference must be 'low-power' or 'high-performance'; got the string 'fast'$/],
+    ['adapterFeatures', { adapterFeatures: 'yes' }, /options.adapterFeatures must be true or false; got the string 'yes'$/],
+    ['adapterLimits', { adapterLimits: 0 }, /options.adapterLimits must be true or false; got 0$/],
+    ['requiredFeatures (a string)', { requiredFeatures: 'shader-f16' }, /options.requiredFeatures must be an array of feature names such as \['shader-f16'\]; got the string 'shader-f16'$/],
+    ['requiredFeatures (an entry)', { requiredFeatures: ['subgroups', 16] }, /options.requiredFeatures\[1\] must be a feature name such as 'shader-f16'; got 16$/],
+    ['requiredLimits (an array)', { requiredLimits: [1] }, /options.requiredLimits must be an object of limit names to numbers .*; got an Array of 1$/],
+    ['requiredLimits (a value)', { requiredLimits: { maxBufferSize: '1GiB' } }, /options.requiredLimits.maxBufferSize must be a non-negative integer; got the string '1GiB'$/],
+    ['dawnFlags (a string)', { dawnFlags: 'backend=null' }, /options.dawnFlags must be an array of 'key=value' strings such as \['disable-dawn-features=timestamp_quantization'\]; got the string 'backend=null'$/],
+    ['dawnFlags (no =)', { dawnFlags: ['backend=null', 'verbose'] }, /options.dawnFlags\[1\] must be a 'key=value' string such as 'disable-dawn-features=timestamp_quantization'; got the string 'verbose'$/],
+    ['dawnFlags (not a string)', { dawnFlags: [true] }, /options.dawnFlags\[0\] must be a 'key=value' string .*; got true$/],
+    ['label', { label: 7 }, /options.label must be a string; got 7$/],
   ])('%s', async (_, options, message) => {
     await expect(getDevice(options as GetDeviceOptions)).rejects.toThrow(message);
+  });
+});
+
+describe('unknown options are refused, naming the key and the accepted ones', () => {
+  const accepted = 'expected one of powerPreference, adapterFeatures, requiredFeatures, adapterLimits, requiredLimits, dawnFlags, label';
+  it.each<[string, Record<string, unknown>, string]>([
+    ['a misspelling', { powerPrefrence: 'low-power' }, 'options.powerPrefrence is not an option of getDevice'],
+    ['another case', { requiredfeatures: ['shader-f16'] }, 'options.requiredfeatures is not an option of getDevice (did you mean requiredFeatures?)'],
+    ['a snake_case name', { dawn_flags: ['backend=null'] }, 'options.dawn_flags is not an option of getDevice (did you mean dawnFlags?)'],
+    ["WebGPU's requestAdapter option", { forceFallbackAdapter: true }, "options.forceFallbackAdapter is not an option of getDevice (not passed to requestAdapter: in Node, dawnFlags such as 'backend=null' pick Dawn's backend)"],
+    ['a short name (limits)', { limits: {} }, 'options.limits is not an option of getDevice (requiredLimits, which override those adapterLimits picks)'],
+    ['a short name (features)', { features: ['shader-f16'] }, "options.features is not an option of getDevice (requiredFeatures, requested on top of those adapterFeatures picks)"],
+  ])('%s', async (_, options, message) => {
+    await expect(getDevice(options as GetDeviceOptions)).rejects.toThrow(new TypeError(`${message}; ${accepted}`));
+  });
+
+  it('is checked before the values, and a key set to undefined passes', async () => {
+    await expect(getDevice({ label: 7, bogus: 1 } as unknown as GetDeviceOptions)).rejects.toThrow(/^options.bogus is not an option of getDevice;/);
+    await expect(getDevice({ powerPreference: 'fast', bogus: undefined } as unknown as GetDeviceOptions)).rejects.toThrow(/options.powerPreference must be/);
   });
 });

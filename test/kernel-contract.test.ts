@@ -6,7 +6,18 @@
 import { readFileSync, readdirSync } from 'node:fs';
 import { fileURLToPath } from 'node:url';
 import { describe, expect, it } from 'vitest';
-import { ACTIVATIONS, BINDINGS, COEF_PLANES, KERNEL_CONSTANTS, STRUCTS, structBytes, type ShaderName } from '../src/kernels/contract.js';
+import {
+  ACTIVATIONS,
+  BINDINGS,
+  BN_PARTIAL_BYTES,
+  COEF_PLANES,
+  GRAD_COEF_BYTES,
+  KERNEL_CONSTANTS,
+  SLOT_ELEMENTS,
+  STRUCTS,
+  structBytes,
+  type ShaderName,
+} from '../src/kernels/contract.js';
 import { KERNELS } from '../src/kernels/pipelines.js';
 import { TENSOR_STORAGES, shaderSource } from '../src/kernels/shaders.js';
 
@@ -84,6 +95,24 @@ describe('shared constants', () => {
       expect(common, field).toMatch(new RegExp(`const\\s+COEF_${field.toUpperCase()}\\s*:\\s*u32\\s*=\\s*${plane}u\\s*;`));
       expect(Object.keys(STRUCTS.ChannelCoef).indexOf(field), field).toBe(plane);
     }
+  });
+
+  it('SLOT_ELEMENTS is each tensor storage\'s SLOT', () => {
+    for (const storage of TENSOR_STORAGES) {
+      expect(shaderSource('normalize', storage), storage).toMatch(new RegExp(`const\\s+SLOT\\s*:\\s*u32\\s*=\\s*${SLOT_ELEMENTS[storage]}u\\s*;`));
+    }
+  });
+
+  it('partials and dx coefficients have the sizes the host allocates', () => {
+    expect(BN_PARTIAL_BYTES).toBe(16);
+    for (const shader of ['stats', 'backward'] as const) {
+      expect(sources[shader][0], shader).toMatch(/var<storage, read_write> partials\s*:\s*array<vec4f>/);
+    }
+    expect(sources.scaling[0]).toMatch(/var<storage, read_write> partials\s*:\s*array<ScalePartial>/);
+    // grad_coef: four planes (k, q, p', shift) of one f32 per channel.
+    expect(GRAD_COEF_BYTES).toBe(4 * 4);
+    expect(sources.backward[0]).toMatch(/var<storage, read_write> grad_coef\s*:\s*array<vec4f>/);
+    expect(sources.backward[0]).toMatch(/for \(var f = 0u; f < 4u; f\+\+\)/);
   });
 
   it("ACTIVATION's default is 'none'", () => {

@@ -97,6 +97,35 @@ describe('onnxOptions', () => {
   });
 });
 
+describe('onnxOptions refuses unknown arguments', () => {
+  const accepted = 'expected one of numFeatures, rank, epsilon, momentum';
+  const bad = <T>(args: T) => ({ ...args }) as never;
+
+  it("training_mode is the training flag of each call; the operator's inputs and PyTorch's names are not attributes", () => {
+    expect(() => onnxOptions(bad({ numFeatures: 3, rank: 4, training_mode: 1 }))).toThrow(
+      new TypeError(`args.training_mode is not an argument of onnxOptions (the \`training\` flag of each call); ${accepted}`),
+    );
+    for (const input of ['scale', 'B', 'input_mean', 'input_var']) {
+      expect(() => onnxOptions(bad({ numFeatures: 3, rank: 4, [input]: [1, 1, 1] }))).toThrow(
+        new TypeError(`args.${input} is not an argument of onnxOptions (an input of the operator, not an attribute: fromOnnxInputs converts the inputs for setState); ${accepted}`),
+      );
+    }
+    expect(() => onnxOptions(bad({ numFeatures: 3, rank: 4, eps: 1e-3 }))).toThrow(/^args\.eps is not an argument of onnxOptions \(ONNX's epsilon\)/);
+    expect(() => onnxOptions(bad({ numFeatures: 3, rank: 4, spatial: 1 }))).toThrow(/^args\.spatial is not an argument of onnxOptions \(the layer normalizes per channel/);
+    expect(() => onnxOptions(bad({ numFeatures: 3, rank: 4, layout: 'NCHW' }))).toThrow(/^args\.layout is not an argument of onnxOptions \(the layout comes from rank, channels first\)/);
+    expect(() => onnxOptions(bad({ numFeatures: 3, rank: 4, label: 'bn1' }))).toThrow(
+      /^args\.label is not an argument of onnxOptions \(an option of BatchNorm, which onnxOptions does not take: add it to the result, \{ \.\.\.onnxOptions\(…\), label \}\)/,
+    );
+    expect(() => onnxOptions(bad({ num_features: 3, rank: 4 }))).toThrow(/^args\.num_features is not an argument of onnxOptions \(did you mean numFeatures\?\)/);
+  });
+
+  it('checks keys before values; a key set to undefined passes; args must be an object', () => {
+    expect(() => onnxOptions(bad({ numFeatures: 3, rank: 7, training_mode: 0 }))).toThrow(/^args\.training_mode is not/);
+    expect(onnxOptions(bad({ numFeatures: 3, rank: 4, training_mode: undefined })).layout).toBe('NCHW');
+    expect(() => onnxOptions(undefined as never)).toThrow(new TypeError('args must be an object; got undefined'));
+  });
+});
+
 describe('ONNX inputs', () => {
   const state = {
     gamma: Float32Array.of(1.5, 0.5, 2),

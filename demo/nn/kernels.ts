@@ -1,5 +1,5 @@
 /**
- * The training demo's layer kernels (shaders/nn_*.wgsl) as functions that record one dispatch
+ * The training demo's layer kernels (demo/nn/nn_*.wgsl) as functions that record one dispatch
  * each into the caller's compute pass: 2-D convolution (which also serves as the dense layer),
  * max pooling, ReLU, softmax cross-entropy and SGD. Tensors are float32 NCHW in caller-owned
  * buffers or ranges of them ({ buffer, offset, size }); nothing is submitted or read back.

@@ -10,7 +10,7 @@
  * coefficients; per scaling `state` range, the coefficients of the transform; and the plans and
  * scratch they use. {@link releaseFunctionCaches} frees them.
  */
-import { CHANNEL_COEF_BYTES } from '../kernels/contract.js';
+import { CHANNEL_COEF_BYTES, GRAD_COEF_BYTES } from '../kernels/contract.js';
 import {
   BATCHNORM_OPTIONS,
   STATE_BUFFERS,
@@ -305,7 +305,7 @@ function warnMomentumOnce(record: SavedRecord, o: ResolvedBatchNormOptions, opti
 function savedRecord(device: GPUDevice, state: FunctionsState, saved: TensorBuffer, C: number): SavedRecord {
   return keyed(state.saved, saved, C, () => ({
     forward: null,
-    gradCoef: own(device, state, createBufferWithData(device, `${LABEL} gradient coefficients`, new Float32Array(4 * C), Usage.STORAGE)),
+    gradCoef: own(device, state, createBufferWithData(device, `${LABEL} gradient coefficients`, new ArrayBuffer(GRAD_COEF_BYTES * C), Usage.STORAGE)),
     nonFinite: own(device, state, createBufferWithData(device, `${LABEL} non-finite flag`, new Uint32Array(1), Usage.STORAGE)),
   }));
 }

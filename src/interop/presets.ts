@@ -14,9 +14,17 @@
  * | training or inference | `module.train()` / `eval()` | `training` call argument | `training_mode` attribute | `training` of each call |
  */
 import type { BatchNormOptions } from '../layers/batchnorm.js';
-import { markConvertedMomentum } from '../layers/batchnorm-args.js';
-import { describe } from '../runtime/validate.js';
+import { BATCHNORM_OPTIONS, markConvertedMomentum } from '../layers/batchnorm-args.js';
+import { checkKnownKeys, describe, type KnownKeys } from '../runtime/validate.js';
 import { layoutFor, type Layout } from '../tensor/layout.js';
+
+/** Throws a TypeError unless `args` is an object whose every key the preset knows. */
+function checkArgs(args: object, keys: KnownKeys): void {
+  if (args === null || typeof args !== 'object' || Array.isArray(args)) {
+    throw new TypeError(`args must be an object; got ${describe(args)}`);
+  }
+  checkKnownKeys('args', args, keys);
+}
 
 /** PyTorch's `nn.BatchNorm1d/2d/3d(num_features, eps, momentum, affine, track_running_stats)`. */
 export interface PyTorchBatchNormArgs {
@@ -31,8 +39,44 @@ export interface PyTorchBatchNormArgs {
   trackRunningStats?: boolean;
 }
 
+/**
+ * The names a preset's arguments may have, its `names` (checked complete against its interface),
+ * with advice for each BatchNorm option it does not take (add it to the result) and `hints` for
+ * other frameworks' names. A key the preset does not know is refused, since it would otherwise be
+ * silently ignored: `track_running_stats: false` would keep the default.
+ */
+function presetKeys(preset: string, names: readonly string[], hints: Readonly<Record<string, string>>): KnownKeys {
+  const layerOptions = Object.fromEntries(
+    BATCHNORM_OPTIONS.filter((name) => !names.includes(name)).map((name) => [
+      name,
+      `an option of BatchNorm, which ${preset} does not take: add it to the result, { ...${preset}(…), ${name} }`,
+    ]),
+  );
+  return { names, what: `an argument of ${preset}`, hints: { ...layerOptions, ...hints } };
+}
+
+/** Advice on state names, which no preset takes. */
+const STATE_HINT = 'state, not an argument: load it with setState';
+const TRAINING_HINT = 'the `training` flag of each call';
+
+const PYTORCH_KEYS = presetKeys(
+  'pytorchOptions',
+  Object.keys({ numFeatures: 0, layout: 0, eps: 0, momentum: 0, affine: 0, trackRunningStats: 0 } satisfies Record<keyof PyTorchBatchNormArgs, 0>),
+  {
+    axis: "the channel axis comes from layout: 'NC' or 'NCL' (BatchNorm1d), 'NCHW' (2d), 'NCDHW' (3d)",
+    epsilon: "PyTorch's eps",
+    training: `${TRAINING_HINT} (PyTorch's module.train() / eval())`,
+    device: "the device is the layer's first argument: new BatchNorm(device, options)",
+    weight: `γ is ${STATE_HINT}; fromPyTorchState converts a state_dict`,
+    bias: `β is ${STATE_HINT}; fromPyTorchState converts a state_dict`,
+    running_mean: `${STATE_HINT}; fromPyTorchState converts a state_dict`,
+    running_var: `${STATE_HINT}; fromPyTorchState converts a state_dict`,
+  },
+);
+
 /** Options for a layer that behaves as PyTorch's BatchNorm with these arguments. */
 export function pytorchOptions(args: PyTorchBatchNormArgs): BatchNormOptions {
+  checkArgs(args, PYTORCH_KEYS);
   const { numFeatures, layout, eps = 1e-5, momentum = 0.1, affine = true, trackRunningStats = true } = args;
   return { numFeatures, layout, eps, momentum, affine, trackRunningStats, runningVariance: 'unbiased' };
 }
@@ -52,12 +96,27 @@ export interface KerasBatchNormArgs {
   scale?: boolean;
 }
 
+const KERAS_KEYS = presetKeys(
+  'kerasOptions',
+  Object.keys({ numFeatures: 0, rank: 0, axis: 0, momentum: 0, epsilon: 0, center: 0, scale: 0 } satisfies Record<keyof KerasBatchNormArgs, 0>),
+  {
+    layout: 'the layout comes from rank and axis',
+    eps: "Keras's epsilon",
+    affine: "Keras's center (β) and scale (γ)",
+    training: TRAINING_HINT,
+    trainable: "Keras's trainable: to freeze the layer, do not apply its gradients, and call it with training: false",
+    moving_mean: `${STATE_HINT}; fromKerasWeights converts get_weights()`,
+    moving_variance: `${STATE_HINT}; fromKerasWeights converts get_weights()`,
+  },
+);
+
 /**
  * Options for a layer that behaves as Keras's BatchNormalization with these arguments. A
  * converted momentum above 0.5 (Keras's below 0.5) is marked as deliberate, so the layer does not
  * warn about it (see BatchNorm's constructor); the mark survives spreading the result.
  */
 export function kerasOptions(args: KerasBatchNormArgs): BatchNormOptions {
+  checkArgs(args, KERAS_KEYS);
   const { numFeatures, rank, axis = -1, momentum = 0.99, epsilon = 1e-3, center = true, scale = true } = args;
   const layout = layoutFor(rank, axis);
   if (!layout) {
@@ -85,6 +144,22 @@ export interface OnnxBatchNormArgs {
   momentum?: number;
 }
 
+const ONNX_INPUT_HINT = 'an input of the operator, not an attribute: fromOnnxInputs converts the inputs for setState';
+const ONNX_KEYS = presetKeys(
+  'onnxOptions',
+  Object.keys({ numFeatures: 0, rank: 0, epsilon: 0, momentum: 0 } satisfies Record<keyof OnnxBatchNormArgs, 0>),
+  {
+    training_mode: TRAINING_HINT,
+    spatial: 'the layer normalizes per channel, as spatial=1 did before opset 9',
+    layout: 'the layout comes from rank, channels first',
+    eps: "ONNX's epsilon",
+    scale: ONNX_INPUT_HINT,
+    B: ONNX_INPUT_HINT,
+    input_mean: ONNX_INPUT_HINT,
+    input_var: ONNX_INPUT_HINT,
+  },
+);
+
 /**
  * Options for a layer that behaves as ONNX's `BatchNormalization` with these attributes. The
  * operator's definition (onnx/onnx docs/Operators.md, BatchNormalization-15, and its reference
@@ -103,6 +178,7 @@ export interface OnnxBatchNormArgs {
  * deliberate, so the layer does not warn about it.
  */
 export function onnxOptions(args: OnnxBatchNormArgs): BatchNormOptions {
+  checkArgs(args, ONNX_KEYS);
   const { numFeatures, rank, epsilon = 1e-5, momentum = 0.9 } = args;
   const layout = Number.isInteger(rank) ? layoutFor(rank, 1) : undefined;
   if (!layout) {

@@ -118,6 +118,15 @@ export const ACTIVATIONS = { none: 0, relu: 1 } as const;
 /** An activation fused into the batch-norm kernels. */
 export type FusedActivation = keyof typeof ACTIVATIONS;
 
+/** Elements one thread of a slot kernel handles, per tensor storage (`const SLOT` in tensor_*.wgsl). */
+export const SLOT_ELEMENTS = { f32: 1, f32x4: 4, f16: 2, 'f16-packed': 2 } as const;
+
+/** Bytes of one partial of the batch-norm reductions (`partials: array<vec4f>` in bn_stats and bn_backward). */
+export const BN_PARTIAL_BYTES = 16;
+
+/** Bytes per channel of the backward pass's dx coefficients (`grad_coef`: four planes of f32). */
+export const GRAD_COEF_BYTES = 16;
+
 /** Bytes of one ChannelCoef: the per-feature size of a forward pass's `saved` buffer. */
 export const CHANNEL_COEF_BYTES = structBytes('ChannelCoef');
 /** Threads per workgroup of the elementwise and per-channel kernels (WG in common.wgsl). */

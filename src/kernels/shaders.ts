@@ -13,7 +13,7 @@ import stats from './bn_stats.wgsl?raw';
 import normalize from './bn_normalize.wgsl?raw';
 import backward from './bn_backward.wgsl?raw';
 import scaling from './feature_scaling.wgsl?raw';
-import type { ShaderName } from './contract.js';
+import { SLOT_ELEMENTS, type ShaderName } from './contract.js';
 
 const KERNEL_FILES: Record<ShaderName, string> = { stats, normalize, backward, scaling };
 
@@ -22,7 +22,7 @@ const KERNEL_FILES: Record<ShaderName, string> = { stats, normalize, backward, s
  * elements share a channel), or IEEE halves -- native f16 where the device has shader-f16, else packed
  * two per u32. Both float32 storages have the same bytes, and so do both half storages.
  */
-export type TensorStorage = 'f32' | 'f32x4' | 'f16' | 'f16-packed';
+export type TensorStorage = keyof typeof SLOT_ELEMENTS;
 
 const STORAGE_FILES: Record<TensorStorage, string> = {
   f32: tensorF32,
@@ -34,8 +34,7 @@ const STORAGE_FILES: Record<TensorStorage, string> = {
 /** Every tensor storage. */
 export const TENSOR_STORAGES = Object.keys(STORAGE_FILES) as TensorStorage[];
 
-/** Elements one thread of an elementwise kernel writes (SLOT in tensor_*.wgsl). */
-export const SLOT_ELEMENTS: Record<TensorStorage, number> = { f32: 1, f32x4: 4, f16: 2, 'f16-packed': 2 };
+export { SLOT_ELEMENTS };
 
 /**
  * The storage for tensors of `dtype` on `device` with the [outer, C, inner] `view`: float32

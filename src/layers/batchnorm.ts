@@ -4,7 +4,7 @@
  * (ops/batchnorm.ts) into the caller's command encoder. The array API (forward, backward,
  * getState, ...) stages arrays through buffers of its own.
  */
-import { CHANNEL_COEF_BYTES, COEF_PLANES } from '../kernels/contract.js';
+import { CHANNEL_COEF_BYTES, COEF_PLANES, GRAD_COEF_BYTES } from '../kernels/contract.js';
 import { recordBackward, recordForward, type BatchNormStateBuffers } from '../ops/batchnorm.js';
 import { batchNormPlan, type BatchNormMode } from '../ops/plan.js';
 import { Usage, regionOf, type TensorBuffer } from '../runtime/gpu.js';
@@ -228,7 +228,7 @@ export class BatchNorm {
       gammaGrad: this.gammaGrad,
       betaGrad: this.betaGrad,
       saved: given.saved ?? this.core.ownBuffer('normalize coefficients', new Float32Array((CHANNEL_COEF_BYTES / 4) * C), Usage.STORAGE | Usage.COPY_SRC),
-      gradCoef: this.core.ownBuffer('gradient coefficients', new Float32Array(4 * C), Usage.STORAGE),
+      gradCoef: this.core.ownBuffer('gradient coefficients', new ArrayBuffer(GRAD_COEF_BYTES * C), Usage.STORAGE),
       nonFinite: this.core.ownBuffer('non-finite flag', new Uint32Array(1), Usage.STORAGE),
     };
   }

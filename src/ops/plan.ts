@@ -1,12 +1,13 @@
 /**
  * Plans: everything about one (shape, options) that does not depend on the buffers — the
  * [outer, C, inner] view, the tensor storage, the dispatch geometry and the uniform Params —
- * computed once and kept in the device's context (at most MAX_PLANS, least recently used evicted).
+ * computed once per key and kept in the device's context (at most MAX_PLANS, least recently used
+ * evicted).
  *
  * A plan's uniform is immutable: passes recorded into one encoder before a submit never see each
  * other's parameters, and no uniform a recorded pass uses is rewritten before it runs.
  */
-import { KERNEL_CONSTANTS, packStruct, type FusedActivation } from '../kernels/contract.js';
+import { BN_PARTIAL_BYTES, KERNEL_CONSTANTS, packStruct, structBytes, type FusedActivation } from '../kernels/contract.js';
 import { SLOT_ELEMENTS, isChannelsLastVec4, tensorStorage, type TensorStorage } from '../kernels/shaders.js';
 import { MAX_PLANS, deviceContext } from '../runtime/context.js';
 import { Usage, align4, createBufferWithData } from '../runtime/gpu.js';
@@ -87,45 +88,59 @@ export interface ScalingPlan extends ElementwisePlan {
 
 /** The batch-norm plan of `view` for `options` and `mode`, held by `holder` (see runtime/context.ts). */
 export function batchNormPlan(device: GPUDevice, view: ChannelView, options: BatchNormPlanOptions, mode: BatchNormMode, holder: object): BatchNormPlan {
-  const channelsLast = view.inner === 1;
-  const reduction = reductionGeometry(view);
-  const params = packStruct('Params', {
-    ...viewFields(view, reduction.chunks),
-    eps: options.eps,
-    momentum: options.momentum ?? -1, // < 0 selects the cumulative average in update_running
-    update_running: Number(mode.updateRunning),
-    batch_stats: Number(mode.batchStats),
-    update_non_finite: Number(options.nonFiniteBatches === 'update'),
-    unbiased_running: Number(options.runningVariance === 'unbiased'),
-  });
   const storage = tensorStorage(device, options.dtype, view);
-  return cachedPlan(device, `bn ${storage} ${options.activation}`, view, params, holder, (uniform) => ({
-    ...elementwise(view, storage, options.activation, uniform),
-    channelsLast,
-    ...reduction,
-    partialBytes: align4(view.channels * reduction.chunks * 16),
-  }));
+  const { activation, eps, momentum, nonFiniteBatches, runningVariance } = options;
+  const key = `bn ${storage} ${activation} ${viewKey(view)} eps ${eps} momentum ${momentum} ${nonFiniteBatches} ${runningVariance} ${mode.batchStats} ${mode.updateRunning}`;
+  return cachedPlan(device, key, holder, () => {
+    const reduction = reductionGeometry(view);
+    const params = packStruct('Params', {
+      ...viewFields(view, reduction.chunks),
+      eps,
+      momentum: momentum ?? -1, // < 0 selects the cumulative average (finalize_stats)
+      update_running: Number(mode.updateRunning),
+      batch_stats: Number(mode.batchStats),
+      update_non_finite: Number(nonFiniteBatches === 'update'),
+      unbiased_running: Number(runningVariance === 'unbiased'),
+    });
+    return {
+      ...elementwise(view, storage, activation, uniform(device, `bn ${viewKey(view)}`, params)),
+      channelsLast: view.inner === 1,
+      ...reduction,
+      partialBytes: align4(view.channels * reduction.chunks * BN_PARTIAL_BYTES),
+    };
+  });
 }
 
 /** The feature-scaling plan of `view`, held by `holder`. */
 export function scalingPlan(device: GPUDevice, view: ChannelView, holder: object): ScalingPlan {
-  const chunks = Math.ceil((view.outer * view.inner) / CHUNK);
-  const params = packStruct('Params', {
-    ...viewFields(view, chunks),
-    eps: 0,
-    momentum: -1,
-    update_running: 0,
-    batch_stats: 0,
-    update_non_finite: 0,
-    unbiased_running: 1,
-  });
   const storage = tensorStorage(device, 'float32', view);
-  return cachedPlan(device, `scaling ${storage}`, view, params, holder, (uniform) => ({
-    ...elementwise(view, storage, 'none', uniform),
-    chunks,
-    partialWorkgroups: view.channels * chunks,
-    partialBytes: view.channels * chunks * 32,
-  }));
+  return cachedPlan(device, `scaling ${storage} ${viewKey(view)}`, holder, () => {
+    const chunks = Math.ceil((view.outer * view.inner) / CHUNK);
+    const params = packStruct('Params', {
+      ...viewFields(view, chunks),
+      eps: 0,
+      momentum: -1,
+      update_running: 0,
+      batch_stats: 0,
+      update_non_finite: 0,
+      unbiased_running: 1,
+    });
+    return {
+      ...elementwise(view, storage, 'none', uniform(device, `scaling ${viewKey(view)}`, params)),
+      chunks,
+      partialWorkgroups: view.channels * chunks,
+      partialBytes: view.channels * chunks * structBytes('ScalePartial'),
+    };
+  });
+}
+
+function viewKey(view: ChannelView): string {
+  return `[${view.outer}, ${view.channels}, ${view.inner}]`;
+}
+
+/** An immutable uniform buffer holding `params`. */
+function uniform(device: GPUDevice, what: string, params: ArrayBuffer): GPUBuffer {
+  return createBufferWithData(device, `webgpu-batchnorm ${what} params`, params, Usage.UNIFORM);
 }
 
 function viewFields(view: ChannelView, chunks: number) {
@@ -175,29 +190,21 @@ function elementwise(view: ChannelView, storage: TensorStorage, activation: Fuse
 }
 
 /**
- * The plan under (`kind`, view, Params bytes), made by `make` around a new uniform on first use,
- * moved to the most recently used end, and held by `holder`. Beyond MAX_PLANS the least recently
- * used plan is dropped (its uniform is not destroyed: a pass recorded with it may not have run).
+ * The plan under `key` (everything it depends on), made by `make` on first use, moved to the most
+ * recently used end, and held by `holder`. Beyond MAX_PLANS the least recently used plan leaves
+ * the cache; its uniform stays with its holders (a pass recorded with it may not have run yet) and
+ * is destroyed when the last of them lets go.
  */
-function cachedPlan<P extends { readonly params: GPUBuffer }>(
-  device: GPUDevice,
-  kind: string,
-  view: ChannelView,
-  params: ArrayBuffer,
-  holder: object,
-  make: (uniform: GPUBuffer) => P,
-): P {
+function cachedPlan<P extends { readonly params: GPUBuffer }>(device: GPUDevice, key: string, holder: object, make: () => P): P {
   const context = deviceContext(device);
-  const key = `${kind} [${view.outer}, ${view.channels}, ${view.inner}] ${new Uint32Array(params).join(',')}`;
   let plan = context.plans.get(key) as P | undefined;
   if (plan) context.plans.delete(key);
-  else plan = make(createBufferWithData(device, `webgpu-batchnorm ${kind} [${view.outer}, ${view.channels}, ${view.inner}] params`, params, Usage.UNIFORM));
+  else plan = make();
   context.plans.set(key, plan);
   context.holdings.hold(plan.params, holder);
-  for (const [oldKey, old] of context.plans) {
+  for (const oldKey of context.plans.keys()) {
     if (context.plans.size <= MAX_PLANS) break;
     context.plans.delete(oldKey);
-    context.holdings.drop(old.params);
   }
   return plan;
 }

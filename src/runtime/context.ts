@@ -26,14 +26,6 @@ class Holdings {
     return (this.holders.get(buffer)?.size ?? 0) > 0;
   }
 
-  /**
-   * Forgets `buffer` without destroying it: a pass recorded with it (perhaps into an encoder the
-   * caller has not submitted yet) keeps it alive, and the garbage collector frees it after.
-   */
-  drop(buffer: GPUBuffer): void {
-    this.holders.delete(buffer);
-  }
-
   /** Lets go of everything `holder` holds; returns the buffers no one holds any more, destroyed. */
   release(holder: object): GPUBuffer[] {
     const freed: GPUBuffer[] = [];

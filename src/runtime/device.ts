@@ -2,6 +2,7 @@
  * Getting a GPUDevice in the browser (navigator.gpu) or in Node (Dawn through the `webgpu` npm
  * package), with SwiftShader as the fallback on machines without a GPU driver.
  */
+import { checkKnownKeys, describe, type KnownKeys } from './validate.js';
 
 /** Options for {@link getDevice}. */
 export interface GetDeviceOptions {
@@ -37,6 +38,27 @@ export interface GetDeviceOptions {
   /** Device label. */
   label?: string;
 }
+
+// Every name of GetDeviceOptions (the satisfies clause keeps the list complete), with advice on
+// names that read like one.
+const OPTION_KEYS: KnownKeys = {
+  names: Object.keys({
+    powerPreference: 0,
+    adapterFeatures: 0,
+    requiredFeatures: 0,
+    adapterLimits: 0,
+    requiredLimits: 0,
+    dawnFlags: 0,
+    label: 0,
+  } satisfies Record<keyof GetDeviceOptions, 0>),
+  what: 'an option of getDevice',
+  hints: {
+    features: 'requiredFeatures, requested on top of those adapterFeatures picks',
+    limits: 'requiredLimits, which override those adapterLimits picks',
+    flags: 'dawnFlags',
+    forceFallbackAdapter: "not passed to requestAdapter: in Node, dawnFlags such as 'backend=null' pick Dawn's backend",
+  },
+};
 
 // The optional features the kernels can use, requested wherever the adapter offers them.
 const ADAPTER_FEATURES: readonly GPUFeatureName[] = ['shader-f16', 'subgroups', 'timestamp-query'];
@@ -75,31 +97,23 @@ function isNode(): boolean {
   return typeof process !== 'undefined' && typeof process.versions?.node === 'string';
 }
 
-// A value as an error message shows it: strings quoted, arrays listed, objects by class.
-function show(value: unknown): string {
-  if (typeof value === 'string') return `'${value}'`;
-  if (Array.isArray(value)) return `[${value.map(show).join(', ')}]`;
-  if (value === null || typeof value !== 'object') return String(value);
-  return value.constructor?.name ?? 'object';
-}
-
-function isStringArray(value: unknown): value is string[] {
-  return Array.isArray(value) && value.every((v) => typeof v === 'string');
-}
-
 /** Throws a TypeError naming the option, the expected value and the actual one. */
 function checkOptions(options: GetDeviceOptions): void {
   const fail = (name: string, expected: string, value: unknown) => {
-    throw new TypeError(`getDevice: options.${name} must be ${expected}; got ${show(value)}`);
+    throw new TypeError(`getDevice: options.${name} must be ${expected}; got ${describe(value)}`);
   };
-  if (options === null || typeof options !== 'object') throw new TypeError(`getDevice: options must be an object; got ${show(options)}`);
+  if (options === null || typeof options !== 'object') throw new TypeError(`getDevice: options must be an object; got ${describe(options)}`);
+  checkKnownKeys('options', options, OPTION_KEYS);
   const { powerPreference, adapterFeatures, requiredFeatures, adapterLimits, requiredLimits, dawnFlags, label } = options;
   if (powerPreference !== undefined && powerPreference !== 'low-power' && powerPreference !== 'high-performance') {
     fail('powerPreference', "'low-power' or 'high-performance'", powerPreference);
   }
   if (adapterFeatures !== undefined && typeof adapterFeatures !== 'boolean') fail('adapterFeatures', 'true or false', adapterFeatures);
-  if (requiredFeatures !== undefined && !isStringArray(requiredFeatures)) {
-    fail('requiredFeatures', "an array of feature names such as ['shader-f16']", requiredFeatures);
+  if (requiredFeatures !== undefined) {
+    if (!Array.isArray(requiredFeatures)) fail('requiredFeatures', "an array of feature names such as ['shader-f16']", requiredFeatures);
+    requiredFeatures.forEach((feature, i) => {
+      if (typeof feature !== 'string') fail(`requiredFeatures[${i}]`, "a feature name such as 'shader-f16'", feature);
+    });
   }
   if (adapterLimits !== undefined && typeof adapterLimits !== 'boolean') fail('adapterLimits', 'true or false', adapterLimits);
   if (requiredLimits !== undefined) {
@@ -110,8 +124,12 @@ function checkOptions(options: GetDeviceOptions): void {
       if (!Number.isSafeInteger(value) || value < 0) fail(`requiredLimits.${name}`, 'a non-negative integer', value);
     }
   }
-  if (dawnFlags !== undefined && !(isStringArray(dawnFlags) && dawnFlags.every((flag) => flag.includes('=')))) {
-    fail('dawnFlags', "an array of 'key=value' strings such as ['disable-dawn-features=timestamp_quantization']", dawnFlags);
+  if (dawnFlags !== undefined) {
+    const example = 'disable-dawn-features=timestamp_quantization';
+    if (!Array.isArray(dawnFlags)) fail('dawnFlags', `an array of 'key=value' strings such as ['${example}']`, dawnFlags);
+    dawnFlags.forEach((flag, i) => {
+      if (typeof flag !== 'string' || !flag.includes('=')) fail(`dawnFlags[${i}]`, `a 'key=value' string such as '${example}'`, flag);
+    });
   }
   if (label !== undefined && typeof label !== 'string') fail('label', 'a string', label);
 }
@@ -153,13 +171,18 @@ async function nodeGpu(flags: string[], powerPreference?: GPUPowerPreference): P
   return tryCreate();
 }
 
+/** Names as a message lists them: ['a', 'b']. */
+function list(names: readonly string[]): string {
+  return `[${names.map((name) => `'${name}'`).join(', ')}]`;
+}
+
 /** The features to request: the adapter's useful ones (unless turned off) plus the caller's. */
 function featuresFor(adapter: GPUAdapter, options: GetDeviceOptions): GPUFeatureName[] {
   const offered = adapter.features;
   for (const feature of options.requiredFeatures ?? []) {
     if (!offered.has(feature)) {
       throw new Error(
-        `getDevice: options.requiredFeatures names '${feature}', which this adapter does not offer; it offers ${show([...offered].sort())}`,
+        `getDevice: options.requiredFeatures names '${feature}', which this adapter does not offer; it offers ${list([...offered].sort())}`,
       );
     }
   }

@@ -63,7 +63,7 @@ describe('the device context', () => {
   });
 
   it(`keeps at most ${MAX_PLANS} plans; a pass recorded with an evicted plan still runs with its own uniform`, async () => {
-    const device = await testDevice();
+    const { device, live } = countingDevice(await testDevice());
     const bn = new BatchNorm(device, { numFeatures: 2, layout: 'NC' });
     const xData = randn(16, 3, 5, 2);
     const x = storageBuffer(device, xData);
@@ -79,7 +79,9 @@ describe('the device context', () => {
     const [out] = await readBuffers(device, [{ buffer: y, size: 64 }], encoder);
     // Inference with the initial running statistics (mean 0, variance 1): y = x / sqrt(1 + eps).
     expectClose(new Float32Array(out), Float32Array.from(xData, (v) => v / Math.sqrt(1 + 1e-5)), { rtol: 1e-6, atol: 1e-6 }, 'y of the first pass');
+    expect(live.size - 4, "every uniform the layer used, evicted or not, is the layer's until destroy()").toBe(bn.bufferCount);
     bn.destroy();
     for (const b of [x, y, scratchX, scratchY]) b.destroy();
+    expect(live.size, 'buffers left after destroy()').toBe(0);
   });
 });

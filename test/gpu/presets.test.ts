@@ -37,6 +37,52 @@ describe('option mapping', () => {
   });
 });
 
+describe('unknown arguments are refused, naming the argument, the key and the accepted ones', () => {
+  const torch = 'expected one of numFeatures, layout, eps, momentum, affine, trackRunningStats';
+  const keras = 'expected one of numFeatures, rank, axis, momentum, epsilon, center, scale';
+  const bad = <T>(args: T) => ({ ...args }) as never;
+
+  it("pytorchOptions: PyTorch's own spelling, a foreign name, a BatchNorm option it does not take", () => {
+    expect(() => pytorchOptions(bad({ numFeatures: 3, layout: 'NCHW', track_running_stats: false }))).toThrow(
+      new TypeError(`args.track_running_stats is not an argument of pytorchOptions (did you mean trackRunningStats?); ${torch}`),
+    );
+    expect(() => pytorchOptions(bad({ num_features: 3, layout: 'NCHW' }))).toThrow(/^args\.num_features is not an argument of pytorchOptions \(did you mean numFeatures\?\)/);
+    expect(() => pytorchOptions(bad({ numFeatures: 3, layout: 'NCHW', axis: 1 }))).toThrow(
+      new TypeError(`args.axis is not an argument of pytorchOptions (the channel axis comes from layout: 'NC' or 'NCL' (BatchNorm1d), 'NCHW' (2d), 'NCDHW' (3d)); ${torch}`),
+    );
+    expect(() => pytorchOptions(bad({ numFeatures: 3, layout: 'NCHW', dtype: 'float16' }))).toThrow(
+      /^args\.dtype is not an argument of pytorchOptions \(an option of BatchNorm, which pytorchOptions does not take: add it to the result, \{ \.\.\.pytorchOptions\(…\), dtype \}\)/,
+    );
+    expect(() => pytorchOptions(bad({ numFeatures: 3, layout: 'NCHW', weight: [1, 1, 1] }))).toThrow(/^args\.weight is not an argument of pytorchOptions \(γ is state, not an argument: load it with setState; fromPyTorchState/);
+  });
+
+  it("kerasOptions: PyTorch's and the layer's names", () => {
+    expect(() => kerasOptions(bad({ numFeatures: 3, rank: 4, eps: 1e-3 }))).toThrow(new TypeError(`args.eps is not an argument of kerasOptions (Keras's epsilon); ${keras}`));
+    expect(() => kerasOptions(bad({ numFeatures: 3, rank: 4, layout: 'NHWC' }))).toThrow(/^args\.layout is not an argument of kerasOptions \(the layout comes from rank and axis\)/);
+    expect(() => kerasOptions(bad({ numFeatures: 3, rank: 4, affine: false }))).toThrow(/^args\.affine is not an argument of kerasOptions \(Keras's center \(β\) and scale \(γ\)\)/);
+    expect(() => kerasOptions(bad({ numFeatures: 3, rank: 4, Epsilon: 1e-2 }))).toThrow(/^args\.Epsilon is not an argument of kerasOptions \(did you mean epsilon\?\)/);
+  });
+
+  it('checks keys before values; a key set to undefined passes; args must be an object', () => {
+    expect(() => kerasOptions(bad({ numFeatures: 3, rank: 9, bogus: 1 }))).toThrow(/^args\.bogus is not an argument of kerasOptions; expected one of/);
+    expect(pytorchOptions(bad({ numFeatures: 3, layout: 'NC', bogus: undefined })).trackRunningStats).toBe(true);
+    expect(() => pytorchOptions(null as never)).toThrow(new TypeError('args must be an object; got null'));
+    expect(() => kerasOptions(4 as never)).toThrow(new TypeError('args must be an object; got 4'));
+  });
+
+  it('the result is unchanged for known keys', () => {
+    expect(pytorchOptions({ numFeatures: 3, layout: 'NCL', eps: 1e-3, momentum: null, affine: false, trackRunningStats: false })).toEqual({
+      numFeatures: 3,
+      layout: 'NCL',
+      eps: 1e-3,
+      momentum: null,
+      affine: false,
+      trackRunningStats: false,
+      runningVariance: 'unbiased',
+    });
+  });
+});
+
 describe('a Keras-preset layer on the GPU', () => {
   it('trains like Keras: biased moving variance, momentum 0.01, epsilon 1e-3, channels last', async () => {
     const device = await testDevice();
