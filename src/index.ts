@@ -4,7 +4,7 @@
  * - {@link BatchNorm}: the layer (training and inference forward, backward, state).
  * - {@link FeatureScaler}: min-max normalization and standardization of features (adapt, transform, inverse).
  * - {@link getDevice}: a GPUDevice in the browser or in Node (Dawn, SwiftShader fallback).
- * - The float64 CPU reference every GPU result is checked against.
+ * - The float64 CPU reference every GPU result is checked against, and of layer, RMS, group and instance norm.
  * - Layout helpers: every layout is a [outer, C, inner] view.
  */
 export { BatchNorm } from './layers/batchnorm.js';
@@ -55,3 +55,15 @@ export {
   referenceFeatureScaling,
 } from './reference/batchnorm.js';
 export type { BatchStats, RunningStats, Gradients, ScalingReference } from './reference/batchnorm.js';
+export {
+  referenceLayerNorm,
+  referenceLayerNormBackward,
+  referenceRMSNorm,
+  referenceRMSNormBackward,
+  referenceGroupNorm,
+  referenceGroupNormBackward,
+  referenceInstanceNorm,
+  referenceInstanceNormBackward,
+  referenceInstanceNormRunningStats,
+} from './reference/normalization.js';
+export type { NormalizationForward, RMSNormForward, RMSNormGradients, InstanceNormRunningStats } from './reference/normalization.js';
