@@ -15,14 +15,21 @@ import type { ChannelView } from '../tensor/layout.js';
 
 const { WG, RWG, CHUNK, ROWS } = KERNEL_CONSTANTS;
 
-// Dispatch sizes of the channels-last vec4 kernels, chosen for a large GPU (an H200 keeps 132 SMs
-// × 2048 threads resident and needs megabytes of loads in flight) and harmless on a small one.
+// Dispatch sizes of the channels-last vec4 kernels. On a GPU: enough work to keep a large one busy
+// (an H200 keeps 132 SMs × 2048 threads resident and needs megabytes of loads in flight), measured
+// there. On a CPU adapter (SwiftShader), where every workgroup runs each barrier of its tree on a
+// core: few large workgroups (NHWC [32,56,56,64] training forward: 1098 ms with the GPU sizes,
+// 286 ms with these, on 2 cores).
 /** Threads an elementwise channels-last dispatch aims for (fewer than resident: each keeps its coefficients for several rows). */
 const ELEMENTWISE_THREADS = 1 << 17;
-/** Workgroups a channels-last reduction aims for. */
-const REDUCTION_WORKGROUPS = 1024;
-/** Runs of 4 rows a reduction lane takes at least, so that the partials stay small against the data. */
-const MIN_RUNS_PER_LANE = 4;
+/** Workgroups a channels-last reduction aims for, and runs of 4 rows each lane takes at least (so that the partials stay small against the data). */
+const REDUCTION_SIZES = { gpu: { workgroups: 1024, minRunsPerLane: 4 }, cpu: { workgroups: 16, minRunsPerLane: 64 } } as const;
+
+/** Whether `device` is a software (CPU) adapter, as SwiftShader is: WebGPU's fallback adapter. */
+export function isCpuAdapter(device: GPUDevice): boolean {
+  const info = (device as GPUDevice & { adapterInfo?: GPUAdapterInfo & { isFallbackAdapter?: boolean } }).adapterInfo;
+  return info?.isFallbackAdapter === true || /swiftshader|llvmpipe|lavapipe/i.test(`${info?.architecture ?? ''} ${info?.description ?? ''}`);
+}
 
 /** Element type of the tensors (x, y, dy, dx) in GPU buffers. Statistics are always float32. */
 export type DType = 'float32' | 'float16';
@@ -92,7 +99,7 @@ export function batchNormPlan(device: GPUDevice, view: ChannelView, options: Bat
   const { activation, eps, momentum, nonFiniteBatches, runningVariance } = options;
   const key = `bn ${storage} ${activation} ${viewKey(view)} eps ${eps} momentum ${momentum} ${nonFiniteBatches} ${runningVariance} ${mode.batchStats} ${mode.updateRunning}`;
   return cachedPlan(device, key, holder, () => {
-    const reduction = reductionGeometry(view);
+    const reduction = reductionGeometry(device, view);
     const params = packStruct('Params', {
       ...viewFields(view, reduction.chunks),
       eps,
@@ -152,9 +159,9 @@ function viewFields(view: ChannelView, chunks: number) {
  * The batch-norm reductions' partials per channel and workgroups. Chunked: CHUNK elements per
  * workgroup. Channels-last: ROWS rows of RWG channels per workgroup, or with C % 4 == 0 a tile of
  * channel groups and row lanes (RowTile in common.wgsl) over blocks of rows sized so that the
- * launch covers the GPU and each lane still takes MIN_RUNS_PER_LANE runs of 4 rows.
+ * launch covers the device and each lane still takes a few runs of 4 rows (REDUCTION_SIZES).
  */
-function reductionGeometry(view: ChannelView): { chunks: number; partialWorkgroups: number } {
+function reductionGeometry(device: GPUDevice, view: ChannelView): { chunks: number; partialWorkgroups: number } {
   if (view.inner !== 1) {
     const chunks = Math.ceil((view.outer * view.inner) / CHUNK);
     return { chunks, partialWorkgroups: view.channels * chunks };
@@ -167,7 +174,8 @@ function reductionGeometry(view: ChannelView): { chunks: number; partialWorkgrou
   const width = Math.min(groups, RWG);
   const lanes = Math.floor(WG / width);
   const tiles = Math.ceil(groups / width);
-  const rowsPerBlock = Math.max(4 * lanes * MIN_RUNS_PER_LANE, Math.ceil(view.outer / Math.max(1, Math.floor(REDUCTION_WORKGROUPS / tiles))));
+  const sizes = REDUCTION_SIZES[isCpuAdapter(device) ? 'cpu' : 'gpu'];
+  const rowsPerBlock = Math.max(4 * lanes * sizes.minRunsPerLane, Math.ceil(view.outer / Math.max(1, Math.floor(sizes.workgroups / tiles))));
   const chunks = Math.ceil(view.outer / rowsPerBlock);
   return { chunks, partialWorkgroups: tiles * chunks };
 }

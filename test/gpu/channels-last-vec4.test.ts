@@ -6,12 +6,19 @@
  */
 import { describe, expect, it } from 'vitest';
 import { BatchNorm } from '../../src/layers/batchnorm.js';
+import { isCpuAdapter } from '../../src/ops/plan.js';
 import { referenceBackward, referenceStats } from '../../src/reference/batchnorm.js';
 import { channelView } from '../../src/tensor/layout.js';
 import { randn } from '../helpers/data.js';
 import { testDevice } from '../helpers/gpu.js';
 
 describe('channels-last, four channels per thread', () => {
+  it('reduction sizes follow the adapter: SwiftShader is a CPU adapter, a GPU is not', async () => {
+    expect(isCpuAdapter(await testDevice())).toBe(true);
+    const gpu = { adapterInfo: { isFallbackAdapter: false, vendor: 'nvidia', architecture: '', description: 'NVIDIA H200' } } as unknown as GPUDevice;
+    expect(isCpuAdapter(gpu)).toBe(false);
+  });
+
   it.each([1e4, 1e5, 1e6])('mean %d, std 1 over 100,003 rows: variance within 1e-3 relative', async (offset) => {
     const device = await testDevice();
     const shape = [100_003, 8];

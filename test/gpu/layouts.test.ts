@@ -22,9 +22,10 @@ import { STATS_TOL, dgammaTolerance, dxTolerance, sumTolerance, yTolerance } fro
 
 // Channels-last with C % 4 == 0 runs the *_channels_last_vec4 kernels: one channel group (C 4),
 // groups that do not divide the tile (C 100: 25 groups, 10 row lanes), several tiles (C 1024),
-// row counts that are not multiples of 4, and several row blocks (NC [4099, 8], NLC [3, 700, 12]).
+// row counts that are not multiples of 4, and several row blocks (NC [70001, 4] on a CPU adapter, whose blocks
+// are 65536 rows; NC [4099, 8] and NLC [3, 700, 12] on a GPU).
 const SHAPES: Record<Layout, number[][]> = {
-  NC: [[2, 1], [2, 3], [7, 3], [300, 5], [4100, 3], [2, 300], [4099, 8], [37, 100], [6, 1024]],
+  NC: [[2, 1], [2, 3], [7, 3], [300, 5], [4100, 3], [2, 300], [4099, 8], [37, 100], [6, 1024], [70001, 4]],
   NCL: [[2, 3, 7], [3, 1, 1000], [5, 4, 513], [2, 3, 1]],
   NLC: [[2, 7, 3], [3, 100, 1], [4, 33, 70], [3, 700, 12]],
   NCHW: [[2, 3, 1, 1], [2, 1, 7, 7], [3, 3, 5, 7], [8, 4, 17, 19], [2, 3, 4, 6], [3, 2, 64, 36]],
