@@ -32,6 +32,7 @@ Output: one JSON object on the last line of stdout:
   maxError, ok, error?}; a progress line per row goes to stderr. Exit status 0 unless the input is bad.
 """
 import json
+import os
 import math
 import statistics
 import sys
@@ -315,7 +316,7 @@ def main():
     try:
         import torch
     except Exception as e:  # noqa: BLE001
-        emit({"available": False, "reason": f"no PyTorch for {sys.executable} ({type(e).__name__}: {e})"})
+        emit({"available": False, "reason": f"no PyTorch for {os.path.basename(sys.executable)} ({type(e).__name__}: {e})"})
         return 0
     if not torch.cuda.is_available():
         emit({"available": False, "reason": f"torch {torch.__version__} finds no CUDA device"})
