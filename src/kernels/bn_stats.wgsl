@@ -27,6 +27,11 @@
 
 var<workgroup> moments: array<vec3f, RWG>;
 
+fn coef_field(f: u32, c: u32) -> f32 {
+  let s = plane_slot(f, c);
+  return coef[s.x][s.y];
+}
+
 // The first thread of a pass's partial reduction clears the non-finite flag of the last pass.
 fn clear_non_finite(wid: vec3u, nwg: vec3u, lid: u32) {
   if (linear_workgroup(wid, nwg) == 0u && lid == 0u) {
@@ -214,10 +219,10 @@ fn update_running(@builtin(workgroup_id) wid: vec3u,
     batches_tracked[0] = batches_tracked[0] + 1u;
   }
   if (c >= params.channels) { return; }
-  let f = coef[plane_slot(COEF_FACTOR, c).x][plane_slot(COEF_FACTOR, c).y];
-  let shift = coef[plane_slot(COEF_SHIFT, c).x][plane_slot(COEF_SHIFT, c).y];
-  let mean = coef[plane_slot(COEF_MEAN, c).x][plane_slot(COEF_MEAN, c).y];
-  let variance = coef[plane_slot(COEF_VARIANCE, c).x][plane_slot(COEF_VARIANCE, c).y];
+  let f = coef_field(COEF_FACTOR, c);
+  let shift = coef_field(COEF_SHIFT, c);
+  let mean = coef_field(COEF_MEAN, c);
+  let variance = coef_field(COEF_VARIANCE, c);
   let n = f32(params.count);
   let unbias = select(1.0, n / (n - 1.0), params.unbiased_running == 1u);
   // Written out rather than mix(): WGSL leaves mix's formula to the backend, and

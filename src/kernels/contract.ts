@@ -133,7 +133,3 @@ export const CHANNEL_COEF_BYTES = structBytes('ChannelCoef');
 export const WORKGROUP_SIZE = KERNEL_CONSTANTS.WG;
 /** Elements of a channel reduced by one partial workgroup (CHUNK in common.wgsl). */
 export const REDUCTION_CHUNK = KERNEL_CONSTANTS.CHUNK;
-/** Threads per reduction workgroup (RWG in common.wgsl). */
-export const REDUCTION_WORKGROUP_SIZE = KERNEL_CONSTANTS.RWG;
-/** Rows of a channels-last partial workgroup (ROWS in common.wgsl). */
-export const REDUCTION_ROWS = KERNEL_CONSTANTS.ROWS;
