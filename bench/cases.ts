@@ -1,9 +1,18 @@
 /** The benchmark's tensors and modes (issue 4). */
 import type { Layout } from '../src/tensor/layout.js';
 
+/** The normalization family (issue 14); a case without `norm` is a BatchNorm case. */
+export const FAMILY_NORMS = ['LayerNorm', 'RMSNorm', 'GroupNorm', 'InstanceNorm'] as const;
+export type FamilyNorm = (typeof FAMILY_NORMS)[number];
+
 export interface BenchCase {
+  /** For LayerNorm and RMSNorm (normalizedShape = the last dimension) the layout only says which axis is last. */
   layout: Layout;
   shape: number[];
+  /** A case of the normalization family; absent: BatchNorm. */
+  norm?: FamilyNorm;
+  /** GroupNorm's number of groups. */
+  numGroups?: number;
 }
 
 export const CASES: BenchCase[] = [
@@ -29,10 +38,78 @@ export const NODE_CASES: BenchCase[] = [...CASES, ...LARGE_CASES];
 /** A smaller set for a quick look: `npm run bench -- --quick`. */
 export const QUICK_CASES: BenchCase[] = [CASES[0], CASES[4], { layout: 'NC', shape: [512, 256] }];
 
+/**
+ * The normalization family's cases (issue 14, "Speed"): the transformer rows (LayerNorm and RMSNorm
+ * over the last dimension), the UNet rows (GroupNorm with 32 groups, channels first and its
+ * channels-last twin) and style transfer's InstanceNorm. 67-134 MB per tensor.
+ */
+export const FAMILY_CASES: BenchCase[] = [
+  { norm: 'LayerNorm', layout: 'NC', shape: [8192, 4096] },
+  { norm: 'LayerNorm', layout: 'NC', shape: [32768, 1024] },
+  { norm: 'RMSNorm', layout: 'NC', shape: [8192, 4096] },
+  { norm: 'RMSNorm', layout: 'NC', shape: [32768, 1024] },
+  { norm: 'GroupNorm', numGroups: 32, layout: 'NCHW', shape: [16, 256, 64, 64] },
+  { norm: 'GroupNorm', numGroups: 32, layout: 'NHWC', shape: [16, 64, 64, 256] },
+  { norm: 'InstanceNorm', layout: 'NCHW', shape: [8, 64, 256, 256] },
+];
+
+/** Small twins of the family's cases for a quick run (CI on SwiftShader): the same norms, layouts and row lengths. */
+export const FAMILY_QUICK_CASES: BenchCase[] = [
+  { norm: 'LayerNorm', layout: 'NC', shape: [32, 4096] },
+  { norm: 'RMSNorm', layout: 'NC', shape: [128, 1024] },
+  { norm: 'GroupNorm', numGroups: 32, layout: 'NCHW', shape: [2, 64, 16, 16] },
+  { norm: 'GroupNorm', numGroups: 32, layout: 'NHWC', shape: [2, 16, 16, 64] },
+  { norm: 'InstanceNorm', layout: 'NCHW', shape: [2, 16, 32, 32] },
+];
+
+/** bench:node's quick cases: BatchNorm's three, then the family's small ones. */
+export const NODE_QUICK_CASES: BenchCase[] = [...QUICK_CASES, ...FAMILY_QUICK_CASES];
+
 export const MODES = ['inference', 'training forward', 'forward+backward'] as const;
 export type Mode = (typeof MODES)[number];
 
-/** float32 values a mode must read and write at least: x and y; plus x and dy read, dx written. */
-export function compulsoryFloats(mode: Mode, n: number): number {
-  return mode === 'forward+backward' ? 5 * n : 2 * n;
+/**
+ * The family's modes: the forward pass (training and inference are the same computation for
+ * these layers), and the backward pass alone (dx, dγ and dβ from x, dy and the statistics saved
+ * by a forward pass recorded once before), whose compulsory bytes the issue states.
+ */
+export const FAMILY_MODES = ['forward', 'backward'] as const;
+export type FamilyMode = (typeof FAMILY_MODES)[number];
+/** A row's mode: BatchNorm's or the family's. */
+export type RowMode = Mode | FamilyMode;
+
+/** The family's modes for a selection of BatchNorm modes: forward for either forward mode, backward for forward+backward. */
+export function familyModes(modes: readonly Mode[]): FamilyMode[] {
+  const out: FamilyMode[] = [];
+  if (modes.includes('inference') || modes.includes('training forward')) out.push('forward');
+  if (modes.includes('forward+backward')) out.push('backward');
+  return out;
+}
+
+/**
+ * float32 values a mode must read and write at least: x and y; forward+backward adds x and dy
+ * read and dx written (5); the family's backward alone reads x and dy and writes dx (3).
+ */
+export function compulsoryFloats(mode: RowMode, n: number): number {
+  return mode === 'forward+backward' ? 5 * n : mode === 'backward' ? 3 * n : 2 * n;
+}
+
+/**
+ * The issue's floor for a family row, as a multiple of the copy of its compulsory bytes:
+ * LayerNorm and RMSNorm keep a row on chip and read x once (1); GroupNorm and InstanceNorm groups
+ * do not fit on chip, so two passes read x twice in forward (3 of 2 floats: 1.5) and x and dy
+ * twice in backward (5 of 3: 1.67).
+ */
+export function twoPassFloor(norm: FamilyNorm, mode: FamilyMode): number {
+  if (norm === 'LayerNorm' || norm === 'RMSNorm') return 1;
+  return mode === 'forward' ? 1.5 : 5 / 3;
+}
+
+/**
+ * The issue's target for a family row on an H200 (time / copy time): LayerNorm and RMSNorm
+ * forward 1.2, backward 1.3; GroupNorm and InstanceNorm within 10 % of the two-pass floor.
+ */
+export function familyTarget(norm: FamilyNorm, mode: FamilyMode): number {
+  if (norm === 'LayerNorm' || norm === 'RMSNorm') return mode === 'forward' ? 1.2 : 1.3;
+  return 1.1 * twoPassFloor(norm, mode);
 }

@@ -5,6 +5,10 @@
  * roofline: here the fastest of several copy kernels), each output checked against the float64
  * reference, and optionally PyTorch on the same cases (bench/pytorch_peer.py).
  *
+ * The normalization family (issue 14) has cases of its own (FAMILY_CASES in cases.ts): LayerNorm,
+ * RMSNorm, GroupNorm and InstanceNorm of this library against a two-pass family baseline
+ * (family-baseline.wgsl) and the same copies, in two modes, forward and backward alone (bench/family.ts).
+ *
  * Method: Dawn's timestamp quantization off; per case and mode, a warm-up of at least
  * --warmup-ms with the implementations interleaved; then --samples rounds, each timing every
  * implementation once (order rotated each round): K repetitions recorded into one encoder between
@@ -20,11 +24,30 @@ import { dirname, join, resolve } from 'node:path';
 import { BatchNorm } from '../src/layers/batchnorm.js';
 import { getDevice } from '../src/runtime/device.js';
 import { readBuffers } from '../src/runtime/gpu.js';
-import { checkLayout, channelView, viewSize, type Layout } from '../src/tensor/layout.js';
+import { channelAxis, checkLayout, channelView, viewSize, type Layout } from '../src/tensor/layout.js';
 import { referenceBackward, referenceNormalize, referenceStats } from '../src/reference/batchnorm.js';
 import { normalSamples } from '../support/random.js';
 import { COPY_VARIANTS, CopyKernels, TwoPassBaseline, type CopyVariant } from './baseline.js';
-import { CASES, LARGE_CASES, MODES, NODE_CASES, QUICK_CASES, compulsoryFloats, type BenchCase, type Mode } from './cases.js';
+import {
+  CASES,
+  FAMILY_CASES,
+  FAMILY_NORMS,
+  FAMILY_QUICK_CASES,
+  LARGE_CASES,
+  MODES,
+  NODE_CASES,
+  NODE_QUICK_CASES,
+  compulsoryFloats,
+  familyModes,
+  familyTarget,
+  twoPassFloor,
+  type BenchCase,
+  type FamilyMode,
+  type FamilyNorm,
+  type Mode,
+  type RowMode,
+} from './cases.js';
+import { FamilyTwoPassBaseline, familyGeometry, familyReference, makeFamilyLayer, rowLayout } from './family.js';
 import { GpuTimer, summarize, type Summary } from './timing.js';
 import { maxAbsDiff } from './compare.js';
 
@@ -39,13 +62,21 @@ const K_MARGIN = 1.25;
 export const OURS = 'webgpu-batchnorm';
 export const BASELINE = 'two-pass baseline';
 
+/** Every case bench:node knows: BatchNorm's ten, then the family's seven. */
+export const ALL_NODE_CASES: BenchCase[] = [...NODE_CASES, ...FAMILY_CASES];
+
 const USAGE = `npm run bench:node -- [options]
 
-  --quick              the quick cases (${QUICK_CASES.map(caseName).join(', ')})
-  --cases LIST         comma-separated: LAYOUT:DIMS (e.g. NCHW:8x32x32x32, NC:4096x1024) or
-                       default (the browser bench's 7), large (3 of several hundred MB), all (10), quick;
-                       default: all (quick with --quick)
-  --modes LIST         comma-separated: inference, training, backward (= forward+backward); default: all 3
+  --quick              the quick cases (${NODE_QUICK_CASES.map((c) => caseName(c)).join(', ')})
+  --cases LIST         comma-separated: LAYOUT:DIMS (a BatchNorm case, e.g. NCHW:8x32x32x32, NC:4096x1024),
+                       LayerNorm:DIMS, RMSNorm:DIMS (normalizedShape = the last dimension, e.g.
+                       LayerNorm:8192x4096), GroupNorm/G:LAYOUT:DIMS (e.g. GroupNorm/32:NHWC:16x64x64x256),
+                       InstanceNorm:LAYOUT:DIMS, or a set: default (the browser bench's 7), large (3 of
+                       several hundred MB), batchnorm (the 10 BatchNorm cases), family (the family's 7),
+                       family-quick (their 5 small twins), quick, all (17); default: all (quick with --quick)
+  --modes LIST         comma-separated: inference, training, backward (= forward+backward), forward
+                       (= training); default: all 3. Family cases run forward when inference or training
+                       is selected, and backward (alone) when backward is
   --samples N          samples per implementation, median reported (>= 7; default 7)
   --min-sample-ms MS   GPU work per sample; K repetitions per sample are chosen to reach it (default 4)
   --warmup-ms MS       warm-up per case and mode, implementations interleaved (default 300)
@@ -82,7 +113,11 @@ export interface Options {
 export interface NodeRow {
   layout: Layout;
   shape: number[];
-  mode: Mode;
+  /** The family's layer of a family row; absent: BatchNorm. */
+  norm?: FamilyNorm;
+  /** GroupNorm's groups. */
+  numGroups?: number;
+  mode: RowMode;
   impl: string;
   /** Repetitions per sample (for a CUDA graph: calls, i.e. replays x calls per graph). */
   k: number;
@@ -90,17 +125,26 @@ export interface NodeRow {
   gpu: Summary | null;
   /** Wall time per call, submit to onSubmittedWorkDone / K (not for PyTorch). */
   wall: Summary | null;
-  /** Bytes the row moves per call: compulsory bytes of the mode, or a copy's read + written bytes. */
+  /** Bytes the row moves per call: compulsory bytes of the mode (family: forward x and y; backward x, dy and dx), or a copy's read + written bytes. */
   bytes: number;
   gbPerS: number | null;
-  /** Largest |output - reference| (y; dx for forward+backward; a copy: count of differing words). */
+  /** Largest |output - reference| (y; dx for forward+backward and backward; a copy: count of differing words). */
   maxError: number | null;
   ok: boolean;
   error?: string;
 }
 
-export function caseName(c: BenchCase): string {
-  return `${c.layout} [${c.shape.join(',')}]`;
+/** A case's name: NCHW [8,32,32,32] (BatchNorm), LayerNorm [8192,4096], GroupNorm/32 NHWC [16,64,64,256], InstanceNorm NCHW [8,64,256,256]. */
+export function caseName(c: Pick<BenchCase, 'layout' | 'shape' | 'norm' | 'numGroups'>, separator = ','): string {
+  const dims = `[${c.shape.join(separator)}]`;
+  if (!c.norm) return `${c.layout} ${dims}`;
+  if (c.norm === 'LayerNorm' || c.norm === 'RMSNorm') return `${c.norm} ${dims}`;
+  return `${c.norm}${c.norm === 'GroupNorm' ? `/${c.numGroups ?? 32}` : ''} ${c.layout} ${dims}`;
+}
+
+/** The modes a case runs in for a selection of modes: BatchNorm's as selected, the family's by familyModes. */
+export function caseModes(c: BenchCase, modes: readonly Mode[]): RowMode[] {
+  return c.norm ? familyModes(modes) : [...modes];
 }
 
 const MODE_ALIASES: Record<string, Mode> = {
@@ -111,21 +155,71 @@ const MODE_ALIASES: Record<string, Mode> = {
   backward: 'forward+backward',
   'forward+backward': 'forward+backward',
   'fwd+bwd': 'forward+backward',
+  forward: 'training forward',
 };
+
+/** Parses a family case: LayerNorm:DIMS, RMSNorm:DIMS, GroupNorm[/G]:LAYOUT:DIMS, InstanceNorm:LAYOUT:DIMS (also with [d,d,...]). */
+function parseFamilyCase(item: string): BenchCase | null {
+  const m = /^([A-Za-z]+Norm)(?:\/([0-9]+))?(?:[: ]([A-Z]+))?\s*[:[]\s*([0-9x, ]+)]?$/i.exec(item);
+  if (!m) return null;
+  const norm = FAMILY_NORMS.find((n) => n.toLowerCase() === m[1].toLowerCase());
+  if (!norm) throw new Error(`--cases: '${m[1]}' in '${item}' is not one of ${FAMILY_NORMS.join(', ')}`);
+  const shape = m[4].split(/[x, ]+/).filter(Boolean).map(Number);
+  if (m[2] !== undefined && norm !== 'GroupNorm') throw new Error(`--cases ${item}: only GroupNorm takes /GROUPS`);
+  const rows = norm === 'LayerNorm' || norm === 'RMSNorm';
+  if (rows && m[3] !== undefined) throw new Error(`--cases ${item}: ${norm} takes no layout (it normalizes the last dimension): ${norm}:DIMS`);
+  if (!rows && m[3] === undefined) throw new Error(`--cases ${item}: ${norm} needs a layout: ${norm}${norm === 'GroupNorm' ? '/G' : ''}:LAYOUT:DIMS`);
+  let layout: Layout;
+  if (rows) {
+    if (shape.length < 2 || shape.length > 5) throw new Error(`--cases ${item}: ${norm} needs 2 to 5 dimensions; got ${shape.length}`);
+    layout = rowLayout(shape.length);
+  } else {
+    const given: string = m[3];
+    checkLayout(given, '--cases layout');
+    layout = given;
+  }
+  channelView(layout, shape, `--cases ${item}`);
+  const c: BenchCase = { norm, layout, shape };
+  if (norm === 'GroupNorm') {
+    const G = m[2] === undefined ? 32 : Number(m[2]);
+    const C = shape[channelAxis(layout)];
+    if (!(G >= 1 && C % G === 0)) throw new Error(`--cases ${item}: GroupNorm's groups (${G}) must divide the ${C} channels`);
+    c.numGroups = G;
+  }
+  return c;
+}
 
 function parseCases(list: string): BenchCase[] {
   const out: BenchCase[] = [];
-  for (const item of list.split(',').map((s) => s.trim()).filter(Boolean)) {
-    const named: Record<string, BenchCase[]> = { default: CASES, large: LARGE_CASES, all: NODE_CASES, quick: QUICK_CASES };
+  // Commas separate cases, except inside a name's brackets (NCHW [8,32,32,32]).
+  for (const item of list.split(/,(?![^[]*])/).map((s) => s.trim()).filter(Boolean)) {
+    const named: Record<string, BenchCase[]> = {
+      default: CASES,
+      large: LARGE_CASES,
+      batchnorm: NODE_CASES,
+      family: FAMILY_CASES,
+      'family-quick': FAMILY_QUICK_CASES,
+      all: ALL_NODE_CASES,
+      quick: NODE_QUICK_CASES,
+    };
     if (item in named) {
       out.push(...named[item]);
       continue;
     }
-    const m = /^([A-Z]+)[:[]([0-9x, ]+)]?$/.exec(item);
-    if (!m) throw new Error(`--cases: '${item}' is not LAYOUT:DIMS (e.g. NCHW:8x32x32x32) or default, large, all, quick`);
+    const family = parseFamilyCase(item);
+    if (family) {
+      out.push(family);
+      continue;
+    }
+    const m = /^([A-Z]+)\s*[:[]([0-9x, ]+)]?$/.exec(item);
+    if (!m) {
+      throw new Error(
+        `--cases: '${item}' is not LAYOUT:DIMS (e.g. NCHW:8x32x32x32), LayerNorm:DIMS, RMSNorm:DIMS, GroupNorm/G:LAYOUT:DIMS, InstanceNorm:LAYOUT:DIMS or default, large, batchnorm, family, family-quick, quick, all`,
+      );
+    }
     const layout = m[1];
     checkLayout(layout, '--cases layout');
-    const shape = m[2].split(/[x ]+/).filter(Boolean).map(Number);
+    const shape = m[2].split(/[x, ]+/).filter(Boolean).map(Number);
     channelView(layout, shape, `--cases ${item}`);
     out.push({ layout, shape });
   }
@@ -136,7 +230,7 @@ function parseCases(list: string): BenchCase[] {
 /** Parses the command line (throws an Error naming the bad option). */
 export function parseOptions(argv: string[]): Options {
   const o: Options = {
-    cases: NODE_CASES,
+    cases: ALL_NODE_CASES,
     modes: [...MODES],
     quick: false,
     samples: 7,
@@ -178,7 +272,7 @@ export function parseOptions(argv: string[]): Options {
           .filter(Boolean)
           .map((s) => {
             const mode = MODE_ALIASES[s];
-            if (!mode) throw new Error(`--modes: '${s}' is not inference, training or backward`);
+            if (!mode) throw new Error(`--modes: '${s}' is not inference, training, forward or backward`);
             return mode;
           });
         o.modes = MODES.filter((m) => o.modes.includes(m));
@@ -222,7 +316,7 @@ export function parseOptions(argv: string[]): Options {
         throw new Error(`unknown option '${arg}'`);
     }
   }
-  o.cases = cases !== null ? parseCases(cases) : o.quick ? QUICK_CASES : NODE_CASES;
+  o.cases = cases !== null ? parseCases(cases) : o.quick ? NODE_QUICK_CASES : ALL_NODE_CASES;
   if (o.cases.length === 0) throw new Error('--cases selects no case');
   if (o.modes.length === 0) throw new Error('--modes selects no mode');
   if (o.torchCompile && !o.peer) throw new Error('--torch-compile needs --peer pytorch');
@@ -417,36 +511,143 @@ async function benchCase(ctx: CaseContext, c: BenchCase): Promise<NodeRow[]> {
       await timeInterleaved(timer, timed, o);
       await device.queue.onSubmittedWorkDone();
 
-      for (const t of timed) {
-        const gpu = t.gpu.length ? summarize(t.gpu) : null;
-        const wall = summarize(t.wall);
-        const row: NodeRow = {
-          layout: c.layout,
-          shape: c.shape,
-          mode,
-          impl: t.impl,
-          k: t.k,
-          gpu,
-          wall,
-          bytes: t.bytes,
-          gbPerS: t.bytes / ((gpu ?? wall).medianMs * 1e6),
-          maxError: t.maxError,
-          ok: t.ok,
-        };
-        if (ctx.gpuErrors.length) {
-          row.ok = false;
-          row.error = ctx.gpuErrors.join('; ');
-        }
-        rows.push(row);
-        ctx.progress(row);
-      }
-      ctx.gpuErrors.length = 0;
+      rows.push(...finishRows(ctx, { layout: c.layout, shape: c.shape }, mode, timed));
     }
   } finally {
     bn.destroy();
     baseline.destroy();
     for (const b of buffers) b.destroy();
   }
+  return rows;
+}
+
+/**
+ * A family case (issue 14): the library's layer, the two-pass family baseline and the copies,
+ * in forward (x read, y written) and backward alone (x and dy read, dx written; the statistics
+ * come from one forward pass recorded before, as a training step has them), each output checked
+ * against the float64 reference (γ = 1, β = 0).
+ */
+async function benchFamilyCase(ctx: CaseContext, c: BenchCase): Promise<NodeRow[]> {
+  const { device, timer, copies, o } = ctx;
+  const modes = familyModes(o.modes);
+  const geometry = familyGeometry(c);
+  const n = geometry.total;
+  const vec4Bytes = (floats: number) => Math.ceil(floats / 4) * 16;
+  const largest = vec4Bytes((modes.includes('backward') ? 1.5 : 1) * n);
+  const limit = Math.min(device.limits.maxStorageBufferBindingSize, device.limits.maxBufferSize);
+  const base = { layout: c.layout, shape: c.shape, norm: c.norm, ...(c.numGroups !== undefined ? { numGroups: c.numGroups } : {}) };
+  const skipped = (error: string): NodeRow[] =>
+    modes.map((mode) => ({ ...base, mode, impl: OURS, k: 0, gpu: null, wall: null, bytes: 0, gbPerS: null, maxError: null, ok: true, error }));
+  const biggest = Math.max(largest, n * 4);
+  if (biggest > limit) return skipped(`skipped: a ${(biggest / 2 ** 20).toFixed(0)} MiB buffer exceeds this device's ${(limit / 2 ** 20).toFixed(0)} MiB binding limit`);
+
+  const x = normalSamples(n, 1, 1, 2);
+  const dy = normalSamples(n, 2, 0, 1);
+
+  const usage = GPUBufferUsage.STORAGE | GPUBufferUsage.COPY_SRC | GPUBufferUsage.COPY_DST;
+  const buffers: GPUBuffer[] = [];
+  const buffer = (label: string, size: number) => {
+    const b = device.createBuffer({ label, size, usage });
+    buffers.push(b);
+    return b;
+  };
+  const [xBuf, yBuf, dyBuf, dxBuf] = ['x', 'y', 'dy', 'dx'].map((label) => buffer(label, n * 4));
+  device.queue.writeBuffer(xBuf, 0, x);
+  device.queue.writeBuffer(dyBuf, 0, dy);
+  // The copies read real data (x, then dy): zeros could be compressed by the GPU.
+  const copySrc = buffer('copy src', largest);
+  const copyData = new Float32Array(largest / 4);
+  copyData.set(x.subarray(0, Math.min(n, copyData.length)));
+  if (copyData.length > n) copyData.set(dy.subarray(0, copyData.length - n), n);
+  device.queue.writeBuffer(copySrc, 0, copyData);
+  const copyDst = { forward: buffer('copy dst forward', vec4Bytes(n)), backward: buffer('copy dst backward', largest) };
+
+  const layer = makeFamilyLayer(device, c, EPS);
+  const baseline = new FamilyTwoPassBaseline(device, geometry, EPS);
+  const submit = (record: (e: GPUCommandEncoder) => void) => {
+    const e = device.createCommandEncoder({ label: 'bench setup' });
+    record(e);
+    device.queue.submit([e.finish()]);
+  };
+
+  const rows: NodeRow[] = [];
+  try {
+    for (const mode of modes) {
+      const bytes = compulsoryFloats(mode, n) * 4;
+      const backward = mode === 'backward';
+      const out = backward ? dxBuf : yBuf;
+      const ref = familyReference(c, mode, x, dy, EPS);
+      const timed: Timed[] = [];
+      const add = (impl: string, record: (e: GPUCommandEncoder) => void, implBytes: number) => {
+        const t: Timed = { impl, record, bytes: implBytes, maxError: null, ok: true, k: 1, gpu: [], wall: [] };
+        timed.push(t);
+        return t;
+      };
+      const checkAgainstReference = async (t: Timed) => {
+        submit((e) => e.clearBuffer(out));
+        await timer.sampleRepeated(t.record, 1);
+        t.maxError = maxAbsDiff(await readFloats(device, out, n), ref);
+        t.ok = t.maxError <= o.tolerance;
+      };
+      if (backward) {
+        // The statistics backward reads: one forward pass of each, recorded once.
+        submit((e) => {
+          layer.encodeForward(e, { x: xBuf, y: yBuf, shape: c.shape });
+          baseline.encodeForward(e, xBuf, yBuf);
+        });
+      }
+      await checkAgainstReference(
+        add(OURS, backward ? (e) => layer.encodeBackward(e, { x: xBuf, dy: dyBuf, dx: dxBuf, shape: c.shape }) : (e) => layer.encodeForward(e, { x: xBuf, y: yBuf, shape: c.shape }), bytes),
+      );
+      await checkAgainstReference(add(BASELINE, backward ? (e) => baseline.encodeBackward(e, xBuf, dyBuf, dxBuf) : (e) => baseline.encodeForward(e, xBuf, yBuf), bytes));
+      const dst = backward ? copyDst.backward : copyDst.forward;
+      const expected = new Uint32Array(copyData.buffer, 0, dst.size / 4);
+      for (const variant of Object.keys(COPY_VARIANTS) as CopyVariant[]) {
+        const t = add(variant, (e) => copies.encode(e, variant, copySrc, dst), 2 * dst.size);
+        submit((e) => e.clearBuffer(dst));
+        await timer.sampleRepeated(t.record, 1);
+        const [got] = await readBuffers(device, [{ buffer: dst, size: dst.size }]);
+        t.maxError = countDiffering(new Uint32Array(got), expected);
+        t.ok = t.maxError === 0;
+      }
+      await timeInterleaved(timer, timed, o);
+      await device.queue.onSubmittedWorkDone();
+      rows.push(...finishRows(ctx, base, mode, timed));
+    }
+  } finally {
+    layer.destroy();
+    baseline.destroy();
+    for (const b of buffers) b.destroy();
+  }
+  return rows;
+}
+
+/** The rows of one case and mode from its timed implementations (GPU errors since the last mode mark them all). */
+function finishRows(ctx: CaseContext, base: Pick<NodeRow, 'layout' | 'shape' | 'norm' | 'numGroups'>, mode: RowMode, timed: Timed[]): NodeRow[] {
+  const rows: NodeRow[] = [];
+  for (const t of timed) {
+    const gpu = t.gpu.length ? summarize(t.gpu) : null;
+    const wall = summarize(t.wall);
+    const row: NodeRow = {
+      ...base,
+      mode,
+      impl: t.impl,
+      k: t.k,
+      gpu,
+      wall,
+      bytes: t.bytes,
+      gbPerS: t.bytes / ((gpu ?? wall).medianMs * 1e6),
+      maxError: t.maxError,
+      ok: t.ok,
+    };
+    if (ctx.gpuErrors.length) {
+      row.ok = false;
+      row.error = ctx.gpuErrors.join('; ');
+    }
+    rows.push(row);
+    ctx.progress(row);
+  }
+  ctx.gpuErrors.length = 0;
   return rows;
 }
 
@@ -462,7 +663,7 @@ export interface PeerResult {
   device?: string;
   /** Set when the peer stopped early; rows holds what it measured before. */
   error?: string;
-  rows?: Array<{ layout: Layout; shape: number[]; mode: Mode; impl: string; k: number; inner?: number; gpu: Summary | null; bytes: number; gbPerS: number | null; maxError: number | null; ok: boolean; error?: string }>;
+  rows?: Array<{ layout: Layout; shape: number[]; norm?: FamilyNorm; numGroups?: number; mode: RowMode; impl: string; k: number; inner?: number; gpu: Summary | null; bytes: number; gbPerS: number | null; maxError: number | null; ok: boolean; error?: string }>;
 }
 
 const PEER_SCRIPT = resolve(process.cwd(), 'bench/pytorch_peer.py');
@@ -472,6 +673,7 @@ async function runPeer(o: Options): Promise<PeerResult> {
   const input = JSON.stringify({
     cases: o.cases,
     modes: o.modes,
+    familyModes: familyModes(o.modes),
     samples: o.samples,
     minSampleMs: o.minSampleMs,
     warmupMs: o.warmupMs,
@@ -521,15 +723,33 @@ interface ComparedRun {
   rows: NodeRow[];
 }
 
-/** The markdown table: one line per case and mode. */
+type RowKey = { layout: string; shape: number[]; mode: string; norm?: string; numGroups?: number };
+/** What identifies a case and mode among rows (ours, the peer's, a compared run's). */
+const rowKey = (r: RowKey) => `${r.norm ?? 'BatchNorm'}${r.numGroups ? `/${r.numGroups}` : ''} ${r.layout} ${r.shape.join('x')} ${r.mode}`;
+
+/**
+ * The markdown table: one line per case and mode; the family's rows (if any) in a second table
+ * after BatchNorm's, with the issue's two-pass floor and target as multiples of the copy.
+ */
 export function makeTable(rows: NodeRow[], peer: PeerResult | null, compare: ComparedRun | null): string {
-  const key = (r: { layout: string; shape: number[]; mode: string }) => `${r.layout} ${r.shape.join('x')} ${r.mode}`;
+  const bn = rows.filter((r) => !r.norm);
+  const family = rows.filter((r) => r.norm);
+  const tables: string[] = [];
+  if (bn.length || !family.length) tables.push(makeOneTable(bn, peer, compare, false));
+  if (family.length) tables.push(`${bn.length ? 'Normalization family (issue 14):\n\n' : ''}${makeOneTable(family, peer, compare, true)}`);
+  return tables.join('\n\n');
+}
+
+function makeOneTable(rows: NodeRow[], peer: PeerResult | null, compare: ComparedRun | null, family: boolean): string {
+  const key = rowKey;
   const groups = new Map<string, NodeRow[]>();
   for (const r of rows) groups.set(key(r), [...(groups.get(key(r)) ?? []), r]);
-  const peerRows = peer?.available ? (peer.rows ?? []) : [];
+  const peerRows = peer?.available ? (peer.rows ?? []).filter((p) => !p.norm === !family) : [];
   const peerBy = (r: NodeRow, impl: string) => peerRows.find((p) => key(p) === key(r) && p.impl === impl) as NodeRow | undefined;
   const hasCompile = peerRows.some((p) => p.impl === 'torch.compile' && p.gpu);
-  const header = ['layout [shape]', 'mode', 'ours ms', 'two-pass ms', 'copy ms', 'copy GB/s', 'fastest copy', 'ours GB/s', 'ours roofline ×', 'ours vs two-pass', 'max error ours / two-pass'];
+  const header = family
+    ? ['norm [shape]', 'mode', 'ours ms', 'two-pass ms', 'copy ms', 'copy GB/s', 'fastest copy', 'ours GB/s', 'ours roofline ×', 'two-pass floor ×', 'target ×', 'ours / floor', 'ours vs two-pass', 'max error ours / two-pass']
+    : ['layout [shape]', 'mode', 'ours ms', 'two-pass ms', 'copy ms', 'copy GB/s', 'fastest copy', 'ours GB/s', 'ours roofline ×', 'ours vs two-pass', 'max error ours / two-pass'];
   if (peerRows.length) {
     header.push('torch eager ms', 'torch graph ms', 'vs torch eager', 'vs torch graph', 'torch roofline ×', 'torch copy GB/s', 'copy / torch copy');
     if (hasCompile) header.push('torch.compile ms', 'vs torch.compile');
@@ -539,26 +759,20 @@ export function makeTable(rows: NodeRow[], peer: PeerResult | null, compare: Com
   for (const group of groups.values()) {
     const r0 = group[0];
     const ours = group.find((r) => r.impl === OURS)!;
-    const name = `${r0.layout} [${r0.shape.join(', ')}]`;
+    const name = caseName(r0, ', ');
     if (ours.error?.startsWith('skipped')) {
       lines.push([name, r0.mode, ours.error, ...header.slice(3).map(() => '')]);
       continue;
     }
     const base = group.find((r) => r.impl === BASELINE);
     const copy = group.filter((r) => r.impl.startsWith('copy')).sort((a, b) => time(a)! - time(b)!)[0];
-    const line = [
-      name,
-      r0.mode,
-      fmtMs(time(ours)),
-      fmtMs(time(base)),
-      fmtMs(time(copy)),
-      fmtGBs(copy?.gbPerS),
-      copy?.impl.replace(/^copy /, '') ?? '',
-      fmtGBs(ours.gbPerS),
-      fmt(ratio(time(ours), time(copy))),
-      fmt(ratio(time(base), time(ours))),
-      `${fmtErr(ours.maxError)} / ${fmtErr(base?.maxError ?? null)}`,
-    ];
+    const roofline = ratio(time(ours), time(copy));
+    const line = [name, r0.mode, fmtMs(time(ours)), fmtMs(time(base)), fmtMs(time(copy)), fmtGBs(copy?.gbPerS), copy?.impl.replace(/^copy /, '') ?? '', fmtGBs(ours.gbPerS), fmt(roofline)];
+    if (family) {
+      const floor = twoPassFloor(r0.norm!, r0.mode as FamilyMode);
+      line.push(fmt(floor), fmt(familyTarget(r0.norm!, r0.mode as FamilyMode)), fmt(roofline === null ? null : roofline / floor));
+    }
+    line.push(fmt(ratio(time(base), time(ours))), `${fmtErr(ours.maxError)} / ${fmtErr(base?.maxError ?? null)}`);
     if (peerRows.length) {
       const eager = peerBy(ours, 'eager');
       const graph = peerBy(ours, 'cuda graph');
@@ -594,7 +808,7 @@ function rooflineCheck(rows: NodeRow[], peer: PeerResult | null): string[] {
   if (!peer?.available) return [];
   const lines: string[] = [];
   for (const r of rows.filter((r) => r.impl === OURS && r.shape.reduce((a, b) => a * b, 1) * 4 >= 25e6)) {
-    const same = (p: { layout: string; shape: number[]; mode: string }) => p.layout === r.layout && p.shape.join() === r.shape.join() && p.mode === r.mode;
+    const same = (p: RowKey) => rowKey(p) === rowKey(r);
     const ours = rows.filter((p) => same(p) && p.impl.startsWith('copy') && p.gbPerS).sort((a, b) => b.gbPerS! - a.gbPerS!)[0];
     const torch = (peer.rows ?? []).filter((p) => same(p) && p.impl.startsWith('copy') && p.gbPerS).sort((a, b) => b.gbPerS! - a.gbPerS!)[0];
     if (!ours || !torch) continue;
@@ -659,9 +873,9 @@ export async function main(argv: string[]): Promise<number> {
   const copies = new CopyKernels(device);
   const commit = gitCommit();
   const copyNames = Object.keys(COPY_VARIANTS);
-  const total = o.cases.length * o.modes.length * (2 + copyNames.length);
+  const total = o.cases.reduce((sum, c) => sum + caseModes(c, o.modes).length, 0) * (2 + copyNames.length);
   log(`adapter: ${adapterName}${driver && driver !== info.description ? ` (${driver})` : ''}; timing: ${timer.method}; Dawn flags: ${DAWN_FLAGS.join(' ')}; commit ${commit}`);
-  log(`${o.cases.length} cases x ${o.modes.length} modes; ${o.samples} samples of >= ${o.minSampleMs} ms each, ${o.warmupMs} ms warm-up; implementations: ${OURS}, ${BASELINE}, ${copyNames.join(', ')}`);
+  log(`${o.cases.length} cases x their modes (${o.modes.join(', ')}; family: ${familyModes(o.modes).join(', ') || 'none'}); ${o.samples} samples of >= ${o.minSampleMs} ms each, ${o.warmupMs} ms warm-up; implementations: ${OURS}, ${BASELINE}, ${copyNames.join(', ')}`);
 
   let step = 0;
   const progress = (r: NodeRow) => {
@@ -676,7 +890,7 @@ export async function main(argv: string[]): Promise<number> {
   let failure: string | null = null;
   for (const c of o.cases) {
     try {
-      const caseRows = await benchCase({ device, timer, copies, o, progress, gpuErrors }, c);
+      const caseRows = await (c.norm ? benchFamilyCase : benchCase)({ device, timer, copies, o, progress, gpuErrors }, c);
       for (const r of caseRows.filter((r) => r.error?.startsWith('skipped'))) log(`${caseName(c)} · ${r.mode}: ${r.error}`);
       step += caseRows.filter((r) => r.error?.startsWith('skipped')).length * (2 + copyNames.length);
       rows.push(...caseRows);
@@ -719,7 +933,7 @@ export async function main(argv: string[]): Promise<number> {
       kMargin: K_MARGIN,
       note: 'times per call (sample / K), medians of interleaved samples; GPU time from timestamp queries',
     },
-    options: { cases: o.cases.map(caseName), modes: o.modes, quick: o.quick, peer: o.peer, torchCompile: o.torchCompile },
+    options: { cases: o.cases.map((c) => caseName(c)), modes: o.modes, familyModes: familyModes(o.modes), quick: o.quick, peer: o.peer, torchCompile: o.torchCompile },
     rows,
     peer,
     rooflineCheck: roofline,
