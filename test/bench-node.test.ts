@@ -73,6 +73,8 @@ describe('parseOptions', () => {
     ]);
     // A case's name reads back as the case.
     expect(parseOptions(['--cases', FAMILY_CASES.map((c) => caseName(c)).join(',')]).cases).toEqual(FAMILY_CASES);
+    // And as the table prints them, beside a BatchNorm case's name.
+    expect(parseOptions(['--cases', 'GroupNorm/32 NHWC [16, 64, 64, 256], NCHW [8, 32, 32, 32]']).cases).toEqual([FAMILY_CASES[5], { layout: 'NCHW', shape: [8, 32, 32, 32] }]);
     // A BatchNorm case of the same shape stays a BatchNorm case.
     expect(parseOptions(['--cases', 'NC:8192x4096,LayerNorm:8192x4096']).cases.map((c) => c.norm)).toEqual([undefined, 'LayerNorm']);
   });
