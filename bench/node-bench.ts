@@ -736,7 +736,7 @@ export function makeTable(rows: NodeRow[], peer: PeerResult | null, compare: Com
   const family = rows.filter((r) => r.norm);
   const tables: string[] = [];
   if (bn.length || !family.length) tables.push(makeOneTable(bn, peer, compare, false));
-  if (family.length) tables.push(`${bn.length ? 'Normalization family (issue 14):\n\n' : ''}${makeOneTable(family, peer, compare, true)}`);
+  if (family.length) tables.push(`${bn.length ? 'Normalization family:\n\n' : ''}${makeOneTable(family, peer, compare, true)}`);
   return tables.join('\n\n');
 }
 

@@ -195,7 +195,7 @@ it('puts the family rows in a table of their own, with the two-pass floor and th
   const peer: PeerResult = { available: true, rows: [{ ...row('eager', 8), k: 1 }, { ...row('cuda graph', 3), k: 1 }, { ...row('copy_ eager', 0.5), k: 1 }] };
   const table = makeTable(rows, peer, null).split('\n');
   expect(table[0]).toMatch(/^\| layout \[shape\]/);
-  const at = table.indexOf('Normalization family (issue 14):');
+  const at = table.indexOf('Normalization family:');
   expect(at).toBeGreaterThan(2);
   expect(table[at + 2]).toMatch(/^\| norm \[shape\] \| mode \| ours ms \| two-pass ms .*\| two-pass floor × \| target × \| ours \/ floor \|.*\| vs torch eager \|/);
   // ours 2 ms against the copy's 1: roofline 2.00, floor 1.67, target 1.83, 1.20 of the floor, 2× the two-pass; torch 8 and 3 ms.
