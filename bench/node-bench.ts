@@ -913,6 +913,10 @@ export async function main(argv: string[]): Promise<number> {
   const table = makeTable(rows, peer, compare);
   const peerNote = !peer ? '' : peer.available ? `PyTorch ${peer.torch} (CUDA ${peer.cuda}, cuDNN ${peer.cudnn}) on ${peer.device}.${peer.error ? ` It stopped early: ${peer.error}.` : ''}` : `PyTorch peer not run: ${peer.reason}.`;
   const roofline = rooflineCheck(rows, peer);
+  // The peer's rows that failed or missed its float64 check (not a failure of this run).
+  const peerProblems = (peer?.available ? (peer.rows ?? []) : [])
+    .filter((p) => p.error || !p.ok)
+    .map((p) => `${caseName(p)} ${p.mode} ${p.impl}: ${p.error ?? `off its reference, max error ${p.maxError}`}`);
   const bad = rows.filter((r) => !r.ok);
   const result = {
     adapter: { ...adapter, name: adapterName, driver, features: [...device.features].sort(), slug },
@@ -937,6 +941,7 @@ export async function main(argv: string[]): Promise<number> {
     rows,
     peer,
     rooflineCheck: roofline,
+    peerProblems,
     failure,
     offReference: bad.map((r) => `${caseName(r)} ${r.mode} ${r.impl}: ${r.error ?? `max error ${r.maxError}`}`),
     table,
@@ -947,12 +952,13 @@ export async function main(argv: string[]): Promise<number> {
   console.log(table);
   if (peerNote) console.log(`\n${peerNote}`);
   if (roofline.length) console.log(`\nRoofline check against PyTorch's copy (tensors >= 25 MB):\n${roofline.map((l) => `  ${l}`).join('\n')}`);
+  if (peerProblems.length) console.log(`\nPyTorch rows not timed or off their reference:\n${peerProblems.map((l) => `  ${l}`).join('\n')}`);
 
   const outPath = o.out ? resolve(o.out) : process.env.OUT ? join(process.env.OUT, `results-node-${slug}.json`) : resolve(`bench/results-node-${slug}.json`);
   mkdirSync(dirname(outPath), { recursive: true });
   writeFileSync(outPath, `${JSON.stringify(result, null, 2)}\n`);
   const mdPath = outPath.replace(/\.json$/, '') + '.md';
-  writeFileSync(mdPath, `# bench:node on ${adapterName}\n\n${driver ? `Driver: ${driver}. ` : ''}Commit ${commit}, ${result.date}, Node ${process.version}, webgpu ${result.webgpu}.${peerNote ? ` ${peerNote}` : ''}\n\n${table}\n${roofline.length ? `\nRoofline check against PyTorch's copy (tensors >= 25 MB):\n\n${roofline.map((l) => `- ${l}`).join('\n')}\n` : ''}`);
+  writeFileSync(mdPath, `# bench:node on ${adapterName}\n\n${driver ? `Driver: ${driver}. ` : ''}Commit ${commit}, ${result.date}, Node ${process.version}, webgpu ${result.webgpu}.${peerNote ? ` ${peerNote}` : ''}\n\n${table}\n${roofline.length ? `\nRoofline check against PyTorch's copy (tensors >= 25 MB):\n\n${roofline.map((l) => `- ${l}`).join('\n')}\n` : ''}${peerProblems.length ? `\nPyTorch rows not timed or off their reference:\n\n${peerProblems.map((l) => `- ${l}`).join('\n')}\n` : ''}`);
   console.log(`\nwrote ${outPath} and ${mdPath}`);
 
   if (failure) {
