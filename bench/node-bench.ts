@@ -84,6 +84,8 @@ const USAGE = `npm run bench:node -- [options]
   --peer pytorch       also run torch.nn.functional.batch_norm (bench/pytorch_peer.py) when python3
                        has torch with CUDA: eager and CUDA-graph replay, plus PyTorch's copy
   --torch-compile      with --peer pytorch, also torch.compile (slow to compile: best with few --cases)
+  --check-only         check every output against the reference and time nothing (large cases on a
+                       slow adapter such as SwiftShader); no PyTorch peer
   --python PATH        the Python to run the peer with (default python3)
   --compare FILE       a results JSON of another run (another commit): adds a "vs" column
   --out FILE           results JSON path (default: $OUT/results-node-<adapter>.json when OUT is set,
@@ -103,6 +105,8 @@ export interface Options {
   tolerance: number;
   peer: 'pytorch' | null;
   torchCompile: boolean;
+  /** Check every output, time nothing. */
+  checkOnly: boolean;
   python: string;
   compare: string | null;
   out: string | null;
@@ -239,6 +243,7 @@ export function parseOptions(argv: string[]): Options {
     tolerance: 1e-4,
     peer: null,
     torchCompile: false,
+    checkOnly: false,
     python: 'python3',
     compare: null,
     out: null,
@@ -296,6 +301,9 @@ export function parseOptions(argv: string[]): Options {
         o.peer = 'pytorch';
         break;
       }
+      case '--check-only':
+        o.checkOnly = true;
+        break;
       case '--torch-compile':
         o.torchCompile = true;
         break;
@@ -320,6 +328,7 @@ export function parseOptions(argv: string[]): Options {
   if (o.cases.length === 0) throw new Error('--cases selects no case');
   if (o.modes.length === 0) throw new Error('--modes selects no mode');
   if (o.torchCompile && !o.peer) throw new Error('--torch-compile needs --peer pytorch');
+  if (o.checkOnly && o.peer) throw new Error('--check-only times nothing: it takes no --peer');
   return o;
 }
 
@@ -508,7 +517,7 @@ async function benchCase(ctx: CaseContext, c: BenchCase): Promise<NodeRow[]> {
         t.ok = t.maxError === 0;
       }
       resetRunning();
-      await timeInterleaved(timer, timed, o);
+      if (!o.checkOnly) await timeInterleaved(timer, timed, o);
       await device.queue.onSubmittedWorkDone();
 
       rows.push(...finishRows(ctx, { layout: c.layout, shape: c.shape }, mode, timed));
@@ -610,7 +619,7 @@ async function benchFamilyCase(ctx: CaseContext, c: BenchCase): Promise<NodeRow[
         t.maxError = countDiffering(new Uint32Array(got), expected);
         t.ok = t.maxError === 0;
       }
-      await timeInterleaved(timer, timed, o);
+      if (!o.checkOnly) await timeInterleaved(timer, timed, o);
       await device.queue.onSubmittedWorkDone();
       rows.push(...finishRows(ctx, base, mode, timed));
     }
@@ -627,7 +636,8 @@ function finishRows(ctx: CaseContext, base: Pick<NodeRow, 'layout' | 'shape' | '
   const rows: NodeRow[] = [];
   for (const t of timed) {
     const gpu = t.gpu.length ? summarize(t.gpu) : null;
-    const wall = summarize(t.wall);
+    const wall = t.wall.length ? summarize(t.wall) : null;
+    const time = gpu ?? wall;
     const row: NodeRow = {
       ...base,
       mode,
@@ -636,7 +646,7 @@ function finishRows(ctx: CaseContext, base: Pick<NodeRow, 'layout' | 'shape' | '
       gpu,
       wall,
       bytes: t.bytes,
-      gbPerS: t.bytes / ((gpu ?? wall).medianMs * 1e6),
+      gbPerS: time ? t.bytes / (time.medianMs * 1e6) : null,
       maxError: t.maxError,
       ok: t.ok,
     };
@@ -765,7 +775,7 @@ function makeOneTable(rows: NodeRow[], peer: PeerResult | null, compare: Compare
       continue;
     }
     const base = group.find((r) => r.impl === BASELINE);
-    const copy = group.filter((r) => r.impl.startsWith('copy')).sort((a, b) => time(a)! - time(b)!)[0];
+    const copy = group.filter((r) => r.impl.startsWith('copy') && time(r) !== null).sort((a, b) => time(a)! - time(b)!)[0];
     const roofline = ratio(time(ours), time(copy));
     const line = [name, r0.mode, fmtMs(time(ours)), fmtMs(time(base)), fmtMs(time(copy)), fmtGBs(copy?.gbPerS), copy?.impl.replace(/^copy /, '') ?? '', fmtGBs(ours.gbPerS), fmt(roofline)];
     if (family) {
@@ -875,15 +885,16 @@ export async function main(argv: string[]): Promise<number> {
   const copyNames = Object.keys(COPY_VARIANTS);
   const total = o.cases.reduce((sum, c) => sum + caseModes(c, o.modes).length, 0) * (2 + copyNames.length);
   log(`adapter: ${adapterName}${driver && driver !== info.description ? ` (${driver})` : ''}; timing: ${timer.method}; Dawn flags: ${DAWN_FLAGS.join(' ')}; commit ${commit}`);
-  log(`${o.cases.length} cases x their modes (${o.modes.join(', ')}; family: ${familyModes(o.modes).join(', ') || 'none'}); ${o.samples} samples of >= ${o.minSampleMs} ms each, ${o.warmupMs} ms warm-up; implementations: ${OURS}, ${BASELINE}, ${copyNames.join(', ')}`);
+  log(`${o.cases.length} cases x their modes (${o.modes.join(', ')}; family: ${familyModes(o.modes).join(', ') || 'none'}); ${o.checkOnly ? 'outputs checked, nothing timed (--check-only)' : `${o.samples} samples of >= ${o.minSampleMs} ms each, ${o.warmupMs} ms warm-up`}; implementations: ${OURS}, ${BASELINE}, ${copyNames.join(', ')}`);
 
   let step = 0;
   const progress = (r: NodeRow) => {
     const t = r.gpu ?? r.wall;
     const check = r.impl.startsWith('copy') ? (r.maxError === 0 ? 'exact' : `${r.maxError} words differ`) : `max error ${fmtErr(r.maxError)}`;
     log(
-      `[${++step}/${total}] ${caseName(r)} · ${r.mode} · ${r.impl}: ${fmtMs(t?.medianMs)} ms (min ${fmtMs(t?.minMs)}, K=${r.k}${r.gpu ? '' : ', wall'}), ` +
-        `${fmtGBs(r.gbPerS)} GB/s, ${check}${r.ok ? '' : ' OFF THE REFERENCE'}${r.error ? ` (${r.error})` : ''}`,
+      `[${++step}/${total}] ${caseName(r)} · ${r.mode} · ${r.impl}: ` +
+        (t ? `${fmtMs(t.medianMs)} ms (min ${fmtMs(t.minMs)}, K=${r.k}${r.gpu ? '' : ', wall'}), ${fmtGBs(r.gbPerS)} GB/s, ` : 'not timed, ') +
+        `${check}${r.ok ? '' : ' OFF THE REFERENCE'}${r.error ? ` (${r.error})` : ''}`,
     );
   };
   const rows: NodeRow[] = [];
@@ -937,7 +948,7 @@ export async function main(argv: string[]): Promise<number> {
       kMargin: K_MARGIN,
       note: 'times per call (sample / K), medians of interleaved samples; GPU time from timestamp queries',
     },
-    options: { cases: o.cases.map((c) => caseName(c)), modes: o.modes, familyModes: familyModes(o.modes), quick: o.quick, peer: o.peer, torchCompile: o.torchCompile },
+    options: { cases: o.cases.map((c) => caseName(c)), modes: o.modes, familyModes: familyModes(o.modes), quick: o.quick, peer: o.peer, torchCompile: o.torchCompile, checkOnly: o.checkOnly },
     rows,
     peer,
     rooflineCheck: roofline,

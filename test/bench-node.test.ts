@@ -121,6 +121,8 @@ describe('parseOptions', () => {
     expect(o.peer).toBe('pytorch');
     expect(o.out).toBe('x.json');
     expect(o.samples).toBe(9);
+    expect(o.checkOnly).toBe(false);
+    expect(parseOptions(['--check-only', '--cases', 'family']).checkOnly).toBe(true);
   });
 
   it('rejects what it cannot run, naming the option', () => {
@@ -130,6 +132,7 @@ describe('parseOptions', () => {
     expect(() => parseOptions(['--samples', '3'])).toThrow(/--samples/);
     expect(() => parseOptions(['--peer', 'jax'])).toThrow(/--peer/);
     expect(() => parseOptions(['--torch-compile'])).toThrow(/--peer pytorch/);
+    expect(() => parseOptions(['--check-only', '--peer', 'pytorch'])).toThrow(/--check-only/);
     expect(() => parseOptions(['--fast'])).toThrow(/unknown option/);
   });
 });
