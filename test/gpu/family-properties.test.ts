@@ -150,11 +150,18 @@ async function checkCase(device: GPUDevice, p: RowP | ChannelP): Promise<void> {
 
   const spatial = c.kind === 'instance' ? sizeOf(c.shape) / (c.shape[0] * C) : 2;
   if (isTracked && training && spatial < 2) {
-    await expect(layer.forward(x, c.shape, { training }), `${what}: one spatial element`).rejects.toThrow(/spatial/);
+    await expect(layer.forward(x, c.shape, { training }), `${what}: one spatial element`).rejects.toThrow(/spatial element/);
     return;
   }
-
-  const y = await layer.forward(x, c.shape, { training });
+  // Without running statistics the spec leaves training on one spatial element open: PyTorch refuses
+  // it (every output would be β), a layer may normalize it. Either way, a forward pass must not fail otherwise.
+  let y: Float32Array;
+  try {
+    y = await layer.forward(x, c.shape, { training });
+  } catch (e) {
+    if (c.kind === 'instance' && training && spatial < 2 && /spatial element/.test(String(e))) return;
+    throw e;
+  }
   const useRunning = isTracked && !training;
   const ref = referenceForward(c, x, gamma, beta);
   let v = ref.v;
@@ -217,12 +224,13 @@ describe('properties', () => {
     expect([...kinds].sort(), 'every layer was drawn').toEqual([...KINDS].sort());
   }, 600_000);
 
+  // At least 2 spatial elements: InstanceNorm refuses to train on one.
   const equivCase = fc.record({
     layout: fc.constantFrom<Layout>('NCL', 'NCHW', 'NCDHW'),
     N: fc.integer({ min: 1, max: 3 }),
     C: fc.constantFrom(...CHANNELS),
     groupPick: fc.nat(),
-    spatial: fc.array(fc.integer({ min: 1, max: 5 }), { minLength: 3, maxLength: 3 }),
+    spatial: fc.tuple(fc.integer({ min: 2, max: 5 }), fc.integer({ min: 1, max: 5 }), fc.integer({ min: 1, max: 5 })),
     ...common,
   });
   type EquivP = typeof equivCase extends fc.Arbitrary<infer T> ? T : never;
@@ -240,7 +248,7 @@ describe('properties', () => {
   it(`GroupNorm with G = C equals InstanceNorm, on ${EQUIV_RUNS} random cases`, async () => {
     const device = await testDevice();
     await fc.assert(
-      fc.asyncProperty(equivCase, fc.constantFrom(...LAYOUTS), async (p, layout) => {
+      fc.asyncProperty(equivCase, fc.constantFrom(...LAYOUTS.filter((l) => l !== 'NC')), async (p, layout) => {
         const shape = layoutShape(layout, p.N, p.C, p.spatial.slice(0, RANK[layout] - 2));
         const base = { shape, layout, eps: p.eps, activation: p.activation, dtype: p.dtype, affine: true };
         const gn: Case = { ...base, kind: 'group', numGroups: p.C };

@@ -18,8 +18,8 @@ const make = (cls: unknown, options: object) => async () => {
 
 describe('constructor options', () => {
   it.each([
-    // numChannels not divisible by numGroups: both named, with the divisors that would do.
-    ['GroupNorm', GroupNorm, { numGroups: 4, numChannels: 6 }, /options\.numGroups must divide options\.numChannels.*6.*got 4/],
+    // numChannels not divisible by numGroups: both named, with their values.
+    ['GroupNorm', GroupNorm, { numGroups: 4, numChannels: 6 }, /options\.numChannels \(6\) must be divisible by options\.numGroups \(4\)/],
     ['GroupNorm', GroupNorm, { numGroups: 0, numChannels: 6 }, /options\.numGroups must be a positive integer; got 0/],
     ['GroupNorm', GroupNorm, { numGroups: 2, numChannels: 2.5 }, /options\.numChannels must be a positive integer; got 2\.5/],
     ['GroupNorm', GroupNorm, { numGroups: 2, numChannels: 4, layout: 'NWC' }, /options\.layout must be one of 'NC', 'NCL', 'NLC', 'NCHW', 'NHWC', 'NCDHW', 'NDHWC'; got the string 'NWC'/],
@@ -41,13 +41,13 @@ describe('constructor options', () => {
     ['LayerNorm', LayerNorm, { normalizedShape: 4, activation: 'gelu' }, /options\.activation must be 'none', 'relu' or 'silu'; got the string 'gelu'/],
     ['GroupNorm', GroupNorm, { numGroups: 1, numChannels: 2, dtype: 'float64' }, /options\.dtype must be 'float32' or 'float16'; got the string 'float64'/],
     // Unknown option names, PyTorch's spellings among them.
-    ['LayerNorm', LayerNorm, { normalizedShape: 4, elementwise_affine: false }, /options\.elementwise_affine is not an option of LayerNorm \(did you mean elementwiseAffine\?\); expected one of .*normalizedShape/],
-    ['LayerNorm', LayerNorm, { normalized_shape: 4 }, /options\.normalized_shape is not an option of LayerNorm/],
+    ['LayerNorm', LayerNorm, { normalizedShape: 4, elementwise_affine: false }, /options\.elementwise_affine is not an option of LayerNorm \(PyTorch's elementwise_affine is elementwiseAffine here\); expected one of normalizedShape, elementwiseAffine, /],
+    ['LayerNorm', LayerNorm, { normalized_shape: 4 }, /options\.normalized_shape is not an option of LayerNorm \(PyTorch's normalized_shape is normalizedShape here\)/],
     ['LayerNorm', LayerNorm, { normalizedShape: 4, epsilon: 1e-3 }, /options\.epsilon is not an option of LayerNorm.*; expected one of .*eps/],
     ['RMSNorm', RMSNorm, { normalizedShape: 4, bias: false }, /options\.bias is not an option of RMSNorm.*; expected one of /],
-    ['GroupNorm', GroupNorm, { num_groups: 2, numChannels: 4 }, /options\.num_groups is not an option of GroupNorm \(did you mean numGroups\?\)/],
+    ['GroupNorm', GroupNorm, { num_groups: 2, numChannels: 4 }, /options\.num_groups is not an option of GroupNorm \(PyTorch's num_groups is numGroups here\); expected one of numGroups, /],
     ['GroupNorm', GroupNorm, { numGroups: 2, numChannels: 4, momentum: 0.1 }, /options\.momentum is not an option of GroupNorm/],
-    ['InstanceNorm', InstanceNorm, { numFeatures: 2, track_running_stats: true }, /options\.track_running_stats is not an option of InstanceNorm \(did you mean trackRunningStats\?\)/],
+    ['InstanceNorm', InstanceNorm, { numFeatures: 2, track_running_stats: true }, /options\.track_running_stats is not an option of InstanceNorm \(PyTorch's track_running_stats is trackRunningStats here\); expected one of numFeatures, /],
     ['InstanceNorm', InstanceNorm, { numFeatures: 2, elementwiseAffine: true }, /options\.elementwiseAffine is not an option of InstanceNorm.*; expected one of .*affine/],
   ] as [string, unknown, object, RegExp][])('%s %j', async (_, cls, options, message) => {
     await expect(make(cls, options)()).rejects.toThrow(message);
@@ -76,9 +76,9 @@ describe('forward and backward arguments', () => {
     const device = await testDevice();
     const gn = new GroupNorm(device, { numGroups: 2, numChannels: 6, layout: 'NCHW' });
     await expect(gn.forward(new Float32Array(48), [2, 6, 4])).rejects.toThrow(/shape must have 4 dimensions for layout 'NCHW'; got \[2, 6, 4\]/);
-    await expect(gn.forward(new Float32Array(64), [2, 4, 4, 2])).rejects.toThrow(/shape has 4 channels on the C axis of layout 'NCHW'; numChannels is 6/);
+    await expect(gn.forward(new Float32Array(64), [2, 4, 4, 2])).rejects.toThrow(/shape \[2, 4, 4, 2\] must have 6 channels \(numChannels\) on its channel axis for layout 'NCHW'; got 4/);
     const inorm = new InstanceNorm(device, { numFeatures: 3, layout: 'NHWC' });
-    await expect(inorm.forward(new Float32Array(32), [2, 2, 2, 4])).rejects.toThrow(/shape has 4 channels on the C axis of layout 'NHWC'; numFeatures is 3/);
+    await expect(inorm.forward(new Float32Array(32), [2, 2, 2, 4])).rejects.toThrow(/shape \[2, 2, 2, 4\] must have 3 channels \(numFeatures\) on its channel axis for layout 'NHWC'; got 4/);
     await expect(inorm.forward(new Float32Array(24), [2, 2, 2, 3, 1])).rejects.toThrow(/shape must have 4 dimensions for layout 'NHWC'; got \[2, 2, 2, 3, 1\]/);
     await expect(inorm.forward(new Float32Array(24), [2, 2, 2.5, 3])).rejects.toThrow(/shape\[2\] must be a positive integer; got 2\.5/);
     gn.destroy();
@@ -135,7 +135,7 @@ describe('forward and backward arguments', () => {
     const y = storageBuffer(device, new Float32Array(8));
     expect(NORM_SAVED_BYTES_PER_GROUP).toBe(16);
     expect(() => encodeLayerNormForward(device, encoder, { x, y, shape: [2, 4], normalizedShape: [4], saved })).toThrow(/args\.saved must hold at least 32 bytes.*got 8/);
-    expect(() => encodeGroupNormForward(device, encoder, { x, y, shape: [2, 4], numGroups: 3, layout: 'NC', saved: storageBuffer(device, new Float32Array(64)) })).toThrow(/numGroups.*4.*got 3/);
+    expect(() => encodeGroupNormForward(device, encoder, { x, y, shape: [2, 4], numGroups: 3, layout: 'NC', saved: storageBuffer(device, new Float32Array(64)) })).toThrow(/numChannels \(4\) must be divisible by .*numGroups \(3\)/);
     encoder.finish();
     ln.destroy();
     for (const b of [x, small, saved, y]) b.destroy();
@@ -194,7 +194,7 @@ describe('refused calls lose no state', () => {
     await gn.forward(x, shape);
     const statsBefore = await gn.getStats();
     await expect(gn.forward(new Float32Array(39), shape)).rejects.toThrow(/x must have 40 elements/);
-    await expect(gn.forward(new Float32Array(48), [2, 6, 4])).rejects.toThrow(/numChannels is 4/);
+    await expect(gn.forward(new Float32Array(48), [2, 6, 4])).rejects.toThrow(/must have 4 channels \(numChannels\)/);
     expect(() => gn.setState({ gamma: [1, 2] })).toThrow(/state\.gamma/);
     expect(await gn.getStats()).toEqual(statsBefore);
     const state = await gn.getState();
