@@ -10,7 +10,7 @@ import { InstanceNorm, RMSNorm } from '../../src/layers/normalization.js';
 import { referenceInstanceNorm, referenceInstanceNormRunningStats } from '../../src/reference/normalization.js';
 import { gaussian } from '../../support/random.js';
 import { expectClose, randn, rng } from '../helpers/data.js';
-import { makeLayer, paramCount, partition, referenceForward, type AnyNorm, type Case, type Kind } from '../helpers/family.js';
+import { makeLayer, meanSquareOf, meanVarOf, paramCount, partition, referenceForward, runningOf, type AnyNorm, type Case, type Kind } from '../helpers/family.js';
 import { testDevice } from '../helpers/gpu.js';
 
 const f32 = { eps: 1e-5, activation: 'none', dtype: 'float32', affine: true } as const;
@@ -52,7 +52,7 @@ describe('large offsets, std 1: relative error of the variance (RMSNorm: mean(xÂ
       const ref = referenceForward(c, x, [], []);
       const what = `${kind} offset ${offset}, ${count} per group`;
       if (kind === 'rms') {
-        const { meanSquare } = await (layer as RMSNorm).getStats();
+        const meanSquare = meanSquareOf(await (layer as RMSNorm).getStats());
         for (let g = 0; g < 2; g++) {
           expect(Math.abs(meanSquare[g] - ref.stats.variance[g]) / ref.stats.variance[g], `${what}: mean(xÂ²) of row ${g}`).toBeLessThanOrEqual(1e-3);
         }
@@ -60,7 +60,7 @@ describe('large offsets, std 1: relative error of the variance (RMSNorm: mean(xÂ
         expectClose(y, ref.y, { rtol: 5e-4, atol: 1e-6 }, `${what}: y`);
         continue;
       }
-      const stats = (await layer.getStats()) as { mean: Float64Array; variance: Float64Array };
+      const stats = meanVarOf(await layer.getStats());
       for (let g = 0; g < 2; g++) {
         const v = ref.stats.variance[g];
         if (v === 0) expect(stats.variance[g], `${what}: equal values`).toBe(0);
@@ -159,14 +159,14 @@ describe("InstanceNorm's running statistics and a non-finite training batch", ()
     const inorm = new InstanceNorm(device, { numFeatures: 4, layout, trackRunningStats: true, momentum: 0.3 });
     expect(inorm.nonFiniteBatches).toBe('skip');
     await inorm.forward(randn(48, 2200, 2, 1.5), shape, { training: true });
-    const before = await inorm.getState();
+    const before = runningOf(await inorm.getState());
     const y = await inorm.forward(poisoned(2201), shape, { training: true });
     expect(y.some(Number.isNaN), 'the batch itself normalizes to NaN where poisoned').toBe(true);
-    expect(await inorm.getState(), 'the non-finite batch left the running statistics alone').toEqual(before);
+    expect(runningOf(await inorm.getState()), 'the non-finite batch left the running statistics alone').toEqual(before);
     const next = randn(48, 2202, -1, 0.5);
     await inorm.forward(next, shape, { training: true });
     const expected = referenceInstanceNormRunningStats(before, referenceInstanceNorm(next, shape, { layout, eps: 1e-5 }), 0.3);
-    const after = await inorm.getState();
+    const after = runningOf(await inorm.getState());
     expectClose(after.runningMean, expected.runningMean, { rtol: 1e-5, atol: 1e-6 }, 'running mean after the next clean batch');
     expectClose(after.runningVar, expected.runningVar, { rtol: 1e-5, atol: 1e-6 }, 'running var after the next clean batch');
     inorm.destroy();
@@ -176,10 +176,10 @@ describe("InstanceNorm's running statistics and a non-finite training batch", ()
     const device = await testDevice();
     const inorm = new InstanceNorm(device, { numFeatures: 4, layout, trackRunningStats: true, momentum: 0.3, nonFiniteBatches: 'update' });
     await inorm.forward(randn(48, 2210, 2, 1.5), shape, { training: true });
-    const before = await inorm.getState();
+    const before = runningOf(await inorm.getState());
     const x = poisoned(2211);
     await inorm.forward(x, shape, { training: true });
-    const state = await inorm.getState();
+    const state = runningOf(await inorm.getState());
     const expected = referenceInstanceNormRunningStats(before, referenceInstanceNorm(x, shape, { layout, eps: 1e-5 }), 0.3);
     for (const ch of [1, 2]) {
       expect(Number.isFinite(state.runningMean[ch]), `running mean of channel ${ch} (${state.runningMean[ch]})`).toBe(false);

@@ -34,10 +34,13 @@ import {
   gradTols,
   hasBeta,
   makeLayer,
+  meanSquareOf,
+  meanVarOf,
   paramCount,
   params,
   partition,
   runningGroupStats,
+  runningOf,
   referenceBackwardOf,
   referenceForward,
   sizeOf,
@@ -78,9 +81,9 @@ async function checkArrayApi(device: GPUDevice, c: Case, seed: number, layer?: A
 
     const stats = await layer.getStats();
     if (c.kind === 'rms') {
-      expectClose((stats as { meanSquare: Float64Array }).meanSquare, ref.stats.variance, { rtol: 1e-5, atol: 1e-7 }, `meanSquare of ${what}`);
+      expectClose(meanSquareOf(stats), ref.stats.variance, { rtol: 1e-5, atol: 1e-7 }, `meanSquare of ${what}`);
     } else {
-      const s = stats as { mean: Float64Array; variance: Float64Array };
+      const s = meanVarOf(stats);
       const spread = Math.max(...Array.from(ref.stats.variance, Math.sqrt));
       expectClose(s.mean, ref.stats.mean, { rtol: 1e-6, atol: 1e-6 * spread }, `mean of ${what}`);
       expectClose(s.variance, ref.stats.variance, { rtol: 1e-5, atol: 1e-7 }, `variance of ${what}`);
@@ -469,7 +472,7 @@ describe('InstanceNorm with trackRunningStats', () => {
     expect(inorm.trackRunningStats).toBe(true);
     const { gamma, beta } = params(c, 1600);
     inorm.setState({ gamma, beta });
-    let state = await inorm.getState();
+    let state = runningOf(await inorm.getState());
     expect(Array.from(state.runningMean), 'initial running mean').toEqual(new Array(C).fill(0));
     expect(Array.from(state.runningVar), 'initial running var').toEqual(new Array(C).fill(1));
     for (let step = 0; step < 3; step++) {
@@ -479,7 +482,7 @@ describe('InstanceNorm with trackRunningStats', () => {
       const ref = referenceForward(c, x, gamma, beta);
       expectClose(y, ref.y, yTol(c, x, ref.v, ref.stats, ref.gamma, ref.beta), `training y, step ${step}`);
       const expected = referenceInstanceNormRunningStats(before, referenceInstanceNorm(x, shape, { layout, eps: 1e-5 }), momentum);
-      state = await inorm.getState();
+      state = runningOf(await inorm.getState());
       expectClose(state.runningMean, expected.runningMean, { rtol: STATS_TOL.rtol, atol: 1e-5 }, `running mean after step ${step}`);
       expectClose(state.runningVar, expected.runningVar, { rtol: 1e-5, atol: 1e-5 }, `running var after step ${step}`);
     }
@@ -558,7 +561,7 @@ describe('getState / setState', () => {
     setParams(a, c, gamma, beta);
     const x = familyData(c, 1801);
     await a.forward(x, c.shape); // trains the running statistics of InstanceNorm
-    const state = (await a.getState()) as Record<string, Float32Array>;
+    const state = (await a.getState()) as unknown as Record<string, Float32Array>;
     const names = { layer: ['gamma', 'beta'], rms: ['gamma'], group: ['gamma', 'beta'], instance: ['gamma', 'beta', 'runningMean', 'runningVar'] }[kind];
     expect(Object.keys(state).sort()).toEqual([...names].sort());
     expect(Array.from(state.gamma)).toEqual(Array.from(gamma));
@@ -572,7 +575,7 @@ describe('getState / setState', () => {
     expect(Array.from(await b.forward(x2, c.shape, { training }))).toEqual(Array.from(await a.forward(x2, c.shape, { training })));
     // A partial state changes only what it names.
     (b as { setState(s: object): void }).setState({ gamma: new Float32Array(paramCount(c)).fill(2) });
-    const partial = (await b.getState()) as Record<string, Float32Array>;
+    const partial = (await b.getState()) as unknown as Record<string, Float32Array>;
     expect(Array.from(partial.gamma)).toEqual(new Array(paramCount(c)).fill(2));
     for (const name of names.filter((k) => k !== 'gamma')) expect(partial[name], name).toEqual(state[name]);
     a.destroy();
@@ -589,7 +592,7 @@ describe('getStats', () => {
       const x = familyData(c, seed);
       await gn.forward(x, c.shape);
       const ref = referenceForward(c, x, [], []);
-      const stats = await gn.getStats();
+      const stats = meanVarOf(await gn.getStats());
       expect(stats.mean.length).toBe(12);
       expectClose(stats.mean, ref.stats.mean, { rtol: 1e-6, atol: 1e-6 }, `mean, seed ${seed}`);
       expectClose(stats.variance, ref.stats.variance, { rtol: 1e-5, atol: 1e-7 }, `variance, seed ${seed}`);
@@ -602,7 +605,7 @@ describe('getStats', () => {
     const rms = new RMSNorm(device, { normalizedShape: [3, 5] });
     const x = randn(4 * 3 * 5, 1910, 1, 2);
     await rms.forward(x, [4, 3, 5]);
-    const { meanSquare } = await rms.getStats();
+    const meanSquare = meanSquareOf(await rms.getStats());
     const expected = Array.from({ length: 4 }, (_, r) => x.subarray(r * 15, r * 15 + 15).reduce((s, v) => s + v * v, 0) / 15);
     expectClose(meanSquare, expected, { rtol: 1e-5, atol: 0 }, 'meanSquare');
     rms.destroy();

@@ -326,3 +326,21 @@ export function runningGroupStats(c: Case, runningMean: ArrayLike<number>, runni
     }
   return { mean, variance };
 }
+
+/** InstanceNorm's running statistics out of a getState() result (which has them only with trackRunningStats). */
+export function runningOf(state: { runningMean?: Float32Array; runningVar?: Float32Array }): { runningMean: Float32Array; runningVar: Float32Array } {
+  if (!state.runningMean || !state.runningVar) throw new Error('getState() returned no running statistics');
+  return { runningMean: state.runningMean, runningVar: state.runningVar };
+}
+
+/** Mean and variance out of a getStats() result (LayerNorm, GroupNorm, InstanceNorm). */
+export function meanVarOf(stats: { mean?: Float64Array; variance?: Float64Array }): { mean: Float64Array; variance: Float64Array } {
+  if (!stats.mean || !stats.variance) throw new Error(`getStats() returned no mean and variance: ${Object.keys(stats).join(', ')}`);
+  return { mean: stats.mean, variance: stats.variance };
+}
+
+/** mean(x²) out of an RMSNorm getStats() result. */
+export function meanSquareOf(stats: { meanSquare?: Float64Array }): Float64Array {
+  if (!stats.meanSquare) throw new Error(`getStats() returned no meanSquare: ${Object.keys(stats).join(', ')}`);
+  return stats.meanSquare;
+}
