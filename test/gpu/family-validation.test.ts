@@ -5,7 +5,13 @@
  */
 import { describe, expect, it } from 'vitest';
 import { GroupNorm, InstanceNorm, LayerNorm, RMSNorm } from '../../src/layers/normalization.js';
-import { NORM_SAVED_BYTES_PER_GROUP, encodeGroupNormForward, encodeLayerNormForward } from '../../src/functions/normalization-functions.js';
+import {
+  NORM_SAVED_BYTES_PER_GROUP,
+  encodeGroupNormForward,
+  encodeInstanceNormForward,
+  encodeLayerNormForward,
+  encodeRMSNormBackward,
+} from '../../src/functions/normalization-functions.js';
 import { referenceGroupNorm, referenceGroupNormBackward } from '../../src/reference/normalization.js';
 import { expectClose, randn } from '../helpers/data.js';
 import { runningOf } from '../helpers/family.js';
@@ -140,6 +146,24 @@ describe('forward and backward arguments', () => {
     encoder.finish();
     ln.destroy();
     for (const b of [x, small, saved, y]) b.destroy();
+  });
+
+  it('function forms: unknown argument names, β for RMSNorm, running statistics given alone', async () => {
+    const device = await testDevice();
+    const x = storageBuffer(device, new Float32Array(16));
+    const y = storageBuffer(device, new Float32Array(16));
+    const dx = storageBuffer(device, new Float32Array(16));
+    const saved = storageBuffer(device, new Float32Array(64));
+    const rm = storageBuffer(device, new Float32Array(4));
+    const encoder = device.createCommandEncoder();
+    expect(() => encodeGroupNormForward(device, encoder, { x, y, shape: [2, 4, 2], layout: 'NCL', numGroups: 2, saved, num_groups: 2 } as never)).toThrow(
+      /args\.num_groups is not an argument of the GroupNorm forward function.*; expected one of .*numGroups/,
+    );
+    expect(() => encodeLayerNormForward(device, encoder, { x, y, shape: [4, 4], normalizedShape: 4, saved, weight: rm } as never)).toThrow(/args\.weight is not an argument of the LayerNorm forward function/);
+    expect(() => encodeRMSNormBackward(device, encoder, { x, dy: y, dx, shape: [4, 4], normalizedShape: 4, saved, dbeta: rm } as never)).toThrow(/args\.dbeta is not an argument of RMSNorm/);
+    expect(() => encodeInstanceNormForward(device, encoder, { x, y, shape: [2, 4, 2], layout: 'NCL', saved, runningMean: rm })).toThrow(/args\.runningMean and args\.runningVar must be given together; got only runningMean/);
+    encoder.finish();
+    for (const b of [x, y, dx, saved, rm]) b.destroy();
   });
 });
 

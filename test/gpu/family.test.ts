@@ -611,3 +611,60 @@ describe('getStats', () => {
     rms.destroy();
   });
 });
+
+describe('several passes in one encoder, and large tensors', () => {
+  it('training steps on different shapes recorded into one encoder each see their own shape and statistics', async () => {
+    const device = await testDevice();
+    for (const base of [caseOf('group', 'float32', 'silu'), caseOf('layer', 'float32', 'relu')]) {
+      const layer = makeLayer(device, base);
+      const { gamma, beta } = params(base, 1950);
+      setParams(layer, base, gamma, beta);
+      const shapes = base.kind === 'group' ? [[2, 6, 3, 5], [5, 6, 7, 9], [1, 6, 2, 2], [2, 6, 3, 5]] : [[4, 6, 9], [40, 9], [1, 9], [4, 6, 9]];
+      const encoder = device.createCommandEncoder();
+      const passes = shapes.map((shape, k) => {
+        const c = { ...base, shape };
+        const x = familyData(c, 1960 + k);
+        const dy = randn(x.length, 1970 + k);
+        const n = x.length;
+        const bufs = [x, dy, new Float32Array(n), new Float32Array(n)].map((d) => tensorBuffer(device, d, 'float32'));
+        layer.encodeForward(encoder, { x: bufs[0], y: bufs[2], shape, training: true });
+        layer.encodeBackward(encoder, { x: bufs[0], dy: bufs[1], dx: bufs[3], shape });
+        return { c, x, dy, bufs };
+      });
+      const out = await readBuffers(device, passes.flatMap((p) => [p.bufs[2], p.bufs[3]].map((buffer) => ({ buffer, size: buffer.size }))), encoder);
+      passes.forEach((p, k) => {
+        const what = `pass ${k} of ${describeCase(p.c)}`;
+        const ref = referenceForward(p.c, p.x, gamma, beta);
+        expectClose(new Float32Array(out[2 * k]), ref.y, yTol(p.c, p.x, ref.v, ref.stats, ref.gamma, ref.beta), `y of ${what}`);
+        const refG = referenceBackwardOf(p.c, p.x, p.dy, ref.v, ref.gamma);
+        expectClose(new Float32Array(out[2 * k + 1]), refG.dx, gradTols(p.c, p.x, p.dy, ref.v, ref.stats, ref.gamma, ref.beta).dx, `dx of ${what}`);
+        for (const b of p.bufs) b.destroy();
+      });
+      layer.destroy();
+    }
+  });
+
+  it.each([
+    ['LayerNorm rows of 9000 (more than a workgroup holds on chip)', { kind: 'layer', shape: [3, 9000], normalizedShape: [9000] }],
+    ['LayerNorm rows of 4096', { kind: 'layer', shape: [4, 4096], normalizedShape: [4096], dtype: 'float16' }],
+    ['RMSNorm rows of 20000', { kind: 'rms', shape: [2, 20000], normalizedShape: [20000], eps: 2 ** -23, activation: 'silu' }],
+    ['GroupNorm groups of 16384, channels first', { kind: 'group', shape: [2, 8, 64, 64], numGroups: 2, layout: 'NCHW', activation: 'silu' }],
+    ['GroupNorm groups of 16384, channels last', { kind: 'group', shape: [2, 64, 64, 8], numGroups: 2, layout: 'NHWC' }],
+    ['InstanceNorm instances of 30000', { kind: 'instance', shape: [1, 3, 30000], layout: 'NCL', activation: 'relu' }],
+  ] as [string, Partial<Case>][])('%s: forward and backward', async (_, partial) => {
+    const device = await testDevice();
+    const c: Case = { eps: 1e-5, activation: 'none', dtype: 'float32', affine: true, ...partial } as Case;
+    await checkArrayApi(device, c, 1980);
+  });
+
+  // More than 65,535 groups: one workgroup each, over a 2-D dispatch grid. SwiftShader takes about
+  // 2 ms per workgroup (some 5 minutes per case), so these run only with FAMILY_LARGE=1.
+  it.runIf(process.env.FAMILY_LARGE === '1').each([
+    ['LayerNorm over 66,000 rows', { kind: 'layer', shape: [66000, 3], normalizedShape: [3] }],
+    ['InstanceNorm over 66,000 instances', { kind: 'instance', shape: [33000, 3, 2], layout: 'NLC' }],
+  ] as [string, Partial<Case>][])('%s (a 2-D dispatch grid): forward and backward', async (_, partial) => {
+    const device = await testDevice();
+    const c: Case = { eps: 1e-5, activation: 'none', dtype: 'float32', affine: true, ...partial } as Case;
+    await checkArrayApi(device, c, 1990);
+  }, 1_800_000);
+});
