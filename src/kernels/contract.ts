@@ -87,6 +87,7 @@ export const STRUCTS = {
     _pad0: 'u32',
     _pad1: 'u32',
     _pad2: 'u32',
+    _pad3: 'u32',
   },
   /** feature_scaling.wgsl: one chunk's partial statistics (two vec4f). */
   ScalePartial: { moments: 'vec4f', range: 'vec4f' },

@@ -47,6 +47,7 @@ struct NormParams {
   _pad0: u32,
   _pad1: u32,
   _pad2: u32,
+  _pad3: u32,
 }
 
 @group(0) @binding(0) var<uniform> params: NormParams;
