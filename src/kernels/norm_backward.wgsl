@@ -5,9 +5,11 @@
 //   dx = rstd · (g − mean(g) − x̂·mean(g·x̂))   (RMSNorm: no mean(g) term);
 //   normalized with running statistics (InstanceNorm inference): dx = rstd · g.
 // norm_backward: 2^lane_bits threads per group (Lanes); two walks over it (the sums, then dx).
-// norm_affine_partials_*: dγ = Σ dz·x̂ and dβ = Σ dz per γ entry, as partial sums over blocks of
-// the [a_outer, a_count, a_inner] view (NormParams); norm_affine_finalize adds a γ entry's
-// partials in a fixed order, so the result does not depend on scheduling.
+// dγ = Σ dz·x̂ and dβ = Σ dz per γ entry are partial sums over blocks of the
+// [a_outer, a_count, a_inner] view (NormParams): norm_affine_partials_rows reads x and dy again
+// for them (LayerNorm, RMSNorm, channels-last groups); channels-first groups take them in the same
+// walk as dx (norm_backward_planes). norm_affine_finalize adds a γ entry's partials in a fixed
+// order, so the result does not depend on scheduling.
 
 @group(0) @binding(5) var<storage, read> saved: array<vec4f>;
 @group(0) @binding(8) var<storage, read_write> partials: array<vec2f>;
@@ -85,6 +87,79 @@ fn norm_backward(@builtin(workgroup_id) wid: vec3u,
   }
 }
 
+// Channels-first GroupNorm and InstanceNorm (a_inner > 1): a group's segments are whole channel
+// planes of one sample, so the γ/β sums of each (sample, channel) come out of the same walk:
+// the lanes take one plane at a time, merge its (Σ dz·x̂, Σ dz) in a tree, and lane 0 writes them
+// as that sample's partial (block n of the affine view) and folds them, times γ, into the group's
+// sums. dγ and dβ then need no second read of x and dy: norm_affine_finalize adds the N partials.
+@compute @workgroup_size(NWG)
+fn norm_backward_planes(@builtin(workgroup_id) wid: vec3u,
+                        @builtin(num_workgroups) nwg: vec3u,
+                        @builtin(local_invocation_index) lid: u32) {
+  let t = lanes_of(wid, nwg, lid);
+  let r = t.group;
+  let in_range = r < params.rows;
+  let start = group_start(r);
+  let n = r / params.groups;
+  let g = r - n * params.groups;
+  let k = to_coef(saved[min(r, params.rows - 1u)]);
+  let lanes = 1u << params.lane_bits;
+  var group_sums = vec2f(0.0);  // lane 0: (Σ γ·dz, Σ γ·dz·x̂)
+  var j = 0u;
+  for (var seg = 0u; seg < params.segs; seg++) {
+    let c = g * params.aff_group + seg;
+    let plane = start + seg * params.seg_stride;
+    var s = vec2f(0.0);
+    if (in_range) {
+      for (var i = t.lane; i < params.seg_len; i += lanes) {
+        let v = load_x(plane + i);
+        let d = load_dy(plane + i);
+        if (j < CACHE_STEPS) {
+          cache_x[lid + j * NWG] = v;
+          cache_dy[lid + j * NWG] = d;
+        }
+        j++;
+        let z = grad_z(k, v, d, c);
+        s += vec2f(z.x * z.y, z.x);
+      }
+    }
+    sums[lid] = s;
+    workgroupBarrier();
+    for (var stride = (1u << params.lane_bits) / 2u; stride > 0u; stride >>= 1u) {
+      if (t.lane < stride) { sums[lid] += sums[lid + stride]; }
+      workgroupBarrier();
+    }
+    if (in_range && t.lane == 0u) {
+      let plane_sums = sums[lid];
+      partials[n * params.a_count + c] = plane_sums;
+      group_sums += gamma_at(c) * vec2f(plane_sums.y, plane_sums.x);
+    }
+    workgroupBarrier();
+  }
+  if (t.lane == 0u) { sums[lid] = group_sums; }
+  workgroupBarrier();
+  if (!in_range) { return; }
+  let inv_n = 1.0 / f32(params.count);
+  let total = select(sums[t.first], vec2f(0.0), params.use_running == 1u);
+  let mean_g = total.x * inv_n;
+  let mean_gx = total.y * inv_n;
+  j = 0u;
+  for (var seg = 0u; seg < params.segs; seg++) {
+    let c = g * params.aff_group + seg;
+    let plane = start + seg * params.seg_stride;
+    for (var i = t.lane; i < params.seg_len; i += lanes) {
+      var z: vec2f;
+      if (j < CACHE_STEPS) {
+        z = grad_z(k, cache_x[lid + j * NWG], cache_dy[lid + j * NWG], c);
+      } else {
+        z = grad_z(k, load_x(plane + i), load_dy(plane + i), c);
+      }
+      j++;
+      store_dx(plane + i, k.rstd * (z.x * gamma_at(c) - mean_g - z.y * mean_gx));
+    }
+  }
+}
+
 // One element's (dz·x̂, dz), for the γ entry a of the affine view, its group's coefficients k.
 fn affine_terms(k: GroupCoef, e: u32, a: u32) -> vec2f {
   let t = grad_z(k, load_x(e), load_dy(e), a);
@@ -136,38 +211,6 @@ fn norm_affine_partials_rows(@builtin(workgroup_id) wid: vec3u,
   }
   if (lane == 0u && a < params.a_count && block < params.a_blocks) {
     partials[block * params.a_count + a] = sums[lid];
-  }
-}
-
-// a_inner > 1 (channels-first GroupNorm and InstanceNorm): a workgroup per (γ entry, block of
-// samples), its threads along the contiguous plane.
-@compute @workgroup_size(NWG)
-fn norm_affine_partials_planes(@builtin(workgroup_id) wid: vec3u,
-                               @builtin(num_workgroups) nwg: vec3u,
-                               @builtin(local_invocation_index) lid: u32) {
-  let wg = norm_workgroup(wid, nwg);
-  let block = wg / params.a_count;
-  let a = wg - block * params.a_count;
-  var s = vec2f(0.0);
-  if (block < params.a_blocks) {
-    let g = a / params.a_per_group;
-    let end = min((block + 1u) * params.a_block_rows, params.a_outer);
-    for (var o = block * params.a_block_rows; o < end; o++) {
-      let k = to_coef(saved[(o / params.a_rows_per_sample) * params.groups + g]);
-      let base = (o * params.a_count + a) * params.a_inner;
-      for (var i = lid; i < params.a_inner; i += NWG) {
-        s += affine_terms(k, base + i, a);
-      }
-    }
-  }
-  sums[lid] = s;
-  workgroupBarrier();
-  for (var stride = NWG / 2u; stride > 0u; stride >>= 1u) {
-    if (lid < stride) { sums[lid] += sums[lid + stride]; }
-    workgroupBarrier();
-  }
-  if (lid == 0u && block < params.a_blocks) {
-    partials[block * params.a_count + a] = sums[0];
   }
 }
 

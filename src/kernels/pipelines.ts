@@ -31,7 +31,7 @@ export const KERNELS = {
   norm_update_running: 'norm_running',
   norm_backward: 'norm_backward',
   norm_affine_partials_rows: 'norm_backward',
-  norm_affine_partials_planes: 'norm_backward',
+  norm_backward_planes: 'norm_backward',
   norm_affine_finalize: 'norm_backward',
 } as const satisfies Record<string, ShaderName>;
 
@@ -53,18 +53,18 @@ const ACTIVATION_KERNELS: ReadonlySet<KernelName> = new Set([
   'norm_forward',
   'norm_backward',
   'norm_affine_partials_rows',
-  'norm_affine_partials_planes',
+  'norm_backward_planes',
 ]);
 
 /** The family's kernels that keep values on chip, CACHE_STEPS per thread (norm_forward.wgsl). */
-const CACHE_KERNELS: ReadonlySet<KernelName> = new Set(['norm_forward', 'norm_backward']);
+const CACHE_KERNELS: ReadonlySet<KernelName> = new Set(['norm_forward', 'norm_backward', 'norm_backward_planes']);
 
 /** The family's kernels whose code reads RMS (norm_common.wgsl). */
 const RMS_KERNELS: ReadonlySet<KernelName> = new Set([
   'norm_forward',
   'norm_backward',
   'norm_affine_partials_rows',
-  'norm_affine_partials_planes',
+  'norm_backward_planes',
 ]);
 
 /**

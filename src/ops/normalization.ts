@@ -126,8 +126,13 @@ export interface NormPlan {
   readonly backwardCache: number;
   /** Workgroups of norm_forward and norm_backward: NORM_WORKGROUP_SIZE / 2^lane_bits groups each. */
   readonly rowWorkgroups: number;
-  /** Workgroups of the γ/β partial sums, the kernel, and the scratch bytes of their partials. */
-  readonly affineKernel: 'norm_affine_partials_rows' | 'norm_affine_partials_planes';
+  /**
+   * The backward kernel: channels-first groups (whole channel planes) take the γ/β partial sums
+   * per (sample, channel) in the same walk as dx; the others leave them to
+   * norm_affine_partials_rows.
+   */
+  readonly backwardKernel: 'norm_backward' | 'norm_backward_planes';
+  /** Workgroups of norm_affine_partials_rows, and the scratch bytes of the partials. */
   readonly affineWorkgroups: number;
   readonly partialBytes: number;
   readonly finalizeWorkgroups: number;
@@ -183,7 +188,7 @@ export function normPlan(device: GPUDevice, geometry: NormGeometry, options: Nor
       mode,
       ...cacheSteps(device),
       rowWorkgroups: Math.ceil((g.samples * g.groups) / (WG / lanes)),
-      affineKernel: g.aInner === 1 ? 'norm_affine_partials_rows' : 'norm_affine_partials_planes',
+      backwardKernel: g.aInner === 1 ? 'norm_backward' : 'norm_backward_planes',
       affineWorkgroups: affine.workgroups,
       partialBytes: affine.blocks * g.paramSize * NORM_PARTIAL_BYTES,
       finalizeWorkgroups: Math.ceil(g.paramSize / WG),
@@ -224,22 +229,21 @@ function groupLaneBits(device: GPUDevice, count: number): number {
 }
 
 /**
- * Blocks of the γ/β partial sums: enough workgroups to cover the device (REDUCTION_SIZES, as the
- * batch-norm reductions), each block still a few rows per lane.
+ * Blocks of the γ/β partial sums: for norm_affine_partials_rows enough workgroups to cover the
+ * device (REDUCTION_SIZES, as the batch-norm reductions), each block still a few rows per lane.
  */
 function affineGeometry(device: GPUDevice, g: NormGeometry): { blocks: number; blockRows: number; workgroups: number } {
-  const target = REDUCTION_SIZES[isCpuAdapter(device) ? 'cpu' : 'gpu'].workgroups;
-  if (g.aInner === 1) {
-    const width = Math.min(g.paramSize, NORM_AFFINE_WIDTH);
-    const lanes = Math.floor(NORM_WORKGROUP_SIZE / width);
-    const tiles = Math.ceil(g.paramSize / width);
-    const blockRows = Math.max(4 * lanes, Math.ceil(g.aOuter / Math.max(1, Math.floor(target / tiles))));
-    const blocks = Math.ceil(g.aOuter / blockRows);
-    return { blocks, blockRows, workgroups: tiles * blocks };
+  if (g.aInner > 1) {
+    // norm_backward_planes: one partial per (sample, channel).
+    return { blocks: g.samples, blockRows: 1, workgroups: 0 };
   }
-  const blocks = Math.min(g.aOuter, Math.max(1, Math.floor(target / g.paramSize)));
-  const blockRows = Math.ceil(g.aOuter / blocks);
-  return { blocks: Math.ceil(g.aOuter / blockRows), blockRows, workgroups: g.paramSize * Math.ceil(g.aOuter / blockRows) };
+  const target = REDUCTION_SIZES[isCpuAdapter(device) ? 'cpu' : 'gpu'].workgroups;
+  const width = Math.min(g.paramSize, NORM_AFFINE_WIDTH);
+  const lanes = Math.floor(NORM_WORKGROUP_SIZE / width);
+  const tiles = Math.ceil(g.paramSize / width);
+  const blockRows = Math.max(4 * lanes, Math.ceil(g.aOuter / Math.max(1, Math.floor(target / tiles))));
+  const blocks = Math.ceil(g.aOuter / blockRows);
+  return { blocks, blockRows, workgroups: tiles * blocks };
 }
 
 /** The buffers of a family layer's state (whole buffers or ranges). */
@@ -285,22 +289,26 @@ export function recordNormForward(
 }
 
 /**
- * Records a backward pass: dx, and where `scratch` is given dγ/dβ into `dgamma`/`dbeta` (those of
- * them given): partial sums in scratch.partials (plan.partialBytes), then their merge.
+ * Records a backward pass: dx, and dγ/dβ into `dgamma`/`dbeta` (those given): partial sums in
+ * scratch.partials (plan.partialBytes), then their merge; an absent one's sums go to scratch.sink.
  */
 export function recordNormBackward(
   device: GPUDevice,
   pass: GPUComputePassEncoder,
   plan: NormPlan,
   b: Omit<NormBuffers, 'runningMean' | 'runningVar'> & { x: TensorBuffer; dy: TensorBuffer; dx: TensorBuffer; dgamma?: TensorBuffer; dbeta?: TensorBuffer },
-  scratch: { partials: TensorBuffer; sink: TensorBuffer } | null,
+  scratch: { partials: TensorBuffer; sink: TensorBuffer },
 ): void {
   const { params } = plan;
   const read = { params, x: b.x, dy: b.dy, saved: b.saved, gamma: b.gamma ?? b.x, beta: b.beta ?? b.x };
-  dispatchKernel(device, pass, 'norm_backward', { ...plan, cacheSteps: plan.backwardCache }, plan.rowWorkgroups, { ...read, dx: b.dx });
-  if (!scratch || (!b.dgamma && !b.dbeta)) return;
-  dispatchKernel(device, pass, plan.affineKernel, plan, plan.affineWorkgroups, { ...read, partials: scratch.partials });
-  // An absent gradient's sums go to the sink.
+  const planes = plan.backwardKernel === 'norm_backward_planes';
+  dispatchKernel(device, pass, plan.backwardKernel, { ...plan, cacheSteps: plan.backwardCache }, plan.rowWorkgroups, {
+    ...read,
+    dx: b.dx,
+    ...(planes ? { partials: scratch.partials } : {}),
+  });
+  if (!b.dgamma && !b.dbeta) return;
+  if (!planes) dispatchKernel(device, pass, 'norm_affine_partials_rows', plan, plan.affineWorkgroups, { ...read, partials: scratch.partials });
   dispatchKernel(device, pass, 'norm_affine_finalize', plan, plan.finalizeWorkgroups, {
     params,
     partials: scratch.partials,
