@@ -204,7 +204,7 @@ export function onnxOptions(args: OnnxBatchNormArgs): BatchNormOptions {
  * | `LayerNormalization` (opset 17) | `axis=-1`, `epsilon=1e-5`, `stash_type=1` | `Scale`, `B` (optional) | `LayerNorm`, normalizedShape = X.shape[axis:] |
  * | `RMSNormalization` (opset 23) | `axis=-1`, `epsilon=1e-5`, `stash_type=1` | `scale` | `RMSNorm`, normalizedShape = X.shape[axis:] |
  * | `GroupNormalization` (opset 21; 18) | `num_groups` (required), `epsilon=1e-5`, `stash_type=1` (21) | `scale`, `bias`: per channel (21), per group (18) | `GroupNorm`, channels first |
- * | `InstanceNormalization` (opset 6) | `epsilon=1e-5` | `scale`, `B` | `InstanceNorm`, affine, no running statistics, channels first |
+ * | `InstanceNormalization` | `epsilon=1e-5` | `scale`, `B` | `InstanceNorm`, affine, no running statistics, channels first |
  *
  * The inputs load with `fromOnnxNormInputs`; opset 18's per-group scale and bias become
  * per-channel arrays with `groupNormScaleFromOpset18`.
@@ -346,7 +346,7 @@ export function onnxRMSNormOptions(attributes: OnnxRMSNormAttributes, inputShape
   return { normalizedShape: normalizedShapeFrom(inputShape, axis), eps: epsilon, elementwiseAffine: true };
 }
 
-/** ONNX `InstanceNormalization` attributes (opset 6). */
+/** ONNX `InstanceNormalization` attributes. */
 export interface OnnxInstanceNormAttributes {
   /** Added to the variance before the square root. Default 1e-5. */
   epsilon?: number;

@@ -320,7 +320,7 @@ type KindOfOp<Op extends OnnxNormOp> = (typeof ONNX_NORM_KINDS)[Op];
 /**
  * Each operator's inputs besides X, by their names in its definition, and the field each loads:
  * LayerNormalization-17 `Scale`, `B`; RMSNormalization-23 `scale`; GroupNormalization-21
- * `scale`, `bias` (per channel); InstanceNormalization-6 `scale`, `B`.
+ * `scale`, `bias` (per channel); InstanceNormalization `scale`, `B`.
  */
 const ONNX_NORM_INPUTS = {
   LayerNormalization: { Scale: 'gamma', B: 'beta' },
