@@ -127,7 +127,7 @@ describe('PyTorch state_dict entries through real layers', () => {
         const keys = { LayerNorm: ['weight', 'bias'], RMSNorm: ['weight'], GroupNorm: ['weight', 'bias'], InstanceNorm: ['weight', 'bias', 'running_mean', 'running_var', 'num_batches_tracked'] }[kind];
         expect(Object.keys(entries), kind).toEqual(keys.map((k) => `m.${k}`));
         target.setState(fromPyTorchState(entries, { prefix: 'm.', kind }) as never);
-        const back = (await target.getState()) as Record<string, Float32Array>;
+        const back = (await target.getState()) as unknown as Record<string, Float32Array>;
         for (const [field, values] of Object.entries(state)) expect(Array.from(back[field]), `${kind} ${field}`).toEqual(Array.from(values));
       } finally {
         source.destroy();
