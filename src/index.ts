@@ -2,6 +2,8 @@
  * webgpu-batchnorm: batch normalization on WebGPU.
  *
  * - {@link BatchNorm}: the layer (training and inference forward, backward, state).
+ * - {@link LayerNorm}, {@link RMSNorm}, {@link GroupNorm}, {@link InstanceNorm}: the rest of the
+ *   normalization family, trainable, with the same three APIs (arrays, encode, functions).
  * - {@link FeatureScaler}: min-max normalization and standardization of features (adapt, transform, inverse).
  * - {@link getDevice}: a GPUDevice in the browser or in Node (Dawn, SwiftShader fallback).
  * - The float64 CPU reference every GPU result is checked against, and of layer, RMS, group and instance norm.
@@ -76,6 +78,32 @@ export { parseNpy, toNpy } from './interop/npy.js';
 export type { NpyArray } from './interop/npy.js';
 export { foldBatchNorm } from './interop/folding.js';
 export type { FoldableBatchNorm, FoldableLayer } from './interop/folding.js';
+export { LayerNorm, RMSNorm, GroupNorm, InstanceNorm } from './layers/normalization.js';
+export type {
+  LayerNormOptions,
+  RMSNormOptions,
+  GroupNormOptions,
+  InstanceNormOptions,
+  NormActivation,
+  NormForwardArgs,
+  NormBackwardArgs,
+  NormBackwardResult,
+  NormState,
+  NormStateInput,
+  GroupStats,
+} from './layers/normalization.js';
+export {
+  encodeLayerNormForward,
+  encodeLayerNormBackward,
+  encodeRMSNormForward,
+  encodeRMSNormBackward,
+  encodeGroupNormForward,
+  encodeGroupNormBackward,
+  encodeInstanceNormForward,
+  encodeInstanceNormBackward,
+  NORM_SAVED_BYTES_PER_GROUP,
+} from './functions/normalization-functions.js';
+export type { LayerNormFunctionArgs, RMSNormFunctionArgs, GroupNormFunctionArgs, InstanceNormFunctionArgs } from './functions/normalization-functions.js';
 export { FeatureScaler, SCALING_STATE_BYTES_PER_FEATURE } from './layers/feature-scaler.js';
 export type { FeatureScalerOptions, ScalingMethod, ScalingStats } from './layers/feature-scaler.js';
 export { toFloat16Bits, fromFloat16Bits, toHalfBits, fromHalfBits } from './tensor/float16.js';

@@ -11,6 +11,10 @@ import {
   BINDINGS,
   BN_PARTIAL_BYTES,
   COEF_PLANES,
+  NORM_AFFINE_WIDTH,
+  NORM_PARTIAL_BYTES,
+  NORM_SAVED_BYTES_PER_GROUP,
+  NORM_WORKGROUP_SIZE,
   GRAD_COEF_BYTES,
   KERNEL_CONSTANTS,
   SLOT_ELEMENTS,
@@ -72,13 +76,13 @@ describe('struct layouts', () => {
   const wgslType = { u32: 'u32', f32: 'f32', vec4f: 'vec4f' } as const;
   for (const [name, fields] of Object.entries(STRUCTS)) {
     it(`${name}: fields, types and order match the WGSL`, () => {
-      const wgsl = name.startsWith('Scal') ? sources.scaling[0] : sources.stats[0];
+      const wgsl = name.startsWith('Scal') ? sources.scaling[0] : name === 'NormParams' ? sources.norm_forward[0] : sources.stats[0];
       expect(declaredStruct(wgsl, name)).toEqual(Object.entries(fields).map(([f, t]) => [f, wgslType[t]]));
     });
   }
 
-  it('sizes: Params is 48 bytes (a multiple of 16 for a uniform), ChannelCoef and ScaleState 32', () => {
-    expect([structBytes('Params'), structBytes('ChannelCoef'), structBytes('ScaleState'), structBytes('ScalingOptions')]).toEqual([48, 32, 32, 16]);
+  it('sizes: Params is 48 bytes (a multiple of 16 for a uniform), ChannelCoef and ScaleState 32, NormParams 112', () => {
+    expect([structBytes('Params'), structBytes('ChannelCoef'), structBytes('ScaleState'), structBytes('ScalingOptions'), structBytes('NormParams')]).toEqual([48, 32, 32, 16, 112]);
   });
 });
 
@@ -115,7 +119,23 @@ describe('shared constants', () => {
     expect(sources.backward[0]).toMatch(/for \(var f = 0u; f < 4u; f\+\+\)/);
   });
 
-  it("ACTIVATION's default is 'none'", () => {
+  it("ACTIVATION's default is 'none', and the family's values are ACTIVATIONS'", () => {
     expect(common).toMatch(new RegExp(`override\\s+ACTIVATION\\s*:\\s*u32\\s*=\\s*${ACTIVATIONS.none}u\\s*;`));
+    const norm = sources.norm_forward[0];
+    expect(norm).toMatch(new RegExp(`override\\s+ACTIVATION\\s*:\\s*u32\\s*=\\s*${ACTIVATIONS.none}u\\s*;`));
+    expect(norm).toContain(`ACTIVATION == ${ACTIVATIONS.relu}u`);
+    expect(norm).toContain(`ACTIVATION == ${ACTIVATIONS.silu}u`);
+  });
+
+  it("the family's constants and buffer sizes are the WGSL's", () => {
+    expect(sources.norm_forward[0]).toMatch(new RegExp(`const\\s+NWG\\s*:\\s*u32\\s*=\\s*${NORM_WORKGROUP_SIZE}u\\s*;`));
+    expect(sources.norm_backward[0]).toMatch(new RegExp(`const\\s+AFFINE_WIDTH\\s*:\\s*u32\\s*=\\s*${NORM_AFFINE_WIDTH}u\\s*;`));
+    // saved: one vec4f per group; partials: one vec2f per (block, γ entry).
+    expect(NORM_SAVED_BYTES_PER_GROUP).toBe(16);
+    expect(NORM_PARTIAL_BYTES).toBe(8);
+    for (const shader of ['norm_forward', 'norm_running', 'norm_backward'] as const) {
+      expect(sources[shader][0], shader).toMatch(/var<storage, read(_write)?> saved\s*:\s*array<vec4f>/);
+    }
+    expect(sources.norm_backward[0]).toMatch(/var<storage, read_write> partials\s*:\s*array<vec2f>/);
   });
 });

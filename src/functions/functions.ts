@@ -231,7 +231,7 @@ function encodeScaling(
 }
 
 /** The function forms' state on `device`, created on first use. */
-function functionsState(device: GPUDevice): FunctionsState {
+export function functionsState(device: GPUDevice): FunctionsState {
   const context = deviceContext(device);
   context.functions ??= {
     holder: {},

@@ -189,27 +189,6 @@ fn channel_of(e: u32) -> u32 {
   return (e / params.inner) % params.channels;
 }
 
-// Finite test on the bits: WGSL has no isnan/isinf, and compilers may fold v != v away.
-fn is_finite(v: f32) -> bool {
-  return (bitcast<u32>(v) & 0x7f800000u) != 0x7f800000u;
-}
-
-// A quiet NaN made at run time (a NaN constant expression is a shader-creation error).
-var<private> nan_bits: u32 = 0x7fc00000u;
-fn nan() -> f32 {
-  return bitcast<f32>(nan_bits);
-}
-
-// Chan et al.: merge two (mean, M2, n) summaries.
-fn merge(a: vec3f, b: vec3f) -> vec3f {
-  if (b.z == 0.0) { return a; }
-  if (a.z == 0.0) { return b; }
-  let n = a.z + b.z;
-  let delta = b.x - a.x;
-  let wb = b.z / n;
-  return vec3f(a.x + delta * wb, a.y + b.y + delta * delta * a.z * wb, n);
-}
-
 // (mean, M2) of four channels over n values each (a channel group of a channels-last tensor).
 struct Moments4 {
   mean: vec4f,
@@ -225,11 +204,4 @@ fn merge4(a: Moments4, b: Moments4) -> Moments4 {
   let delta = b.mean - a.mean;
   let wb = b.n / n;
   return Moments4(a.mean + delta * wb, a.m2 + b.m2 + delta * delta * (a.n * wb), n);
-}
-
-// Welford's update of a (mean, M2, n) summary with one value.
-fn welford(acc: vec3f, v: f32) -> vec3f {
-  let n = acc.z + 1.0;
-  let mean = acc.x + (v - acc.x) / n;
-  return vec3f(mean, acc.y + (v - acc.x) * (v - mean), n);
 }

@@ -14,7 +14,13 @@ export const BINDINGS = {
   normalize: { ...SHARED_BINDINGS, running_mean: 5, running_var: 6, gamma: 7, beta: 8, coef: 9, coef_in: 10 },
   backward: { ...SHARED_BINDINGS, coef: 5, partials: 6, gamma: 7, dgamma: 8, dbeta: 9, grad_coef: 10, grad_coef_in: 11 },
   scaling: { ...SHARED_BINDINGS, partials: 5, state: 6, coef: 7, inverse_coef: 8, options: 9 },
+  norm_forward: { ...SHARED_BINDINGS, saved: 5, gamma: 6, beta: 7, running_mean: 8, running_var: 9 },
+  norm_running: { ...SHARED_BINDINGS, saved: 5, gamma: 6, beta: 7, running_mean: 8, running_var: 9 },
+  norm_backward: { ...SHARED_BINDINGS, saved: 5, gamma: 6, beta: 7, partials: 8, dgamma: 9, dbeta: 10 },
 } as const;
+
+/** The shader modules of the normalization family (norm_*.wgsl), built from their own tensor storages. */
+export const NORM_SHADERS = ['norm_forward', 'norm_running', 'norm_backward'] as const;
 
 /** Name of a shader module (a kernel file). */
 export type ShaderName = keyof typeof BINDINGS;
@@ -48,6 +54,37 @@ export const STRUCTS = {
   ScaleState: { shift: 'f32', mean: 'f32', m2: 'f32', count: 'u32', min: 'f32', max: 'f32', _pad0: 'f32', _pad1: 'f32' },
   /** feature_scaling.wgsl: the scaler's uniform options. */
   ScalingOptions: { method: 'u32', correction: 'f32', _pad0: 'u32', _pad1: 'u32' },
+  /** norm_common.wgsl: the uniform of every dispatch of the normalization family. */
+  NormParams: {
+    groups: 'u32',
+    rows: 'u32',
+    segs: 'u32',
+    seg_len: 'u32',
+    seg_stride: 'u32',
+    group_stride: 'u32',
+    sample_stride: 'u32',
+    count: 'u32',
+    step_seg: 'u32',
+    step_elem: 'u32',
+    aff_group: 'u32',
+    aff_seg: 'u32',
+    aff_elem: 'u32',
+    total: 'u32',
+    eps: 'f32',
+    momentum: 'f32',
+    has_gamma: 'u32',
+    has_beta: 'u32',
+    use_running: 'u32',
+    update_non_finite: 'u32',
+    a_outer: 'u32',
+    a_count: 'u32',
+    a_inner: 'u32',
+    a_rows_per_sample: 'u32',
+    a_per_group: 'u32',
+    a_blocks: 'u32',
+    a_block_rows: 'u32',
+    _pad0: 'u32',
+  },
   /** feature_scaling.wgsl: one chunk's partial statistics (two vec4f). */
   ScalePartial: { moments: 'vec4f', range: 'vec4f' },
 } as const;
@@ -76,7 +113,7 @@ export function fieldWord<S extends StructName>(struct: S, field: keyof (typeof 
  * The bytes of a struct of 4-byte scalars, from a value for every field (padding fields are
  * written as 0). Each value is written as its field's WGSL type.
  */
-export function packStruct<S extends 'Params' | 'ScalingOptions'>(
+export function packStruct<S extends 'Params' | 'ScalingOptions' | 'NormParams'>(
   struct: S,
   values: Record<Exclude<keyof (typeof STRUCTS)[S], `_${string}`>, number>,
 ): ArrayBuffer {
@@ -113,7 +150,7 @@ export const KERNEL_CONSTANTS = {
 export const COEF_PLANES = { shift: 0, mean: 1, variance: 2, invstd: 3, scale: 4, beta: 5, factor: 6 } as const;
 
 /** Values of the pipeline-overridable ACTIVATION constant (common.wgsl). */
-export const ACTIVATIONS = { none: 0, relu: 1 } as const;
+export const ACTIVATIONS = { none: 0, relu: 1, silu: 2 } as const;
 
 /** An activation fused into the batch-norm kernels. */
 export type FusedActivation = keyof typeof ACTIVATIONS;
@@ -133,3 +170,15 @@ export const CHANNEL_COEF_BYTES = structBytes('ChannelCoef');
 export const WORKGROUP_SIZE = KERNEL_CONSTANTS.WG;
 /** Elements of a channel reduced by one partial workgroup (CHUNK in common.wgsl). */
 export const REDUCTION_CHUNK = KERNEL_CONSTANTS.CHUNK;
+
+/** Bytes per statistics group of the normalization family's `saved` buffer (GroupCoef: one vec4f). */
+export const NORM_SAVED_BYTES_PER_GROUP = 16;
+
+/** Bytes of one partial of the family's γ/β gradients (`partials: array<vec2f>` in norm_backward.wgsl). */
+export const NORM_PARTIAL_BYTES = 8;
+
+/** Threads per workgroup of the family's kernels (NWG in norm_common.wgsl). */
+export const NORM_WORKGROUP_SIZE = 256;
+
+/** γ entries per tile of norm_affine_partials_rows (AFFINE_WIDTH in norm_backward.wgsl). */
+export const NORM_AFFINE_WIDTH = 64;

@@ -27,6 +27,12 @@ export const KERNELS = {
   scaling_partials: 'scaling',
   scaling_accumulate: 'scaling',
   scaling_coefficients: 'scaling',
+  norm_forward: 'norm_forward',
+  norm_update_running: 'norm_running',
+  norm_backward: 'norm_backward',
+  norm_affine_partials_rows: 'norm_backward',
+  norm_affine_partials_planes: 'norm_backward',
+  norm_affine_finalize: 'norm_backward',
 } as const satisfies Record<string, ShaderName>;
 
 /** Name of a compute kernel (a WGSL entry point). */
@@ -44,6 +50,18 @@ const ACTIVATION_KERNELS: ReadonlySet<KernelName> = new Set([
   'partial_grad_sums_channels_last_vec4',
   'input_grad',
   'input_grad_channels_last_vec4',
+  'norm_forward',
+  'norm_backward',
+  'norm_affine_partials_rows',
+  'norm_affine_partials_planes',
+]);
+
+/** The family's kernels whose code reads RMS (norm_common.wgsl). */
+const RMS_KERNELS: ReadonlySet<KernelName> = new Set([
+  'norm_forward',
+  'norm_backward',
+  'norm_affine_partials_rows',
+  'norm_affine_partials_planes',
 ]);
 
 /**
@@ -55,16 +73,26 @@ export function getPipeline(
   kernel: KernelName,
   storage: TensorStorage,
   activation: FusedActivation = 'none',
+  rms = false,
 ): GPUComputePipeline {
   const shader = KERNELS[kernel];
-  const fused = activation !== 'none' && ACTIVATION_KERNELS.has(kernel);
+  const constants: Record<string, number> = {};
+  const variant: string[] = [storage];
+  if (activation !== 'none' && ACTIVATION_KERNELS.has(kernel)) {
+    constants.ACTIVATION = ACTIVATIONS[activation];
+    variant.push(activation);
+  }
+  if (rms && RMS_KERNELS.has(kernel)) {
+    constants.RMS = 1;
+    variant.push('rms');
+  }
   return cachedPipeline(
     device,
     `webgpu-batchnorm ${shader}.wgsl (${storage})`,
     () => shaderSource(shader, storage),
     kernel,
-    `webgpu-batchnorm ${kernel} (${storage}${fused ? `, ${activation}` : ''})`,
-    fused ? { ACTIVATION: ACTIVATIONS[activation] } : undefined,
+    `webgpu-batchnorm ${kernel} (${variant.join(', ')})`,
+    Object.keys(constants).length > 0 ? constants : undefined,
   );
 }
 
@@ -76,7 +104,7 @@ export function dispatchKernel<K extends KernelName>(
   device: GPUDevice,
   pass: GPUComputePassEncoder,
   kernel: K,
-  target: { storage: TensorStorage; activation?: FusedActivation },
+  target: { storage: TensorStorage; activation?: FusedActivation; rms?: boolean },
   workgroups: number,
   buffers: KernelBuffers<K>,
 ): void {
@@ -85,7 +113,7 @@ export function dispatchKernel<K extends KernelName>(
   for (const [name, buffer] of Object.entries(buffers) as [string, TensorBuffer | undefined][]) {
     if (buffer !== undefined) bound[numbers[name]] = buffer;
   }
-  dispatchPipeline(device, pass, getPipeline(device, kernel, target.storage, target.activation), workgroups, bound);
+  dispatchPipeline(device, pass, getPipeline(device, kernel, target.storage, target.activation, target.rms), workgroups, bound);
 }
 
 /**

@@ -9,13 +9,32 @@ import tensorF32x4 from './tensor_f32x4.wgsl?raw';
 import tensorF16Packed from './tensor_f16_packed.wgsl?raw';
 import tensorF16 from './tensor_f16.wgsl?raw';
 import common from './common.wgsl?raw';
+import numerics from './numerics.wgsl?raw';
+import normTensorF32 from './norm_tensor_f32.wgsl?raw';
+import normTensorF16 from './norm_tensor_f16.wgsl?raw';
+import normTensorF16Packed from './norm_tensor_f16_packed.wgsl?raw';
+import normCommon from './norm_common.wgsl?raw';
+import normForward from './norm_forward.wgsl?raw';
+import normBackward from './norm_backward.wgsl?raw';
+import normRunning from './norm_running.wgsl?raw';
 import stats from './bn_stats.wgsl?raw';
 import normalize from './bn_normalize.wgsl?raw';
 import backward from './bn_backward.wgsl?raw';
 import scaling from './feature_scaling.wgsl?raw';
-import { SLOT_ELEMENTS, type ShaderName } from './contract.js';
+import { NORM_SHADERS, SLOT_ELEMENTS, type ShaderName } from './contract.js';
 
-const KERNEL_FILES: Record<ShaderName, string> = { stats, normalize, backward, scaling };
+const KERNEL_FILES: Record<ShaderName, string> = { stats, normalize, backward, scaling, norm_forward: normForward, norm_running: normRunning, norm_backward: normBackward };
+
+/**
+ * The normalization family's tensor storages (norm_tensor_*.wgsl): one element at a time, halves
+ * stored with atomics where packed. Both float32 storages map to the scalar file.
+ */
+const NORM_STORAGE_FILES: Record<TensorStorage, string> = {
+  f32: normTensorF32,
+  f32x4: normTensorF32,
+  f16: normTensorF16,
+  'f16-packed': normTensorF16Packed,
+};
 
 /**
  * How tensors are stored in GPU buffers and accessed: float32 (as vec4s where runs of 4
@@ -58,5 +77,14 @@ export function tensorBytes(storage: TensorStorage, elements: number): number {
 
 /** The complete WGSL of a shader module for a tensor storage (the storage file comes first: it may hold `enable f16;`). */
 export function shaderSource(shader: ShaderName, storage: TensorStorage): string {
-  return `${STORAGE_FILES[storage]}\n${common}\n${KERNEL_FILES[shader]}`;
+  if ((NORM_SHADERS as readonly string[]).includes(shader)) {
+    return `${NORM_STORAGE_FILES[storage]}\n${numerics}\n${normCommon}\n${KERNEL_FILES[shader]}`;
+  }
+  return `${STORAGE_FILES[storage]}\n${numerics}\n${common}\n${KERNEL_FILES[shader]}`;
+}
+
+/** The storage of the normalization family's tensors of `dtype` on `device` (float32: always 'f32'). */
+export function normStorage(device: GPUDevice, dtype: 'float32' | 'float16'): TensorStorage {
+  if (dtype === 'float32') return 'f32';
+  return device.features.has('shader-f16') ? 'f16' : 'f16-packed';
 }

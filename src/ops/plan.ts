@@ -23,7 +23,7 @@ const { WG, RWG, CHUNK, ROWS } = KERNEL_CONSTANTS;
 /** Threads an elementwise channels-last dispatch aims for (fewer than resident: each keeps its coefficients for several rows). */
 const ELEMENTWISE_THREADS = 1 << 17;
 /** Workgroups a channels-last reduction aims for, and runs of 4 rows each lane takes at least (so that the partials stay small against the data). */
-const REDUCTION_SIZES = { gpu: { workgroups: 1024, minRunsPerLane: 4 }, cpu: { workgroups: 16, minRunsPerLane: 64 } } as const;
+export const REDUCTION_SIZES = { gpu: { workgroups: 1024, minRunsPerLane: 4 }, cpu: { workgroups: 16, minRunsPerLane: 64 } } as const;
 
 /** Whether `device` is a software (CPU) adapter, as SwiftShader is: WebGPU's fallback adapter. */
 export function isCpuAdapter(device: GPUDevice): boolean {
@@ -146,7 +146,7 @@ function viewKey(view: ChannelView): string {
 }
 
 /** An immutable uniform buffer holding `params`. */
-function uniform(device: GPUDevice, what: string, params: ArrayBuffer): GPUBuffer {
+export function uniform(device: GPUDevice, what: string, params: ArrayBuffer): GPUBuffer {
   return createBufferWithData(device, `webgpu-batchnorm ${what} params`, params, Usage.UNIFORM);
 }
 
@@ -203,7 +203,7 @@ function elementwise(view: ChannelView, storage: TensorStorage, activation: Fuse
  * the cache; its uniform stays with its holders (a pass recorded with it may not have run yet) and
  * is destroyed when the last of them lets go.
  */
-function cachedPlan<P extends { readonly params: GPUBuffer }>(device: GPUDevice, key: string, holder: object, make: () => P): P {
+export function cachedPlan<P extends { readonly params: GPUBuffer }>(device: GPUDevice, key: string, holder: object, make: () => P): P {
   const context = deviceContext(device);
   let plan = context.plans.get(key) as P | undefined;
   if (plan) context.plans.delete(key);

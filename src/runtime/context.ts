@@ -70,6 +70,8 @@ export interface DeviceContext {
   readonly plans: Map<string, { readonly params: GPUBuffer }>;
   /** The pooled scratch buffer handed out for the reductions' partials (runtime/scratch.ts). */
   scratch: GPUBuffer | null;
+  /** A small buffer bound where a kernel's writable binding has nothing to write (runtime/scratch.ts). */
+  sink: GPUBuffer | null;
   /** What the function forms keep between calls (functions/functions.ts), created on first use. */
   functions: FunctionsState | undefined;
 }
@@ -83,7 +85,7 @@ const contexts = new WeakMap<GPUDevice, DeviceContext>();
 export function deviceContext(device: GPUDevice): DeviceContext {
   let context = contexts.get(device);
   if (!context) {
-    context = { modules: new Map(), pipelines: new Map(), holdings: new Holdings(), plans: new Map(), scratch: null, functions: undefined };
+    context = { modules: new Map(), pipelines: new Map(), holdings: new Holdings(), plans: new Map(), scratch: null, sink: null, functions: undefined };
     contexts.set(device, context);
   }
   return context;
@@ -100,6 +102,7 @@ export function releaseHolder(device: GPUDevice, holder: object): void {
   if (freed.size === 0) return;
   for (const [key, plan] of context.plans) if (freed.has(plan.params)) context.plans.delete(key);
   if (context.scratch && freed.has(context.scratch)) context.scratch = null;
+  if (context.sink && freed.has(context.sink)) context.sink = null;
 }
 
 /**

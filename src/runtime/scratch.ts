@@ -23,3 +23,15 @@ export function acquireScratch(device: GPUDevice, bytes: number, holder: object)
   context.holdings.hold(context.scratch!, holder);
   return context.scratch!;
 }
+
+/**
+ * A 16-byte STORAGE buffer of `device`'s, held by `holder`: bound to a writable binding a
+ * dispatch does not write (WebGPU refuses two writable bindings of one buffer, so an absent
+ * output cannot borrow another's buffer). Its contents mean nothing.
+ */
+export function acquireSink(device: GPUDevice, holder: object): GPUBuffer {
+  const context = deviceContext(device);
+  context.sink ??= device.createBuffer({ label: 'webgpu-batchnorm unused output', size: 16, usage: Usage.STORAGE });
+  context.holdings.hold(context.sink, holder);
+  return context.sink;
+}

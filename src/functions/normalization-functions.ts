@@ -1,0 +1,248 @@
+/**
+ * The normalization family as plain functions of (device, encoder, args): every buffer is the
+ * caller's -- x, y (dy, dx), γ and β where learnable, their gradients, InstanceNorm's running
+ * statistics, and `saved`, where a forward pass leaves each statistics group's coefficients
+ * (NORM_SAVED_BYTES_PER_GROUP bytes per group: N·G groups for GroupNorm, N·C for InstanceNorm,
+ * one per row for LayerNorm and RMSNorm) for its backward pass. Nothing is submitted or read back,
+ * and nothing is kept between calls but plans and scratch (released by releaseFunctionCaches).
+ *
+ * A backward call takes the same options as the forward call whose `saved` it reads (for
+ * InstanceNorm with running statistics, the same `training`).
+ */
+import { NORM_SAVED_BYTES_PER_GROUP } from '../kernels/contract.js';
+import {
+  checkArgsObject,
+  checkInstanceTrainable,
+  checkNormBackwardTensors,
+  checkNormForwardTensors,
+  resolveGroupNormOptions,
+  resolveInstanceNormOptions,
+  resolveLayerNormOptions,
+  resolveRMSNormOptions,
+  savedBytes,
+  trainingFlag,
+  type NormActivation,
+  type ResolvedNormOptions,
+} from '../layers/normalization-args.js';
+import { normPlan, recordNormBackward, recordNormForward, type NormGeometry } from '../ops/normalization.js';
+import type { DType } from '../ops/plan.js';
+import { checkSeparateOutput, type TensorBuffer } from '../runtime/gpu.js';
+import { acquireScratch, acquireSink } from '../runtime/scratch.js';
+import { checkKnownKeys, checkTensorBuffer, describe } from '../runtime/validate.js';
+import { channelAxis, type Layout } from '../tensor/layout.js';
+import { functionsState } from './functions.js';
+
+export { NORM_SAVED_BYTES_PER_GROUP };
+
+/** Options and buffers every family function takes. */
+interface NormFunctionCommon {
+  /** The forward pass's output; the backward pass reads it: one GroupCoef per statistics group (see the module comment). */
+  saved: TensorBuffer;
+  /** γ (float32, one entry per γ position); absent: γ = 1. */
+  gamma?: TensorBuffer;
+  eps?: number;
+  activation?: NormActivation;
+  dtype?: DType;
+}
+
+/** Forward tensors. */
+interface ForwardTensors {
+  x: TensorBuffer;
+  y: TensorBuffer;
+  shape: readonly number[];
+}
+
+/** Backward tensors, and where to write dγ and dβ (each optional). */
+interface BackwardTensors {
+  x: TensorBuffer;
+  dy: TensorBuffer;
+  dx: TensorBuffer;
+  shape: readonly number[];
+  dgamma?: TensorBuffer;
+  dbeta?: TensorBuffer;
+}
+
+/** LayerNorm's function arguments besides the tensors. */
+export interface LayerNormFunctionArgs extends NormFunctionCommon {
+  normalizedShape: number | readonly number[];
+  /** β (float32); absent: β = 0. */
+  beta?: TensorBuffer;
+}
+/** RMSNorm's function arguments besides the tensors (no β). */
+export interface RMSNormFunctionArgs extends NormFunctionCommon {
+  normalizedShape: number | readonly number[];
+}
+/** GroupNorm's function arguments besides the tensors (numChannels comes from the shape). */
+export interface GroupNormFunctionArgs extends NormFunctionCommon {
+  numGroups: number;
+  layout?: Layout;
+  beta?: TensorBuffer;
+}
+/** InstanceNorm's function arguments besides the tensors (numFeatures comes from the shape). */
+export interface InstanceNormFunctionArgs extends NormFunctionCommon {
+  layout?: Layout;
+  beta?: TensorBuffer;
+  /** Running statistics (float32 per channel), both or neither: updated by training passes, used by inference passes. */
+  runningMean?: TensorBuffer;
+  runningVar?: TensorBuffer;
+  momentum?: number;
+  nonFiniteBatches?: 'skip' | 'update';
+  /** Default true. With running statistics: training updates them, inference normalizes with them. */
+  training?: boolean;
+}
+
+const COMMON = ['saved', 'gamma', 'eps', 'activation', 'dtype'];
+const FORWARD = ['x', 'y', 'shape'];
+const BACKWARD = ['x', 'dy', 'dx', 'shape', 'dgamma', 'dbeta'];
+
+type Kind = 'LayerNorm' | 'RMSNorm' | 'GroupNorm' | 'InstanceNorm';
+
+const KIND_KEYS: Record<Kind, string[]> = {
+  LayerNorm: ['normalizedShape', 'beta'],
+  RMSNorm: ['normalizedShape'],
+  GroupNorm: ['numGroups', 'layout', 'beta'],
+  InstanceNorm: ['layout', 'beta', 'runningMean', 'runningVar', 'momentum', 'nonFiniteBatches', 'training'],
+};
+
+/** The layer options a function call stands for; the channel count comes from the shape. */
+function resolve(kind: Kind, a: Record<string, unknown>): ResolvedNormOptions {
+  const common = { eps: a.eps, activation: a.activation, dtype: a.dtype } as Record<string, unknown>;
+  for (const k of Object.keys(common)) if (common[k] === undefined) delete common[k];
+  const channels = (layout: unknown) => {
+    const shape = a.shape as readonly number[];
+    if (!Array.isArray(shape)) throw new TypeError(`args.shape must be an array of positive integers; got ${describe(shape)}`);
+    return shape[channelAxis((layout ?? 'NCHW') as Layout)];
+  };
+  let o: ResolvedNormOptions;
+  if (kind === 'LayerNorm') o = resolveLayerNormOptions({ ...common, normalizedShape: a.normalizedShape as number[] });
+  else if (kind === 'RMSNorm') o = resolveRMSNormOptions({ ...common, normalizedShape: a.normalizedShape as number[] });
+  else if (kind === 'GroupNorm') {
+    o = resolveGroupNormOptions({ ...common, numGroups: a.numGroups as number, numChannels: channels(a.layout), ...(a.layout ? { layout: a.layout as Layout } : {}) });
+  } else {
+    const running = a.runningMean !== undefined || a.runningVar !== undefined;
+    if (running && (a.runningMean === undefined || a.runningVar === undefined)) {
+      throw new TypeError(`args.runningMean and args.runningVar must be given together; got only ${a.runningMean === undefined ? 'runningVar' : 'runningMean'}`);
+    }
+    const extra = Object.fromEntries(Object.entries({ layout: a.layout, momentum: a.momentum, nonFiniteBatches: a.nonFiniteBatches }).filter(([, v]) => v !== undefined));
+    o = resolveInstanceNormOptions({ ...common, ...extra, numFeatures: channels(a.layout), trackRunningStats: running });
+  }
+  // γ and β are read where given; a function's learnable parameters are the buffers it is handed.
+  return { ...o, hasGamma: a.gamma !== undefined, hasBeta: a.beta !== undefined, label: 'webgpu-batchnorm function' };
+}
+
+function checkParams(device: GPUDevice, o: ResolvedNormOptions, a: Record<string, unknown>, names: string[], geometry: NormGeometry): void {
+  const bytes = o.paramSize * 4;
+  for (const name of names) {
+    const b = a[name] as TensorBuffer | undefined;
+    if (b !== undefined) checkTensorBuffer(`args.${name}`, b, bytes, `${o.paramSize} float32`, device);
+  }
+  checkTensorBuffer('args.saved', a.saved as TensorBuffer, savedBytes(geometry), `${geometry.samples * geometry.groups} statistics groups × ${NORM_SAVED_BYTES_PER_GROUP} bytes`, device);
+}
+
+function encodeForward(kind: Kind, device: GPUDevice, encoder: GPUCommandEncoder, args: ForwardTensors & Record<string, unknown>): void {
+  const state = functionsState(device);
+  state.guard.checkUsable();
+  checkArgsObject(args, `${FORWARD.join(', ')}, saved, …`);
+  checkKnownKeys('args', args, { names: [...FORWARD, ...COMMON, ...KIND_KEYS[kind]], what: `an argument of the ${kind} forward function` });
+  const o = resolve(kind, args);
+  const training = trainingFlag(args.training, 'args.training');
+  const geometry = checkNormForwardTensors(device, o, args);
+  checkInstanceTrainable(o, geometry, args.shape, training);
+  checkParams(device, o, args, ['gamma', 'beta', 'runningMean', 'runningVar'], geometry);
+  const outputs = { 'args.saved': args.saved as TensorBuffer, 'args.y': args.y };
+  for (const [name, b] of Object.entries({ 'args.gamma': args.gamma, 'args.beta': args.beta, 'args.x': args.x })) {
+    if (b !== undefined) for (const out of Object.entries(outputs)) checkSeparateOutput(out, { [name]: b as TensorBuffer });
+  }
+  if (args.runningMean) {
+    checkSeparateOutput(['args.runningMean', args.runningMean as TensorBuffer], { 'args.saved': args.saved as TensorBuffer, 'args.x': args.x });
+    checkSeparateOutput(['args.runningVar', args.runningVar as TensorBuffer], { 'args.saved': args.saved as TensorBuffer, 'args.x': args.x, 'args.runningMean': args.runningMean as TensorBuffer });
+  }
+  const mode = { useRunning: o.trackRunningStats && !training, updateRunning: o.trackRunningStats && training };
+  state.guard.recordChecked('encodeForward', () => {
+    const plan = normPlan(device, geometry, o, mode, state.holder);
+    const pass = encoder.beginComputePass({ label: `webgpu-batchnorm ${kind} forward` });
+    recordNormForward(device, pass, plan, {
+      x: args.x,
+      y: args.y,
+      saved: args.saved as TensorBuffer,
+      gamma: args.gamma as TensorBuffer | undefined,
+      beta: args.beta as TensorBuffer | undefined,
+      runningMean: args.runningMean as TensorBuffer | undefined,
+      runningVar: args.runningVar as TensorBuffer | undefined,
+    });
+    pass.end();
+  });
+}
+
+function encodeBackward(kind: Kind, device: GPUDevice, encoder: GPUCommandEncoder, args: BackwardTensors & Record<string, unknown>): void {
+  const state = functionsState(device);
+  state.guard.checkUsable();
+  checkArgsObject(args, `${BACKWARD.join(', ')}, saved, …`);
+  checkKnownKeys('args', args, { names: [...BACKWARD, ...COMMON, ...KIND_KEYS[kind]], what: `an argument of the ${kind} backward function` });
+  if (kind === 'RMSNorm' && args.dbeta !== undefined) throw new TypeError('args.dbeta is not an argument of RMSNorm, which has no β');
+  const o = resolve(kind, args);
+  const training = trainingFlag(args.training, 'args.training');
+  const geometry = checkNormBackwardTensors(device, o, args, { shape: args.shape });
+  checkParams(device, o, args, ['gamma', 'beta', 'dgamma', 'dbeta'], geometry);
+  for (const name of ['dgamma', 'dbeta'] as const) {
+    const out = args[name];
+    if (out !== undefined) checkSeparateOutput([`args.${name}`, out], { 'args.x': args.x, 'args.dy': args.dy, 'args.saved': args.saved as TensorBuffer, 'args.dx': args.dx });
+  }
+  if (args.dgamma !== undefined && args.dbeta !== undefined) checkSeparateOutput(['args.dbeta', args.dbeta], { 'args.dgamma': args.dgamma });
+  state.guard.recordChecked('encodeBackward', () => {
+    const plan = normPlan(device, geometry, o, { useRunning: o.trackRunningStats && !training, updateRunning: false }, state.holder);
+    const affine = args.dgamma !== undefined || args.dbeta !== undefined;
+    const scratch = affine ? { partials: acquireScratch(device, plan.partialBytes, state.holder), sink: acquireSink(device, state.holder) } : null;
+    const pass = encoder.beginComputePass({ label: `webgpu-batchnorm ${kind} backward` });
+    recordNormBackward(
+      device,
+      pass,
+      plan,
+      {
+        x: args.x,
+        dy: args.dy,
+        dx: args.dx,
+        saved: args.saved as TensorBuffer,
+        gamma: args.gamma as TensorBuffer | undefined,
+        beta: args.beta as TensorBuffer | undefined,
+        dgamma: args.dgamma,
+        dbeta: args.dbeta,
+      },
+      scratch,
+    );
+    pass.end();
+  });
+}
+
+/** Records LayerNorm's forward pass (see {@link LayerNorm}) on the caller's buffers. */
+export function encodeLayerNormForward(device: GPUDevice, encoder: GPUCommandEncoder, args: ForwardTensors & LayerNormFunctionArgs): void {
+  encodeForward('LayerNorm', device, encoder, args as unknown as ForwardTensors & Record<string, unknown>);
+}
+/** Records LayerNorm's backward pass from the `saved` of its forward pass: dx, and dγ/dβ where given. */
+export function encodeLayerNormBackward(device: GPUDevice, encoder: GPUCommandEncoder, args: BackwardTensors & LayerNormFunctionArgs): void {
+  encodeBackward('LayerNorm', device, encoder, args as unknown as BackwardTensors & Record<string, unknown>);
+}
+/** Records RMSNorm's forward pass on the caller's buffers. */
+export function encodeRMSNormForward(device: GPUDevice, encoder: GPUCommandEncoder, args: ForwardTensors & RMSNormFunctionArgs): void {
+  encodeForward('RMSNorm', device, encoder, args as unknown as ForwardTensors & Record<string, unknown>);
+}
+/** Records RMSNorm's backward pass: dx, and dγ where given. */
+export function encodeRMSNormBackward(device: GPUDevice, encoder: GPUCommandEncoder, args: Omit<BackwardTensors, 'dbeta'> & RMSNormFunctionArgs): void {
+  encodeBackward('RMSNorm', device, encoder, args as unknown as BackwardTensors & Record<string, unknown>);
+}
+/** Records GroupNorm's forward pass on the caller's buffers. */
+export function encodeGroupNormForward(device: GPUDevice, encoder: GPUCommandEncoder, args: ForwardTensors & GroupNormFunctionArgs): void {
+  encodeForward('GroupNorm', device, encoder, args as unknown as ForwardTensors & Record<string, unknown>);
+}
+/** Records GroupNorm's backward pass: dx, and dγ/dβ where given. */
+export function encodeGroupNormBackward(device: GPUDevice, encoder: GPUCommandEncoder, args: BackwardTensors & GroupNormFunctionArgs): void {
+  encodeBackward('GroupNorm', device, encoder, args as unknown as BackwardTensors & Record<string, unknown>);
+}
+/** Records InstanceNorm's forward pass (and, training with running statistics, their update) on the caller's buffers. */
+export function encodeInstanceNormForward(device: GPUDevice, encoder: GPUCommandEncoder, args: ForwardTensors & InstanceNormFunctionArgs): void {
+  encodeForward('InstanceNorm', device, encoder, args as unknown as ForwardTensors & Record<string, unknown>);
+}
+/** Records InstanceNorm's backward pass: dx, and dγ/dβ where given (`training` as in its forward call). */
+export function encodeInstanceNormBackward(device: GPUDevice, encoder: GPUCommandEncoder, args: BackwardTensors & InstanceNormFunctionArgs): void {
+  encodeBackward('InstanceNorm', device, encoder, args as unknown as BackwardTensors & Record<string, unknown>);
+}

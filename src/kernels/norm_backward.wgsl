@@ -1,0 +1,164 @@
+// Backward pass of the normalization family, from the coefficients its forward pass saved.
+//
+// With x̂ the normalized input, z = γ·x̂ + β, dz = dL/dz (through the fused activation) and
+// g = γ·dz, per group of n elements:
+//   dx = rstd · (g − mean(g) − x̂·mean(g·x̂))   (RMSNorm: no mean(g) term);
+//   normalized with running statistics (InstanceNorm inference): dx = rstd · g.
+// norm_backward: one workgroup per group; two walks over the group (the sums, then dx).
+// norm_affine_partials_*: dγ = Σ dz·x̂ and dβ = Σ dz per γ entry, as partial sums over blocks of
+// the [a_outer, a_count, a_inner] view (NormParams); norm_affine_finalize adds a γ entry's
+// partials in a fixed order, so the result does not depend on scheduling.
+
+@group(0) @binding(5) var<storage, read> saved: array<vec4f>;
+@group(0) @binding(8) var<storage, read_write> partials: array<vec2f>;
+@group(0) @binding(9) var<storage, read_write> dgamma: array<f32>;
+@group(0) @binding(10) var<storage, read_write> dbeta: array<f32>;
+
+var<workgroup> sums: array<vec2f, NWG>;
+
+// γ entries a tile of the rows kernel covers, one per thread column.
+const AFFINE_WIDTH: u32 = 64u;
+
+// (dz, x̂) of one element with γ entry p.
+fn grad_z(k: GroupCoef, v: f32, dyv: f32, p: u32) -> vec2f {
+  let xh = normalized(k, v);
+  return vec2f(activation_grad(dyv, xh * gamma_at(p) + beta_at(p)), xh);
+}
+
+@compute @workgroup_size(NWG)
+fn norm_backward(@builtin(workgroup_id) wid: vec3u,
+                 @builtin(num_workgroups) nwg: vec3u,
+                 @builtin(local_invocation_index) lid: u32) {
+  let r = norm_workgroup(wid, nwg);
+  if (r >= params.rows) { return; }
+  let start = group_start(r);
+  let g = r % params.groups;
+  let k = to_coef(saved[r]);
+  var s = vec2f(0.0);
+  if (params.use_running == 0u) {
+    for (var w = walk_start(lid); w.seg < params.segs; w = walk_next(w)) {
+      let e = walk_element(start, w);
+      let p = walk_param(g, w);
+      let t = grad_z(k, load_x(e), load_dy(e), p);
+      let gz = t.x * gamma_at(p);
+      s += vec2f(gz, gz * t.y);
+    }
+  }
+  sums[lid] = s;
+  workgroupBarrier();
+  for (var stride = NWG / 2u; stride > 0u; stride >>= 1u) {
+    if (lid < stride) { sums[lid] += sums[lid + stride]; }
+    workgroupBarrier();
+  }
+  let inv_n = 1.0 / f32(params.count);
+  let mean_g = select(sums[0].x * inv_n, 0.0, RMS == 1u);
+  let mean_gx = sums[0].y * inv_n;
+  for (var w = walk_start(lid); w.seg < params.segs; w = walk_next(w)) {
+    let e = walk_element(start, w);
+    let p = walk_param(g, w);
+    let t = grad_z(k, load_x(e), load_dy(e), p);
+    store_dx(e, k.rstd * (t.x * gamma_at(p) - mean_g - t.y * mean_gx));
+  }
+}
+
+// One element's (dz·x̂, dz), for the γ entry a of the affine view, its group's coefficients k.
+fn affine_terms(k: GroupCoef, e: u32, a: u32) -> vec2f {
+  let t = grad_z(k, load_x(e), load_dy(e), a);
+  return vec2f(t.x * t.y, t.x);
+}
+
+// a_inner == 1 (LayerNorm, RMSNorm, channels-last GroupNorm and InstanceNorm): a workgroup is a
+// tile of AFFINE_WIDTH consecutive γ entries (coalesced loads along a row) by NWG / width row
+// lanes, over one block of rows; the lanes are merged in a tree.
+@compute @workgroup_size(NWG)
+fn norm_affine_partials_rows(@builtin(workgroup_id) wid: vec3u,
+                             @builtin(num_workgroups) nwg: vec3u,
+                             @builtin(local_invocation_index) lid: u32) {
+  let width = min(params.a_count, AFFINE_WIDTH);
+  let lanes = NWG / width;
+  let tiles = (params.a_count + width - 1u) / width;
+  let wg = norm_workgroup(wid, nwg);
+  let block = wg / tiles;
+  let lane = lid / width;
+  let a = (wg - block * tiles) * width + lid - lane * width;
+  var s = vec2f(0.0);
+  if (a < params.a_count && lane < lanes && block < params.a_blocks) {
+    let first = block * params.a_block_rows + lane;
+    let end = min((block + 1u) * params.a_block_rows, params.a_outer);
+    // The sample of row o, o / rps, kept without a division per row.
+    let rps = params.a_rows_per_sample;
+    var n = first / rps;
+    var rem = first - n * rps;
+    let dn = lanes / rps;
+    let dr = lanes - dn * rps;
+    let g = a / params.a_per_group;
+    for (var o = first; o < end; o += lanes) {
+      s += affine_terms(to_coef(saved[n * params.groups + g]), o * params.a_count + a, a);
+      n += dn;
+      rem += dr;
+      if (rem >= rps) {
+        rem -= rps;
+        n += 1u;
+      }
+    }
+  }
+  sums[lid] = s;
+  workgroupBarrier();
+  var stride = 1u;
+  while (stride < lanes) { stride *= 2u; }
+  for (stride /= 2u; stride > 0u; stride /= 2u) {
+    if (lane < stride && lane + stride < lanes) { sums[lid] += sums[lid + stride * width]; }
+    workgroupBarrier();
+  }
+  if (lane == 0u && a < params.a_count && block < params.a_blocks) {
+    partials[block * params.a_count + a] = sums[lid];
+  }
+}
+
+// a_inner > 1 (channels-first GroupNorm and InstanceNorm): a workgroup per (γ entry, block of
+// samples), its threads along the contiguous plane.
+@compute @workgroup_size(NWG)
+fn norm_affine_partials_planes(@builtin(workgroup_id) wid: vec3u,
+                               @builtin(num_workgroups) nwg: vec3u,
+                               @builtin(local_invocation_index) lid: u32) {
+  let wg = norm_workgroup(wid, nwg);
+  let block = wg / params.a_count;
+  let a = wg - block * params.a_count;
+  var s = vec2f(0.0);
+  if (block < params.a_blocks) {
+    let g = a / params.a_per_group;
+    let end = min((block + 1u) * params.a_block_rows, params.a_outer);
+    for (var o = block * params.a_block_rows; o < end; o++) {
+      let k = to_coef(saved[(o / params.a_rows_per_sample) * params.groups + g]);
+      let base = (o * params.a_count + a) * params.a_inner;
+      for (var i = lid; i < params.a_inner; i += NWG) {
+        s += affine_terms(k, base + i, a);
+      }
+    }
+  }
+  sums[lid] = s;
+  workgroupBarrier();
+  for (var stride = NWG / 2u; stride > 0u; stride >>= 1u) {
+    if (lid < stride) { sums[lid] += sums[lid + stride]; }
+    workgroupBarrier();
+  }
+  if (lid == 0u && block < params.a_blocks) {
+    partials[block * params.a_count + a] = sums[0];
+  }
+}
+
+// One thread per γ entry: its partials in block order.
+@compute @workgroup_size(NWG)
+fn norm_affine_finalize(@builtin(workgroup_id) wid: vec3u,
+                        @builtin(num_workgroups) nwg: vec3u,
+                        @builtin(local_invocation_index) lid: u32) {
+  let a = norm_workgroup(wid, nwg) * NWG + lid;
+  if (a >= params.a_count) { return; }
+  var s = vec2f(0.0);
+  for (var b = 0u; b < params.a_blocks; b++) {
+    s += partials[b * params.a_count + a];
+  }
+  // Both are written; an absent one is bound to a sink (ops/normalization.ts).
+  dgamma[a] = s.x;
+  dbeta[a] = s.y;
+}

@@ -1,0 +1,100 @@
+// Forward pass of the normalization family.
+//
+// norm_forward: one workgroup per statistics group. Its threads reduce the group's elements --
+// shifted data in Welford summaries merged by Chan's formula (RMSNorm: a compensated sum of
+// squares) -- merge the summaries in a tree, write the group's coefficients to `saved`, and
+// normalize the same elements (just read, so mostly still in cache) in one dispatch.
+// InstanceNorm's running update is norm_running.wgsl.
+
+@group(0) @binding(5) var<storage, read_write> saved: array<vec4f>;
+// Read only with use_running (InstanceNorm inference); otherwise x is bound here.
+@group(0) @binding(8) var<storage, read> running_mean: array<f32>;
+@group(0) @binding(9) var<storage, read> running_var: array<f32>;
+
+var<workgroup> tree: array<vec3f, NWG>;
+var<workgroup> non_finite: atomic<u32>;
+var<workgroup> shared_coef: vec4f;
+
+// Neumaier's compensated sums (sum, compensation, count), of squares for RMSNorm: mean(x²)
+// keeps float32 precision over a long row, and the tree merges them pairwise.
+fn merge_compensated(a: vec3f, b: vec3f) -> vec3f {
+  let t = a.x + b.x;
+  let err = select((b.x - t) + a.x, (a.x - t) + b.x, abs(a.x) >= abs(b.x));
+  return vec3f(t, a.y + b.y + err, a.z + b.z);
+}
+
+fn add_compensated(acc: vec3f, v: f32) -> vec3f {
+  return merge_compensated(acc, vec3f(v, 0.0, 1.0));
+}
+
+fn combine(a: vec3f, b: vec3f) -> vec3f {
+  if (RMS == 1u) { return merge_compensated(a, b); }
+  return merge(a, b);
+}
+
+// The group's coefficients from its merged summary (see GroupCoef); NaN when it held NaN or ±Inf,
+// so that exactly its outputs are NaN.
+fn group_coef(shift: f32, s: vec3f, bad: bool) -> vec4f {
+  let n = f32(params.count);
+  var mean = s.x;
+  var variance = s.y / n;
+  if (RMS == 1u) {
+    mean = 0.0;
+    variance = (s.x + s.y) / n;
+  }
+  if (bad) {
+    mean = nan();
+    variance = nan();
+  }
+  return vec4f(shift, mean, 1.0 / sqrt(variance + params.eps), variance);
+}
+
+@compute @workgroup_size(NWG)
+fn norm_forward(@builtin(workgroup_id) wid: vec3u,
+                @builtin(num_workgroups) nwg: vec3u,
+                @builtin(local_invocation_index) lid: u32) {
+  let r = norm_workgroup(wid, nwg);
+  if (r >= params.rows) { return; }
+  let start = group_start(r);
+  let g = r % params.groups;
+  if (params.use_running == 1u) {
+    // InstanceNorm inference with running statistics: group g is channel g.
+    if (lid == 0u) {
+      let variance = running_var[g];
+      shared_coef = vec4f(0.0, running_mean[g], 1.0 / sqrt(variance + params.eps), variance);
+      saved[r] = shared_coef;
+    }
+  } else {
+    if (lid == 0u) { atomicStore(&non_finite, 0u); }
+    let shift = select(load_x(start), 0.0, RMS == 1u);
+    var acc = vec3f(0.0);
+    var finite = true;
+    for (var w = walk_start(lid); w.seg < params.segs; w = walk_next(w)) {
+      let v = load_x(walk_element(start, w));
+      finite = finite && is_finite(v);
+      if (RMS == 1u) {
+        acc = add_compensated(acc, v * v);
+      } else {
+        acc = welford(acc, v - shift);
+      }
+    }
+    tree[lid] = acc;
+    workgroupBarrier();
+    if (!finite) { atomicOr(&non_finite, 1u); }
+    for (var stride = NWG / 2u; stride > 0u; stride >>= 1u) {
+      if (lid < stride) { tree[lid] = combine(tree[lid], tree[lid + stride]); }
+      workgroupBarrier();
+    }
+    if (lid == 0u) {
+      shared_coef = group_coef(shift, tree[0], atomicLoad(&non_finite) != 0u);
+      saved[r] = shared_coef;
+    }
+  }
+  workgroupBarrier();
+  let k = to_coef(shared_coef);
+  for (var w = walk_start(lid); w.seg < params.segs; w = walk_next(w)) {
+    let e = walk_element(start, w);
+    let p = walk_param(g, w);
+    store_y(e, activate(normalized(k, load_x(e)) * gamma_at(p) + beta_at(p)));
+  }
+}

@@ -1,0 +1,30 @@
+// Numerics shared by every kernel (batch norm, feature scaling and the normalization family):
+// finite tests, NaN, and the Welford / Chan summaries of shifted data.
+
+// Finite test on the bits: WGSL has no isnan/isinf, and compilers may fold v != v away.
+fn is_finite(v: f32) -> bool {
+  return (bitcast<u32>(v) & 0x7f800000u) != 0x7f800000u;
+}
+
+// A quiet NaN made at run time (a NaN constant expression is a shader-creation error).
+var<private> nan_bits: u32 = 0x7fc00000u;
+fn nan() -> f32 {
+  return bitcast<f32>(nan_bits);
+}
+
+// Chan et al.: merge two (mean, M2, n) summaries.
+fn merge(a: vec3f, b: vec3f) -> vec3f {
+  if (b.z == 0.0) { return a; }
+  if (a.z == 0.0) { return b; }
+  let n = a.z + b.z;
+  let delta = b.x - a.x;
+  let wb = b.z / n;
+  return vec3f(a.x + delta * wb, a.y + b.y + delta * delta * a.z * wb, n);
+}
+
+// Welford's update of a (mean, M2, n) summary with one value.
+fn welford(acc: vec3f, v: f32) -> vec3f {
+  let n = acc.z + 1.0;
+  let mean = acc.x + (v - acc.x) / n;
+  return vec3f(mean, acc.y + (v - acc.x) * (v - mean), n);
+}

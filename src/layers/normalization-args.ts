@@ -1,0 +1,332 @@
+/**
+ * The normalization family's options and argument checks, shared by the four layers and their
+ * function forms: options resolved to PyTorch's defaults, the shape checked against them and
+ * turned into a NormGeometry (ops/normalization.ts), and the tensors of a pass. Each failure
+ * names the argument, the expected value and the actual one.
+ */
+import { NORM_SAVED_BYTES_PER_GROUP, type FusedActivation } from '../kernels/contract.js';
+import { normStorage, tensorBytes } from '../kernels/shaders.js';
+import { channelGroupGeometry, geometrySize, groupCount, rowGeometry, type NormGeometry, type NormKind, type NormPlanOptions } from '../ops/normalization.js';
+import type { DType } from '../ops/plan.js';
+import { checkSeparateOutput, type TensorBuffer } from '../runtime/gpu.js';
+import { checkKnownKeys, checkTensorBuffer, checkTensorFits, describe } from '../runtime/validate.js';
+import { channelView, checkLayout, type Layout } from '../tensor/layout.js';
+
+/** An activation fused after the normalization's affine transform, forward and backward. */
+export type NormActivation = FusedActivation;
+
+/** Options every family layer takes. */
+export interface NormCommonOptions {
+  /** Added to the variance (RMSNorm: to mean(x²)) before the square root. */
+  eps?: number;
+  /** 'relu' or 'silu' (z·sigmoid(z), what UNets put after GroupNorm) fused after γ·x̂ + β; backward takes dL/d(output). Default 'none'. */
+  activation?: NormActivation;
+  /** Storage of x, y, dy and dx ('float16': IEEE halves; arithmetic is float32). Default 'float32'. */
+  dtype?: DType;
+  /** Prefix of every GPU object's label. */
+  label?: string;
+}
+
+/** Caller-owned buffers a layer uses instead of creating its own (float32; sizes as the layer's fields). */
+export type NormBufferName = 'gamma' | 'beta' | 'gammaGrad' | 'betaGrad' | 'runningMean' | 'runningVar';
+
+/** Options of {@link LayerNorm}: PyTorch's nn.LayerNorm. */
+export interface LayerNormOptions extends NormCommonOptions {
+  /** The trailing dimensions normalized over (a number: the last one). */
+  normalizedShape: number | readonly number[];
+  /** Learnable γ (init 1) and, with `bias`, β (init 0), of normalizedShape's size. Default true. */
+  elementwiseAffine?: boolean;
+  /** Learnable β (with elementwiseAffine). Default true. */
+  bias?: boolean;
+  buffers?: Partial<Record<'gamma' | 'beta' | 'gammaGrad' | 'betaGrad', TensorBuffer>>;
+}
+
+/** Options of {@link RMSNorm}: PyTorch's nn.RMSNorm; no β. eps defaults to float32's machine epsilon 2⁻²³ for either dtype (the arithmetic is float32). */
+export interface RMSNormOptions extends NormCommonOptions {
+  normalizedShape: number | readonly number[];
+  /** Learnable γ (init 1). Default true. */
+  elementwiseAffine?: boolean;
+  buffers?: Partial<Record<'gamma' | 'gammaGrad', TensorBuffer>>;
+}
+
+/** Options of {@link GroupNorm}: PyTorch's nn.GroupNorm, on any layout. */
+export interface GroupNormOptions extends NormCommonOptions {
+  /** G: the channels split into G groups of numChannels / G consecutive channels. */
+  numGroups: number;
+  numChannels: number;
+  /** Learnable per-channel γ (init 1) and β (init 0). Default true. */
+  affine?: boolean;
+  /** Default 'NCHW'; channels-last layouts normalize the same groups. */
+  layout?: Layout;
+  buffers?: Partial<Record<'gamma' | 'beta' | 'gammaGrad' | 'betaGrad', TensorBuffer>>;
+}
+
+/** Options of {@link InstanceNorm}: PyTorch's nn.InstanceNorm1d/2d/3d. */
+export interface InstanceNormOptions extends NormCommonOptions {
+  numFeatures: number;
+  /** Weight of the new batch in the running update (a number in [0, 1]). Default 0.1. */
+  momentum?: number;
+  /** Learnable per-channel γ and β. Default false (PyTorch's default). */
+  affine?: boolean;
+  /** Keep running mean and variance (init 0 and 1), updated by training passes, used by inference passes. Default false. */
+  trackRunningStats?: boolean;
+  /** What a training batch with NaN or ±Inf in some instance does to the running statistics: 'skip' (default) leaves them; 'update' folds the NaN in, as PyTorch does. */
+  nonFiniteBatches?: 'skip' | 'update';
+  /** Default 'NCHW'. */
+  layout?: Layout;
+  buffers?: Partial<Record<NormBufferName, TensorBuffer>>;
+}
+
+/** The options of any family layer, resolved. */
+export interface ResolvedNormOptions extends NormPlanOptions {
+  /** Which layer, for messages. */
+  className: 'LayerNorm' | 'RMSNorm' | 'GroupNorm' | 'InstanceNorm';
+  label: string;
+  /** Entries of γ and β. */
+  paramSize: number;
+  /** LayerNorm/RMSNorm: the trailing dims. */
+  normalizedShape: number[];
+  /** GroupNorm/InstanceNorm. */
+  numGroups: number;
+  numChannels: number;
+  layout: Layout;
+  trackRunningStats: boolean;
+}
+
+const COMMON_KEYS = ['eps', 'activation', 'dtype', 'label', 'buffers'] as const;
+
+/** Every option name of each layer, and advice for other frameworks' names. */
+export const NORM_OPTION_KEYS = {
+  LayerNorm: ['normalizedShape', 'elementwiseAffine', 'bias', ...COMMON_KEYS],
+  RMSNorm: ['normalizedShape', 'elementwiseAffine', ...COMMON_KEYS],
+  GroupNorm: ['numGroups', 'numChannels', 'affine', 'layout', ...COMMON_KEYS],
+  InstanceNorm: ['numFeatures', 'momentum', 'affine', 'trackRunningStats', 'nonFiniteBatches', 'layout', ...COMMON_KEYS],
+} as const;
+
+const OPTION_HINTS: Readonly<Record<string, string>> = {
+  normalized_shape: 'PyTorch\'s normalized_shape is normalizedShape here',
+  elementwise_affine: "PyTorch's elementwise_affine is elementwiseAffine here",
+  num_groups: "PyTorch's num_groups is numGroups here",
+  num_channels: "PyTorch's num_channels is numChannels here",
+  num_features: "PyTorch's num_features is numFeatures here",
+  track_running_stats: "PyTorch's track_running_stats is trackRunningStats here",
+  epsilon: 'epsilon is eps here (the ONNX presets convert operator attributes)',
+  axis: 'an ONNX axis becomes normalizedShape (onnxLayerNormOptions converts it)',
+};
+
+function positiveInteger(argName: string, v: unknown): number {
+  if (!Number.isSafeInteger(v) || (v as number) < 1) throw new RangeError(`${argName} must be a positive integer; got ${describe(v)}`);
+  return v as number;
+}
+
+function booleanOption(argName: string, v: unknown, fallback: boolean): boolean {
+  if (v === undefined) return fallback;
+  if (typeof v !== 'boolean') throw new TypeError(`${argName} must be a boolean; got ${describe(v)}`);
+  return v;
+}
+
+function commonOptions(options: NormCommonOptions, defaultEps: number, className: string) {
+  const eps = options.eps ?? defaultEps;
+  if (typeof eps !== 'number' || !Number.isFinite(eps) || eps <= 0) throw new RangeError(`options.eps must be a finite number > 0; got ${describe(options.eps)}`);
+  const activation = options.activation ?? 'none';
+  if (activation !== 'none' && activation !== 'relu' && activation !== 'silu') {
+    throw new TypeError(`options.activation must be 'none', 'relu' or 'silu'; got ${describe(options.activation)}`);
+  }
+  const dtype = options.dtype ?? 'float32';
+  if (dtype !== 'float32' && dtype !== 'float16') throw new TypeError(`options.dtype must be 'float32' or 'float16'; got ${describe(options.dtype)}`);
+  const label = options.label ?? className;
+  if (typeof label !== 'string') throw new TypeError(`options.label must be a string; got ${describe(options.label)}`);
+  return { eps, activation, dtype, label };
+}
+
+function checkOptionsObject(className: keyof typeof NORM_OPTION_KEYS, options: unknown, required: string): asserts options is object {
+  if (!options || typeof options !== 'object') throw new TypeError(`options must be an object with ${required}; got ${describe(options)}`);
+  checkKnownKeys('options', options, { names: NORM_OPTION_KEYS[className], what: `an option of ${className}`, hints: OPTION_HINTS });
+}
+
+/** normalizedShape as a list of positive integers. */
+function normalizedShapeOf(v: unknown): number[] {
+  const dims = typeof v === 'number' ? [v] : v;
+  if (!Array.isArray(dims) || dims.length === 0) {
+    throw new TypeError(`options.normalizedShape must be a positive integer or a non-empty array of them; got ${describe(v)}`);
+  }
+  return dims.map((d, i) => positiveInteger(`options.normalizedShape[${i}]`, d));
+}
+
+/** LayerNorm's options with their defaults. */
+export function resolveLayerNormOptions(options: LayerNormOptions): ResolvedNormOptions {
+  checkOptionsObject('LayerNorm', options, 'normalizedShape');
+  const common = commonOptions(options, 1e-5, 'LayerNorm');
+  const normalizedShape = normalizedShapeOf(options.normalizedShape);
+  const affine = booleanOption('options.elementwiseAffine', options.elementwiseAffine, true);
+  const bias = booleanOption('options.bias', options.bias, true);
+  const paramSize = normalizedShape.reduce((a, b) => a * b, 1);
+  return rowOptions('LayerNorm', 'layer', common, normalizedShape, paramSize, affine, affine && bias);
+}
+
+/** RMSNorm's options with their defaults. */
+export function resolveRMSNormOptions(options: RMSNormOptions): ResolvedNormOptions {
+  checkOptionsObject('RMSNorm', options, 'normalizedShape');
+  const common = commonOptions(options, 2 ** -23, 'RMSNorm');
+  const normalizedShape = normalizedShapeOf(options.normalizedShape);
+  const affine = booleanOption('options.elementwiseAffine', options.elementwiseAffine, true);
+  const paramSize = normalizedShape.reduce((a, b) => a * b, 1);
+  return rowOptions('RMSNorm', 'rms', common, normalizedShape, paramSize, affine, false);
+}
+
+function rowOptions(
+  className: 'LayerNorm' | 'RMSNorm',
+  kind: NormKind,
+  common: ReturnType<typeof commonOptions>,
+  normalizedShape: number[],
+  paramSize: number,
+  hasGamma: boolean,
+  hasBeta: boolean,
+): ResolvedNormOptions {
+  return {
+    ...common,
+    className,
+    kind,
+    momentum: 0,
+    nonFiniteBatches: 'skip',
+    hasGamma,
+    hasBeta,
+    paramSize,
+    normalizedShape,
+    numGroups: 1,
+    numChannels: paramSize,
+    layout: 'NC',
+    trackRunningStats: false,
+  };
+}
+
+/** GroupNorm's options with their defaults. */
+export function resolveGroupNormOptions(options: GroupNormOptions): ResolvedNormOptions {
+  checkOptionsObject('GroupNorm', options, 'numGroups and numChannels');
+  const common = commonOptions(options, 1e-5, 'GroupNorm');
+  const numGroups = positiveInteger('options.numGroups', options.numGroups);
+  const numChannels = positiveInteger('options.numChannels', options.numChannels);
+  if (numChannels % numGroups !== 0) {
+    throw new RangeError(`options.numChannels (${numChannels}) must be divisible by options.numGroups (${numGroups}); got a remainder of ${numChannels % numGroups}`);
+  }
+  const layout = options.layout ?? 'NCHW';
+  checkLayout(layout, 'options.layout');
+  const affine = booleanOption('options.affine', options.affine, true);
+  return channelOptions('GroupNorm', 'group', common, numGroups, numChannels, layout, affine, { momentum: 0, trackRunningStats: false, nonFiniteBatches: 'skip' });
+}
+
+/** InstanceNorm's options with their defaults. */
+export function resolveInstanceNormOptions(options: InstanceNormOptions): ResolvedNormOptions {
+  checkOptionsObject('InstanceNorm', options, 'numFeatures');
+  const common = commonOptions(options, 1e-5, 'InstanceNorm');
+  const numFeatures = positiveInteger('options.numFeatures', options.numFeatures);
+  const momentum = options.momentum ?? 0.1;
+  if (typeof momentum !== 'number' || !(momentum >= 0 && momentum <= 1)) {
+    throw new RangeError(`options.momentum must be a number in [0, 1] (InstanceNorm has no cumulative average); got ${describe(options.momentum)}`);
+  }
+  const nonFiniteBatches = options.nonFiniteBatches ?? 'skip';
+  if (nonFiniteBatches !== 'skip' && nonFiniteBatches !== 'update') {
+    throw new TypeError(`options.nonFiniteBatches must be 'skip' or 'update'; got ${describe(options.nonFiniteBatches)}`);
+  }
+  const layout = options.layout ?? 'NCHW';
+  checkLayout(layout, 'options.layout');
+  const affine = booleanOption('options.affine', options.affine, false);
+  const trackRunningStats = booleanOption('options.trackRunningStats', options.trackRunningStats, false);
+  return channelOptions('InstanceNorm', 'instance', common, numFeatures, numFeatures, layout, affine, { momentum, trackRunningStats, nonFiniteBatches });
+}
+
+function channelOptions(
+  className: 'GroupNorm' | 'InstanceNorm',
+  kind: NormKind,
+  common: ReturnType<typeof commonOptions>,
+  numGroups: number,
+  numChannels: number,
+  layout: Layout,
+  affine: boolean,
+  running: { momentum: number; trackRunningStats: boolean; nonFiniteBatches: 'skip' | 'update' },
+): ResolvedNormOptions {
+  return { ...common, ...running, className, kind, hasGamma: affine, hasBeta: affine, paramSize: numChannels, normalizedShape: [], numGroups, numChannels, layout };
+}
+
+/** The geometry of a tensor of `shape` for the layer `o`, checked (the shape named `argName`). */
+export function normGeometryOf(device: GPUDevice, o: ResolvedNormOptions, shape: readonly number[], argName: string): NormGeometry {
+  if (!Array.isArray(shape)) throw new TypeError(`${argName} must be an array of positive integers; got ${describe(shape)}`);
+  shape.forEach((d, i) => positiveInteger(`${argName}[${i}]`, d));
+  let geometry: NormGeometry;
+  if (o.kind === 'layer' || o.kind === 'rms') {
+    const k = o.normalizedShape.length;
+    const trailing = shape.slice(shape.length - k);
+    if (shape.length < k || trailing.some((d, i) => d !== o.normalizedShape[i])) {
+      throw new RangeError(
+        `${argName} [${shape.join(', ')}] must end with normalizedShape [${o.normalizedShape.join(', ')}] (${o.className} normalizes the trailing dimensions)`,
+      );
+    }
+    const rows = shape.slice(0, shape.length - k).reduce((a, b) => a * b, 1);
+    geometry = rowGeometry(rows, o.paramSize);
+  } else {
+    const view = channelView(o.layout, shape, argName);
+    if (view.channels !== o.numChannels) {
+      const name = o.kind === 'group' ? 'numChannels' : 'numFeatures';
+      throw new RangeError(`${argName} [${shape.join(', ')}] must have ${o.numChannels} channels (${name}) on its channel axis for layout '${o.layout}'; got ${view.channels}`);
+    }
+    geometry = channelGroupGeometry(view, shape[0], o.numGroups);
+  }
+  const elements = geometrySize(geometry);
+  checkTensorFits(device, argName, shape, elements, tensorBytes(normStorage(device, o.dtype), elements));
+  return geometry;
+}
+
+/** PyTorch refuses to train InstanceNorm on one value per instance (its variance is 0: every output 0). */
+export function checkInstanceTrainable(o: ResolvedNormOptions, geometry: NormGeometry, shape: readonly number[], training: boolean): void {
+  if (o.kind === 'instance' && training && groupCount(geometry) < 2) {
+    throw new RangeError(`expected more than 1 spatial element per instance when training InstanceNorm; got shape [${shape.join(', ')}]`);
+  }
+}
+
+/** Bytes of `saved` a pass over `geometry` needs: one GroupCoef per statistics group. */
+export function savedBytes(geometry: NormGeometry): number {
+  return geometry.samples * geometry.groups * NORM_SAVED_BYTES_PER_GROUP;
+}
+
+/** Each tensor buffer must hold a tensor of `geometry` in the options' dtype and have STORAGE usage. */
+export function checkNormTensors(device: GPUDevice, o: ResolvedNormOptions, geometry: NormGeometry, shape: readonly number[], buffers: Record<string, TensorBuffer>): void {
+  const bytes = tensorBytes(normStorage(device, o.dtype), geometrySize(geometry));
+  for (const [argName, buffer] of Object.entries(buffers)) checkTensorBuffer(argName, buffer, bytes, `${o.dtype} [${shape.join(', ')}]`, device);
+}
+
+/** A pass's arguments object. */
+export function checkArgsObject(args: unknown, names: string): asserts args is object {
+  if (!args || typeof args !== 'object') throw new TypeError(`args must be an object { ${names} }; got ${describe(args)}`);
+}
+
+/** The forward pass's tensors checked; returns the geometry. */
+export function checkNormForwardTensors(device: GPUDevice, o: ResolvedNormOptions, args: { x: TensorBuffer; y: TensorBuffer; shape: readonly number[] }): NormGeometry {
+  const geometry = normGeometryOf(device, o, args.shape, 'args.shape');
+  checkNormTensors(device, o, geometry, args.shape, { 'args.x': args.x, 'args.y': args.y });
+  checkSeparateOutput(['args.y', args.y], { 'args.x': args.x });
+  return geometry;
+}
+
+/** The backward pass's tensors checked against the forward pass it belongs to; returns the geometry. */
+export function checkNormBackwardTensors(
+  device: GPUDevice,
+  o: ResolvedNormOptions,
+  args: { x: TensorBuffer; dy: TensorBuffer; dx: TensorBuffer; shape: readonly number[] },
+  last: { shape: readonly number[] } | null,
+): NormGeometry {
+  const geometry = normGeometryOf(device, o, args.shape, 'args.shape');
+  if (!last) throw new Error('encodeBackward needs a forward pass first: call encodeForward (or forward) before it');
+  if (last.shape.length !== args.shape.length || last.shape.some((d, i) => d !== args.shape[i])) {
+    throw new RangeError(`args.shape must match the last forward pass's shape [${last.shape.join(', ')}]; got [${args.shape.join(', ')}]`);
+  }
+  checkNormTensors(device, o, geometry, args.shape, { 'args.x': args.x, 'args.dy': args.dy, 'args.dx': args.dx });
+  checkSeparateOutput(['args.dx', args.dx], { 'args.x': args.x, 'args.dy': args.dy });
+  return geometry;
+}
+
+/** The optional `training` flag (default true). */
+export function trainingFlag(v: unknown, argName: string): boolean {
+  if (v === undefined) return true;
+  if (typeof v !== 'boolean') throw new TypeError(`${argName} must be a boolean; got ${describe(v)}`);
+  return v;
+}

@@ -1,0 +1,532 @@
+/**
+ * The normalization family's layers: LayerNorm, RMSNorm, GroupNorm and InstanceNorm, with
+ * PyTorch's semantics and BatchNorm's three APIs (arrays, encode on caller buffers, and the
+ * function forms in functions/normalization-functions.ts). Each class resolves its options and
+ * hands them to one shared NormLayer, which owns the buffers and records the ops
+ * (ops/normalization.ts) into the caller's encoder.
+ */
+import { NORM_SAVED_BYTES_PER_GROUP } from '../kernels/contract.js';
+import { normPlan, recordNormBackward, recordNormForward, type NormGeometry, type NormMode, type NormPlan } from '../ops/normalization.js';
+import type { DType } from '../ops/plan.js';
+import { Usage, regionOf, type TensorBuffer } from '../runtime/gpu.js';
+import { acquireScratch, acquireSink } from '../runtime/scratch.js';
+import { checkKnownKeys, checkStateArray, checkStateValues, checkTensorBuffer, describe } from '../runtime/validate.js';
+import type { Layout } from '../tensor/layout.js';
+import {
+  checkArgsObject,
+  checkInstanceTrainable,
+  checkNormBackwardTensors,
+  checkNormForwardTensors,
+  normGeometryOf,
+  resolveGroupNormOptions,
+  resolveInstanceNormOptions,
+  resolveLayerNormOptions,
+  resolveRMSNormOptions,
+  savedBytes,
+  trainingFlag,
+  type GroupNormOptions,
+  type InstanceNormOptions,
+  type LayerNormOptions,
+  type NormActivation,
+  type NormBufferName,
+  type RMSNormOptions,
+  type ResolvedNormOptions,
+} from './normalization-args.js';
+import { LayerCore, tensorDownload, tensorUpload } from './layer-core.js';
+
+export type { GroupNormOptions, InstanceNormOptions, LayerNormOptions, NormActivation, RMSNormOptions };
+
+/** Arguments of a family layer's encodeForward. */
+export interface NormForwardArgs {
+  /** Input tensor of `shape` in the layer's dtype; a buffer or a range of one, with STORAGE usage. */
+  x: TensorBuffer;
+  /** Output, same size as x, in a GPUBuffer other than x's. */
+  y: TensorBuffer;
+  shape: readonly number[];
+  /** Only InstanceNorm with trackRunningStats tells training (batch statistics, running update) from inference (running statistics). Default true. */
+  training?: boolean;
+}
+
+/** Arguments of a family layer's encodeBackward. */
+export interface NormBackwardArgs {
+  x: TensorBuffer;
+  /** dL/dy (with a fused activation: with respect to its output). */
+  dy: TensorBuffer;
+  /** Receives dL/dx, in a GPUBuffer other than x's and dy's. */
+  dx: TensorBuffer;
+  shape: readonly number[];
+}
+
+/** Result of a family layer's backward(): dgamma/dbeta are null where not learnable (RMSNorm's dbeta always). */
+export interface NormBackwardResult {
+  dx: Float32Array;
+  dgamma: Float32Array | null;
+  dbeta: Float32Array | null;
+}
+
+/** γ, β and (InstanceNorm with running statistics) the running statistics, as plain arrays. */
+export interface NormState {
+  gamma: Float32Array;
+  beta?: Float32Array;
+  runningMean?: Float32Array;
+  runningVar?: Float32Array;
+}
+
+/** What setState accepts: any subset of the layer's state, by these names only. */
+export type NormStateInput = Partial<Record<'gamma' | 'beta' | 'runningMean' | 'runningVar', ArrayLike<number>>>;
+
+/** Statistics of the last forward pass, per group at n·G + g (per row; per (sample, channel) for InstanceNorm). */
+export interface GroupStats {
+  /** LayerNorm, GroupNorm, InstanceNorm: the mean (float32 shift + float32 mean relative to it, added in float64). */
+  mean?: Float64Array;
+  /** The biased variance normalized with (running variance for InstanceNorm inference). */
+  variance?: Float64Array;
+  /** RMSNorm: mean(x²). */
+  meanSquare?: Float64Array;
+}
+
+const STATE_HINTS: Readonly<Record<string, string>> = {
+  weight: "PyTorch's weight is gamma here; fromPyTorchState converts a whole state_dict",
+  bias: "PyTorch's bias is beta here; fromPyTorchState converts a whole state_dict",
+  running_mean: "PyTorch's running_mean is runningMean here; fromPyTorchState converts a whole state_dict",
+  running_var: "PyTorch's running_var is runningVar here; fromPyTorchState converts a whole state_dict",
+  scale: "ONNX's scale is gamma here",
+  B: "ONNX's B is beta here",
+};
+
+/** What a recorded forward pass leaves for its backward pass and getStats. */
+interface NormForwardRecord {
+  shape: number[];
+  geometry: NormGeometry;
+  mode: NormMode;
+  saved: GPUBuffer;
+  x: TensorBuffer;
+}
+
+/**
+ * The state and passes every family layer shares. Not exported: the four classes below are the
+ * API; each keeps one of these.
+ */
+class NormLayer {
+  readonly core: LayerCore;
+  readonly gamma: TensorBuffer;
+  readonly beta: TensorBuffer;
+  readonly gammaGrad: TensorBuffer;
+  readonly betaGrad: TensorBuffer;
+  readonly runningMean: TensorBuffer | null;
+  readonly runningVar: TensorBuffer | null;
+  /** The layer's `saved`, grown geometrically with the batch (a replaced one lives until destroy: a recorded pass may still read it). */
+  private saved: GPUBuffer | null = null;
+  private last: NormForwardRecord | null = null;
+
+  constructor(
+    readonly device: GPUDevice,
+    readonly o: ResolvedNormOptions,
+    given: Partial<Record<NormBufferName, TensorBuffer>> | undefined,
+  ) {
+    if (!device || typeof (device as GPUDevice).createBuffer !== 'function') throw new TypeError(`device must be a GPUDevice; got ${describe(device)}`);
+    this.core = new LayerCore(device, o.label, o.className);
+    const names: NormBufferName[] = ['gamma', 'gammaGrad'];
+    if (o.kind !== 'rms') names.push('beta', 'betaGrad');
+    if (o.trackRunningStats) names.push('runningMean', 'runningVar');
+    const buffers = given ?? {};
+    if (typeof buffers !== 'object') throw new TypeError(`options.buffers must be an object of GPUBuffers; got ${describe(buffers)}`);
+    checkKnownKeys('options.buffers', buffers, { names, what: `a buffer of ${o.className}${o.kind === 'rms' ? ' (RMSNorm has no β)' : ''}` });
+    const P = o.kind === 'instance' || o.kind === 'group' ? o.numChannels : o.paramSize;
+    for (const [name, b] of Object.entries(buffers) as [NormBufferName, TensorBuffer][]) {
+      checkTensorBuffer(`options.buffers.${name}`, b, P * 4, `${P} float32`, device);
+    }
+    const usage = Usage.STORAGE | Usage.COPY_SRC | Usage.COPY_DST;
+    const make = (name: NormBufferName, label: string, init: Float32Array) => buffers[name] ?? this.core.ownBuffer(label, init, usage);
+    this.gamma = make('gamma', 'gamma', new Float32Array(P).fill(1));
+    this.gammaGrad = make('gammaGrad', 'gamma grad', new Float32Array(P));
+    // RMSNorm has no β: these stand in for it and are never bound (hasBeta is false).
+    this.beta = o.kind === 'rms' ? this.gamma : make('beta', 'beta', new Float32Array(P));
+    this.betaGrad = o.kind === 'rms' ? this.gammaGrad : make('betaGrad', 'beta grad', new Float32Array(P));
+    this.runningMean = o.trackRunningStats ? make('runningMean', 'running mean', new Float32Array(P)) : null;
+    this.runningVar = o.trackRunningStats ? make('runningVar', 'running var', new Float32Array(P).fill(1)) : null;
+  }
+
+  private mode(training: boolean): NormMode {
+    const running = this.o.trackRunningStats;
+    return { useRunning: running && !training, updateRunning: running && training };
+  }
+
+  private savedFor(geometry: NormGeometry): GPUBuffer {
+    const bytes = savedBytes(geometry);
+    if (!this.saved || this.saved.size < bytes) {
+      const size = Math.max(bytes, 2 * (this.saved?.size ?? 0));
+      this.saved = this.core.ownBuffer('saved statistics', new ArrayBuffer(size), Usage.STORAGE | Usage.COPY_SRC);
+    }
+    return this.saved;
+  }
+
+  private plan(geometry: NormGeometry, mode: NormMode): NormPlan {
+    return normPlan(this.device, geometry, this.o, mode, this.core);
+  }
+
+  encodeForward(encoder: GPUCommandEncoder, args: NormForwardArgs): void {
+    this.core.guard.checkUsable();
+    checkArgsObject(args, 'x, y, shape, training?');
+    const training = trainingFlag(args.training, 'args.training');
+    const geometry = checkNormForwardTensors(this.device, this.o, args);
+    checkInstanceTrainable(this.o, geometry, args.shape, training);
+    const mode = this.mode(training);
+    const saved = this.savedFor(geometry);
+    this.core.guard.recordChecked('encodeForward', () => {
+      const plan = this.plan(geometry, mode);
+      const pass = encoder.beginComputePass({ label: `${this.o.label} forward` });
+      recordNormForward(this.device, pass, plan, {
+        x: args.x,
+        y: args.y,
+        saved,
+        gamma: this.o.hasGamma ? this.gamma : undefined,
+        beta: this.o.hasBeta ? this.beta : undefined,
+        runningMean: this.runningMean ?? undefined,
+        runningVar: this.runningVar ?? undefined,
+      });
+      pass.end();
+    });
+    this.last = { shape: [...args.shape], geometry, mode, saved, x: args.x };
+  }
+
+  encodeBackward(encoder: GPUCommandEncoder, args: NormBackwardArgs): void {
+    this.core.guard.checkUsable();
+    checkArgsObject(args, 'x, dy, dx, shape');
+    const last = this.last;
+    const geometry = checkNormBackwardTensors(this.device, this.o, args, last);
+    this.core.guard.recordChecked('encodeBackward', () => {
+      const plan = this.plan(geometry, { useRunning: last!.mode.useRunning, updateRunning: false });
+      const affine = this.o.hasGamma || this.o.hasBeta;
+      const scratch = affine ? { partials: acquireScratch(this.device, plan.partialBytes, this.core), sink: acquireSink(this.device, this.core) } : null;
+      const pass = encoder.beginComputePass({ label: `${this.o.label} backward` });
+      recordNormBackward(this.device, pass, plan, {
+        x: args.x,
+        dy: args.dy,
+        dx: args.dx,
+        saved: last!.saved,
+        gamma: this.o.hasGamma ? this.gamma : undefined,
+        beta: this.o.hasBeta ? this.beta : undefined,
+        dgamma: this.o.hasGamma ? this.gammaGrad : undefined,
+        dbeta: this.o.hasBeta ? this.betaGrad : undefined,
+      }, scratch);
+      pass.end();
+    });
+  }
+
+  forward(x: Float32Array | Uint16Array, shape: readonly number[], options?: { training?: boolean }): Promise<Float32Array> {
+    return this.core.serialized(async () => {
+      this.core.guard.checkUsable();
+      const geometry = normGeometryOf(this.device, this.o, shape, 'shape');
+      const elements = geometry.samples * geometry.groups * geometry.segs * geometry.segLen;
+      const upload = tensorUpload('x', x, this.o.dtype, elements, `shape [${shape.join(', ')}]`);
+      if (options !== undefined && (options === null || typeof options !== 'object')) throw new TypeError(`options must be an object { training }; got ${describe(options)}`);
+      const training = trainingFlag(options?.training, 'options.training');
+      // Checked before the I/O buffers may be replaced, so a refused call loses no state.
+      checkInstanceTrainable(this.o, geometry, shape, training);
+      const io = this.core.ioBuffers(upload.byteLength);
+      const encoder = this.device.createCommandEncoder({ label: `${this.o.label} forward` });
+      this.encodeForward(encoder, { x: io.x, y: io.y, shape, training });
+      this.device.queue.writeBuffer(io.x, 0, upload);
+      const [y] = await this.core.read([{ buffer: io.y, size: upload.byteLength }], encoder);
+      return tensorDownload(y, this.o.dtype, elements);
+    });
+  }
+
+  backward(dy: Float32Array | Uint16Array): Promise<NormBackwardResult> {
+    return this.core.serialized(async () => {
+      this.core.guard.checkUsable();
+      const last = this.last;
+      const io = this.core.currentIo;
+      if (!io || !last || last.x !== io.x) throw new Error('backward() needs forward() first (after encodeForward, use encodeBackward)');
+      const g = last.geometry;
+      const elements = g.samples * g.groups * g.segs * g.segLen;
+      const upload = tensorUpload('dy', dy, this.o.dtype, elements, `the last forward pass's shape [${last.shape.join(', ')}]`);
+      const encoder = this.device.createCommandEncoder({ label: `${this.o.label} backward` });
+      this.encodeBackward(encoder, { x: io.x, dy: io.dy, dx: io.dx, shape: last.shape });
+      this.device.queue.writeBuffer(io.dy, 0, upload);
+      const P = this.o.paramSize * 4;
+      const [dx, dgamma, dbeta] = await this.core.read([{ buffer: io.dx, size: upload.byteLength }, regionOf(this.gammaGrad, P), regionOf(this.betaGrad, P)], encoder);
+      return {
+        dx: tensorDownload(dx, this.o.dtype, elements),
+        dgamma: this.o.hasGamma ? new Float32Array(dgamma) : null,
+        dbeta: this.o.hasBeta ? new Float32Array(dbeta) : null,
+      };
+    });
+  }
+
+  getState(): Promise<NormState> {
+    return this.core.serialized(async () => {
+      this.core.guard.checkUsable();
+      const P = this.o.paramSize * 4;
+      const regions = [regionOf(this.gamma, P)];
+      if (this.o.kind !== 'rms') regions.push(regionOf(this.beta, P));
+      if (this.runningMean && this.runningVar) regions.push(regionOf(this.runningMean, P), regionOf(this.runningVar, P));
+      const [gamma, ...rest] = (await this.core.read(regions)).map((b) => new Float32Array(b));
+      const state: NormState = { gamma };
+      if (this.o.kind !== 'rms') state.beta = rest.shift();
+      if (this.runningMean) {
+        state.runningMean = rest.shift();
+        state.runningVar = rest.shift();
+      }
+      return state;
+    });
+  }
+
+  setState(state: NormStateInput): void {
+    this.core.guard.checkUsable();
+    const names = ['gamma', ...(this.o.kind === 'rms' ? [] : ['beta']), ...(this.runningMean ? ['runningMean', 'runningVar'] : [])];
+    if (!state || typeof state !== 'object') throw new TypeError(`state must be an object of ${names.join(', ')}; got ${describe(state)}`);
+    checkKnownKeys('state', state, { names, what: `a state entry of ${this.o.className}`, hints: STATE_HINTS });
+    const targets: Record<string, TensorBuffer> = { gamma: this.gamma, beta: this.beta };
+    if (this.runningMean && this.runningVar) Object.assign(targets, { runningMean: this.runningMean, runningVar: this.runningVar });
+    const runningRule =
+      this.o.nonFiniteBatches === 'update' ? { finite: false } : { finite: true, nonFiniteHint: "a layer holds non-finite running statistics only with nonFiniteBatches: 'update'" };
+    const writes: [TensorBuffer, Float32Array<ArrayBuffer>][] = [];
+    for (const key of names) {
+      const value = (state as Record<string, ArrayLike<number> | undefined>)[key];
+      if (value === undefined) continue;
+      checkStateArray(`state.${key}`, value, this.o.paramSize);
+      const fixed = (key === 'gamma' && !this.o.hasGamma) || (key === 'beta' && !this.o.hasBeta);
+      if (fixed) {
+        const fixedValue = key === 'gamma' ? 1 : 0;
+        const i = Array.prototype.findIndex.call(value, (v) => v !== fixedValue);
+        if (i >= 0) {
+          throw new TypeError(`state.${key} cannot be set: it is fixed in this layer (not affine) and takes only its fixed value ${fixedValue}; got ${describe(value[i])} at state.${key}[${i}]`);
+        }
+        continue;
+      }
+      const rule = key === 'gamma' || key === 'beta' ? { finite: true } : { ...runningRule, nonNegative: key === 'runningVar' };
+      writes.push([targets[key], checkStateValues(`state.${key}`, value, rule)]);
+    }
+    for (const [target, data] of writes) {
+      const region = regionOf(target, data.byteLength);
+      this.device.queue.writeBuffer(region.buffer, region.offset ?? 0, data);
+    }
+  }
+
+  getStats(): Promise<GroupStats> {
+    return this.core.serialized(async () => {
+      this.core.guard.checkUsable();
+      const last = this.last;
+      if (!last) throw new Error('getStats() needs a forward pass first');
+      const groups = last.geometry.samples * last.geometry.groups;
+      const [bytes] = await this.core.read([regionOf(last.saved, groups * NORM_SAVED_BYTES_PER_GROUP)]);
+      const coef = new Float32Array(bytes);
+      const first = new Float64Array(groups);
+      const variance = new Float64Array(groups);
+      for (let r = 0; r < groups; r++) {
+        first[r] = coef[4 * r] + coef[4 * r + 1];
+        variance[r] = coef[4 * r + 3];
+      }
+      return this.o.kind === 'rms' ? { meanSquare: variance } : { mean: first, variance };
+    });
+  }
+
+  destroy(): void {
+    this.core.destroy();
+    this.last = null;
+    this.saved = null;
+  }
+}
+
+/** The fields and methods the four layers share, delegated to their NormLayer. */
+abstract class NormalizationLayer {
+  /** @internal */
+  protected readonly layer: NormLayer;
+  /** The device every buffer of this layer lives on. */
+  readonly device: GPUDevice;
+  /** Prefix of every GPU object's label. */
+  readonly label: string;
+  /** Storage of x, y, dy and dx. */
+  readonly dtype: DType;
+  /** Added to the variance (RMSNorm: mean(x²)) before the square root. */
+  readonly eps: number;
+  /** The activation fused after the affine transform. */
+  readonly activation: NormActivation;
+  /** Entries of γ (and β). */
+  readonly paramSize: number;
+  /** γ (paramSize float32; holds 1 where not learnable), or the caller's buffer from options.buffers. */
+  readonly gamma: TensorBuffer;
+  /** dL/dγ of the last backward pass. */
+  readonly gammaGrad: TensorBuffer;
+
+  protected constructor(device: GPUDevice, o: ResolvedNormOptions, buffers: Partial<Record<NormBufferName, TensorBuffer>> | undefined) {
+    this.layer = new NormLayer(device, o, buffers);
+    this.device = device;
+    this.label = o.label;
+    this.dtype = o.dtype;
+    this.eps = o.eps;
+    this.activation = o.activation;
+    this.paramSize = o.paramSize;
+    this.gamma = this.layer.gamma;
+    this.gammaGrad = this.layer.gammaGrad;
+  }
+
+  /** GPU buffers this layer holds: its own, and the shared plan uniforms and scratch. */
+  get bufferCount(): number {
+    return this.layer.core.bufferCount;
+  }
+
+  /** Records the forward pass into `encoder` (one compute pass; nothing submitted). */
+  encodeForward(encoder: GPUCommandEncoder, args: NormForwardArgs): void {
+    this.layer.encodeForward(encoder, args);
+  }
+
+  /** Records the backward pass of the last recorded forward pass: writes dx and overwrites gammaGrad and betaGrad (nothing accumulates). */
+  encodeBackward(encoder: GPUCommandEncoder, args: NormBackwardArgs): void {
+    this.layer.encodeBackward(encoder, args);
+  }
+
+  /**
+   * Normalizes `x` (values of `shape`) and resolves with y. A float16 layer takes a Float32Array
+   * (rounded to half) or a Uint16Array of half bits. Calls on one layer run in order.
+   */
+  forward(x: Float32Array | Uint16Array, shape: readonly number[], options?: { training?: boolean }): Promise<Float32Array> {
+    return this.layer.forward(x, shape, options);
+  }
+
+  /** Backward pass of the last {@link forward}: dL/dx and, where learnable, dL/dγ and dL/dβ. */
+  backward(dy: Float32Array | Uint16Array): Promise<NormBackwardResult> {
+    return this.layer.backward(dy);
+  }
+
+  /** Reads the state back: γ, β (not RMSNorm) and InstanceNorm's running statistics. */
+  getState(): Promise<NormState> {
+    return this.layer.getState();
+  }
+
+  /** Writes any subset of the state (checked first; PyTorch's names are refused with a hint). */
+  setState(state: NormStateInput): void {
+    this.layer.setState(state);
+  }
+
+  /** The statistics the last submitted forward pass normalized with, per group at n·G + g. */
+  getStats(): Promise<GroupStats> {
+    return this.layer.getStats();
+  }
+
+  /** Destroys every buffer this layer created and lets go of the shared ones. */
+  destroy(): void {
+    this.layer.destroy();
+  }
+}
+
+/**
+ * Layer normalization (PyTorch's nn.LayerNorm): each sample's trailing `normalizedShape` values
+ * share a mean and variance; γ and β have one entry per normalized position.
+ *
+ * @example
+ * const ln = new LayerNorm(device, { normalizedShape: 768 });
+ * const y = await ln.forward(x, [batch, tokens, 768]);
+ * const { dx, dgamma, dbeta } = await ln.backward(dy);
+ */
+export class LayerNorm extends NormalizationLayer {
+  /** The trailing dimensions normalized over. */
+  readonly normalizedShape: readonly number[];
+  /** Whether γ (and with bias, β) is learnable. */
+  readonly elementwiseAffine: boolean;
+  /** Whether β is learnable. */
+  readonly bias: boolean;
+  /** β (paramSize float32). */
+  readonly beta: TensorBuffer;
+  /** dL/dβ of the last backward pass. */
+  readonly betaGrad: TensorBuffer;
+
+  constructor(device: GPUDevice, options: LayerNormOptions) {
+    const o = resolveLayerNormOptions(options);
+    super(device, o, options.buffers);
+    this.normalizedShape = o.normalizedShape;
+    this.elementwiseAffine = o.hasGamma;
+    this.bias = o.hasBeta;
+    this.beta = this.layer.beta;
+    this.betaGrad = this.layer.betaGrad;
+  }
+}
+
+/**
+ * Root-mean-square normalization (PyTorch's nn.RMSNorm): y = x / sqrt(mean(x²) + eps) · γ over
+ * the trailing `normalizedShape`; no β, no mean subtracted.
+ *
+ * @example
+ * const rms = new RMSNorm(device, { normalizedShape: 4096 });
+ * const y = await rms.forward(x, [tokens, 4096]);
+ */
+export class RMSNorm extends NormalizationLayer {
+  readonly normalizedShape: readonly number[];
+  readonly elementwiseAffine: boolean;
+
+  constructor(device: GPUDevice, options: RMSNormOptions) {
+    const o = resolveRMSNormOptions(options);
+    super(device, o, options.buffers);
+    this.normalizedShape = o.normalizedShape;
+    this.elementwiseAffine = o.hasGamma;
+  }
+}
+
+/**
+ * Group normalization (PyTorch's nn.GroupNorm): per sample, each group of numChannels / numGroups
+ * consecutive channels shares a mean and variance; γ and β are per channel. Any layout of rank
+ * 2–5, channels-first or channels-last.
+ *
+ * @example
+ * const gn = new GroupNorm(device, { numGroups: 32, numChannels: 256, activation: 'silu' });
+ * const y = await gn.forward(x, [16, 256, 64, 64]);
+ */
+export class GroupNorm extends NormalizationLayer {
+  readonly numGroups: number;
+  readonly numChannels: number;
+  readonly affine: boolean;
+  readonly layout: Layout;
+  readonly beta: TensorBuffer;
+  readonly betaGrad: TensorBuffer;
+
+  constructor(device: GPUDevice, options: GroupNormOptions) {
+    const o = resolveGroupNormOptions(options);
+    super(device, o, options.buffers);
+    this.numGroups = o.numGroups;
+    this.numChannels = o.numChannels;
+    this.affine = o.hasGamma;
+    this.layout = o.layout;
+    this.beta = this.layer.beta;
+    this.betaGrad = this.layer.betaGrad;
+  }
+}
+
+/**
+ * Instance normalization (PyTorch's nn.InstanceNorm1d/2d/3d): each (sample, channel) is
+ * normalized over its spatial positions. With trackRunningStats, training passes update running
+ * statistics as PyTorch does and inference passes (`training: false`) normalize with them.
+ *
+ * @example
+ * const inorm = new InstanceNorm(device, { numFeatures: 64, affine: true });
+ * const y = await inorm.forward(x, [8, 64, 256, 256]);
+ */
+export class InstanceNorm extends NormalizationLayer {
+  readonly numFeatures: number;
+  readonly momentum: number;
+  readonly affine: boolean;
+  readonly trackRunningStats: boolean;
+  readonly nonFiniteBatches: 'skip' | 'update';
+  readonly layout: Layout;
+  readonly beta: TensorBuffer;
+  readonly betaGrad: TensorBuffer;
+  /** Running mean and variance (numFeatures float32), or null without trackRunningStats. */
+  readonly runningMean: TensorBuffer | null;
+  readonly runningVar: TensorBuffer | null;
+
+  constructor(device: GPUDevice, options: InstanceNormOptions) {
+    const o = resolveInstanceNormOptions(options);
+    super(device, o, options.buffers);
+    this.numFeatures = o.numChannels;
+    this.momentum = o.momentum;
+    this.affine = o.hasGamma;
+    this.trackRunningStats = o.trackRunningStats;
+    this.nonFiniteBatches = o.nonFiniteBatches;
+    this.layout = o.layout;
+    this.beta = this.layer.beta;
+    this.betaGrad = this.layer.betaGrad;
+    this.runningMean = this.layer.runningMean;
+    this.runningVar = this.layer.runningVar;
+  }
+}

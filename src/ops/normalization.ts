@@ -1,0 +1,271 @@
+/**
+ * The normalization family's ops (LayerNorm, RMSNorm, GroupNorm, InstanceNorm): how each layer's
+ * tensor splits into statistics groups (NormGeometry), plans holding the uniform NormParams and
+ * dispatch sizes (cached in the device context like the batch-norm plans), and plain record
+ * functions on buffers they are given. They check nothing; layers and function forms do.
+ *
+ * Forward: norm_forward (statistics and normalization, one workgroup per group), then for
+ * InstanceNorm's training with running statistics norm_update_running. Backward: norm_backward
+ * (dx), then where γ or β is learnable norm_affine_partials_* and norm_affine_finalize.
+ */
+import { NORM_AFFINE_WIDTH, NORM_PARTIAL_BYTES, NORM_WORKGROUP_SIZE, packStruct, type FusedActivation } from '../kernels/contract.js';
+import { dispatchKernel } from '../kernels/pipelines.js';
+import { normStorage, type TensorStorage } from '../kernels/shaders.js';
+import type { TensorBuffer } from '../runtime/gpu.js';
+import type { ChannelView } from '../tensor/layout.js';
+import { REDUCTION_SIZES, cachedPlan, isCpuAdapter, uniform, type DType } from './plan.js';
+
+/** Which family member: RMSNorm subtracts no mean; the others share every kernel. */
+export type NormKind = 'layer' | 'rms' | 'group' | 'instance';
+
+/**
+ * How a tensor splits into statistics groups and γ entries (norm_common.wgsl): `samples`·`groups`
+ * groups of `segs` segments of `segLen` contiguous elements, and the γ/β gradients' view
+ * [aOuter, paramSize, aInner].
+ */
+export interface NormGeometry {
+  readonly samples: number;
+  readonly groups: number;
+  readonly segs: number;
+  readonly segLen: number;
+  readonly segStride: number;
+  readonly groupStride: number;
+  readonly sampleStride: number;
+  readonly affGroup: number;
+  readonly affSeg: number;
+  readonly affElem: number;
+  /** Entries of γ and β. */
+  readonly paramSize: number;
+  readonly aOuter: number;
+  readonly aInner: number;
+  /** aOuter / samples. */
+  readonly aRowsPerSample: number;
+  /** γ entries per statistics group (LayerNorm: all of them). */
+  readonly aPerGroup: number;
+}
+
+/** Elements per statistics group. */
+export function groupCount(g: NormGeometry): number {
+  return g.segs * g.segLen;
+}
+
+/** Elements of the tensor. */
+export function geometrySize(g: NormGeometry): number {
+  return g.samples * g.groups * groupCount(g);
+}
+
+/** LayerNorm/RMSNorm: `rows` rows of `rowLength` (the product of normalizedShape), one γ entry per position. */
+export function rowGeometry(rows: number, rowLength: number): NormGeometry {
+  return {
+    samples: rows,
+    groups: 1,
+    segs: 1,
+    segLen: rowLength,
+    segStride: rowLength,
+    groupStride: 0,
+    sampleStride: rowLength,
+    affGroup: 0,
+    affSeg: 0,
+    affElem: 1,
+    paramSize: rowLength,
+    aOuter: rows,
+    aInner: 1,
+    aRowsPerSample: 1,
+    aPerGroup: rowLength,
+  };
+}
+
+/**
+ * GroupNorm (and InstanceNorm, numGroups = C) over the [outer, C, inner] view of a layout whose
+ * first axis is the sample: channels-first (outer = N, inner = spatial) or channels-last
+ * (inner = 1, outer = N·spatial, given `samples` = N). γ has one entry per channel.
+ */
+export function channelGroupGeometry(view: ChannelView, samples: number, numGroups: number): NormGeometry {
+  const C = view.channels;
+  const perGroup = C / numGroups;
+  const spatial = (view.outer / samples) * view.inner;
+  const common = { samples, groups: numGroups, paramSize: C, aOuter: view.outer, aInner: view.inner, aRowsPerSample: view.outer / samples, aPerGroup: perGroup, affGroup: perGroup };
+  if (view.inner > 1 || view.outer === samples) {
+    // Channels-first: a segment is one channel's plane.
+    return { ...common, segs: perGroup, segLen: spatial, segStride: spatial, groupStride: perGroup * spatial, sampleStride: C * spatial, affSeg: 1, affElem: 0 };
+  }
+  // Channels-last: a segment is the group's channels at one position.
+  return { ...common, segs: spatial, segLen: perGroup, segStride: C, groupStride: perGroup, sampleStride: spatial * C, affSeg: 0, affElem: 1 };
+}
+
+/** The layer options a family plan depends on. */
+export interface NormPlanOptions {
+  kind: NormKind;
+  dtype: DType;
+  activation: FusedActivation;
+  eps: number;
+  /** InstanceNorm's running update; 0 elsewhere. */
+  momentum: number;
+  nonFiniteBatches: 'skip' | 'update';
+  /** Whether γ and β are bound (function forms may leave them out: γ = 1, β = 0). */
+  hasGamma: boolean;
+  hasBeta: boolean;
+}
+
+/** What a forward pass normalizes with: batch statistics, or (InstanceNorm inference) the running ones. */
+export interface NormMode {
+  useRunning: boolean;
+  updateRunning: boolean;
+}
+
+/** A plan of the family's kernels for one geometry, options and mode. */
+export interface NormPlan {
+  readonly geometry: NormGeometry;
+  readonly storage: TensorStorage;
+  readonly activation: FusedActivation;
+  readonly rms: boolean;
+  readonly params: GPUBuffer;
+  readonly mode: NormMode;
+  /** Statistics groups: workgroups of norm_forward and norm_backward. */
+  readonly rows: number;
+  /** Workgroups of the γ/β partial sums, the kernel, and the scratch bytes of their partials. */
+  readonly affineKernel: 'norm_affine_partials_rows' | 'norm_affine_partials_planes';
+  readonly affineWorkgroups: number;
+  readonly partialBytes: number;
+  readonly finalizeWorkgroups: number;
+}
+
+/** The family plan of `geometry` for `options` and `mode`, held by `holder`. */
+export function normPlan(device: GPUDevice, geometry: NormGeometry, options: NormPlanOptions, mode: NormMode, holder: object): NormPlan {
+  const storage = normStorage(device, options.dtype);
+  const g = geometry;
+  const key = `norm ${storage} ${JSON.stringify(g)} ${JSON.stringify(options)} ${mode.useRunning} ${mode.updateRunning}`;
+  return cachedPlan(device, key, holder, () => {
+    const affine = affineGeometry(device, g);
+    const count = groupCount(g);
+    const WG = NORM_WORKGROUP_SIZE;
+    const params = packStruct('NormParams', {
+      groups: g.groups,
+      rows: g.samples * g.groups,
+      segs: g.segs,
+      seg_len: g.segLen,
+      seg_stride: g.segStride,
+      group_stride: g.groupStride,
+      sample_stride: g.sampleStride,
+      count,
+      step_seg: Math.floor(WG / g.segLen),
+      step_elem: WG % g.segLen,
+      aff_group: g.affGroup,
+      aff_seg: g.affSeg,
+      aff_elem: g.affElem,
+      total: geometrySize(g),
+      eps: options.eps,
+      momentum: options.momentum,
+      has_gamma: Number(options.hasGamma),
+      has_beta: Number(options.hasBeta && options.kind !== 'rms'),
+      use_running: Number(mode.useRunning),
+      update_non_finite: Number(options.nonFiniteBatches === 'update'),
+      a_outer: g.aOuter,
+      a_count: g.paramSize,
+      a_inner: g.aInner,
+      a_rows_per_sample: g.aRowsPerSample,
+      a_per_group: g.aPerGroup,
+      a_blocks: affine.blocks,
+      a_block_rows: affine.blockRows,
+    });
+    return {
+      geometry: g,
+      storage,
+      activation: options.activation,
+      rms: options.kind === 'rms',
+      params: uniform(device, `${options.kind} norm`, params),
+      mode,
+      rows: g.samples * g.groups,
+      affineKernel: g.aInner === 1 ? 'norm_affine_partials_rows' : 'norm_affine_partials_planes',
+      affineWorkgroups: affine.workgroups,
+      partialBytes: affine.blocks * g.paramSize * NORM_PARTIAL_BYTES,
+      finalizeWorkgroups: Math.ceil(g.paramSize / WG),
+    };
+  });
+}
+
+/**
+ * Blocks of the γ/β partial sums: enough workgroups to cover the device (REDUCTION_SIZES, as the
+ * batch-norm reductions), each block still a few rows per lane.
+ */
+function affineGeometry(device: GPUDevice, g: NormGeometry): { blocks: number; blockRows: number; workgroups: number } {
+  const target = REDUCTION_SIZES[isCpuAdapter(device) ? 'cpu' : 'gpu'].workgroups;
+  if (g.aInner === 1) {
+    const width = Math.min(g.paramSize, NORM_AFFINE_WIDTH);
+    const lanes = Math.floor(NORM_WORKGROUP_SIZE / width);
+    const tiles = Math.ceil(g.paramSize / width);
+    const blockRows = Math.max(4 * lanes, Math.ceil(g.aOuter / Math.max(1, Math.floor(target / tiles))));
+    const blocks = Math.ceil(g.aOuter / blockRows);
+    return { blocks, blockRows, workgroups: tiles * blocks };
+  }
+  const blocks = Math.min(g.aOuter, Math.max(1, Math.floor(target / g.paramSize)));
+  const blockRows = Math.ceil(g.aOuter / blocks);
+  return { blocks: Math.ceil(g.aOuter / blockRows), blockRows, workgroups: g.paramSize * Math.ceil(g.aOuter / blockRows) };
+}
+
+/** The buffers of a family layer's state (whole buffers or ranges). */
+export interface NormBuffers {
+  /** γ and β (paramSize float32), or absent: γ = 1, β = 0 (then nothing is bound in their place but x). */
+  gamma?: TensorBuffer;
+  beta?: TensorBuffer;
+  /** One GroupCoef (NORM_SAVED_BYTES_PER_GROUP) per statistics group: written by the forward pass, read by its backward pass. */
+  saved: TensorBuffer;
+  /** InstanceNorm's running statistics (C float32 each). */
+  runningMean?: TensorBuffer;
+  runningVar?: TensorBuffer;
+}
+
+/** Records a forward pass: y from x, the groups' coefficients into `saved`, and (training InstanceNorm with running statistics) the running update. */
+export function recordNormForward(
+  device: GPUDevice,
+  pass: GPUComputePassEncoder,
+  plan: NormPlan,
+  b: NormBuffers & { x: TensorBuffer; y: TensorBuffer },
+): void {
+  const { params } = plan;
+  const running = plan.mode.useRunning || plan.mode.updateRunning;
+  dispatchKernel(device, pass, 'norm_forward', plan, plan.rows, {
+    params,
+    x: b.x,
+    y: b.y,
+    saved: b.saved,
+    gamma: b.gamma ?? b.x,
+    beta: b.beta ?? b.x,
+    // Read only with running statistics (use_running).
+    running_mean: running ? b.runningMean : b.x,
+    running_var: running ? b.runningVar : b.x,
+  });
+  if (plan.mode.updateRunning) {
+    dispatchKernel(device, pass, 'norm_update_running', plan, 1, {
+      params,
+      saved: b.saved,
+      running_mean: b.runningMean,
+      running_var: b.runningVar,
+    });
+  }
+}
+
+/**
+ * Records a backward pass: dx, and where `scratch` is given dγ/dβ into `dgamma`/`dbeta` (those of
+ * them given): partial sums in scratch.partials (plan.partialBytes), then their merge.
+ */
+export function recordNormBackward(
+  device: GPUDevice,
+  pass: GPUComputePassEncoder,
+  plan: NormPlan,
+  b: Omit<NormBuffers, 'runningMean' | 'runningVar'> & { x: TensorBuffer; dy: TensorBuffer; dx: TensorBuffer; dgamma?: TensorBuffer; dbeta?: TensorBuffer },
+  scratch: { partials: TensorBuffer; sink: TensorBuffer } | null,
+): void {
+  const { params } = plan;
+  const read = { params, x: b.x, dy: b.dy, saved: b.saved, gamma: b.gamma ?? b.x, beta: b.beta ?? b.x };
+  dispatchKernel(device, pass, 'norm_backward', plan, plan.rows, { ...read, dx: b.dx });
+  if (!scratch || (!b.dgamma && !b.dbeta)) return;
+  dispatchKernel(device, pass, plan.affineKernel, plan, plan.affineWorkgroups, { ...read, partials: scratch.partials });
+  // An absent gradient's sums go to the sink.
+  dispatchKernel(device, pass, 'norm_affine_finalize', plan, plan.finalizeWorkgroups, {
+    params,
+    partials: scratch.partials,
+    dgamma: b.dgamma ?? scratch.sink,
+    dbeta: b.dbeta ?? scratch.sink,
+  });
+}
