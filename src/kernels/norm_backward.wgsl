@@ -4,7 +4,7 @@
 // g = γ·dz, per group of n elements:
 //   dx = rstd · (g − mean(g) − x̂·mean(g·x̂))   (RMSNorm: no mean(g) term);
 //   normalized with running statistics (InstanceNorm inference): dx = rstd · g.
-// norm_backward: one workgroup per group; two walks over the group (the sums, then dx).
+// norm_backward: 2^lane_bits threads per group (Lanes); two walks over it (the sums, then dx).
 // norm_affine_partials_*: dγ = Σ dz·x̂ and dβ = Σ dz per γ entry, as partial sums over blocks of
 // the [a_outer, a_count, a_inner] view (NormParams); norm_affine_finalize adds a γ entry's
 // partials in a fixed order, so the result does not depend on scheduling.
@@ -29,35 +29,38 @@ fn grad_z(k: GroupCoef, v: f32, dyv: f32, p: u32) -> vec2f {
 fn norm_backward(@builtin(workgroup_id) wid: vec3u,
                  @builtin(num_workgroups) nwg: vec3u,
                  @builtin(local_invocation_index) lid: u32) {
-  let r = norm_workgroup(wid, nwg);
-  if (r >= params.rows) { return; }
+  let t = lanes_of(wid, nwg, lid);
+  let r = t.group;
+  let in_range = r < params.rows;
   let start = group_start(r);
   let g = r % params.groups;
-  let k = to_coef(saved[r]);
+  let k = to_coef(saved[min(r, params.rows - 1u)]);
   var s = vec2f(0.0);
-  if (params.use_running == 0u) {
-    for (var w = walk_start(lid); w.seg < params.segs; w = walk_next(w)) {
+  if (params.use_running == 0u && in_range) {
+    for (var w = walk_start(t.lane); w.seg < params.segs; w = walk_next(w)) {
       let e = walk_element(start, w);
       let p = walk_param(g, w);
-      let t = grad_z(k, load_x(e), load_dy(e), p);
-      let gz = t.x * gamma_at(p);
-      s += vec2f(gz, gz * t.y);
+      let z = grad_z(k, load_x(e), load_dy(e), p);
+      let gz = z.x * gamma_at(p);
+      s += vec2f(gz, gz * z.y);
     }
   }
   sums[lid] = s;
   workgroupBarrier();
-  for (var stride = NWG / 2u; stride > 0u; stride >>= 1u) {
-    if (lid < stride) { sums[lid] += sums[lid + stride]; }
+  for (var stride = (1u << params.lane_bits) / 2u; stride > 0u; stride >>= 1u) {
+    if (t.lane < stride) { sums[lid] += sums[lid + stride]; }
     workgroupBarrier();
   }
+  if (!in_range) { return; }
   let inv_n = 1.0 / f32(params.count);
-  let mean_g = select(sums[0].x * inv_n, 0.0, RMS == 1u);
-  let mean_gx = sums[0].y * inv_n;
-  for (var w = walk_start(lid); w.seg < params.segs; w = walk_next(w)) {
+  let total = sums[t.first];
+  let mean_g = select(total.x * inv_n, 0.0, RMS == 1u);
+  let mean_gx = total.y * inv_n;
+  for (var w = walk_start(t.lane); w.seg < params.segs; w = walk_next(w)) {
     let e = walk_element(start, w);
     let p = walk_param(g, w);
-    let t = grad_z(k, load_x(e), load_dy(e), p);
-    store_dx(e, k.rstd * (t.x * gamma_at(p) - mean_g - t.y * mean_gx));
+    let z = grad_z(k, load_x(e), load_dy(e), p);
+    store_dx(e, k.rstd * (z.x * gamma_at(p) - mean_g - z.y * mean_gx));
   }
 }
 

@@ -121,8 +121,8 @@ export interface NormPlan {
   readonly rms: boolean;
   readonly params: GPUBuffer;
   readonly mode: NormMode;
-  /** Statistics groups: workgroups of norm_forward and norm_backward. */
-  readonly rows: number;
+  /** Workgroups of norm_forward and norm_backward: NORM_WORKGROUP_SIZE / 2^lane_bits groups each. */
+  readonly rowWorkgroups: number;
   /** Workgroups of the γ/β partial sums, the kernel, and the scratch bytes of their partials. */
   readonly affineKernel: 'norm_affine_partials_rows' | 'norm_affine_partials_planes';
   readonly affineWorkgroups: number;
@@ -139,6 +139,8 @@ export function normPlan(device: GPUDevice, geometry: NormGeometry, options: Nor
     const affine = affineGeometry(device, g);
     const count = groupCount(g);
     const WG = NORM_WORKGROUP_SIZE;
+    const laneBits = groupLaneBits(device, count);
+    const lanes = 2 ** laneBits;
     const params = packStruct('NormParams', {
       groups: g.groups,
       rows: g.samples * g.groups,
@@ -148,8 +150,8 @@ export function normPlan(device: GPUDevice, geometry: NormGeometry, options: Nor
       group_stride: g.groupStride,
       sample_stride: g.sampleStride,
       count,
-      step_seg: Math.floor(WG / g.segLen),
-      step_elem: WG % g.segLen,
+      step_seg: Math.floor(lanes / g.segLen),
+      step_elem: lanes % g.segLen,
       aff_group: g.affGroup,
       aff_seg: g.affSeg,
       aff_elem: g.affElem,
@@ -167,6 +169,7 @@ export function normPlan(device: GPUDevice, geometry: NormGeometry, options: Nor
       a_per_group: g.aPerGroup,
       a_blocks: affine.blocks,
       a_block_rows: affine.blockRows,
+      lane_bits: laneBits,
     });
     return {
       geometry: g,
@@ -175,13 +178,28 @@ export function normPlan(device: GPUDevice, geometry: NormGeometry, options: Nor
       rms: options.kind === 'rms',
       params: uniform(device, `${options.kind} norm`, params),
       mode,
-      rows: g.samples * g.groups,
+      rowWorkgroups: Math.ceil((g.samples * g.groups) / (WG / lanes)),
       affineKernel: g.aInner === 1 ? 'norm_affine_partials_rows' : 'norm_affine_partials_planes',
       affineWorkgroups: affine.workgroups,
       partialBytes: affine.blocks * g.paramSize * NORM_PARTIAL_BYTES,
       finalizeWorkgroups: Math.ceil(g.paramSize / WG),
     };
   });
+}
+
+/**
+ * Elements a thread of the rows kernels takes at least, before a group gets more lanes: on a GPU
+ * a few loads in flight per thread; on a CPU adapter (SwiftShader) many, since every workgroup
+ * pays for each barrier of its tree (a LayerNorm over [5000, 3] took 21 s with a workgroup per row).
+ */
+const ELEMENTS_PER_LANE = { gpu: 8, cpu: 256 } as const;
+
+/** log2 of the lanes of a group of `count` elements: a power of two up to NORM_WORKGROUP_SIZE. */
+function groupLaneBits(device: GPUDevice, count: number): number {
+  const wanted = Math.ceil(count / ELEMENTS_PER_LANE[isCpuAdapter(device) ? 'cpu' : 'gpu']);
+  let bits = 0;
+  while (2 ** bits < wanted && 2 ** bits < NORM_WORKGROUP_SIZE) bits++;
+  return bits;
 }
 
 /**
@@ -224,7 +242,7 @@ export function recordNormForward(
 ): void {
   const { params } = plan;
   const running = plan.mode.useRunning || plan.mode.updateRunning;
-  dispatchKernel(device, pass, 'norm_forward', plan, plan.rows, {
+  dispatchKernel(device, pass, 'norm_forward', plan, plan.rowWorkgroups, {
     params,
     x: b.x,
     y: b.y,
@@ -258,7 +276,7 @@ export function recordNormBackward(
 ): void {
   const { params } = plan;
   const read = { params, x: b.x, dy: b.dy, saved: b.saved, gamma: b.gamma ?? b.x, beta: b.beta ?? b.x };
-  dispatchKernel(device, pass, 'norm_backward', plan, plan.rows, { ...read, dx: b.dx });
+  dispatchKernel(device, pass, 'norm_backward', plan, plan.rowWorkgroups, { ...read, dx: b.dx });
   if (!scratch || (!b.dgamma && !b.dbeta)) return;
   dispatchKernel(device, pass, plan.affineKernel, plan, plan.affineWorkgroups, { ...read, partials: scratch.partials });
   // An absent gradient's sums go to the sink.
