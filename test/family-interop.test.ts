@@ -80,6 +80,10 @@ describe('ONNX InstanceNormalization', () => {
     expect(() => onnxInstanceNormOptions({}, 0)).toThrow(/numFeatures must be a positive integer; got 0/);
     expect(() => onnxInstanceNormOptions({}, 4, 6)).toThrow(/rank must be 2, 3, 4 or 5 .*got 6/);
     expect(() => onnxInstanceNormOptions(bad({ momentum: 0.1 }), 4)).toThrow(/attributes\.momentum .*keeps no running statistics/);
+    expect(() => onnxInstanceNormOptions(bad({ nonFiniteBatches: 'update' }), 4)).toThrow(
+      /attributes\.nonFiniteBatches .*an option of InstanceNorm, not an attribute of the operator: add it to the result, \{ \.\.\.onnxInstanceNormOptions\(…\), nonFiniteBatches \}/,
+    );
+    expect(() => onnxInstanceNormOptions(bad({ layout: 'NHWC' }), 4)).toThrow(/attributes\.layout .*\(the layout comes from rank, channels first\)/);
     expect(() => onnxInstanceNormOptions(bad({ num_features: 4 }), 4)).toThrow(/^attributes\.num_features is not an attribute of ONNX InstanceNormalization .*; expected one of epsilon$/);
   });
 });

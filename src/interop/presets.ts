@@ -16,6 +16,7 @@
 import type { BatchNormOptions } from '../layers/batchnorm.js';
 import type { GroupNormOptions, InstanceNormOptions, LayerNormOptions, RMSNormOptions } from '../layers/normalization.js';
 import { BATCHNORM_OPTIONS, markConvertedMomentum } from '../layers/batchnorm-args.js';
+import { NORM_OPTION_KEYS } from '../layers/normalization-args.js';
 import { checkKnownKeys, describe, type KnownKeys } from '../runtime/validate.js';
 import { layoutFor, type Layout } from '../tensor/layout.js';
 
@@ -246,17 +247,17 @@ function channelsFirst(rank: unknown): Layout {
 
 /**
  * The keys an ONNX family preset's `attributes` may have, with advice for the layer's own options
- * (add them to the result), the operator's inputs (state, not attributes) and names of other frameworks.
+ * (NORM_OPTION_KEYS: add them to the result), the operator's inputs (state, not attributes) and
+ * names of other frameworks; `hints` override the default advice.
  */
-function onnxAttributeKeys(preset: string, op: string, layer: string, names: readonly string[], layerOptions: readonly string[], hints: Readonly<Record<string, string>>): KnownKeys {
+function onnxAttributeKeys(preset: string, op: string, layer: keyof typeof NORM_OPTION_KEYS, names: readonly string[], hints: Readonly<Record<string, string>>): KnownKeys {
   const options = Object.fromEntries(
-    layerOptions.map((name) => [name, `an option of ${layer}, not an attribute of the operator: add it to the result, { ...${preset}(…), ${name} }`]),
+    NORM_OPTION_KEYS[layer].map((name) => [name, `an option of ${layer}, not an attribute of the operator: add it to the result, { ...${preset}(…), ${name} }`]),
   );
   return { names, what: `an attribute of ONNX ${op} (${preset})`, hints: { ...options, eps: "ONNX's epsilon", ...hints } };
 }
 
 const NORM_INPUT_HINT = 'an input of the operator, not an attribute: fromOnnxNormInputs converts the inputs for setState';
-const COMMON_LAYER_OPTIONS = ['activation', 'dtype', 'label', 'buffers'] as const;
 
 /** ONNX `LayerNormalization` attributes (opset 17). */
 export interface OnnxLayerNormAttributes {
@@ -273,7 +274,6 @@ const ONNX_LAYER_NORM_KEYS = onnxAttributeKeys(
   'LayerNormalization',
   'LayerNorm',
   Object.keys({ axis: 0, epsilon: 0, stash_type: 0 } satisfies Record<keyof OnnxLayerNormAttributes, 0>),
-  ['elementwiseAffine', 'bias', ...COMMON_LAYER_OPTIONS],
   {
     normalizedShape: 'it comes from the input shape and axis: X.shape[axis:]',
     Scale: NORM_INPUT_HINT,
@@ -326,7 +326,6 @@ const ONNX_RMS_NORM_KEYS = onnxAttributeKeys(
   'RMSNormalization',
   'RMSNorm',
   Object.keys({ axis: 0, epsilon: 0, stash_type: 0 } satisfies Record<keyof OnnxRMSNormAttributes, 0>),
-  ['elementwiseAffine', ...COMMON_LAYER_OPTIONS],
   {
     normalizedShape: 'it comes from the input shape and axis: X.shape[axis:]',
     scale: NORM_INPUT_HINT,
@@ -357,7 +356,6 @@ const ONNX_INSTANCE_NORM_KEYS = onnxAttributeKeys(
   'InstanceNormalization',
   'InstanceNorm',
   Object.keys({ epsilon: 0 } satisfies Record<keyof OnnxInstanceNormAttributes, 0>),
-  COMMON_LAYER_OPTIONS,
   {
     affine: 'ONNX InstanceNormalization always has the inputs scale and B: the preset sets affine',
     momentum: 'ONNX InstanceNormalization keeps no running statistics',
@@ -399,7 +397,6 @@ const ONNX_GROUP_NORM_KEYS = onnxAttributeKeys(
   'GroupNormalization',
   'GroupNorm',
   Object.keys({ num_groups: 0, epsilon: 0, stash_type: 0 } satisfies Record<keyof OnnxGroupNormAttributes, 0>),
-  COMMON_LAYER_OPTIONS,
   {
     numGroups: "ONNX's num_groups",
     groups: "ONNX's num_groups",
