@@ -15,6 +15,11 @@
 @group(0) @binding(10) var<storage, read_write> dbeta: array<f32>;
 
 var<workgroup> sums: array<vec2f, NWG>;
+// The first CACHE_STEPS (x, dy) of each thread's walk in norm_backward, kept on chip between the
+// sums and dx (see norm_forward.wgsl).
+override CACHE_STEPS: u32 = 1u;
+var<workgroup> cache_x: array<f32, NWG * CACHE_STEPS>;
+var<workgroup> cache_dy: array<f32, NWG * CACHE_STEPS>;
 
 // γ entries a tile of the rows kernel covers, one per thread column.
 const AFFINE_WIDTH: u32 = 64u;
@@ -36,11 +41,20 @@ fn norm_backward(@builtin(workgroup_id) wid: vec3u,
   let g = r % params.groups;
   let k = to_coef(saved[min(r, params.rows - 1u)]);
   var s = vec2f(0.0);
+  let cached = select(CACHE_STEPS, 0u, params.use_running == 1u);
   if (params.use_running == 0u && in_range) {
+    var j = 0u;
     for (var w = walk_start(t.lane); w.seg < params.segs; w = walk_next(w)) {
       let e = walk_element(start, w);
       let p = walk_param(g, w);
-      let z = grad_z(k, load_x(e), load_dy(e), p);
+      let v = load_x(e);
+      let d = load_dy(e);
+      if (j < CACHE_STEPS) {
+        cache_x[lid + j * NWG] = v;
+        cache_dy[lid + j * NWG] = d;
+      }
+      j++;
+      let z = grad_z(k, v, d, p);
       let gz = z.x * gamma_at(p);
       s += vec2f(gz, gz * z.y);
     }
@@ -56,10 +70,17 @@ fn norm_backward(@builtin(workgroup_id) wid: vec3u,
   let total = sums[t.first];
   let mean_g = select(total.x * inv_n, 0.0, RMS == 1u);
   let mean_gx = total.y * inv_n;
+  var j = 0u;
   for (var w = walk_start(t.lane); w.seg < params.segs; w = walk_next(w)) {
     let e = walk_element(start, w);
     let p = walk_param(g, w);
-    let z = grad_z(k, load_x(e), load_dy(e), p);
+    var z: vec2f;
+    if (j < cached) {
+      z = grad_z(k, cache_x[lid + j * NWG], cache_dy[lid + j * NWG], p);
+    } else {
+      z = grad_z(k, load_x(e), load_dy(e), p);
+    }
+    j++;
     store_dx(e, k.rstd * (z.x * gamma_at(p) - mean_g - z.y * mean_gx));
   }
 }

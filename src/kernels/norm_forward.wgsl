@@ -14,6 +14,12 @@
 var<workgroup> tree: array<vec3f, NWG>;
 // Each group's coefficients, at its first thread.
 var<workgroup> coefs: array<vec4f, NWG>;
+// The first CACHE_STEPS values of each thread's walk, kept on chip between the reduction and the
+// normalization (thread lid's step j at lid + j * NWG: its own slots, so no barrier), so that a
+// group that fits is read from memory once. CACHE_STEPS is set from the device's workgroup
+// storage limit (ops/normalization.ts).
+override CACHE_STEPS: u32 = 1u;
+var<workgroup> cache_x: array<f32, NWG * CACHE_STEPS>;
 
 // Neumaier's compensated sums (sum, compensation, count), of squares for RMSNorm: mean(x²)
 // keeps float32 precision over a long row, and the tree merges them pairwise.
@@ -72,8 +78,11 @@ fn norm_forward(@builtin(workgroup_id) wid: vec3u,
     var finite = true;
     if (in_range) {
       if (RMS == 0u) { shift = load_x(start); }
+      var j = 0u;
       for (var w = walk_start(t.lane); w.seg < params.segs; w = walk_next(w)) {
         let v = load_x(walk_element(start, w));
+        if (j < CACHE_STEPS) { cache_x[lid + j * NWG] = v; }
+        j++;
         finite = finite && is_finite(v);
         if (RMS == 1u) {
           acc = add_compensated(acc, v * v);
@@ -98,9 +107,15 @@ fn norm_forward(@builtin(workgroup_id) wid: vec3u,
   workgroupBarrier();
   if (!in_range) { return; }
   let k = to_coef(coefs[t.first]);
+  // With running statistics nothing was cached.
+  let cached = select(CACHE_STEPS, 0u, params.use_running == 1u);
+  var j = 0u;
   for (var w = walk_start(t.lane); w.seg < params.segs; w = walk_next(w)) {
     let e = walk_element(start, w);
     let p = walk_param(g, w);
-    store_y(e, activate(normalized(k, load_x(e)) * gamma_at(p) + beta_at(p)));
+    var v: f32;
+    if (j < cached) { v = cache_x[lid + j * NWG]; } else { v = load_x(e); }
+    j++;
+    store_y(e, activate(normalized(k, v) * gamma_at(p) + beta_at(p)));
   }
 }

@@ -121,6 +121,9 @@ export interface NormPlan {
   readonly rms: boolean;
   readonly params: GPUBuffer;
   readonly mode: NormMode;
+  /** Values each thread of norm_forward, and (x, dy) pairs of norm_backward, keeps on chip (CACHE_STEPS). */
+  readonly forwardCache: number;
+  readonly backwardCache: number;
   /** Workgroups of norm_forward and norm_backward: NORM_WORKGROUP_SIZE / 2^lane_bits groups each. */
   readonly rowWorkgroups: number;
   /** Workgroups of the γ/β partial sums, the kernel, and the scratch bytes of their partials. */
@@ -178,6 +181,7 @@ export function normPlan(device: GPUDevice, geometry: NormGeometry, options: Nor
       rms: options.kind === 'rms',
       params: uniform(device, `${options.kind} norm`, params),
       mode,
+      ...cacheSteps(device),
       rowWorkgroups: Math.ceil((g.samples * g.groups) / (WG / lanes)),
       affineKernel: g.aInner === 1 ? 'norm_affine_partials_rows' : 'norm_affine_partials_planes',
       affineWorkgroups: affine.workgroups,
@@ -185,6 +189,23 @@ export function normPlan(device: GPUDevice, geometry: NormGeometry, options: Nor
       finalizeWorkgroups: Math.ceil(g.paramSize / WG),
     };
   });
+}
+
+/**
+ * CACHE_STEPS of norm_forward and norm_backward from the device's workgroup storage: what their
+ * other workgroup arrays leave (forward: tree and coefs, 16 bytes a thread each; backward: sums, 8),
+ * at 4 bytes a thread per step (backward: x and dy). 16 KiB (WebGPU's default) gives 8 and 7;
+ * 48 KiB, a 4096-float LayerNorm row at 16 values a thread, both.
+ */
+function cacheSteps(device: GPUDevice): { forwardCache: number; backwardCache: number } {
+  // A CPU adapter's "chip" is its memory; there the arrays only cost (measured on SwiftShader).
+  if (isCpuAdapter(device)) return { forwardCache: 1, backwardCache: 1 };
+  const bytes = device.limits.maxComputeWorkgroupStorageSize;
+  const WG = NORM_WORKGROUP_SIZE;
+  return {
+    forwardCache: Math.max(1, Math.floor((bytes - 32 * WG) / (4 * WG))),
+    backwardCache: Math.max(1, Math.floor((bytes - 8 * WG) / (8 * WG))),
+  };
 }
 
 /**
@@ -242,7 +263,7 @@ export function recordNormForward(
 ): void {
   const { params } = plan;
   const running = plan.mode.useRunning || plan.mode.updateRunning;
-  dispatchKernel(device, pass, 'norm_forward', plan, plan.rowWorkgroups, {
+  dispatchKernel(device, pass, 'norm_forward', { ...plan, cacheSteps: plan.forwardCache }, plan.rowWorkgroups, {
     params,
     x: b.x,
     y: b.y,
@@ -276,7 +297,7 @@ export function recordNormBackward(
 ): void {
   const { params } = plan;
   const read = { params, x: b.x, dy: b.dy, saved: b.saved, gamma: b.gamma ?? b.x, beta: b.beta ?? b.x };
-  dispatchKernel(device, pass, 'norm_backward', plan, plan.rowWorkgroups, { ...read, dx: b.dx });
+  dispatchKernel(device, pass, 'norm_backward', { ...plan, cacheSteps: plan.backwardCache }, plan.rowWorkgroups, { ...read, dx: b.dx });
   if (!scratch || (!b.dgamma && !b.dbeta)) return;
   dispatchKernel(device, pass, plan.affineKernel, plan, plan.affineWorkgroups, { ...read, partials: scratch.partials });
   // An absent gradient's sums go to the sink.
