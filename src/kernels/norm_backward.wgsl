@@ -38,9 +38,9 @@ fn norm_backward(@builtin(workgroup_id) wid: vec3u,
                  @builtin(local_invocation_index) lid: u32) {
   let t = lanes_of(wid, nwg, lid);
   let r = t.group;
-  let in_range = r < params.rows;
-  let start = group_start(r);
-  let g = r % params.groups;
+  let in_range = t.in_range;
+  let start = t.start;
+  let g = t.g;
   let k = to_coef(saved[min(r, params.rows - 1u)]);
   var s = vec2f(0.0);
   let cached = select(CACHE_STEPS, 0u, params.use_running == 1u);
@@ -98,10 +98,10 @@ fn norm_backward_planes(@builtin(workgroup_id) wid: vec3u,
                         @builtin(local_invocation_index) lid: u32) {
   let t = lanes_of(wid, nwg, lid);
   let r = t.group;
-  let in_range = r < params.rows;
-  let start = group_start(r);
-  let n = r / params.groups;
-  let g = r - n * params.groups;
+  let in_range = t.in_range;
+  let start = t.start;
+  let n = t.n;
+  let g = t.g;
   let k = to_coef(saved[min(r, params.rows - 1u)]);
   let lanes = 1u << params.lane_bits;
   var group_sums = vec2f(0.0);  // lane 0: (Σ γ·dz, Σ γ·dz·x̂)

@@ -71,15 +71,21 @@ fn norm_workgroup(wid: vec3u, nwg: vec3u) -> u32 {
 // (The tree loops take their bound from params directly: uniformity analysis would not see
 // through the struct.)
 struct Lanes {
-  group: u32,
+  group: u32,     // r = n * G + g (>= params.rows: the dispatch's overshoot, no group)
   lane: u32,
-  first: u32,
+  first: u32,     // the group's first thread in the workgroup
+  in_range: bool,
+  start: u32,     // buffer index of the group's first element
+  n: u32,         // sample
+  g: u32,         // group within the sample
 }
 
 fn lanes_of(wid: vec3u, nwg: vec3u, lid: u32) -> Lanes {
   let lane = lid & ((1u << params.lane_bits) - 1u);
-  let slot = lid >> params.lane_bits;
-  return Lanes(norm_workgroup(wid, nwg) * (NWG >> params.lane_bits) + slot, lane, lid - lane);
+  let r = norm_workgroup(wid, nwg) * (NWG >> params.lane_bits) + (lid >> params.lane_bits);
+  let n = r / params.groups;
+  let g = r - n * params.groups;
+  return Lanes(r, lane, lid - lane, r < params.rows, n * params.sample_stride + g * params.group_stride, n, g);
 }
 
 // The activation after the affine transform; NaN stays NaN (max(NaN, 0) may be 0 on some GPUs).
@@ -97,12 +103,6 @@ fn activation_grad(dy: f32, z: f32) -> f32 {
     return dy * s * (1.0 + z * (1.0 - s));
   }
   return dy;
-}
-
-// The group this workgroup reduces, and the buffer index of its first element.
-fn group_start(r: u32) -> u32 {
-  let n = r / params.groups;
-  return n * params.sample_stride + (r - n * params.groups) * params.group_stride;
 }
 
 // A thread's position in its group: segment and offset within it. A group's lanes walk it

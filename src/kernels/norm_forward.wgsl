@@ -62,9 +62,9 @@ fn norm_forward(@builtin(workgroup_id) wid: vec3u,
                 @builtin(local_invocation_index) lid: u32) {
   let t = lanes_of(wid, nwg, lid);
   let r = t.group;
-  let in_range = r < params.rows;
-  let start = group_start(r);
-  let g = r % params.groups;
+  let in_range = t.in_range;
+  let start = t.start;
+  let g = t.g;
   if (params.use_running == 1u) {
     // InstanceNorm inference with running statistics: group g is channel g.
     if (in_range && t.lane == 0u) {
