@@ -37,18 +37,14 @@ fn norm_backward(@builtin(workgroup_id) wid: vec3u,
                  @builtin(num_workgroups) nwg: vec3u,
                  @builtin(local_invocation_index) lid: u32) {
   let t = lanes_of(wid, nwg, lid);
-  let r = t.group;
-  let in_range = t.in_range;
-  let start = t.start;
-  let g = t.g;
-  let k = to_coef(saved[min(r, params.rows - 1u)]);
+  let k = to_coef(saved[min(t.group, params.rows - 1u)]);
   var s = vec2f(0.0);
   let cached = select(CACHE_STEPS, 0u, params.use_running == 1u);
-  if (params.use_running == 0u && in_range) {
+  if (params.use_running == 0u && t.in_range) {
     var j = 0u;
     for (var w = walk_start(t.lane); w.seg < params.segs; w = walk_next(w)) {
-      let e = walk_element(start, w);
-      let p = walk_param(g, w);
+      let e = walk_element(t.start, w);
+      let p = walk_param(t.g, w);
       let v = load_x(e);
       let d = load_dy(e);
       if (j < CACHE_STEPS) {
@@ -67,15 +63,15 @@ fn norm_backward(@builtin(workgroup_id) wid: vec3u,
     if (t.lane < stride) { sums[lid] += sums[lid + stride]; }
     workgroupBarrier();
   }
-  if (!in_range) { return; }
+  if (!t.in_range) { return; }
   let inv_n = 1.0 / f32(params.count);
   let total = sums[t.first];
   let mean_g = select(total.x * inv_n, 0.0, RMS == 1u);
   let mean_gx = total.y * inv_n;
   var j = 0u;
   for (var w = walk_start(t.lane); w.seg < params.segs; w = walk_next(w)) {
-    let e = walk_element(start, w);
-    let p = walk_param(g, w);
+    let e = walk_element(t.start, w);
+    let p = walk_param(t.g, w);
     var z: vec2f;
     if (j < cached) {
       z = grad_z(k, cache_x[lid + j * NWG], cache_dy[lid + j * NWG], p);
@@ -97,20 +93,15 @@ fn norm_backward_planes(@builtin(workgroup_id) wid: vec3u,
                         @builtin(num_workgroups) nwg: vec3u,
                         @builtin(local_invocation_index) lid: u32) {
   let t = lanes_of(wid, nwg, lid);
-  let r = t.group;
-  let in_range = t.in_range;
-  let start = t.start;
-  let n = t.n;
-  let g = t.g;
-  let k = to_coef(saved[min(r, params.rows - 1u)]);
+  let k = to_coef(saved[min(t.group, params.rows - 1u)]);
   let lanes = 1u << params.lane_bits;
   var group_sums = vec2f(0.0);  // lane 0: (Σ γ·dz, Σ γ·dz·x̂)
   var j = 0u;
   for (var seg = 0u; seg < params.segs; seg++) {
-    let c = g * params.aff_group + seg;
-    let plane = start + seg * params.seg_stride;
+    let c = t.g * params.aff_group + seg;
+    let plane = t.start + seg * params.seg_stride;
     var s = vec2f(0.0);
-    if (in_range) {
+    if (t.in_range) {
       for (var i = t.lane; i < params.seg_len; i += lanes) {
         let v = load_x(plane + i);
         let d = load_dy(plane + i);
@@ -129,24 +120,24 @@ fn norm_backward_planes(@builtin(workgroup_id) wid: vec3u,
       if (t.lane < stride) { sums[lid] += sums[lid + stride]; }
       workgroupBarrier();
     }
-    if (in_range && t.lane == 0u) {
+    if (t.in_range && t.lane == 0u) {
       let plane_sums = sums[lid];
-      partials[n * params.a_count + c] = plane_sums;
+      partials[t.n * params.a_count + c] = plane_sums;
       group_sums += gamma_at(c) * vec2f(plane_sums.y, plane_sums.x);
     }
     workgroupBarrier();
   }
   if (t.lane == 0u) { sums[lid] = group_sums; }
   workgroupBarrier();
-  if (!in_range) { return; }
+  if (!t.in_range) { return; }
   let inv_n = 1.0 / f32(params.count);
   let total = select(sums[t.first], vec2f(0.0), params.use_running == 1u);
   let mean_g = total.x * inv_n;
   let mean_gx = total.y * inv_n;
   j = 0u;
   for (var seg = 0u; seg < params.segs; seg++) {
-    let c = g * params.aff_group + seg;
-    let plane = start + seg * params.seg_stride;
+    let c = t.g * params.aff_group + seg;
+    let plane = t.start + seg * params.seg_stride;
     for (var i = t.lane; i < params.seg_len; i += lanes) {
       var z: vec2f;
       if (j < CACHE_STEPS) {

@@ -61,26 +61,22 @@ fn norm_forward(@builtin(workgroup_id) wid: vec3u,
                 @builtin(num_workgroups) nwg: vec3u,
                 @builtin(local_invocation_index) lid: u32) {
   let t = lanes_of(wid, nwg, lid);
-  let r = t.group;
-  let in_range = t.in_range;
-  let start = t.start;
-  let g = t.g;
   if (params.use_running == 1u) {
-    // InstanceNorm inference with running statistics: group g is channel g.
-    if (in_range && t.lane == 0u) {
-      let variance = running_var[g];
-      coefs[t.first] = vec4f(0.0, running_mean[g], 1.0 / sqrt(variance + params.eps), variance);
-      saved[r] = coefs[t.first];
+    // InstanceNorm inference with running statistics: group t.g is channel t.g.
+    if (t.in_range && t.lane == 0u) {
+      let variance = running_var[t.g];
+      coefs[t.first] = vec4f(0.0, running_mean[t.g], 1.0 / sqrt(variance + params.eps), variance);
+      saved[t.group] = coefs[t.first];
     }
   } else {
     var shift = 0.0;
     var acc = vec3f(0.0);
     var finite = true;
-    if (in_range) {
-      if (RMS == 0u) { shift = load_x(start); }
+    if (t.in_range) {
+      if (RMS == 0u) { shift = load_x(t.start); }
       var j = 0u;
       for (var w = walk_start(t.lane); w.seg < params.segs; w = walk_next(w)) {
-        let v = load_x(walk_element(start, w));
+        let v = load_x(walk_element(t.start, w));
         if (j < CACHE_STEPS) { cache_x[lid + j * NWG] = v; }
         j++;
         finite = finite && is_finite(v);
@@ -99,20 +95,20 @@ fn norm_forward(@builtin(workgroup_id) wid: vec3u,
       if (t.lane < stride) { tree[lid] = combine(tree[lid], tree[lid + stride]); }
       workgroupBarrier();
     }
-    if (in_range && t.lane == 0u) {
+    if (t.in_range && t.lane == 0u) {
       coefs[t.first] = group_coef(shift, tree[lid]);
-      saved[r] = coefs[t.first];
+      saved[t.group] = coefs[t.first];
     }
   }
   workgroupBarrier();
-  if (!in_range) { return; }
+  if (!t.in_range) { return; }
   let k = to_coef(coefs[t.first]);
   // With running statistics nothing was cached.
   let cached = select(CACHE_STEPS, 0u, params.use_running == 1u);
   var j = 0u;
   for (var w = walk_start(t.lane); w.seg < params.segs; w = walk_next(w)) {
-    let e = walk_element(start, w);
-    let p = walk_param(g, w);
+    let e = walk_element(t.start, w);
+    let p = walk_param(t.g, w);
     var v: f32;
     if (j < cached) { v = cache_x[lid + j * NWG]; } else { v = load_x(e); }
     j++;
