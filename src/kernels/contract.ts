@@ -186,3 +186,6 @@ export const NORM_WORKGROUP_SIZE = 256;
 
 /** γ entries per tile of norm_affine_partials_rows (AFFINE_WIDTH in norm_backward.wgsl). */
 export const NORM_AFFINE_WIDTH = 64;
+
+/** Columns of a row a thread of norm_backward_columns keeps dγ/dβ sums for (MAX_COLUMNS in norm_backward.wgsl). */
+export const NORM_MAX_COLUMNS = 32;

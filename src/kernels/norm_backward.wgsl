@@ -6,9 +6,10 @@
 //   normalized with running statistics (InstanceNorm inference): dx = rstd · g.
 // norm_backward: 2^lane_bits threads per group (Lanes); two walks over it (the sums, then dx).
 // dγ = Σ dz·x̂ and dβ = Σ dz per γ entry are partial sums over blocks of the
-// [a_outer, a_count, a_inner] view (NormParams): norm_affine_partials_rows reads x and dy again
-// for them (LayerNorm, RMSNorm, channels-last groups); channels-first groups take them in the same
-// walk as dx (norm_backward_planes). norm_affine_finalize adds a γ entry's partials in a fixed
+// [a_outer, a_count, a_inner] view (NormParams), taken in the same walk as dx per block of rows
+// (LayerNorm, RMSNorm: norm_backward_columns) or per (sample, channel) (channels-first groups:
+// norm_backward_planes); norm_affine_partials_rows reads x and dy again for them where neither
+// applies (channels-last groups, rows over MAX_COLUMNS · NWG values). norm_affine_finalize adds a γ entry's partials in a fixed
 // order, so the result does not depend on scheduling.
 
 @group(0) @binding(5) var<storage, read> saved: array<vec4f>;
@@ -80,6 +81,88 @@ fn norm_backward(@builtin(workgroup_id) wid: vec3u,
     }
     j++;
     store_dx(e, k.rstd * (z.x * gamma_at(p) - mean_g - z.y * mean_gx));
+  }
+}
+
+// Columns of a row a thread of norm_backward_columns keeps dγ/dβ sums for: rows of up to
+// MAX_COLUMNS · NWG values (8192 at 256 lanes); the host sends longer rows to norm_backward.
+const MAX_COLUMNS: u32 = 32u;
+
+// LayerNorm and RMSNorm (rows of one group, a γ entry per position): workgroup w takes the
+// batches of NWG >> lane_bits rows w, w + W, w + 2W, ... (W = a_blocks workgroups). A thread's
+// columns are lane + j · 2^lane_bits in every row it takes, so it keeps their (Σ dz·x̂, Σ dz) in
+// registers across rows: x and dy are read once for dx, dγ and dβ. At the end the workgroup
+// merges its row slots' sums in a tree and writes them as partial w.
+@compute @workgroup_size(NWG)
+fn norm_backward_columns(@builtin(workgroup_id) wid: vec3u,
+                         @builtin(local_invocation_index) lid: u32) {
+  let lanes = 1u << params.lane_bits;
+  let lane = lid & (lanes - 1u);
+  let slot = lid >> params.lane_bits;
+  let slots = NWG >> params.lane_bits;
+  let w = wid.x;
+  let steps = (params.count + lanes - 1u) / lanes;
+  let batches = (params.rows + slots - 1u) / slots;
+  var acc: array<vec2f, MAX_COLUMNS>;
+  for (var b = w; b < batches; b += params.a_blocks) {
+    let r = b * slots + slot;
+    let in_range = r < params.rows;
+    let k = to_coef(saved[min(r, params.rows - 1u)]);
+    let start = r * params.sample_stride;
+    var s = vec2f(0.0);
+    if (in_range) {
+      for (var j = 0u; j < MAX_COLUMNS; j++) {
+        let col = lane + j * lanes;
+        if (col >= params.count) { break; }
+        let v = load_x(start + col);
+        let d = load_dy(start + col);
+        if (j < CACHE_STEPS) {
+          cache_x[lid + j * NWG] = v;
+          cache_dy[lid + j * NWG] = d;
+        }
+        let z = grad_z(k, v, d, col);
+        acc[j] += vec2f(z.x * z.y, z.x);
+        let gz = z.x * gamma_at(col);
+        s += vec2f(gz, gz * z.y);
+      }
+    }
+    sums[lid] = s;
+    workgroupBarrier();
+    for (var stride = lanes / 2u; stride > 0u; stride >>= 1u) {
+      if (lane < stride) { sums[lid] += sums[lid + stride]; }
+      workgroupBarrier();
+    }
+    let total = sums[lid - lane];
+    let inv_n = 1.0 / f32(params.count);
+    let mean_g = select(total.x * inv_n, 0.0, RMS == 1u);
+    let mean_gx = total.y * inv_n;
+    if (in_range) {
+      for (var j = 0u; j < MAX_COLUMNS; j++) {
+        let col = lane + j * lanes;
+        if (col >= params.count) { break; }
+        var z: vec2f;
+        if (j < CACHE_STEPS) {
+          z = grad_z(k, cache_x[lid + j * NWG], cache_dy[lid + j * NWG], col);
+        } else {
+          z = grad_z(k, load_x(start + col), load_dy(start + col), col);
+        }
+        store_dx(start + col, k.rstd * (z.x * gamma_at(col) - mean_g - z.y * mean_gx));
+      }
+    }
+    // The next batch rewrites sums.
+    workgroupBarrier();
+  }
+  for (var j = 0u; j < MAX_COLUMNS; j++) {
+    if (j >= steps) { break; }
+    sums[lid] = acc[j];
+    workgroupBarrier();
+    for (var stride = slots / 2u; stride > 0u; stride >>= 1u) {
+      if (slot < stride) { sums[lid] += sums[lid + stride * lanes]; }
+      workgroupBarrier();
+    }
+    let col = lane + j * lanes;
+    if (slot == 0u && col < params.count) { partials[w * params.count + col] = sums[lid]; }
+    workgroupBarrier();
   }
 }
 

@@ -32,6 +32,7 @@ export const KERNELS = {
   norm_backward: 'norm_backward',
   norm_affine_partials_rows: 'norm_backward',
   norm_backward_planes: 'norm_backward',
+  norm_backward_columns: 'norm_backward',
   norm_affine_finalize: 'norm_backward',
 } as const satisfies Record<string, ShaderName>;
 
@@ -54,10 +55,11 @@ const ACTIVATION_KERNELS: ReadonlySet<KernelName> = new Set([
   'norm_backward',
   'norm_affine_partials_rows',
   'norm_backward_planes',
+  'norm_backward_columns',
 ]);
 
 /** The family's kernels that keep values on chip, CACHE_STEPS per thread (norm_forward.wgsl). */
-const CACHE_KERNELS: ReadonlySet<KernelName> = new Set(['norm_forward', 'norm_backward', 'norm_backward_planes']);
+const CACHE_KERNELS: ReadonlySet<KernelName> = new Set(['norm_forward', 'norm_backward', 'norm_backward_planes', 'norm_backward_columns']);
 
 /** The family's kernels whose code reads RMS (norm_common.wgsl). */
 const RMS_KERNELS: ReadonlySet<KernelName> = new Set([
@@ -65,6 +67,7 @@ const RMS_KERNELS: ReadonlySet<KernelName> = new Set([
   'norm_backward',
   'norm_affine_partials_rows',
   'norm_backward_planes',
+  'norm_backward_columns',
 ]);
 
 /**

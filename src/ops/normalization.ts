@@ -8,7 +8,7 @@
  * InstanceNorm's training with running statistics norm_update_running. Backward: norm_backward
  * (dx), then where γ or β is learnable norm_affine_partials_* and norm_affine_finalize.
  */
-import { NORM_AFFINE_WIDTH, NORM_PARTIAL_BYTES, NORM_WORKGROUP_SIZE, packStruct, type FusedActivation } from '../kernels/contract.js';
+import { NORM_AFFINE_WIDTH, NORM_MAX_COLUMNS, NORM_PARTIAL_BYTES, NORM_WORKGROUP_SIZE, packStruct, type FusedActivation } from '../kernels/contract.js';
 import { dispatchKernel } from '../kernels/pipelines.js';
 import { normStorage, type TensorStorage } from '../kernels/shaders.js';
 import type { TensorBuffer } from '../runtime/gpu.js';
@@ -127,11 +127,13 @@ export interface NormPlan {
   /** Workgroups of norm_forward and norm_backward: NORM_WORKGROUP_SIZE / 2^lane_bits groups each. */
   readonly rowWorkgroups: number;
   /**
-   * The backward kernel: channels-first groups (whole channel planes) take the γ/β partial sums
-   * per (sample, channel) in the same walk as dx; the others leave them to
-   * norm_affine_partials_rows.
+   * The backward kernel: LayerNorm/RMSNorm rows (of up to MAX_COLUMNS · 256 values) take the γ/β
+   * partial sums per block of rows, and channels-first groups (whole channel planes) per (sample,
+   * channel), in the same walk as dx; the others leave them to norm_affine_partials_rows.
    */
-  readonly backwardKernel: 'norm_backward' | 'norm_backward_planes';
+  readonly backwardKernel: BackwardKernel;
+  /** Workgroups of the backward kernel (norm_backward_columns: a_blocks, each over several row batches). */
+  readonly backwardWorkgroups: number;
   /** Workgroups of norm_affine_partials_rows, and the scratch bytes of the partials. */
   readonly affineWorkgroups: number;
   readonly partialBytes: number;
@@ -144,11 +146,13 @@ export function normPlan(device: GPUDevice, geometry: NormGeometry, options: Nor
   const g = geometry;
   const key = `norm ${storage} ${JSON.stringify(g)} ${JSON.stringify(options)} ${mode.useRunning} ${mode.updateRunning}`;
   return cachedPlan(device, key, holder, () => {
-    const affine = affineGeometry(device, g);
     const count = groupCount(g);
     const WG = NORM_WORKGROUP_SIZE;
     const laneBits = groupLaneBits(device, count);
     const lanes = 2 ** laneBits;
+    const rowWorkgroups = Math.ceil((g.samples * g.groups) / (WG / lanes));
+    const backwardKernel = backwardKernelOf(g, lanes);
+    const affine = affineGeometry(device, g, backwardKernel, rowWorkgroups);
     const params = packStruct('NormParams', {
       groups: g.groups,
       rows: g.samples * g.groups,
@@ -187,8 +191,9 @@ export function normPlan(device: GPUDevice, geometry: NormGeometry, options: Nor
       params: uniform(device, `${options.kind} norm`, params),
       mode,
       ...cacheSteps(device),
-      rowWorkgroups: Math.ceil((g.samples * g.groups) / (WG / lanes)),
-      backwardKernel: g.aInner === 1 ? 'norm_backward' : 'norm_backward_planes',
+      rowWorkgroups,
+      backwardKernel,
+      backwardWorkgroups: backwardKernel === 'norm_backward_columns' ? affine.blocks : rowWorkgroups,
       affineWorkgroups: affine.workgroups,
       partialBytes: affine.blocks * g.paramSize * NORM_PARTIAL_BYTES,
       finalizeWorkgroups: Math.ceil(g.paramSize / WG),
@@ -232,18 +237,26 @@ function groupLaneBits(device: GPUDevice, count: number): number {
  * Blocks of the γ/β partial sums: for norm_affine_partials_rows enough workgroups to cover the
  * device (REDUCTION_SIZES, as the batch-norm reductions), each block still a few rows per lane.
  */
-function affineGeometry(device: GPUDevice, g: NormGeometry): { blocks: number; blockRows: number; workgroups: number } {
-  if (g.aInner > 1) {
-    // norm_backward_planes: one partial per (sample, channel).
-    return { blocks: g.samples, blockRows: 1, workgroups: 0 };
-  }
+function affineGeometry(device: GPUDevice, g: NormGeometry, kernel: BackwardKernel, rowWorkgroups: number): { blocks: number; blockRows: number; workgroups: number } {
   const target = REDUCTION_SIZES[isCpuAdapter(device) ? 'cpu' : 'gpu'].workgroups;
+  if (kernel === 'norm_backward_planes') return { blocks: g.samples, blockRows: 1, workgroups: 0 };
+  // One partial per workgroup, each over rowWorkgroups / blocks batches of rows.
+  if (kernel === 'norm_backward_columns') return { blocks: Math.min(rowWorkgroups, target), blockRows: 0, workgroups: 0 };
   const width = Math.min(g.paramSize, NORM_AFFINE_WIDTH);
   const lanes = Math.floor(NORM_WORKGROUP_SIZE / width);
   const tiles = Math.ceil(g.paramSize / width);
   const blockRows = Math.max(4 * lanes, Math.ceil(g.aOuter / Math.max(1, Math.floor(target / tiles))));
   const blocks = Math.ceil(g.aOuter / blockRows);
   return { blocks, blockRows, workgroups: tiles * blocks };
+}
+
+type BackwardKernel = 'norm_backward' | 'norm_backward_planes' | 'norm_backward_columns';
+
+/** Which backward kernel takes a geometry whose groups have `lanes` threads (see NormPlan.backwardKernel). */
+function backwardKernelOf(g: NormGeometry, lanes: number): BackwardKernel {
+  if (g.aInner > 1) return 'norm_backward_planes';
+  const rows = g.groups === 1 && g.segs === 1 && g.affElem === 1 && g.aPerGroup === g.paramSize;
+  return rows && Math.ceil(g.segLen / lanes) <= NORM_MAX_COLUMNS ? 'norm_backward_columns' : 'norm_backward';
 }
 
 /** The buffers of a family layer's state (whole buffers or ranges). */
@@ -301,14 +314,14 @@ export function recordNormBackward(
 ): void {
   const { params } = plan;
   const read = { params, x: b.x, dy: b.dy, saved: b.saved, gamma: b.gamma ?? b.x, beta: b.beta ?? b.x };
-  const planes = plan.backwardKernel === 'norm_backward_planes';
-  dispatchKernel(device, pass, plan.backwardKernel, { ...plan, cacheSteps: plan.backwardCache }, plan.rowWorkgroups, {
+  const fused = plan.backwardKernel !== 'norm_backward';
+  dispatchKernel(device, pass, plan.backwardKernel, { ...plan, cacheSteps: plan.backwardCache }, plan.backwardWorkgroups, {
     ...read,
     dx: b.dx,
-    ...(planes ? { partials: scratch.partials } : {}),
+    ...(fused ? { partials: scratch.partials } : {}),
   });
   if (!b.dgamma && !b.dbeta) return;
-  if (!planes) dispatchKernel(device, pass, 'norm_affine_partials_rows', plan, plan.affineWorkgroups, { ...read, partials: scratch.partials });
+  if (!fused) dispatchKernel(device, pass, 'norm_affine_partials_rows', plan, plan.affineWorkgroups, { ...read, partials: scratch.partials });
   dispatchKernel(device, pass, 'norm_affine_finalize', plan, plan.finalizeWorkgroups, {
     params,
     partials: scratch.partials,
