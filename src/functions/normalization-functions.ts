@@ -191,8 +191,7 @@ function encodeBackward(kind: Kind, device: GPUDevice, encoder: GPUCommandEncode
   if (args.dgamma !== undefined && args.dbeta !== undefined) checkSeparateOutput(['args.dbeta', args.dbeta], { 'args.dgamma': args.dgamma });
   state.guard.recordChecked('encodeBackward', () => {
     const plan = normPlan(device, geometry, o, { useRunning: o.trackRunningStats && !training, updateRunning: false }, state.holder);
-    const affine = args.dgamma !== undefined || args.dbeta !== undefined;
-    const scratch = affine ? { partials: acquireScratch(device, plan.partialBytes, state.holder), sink: acquireSink(device, state.holder) } : null;
+    const scratch = { partials: acquireScratch(device, plan.partialBytes, state.holder), sink: acquireSink(device, state.holder) };
     const pass = encoder.beginComputePass({ label: `webgpu-batchnorm ${kind} backward` });
     recordNormBackward(
       device,
