@@ -147,6 +147,13 @@ class NormLayer {
     this.runningVar = o.trackRunningStats ? make('runningVar', 'running var', new Float32Array(P).fill(1)) : null;
   }
 
+  /** What sets the size of γ, β and the running statistics, for messages. */
+  private get sizeName(): string {
+    const o = this.o;
+    if (o.kind === 'layer' || o.kind === 'rms') return `the product of normalizedShape [${o.normalizedShape.join(', ')}]`;
+    return o.kind === 'group' ? 'numChannels' : 'numFeatures';
+  }
+
   private mode(training: boolean): NormMode {
     const running = this.o.trackRunningStats;
     return { useRunning: running && !training, updateRunning: running && training };
@@ -285,7 +292,7 @@ class NormLayer {
     for (const key of names) {
       const value = (state as Record<string, ArrayLike<number> | undefined>)[key];
       if (value === undefined) continue;
-      checkStateArray(`state.${key}`, value, this.o.paramSize);
+      checkStateArray(`state.${key}`, value, this.o.paramSize, this.sizeName);
       const fixed = (key === 'gamma' && !this.o.hasGamma) || (key === 'beta' && !this.o.hasBeta);
       if (fixed) {
         const fixedValue = key === 'gamma' ? 1 : 0;

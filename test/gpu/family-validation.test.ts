@@ -142,7 +142,7 @@ describe('forward and backward arguments', () => {
     const y = storageBuffer(device, new Float32Array(8));
     expect(NORM_SAVED_BYTES_PER_GROUP).toBe(16);
     expect(() => encodeLayerNormForward(device, encoder, { x, y, shape: [2, 4], normalizedShape: [4], saved })).toThrow(/args\.saved must hold at least 32 bytes.*got 8/);
-    expect(() => encodeGroupNormForward(device, encoder, { x, y, shape: [2, 4], numGroups: 3, layout: 'NC', saved: storageBuffer(device, new Float32Array(64)) })).toThrow(/numChannels \(4\) must be divisible by .*numGroups \(3\)/);
+    expect(() => encodeGroupNormForward(device, encoder, { x, y, shape: [2, 4], numGroups: 3, layout: 'NC', saved: storageBuffer(device, new Float32Array(64)) })).toThrow(/args\.numGroups \(3\) must divide the 4 channels of args\.shape \[2, 4\]/);
     encoder.finish();
     ln.destroy();
     for (const b of [x, small, saved, y]) b.destroy();
