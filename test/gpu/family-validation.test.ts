@@ -143,6 +143,10 @@ describe('forward and backward arguments', () => {
     expect(NORM_SAVED_BYTES_PER_GROUP).toBe(16);
     expect(() => encodeLayerNormForward(device, encoder, { x, y, shape: [2, 4], normalizedShape: [4], saved })).toThrow(/args\.saved must hold at least 32 bytes.*got 8/);
     expect(() => encodeGroupNormForward(device, encoder, { x, y, shape: [2, 4], numGroups: 3, layout: 'NC', saved: storageBuffer(device, new Float32Array(64)) })).toThrow(/args\.numGroups \(3\) must divide the 4 channels of args\.shape \[2, 4\]/);
+    // The layers' option checks, as arguments of the functions.
+    expect(() => encodeLayerNormForward(device, encoder, { x, y, shape: [2, 4], normalizedShape: [4], saved: storageBuffer(device, new Float32Array(64)), eps: -1 })).toThrow(/args\.eps must be a finite number > 0; got -1/);
+    // A state array's length names what sets it.
+    expect(() => ln.setState({ gamma: [1, 2, 3] })).toThrow(/state\.gamma must have 4 elements \(the product of normalizedShape \[4\]\); got 3/);
     encoder.finish();
     ln.destroy();
     for (const b of [x, small, saved, y]) b.destroy();
