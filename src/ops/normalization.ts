@@ -190,7 +190,7 @@ export function normPlan(device: GPUDevice, geometry: NormGeometry, options: Nor
       rms: options.kind === 'rms',
       params: uniform(device, `${options.kind} norm`, params),
       mode,
-      ...cacheSteps(device),
+      ...cacheSteps(device, g, lanes, backwardKernel),
       rowWorkgroups,
       backwardKernel,
       backwardWorkgroups: backwardKernel === 'norm_backward_columns' ? affine.blocks : rowWorkgroups,
@@ -202,19 +202,24 @@ export function normPlan(device: GPUDevice, geometry: NormGeometry, options: Nor
 }
 
 /**
- * CACHE_STEPS of norm_forward and norm_backward from the device's workgroup storage: what their
- * other workgroup arrays leave (forward: tree and coefs, 16 bytes a thread each; backward: sums, 8),
- * at 4 bytes a thread per step (backward: x and dy). 16 KiB (WebGPU's default) gives 8 and 7;
- * 48 KiB, a 4096-float LayerNorm row at 16 values a thread, both.
+ * CACHE_STEPS of norm_forward and norm_backward: the steps a thread's walk over its group takes,
+ * as many of them as the device's workgroup storage holds beside the kernels' other workgroup
+ * arrays (forward: tree and coefs, 32 bytes a thread; backward: sums, 8), at 4 bytes a thread per
+ * step (backward: x and dy, 8). 16 KiB (WebGPU's default) holds 8 and 7 steps; 48 KiB, a
+ * 4096-float LayerNorm row at 16 values a thread, forward and backward. No more than the walk
+ * takes, so that a short group's workgroups stay small and many fit on a multiprocessor.
  */
-function cacheSteps(device: GPUDevice): { forwardCache: number; backwardCache: number } {
+function cacheSteps(device: GPUDevice, g: NormGeometry, lanes: number, backward: BackwardKernel): { forwardCache: number; backwardCache: number } {
   // A CPU adapter's "chip" is its memory; there the arrays only cost (measured on SwiftShader).
   if (isCpuAdapter(device)) return { forwardCache: 1, backwardCache: 1 };
   const bytes = device.limits.maxComputeWorkgroupStorageSize;
   const WG = NORM_WORKGROUP_SIZE;
+  const walk = Math.ceil(groupCount(g) / lanes);
+  // norm_backward_planes walks each channel plane from its start.
+  const backwardWalk = backward === 'norm_backward_planes' ? g.segs * Math.ceil(g.segLen / lanes) : walk;
   return {
-    forwardCache: Math.max(1, Math.floor((bytes - 32 * WG) / (4 * WG))),
-    backwardCache: Math.max(1, Math.floor((bytes - 8 * WG) / (8 * WG))),
+    forwardCache: Math.max(1, Math.min(walk, Math.floor((bytes - 32 * WG) / (4 * WG)))),
+    backwardCache: Math.max(1, Math.min(backwardWalk, Math.floor((bytes - 8 * WG) / (8 * WG)))),
   };
 }
 
