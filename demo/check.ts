@@ -1,15 +1,28 @@
 /**
- * The demo site's layout check: runs BatchNorm on this browser's GPU for every layout the library
- * supports (LAYOUTS) and compares against the float64 reference. Publishes its result on
- * window.demoResult for the e2e test.
+ * The demo site's check: runs BatchNorm on this browser's GPU for every layout the library
+ * supports (LAYOUTS), then one small case of each of LayerNorm, RMSNorm, GroupNorm and
+ * InstanceNorm (forward and backward, float32), and compares against the float64 reference.
+ * Publishes its result on window.demoResult for the e2e test.
  */
 import {
   BatchNorm,
   channelView,
+  GroupNorm,
+  InstanceNorm,
   LAYOUTS,
+  LayerNorm,
   referenceBackward,
+  referenceGroupNorm,
+  referenceGroupNormBackward,
   referenceInference,
+  referenceInstanceNorm,
+  referenceInstanceNormBackward,
+  referenceLayerNorm,
+  referenceLayerNormBackward,
+  referenceRMSNorm,
+  referenceRMSNormBackward,
   referenceTrainingForward,
+  RMSNorm,
   type Layout,
 } from '../src/index.js';
 import { normalSamples } from '../support/random.js';
@@ -24,11 +37,25 @@ interface CaseResult {
   ms: number;
 }
 
+/** One case of a family layer: forward and backward errors against the reference. */
+export interface FamilyCaseResult {
+  layer: 'LayerNorm' | 'RMSNorm' | 'GroupNorm' | 'InstanceNorm';
+  /** The layer's options that matter, as the row shows them. */
+  options: string;
+  shape: number[];
+  /** max |Δ| / max(1, max |reference|) of y, dx, and of dγ and dβ together. */
+  yError: number;
+  dxError: number;
+  paramGradError: number;
+  ms: number;
+}
+
 /** What the page reports when it is done. */
 export interface DemoResult {
   ok: boolean;
   adapter: string;
   cases: CaseResult[];
+  family: FamilyCaseResult[];
   error?: string;
 }
 
@@ -53,6 +80,7 @@ const TOLERANCE = 1e-4;
 
 const status = document.querySelector('#status')!;
 const table = document.querySelector<HTMLTableElement>('#results')!;
+const familyTable = document.querySelector<HTMLTableElement>('#family-results')!;
 
 function maxAbsDiff(a: ArrayLike<number>, b: ArrayLike<number>): number {
   let worst = 0;
@@ -96,6 +124,115 @@ async function runCase(device: GPUDevice, layout: Layout, shape: number[]): Prom
   }
 }
 
+/** max |a − b| over max(1, max |b|): absolute for O(1) outputs, relative for sums such as dγ. */
+function scaledError(a: ArrayLike<number>, b: ArrayLike<number>): number {
+  let scale = 1;
+  for (let i = 0; i < b.length; i++) scale = Math.max(scale, Math.abs(b[i]));
+  return maxAbsDiff(a, b) / scale;
+}
+
+/** What a family case computes on the GPU and in the reference, on the same x, dy, γ and β. */
+interface FamilyCase {
+  layer: FamilyCaseResult['layer'];
+  options: string;
+  shape: number[];
+  /** Entries of γ (and β). */
+  params: number;
+  make(device: GPUDevice): LayerNorm | RMSNorm | GroupNorm | InstanceNorm;
+  reference(x: Float32Array, dy: Float32Array, gamma: number[], beta: number[]): { y: ArrayLike<number>; dx: ArrayLike<number>; dgamma: ArrayLike<number>; dbeta?: ArrayLike<number> };
+}
+
+const FAMILY_EPS = 1e-5;
+const FAMILY_CASES: FamilyCase[] = [
+  {
+    layer: 'LayerNorm',
+    options: 'normalizedShape [6, 8]',
+    shape: [4, 6, 8],
+    params: 48,
+    make: (device) => new LayerNorm(device, { normalizedShape: [6, 8], eps: FAMILY_EPS, label: 'demo LayerNorm' }),
+    reference: (x, dy, gamma, beta) => ({
+      y: referenceLayerNorm(x, [4, 6, 8], [6, 8], { gamma, beta, eps: FAMILY_EPS }).y,
+      ...referenceLayerNormBackward(x, dy, [4, 6, 8], [6, 8], { gamma, eps: FAMILY_EPS }),
+    }),
+  },
+  {
+    layer: 'RMSNorm',
+    options: 'normalizedShape 32',
+    shape: [8, 32],
+    params: 32,
+    make: (device) => new RMSNorm(device, { normalizedShape: 32, eps: FAMILY_EPS, label: 'demo RMSNorm' }),
+    reference: (x, dy, gamma) => ({
+      y: referenceRMSNorm(x, [8, 32], [32], { gamma, eps: FAMILY_EPS }).y,
+      ...referenceRMSNormBackward(x, dy, [8, 32], [32], { gamma, eps: FAMILY_EPS }),
+    }),
+  },
+  {
+    layer: 'GroupNorm',
+    options: '4 groups, NCHW',
+    shape: [2, 8, 5, 5],
+    params: 8,
+    make: (device) => new GroupNorm(device, { numGroups: 4, numChannels: 8, layout: 'NCHW', eps: FAMILY_EPS, label: 'demo GroupNorm' }),
+    reference: (x, dy, gamma, beta) => ({
+      y: referenceGroupNorm(x, [2, 8, 5, 5], { layout: 'NCHW', numGroups: 4, gamma, beta, eps: FAMILY_EPS }).y,
+      ...referenceGroupNormBackward(x, dy, [2, 8, 5, 5], { layout: 'NCHW', numGroups: 4, gamma, eps: FAMILY_EPS }),
+    }),
+  },
+  {
+    layer: 'InstanceNorm',
+    options: 'affine, NHWC',
+    shape: [2, 6, 6, 4],
+    params: 4,
+    make: (device) => new InstanceNorm(device, { numFeatures: 4, affine: true, layout: 'NHWC', eps: FAMILY_EPS, label: 'demo InstanceNorm' }),
+    reference: (x, dy, gamma, beta) => ({
+      y: referenceInstanceNorm(x, [2, 6, 6, 4], { layout: 'NHWC', gamma, beta, eps: FAMILY_EPS }).y,
+      ...referenceInstanceNormBackward(x, dy, [2, 6, 6, 4], { layout: 'NHWC', gamma, eps: FAMILY_EPS }),
+    }),
+  },
+];
+
+async function runFamilyCase(device: GPUDevice, c: FamilyCase): Promise<FamilyCaseResult> {
+  const n = c.shape.reduce((a, b) => a * b, 1);
+  const gamma = Array.from({ length: c.params }, (_, i) => 1 + 0.05 * i);
+  const beta = Array.from({ length: c.params }, (_, i) => 0.02 * i - 0.1);
+  const layer = c.make(device);
+  try {
+    if (layer instanceof RMSNorm) layer.setState({ gamma });
+    else layer.setState({ gamma, beta });
+    const x = normalSamples(n, 17, 3, 2);
+    const dy = normalSamples(n, 18, 0, 1);
+    const t0 = performance.now();
+    const y = await layer.forward(x, c.shape, { training: true });
+    const { dx, dgamma, dbeta } = await layer.backward(dy);
+    const ms = performance.now() - t0;
+    const ref = c.reference(x, dy, gamma, beta);
+    const missing = (what: string) => {
+      throw new Error(`${c.layer}.backward returned no ${what}`);
+    };
+    const paramGradError = Math.max(
+      scaledError(dgamma ?? missing('dgamma'), ref.dgamma),
+      ref.dbeta ? scaledError(dbeta ?? missing('dbeta'), ref.dbeta) : 0,
+    );
+    return { layer: c.layer, options: c.options, shape: c.shape, yError: scaledError(y, ref.y), dxError: scaledError(dx, ref.dx), paramGradError, ms };
+  } finally {
+    layer.destroy();
+  }
+}
+
+function showFamilyRow(r: FamilyCaseResult): void {
+  const row = familyTable.tBodies[0].insertRow();
+  const cell = (text: string, ok?: boolean) => {
+    const td = row.insertCell();
+    td.textContent = text;
+    if (ok !== undefined) td.className = ok ? 'ok' : 'fail';
+  };
+  cell(r.layer);
+  cell(r.options);
+  cell(`[${r.shape.join(', ')}]`);
+  for (const e of [r.yError, r.dxError, r.paramGradError]) cell(e.toExponential(2), e <= TOLERANCE);
+  cell(r.ms.toFixed(1));
+  familyTable.hidden = false;
+}
+
 function showRow(r: CaseResult): void {
   const row = table.tBodies[0].insertRow();
   const cell = (text: string, ok?: boolean) => {
@@ -118,7 +255,7 @@ async function main(): Promise<DemoResult> {
     if (!(e instanceof NoWebGpu)) throw e;
     status.innerHTML = e.html;
     status.className = 'fail-box';
-    return { ok: false, adapter: 'none', cases: [], error: e.message };
+    return { ok: false, adapter: 'none', cases: [], family: [], error: e.message };
   }
   const info = device.adapterInfo;
   const adapter = [info?.vendor, info?.architecture, info?.description].filter(Boolean).join(' ') || 'unknown adapter';
@@ -129,11 +266,19 @@ async function main(): Promise<DemoResult> {
     cases.push(r);
     showRow(r);
   }
-  const ok = cases.every((r) => Math.max(r.yError, r.dxError, r.inferenceError) <= TOLERANCE);
+  const family: FamilyCaseResult[] = [];
+  for (const c of FAMILY_CASES) {
+    const r = await runFamilyCase(device, c);
+    family.push(r);
+    showFamilyRow(r);
+  }
+  const ok =
+    cases.every((r) => Math.max(r.yError, r.dxError, r.inferenceError) <= TOLERANCE) &&
+    family.every((r) => Math.max(r.yError, r.dxError, r.paramGradError) <= TOLERANCE);
   status.innerHTML = ok
-    ? `<span class="ok">All layouts match the float64 reference within ${TOLERANCE}</span> on ${adapter}.`
+    ? `<span class="ok">All layouts match the float64 reference within ${TOLERANCE}, and so do LayerNorm, RMSNorm, GroupNorm and InstanceNorm</span> on ${adapter}.`
     : `<span class="fail">Some results differ from the reference by more than ${TOLERANCE}</span> on ${adapter}.`;
-  return { ok, adapter, cases };
+  return { ok, adapter, cases, family };
 }
 
 function escape(text: string): string {
@@ -143,6 +288,6 @@ function escape(text: string): string {
 main()
   .catch((e: Error): DemoResult => {
     status.innerHTML = `<span class="fail">Error:</span> ${escape(e.message)}`;
-    return { ok: false, adapter: 'unknown', cases: [], error: e.message };
+    return { ok: false, adapter: 'unknown', cases: [], family: [], error: e.message };
   })
   .then((result) => (window.demoResult = result));

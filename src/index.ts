@@ -32,10 +32,48 @@ export {
 } from './functions/functions.js';
 export type { BatchNormBuffers, BatchNormFunctionOptions, FeatureScalingFunctionOptions } from './functions/functions.js';
 export type { TensorBuffer } from './runtime/gpu.js';
-export { pytorchOptions, kerasOptions, onnxOptions } from './interop/presets.js';
-export type { PyTorchBatchNormArgs, KerasBatchNormArgs, OnnxBatchNormArgs } from './interop/presets.js';
-export { fromPyTorchState, toPyTorchState, fromKerasWeights, toKerasWeights, fromOnnxInputs, toOnnxInputs } from './interop/state-io.js';
-export type { TensorInput, OnnxBatchNormInputs } from './interop/state-io.js';
+export {
+  pytorchOptions,
+  kerasOptions,
+  onnxOptions,
+  onnxLayerNormOptions,
+  onnxRMSNormOptions,
+  onnxGroupNormOptions,
+  onnxInstanceNormOptions,
+  groupNormScaleFromOpset18,
+} from './interop/presets.js';
+export type {
+  PyTorchBatchNormArgs,
+  KerasBatchNormArgs,
+  OnnxBatchNormArgs,
+  OnnxLayerNormAttributes,
+  OnnxRMSNormAttributes,
+  OnnxGroupNormAttributes,
+  OnnxInstanceNormAttributes,
+} from './interop/presets.js';
+export {
+  fromPyTorchState,
+  toPyTorchState,
+  fromKerasWeights,
+  toKerasWeights,
+  fromOnnxInputs,
+  toOnnxInputs,
+  fromOnnxNormInputs,
+  toOnnxNormInputs,
+} from './interop/state-io.js';
+export type {
+  TensorInput,
+  OnnxBatchNormInputs,
+  NormKind,
+  NormFamilyKind,
+  NormStateEntries,
+  PyTorchStateOptions,
+  ToPyTorchStateOptions,
+  PyTorchModuleFlags,
+  PyTorchStateSource,
+  OnnxNormOp,
+  OnnxNormInputs,
+} from './interop/state-io.js';
 export { parseNpy, toNpy } from './interop/npy.js';
 export type { NpyArray } from './interop/npy.js';
 export { foldBatchNorm } from './interop/folding.js';

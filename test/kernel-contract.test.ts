@@ -12,6 +12,7 @@ import {
   BN_PARTIAL_BYTES,
   COEF_PLANES,
   NORM_AFFINE_WIDTH,
+  NORM_MAX_COLUMNS,
   NORM_PARTIAL_BYTES,
   NORM_SAVED_BYTES_PER_GROUP,
   NORM_WORKGROUP_SIZE,
@@ -81,8 +82,8 @@ describe('struct layouts', () => {
     });
   }
 
-  it('sizes: Params is 48 bytes (a multiple of 16 for a uniform), ChannelCoef and ScaleState 32, NormParams 112', () => {
-    expect([structBytes('Params'), structBytes('ChannelCoef'), structBytes('ScaleState'), structBytes('ScalingOptions'), structBytes('NormParams')]).toEqual([48, 32, 32, 16, 112]);
+  it('sizes: Params is 48 bytes (a multiple of 16 for a uniform), ChannelCoef and ScaleState 32, NormParams 128', () => {
+    expect([structBytes('Params'), structBytes('ChannelCoef'), structBytes('ScaleState'), structBytes('ScalingOptions'), structBytes('NormParams')]).toEqual([48, 32, 32, 16, 128]);
   });
 });
 
@@ -130,6 +131,7 @@ describe('shared constants', () => {
   it("the family's constants and buffer sizes are the WGSL's", () => {
     expect(sources.norm_forward[0]).toMatch(new RegExp(`const\\s+NWG\\s*:\\s*u32\\s*=\\s*${NORM_WORKGROUP_SIZE}u\\s*;`));
     expect(sources.norm_backward[0]).toMatch(new RegExp(`const\\s+AFFINE_WIDTH\\s*:\\s*u32\\s*=\\s*${NORM_AFFINE_WIDTH}u\\s*;`));
+    expect(sources.norm_backward[0]).toMatch(new RegExp(`const\\s+MAX_COLUMNS\\s*:\\s*u32\\s*=\\s*${NORM_MAX_COLUMNS}u\\s*;`));
     // saved: one vec4f per group; partials: one vec2f per (block, γ entry).
     expect(NORM_SAVED_BYTES_PER_GROUP).toBe(16);
     expect(NORM_PARTIAL_BYTES).toBe(8);

@@ -28,8 +28,8 @@ import { normPlan, recordNormBackward, recordNormForward, type NormGeometry } fr
 import type { DType } from '../ops/plan.js';
 import { checkSeparateOutput, type TensorBuffer } from '../runtime/gpu.js';
 import { acquireScratch, acquireSink } from '../runtime/scratch.js';
-import { checkKnownKeys, checkTensorBuffer, describe } from '../runtime/validate.js';
-import { channelAxis, type Layout } from '../tensor/layout.js';
+import { checkKnownKeys, checkTensorBuffer } from '../runtime/validate.js';
+import { channelView, checkLayout, type Layout } from '../tensor/layout.js';
 import { functionsState } from './functions.js';
 
 export { NORM_SAVED_BYTES_PER_GROUP };
@@ -104,14 +104,33 @@ const KIND_KEYS: Record<Kind, string[]> = {
   InstanceNorm: ['layout', 'beta', 'runningMean', 'runningVar', 'momentum', 'nonFiniteBatches', 'training'],
 };
 
-/** The layer options a function call stands for; the channel count comes from the shape. */
+/**
+ * The layer options a function call stands for; the channel count comes from the shape. The
+ * layers' option checks name `options.*`; here the same values are arguments, so their messages
+ * say `args.*`.
+ */
 function resolve(kind: Kind, a: Record<string, unknown>): ResolvedNormOptions {
+  try {
+    return resolveFunctionOptions(kind, a);
+  } catch (error) {
+    if (error instanceof Error) error.message = error.message.replaceAll('options.', 'args.');
+    throw error;
+  }
+}
+
+function resolveFunctionOptions(kind: Kind, a: Record<string, unknown>): ResolvedNormOptions {
   const common = { eps: a.eps, activation: a.activation, dtype: a.dtype } as Record<string, unknown>;
   for (const k of Object.keys(common)) if (common[k] === undefined) delete common[k];
   const channels = (layout: unknown) => {
     const shape = a.shape as readonly number[];
-    if (!Array.isArray(shape)) throw new TypeError(`args.shape must be an array of positive integers; got ${describe(shape)}`);
-    return shape[channelAxis((layout ?? 'NCHW') as Layout)];
+    checkLayout(layout ?? 'NCHW', 'args.layout');
+    const C = channelView((layout ?? 'NCHW') as Layout, shape, 'args.shape').channels;
+    if (kind === 'GroupNorm' && Number.isSafeInteger(a.numGroups) && Number.isSafeInteger(C) && C % (a.numGroups as number) !== 0) {
+      throw new RangeError(
+        `args.numGroups (${a.numGroups as number}) must divide the ${C} channels of args.shape [${shape.join(', ')}] (layout '${(layout ?? 'NCHW') as string}'); got a remainder of ${C % (a.numGroups as number)}`,
+      );
+    }
+    return C;
   };
   let o: ResolvedNormOptions;
   if (kind === 'LayerNorm') o = resolveLayerNormOptions({ ...common, normalizedShape: a.normalizedShape as number[] });
@@ -191,8 +210,7 @@ function encodeBackward(kind: Kind, device: GPUDevice, encoder: GPUCommandEncode
   if (args.dgamma !== undefined && args.dbeta !== undefined) checkSeparateOutput(['args.dbeta', args.dbeta], { 'args.dgamma': args.dgamma });
   state.guard.recordChecked('encodeBackward', () => {
     const plan = normPlan(device, geometry, o, { useRunning: o.trackRunningStats && !training, updateRunning: false }, state.holder);
-    const affine = args.dgamma !== undefined || args.dbeta !== undefined;
-    const scratch = affine ? { partials: acquireScratch(device, plan.partialBytes, state.holder), sink: acquireSink(device, state.holder) } : null;
+    const scratch = { partials: acquireScratch(device, plan.partialBytes, state.holder), sink: acquireSink(device, state.holder) };
     const pass = encoder.beginComputePass({ label: `webgpu-batchnorm ${kind} backward` });
     recordNormBackward(
       device,

@@ -14,16 +14,18 @@
  * | training or inference | `module.train()` / `eval()` | `training` call argument | `training_mode` attribute | `training` of each call |
  */
 import type { BatchNormOptions } from '../layers/batchnorm.js';
+import type { GroupNormOptions, InstanceNormOptions, LayerNormOptions, RMSNormOptions } from '../layers/normalization.js';
 import { BATCHNORM_OPTIONS, markConvertedMomentum } from '../layers/batchnorm-args.js';
+import { NORM_OPTION_KEYS } from '../layers/normalization-args.js';
 import { checkKnownKeys, describe, type KnownKeys } from '../runtime/validate.js';
 import { layoutFor, type Layout } from '../tensor/layout.js';
 
 /** Throws a TypeError unless `args` is an object whose every key the preset knows. */
-function checkArgs(args: object, keys: KnownKeys): void {
+function checkArgs(args: object, keys: KnownKeys, argName = 'args'): void {
   if (args === null || typeof args !== 'object' || Array.isArray(args)) {
-    throw new TypeError(`args must be an object; got ${describe(args)}`);
+    throw new TypeError(`${argName} must be an object; got ${describe(args)}`);
   }
-  checkKnownKeys('args', args, keys);
+  checkKnownKeys(argName, args, keys);
 }
 
 /** PyTorch's `nn.BatchNorm1d/2d/3d(num_features, eps, momentum, affine, track_running_stats)`. */
@@ -191,4 +193,269 @@ export function onnxOptions(args: OnnxBatchNormArgs): BatchNormOptions {
     throw new RangeError(`args.epsilon must be a finite number > 0; got ${describe(epsilon)}`);
   }
   return markConvertedMomentum({ numFeatures, layout, eps: epsilon, momentum: 1 - momentum, affine: true, trackRunningStats: true, runningVariance: 'biased' });
+}
+
+/*
+ * The rest of the normalization family in ONNX's terms. Each preset takes the operator's
+ * attributes under their ONNX names and what the layer needs from the input X, and returns the
+ * options of the layer that computes the same function (in float32: `stash_type` 1).
+ *
+ * | ONNX operator | attributes (defaults) | inputs besides X | layer |
+ * | --- | --- | --- | --- |
+ * | `LayerNormalization` (opset 17) | `axis=-1`, `epsilon=1e-5`, `stash_type=1` | `Scale`, `B` (optional) | `LayerNorm`, normalizedShape = X.shape[axis:] |
+ * | `RMSNormalization` (opset 23) | `axis=-1`, `epsilon=1e-5`, `stash_type=1` | `scale` | `RMSNorm`, normalizedShape = X.shape[axis:] |
+ * | `GroupNormalization` (opset 21; 18) | `num_groups` (required), `epsilon=1e-5`, `stash_type=1` (21) | `scale`, `bias`: per channel (21), per group (18) | `GroupNorm`, channels first |
+ * | `InstanceNormalization` | `epsilon=1e-5` | `scale`, `B` | `InstanceNorm`, affine, no running statistics, channels first |
+ *
+ * The inputs load with `fromOnnxNormInputs`; opset 18's per-group scale and bias become
+ * per-channel arrays with `groupNormScaleFromOpset18`.
+ */
+
+/** TensorProto data types a `stash_type` may name, for messages. */
+const TENSOR_TYPES: Readonly<Record<number, string>> = { 1: 'FLOAT', 10: 'FLOAT16', 11: 'DOUBLE', 16: 'BFLOAT16' };
+
+/** ONNX's `stash_type`: only 1 (float32 statistics), the precision the kernels compute in. */
+function checkStashType(op: string, stashType: unknown): void {
+  if (stashType === 1) return;
+  const name = typeof stashType === 'number' && TENSOR_TYPES[stashType] ? ` (${TENSOR_TYPES[stashType]})` : '';
+  throw new RangeError(
+    `attributes.stash_type must be 1 (FLOAT): ${op}'s statistics are computed in float32 here, the only precision the kernels have; got ${describe(stashType)}${name}`,
+  );
+}
+
+function checkEpsilon(epsilon: unknown): asserts epsilon is number {
+  if (typeof epsilon !== 'number' || !(epsilon > 0) || !Number.isFinite(epsilon)) {
+    throw new RangeError(`attributes.epsilon must be a finite number > 0; got ${describe(epsilon)}`);
+  }
+}
+
+/** A positive integer count (`numChannels`, `numFeatures`), named `argName` in the message. */
+function checkCount(argName: string, value: unknown): asserts value is number {
+  if (typeof value !== 'number' || !Number.isSafeInteger(value) || value < 1) {
+    throw new RangeError(`${argName} must be a positive integer; got ${describe(value)}`);
+  }
+}
+
+/** ONNX's channels-first layout of an X of this rank: 'NC', 'NCL', 'NCHW' or 'NCDHW'. */
+function channelsFirst(rank: unknown): Layout {
+  const layout = typeof rank === 'number' && Number.isInteger(rank) ? layoutFor(rank, 1) : undefined;
+  if (!layout) {
+    throw new RangeError(`rank must be 2, 3, 4 or 5 (X is (N, C, D1, …, Dn), channels first: 'NC', 'NCL', 'NCHW', 'NCDHW'); got ${describe(rank)}`);
+  }
+  return layout;
+}
+
+/**
+ * The keys an ONNX family preset's `attributes` may have, with advice for the layer's own options
+ * (NORM_OPTION_KEYS: add them to the result), the operator's inputs (state, not attributes) and
+ * names of other frameworks; `hints` override the default advice.
+ */
+function onnxAttributeKeys(preset: string, op: string, layer: keyof typeof NORM_OPTION_KEYS, names: readonly string[], hints: Readonly<Record<string, string>>): KnownKeys {
+  const options = Object.fromEntries(
+    NORM_OPTION_KEYS[layer].map((name) => [name, `an option of ${layer}, not an attribute of the operator: add it to the result, { ...${preset}(…), ${name} }`]),
+  );
+  return { names, what: `an attribute of ONNX ${op} (${preset})`, hints: { ...options, eps: "ONNX's epsilon", ...hints } };
+}
+
+const NORM_INPUT_HINT = 'an input of the operator, not an attribute: fromOnnxNormInputs converts the inputs for setState';
+
+/** ONNX `LayerNormalization` attributes (opset 17). */
+export interface OnnxLayerNormAttributes {
+  /** The first normalized axis of X; negative counts from the end. Default -1 (the last axis). */
+  axis?: number;
+  /** Added to the variance before the square root. Default 1e-5. */
+  epsilon?: number;
+  /** Precision of the statistics, a TensorProto data type: only 1 (FLOAT) is supported. Default 1. */
+  stash_type?: number;
+}
+
+const ONNX_LAYER_NORM_KEYS = onnxAttributeKeys(
+  'onnxLayerNormOptions',
+  'LayerNormalization',
+  'LayerNorm',
+  Object.keys({ axis: 0, epsilon: 0, stash_type: 0 } satisfies Record<keyof OnnxLayerNormAttributes, 0>),
+  {
+    normalizedShape: 'it comes from the input shape and axis: X.shape[axis:]',
+    Scale: NORM_INPUT_HINT,
+    B: NORM_INPUT_HINT,
+  },
+);
+
+/** normalizedShape = inputShape[axis:] for an ONNX `axis` in [-r, r) (r the rank of X). */
+function normalizedShapeFrom(inputShape: readonly number[], axis: unknown): number[] {
+  if (!Array.isArray(inputShape) || inputShape.length === 0) {
+    throw new TypeError(`inputShape must be the shape of X, an array of at least one dimension; got ${describe(inputShape)}`);
+  }
+  inputShape.forEach((d, i) => {
+    if (!Number.isSafeInteger(d) || d < 1) throw new TypeError(`inputShape[${i}] must be a positive integer; got ${describe(d)}`);
+  });
+  const r = inputShape.length;
+  if (typeof axis !== 'number' || !Number.isInteger(axis) || axis < -r || axis >= r) {
+    throw new RangeError(`attributes.axis must be an integer in [${-r}, ${r - 1}] for X of rank ${r} (shape [${inputShape.join(', ')}]); got ${describe(axis)}`);
+  }
+  return inputShape.slice(axis);
+}
+
+/**
+ * Options for a {@link LayerNorm} that computes ONNX's `LayerNormalization` (opset 17) with these
+ * attributes on an X of shape `inputShape`: the statistics over X.shape[axis:] of each leading
+ * index, y = (x − mean)/√(var + epsilon)·Scale + B. A node without its optional input B computes
+ * the same as a zero β; `{ ...onnxLayerNormOptions(…), bias: false }` leaves β out altogether.
+ * `stash_type` must be 1 (float32 statistics).
+ */
+export function onnxLayerNormOptions(attributes: OnnxLayerNormAttributes, inputShape: readonly number[]): LayerNormOptions {
+  checkArgs(attributes, ONNX_LAYER_NORM_KEYS, 'attributes');
+  const { axis = -1, epsilon = 1e-5, stash_type: stashType = 1 } = attributes;
+  checkStashType('LayerNormalization', stashType);
+  checkEpsilon(epsilon);
+  return { normalizedShape: normalizedShapeFrom(inputShape, axis), eps: epsilon, elementwiseAffine: true, bias: true };
+}
+
+/** ONNX `RMSNormalization` attributes (opset 23). */
+export interface OnnxRMSNormAttributes {
+  /** The first normalized axis of X; negative counts from the end. Default -1 (the last axis). */
+  axis?: number;
+  /** Added to mean(x²) before the square root. Default 1e-5 (the layer's own default is 2⁻²³). */
+  epsilon?: number;
+  /** Precision of the statistics, a TensorProto data type: only 1 (FLOAT) is supported. Default 1. */
+  stash_type?: number;
+}
+
+const ONNX_RMS_NORM_KEYS = onnxAttributeKeys(
+  'onnxRMSNormOptions',
+  'RMSNormalization',
+  'RMSNorm',
+  Object.keys({ axis: 0, epsilon: 0, stash_type: 0 } satisfies Record<keyof OnnxRMSNormAttributes, 0>),
+  {
+    normalizedShape: 'it comes from the input shape and axis: X.shape[axis:]',
+    scale: NORM_INPUT_HINT,
+  },
+);
+
+/**
+ * Options for an {@link RMSNorm} that computes ONNX's `RMSNormalization` (opset 23) with these
+ * attributes on an X of shape `inputShape`: y = x/√(mean(x²) + epsilon)·scale over X.shape[axis:].
+ * ONNX's epsilon defaults to 1e-5, which is what the result carries (RMSNorm's own default is 2⁻²³).
+ */
+export function onnxRMSNormOptions(attributes: OnnxRMSNormAttributes, inputShape: readonly number[]): RMSNormOptions {
+  checkArgs(attributes, ONNX_RMS_NORM_KEYS, 'attributes');
+  const { axis = -1, epsilon = 1e-5, stash_type: stashType = 1 } = attributes;
+  checkStashType('RMSNormalization', stashType);
+  checkEpsilon(epsilon);
+  return { normalizedShape: normalizedShapeFrom(inputShape, axis), eps: epsilon, elementwiseAffine: true };
+}
+
+/** ONNX `InstanceNormalization` attributes. */
+export interface OnnxInstanceNormAttributes {
+  /** Added to the variance before the square root. Default 1e-5. */
+  epsilon?: number;
+}
+
+const ONNX_INSTANCE_NORM_KEYS = onnxAttributeKeys(
+  'onnxInstanceNormOptions',
+  'InstanceNormalization',
+  'InstanceNorm',
+  Object.keys({ epsilon: 0 } satisfies Record<keyof OnnxInstanceNormAttributes, 0>),
+  {
+    affine: 'ONNX InstanceNormalization always has the inputs scale and B: the preset sets affine',
+    momentum: 'ONNX InstanceNormalization keeps no running statistics',
+    trackRunningStats: 'ONNX InstanceNormalization keeps no running statistics',
+    layout: 'the layout comes from rank, channels first',
+    numFeatures: 'the second argument: onnxInstanceNormOptions(attributes, numFeatures, rank)',
+    scale: NORM_INPUT_HINT,
+    B: NORM_INPUT_HINT,
+  },
+);
+
+/**
+ * Options for an {@link InstanceNorm} that computes ONNX's `InstanceNormalization` with this
+ * epsilon on an X of shape (N, C, D1, …) with C = `numFeatures` and rank `rank` (default 4):
+ * each (sample, channel) normalized by its own statistics, then scaled and shifted per channel by
+ * the inputs `scale` and `B` (so `affine: true`). ONNX keeps no running statistics
+ * (`trackRunningStats: false`), so inference normalizes with the instance's statistics too.
+ */
+export function onnxInstanceNormOptions(attributes: OnnxInstanceNormAttributes, numFeatures: number, rank = 4): InstanceNormOptions {
+  checkArgs(attributes, ONNX_INSTANCE_NORM_KEYS, 'attributes');
+  const { epsilon = 1e-5 } = attributes;
+  checkEpsilon(epsilon);
+  checkCount('numFeatures', numFeatures);
+  return { numFeatures, eps: epsilon, affine: true, trackRunningStats: false, layout: channelsFirst(rank) };
+}
+
+/** ONNX `GroupNormalization` attributes (opset 21; opset 18 has no stash_type). */
+export interface OnnxGroupNormAttributes {
+  /** The number of groups of channels; it must divide C. Required. */
+  num_groups: number;
+  /** Added to the variance before the square root. Default 1e-5. */
+  epsilon?: number;
+  /** Precision of the statistics (opset 21), a TensorProto data type: only 1 (FLOAT) is supported. Default 1. */
+  stash_type?: number;
+}
+
+const ONNX_GROUP_NORM_KEYS = onnxAttributeKeys(
+  'onnxGroupNormOptions',
+  'GroupNormalization',
+  'GroupNorm',
+  Object.keys({ num_groups: 0, epsilon: 0, stash_type: 0 } satisfies Record<keyof OnnxGroupNormAttributes, 0>),
+  {
+    numGroups: "ONNX's num_groups",
+    groups: "ONNX's num_groups",
+    affine: 'ONNX GroupNormalization always has the inputs scale and bias: the preset sets affine',
+    layout: 'the layout comes from rank, channels first',
+    numChannels: 'the second argument: onnxGroupNormOptions(attributes, numChannels, rank)',
+    scale: NORM_INPUT_HINT,
+    bias: NORM_INPUT_HINT,
+  },
+);
+
+/**
+ * Options for a {@link GroupNorm} that computes ONNX's `GroupNormalization` with these attributes
+ * on an X of shape (N, C, D1, …) with C = `numChannels` and rank `rank` (default 4): statistics
+ * per (sample, group of C/num_groups consecutive channels), then scale and bias per channel, as
+ * opset 21 defines them. Opset 18 gives scale and bias per group: convert them with
+ * {@link groupNormScaleFromOpset18}. `stash_type` must be 1 (float32 statistics).
+ */
+export function onnxGroupNormOptions(attributes: OnnxGroupNormAttributes, numChannels: number, rank = 4): GroupNormOptions {
+  checkArgs(attributes, ONNX_GROUP_NORM_KEYS, 'attributes');
+  const { num_groups: numGroups, epsilon = 1e-5, stash_type: stashType = 1 } = attributes;
+  checkStashType('GroupNormalization', stashType);
+  checkEpsilon(epsilon);
+  checkCount('numChannels', numChannels);
+  checkNumGroups(numGroups, numChannels, 'attributes.num_groups');
+  return { numGroups, numChannels, eps: epsilon, affine: true, layout: channelsFirst(rank) };
+}
+
+function checkNumGroups(numGroups: unknown, numChannels: number, argName: string): asserts numGroups is number {
+  if (typeof numGroups !== 'number' || !Number.isSafeInteger(numGroups) || numGroups < 1 || numChannels % numGroups !== 0) {
+    const divisors = Array.from({ length: numChannels }, (_, i) => i + 1).filter((d) => numChannels % d === 0);
+    throw new RangeError(`${argName} must divide the number of channels C = ${numChannels} (one of ${divisors.join(', ')}); got ${describe(numGroups)}`);
+  }
+}
+
+/**
+ * Opset 18 `GroupNormalization`'s per-group `scale` and `bias` (num_groups entries each) as the
+ * per-channel arrays of opset 21 and of {@link GroupNorm} (numChannels entries): channel c takes
+ * group ⌊c / (C / num_groups)⌋'s value, which computes the same function. The result feeds
+ * `fromOnnxNormInputs('GroupNormalization', …)`.
+ */
+export function groupNormScaleFromOpset18(
+  scale: ArrayLike<number>,
+  bias: ArrayLike<number>,
+  numGroups: number,
+  numChannels: number,
+): { scale: Float32Array; bias: Float32Array } {
+  checkCount('numChannels', numChannels);
+  checkNumGroups(numGroups, numChannels, 'numGroups');
+  const perGroup = numChannels / numGroups;
+  const expand = (name: string, values: ArrayLike<number>) => {
+    if (values === null || typeof values !== 'object' || typeof values.length !== 'number') {
+      throw new TypeError(`${name} must be an array of ${numGroups} numbers (one per group, opset 18); got ${describe(values)}`);
+    }
+    if (values.length !== numGroups) {
+      const hint = values.length === numChannels ? ': one per channel is already opset 21\'s form, use it as is' : '';
+      throw new RangeError(`${name} must have ${numGroups} elements (one per group, opset 18); got ${values.length}${hint}`);
+    }
+    return Float32Array.from({ length: numChannels }, (_, c) => values[Math.floor(c / perGroup)]);
+  };
+  return { scale: expand('scale', scale), bias: expand('bias', bias) };
 }

@@ -83,7 +83,11 @@ export const STRUCTS = {
     a_per_group: 'u32',
     a_blocks: 'u32',
     a_block_rows: 'u32',
+    lane_bits: 'u32',
     _pad0: 'u32',
+    _pad1: 'u32',
+    _pad2: 'u32',
+    _pad3: 'u32',
   },
   /** feature_scaling.wgsl: one chunk's partial statistics (two vec4f). */
   ScalePartial: { moments: 'vec4f', range: 'vec4f' },
@@ -182,3 +186,6 @@ export const NORM_WORKGROUP_SIZE = 256;
 
 /** γ entries per tile of norm_affine_partials_rows (AFFINE_WIDTH in norm_backward.wgsl). */
 export const NORM_AFFINE_WIDTH = 64;
+
+/** Columns of a row a thread of norm_backward_columns keeps dγ/dβ sums for (MAX_COLUMNS in norm_backward.wgsl). */
+export const NORM_MAX_COLUMNS = 32;

@@ -43,7 +43,11 @@ struct NormParams {
   a_per_group: u32,
   a_blocks: u32,
   a_block_rows: u32,
+  lane_bits: u32,       // log2 of the threads per group (a power of two <= NWG): NWG >> lane_bits groups per workgroup
   _pad0: u32,
+  _pad1: u32,
+  _pad2: u32,
+  _pad3: u32,
 }
 
 @group(0) @binding(0) var<uniform> params: NormParams;
@@ -59,6 +63,29 @@ const NWG: u32 = 256u;
 // Large dispatches are split over x and y (see common.wgsl); the linear workgroup index.
 fn norm_workgroup(wid: vec3u, nwg: vec3u) -> u32 {
   return wid.x + wid.y * nwg.x;
+}
+
+// The rows kernels (norm_forward, norm_backward) give each statistics group 2^lane_bits threads
+// (its lanes), so that a workgroup holds NWG >> lane_bits short groups (a LayerNorm over 64
+// features) or one long one. A thread's group, its lane, and its first thread in the workgroup.
+// (The tree loops take their bound from params directly: uniformity analysis would not see
+// through the struct.)
+struct Lanes {
+  group: u32,     // r = n * G + g (>= params.rows: the dispatch's overshoot, no group)
+  lane: u32,
+  first: u32,     // the group's first thread in the workgroup
+  in_range: bool,
+  start: u32,     // buffer index of the group's first element
+  n: u32,         // sample
+  g: u32,         // group within the sample
+}
+
+fn lanes_of(wid: vec3u, nwg: vec3u, lid: u32) -> Lanes {
+  let lane = lid & ((1u << params.lane_bits) - 1u);
+  let r = norm_workgroup(wid, nwg) * (NWG >> params.lane_bits) + (lid >> params.lane_bits);
+  let n = r / params.groups;
+  let g = r - n * params.groups;
+  return Lanes(r, lane, lid - lane, r < params.rows, n * params.sample_stride + g * params.group_stride, n, g);
 }
 
 // The activation after the affine transform; NaN stays NaN (max(NaN, 0) may be 0 on some GPUs).
@@ -78,14 +105,8 @@ fn activation_grad(dy: f32, z: f32) -> f32 {
   return dy;
 }
 
-// The group this workgroup reduces, and the buffer index of its first element.
-fn group_start(r: u32) -> u32 {
-  let n = r / params.groups;
-  return n * params.sample_stride + (r - n * params.groups) * params.group_stride;
-}
-
-// A thread's position in its group: segment and offset within it. Threads walk a group NWG
-// elements apart without an integer division per element (step_seg, step_elem).
+// A thread's position in its group: segment and offset within it. A group's lanes walk it
+// 2^lane_bits elements apart without an integer division per element (step_seg, step_elem).
 struct Walk {
   seg: u32,
   elem: u32,

@@ -1,6 +1,6 @@
 // Forward pass of the normalization family.
 //
-// norm_forward: one workgroup per statistics group. Its threads reduce the group's elements --
+// norm_forward: 2^lane_bits threads per statistics group (Lanes). They reduce the group's elements --
 // shifted data in Welford summaries merged by Chan's formula (RMSNorm: a compensated sum of
 // squares) -- merge the summaries in a tree, write the group's coefficients to `saved`, and
 // normalize the same elements (just read, so mostly still in cache) in one dispatch.
@@ -12,8 +12,14 @@
 @group(0) @binding(9) var<storage, read> running_var: array<f32>;
 
 var<workgroup> tree: array<vec3f, NWG>;
-var<workgroup> non_finite: atomic<u32>;
-var<workgroup> shared_coef: vec4f;
+// Each group's coefficients, at its first thread.
+var<workgroup> coefs: array<vec4f, NWG>;
+// The first CACHE_STEPS values of each thread's walk, kept on chip between the reduction and the
+// normalization (thread lid's step j at lid + j * NWG: its own slots, so no barrier), so that a
+// group that fits is read from memory once. CACHE_STEPS is set from the device's workgroup
+// storage limit (ops/normalization.ts).
+override CACHE_STEPS: u32 = 1u;
+var<workgroup> cache_x: array<f32, NWG * CACHE_STEPS>;
 
 // Neumaier's compensated sums (sum, compensation, count), of squares for RMSNorm: mean(x²)
 // keeps float32 precision over a long row, and the tree merges them pairwise.
@@ -34,7 +40,8 @@ fn combine(a: vec3f, b: vec3f) -> vec3f {
 
 // The group's coefficients from its merged summary (see GroupCoef); NaN when it held NaN or ±Inf,
 // so that exactly its outputs are NaN.
-fn group_coef(shift: f32, s: vec3f, bad: bool) -> vec4f {
+fn group_coef(shift: f32, s: vec3f) -> vec4f {
+  let bad = !is_finite(s.x) || !is_finite(s.y);
   let n = f32(params.count);
   var mean = s.x;
   var variance = s.y / n;
@@ -53,48 +60,58 @@ fn group_coef(shift: f32, s: vec3f, bad: bool) -> vec4f {
 fn norm_forward(@builtin(workgroup_id) wid: vec3u,
                 @builtin(num_workgroups) nwg: vec3u,
                 @builtin(local_invocation_index) lid: u32) {
-  let r = norm_workgroup(wid, nwg);
-  if (r >= params.rows) { return; }
-  let start = group_start(r);
-  let g = r % params.groups;
+  let t = lanes_of(wid, nwg, lid);
   if (params.use_running == 1u) {
-    // InstanceNorm inference with running statistics: group g is channel g.
-    if (lid == 0u) {
-      let variance = running_var[g];
-      shared_coef = vec4f(0.0, running_mean[g], 1.0 / sqrt(variance + params.eps), variance);
-      saved[r] = shared_coef;
+    // InstanceNorm inference with running statistics: group t.g is channel t.g.
+    if (t.in_range && t.lane == 0u) {
+      let variance = running_var[t.g];
+      coefs[t.first] = vec4f(0.0, running_mean[t.g], 1.0 / sqrt(variance + params.eps), variance);
+      saved[t.group] = coefs[t.first];
     }
   } else {
-    if (lid == 0u) { atomicStore(&non_finite, 0u); }
-    let shift = select(load_x(start), 0.0, RMS == 1u);
+    var shift = 0.0;
     var acc = vec3f(0.0);
     var finite = true;
-    for (var w = walk_start(lid); w.seg < params.segs; w = walk_next(w)) {
-      let v = load_x(walk_element(start, w));
-      finite = finite && is_finite(v);
-      if (RMS == 1u) {
-        acc = add_compensated(acc, v * v);
-      } else {
-        acc = welford(acc, v - shift);
+    if (t.in_range) {
+      if (RMS == 0u) { shift = load_x(t.start); }
+      var j = 0u;
+      for (var w = walk_start(t.lane); w.seg < params.segs; w = walk_next(w)) {
+        let v = load_x(walk_element(t.start, w));
+        if (j < CACHE_STEPS) { cache_x[lid + j * NWG] = v; }
+        j++;
+        finite = finite && is_finite(v);
+        if (RMS == 1u) {
+          acc = add_compensated(acc, v * v);
+        } else {
+          acc = welford(acc, v - shift);
+        }
       }
     }
+    // A NaN summary marks a group with NaN or ±Inf: every merge carries it to the root.
+    if (!finite) { acc.x = nan(); }
     tree[lid] = acc;
     workgroupBarrier();
-    if (!finite) { atomicOr(&non_finite, 1u); }
-    for (var stride = NWG / 2u; stride > 0u; stride >>= 1u) {
-      if (lid < stride) { tree[lid] = combine(tree[lid], tree[lid + stride]); }
+    for (var stride = (1u << params.lane_bits) / 2u; stride > 0u; stride >>= 1u) {
+      if (t.lane < stride) { tree[lid] = combine(tree[lid], tree[lid + stride]); }
       workgroupBarrier();
     }
-    if (lid == 0u) {
-      shared_coef = group_coef(shift, tree[0], atomicLoad(&non_finite) != 0u);
-      saved[r] = shared_coef;
+    if (t.in_range && t.lane == 0u) {
+      coefs[t.first] = group_coef(shift, tree[lid]);
+      saved[t.group] = coefs[t.first];
     }
   }
   workgroupBarrier();
-  let k = to_coef(shared_coef);
-  for (var w = walk_start(lid); w.seg < params.segs; w = walk_next(w)) {
-    let e = walk_element(start, w);
-    let p = walk_param(g, w);
-    store_y(e, activate(normalized(k, load_x(e)) * gamma_at(p) + beta_at(p)));
+  if (!t.in_range) { return; }
+  let k = to_coef(coefs[t.first]);
+  // With running statistics nothing was cached.
+  let cached = select(CACHE_STEPS, 0u, params.use_running == 1u);
+  var j = 0u;
+  for (var w = walk_start(t.lane); w.seg < params.segs; w = walk_next(w)) {
+    let e = walk_element(t.start, w);
+    let p = walk_param(t.g, w);
+    var v: f32;
+    if (j < cached) { v = cache_x[lid + j * NWG]; } else { v = load_x(e); }
+    j++;
+    store_y(e, activate(normalized(k, v) * gamma_at(p) + beta_at(p)));
   }
 }

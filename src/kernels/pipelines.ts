@@ -31,7 +31,8 @@ export const KERNELS = {
   norm_update_running: 'norm_running',
   norm_backward: 'norm_backward',
   norm_affine_partials_rows: 'norm_backward',
-  norm_affine_partials_planes: 'norm_backward',
+  norm_backward_planes: 'norm_backward',
+  norm_backward_columns: 'norm_backward',
   norm_affine_finalize: 'norm_backward',
 } as const satisfies Record<string, ShaderName>;
 
@@ -53,15 +54,20 @@ const ACTIVATION_KERNELS: ReadonlySet<KernelName> = new Set([
   'norm_forward',
   'norm_backward',
   'norm_affine_partials_rows',
-  'norm_affine_partials_planes',
+  'norm_backward_planes',
+  'norm_backward_columns',
 ]);
+
+/** The family's kernels that keep values on chip, CACHE_STEPS per thread (norm_forward.wgsl). */
+const CACHE_KERNELS: ReadonlySet<KernelName> = new Set(['norm_forward', 'norm_backward', 'norm_backward_planes', 'norm_backward_columns']);
 
 /** The family's kernels whose code reads RMS (norm_common.wgsl). */
 const RMS_KERNELS: ReadonlySet<KernelName> = new Set([
   'norm_forward',
   'norm_backward',
   'norm_affine_partials_rows',
-  'norm_affine_partials_planes',
+  'norm_backward_planes',
+  'norm_backward_columns',
 ]);
 
 /**
@@ -74,6 +80,7 @@ export function getPipeline(
   storage: TensorStorage,
   activation: FusedActivation = 'none',
   rms = false,
+  cacheSteps = 0,
 ): GPUComputePipeline {
   const shader = KERNELS[kernel];
   const constants: Record<string, number> = {};
@@ -85,6 +92,10 @@ export function getPipeline(
   if (rms && RMS_KERNELS.has(kernel)) {
     constants.RMS = 1;
     variant.push('rms');
+  }
+  if (cacheSteps > 0 && CACHE_KERNELS.has(kernel)) {
+    constants.CACHE_STEPS = cacheSteps;
+    variant.push(`cache ${cacheSteps}`);
   }
   return cachedPipeline(
     device,
@@ -104,7 +115,7 @@ export function dispatchKernel<K extends KernelName>(
   device: GPUDevice,
   pass: GPUComputePassEncoder,
   kernel: K,
-  target: { storage: TensorStorage; activation?: FusedActivation; rms?: boolean },
+  target: { storage: TensorStorage; activation?: FusedActivation; rms?: boolean; cacheSteps?: number },
   workgroups: number,
   buffers: KernelBuffers<K>,
 ): void {
@@ -113,7 +124,7 @@ export function dispatchKernel<K extends KernelName>(
   for (const [name, buffer] of Object.entries(buffers) as [string, TensorBuffer | undefined][]) {
     if (buffer !== undefined) bound[numbers[name]] = buffer;
   }
-  dispatchPipeline(device, pass, getPipeline(device, kernel, target.storage, target.activation, target.rms), workgroups, bound);
+  dispatchPipeline(device, pass, getPipeline(device, kernel, target.storage, target.activation, target.rms, target.cacheSteps), workgroups, bound);
 }
 
 /**

@@ -276,10 +276,16 @@ export function normGeometryOf(device: GPUDevice, o: ResolvedNormOptions, shape:
   return geometry;
 }
 
-/** PyTorch refuses to train InstanceNorm on one value per instance (its variance is 0: every output 0). */
+/**
+ * PyTorch refuses InstanceNorm with batch statistics (training, or inference without running
+ * statistics) on one value per instance: its variance is 0 and every output would be β.
+ */
 export function checkInstanceTrainable(o: ResolvedNormOptions, geometry: NormGeometry, shape: readonly number[], training: boolean): void {
-  if (o.kind === 'instance' && training && groupCount(geometry) < 2) {
-    throw new RangeError(`expected more than 1 spatial element per instance when training InstanceNorm; got shape [${shape.join(', ')}]`);
+  const batchStats = training || !o.trackRunningStats;
+  if (o.kind === 'instance' && batchStats && groupCount(geometry) < 2) {
+    throw new RangeError(
+      `expected more than 1 spatial element per instance when InstanceNorm normalizes with instance statistics (training, or trackRunningStats false); got shape [${shape.join(', ')}]`,
+    );
   }
 }
 

@@ -86,10 +86,10 @@ export interface GroupStats {
 }
 
 const STATE_HINTS: Readonly<Record<string, string>> = {
-  weight: "PyTorch's weight is gamma here; fromPyTorchState converts a whole state_dict",
-  bias: "PyTorch's bias is beta here; fromPyTorchState converts a whole state_dict",
-  running_mean: "PyTorch's running_mean is runningMean here; fromPyTorchState converts a whole state_dict",
-  running_var: "PyTorch's running_var is runningVar here; fromPyTorchState converts a whole state_dict",
+  weight: "PyTorch's weight is gamma here; fromPyTorchState(stateDict, { kind }) converts a whole state_dict",
+  bias: "PyTorch's bias is beta here; fromPyTorchState(stateDict, { kind }) converts a whole state_dict",
+  running_mean: "PyTorch's running_mean is runningMean here; fromPyTorchState(stateDict, { kind }) converts a whole state_dict",
+  running_var: "PyTorch's running_var is runningVar here; fromPyTorchState(stateDict, { kind }) converts a whole state_dict",
   scale: "ONNX's scale is gamma here",
   B: "ONNX's B is beta here",
 };
@@ -147,6 +147,13 @@ class NormLayer {
     this.runningVar = o.trackRunningStats ? make('runningVar', 'running var', new Float32Array(P).fill(1)) : null;
   }
 
+  /** What sets the size of γ, β and the running statistics, for messages. */
+  private get sizeName(): string {
+    const o = this.o;
+    if (o.kind === 'layer' || o.kind === 'rms') return `the product of normalizedShape [${o.normalizedShape.join(', ')}]`;
+    return o.kind === 'group' ? 'numChannels' : 'numFeatures';
+  }
+
   private mode(training: boolean): NormMode {
     const running = this.o.trackRunningStats;
     return { useRunning: running && !training, updateRunning: running && training };
@@ -197,8 +204,7 @@ class NormLayer {
     const geometry = checkNormBackwardTensors(this.device, this.o, args, last);
     this.core.guard.recordChecked('encodeBackward', () => {
       const plan = this.plan(geometry, { useRunning: last!.mode.useRunning, updateRunning: false });
-      const affine = this.o.hasGamma || this.o.hasBeta;
-      const scratch = affine ? { partials: acquireScratch(this.device, plan.partialBytes, this.core), sink: acquireSink(this.device, this.core) } : null;
+      const scratch = { partials: acquireScratch(this.device, plan.partialBytes, this.core), sink: acquireSink(this.device, this.core) };
       const pass = encoder.beginComputePass({ label: `${this.o.label} backward` });
       recordNormBackward(this.device, pass, plan, {
         x: args.x,
@@ -286,7 +292,7 @@ class NormLayer {
     for (const key of names) {
       const value = (state as Record<string, ArrayLike<number> | undefined>)[key];
       if (value === undefined) continue;
-      checkStateArray(`state.${key}`, value, this.o.paramSize);
+      checkStateArray(`state.${key}`, value, this.o.paramSize, this.sizeName);
       const fixed = (key === 'gamma' && !this.o.hasGamma) || (key === 'beta' && !this.o.hasBeta);
       if (fixed) {
         const fixedValue = key === 'gamma' ? 1 : 0;

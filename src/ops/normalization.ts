@@ -8,7 +8,7 @@
  * InstanceNorm's training with running statistics norm_update_running. Backward: norm_backward
  * (dx), then where γ or β is learnable norm_affine_partials_* and norm_affine_finalize.
  */
-import { NORM_AFFINE_WIDTH, NORM_PARTIAL_BYTES, NORM_WORKGROUP_SIZE, packStruct, type FusedActivation } from '../kernels/contract.js';
+import { NORM_AFFINE_WIDTH, NORM_MAX_COLUMNS, NORM_PARTIAL_BYTES, NORM_WORKGROUP_SIZE, packStruct, type FusedActivation } from '../kernels/contract.js';
 import { dispatchKernel } from '../kernels/pipelines.js';
 import { normStorage, type TensorStorage } from '../kernels/shaders.js';
 import type { TensorBuffer } from '../runtime/gpu.js';
@@ -121,10 +121,20 @@ export interface NormPlan {
   readonly rms: boolean;
   readonly params: GPUBuffer;
   readonly mode: NormMode;
-  /** Statistics groups: workgroups of norm_forward and norm_backward. */
-  readonly rows: number;
-  /** Workgroups of the γ/β partial sums, the kernel, and the scratch bytes of their partials. */
-  readonly affineKernel: 'norm_affine_partials_rows' | 'norm_affine_partials_planes';
+  /** Values each thread of norm_forward, and (x, dy) pairs of norm_backward, keeps on chip (CACHE_STEPS). */
+  readonly forwardCache: number;
+  readonly backwardCache: number;
+  /** Workgroups of norm_forward and norm_backward: NORM_WORKGROUP_SIZE / 2^lane_bits groups each. */
+  readonly rowWorkgroups: number;
+  /**
+   * The backward kernel: LayerNorm/RMSNorm rows (of up to MAX_COLUMNS · 256 values) take the γ/β
+   * partial sums per block of rows, and channels-first groups (whole channel planes) per (sample,
+   * channel), in the same walk as dx; the others leave them to norm_affine_partials_rows.
+   */
+  readonly backwardKernel: BackwardKernel;
+  /** Workgroups of the backward kernel (norm_backward_columns: a_blocks, each over several row batches). */
+  readonly backwardWorkgroups: number;
+  /** Workgroups of norm_affine_partials_rows, and the scratch bytes of the partials. */
   readonly affineWorkgroups: number;
   readonly partialBytes: number;
   readonly finalizeWorkgroups: number;
@@ -136,9 +146,13 @@ export function normPlan(device: GPUDevice, geometry: NormGeometry, options: Nor
   const g = geometry;
   const key = `norm ${storage} ${JSON.stringify(g)} ${JSON.stringify(options)} ${mode.useRunning} ${mode.updateRunning}`;
   return cachedPlan(device, key, holder, () => {
-    const affine = affineGeometry(device, g);
     const count = groupCount(g);
     const WG = NORM_WORKGROUP_SIZE;
+    const laneBits = groupLaneBits(device, count);
+    const lanes = 2 ** laneBits;
+    const rowWorkgroups = Math.ceil((g.samples * g.groups) / (WG / lanes));
+    const backwardKernel = backwardKernelOf(g, lanes);
+    const affine = affineGeometry(device, g, backwardKernel, rowWorkgroups);
     const params = packStruct('NormParams', {
       groups: g.groups,
       rows: g.samples * g.groups,
@@ -148,8 +162,8 @@ export function normPlan(device: GPUDevice, geometry: NormGeometry, options: Nor
       group_stride: g.groupStride,
       sample_stride: g.sampleStride,
       count,
-      step_seg: Math.floor(WG / g.segLen),
-      step_elem: WG % g.segLen,
+      step_seg: Math.floor(lanes / g.segLen),
+      step_elem: lanes % g.segLen,
       aff_group: g.affGroup,
       aff_seg: g.affSeg,
       aff_elem: g.affElem,
@@ -167,6 +181,7 @@ export function normPlan(device: GPUDevice, geometry: NormGeometry, options: Nor
       a_per_group: g.aPerGroup,
       a_blocks: affine.blocks,
       a_block_rows: affine.blockRows,
+      lane_bits: laneBits,
     });
     return {
       geometry: g,
@@ -175,8 +190,10 @@ export function normPlan(device: GPUDevice, geometry: NormGeometry, options: Nor
       rms: options.kind === 'rms',
       params: uniform(device, `${options.kind} norm`, params),
       mode,
-      rows: g.samples * g.groups,
-      affineKernel: g.aInner === 1 ? 'norm_affine_partials_rows' : 'norm_affine_partials_planes',
+      ...cacheSteps(device, g, lanes, backwardKernel),
+      rowWorkgroups,
+      backwardKernel,
+      backwardWorkgroups: backwardKernel === 'norm_backward_columns' ? affine.blocks : rowWorkgroups,
       affineWorkgroups: affine.workgroups,
       partialBytes: affine.blocks * g.paramSize * NORM_PARTIAL_BYTES,
       finalizeWorkgroups: Math.ceil(g.paramSize / WG),
@@ -185,22 +202,66 @@ export function normPlan(device: GPUDevice, geometry: NormGeometry, options: Nor
 }
 
 /**
- * Blocks of the γ/β partial sums: enough workgroups to cover the device (REDUCTION_SIZES, as the
- * batch-norm reductions), each block still a few rows per lane.
+ * CACHE_STEPS of norm_forward and norm_backward: the steps a thread's walk over its group takes,
+ * as many of them as the device's workgroup storage holds beside the kernels' other workgroup
+ * arrays (forward: tree and coefs, 32 bytes a thread; backward: sums, 8), at 4 bytes a thread per
+ * step (backward: x and dy, 8). 16 KiB (WebGPU's default) holds 8 and 7 steps; 48 KiB, a
+ * 4096-float LayerNorm row at 16 values a thread, forward and backward. No more than the walk
+ * takes, so that a short group's workgroups stay small and many fit on a multiprocessor.
  */
-function affineGeometry(device: GPUDevice, g: NormGeometry): { blocks: number; blockRows: number; workgroups: number } {
+function cacheSteps(device: GPUDevice, g: NormGeometry, lanes: number, backward: BackwardKernel): { forwardCache: number; backwardCache: number } {
+  // A CPU adapter's "chip" is its memory; there the arrays only cost (measured on SwiftShader).
+  if (isCpuAdapter(device)) return { forwardCache: 1, backwardCache: 1 };
+  const bytes = device.limits.maxComputeWorkgroupStorageSize;
+  const WG = NORM_WORKGROUP_SIZE;
+  const walk = Math.ceil(groupCount(g) / lanes);
+  // norm_backward_planes walks each channel plane from its start.
+  const backwardWalk = backward === 'norm_backward_planes' ? g.segs * Math.ceil(g.segLen / lanes) : walk;
+  return {
+    forwardCache: Math.max(1, Math.min(walk, Math.floor((bytes - 32 * WG) / (4 * WG)))),
+    backwardCache: Math.max(1, Math.min(backwardWalk, Math.floor((bytes - 8 * WG) / (8 * WG)))),
+  };
+}
+
+/**
+ * Elements a thread of the rows kernels takes at least, before a group gets more lanes: on a GPU
+ * a few loads in flight per thread; on a CPU adapter (SwiftShader) many, since every workgroup
+ * pays for each barrier of its tree (a LayerNorm over [5000, 3] took 21 s with a workgroup per row).
+ */
+const ELEMENTS_PER_LANE = { gpu: 8, cpu: 256 } as const;
+
+/** log2 of the lanes of a group of `count` elements: a power of two up to NORM_WORKGROUP_SIZE. */
+function groupLaneBits(device: GPUDevice, count: number): number {
+  const wanted = Math.ceil(count / ELEMENTS_PER_LANE[isCpuAdapter(device) ? 'cpu' : 'gpu']);
+  let bits = 0;
+  while (2 ** bits < wanted && 2 ** bits < NORM_WORKGROUP_SIZE) bits++;
+  return bits;
+}
+
+/**
+ * Blocks of the γ/β partial sums: for norm_affine_partials_rows enough workgroups to cover the
+ * device (REDUCTION_SIZES, as the batch-norm reductions), each block still a few rows per lane.
+ */
+function affineGeometry(device: GPUDevice, g: NormGeometry, kernel: BackwardKernel, rowWorkgroups: number): { blocks: number; blockRows: number; workgroups: number } {
   const target = REDUCTION_SIZES[isCpuAdapter(device) ? 'cpu' : 'gpu'].workgroups;
-  if (g.aInner === 1) {
-    const width = Math.min(g.paramSize, NORM_AFFINE_WIDTH);
-    const lanes = Math.floor(NORM_WORKGROUP_SIZE / width);
-    const tiles = Math.ceil(g.paramSize / width);
-    const blockRows = Math.max(4 * lanes, Math.ceil(g.aOuter / Math.max(1, Math.floor(target / tiles))));
-    const blocks = Math.ceil(g.aOuter / blockRows);
-    return { blocks, blockRows, workgroups: tiles * blocks };
-  }
-  const blocks = Math.min(g.aOuter, Math.max(1, Math.floor(target / g.paramSize)));
-  const blockRows = Math.ceil(g.aOuter / blocks);
-  return { blocks: Math.ceil(g.aOuter / blockRows), blockRows, workgroups: g.paramSize * Math.ceil(g.aOuter / blockRows) };
+  if (kernel === 'norm_backward_planes') return { blocks: g.samples, blockRows: 1, workgroups: 0 };
+  // One partial per workgroup, each over rowWorkgroups / blocks batches of rows.
+  if (kernel === 'norm_backward_columns') return { blocks: Math.min(rowWorkgroups, target), blockRows: 0, workgroups: 0 };
+  const width = Math.min(g.paramSize, NORM_AFFINE_WIDTH);
+  const lanes = Math.floor(NORM_WORKGROUP_SIZE / width);
+  const tiles = Math.ceil(g.paramSize / width);
+  const blockRows = Math.max(4 * lanes, Math.ceil(g.aOuter / Math.max(1, Math.floor(target / tiles))));
+  const blocks = Math.ceil(g.aOuter / blockRows);
+  return { blocks, blockRows, workgroups: tiles * blocks };
+}
+
+type BackwardKernel = 'norm_backward' | 'norm_backward_planes' | 'norm_backward_columns';
+
+/** Which backward kernel takes a geometry whose groups have `lanes` threads (see NormPlan.backwardKernel). */
+function backwardKernelOf(g: NormGeometry, lanes: number): BackwardKernel {
+  if (g.aInner > 1) return 'norm_backward_planes';
+  const rows = g.groups === 1 && g.segs === 1 && g.affElem === 1 && g.aPerGroup === g.paramSize;
+  return rows && Math.ceil(g.segLen / lanes) <= NORM_MAX_COLUMNS ? 'norm_backward_columns' : 'norm_backward';
 }
 
 /** The buffers of a family layer's state (whole buffers or ranges). */
@@ -224,7 +285,7 @@ export function recordNormForward(
 ): void {
   const { params } = plan;
   const running = plan.mode.useRunning || plan.mode.updateRunning;
-  dispatchKernel(device, pass, 'norm_forward', plan, plan.rows, {
+  dispatchKernel(device, pass, 'norm_forward', { ...plan, cacheSteps: plan.forwardCache }, plan.rowWorkgroups, {
     params,
     x: b.x,
     y: b.y,
@@ -246,22 +307,26 @@ export function recordNormForward(
 }
 
 /**
- * Records a backward pass: dx, and where `scratch` is given dγ/dβ into `dgamma`/`dbeta` (those of
- * them given): partial sums in scratch.partials (plan.partialBytes), then their merge.
+ * Records a backward pass: dx, and dγ/dβ into `dgamma`/`dbeta` (those given): partial sums in
+ * scratch.partials (plan.partialBytes), then their merge; an absent one's sums go to scratch.sink.
  */
 export function recordNormBackward(
   device: GPUDevice,
   pass: GPUComputePassEncoder,
   plan: NormPlan,
   b: Omit<NormBuffers, 'runningMean' | 'runningVar'> & { x: TensorBuffer; dy: TensorBuffer; dx: TensorBuffer; dgamma?: TensorBuffer; dbeta?: TensorBuffer },
-  scratch: { partials: TensorBuffer; sink: TensorBuffer } | null,
+  scratch: { partials: TensorBuffer; sink: TensorBuffer },
 ): void {
   const { params } = plan;
   const read = { params, x: b.x, dy: b.dy, saved: b.saved, gamma: b.gamma ?? b.x, beta: b.beta ?? b.x };
-  dispatchKernel(device, pass, 'norm_backward', plan, plan.rows, { ...read, dx: b.dx });
-  if (!scratch || (!b.dgamma && !b.dbeta)) return;
-  dispatchKernel(device, pass, plan.affineKernel, plan, plan.affineWorkgroups, { ...read, partials: scratch.partials });
-  // An absent gradient's sums go to the sink.
+  const fused = plan.backwardKernel !== 'norm_backward';
+  dispatchKernel(device, pass, plan.backwardKernel, { ...plan, cacheSteps: plan.backwardCache }, plan.backwardWorkgroups, {
+    ...read,
+    dx: b.dx,
+    ...(fused ? { partials: scratch.partials } : {}),
+  });
+  if (!b.dgamma && !b.dbeta) return;
+  if (!fused) dispatchKernel(device, pass, 'norm_affine_partials_rows', plan, plan.affineWorkgroups, { ...read, partials: scratch.partials });
   dispatchKernel(device, pass, 'norm_affine_finalize', plan, plan.finalizeWorkgroups, {
     params,
     partials: scratch.partials,

@@ -133,12 +133,12 @@ export function checkTensorFits(device: GPUDevice, argName: string, shape: reado
 }
 
 /** A per-channel state array: array-like of `length` numbers. */
-export function checkStateArray(argName: string, value: unknown, length: number): asserts value is ArrayLike<number> {
+export function checkStateArray(argName: string, value: unknown, length: number, sizeName = 'numFeatures'): asserts value is ArrayLike<number> {
   if (value === null || typeof value !== 'object' || typeof (value as ArrayLike<number>).length !== 'number') {
     throw new TypeError(`${argName} must be an array of ${length} numbers; got ${describe(value)}`);
   }
   const actual = (value as ArrayLike<number>).length;
-  if (actual !== length) throw new RangeError(`${argName} must have ${length} elements (numFeatures); got ${actual}`);
+  if (actual !== length) throw new RangeError(`${argName} must have ${length} elements (${sizeName}); got ${actual}`);
 }
 
 /** What {@link checkStateValues} requires of each value, and why a non-finite one is refused. */

@@ -8,8 +8,9 @@
  *   min-max, standardized) and gradient-descent steps;
  * - without WebGPU (no navigator.gpu, or no adapter) both pages tell a browser visitor which
  *   browsers and which flag, not getDevice's apt-get advice for Node;
- * - the layout check (/check.html): getDevice() takes the browser's navigator.gpu path and every
- *   one of the seven layouts matches the float64 reference.
+ * - the check page (/check.html): getDevice() takes the browser's navigator.gpu path, every one of
+ *   the seven layouts matches the float64 reference, and so do LayerNorm, RMSNorm, GroupNorm and
+ *   InstanceNorm, forward and backward.
  */
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { mkdirSync } from 'node:fs';
@@ -30,7 +31,7 @@ afterAll(async () => {
 });
 
 describe('demo page in chromium (WebGPU on SwiftShader)', () => {
-  it('runs every layout on the GPU and matches the float64 reference', async () => {
+  it('runs every layout and the four family layers on the GPU and matches the float64 reference', async () => {
     const page = await site.browser.newPage({ viewport: { width: 1000, height: 640 } });
     const errors: string[] = [];
     page.on('pageerror', (e) => errors.push(e.message));
@@ -51,8 +52,18 @@ describe('demo page in chromium (WebGPU on SwiftShader)', () => {
       // The page's own bound (1e-4 absolute on O(1) outputs); the vitest suites hold the tight ones.
       expect(Math.max(c.yError, c.dxError, c.inferenceError), `${c.layout} [${c.shape}]`).toBeLessThanOrEqual(1e-4);
     }
+    // The rest of the family: one training step each, forward and backward.
+    const family = ['LayerNorm', 'RMSNorm', 'GroupNorm', 'InstanceNorm'];
+    expect(result.family.map((c) => c.layer)).toEqual(family);
+    const familyRows = await page.$$eval('#family-results tbody tr', (trs) => trs.map((tr) => tr.children[0].textContent));
+    expect(familyRows).toEqual(family);
+    for (const c of result.family) {
+      expect(Math.max(c.yError, c.dxError, c.paramGradError), `${c.layer} [${c.shape}]`).toBeLessThanOrEqual(1e-4);
+    }
+    expect(await page.$$eval('#family-results td.fail', (tds) => tds.length)).toBe(0);
     expect(result.ok).toBe(true);
     expect(await page.textContent('#status')).toContain('All layouts match the float64 reference');
+    expect(await page.textContent('#status')).toContain('and so do LayerNorm, RMSNorm, GroupNorm and InstanceNorm');
     // The training demo exists now: the page links to it instead of promising it.
     const text = await page.textContent('body');
     expect(text).not.toContain('comes later');
