@@ -55,18 +55,17 @@ fn reduce_sums(lid: u32) {
   }
 }
 
-// With a fused ReLU, the gradient flows only where the forward pass's normalized value was
-// positive; that value is recomputed from x exactly as normalize computed it.
-fn relu_gate(dy: f32, x: f32, c: u32) -> f32 {
+// With a fused activation, the gradient with respect to the normalized value z (see
+// activation_grad4): z is recomputed from x exactly as normalize computed it.
+fn activation_gate(dy: f32, x: f32, c: u32) -> f32 {
   if (ACTIVATION == 0u) { return dy; }
-  let k = load_coef(c);
-  return select(0.0, dy, ((x - k.shift) - k.mean) * k.scale + k.beta > 0.0);
+  return activation_gate4(vec4f(dy), vec4f(x), c).x;
 }
 
-fn relu_gate4(dy: vec4f, x: vec4f, c: u32) -> vec4f {
+fn activation_gate4(dy: vec4f, x: vec4f, c: u32) -> vec4f {
   if (ACTIVATION == 0u) { return dy; }
   let k = load_coef(c);
-  return select(vec4f(0.0), dy, ((x - k.shift) - k.mean) * k.scale + k.beta > vec4f(0.0));
+  return activation_grad4(dy, ((x - k.shift) - k.mean) * k.scale + k.beta);
 }
 
 @compute @workgroup_size(RWG)
@@ -88,7 +87,7 @@ fn partial_grad_sums(@builtin(workgroup_id) wid: vec3u,
     for (var j = start + 4u * lid; j < end; j += 4u * RWG) {
       let e = channel_element(c, j);
       let xs = load_x4(e);
-      let g_out = relu_gate4(load_dy4(e), xs, c);
+      let g_out = activation_gate4(load_dy4(e), xs, c);
       let centered = (xs - shift) - mean;
       acc += vec2f(g_out.x + g_out.y + g_out.z + g_out.w, dot(g_out, centered));
     }
@@ -96,7 +95,7 @@ fn partial_grad_sums(@builtin(workgroup_id) wid: vec3u,
     for (var j = start + lid; j < end; j += RWG) {
       let e = channel_element(c, j);
       let xe = load_x(e);
-      let g_out = relu_gate(load_dy(e), xe, c);
+      let g_out = activation_gate(load_dy(e), xe, c);
       // x - mean as (x - shift) - mean (see ChannelCoef).
       acc += vec2f(g_out, g_out * ((xe - shift) - mean));
     }
@@ -128,7 +127,7 @@ fn partial_grad_sums_channels_last(@builtin(workgroup_id) wid: vec3u,
   for (var o = start; o < end; o++) {
     let e = o * params.channels + c;
     let xe = load_x(e);
-    let g_out = relu_gate(load_dy(e), xe, c);
+    let g_out = activation_gate(load_dy(e), xe, c);
     acc += vec2f(g_out, g_out * ((xe - shift) - mean));
   }
   partials[c * params.chunks + block] = vec4f(acc, 0.0, 0.0);
@@ -139,10 +138,10 @@ fn group_coef(c: u32) -> GroupCoef {
                    coef[plane_group(COEF_SCALE, c)], coef[plane_group(COEF_BETA, c)]);
 }
 
-// relu_gate4 for a channel group.
+// activation_gate4 for a channel group.
 fn group_gate(dy: vec4f, x: vec4f, k: GroupCoef) -> vec4f {
   if (ACTIVATION == 0u) { return dy; }
-  return select(vec4f(0.0), dy, ((x - k.shift) - k.mean) * k.scale + k.beta > vec4f(0.0));
+  return activation_grad4(dy, ((x - k.shift) - k.mean) * k.scale + k.beta);
 }
 
 var<workgroup> group_sum_dy: array<vec4f, WG>;
@@ -235,19 +234,19 @@ fn input_grad(@builtin(workgroup_id) wid: vec3u,
   if (SLOT == 1u) {
     let c = channel_of(first);
     let t = load_grad_coef(c);
-    out.x = t.x * relu_gate(g.x, v.x, c) - (v.x - t.w) * t.y - t.z;
+    out.x = t.x * activation_gate(g.x, v.x, c) - (v.x - t.w) * t.y - t.z;
   } else if (params.inner % SLOT == 0u) {
     // The slot's elements share one channel.
     let c = channel_of(first);
     let t = load_grad_coef(c);
-    out = t.x * relu_gate4(g, v, c) - (v - t.w) * t.y - t.z;
+    out = t.x * activation_gate4(g, v, c) - (v - t.w) * t.y - t.z;
   } else {
     for (var k = 0u; k < SLOT; k++) {
       let e = first + k;
       if (e < params.total) {
         let c = channel_of(e);
         let t = load_grad_coef(c);
-        out[k] = t.x * relu_gate(g[k], v[k], c) - (v[k] - t.w) * t.y - t.z;
+        out[k] = t.x * activation_gate(g[k], v[k], c) - (v[k] - t.w) * t.y - t.z;
       }
     }
   }

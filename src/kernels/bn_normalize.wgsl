@@ -1,6 +1,7 @@
 // Normalize-scale-shift: y = ((x - shift) - mean) * (gamma * invstd) + beta, with the per-channel
 // coefficients folded into one ChannelCoef. Subtracting before scaling (rather than
-// y = x * scale + offset) keeps full precision when the mean is large against the spread.
+// y = x * scale + offset) keeps full precision when the mean is large against the spread. A fused
+// activation (ACTIVATION, common.wgsl) follows.
 //
 // coef_from_running: one thread per channel; coefficients from the running (population) statistics.
 // normalize:         one thread per slot (1, 2 or 4 elements, see the tensor_*.wgsl storages).
@@ -65,10 +66,7 @@ fn normalize(@builtin(workgroup_id) wid: vec3u,
       }
     }
   }
-  if (ACTIVATION == 1u) {
-    out = max(out, vec4f(0.0));
-  }
-  store_y(slot, out);
+  store_y(slot, activate4(out));
 }
 
 // Channels-last with C % 4 == 0 (see group_lanes): the thread's four channels' coefficients are
@@ -84,10 +82,6 @@ fn normalize_channels_last_vec4(@builtin(workgroup_id) wid: vec3u,
                     coef_in[plane_group(COEF_SCALE, c)], coef_in[plane_group(COEF_BETA, c)]);
   for (var r = g.x; r < params.outer; r += g.z) {
     let e = r * params.channels + c;
-    var out = ((load_x4(e) - k.shift) - k.mean) * k.scale + k.beta;
-    if (ACTIVATION == 1u) {
-      out = max(out, vec4f(0.0));
-    }
-    store_y4(e, out);
+    store_y4(e, activate4(((load_x4(e) - k.shift) - k.mean) * k.scale + k.beta));
   }
 }

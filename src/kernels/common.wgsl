@@ -39,9 +39,12 @@ struct ChannelCoef {
 
 @group(0) @binding(0) var<uniform> params: Params;
 
-// 1: a ReLU fused after normalize (y = max(y, 0)), its mask applied to dy in backward. A
-// pipeline constant rather than a Params field, so that pipelines without it carry no
-// per-element test (a uniform field cost 20 % on (N,C) inference on SwiftShader).
+// The activation fused after normalize, applied to z = ((x - shift) - mean) * scale + beta:
+// 0 none; 1 ReLU, y = max(z, 0), its mask applied to dy in backward; 2 SiLU, y = z * sigmoid(z),
+// dy multiplied by its derivative in backward. The backward kernels recompute z from x and the
+// saved coefficients exactly as normalize computed it. A pipeline constant rather than a Params
+// field, so that pipelines without it carry no per-element test (a uniform field cost 20 % on
+// (N,C) inference on SwiftShader).
 override ACTIVATION: u32 = 0u;
 
 // Threads per workgroup of the elementwise kernels.
@@ -232,4 +235,47 @@ fn welford(acc: vec3f, v: f32) -> vec3f {
   let n = acc.z + 1.0;
   let mean = acc.x + (v - acc.x) / n;
   return vec3f(mean, acc.y + (v - acc.x) * (v - mean), n);
+}
+
+// The logistic sigmoid of z for z >= 0 given e = exp(-|z|), and of -|z| as e / (1 + e): exp of a
+// non-positive argument never overflows (WGSL leaves overflow indeterminate), and each branch
+// divides by 1 + e in [1, 2].
+fn sigmoid4(z: vec4f) -> vec4f {
+  let e = exp(-abs(z));
+  let r = 1.0 / (1.0 + e);
+  return select(e * r, r, z >= vec4f(0.0));
+}
+
+// Finite test of each component (is_finite on a vec4).
+fn is_finite4(v: vec4f) -> vec4<bool> {
+  return (bitcast<vec4u>(v) & vec4u(0x7f800000u)) != vec4u(0x7f800000u);
+}
+
+// The fused activation of z (ACTIVATION). SiLU of a non-finite z is z * sigmoid(z) in IEEE
+// arithmetic, made explicit rather than left to the hardware: +Inf stays +Inf, -Inf and NaN give
+// NaN, so a non-finite channel or element stays visible in y.
+fn activate4(z: vec4f) -> vec4f {
+  if (ACTIVATION == 1u) { return max(z, vec4f(0.0)); }
+  if (ACTIVATION == 2u) {
+    let inf_or_nan = select(vec4f(nan()), z, z > vec4f(0.0));
+    return select(inf_or_nan, z * sigmoid4(z), is_finite4(z));
+  }
+  return z;
+}
+
+// dy times the activation's derivative at z, the gradient with respect to z: ReLU lets dy through
+// where z > 0; SiLU's derivative is sigmoid(z) * (1 + z * (1 - sigmoid(z))), NaN where z is not
+// finite.
+fn activation_grad4(dy: vec4f, z: vec4f) -> vec4f {
+  if (ACTIVATION == 1u) { return select(vec4f(0.0), dy, z > vec4f(0.0)); }
+  if (ACTIVATION == 2u) {
+    // sigmoid(z) and 1 - sigmoid(z) = sigmoid(-z), each without cancellation (see sigmoid4).
+    let e = exp(-abs(z));
+    let r = 1.0 / (1.0 + e);
+    let positive = z >= vec4f(0.0);
+    let s = select(e * r, r, positive);
+    let s_neg = select(r, e * r, positive);
+    return select(vec4f(nan()), dy * (s * (1.0 + z * s_neg)), is_finite4(z));
+  }
+  return dy;
 }

@@ -113,7 +113,7 @@ export const KERNEL_CONSTANTS = {
 export const COEF_PLANES = { shift: 0, mean: 1, variance: 2, invstd: 3, scale: 4, beta: 5, factor: 6 } as const;
 
 /** Values of the pipeline-overridable ACTIVATION constant (common.wgsl). */
-export const ACTIVATIONS = { none: 0, relu: 1 } as const;
+export const ACTIVATIONS = { none: 0, relu: 1, silu: 2 } as const;
 
 /** An activation fused into the batch-norm kernels. */
 export type FusedActivation = keyof typeof ACTIVATIONS;

@@ -4,7 +4,7 @@
  * (ops/batchnorm.ts) into the caller's command encoder. The array API (forward, backward,
  * getState, ...) stages arrays through buffers of its own.
  */
-import { CHANNEL_COEF_BYTES, COEF_PLANES, GRAD_COEF_BYTES } from '../kernels/contract.js';
+import { CHANNEL_COEF_BYTES, COEF_PLANES, GRAD_COEF_BYTES, type FusedActivation } from '../kernels/contract.js';
 import { recordBackward, recordForward, type BatchNormStateBuffers } from '../ops/batchnorm.js';
 import { batchNormPlan, type BatchNormMode } from '../ops/plan.js';
 import { Usage, regionOf, type TensorBuffer } from '../runtime/gpu.js';
@@ -141,7 +141,7 @@ export class BatchNorm {
   /** What the running variance takes in: the unbiased (PyTorch) or biased (Keras) batch variance. */
   readonly runningVariance: 'unbiased' | 'biased';
   /** The activation fused after the normalization. */
-  readonly activation: 'none' | 'relu';
+  readonly activation: FusedActivation;
   /** Whether running statistics are kept and used at inference. */
   readonly trackRunningStats: boolean;
   /** Element type of x, y, dy and dx. */
