@@ -6,7 +6,8 @@
 // values near the channel's offset and mean (relative to shift) is small, so no large offset
 // cancels (see ChannelCoef).
 //
-// partial_grad_sums: one workgroup per (channel, chunk) -> partials[g] = (sum dy, sum dy * (x - mean))
+// partial_grad_sums: one workgroup per (channel, chunk) -> partials[g] = (sum dy, sum dy * (x - mean)),
+//                    summed over the workgroup by workgroup_sums (reduce_tree.wgsl or reduce_subgroups.wgsl)
 //                    (partial_grad_sums_channels_last and _vec4: the same for inner == 1)
 // finalize_grads:    one workgroup per channel -> dgamma, dbeta and grad_coef
 // input_grad:        one thread per slot (1, 2 or 4 elements) -> dx
@@ -42,17 +43,6 @@ fn load_grad_coef(c: u32) -> vec4f {
     t[f] = grad_coef_in[s.x][s.y];
   }
   return t;
-}
-
-var<workgroup> sums: array<vec2f, RWG>;
-
-fn reduce_sums(lid: u32) {
-  for (var stride = RWG / 2u; stride > 0u; stride = stride / 2u) {
-    if (lid < stride) {
-      sums[lid] += sums[lid + stride];
-    }
-    workgroupBarrier();
-  }
 }
 
 // With a fused activation, the gradient with respect to the normalized value z (see
@@ -100,11 +90,9 @@ fn partial_grad_sums(@builtin(workgroup_id) wid: vec3u,
       acc += vec2f(g_out, g_out * ((xe - shift) - mean));
     }
   }
-  sums[lid] = acc;
-  workgroupBarrier();
-  reduce_sums(lid);
+  let total = workgroup_sums(acc, lid);
   if (lid == 0u) {
-    partials[g] = vec4f(sums[0], 0.0, 0.0);
+    partials[g] = vec4f(total, 0.0, 0.0);
   }
 }
 
@@ -195,13 +183,11 @@ fn finalize_grads(@builtin(workgroup_id) wid: vec3u,
   for (var k = lid; k < params.chunks; k += RWG) {
     acc += partials[c * params.chunks + k].xy;
   }
-  sums[lid] = acc;
-  workgroupBarrier();
-  reduce_sums(lid);
+  let total = workgroup_sums(acc, lid);
   if (lid != 0u) { return; }
 
-  let sum_dy = sums[0].x;
-  let sum_dy_xmu = sums[0].y;
+  let sum_dy = total.x;
+  let sum_dy_xmu = total.y;
   let invstd = coef_field(COEF_INVSTD, c);
   dbeta[c] = sum_dy;
   dgamma[c] = sum_dy_xmu * invstd;

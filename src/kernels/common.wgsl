@@ -213,6 +213,19 @@ fn merge(a: vec3f, b: vec3f) -> vec3f {
   return vec3f(a.x + delta * wb, a.y + b.y + delta * delta * a.z * wb, n);
 }
 
+// A feature's (mean, M2, n) of x - shift and (min, max) (feature scaling's partials).
+struct MomentsRange {
+  moments: vec3f,
+  range: vec2f,
+}
+
+// The (min, max) of no value.
+const EMPTY_RANGE = vec2f(3.4e38, -3.4e38);
+
+fn merge_range(a: vec2f, b: vec2f) -> vec2f {
+  return vec2f(min(a.x, b.x), max(a.y, b.y));
+}
+
 // (mean, M2) of four channels over n values each (a channel group of a channels-last tensor).
 struct Moments4 {
   mean: vec4f,

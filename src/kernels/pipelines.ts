@@ -47,8 +47,21 @@ const ACTIVATION_KERNELS: ReadonlySet<KernelName> = new Set([
 ]);
 
 /**
+ * The kernels that merge across a workgroup (workgroup_moments, workgroup_sums,
+ * workgroup_moments_range); on a device with `subgroups` their pipelines come from the module's
+ * subgroups variant (reduce_subgroups.wgsl).
+ */
+export const SUBGROUP_KERNELS: ReadonlySet<KernelName> = new Set(['partial_stats', 'finalize_stats', 'partial_grad_sums', 'finalize_grads', 'scaling_partials']);
+
+/** Whether `kernel`'s pipeline on `device` is the subgroups variant: the device has the feature and the kernel merges across its workgroup. */
+export function usesSubgroups(device: GPUDevice, kernel: KernelName): boolean {
+  return SUBGROUP_KERNELS.has(kernel) && device.features.has('subgroups');
+}
+
+/**
  * The compute pipeline for `kernel` with tensors stored as `storage` and, for the kernels that
- * fuse one, `activation` compiled in; created on first use.
+ * fuse one, `activation` compiled in; the subgroups variant where {@link usesSubgroups}; created
+ * on first use. Its label names the storage and each variant.
  */
 export function getPipeline(
   device: GPUDevice,
@@ -58,12 +71,14 @@ export function getPipeline(
 ): GPUComputePipeline {
   const shader = KERNELS[kernel];
   const fused = activation !== 'none' && ACTIVATION_KERNELS.has(kernel);
+  const subgroups = usesSubgroups(device, kernel);
+  const variant = subgroups ? ', subgroups' : '';
   return cachedPipeline(
     device,
-    `webgpu-batchnorm ${shader}.wgsl (${storage})`,
-    () => shaderSource(shader, storage),
+    `webgpu-batchnorm ${shader}.wgsl (${storage}${variant})`,
+    () => shaderSource(shader, storage, subgroups),
     kernel,
-    `webgpu-batchnorm ${kernel} (${storage}${fused ? `, ${activation}` : ''})`,
+    `webgpu-batchnorm ${kernel} (${storage}${fused ? `, ${activation}` : ''}${variant})`,
     fused ? { ACTIVATION: ACTIVATIONS[activation] } : undefined,
   );
 }

@@ -1,8 +1,9 @@
 /**
- * WGSL sources. Each shader module is built from three real .wgsl files: a tensor storage
- * (how x, y, dy and dx are declared, loaded and stored; see TensorStorage), common.wgsl (the
- * Params uniform and the [outer, C, inner] indexing) and the kernel file. `?raw` makes vite and
- * vitest inline the text.
+ * WGSL sources. Each shader module is built from real .wgsl files: a tensor storage (how x, y, dy
+ * and dx are declared, loaded and stored; see TensorStorage), common.wgsl (the Params uniform and
+ * the [outer, C, inner] indexing), for the modules with reductions their workgroup-wide merges
+ * (reduce_tree.wgsl, or reduce_subgroups.wgsl in the subgroups variant), and the kernel file.
+ * `?raw` makes vite and vitest inline the text.
  */
 import tensorF32 from './tensor_f32.wgsl?raw';
 import tensorF32x4 from './tensor_f32x4.wgsl?raw';
@@ -13,6 +14,8 @@ import stats from './bn_stats.wgsl?raw';
 import normalize from './bn_normalize.wgsl?raw';
 import backward from './bn_backward.wgsl?raw';
 import scaling from './feature_scaling.wgsl?raw';
+import reduceTree from './reduce_tree.wgsl?raw';
+import reduceSubgroups from './reduce_subgroups.wgsl?raw';
 import { SLOT_ELEMENTS, type ShaderName } from './contract.js';
 
 const KERNEL_FILES: Record<ShaderName, string> = { stats, normalize, backward, scaling };
@@ -56,7 +59,15 @@ export function tensorBytes(storage: TensorStorage, elements: number): number {
   return storage === 'f32' || storage === 'f32x4' ? elements * 4 : Math.ceil(elements / 2) * 4;
 }
 
-/** The complete WGSL of a shader module for a tensor storage (the storage file comes first: it may hold `enable f16;`). */
-export function shaderSource(shader: ShaderName, storage: TensorStorage): string {
-  return `${STORAGE_FILES[storage]}\n${common}\n${KERNEL_FILES[shader]}`;
+/** The modules whose kernels merge values across a workgroup (workgroup_moments and the like). */
+const REDUCING_SHADERS: ReadonlySet<ShaderName> = new Set(['stats', 'backward', 'scaling']);
+
+/**
+ * The complete WGSL of a shader module for a tensor storage: the directives come first (the
+ * storage file may hold `enable f16;`; the subgroups variant begins with `enable subgroups;` and
+ * merges with subgroup operations).
+ */
+export function shaderSource(shader: ShaderName, storage: TensorStorage, subgroups = false): string {
+  const reduce = REDUCING_SHADERS.has(shader) ? `${subgroups ? reduceSubgroups : reduceTree}\n` : '';
+  return `${subgroups ? 'enable subgroups;\n' : ''}${STORAGE_FILES[storage]}\n${common}\n${reduce}${KERNEL_FILES[shader]}`;
 }

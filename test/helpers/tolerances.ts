@@ -16,8 +16,9 @@
  *
  * u = 2^-24 is float32's unit roundoff.
  */
+import { referenceBackward } from '../../src/reference/batchnorm.js';
 import type { ChannelView } from '../../src/tensor/layout.js';
-import type { Tolerance } from './data.js';
+import { expectClose, type Tolerance } from './data.js';
 
 const U = 2 ** -24;
 const ULPS = 16;
@@ -150,4 +151,21 @@ export function widenForGradError(
   });
   const dxExtra = perElement(view, (e, c) => Math.abs(s.gamma[c]) * invstd(s, c) * (dg[e] + sum[c] / n + (xhat[e] * sumXhat[c]) / n));
   return { dx: plus(tols.dx, dxExtra), dbeta: plus(tols.dbeta, sum), dgamma: plus(tols.dgamma, sumXhat) };
+}
+
+/**
+ * Asserts that the gradients of a training backward pass over `x` and `dy` (the forward normalized
+ * with the batch statistics `s`) match the float64 reference: dx, dβ and dγ within the tolerances above.
+ */
+export function expectTrainingGradients(
+  g: { dx: ArrayLike<number>; dgamma?: ArrayLike<number> | null; dbeta?: ArrayLike<number> | null },
+  x: ArrayLike<number>,
+  dy: ArrayLike<number>,
+  view: ChannelView,
+  s: NormalizeStats,
+): void {
+  const ref = referenceBackward(x, dy, view, { ...s, batchStats: true });
+  expectClose(g.dx, ref.dx, dxTolerance(x, dy, view, s), 'dx');
+  expectClose(g.dbeta!, ref.dbeta, sumTolerance(dy, view), 'dbeta');
+  expectClose(g.dgamma!, ref.dgamma, dgammaTolerance(x, dy, view, s), 'dgamma');
 }
