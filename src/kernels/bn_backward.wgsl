@@ -10,7 +10,8 @@
 //                    summed over the workgroup by workgroup_sums (reduce_tree.wgsl or reduce_subgroups.wgsl)
 //                    (partial_grad_sums_channels_last and _vec4: the same for inner == 1)
 // finalize_grads:    one workgroup per channel -> dgamma, dbeta and grad_coef
-// input_grad:        one thread per slot (1, 2 or 4 elements) -> dx
+// input_grad:        a fixed grid of threads over slots (1, 2 or 4 elements), each keeping one
+//                    slot's channels (see slot_period) -> dx
 //                    (input_grad_channels_last_vec4: one thread per (channel group, row lane))
 
 // The forward pass's coefficients (ChannelCoef planes, common.wgsl).
@@ -35,14 +36,24 @@ fn load_coef(c: u32) -> ChannelCoef {
                      coef_field(COEF_SCALE, c), coef_field(COEF_BETA, c), 0.0, 0.0);
 }
 
-// (k, q, p', shift) of channel c.
-fn load_grad_coef(c: u32) -> vec4f {
-  var t: vec4f;
+// dx = k * dy - (x - shift) * q - p' per lane: a channel group's, or a slot's lane by lane.
+struct GradCoef {
+  k: vec4f,
+  q: vec4f,
+  p: vec4f,
+  shift: vec4f,
+}
+
+// The dx coefficients of the channels of a slot's elements, lane by lane (slot_channels).
+fn slot_grad_coef(channels: vec4u) -> GradCoef {
+  var t: array<vec4f, 4>;
   for (var f = 0u; f < 4u; f++) {
-    let s = plane_slot(f, c);
-    t[f] = grad_coef_in[s.x][s.y];
+    for (var l = 0u; l < 4u; l++) {
+      let s = plane_slot(f, channels[l]);
+      t[f][l] = grad_coef_in[s.x][s.y];
+    }
   }
-  return t;
+  return GradCoef(t[0], t[1], t[2], t[3]);
 }
 
 // With a fused activation, the gradient with respect to the normalized value z (see
@@ -207,36 +218,21 @@ fn finalize_grads(@builtin(workgroup_id) wid: vec3u,
   }
 }
 
+// One thread per slot of each period of slots (see slot_period), like normalize.
 @compute @workgroup_size(WG)
 fn input_grad(@builtin(workgroup_id) wid: vec3u,
               @builtin(num_workgroups) nwg: vec3u,
               @builtin(local_invocation_index) lid: u32) {
-  let slot = linear_workgroup(wid, nwg) * WG + lid;
-  let first = slot * SLOT;
-  if (first >= params.total) { return; }
-  let v = load_x_slot(slot);
-  let g = load_dy_slot(slot);
-  var out = vec4f(0.0);
-  if (SLOT == 1u) {
-    let c = channel_of(first);
-    let t = load_grad_coef(c);
-    out.x = t.x * activation_gate(g.x, v.x, c) - (v.x - t.w) * t.y - t.z;
-  } else if (params.inner % SLOT == 0u) {
-    // The slot's elements share one channel.
-    let c = channel_of(first);
-    let t = load_grad_coef(c);
-    out = t.x * activation_gate4(g, v, c) - (v - t.w) * t.y - t.z;
-  } else {
-    for (var k = 0u; k < SLOT; k++) {
-      let e = first + k;
-      if (e < params.total) {
-        let c = channel_of(e);
-        let t = load_grad_coef(c);
-        out[k] = t.x * activation_gate(g[k], v[k], c) - (v[k] - t.w) * t.y - t.z;
-      }
-    }
+  let t = slot_thread(wid, nwg, lid); // (first slot, stride)
+  let slots = slot_count();
+  if (t.x >= slots) { return; }
+  let c = slot_channels(t.x);
+  let k = lane_coef(array(load_coef(c.x), load_coef(c.y), load_coef(c.z), load_coef(c.w)));
+  let g = slot_grad_coef(c);
+  for (var slot = t.x; slot < slots; slot += t.y) {
+    let v = load_x_slot(slot);
+    store_dx(slot, slot_tail(slot, g.k * group_gate(load_dy_slot(slot), v, k) - (v - g.shift) * g.q - g.p));
   }
-  store_dx(slot, out);
 }
 
 // Channels-last with C % 4 == 0 (see group_lanes): the thread's four channels' coefficients are
@@ -249,14 +245,12 @@ fn input_grad_channels_last_vec4(@builtin(workgroup_id) wid: vec3u,
   if (g.x >= g.z) { return; }
   let c = g.y;
   let k = group_coef(c);
-  // dx = kk * dy - (x - shift) * q - p', per channel (see finalize_grads): one vec4 per plane.
-  let kk = grad_coef_in[plane_group(0u, c)];
-  let q = grad_coef_in[plane_group(1u, c)];
-  let p = grad_coef_in[plane_group(2u, c)];
-  let shift = grad_coef_in[plane_group(3u, c)];
+  // dx = k * dy - (x - shift) * q - p', per channel (see finalize_grads): one vec4 per plane.
+  let t = GradCoef(grad_coef_in[plane_group(0u, c)], grad_coef_in[plane_group(1u, c)],
+                   grad_coef_in[plane_group(2u, c)], grad_coef_in[plane_group(3u, c)]);
   for (var r = g.x; r < params.outer; r += g.z) {
     let e = r * params.channels + c;
     let v = load_x4(e);
-    store_dx4(e, kk * group_gate(load_dy4(e), v, k) - (v - shift) * q - p);
+    store_dx4(e, t.k * group_gate(load_dy4(e), v, k) - (v - t.shift) * t.q - t.p);
   }
 }

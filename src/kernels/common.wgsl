@@ -100,6 +100,12 @@ struct GroupCoef {
   beta: vec4f,
 }
 
+// The coefficients of a slot's elements, lane l from its channel's (slot_channels).
+fn lane_coef(k: array<ChannelCoef, 4>) -> GroupCoef {
+  return GroupCoef(vec4f(k[0].shift, k[1].shift, k[2].shift, k[3].shift), vec4f(k[0].mean, k[1].mean, k[2].mean, k[3].mean),
+                   vec4f(k[0].scale, k[1].scale, k[2].scale, k[3].scale), vec4f(k[0].beta, k[1].beta, k[2].beta, k[3].beta));
+}
+
 // Fields of ChannelCoef kept in a buffer, in plane order.
 const COEF_SHIFT: u32 = 0u;
 const COEF_MEAN: u32 = 1u;
@@ -187,9 +193,53 @@ fn channel_element(c: u32, j: u32) -> u32 {
   return (o * params.channels + c) * params.inner + i;
 }
 
-// Channel of the element at buffer index e.
-fn channel_of(e: u32) -> u32 {
-  return (e / params.inner) % params.channels;
+// The slot kernels (normalize and input_grad outside channels-last C % 4 == 0) run a fixed grid
+// too, so that no element pays an integer division. The channels of the slots repeat with a
+// period of P = C * inner / gcd(C * inner, SLOT) slots (one row of the [outer, C, inner] view, or
+// two where a row is an odd number of halves), so a thread t < T = lanes * P takes the slots
+// t, t + T, t + 2T, ...: the same channels at the same offsets, row after row. It finds its
+// slot's channels once (slot_channels), keeps their coefficients, and walks.
+fn slot_period() -> u32 {
+  let row = params.channels * params.inner;
+  return row / min(SLOT, row & (0u - row)); // SLOT is a power of two: gcd = the lowest set bit, at most SLOT
+}
+
+// A slot thread's (first slot, slot stride T); first slot >= slot_count(): none.
+fn slot_thread(wid: vec3u, nwg: vec3u, lid: u32) -> vec2u {
+  let p = slot_period();
+  return vec2u(linear_workgroup(wid, nwg) * WG + lid, (nwg.x * nwg.y * WG) / p * p);
+}
+
+fn slot_count() -> u32 {
+  return (params.total + SLOT - 1u) / SLOT;
+}
+
+// The channel of each element of `slot` (lanes from SLOT on repeat the first): the thread's only
+// integer divisions, then one step at a time (a half slot may straddle two channels).
+fn slot_channels(slot: u32) -> vec4u {
+  let e = slot * SLOT;
+  let run = e / params.inner;
+  var c = run % params.channels;
+  var i = e - run * params.inner;
+  var channels = vec4u(c);
+  for (var k = 1u; k < SLOT; k++) {
+    i += 1u;
+    if (i == params.inner) {
+      i = 0u;
+      c += 1u;
+      if (c == params.channels) { c = 0u; }
+    }
+    channels[k] = c;
+  }
+  return channels;
+}
+
+// The slot's values with the lanes past the tensor's end set to 0 (the padding half of an odd
+// tensor's last word is written as 0).
+fn slot_tail(slot: u32, v: vec4f) -> vec4f {
+  let first = slot * SLOT;
+  if (first + SLOT <= params.total) { return v; }
+  return select(v, vec4f(0.0), vec4u(first) + vec4u(0u, 1u, 2u, 3u) >= vec4u(params.total));
 }
 
 // Finite test on the bits: WGSL has no isnan/isinf, and compilers may fold v != v away.
