@@ -7,7 +7,7 @@
 // cancels (see ChannelCoef).
 //
 // partial_grad_sums: one workgroup per (channel, chunk) -> partials[g] = (sum dy, sum dy * (x - mean)),
-//                    summed over the workgroup by workgroup_sums (reduce_tree.wgsl or reduce_subgroups.wgsl)
+//                    summed over the workgroup by workgroup_reduce (reduce_tree.wgsl or reduce_subgroups.wgsl)
 //                    (partial_grad_sums_channels_last and _vec4: the same for inner == 1)
 // finalize_grads:    one workgroup per channel -> dgamma, dbeta and grad_coef
 // input_grad:        a fixed grid of threads over slots (1, 2 or 4 elements), each keeping one
@@ -72,7 +72,8 @@ fn activation_gate4(dy: vec4f, x: vec4f, c: u32) -> vec4f {
 @compute @workgroup_size(RWG)
 fn partial_grad_sums(@builtin(workgroup_id) wid: vec3u,
                      @builtin(num_workgroups) nwg: vec3u,
-                     @builtin(local_invocation_index) lid: u32) {
+                     ids: ReduceIds) {
+  let lid = ids.lid;
   let g = linear_workgroup(wid, nwg);
   let chunk = chunk_of(g);
   let c = chunk.x;
@@ -101,7 +102,7 @@ fn partial_grad_sums(@builtin(workgroup_id) wid: vec3u,
       acc += vec2f(g_out, g_out * ((xe - shift) - mean));
     }
   }
-  let total = workgroup_sums(acc, lid);
+  let total = workgroup_reduce(Partial(vec3f(0.0), acc), ids, REDUCE_SUMS).extra;
   if (lid == 0u) {
     partials[g] = vec4f(total, 0.0, 0.0);
   }
@@ -186,7 +187,8 @@ fn partial_grad_sums_channels_last_vec4(@builtin(workgroup_id) wid: vec3u,
 @compute @workgroup_size(RWG)
 fn finalize_grads(@builtin(workgroup_id) wid: vec3u,
                   @builtin(num_workgroups) nwg: vec3u,
-                  @builtin(local_invocation_index) lid: u32) {
+                  ids: ReduceIds) {
+  let lid = ids.lid;
   let c = linear_workgroup(wid, nwg);
   if (c >= params.channels) { return; }
 
@@ -194,7 +196,7 @@ fn finalize_grads(@builtin(workgroup_id) wid: vec3u,
   for (var k = lid; k < params.chunks; k += RWG) {
     acc += partials[c * params.chunks + k].xy;
   }
-  let total = workgroup_sums(acc, lid);
+  let total = workgroup_reduce(Partial(vec3f(0.0), acc), ids, REDUCE_SUMS).extra;
   if (lid != 0u) { return; }
 
   let sum_dy = total.x;

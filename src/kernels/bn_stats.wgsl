@@ -1,5 +1,5 @@
 // Training statistics: per-channel mean and biased variance by Welford accumulation per thread and
-// Chan's merge of (mean, M2, n) partials (workgroup_moments: reduce_tree.wgsl, or
+// Chan's merge of (mean, M2, n) partials (workgroup_reduce: reduce_tree.wgsl, or
 // reduce_subgroups.wgsl where the device has subgroups) -- never E[x^2] - E[x]^2, which cancels
 // catastrophically when the mean is large against the spread. Values are taken relative to the
 // channel's first value (see ChannelCoef).
@@ -41,7 +41,8 @@ fn clear_non_finite(wid: vec3u, nwg: vec3u, lid: u32) {
 @compute @workgroup_size(RWG)
 fn partial_stats(@builtin(workgroup_id) wid: vec3u,
                  @builtin(num_workgroups) nwg: vec3u,
-                 @builtin(local_invocation_index) lid: u32) {
+                 ids: ReduceIds) {
+  let lid = ids.lid;
   clear_non_finite(wid, nwg, lid);
   let g = linear_workgroup(wid, nwg);
   let chunk = chunk_of(g);
@@ -66,7 +67,7 @@ fn partial_stats(@builtin(workgroup_id) wid: vec3u,
       acc = welford(acc, load_x(channel_element(c, j)) - shift);
     }
   }
-  let total = workgroup_moments(acc, lid);
+  let total = workgroup_reduce(Partial(acc, vec2f(0.0)), ids, REDUCE_MOMENTS).moments;
   if (lid == 0u) {
     partials[g] = vec4f(total, 0.0);
   }
@@ -153,7 +154,8 @@ fn partial_stats_channels_last_vec4(@builtin(workgroup_id) wid: vec3u,
 @compute @workgroup_size(RWG)
 fn finalize_stats(@builtin(workgroup_id) wid: vec3u,
                   @builtin(num_workgroups) nwg: vec3u,
-                  @builtin(local_invocation_index) lid: u32) {
+                  ids: ReduceIds) {
+  let lid = ids.lid;
   let c = linear_workgroup(wid, nwg);
   if (c >= params.channels) { return; }
 
@@ -161,7 +163,7 @@ fn finalize_stats(@builtin(workgroup_id) wid: vec3u,
   for (var k = lid; k < params.chunks; k += RWG) {
     acc = merge(acc, partials[c * params.chunks + k].xyz);
   }
-  let total = workgroup_moments(acc, lid);
+  let total = workgroup_reduce(Partial(acc, vec2f(0.0)), ids, REDUCE_MOMENTS).moments;
   if (lid != 0u) { return; }
 
   let shift = load_x(channel_element(c, 0u));

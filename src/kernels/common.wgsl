@@ -263,17 +263,33 @@ fn merge(a: vec3f, b: vec3f) -> vec3f {
   return vec3f(a.x + delta * wb, a.y + b.y + delta * delta * a.z * wb, n);
 }
 
-// A feature's (mean, M2, n) of x - shift and (min, max) (feature scaling's partials).
-struct MomentsRange {
-  moments: vec3f,
-  range: vec2f,
-}
-
 // The (min, max) of no value.
 const EMPTY_RANGE = vec2f(3.4e38, -3.4e38);
 
 fn merge_range(a: vec2f, b: vec2f) -> vec2f {
   return vec2f(min(a.x, b.x), max(a.y, b.y));
+}
+
+// A thread's part of a workgroup reduction (workgroup_reduce: reduce_tree.wgsl, or
+// reduce_subgroups.wgsl where the device has subgroups): a (mean, M2, n) summary and a pair,
+// combined as the reduction's kind says.
+struct Partial {
+  moments: vec3f,
+  extra: vec2f,
+}
+
+const EMPTY_PARTIAL = Partial(vec3f(0.0), EMPTY_RANGE);
+
+// Kinds of workgroup reductions: Chan's merge of the moments; plain sums of the pairs; both the
+// merge and the (min, max) of the pairs.
+const REDUCE_MOMENTS: u32 = 0u;
+const REDUCE_SUMS: u32 = 1u;
+const REDUCE_MOMENTS_RANGE: u32 = 2u;
+
+fn combine(a: Partial, b: Partial, kind: u32) -> Partial {
+  if (kind == REDUCE_SUMS) { return Partial(a.moments, a.extra + b.extra); }
+  if (kind == REDUCE_MOMENTS_RANGE) { return Partial(merge(a.moments, b.moments), merge_range(a.extra, b.extra)); }
+  return Partial(merge(a.moments, b.moments), a.extra);
 }
 
 // (mean, M2) of four channels over n values each (a channel group of a channels-last tensor).

@@ -6,7 +6,7 @@
 //
 // scaling_begin:        one thread per feature; fixes each feature's shift (its first value) on the first batch
 // scaling_partials:     one workgroup per (feature, chunk of CHUNK elements) -> partials, merged over the
-//                       workgroup by workgroup_moments_range (reduce_tree.wgsl or reduce_subgroups.wgsl)
+//                       workgroup by workgroup_reduce (reduce_tree.wgsl or reduce_subgroups.wgsl)
 // scaling_accumulate:   one thread per feature; merges this batch's partials into the state
 // scaling_coefficients: one thread per feature; transform and inverse coefficients from the state
 
@@ -56,7 +56,8 @@ fn scaling_begin(@builtin(workgroup_id) wid: vec3u,
 @compute @workgroup_size(RWG)
 fn scaling_partials(@builtin(workgroup_id) wid: vec3u,
                     @builtin(num_workgroups) nwg: vec3u,
-                    @builtin(local_invocation_index) lid: u32) {
+                    ids: ReduceIds) {
+  let lid = ids.lid;
   let g = linear_workgroup(wid, nwg);
   let chunk = chunk_of(g);
   let c = chunk.x;
@@ -65,14 +66,15 @@ fn scaling_partials(@builtin(workgroup_id) wid: vec3u,
   let end = chunk.z;
   let shift = state[c].shift;
 
-  var acc = MomentsRange(vec3f(0.0), EMPTY_RANGE);
+  // (mean, M2, n) of x - shift and (min, max).
+  var acc = EMPTY_PARTIAL;
   for (var j = start + lid; j < end; j += RWG) {
     let v = load_x(channel_element(c, j));
-    acc = MomentsRange(welford(acc.moments, v - shift), merge_range(acc.range, vec2f(v)));
+    acc = Partial(welford(acc.moments, v - shift), merge_range(acc.extra, vec2f(v)));
   }
-  let total = workgroup_moments_range(acc, lid);
+  let total = workgroup_reduce(acc, ids, REDUCE_MOMENTS_RANGE);
   if (lid == 0u) {
-    partials[g] = ScalePartial(vec4f(total.moments, 0.0), vec4f(total.range, 0.0, 0.0));
+    partials[g] = ScalePartial(vec4f(total.moments, 0.0), vec4f(total.extra, 0.0, 0.0));
   }
 }
 

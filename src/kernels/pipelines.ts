@@ -47,9 +47,8 @@ const ACTIVATION_KERNELS: ReadonlySet<KernelName> = new Set([
 ]);
 
 /**
- * The kernels that merge across a workgroup (workgroup_moments, workgroup_sums,
- * workgroup_moments_range); on a device with `subgroups` their pipelines come from the module's
- * subgroups variant (reduce_subgroups.wgsl).
+ * The kernels that merge across a workgroup (workgroup_reduce); on a device with `subgroups`
+ * their pipelines come from the module's subgroups variant (reduce_subgroups.wgsl).
  */
 export const SUBGROUP_KERNELS: ReadonlySet<KernelName> = new Set(['partial_stats', 'finalize_stats', 'partial_grad_sums', 'finalize_grads', 'scaling_partials']);
 

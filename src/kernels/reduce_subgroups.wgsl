@@ -1,74 +1,67 @@
 // Workgroup-wide reductions of the RWG threads of a reduction kernel with subgroup operations,
-// for devices with the `subgroups` feature (the module source begins with `enable subgroups;`);
-// the same functions as reduce_tree.wgsl. Correct for any subgroup size (4 on SwiftShader, 32 on
-// NVIDIA, up to 128), for subgroups with inactive invocations, and whatever the mapping of
-// local_invocation_index to subgroups, which WGSL leaves open: each subgroup reduces its active
-// invocations with subgroupAdd/Min/Max, one invocation per subgroup (subgroupElect) leaves the
-// result in workgroup memory, and after one barrier every subgroup reduces those RWG slots,
-// each active invocation taking every active-count-th slot. Every thread must call them; the
-// result is the workgroup's on every thread.
+// for devices with the `subgroups` feature (the module source begins with `enable subgroups;`):
+// reduce_tree.wgsl's workgroup_reduce, with the same results bit for bit on full subgroups.
 //
-// Chan's merge of n summaries in its k-way form -- n = sum n_i, mean = sum n_i mean_i / n,
-// M2 = sum (M2_i + n_i (mean_i - mean)^2) -- is the pairwise one applied to all at once: sums of
-// shifted means and of non-negative terms, never E[x^2] - E[x]^2.
+// The tree's levels whose stride is at least the subgroup size S stay in workgroup memory; the
+// S slots left are merged by subgroupShuffleXor, without barriers: invocation i of a full
+// subgroup reads slot i, and at the step of mask m invocation 0 merges invocation m's value into
+// its own, exactly as the tree's slot 0 takes in slot m, so invocation 0 ends with the tree's
+// result, which subgroupBroadcastFirst hands to the others. Slots are read by
+// subgroup_invocation_id, not local_invocation_index, so this holds whatever the mapping of
+// invocations to subgroups (which WGSL leaves open), for any S up to RWG (4 on SwiftShader, 32 on
+// NVIDIA). Barriers: the tree's 7 become 2 (workgroupUniformLoad of S) + log2(RWG / S): 3 for
+// S = 32, 6 for S = 4. A subgroup that is not full, or wider than RWG, merges the slots one by
+// one instead. Every thread must call it (it holds barriers); the result is the workgroup's
+// on every thread.
 
-var<workgroup> wg_moments: array<vec3f, RWG>;
-var<workgroup> wg_sums: array<vec2f, RWG>;
-var<workgroup> wg_range: array<vec2f, RWG>;
-
-// Chan's merge of the (mean, M2, n) summaries of the subgroup's active invocations.
-fn subgroup_moments(a: vec3f) -> vec3f {
-  let n = subgroupAdd(a.z);
-  let mean = subgroupAdd(a.z * a.x) / max(n, 1.0); // n == 0: every summary empty, mean 0
-  let d = a.x - mean;
-  return vec3f(mean, subgroupAdd(a.y + a.z * d * d), n);
+// The entry point's invocation ids (its last parameter), passed on to the reductions.
+struct ReduceIds {
+  @builtin(local_invocation_index) lid: u32,
+  @builtin(subgroup_size) size: u32,
+  @builtin(subgroup_invocation_id) lane: u32,
 }
 
-fn subgroup_range(r: vec2f) -> vec2f {
-  return vec2f(subgroupMin(r.x), subgroupMax(r.y));
-}
+var<workgroup> wg_partials: array<Partial, RWG>;
+var<workgroup> wg_width: u32;
 
-// (rank among the subgroup's active invocations, their count): the slots of the second step
-// this invocation takes are rank, rank + count, ...
-fn subgroup_slots() -> vec2u {
-  return vec2u(subgroupExclusiveAdd(1u), subgroupAdd(1u));
-}
-
-fn workgroup_moments(acc: vec3f, lid: u32) -> vec3f {
-  let s = subgroup_moments(acc);
-  wg_moments[lid] = select(vec3f(0.0), s, subgroupElect());
-  workgroupBarrier();
-  let slots = subgroup_slots();
-  var t = vec3f(0.0);
-  for (var k = slots.x; k < RWG; k += slots.y) {
-    t = merge(t, wg_moments[k]);
+// Slots the subgroup stage merges: the subgroup size, at most RWG, as thread 0 sees it, made
+// workgroup-uniform (the tree's loop holds barriers). workgroupUniformLoad synchronizes the
+// workgroup, so the slots written before it are visible after it.
+fn subgroup_width(ids: ReduceIds) -> u32 {
+  if (ids.lid == 0u) {
+    wg_width = min(ids.size, RWG);
   }
-  return subgroup_moments(t);
+  return workgroupUniformLoad(&wg_width);
 }
 
-fn workgroup_sums(acc: vec2f, lid: u32) -> vec2f {
-  let s = subgroupAdd(acc);
-  wg_sums[lid] = select(vec2f(0.0), s, subgroupElect());
-  workgroupBarrier();
-  let slots = subgroup_slots();
-  var t = vec2f(0.0);
-  for (var k = slots.x; k < RWG; k += slots.y) {
-    t += wg_sums[k];
-  }
-  return subgroupAdd(t);
+// Whether every invocation of the calling subgroup is active and it is no wider than RWG, so
+// that its invocations 0 .. S - 1 read the S slots.
+fn subgroup_full(ids: ReduceIds) -> bool {
+  return subgroupAdd(1u) == ids.size && ids.size <= RWG;
 }
 
-fn workgroup_moments_range(acc: MomentsRange, lid: u32) -> MomentsRange {
-  let moments = subgroup_moments(acc.moments);
-  let range = subgroup_range(acc.range);
-  let leader = subgroupElect();
-  wg_moments[lid] = select(vec3f(0.0), moments, leader);
-  wg_range[lid] = select(EMPTY_RANGE, range, leader);
-  workgroupBarrier();
-  let slots = subgroup_slots();
-  var t = MomentsRange(vec3f(0.0), EMPTY_RANGE);
-  for (var k = slots.x; k < RWG; k += slots.y) {
-    t = MomentsRange(merge(t.moments, wg_moments[k]), merge_range(t.range, wg_range[k]));
+// The subgroup stage branches on subgroup_full(), which is the same on every invocation of a
+// subgroup; WGSL's analysis cannot see that, hence the diagnostic off.
+@diagnostic(off, subgroup_uniformity)
+fn workgroup_reduce(acc: Partial, ids: ReduceIds, kind: u32) -> Partial {
+  wg_partials[ids.lid] = acc;
+  let width = subgroup_width(ids);
+  for (var stride = RWG / 2u; stride >= width; stride = stride / 2u) {
+    if (ids.lid < stride) {
+      wg_partials[ids.lid] = combine(wg_partials[ids.lid], wg_partials[ids.lid + stride], kind);
+    }
+    workgroupBarrier();
   }
-  return MomentsRange(subgroup_moments(t.moments), subgroup_range(t.range));
+  var v = EMPTY_PARTIAL;
+  if (subgroup_full(ids)) {
+    v = wg_partials[ids.lane];
+    for (var m = width / 2u; m > 0u; m = m / 2u) {
+      v = combine(v, Partial(subgroupShuffleXor(v.moments, m), subgroupShuffleXor(v.extra, m)), kind);
+    }
+  } else {
+    for (var k = 0u; k < width; k++) {
+      v = combine(v, wg_partials[k], kind);
+    }
+  }
+  return Partial(subgroupBroadcastFirst(v.moments), subgroupBroadcastFirst(v.extra));
 }

@@ -59,7 +59,7 @@ export function tensorBytes(storage: TensorStorage, elements: number): number {
   return storage === 'f32' || storage === 'f32x4' ? elements * 4 : Math.ceil(elements / 2) * 4;
 }
 
-/** The modules whose kernels merge values across a workgroup (workgroup_moments and the like). */
+/** The modules whose kernels merge values across a workgroup (workgroup_reduce). */
 const REDUCING_SHADERS: ReadonlySet<ShaderName> = new Set(['stats', 'backward', 'scaling']);
 
 /**

@@ -4,7 +4,8 @@
  * finalize_stats, partial_grad_sums, finalize_grads, scaling_partials -- run the subgroups
  * variant (reduce_subgroups.wgsl); on a device requested without it (getDevice({ adapterFeatures:
  * false })) the same kernels run the workgroup-memory tree (reduce_tree.wgsl). Both run the same
- * cases, and each is checked against the float64 reference, not against the other.
+ * cases, and each is checked against the float64 reference; then against each other: on full
+ * subgroups (SwiftShader's) the subgroup stage replays the tree's last merges, so the bits agree.
  *
  * The shapes leave a workgroup's lanes partly empty, in counts that are multiples of no subgroup
  * size: 21 values per channel (21 of 64 threads hold data), 3 partials per channel for
@@ -89,44 +90,61 @@ describe('which variant runs', () => {
   });
 });
 
-describe.each(DEVICES)('%s', (name) => {
-  it.each(CASES)('%s %j (%s): statistics, y, dx, dγ and dβ match the reference', async (layout, shape, _why, offset) => {
-    const device = deviceNamed(name);
-    const view = channelView(layout, shape);
-    const C = view.channels;
-    const x = channelData(view, 300 + C).map((v) => v + offset);
-    const dy = randn(x.length, 301);
-    const gamma = Array.from({ length: C }, (_, c) => 0.75 + 0.25 * c);
-    const beta = Array.from({ length: C }, (_, c) => 0.1 * c - 0.2);
-    const bn = new BatchNorm(device, { numFeatures: C, layout });
-    bn.setState({ gamma, beta });
-    const y = await bn.forward(x, shape, { training: true });
-    const gpu = await bn.getBatchStats();
-    const ref = referenceTrainingForward(x, view, { gamma, beta, eps: 1e-5 });
-    for (let c = 0; c < C; c++) {
-      const std = Math.sqrt(ref.variance[c]);
-      expect(Math.abs(gpu.mean[c] - ref.mean[c]), `mean of channel ${c}`).toBeLessThanOrEqual(1e-6 * (Math.abs(ref.mean[c]) + std));
-      expect(Math.abs(gpu.variance[c] - ref.variance[c]) / ref.variance[c], `variance of channel ${c}`).toBeLessThanOrEqual(offset ? 1e-3 : 1e-5);
-    }
-    const stats = { mean: ref.mean, variance: ref.variance, gamma, eps: 1e-5 };
-    expectClose(y, ref.y, yTolerance(x, view, stats), 'y');
-    const g = await bn.backward(dy);
-    expectTrainingGradients(g, x, dy, view, stats);
-    bn.destroy();
+/** A training step of `bn` on `device`, checked against the float64 reference; its outputs. */
+async function trainingStep(device: GPUDevice, layout: Layout, shape: number[], offset: number) {
+  const view = channelView(layout, shape);
+  const C = view.channels;
+  const x = channelData(view, 300 + C).map((v) => v + offset);
+  const dy = randn(x.length, 301);
+  const gamma = Array.from({ length: C }, (_, c) => 0.75 + 0.25 * c);
+  const beta = Array.from({ length: C }, (_, c) => 0.1 * c - 0.2);
+  const bn = new BatchNorm(device, { numFeatures: C, layout });
+  bn.setState({ gamma, beta });
+  const y = await bn.forward(x, shape, { training: true });
+  const gpu = await bn.getBatchStats();
+  const ref = referenceTrainingForward(x, view, { gamma, beta, eps: 1e-5 });
+  for (let c = 0; c < C; c++) {
+    const std = Math.sqrt(ref.variance[c]);
+    expect(Math.abs(gpu.mean[c] - ref.mean[c]), `mean of channel ${c}`).toBeLessThanOrEqual(1e-6 * (Math.abs(ref.mean[c]) + std));
+    expect(Math.abs(gpu.variance[c] - ref.variance[c]) / ref.variance[c], `variance of channel ${c}`).toBeLessThanOrEqual(offset ? 1e-3 : 1e-5);
+  }
+  const stats = { mean: ref.mean, variance: ref.variance, gamma, eps: 1e-5 };
+  expectClose(y, ref.y, yTolerance(x, view, stats), 'y');
+  const g = await bn.backward(dy);
+  expectTrainingGradients(g, x, dy, view, stats);
+  bn.destroy();
+  return { mean: gpu.mean, variance: gpu.variance, y, dx: g.dx, dgamma: g.dgamma, dbeta: g.dbeta };
+}
+
+/** Feature scaling's adapted statistics of `x` on `device`, checked against the float64 reference. */
+async function scalingStats(device: GPUDevice, layout: Layout, shape: number[]) {
+  const view = channelView(layout, shape);
+  const x = channelData(view, 310);
+  const scaler = new FeatureScaler(device, { numFeatures: view.channels, layout, method: 'standardize' });
+  await scaler.adapt(x, shape);
+  const stats = await scaler.getStats();
+  const ref = referenceFeatureScaling(x, view, 'standardize', 1);
+  expectClose(stats.min, ref.min, { rtol: 0, atol: 0 }, 'min');
+  expectClose(stats.max, ref.max, { rtol: 0, atol: 0 }, 'max');
+  expectClose(stats.mean, ref.mean, { rtol: 1e-5, atol: 1e-6 }, 'mean');
+  expectClose(stats.variance, ref.variance, { rtol: 1e-5, atol: 0 }, 'variance');
+  scaler.destroy();
+  return { min: stats.min, max: stats.max, mean: stats.mean, variance: stats.variance };
+}
+
+/** Each output as a plain array, so that toEqual compares the float32 values bit for bit (NaN included). */
+const plain = (outputs: Record<string, ArrayLike<number> | null | undefined>) =>
+  Object.fromEntries(Object.entries(outputs).map(([name, values]) => [name, Array.from(values ?? [])]));
+
+describe('both variants against the reference, and the same bits', () => {
+  it.each(CASES)('%s %j (%s): statistics, y, dx, dγ and dβ', async (layout, shape, _why, offset) => {
+    const [sub, tree] = [await trainingStep(withSubgroups, layout, shape, offset), await trainingStep(without, layout, shape, offset)];
+    // The subgroup stage replays the tree's last merges (full subgroups: SwiftShader's are).
+    expect(plain(sub)).toEqual(plain(tree));
   });
 
-  it.each(CASES.slice(0, 3))('feature scaling %s %j: min, max, mean and variance match the reference', async (layout, shape) => {
-    const device = deviceNamed(name);
-    const view = channelView(layout, shape);
-    const x = channelData(view, 310);
-    const scaler = new FeatureScaler(device, { numFeatures: view.channels, layout, method: 'standardize' });
-    await scaler.adapt(x, shape);
-    const stats = await scaler.getStats();
-    const ref = referenceFeatureScaling(x, view, 'standardize', 1);
-    expectClose(stats.min, ref.min, { rtol: 0, atol: 0 }, 'min');
-    expectClose(stats.max, ref.max, { rtol: 0, atol: 0 }, 'max');
-    expectClose(stats.mean, ref.mean, { rtol: 1e-5, atol: 1e-6 }, 'mean');
-    expectClose(stats.variance, ref.variance, { rtol: 1e-5, atol: 0 }, 'variance');
-    scaler.destroy();
+  it.each(CASES.slice(0, 3))('feature scaling %s %j: min, max, mean and variance', async (layout, shape) => {
+    const [sub, tree] = [await scalingStats(withSubgroups, layout, shape), await scalingStats(without, layout, shape)];
+    expect(plain(sub)).toEqual(plain(tree));
   });
 });
