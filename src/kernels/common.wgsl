@@ -204,10 +204,11 @@ fn slot_period() -> u32 {
   return row / min(SLOT, row & (0u - row)); // SLOT is a power of two: gcd = the lowest set bit, at most SLOT
 }
 
-// A slot thread's (first slot, slot stride T); first slot >= slot_count(): none.
+// A slot thread's (first slot, slot stride T); first slot >= slot_count(): none. The host
+// dispatches at least one period of threads; T is never 0, so a thread's loop always ends.
 fn slot_thread(wid: vec3u, nwg: vec3u, lid: u32) -> vec2u {
   let p = slot_period();
-  return vec2u(linear_workgroup(wid, nwg) * WG + lid, (nwg.x * nwg.y * WG) / p * p);
+  return vec2u(linear_workgroup(wid, nwg) * WG + lid, max((nwg.x * nwg.y * WG) / p, 1u) * p);
 }
 
 fn slot_count() -> u32 {
