@@ -289,20 +289,6 @@ fn merge4(a: Moments4, b: Moments4) -> Moments4 {
   return Moments4(a.mean + delta * wb, a.m2 + b.m2 + delta * delta * (a.n * wb), n);
 }
 
-// The logistic sigmoid of z for z >= 0 given e = exp(-|z|), and of -|z| as e / (1 + e): exp of a
-// non-positive argument never overflows (WGSL leaves overflow indeterminate), and each branch
-// divides by 1 + e in [1, 2].
-fn sigmoid4(z: vec4f) -> vec4f {
-  let e = exp(-abs(z));
-  let r = 1.0 / (1.0 + e);
-  return select(e * r, r, z >= vec4f(0.0));
-}
-
-// Finite test of each component (is_finite on a vec4).
-fn is_finite4(v: vec4f) -> vec4<bool> {
-  return (bitcast<vec4u>(v) & vec4u(0x7f800000u)) != vec4u(0x7f800000u);
-}
-
 // The fused activation of z (ACTIVATION). SiLU of a non-finite z is z * sigmoid(z) in IEEE
 // arithmetic, made explicit rather than left to the hardware: +Inf stays +Inf, -Inf and NaN give
 // NaN, so a non-finite channel or element stays visible in y.
