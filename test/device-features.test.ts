@@ -142,7 +142,8 @@ describe("Dawn's null backend (it offers shader-f16): float16 layers choose nati
     expect(has(device)).toContain('shader-f16');
     const labels = float16Labels(device);
     expect(labels.length).toBeGreaterThan(1);
-    expect(labels.filter((label) => !label.endsWith('(f16)')), `labels: ${labels}`).toEqual([]);
+    expect(labels.filter((label) => !/ \(f16(, subgroups)?\)$/.test(label)), `labels: ${labels}`).toEqual([]);
+    expect(labels.some((label) => label.endsWith('(f16, subgroups)')), 'the merging kernels run the subgroups variant').toBe(true);
     device.destroy();
   });
 

@@ -6,10 +6,12 @@
 // values near the channel's offset and mean (relative to shift) is small, so no large offset
 // cancels (see ChannelCoef).
 //
-// partial_grad_sums: one workgroup per (channel, chunk) -> partials[g] = (sum dy, sum dy * (x - mean))
+// partial_grad_sums: one workgroup per (channel, chunk) -> partials[g] = (sum dy, sum dy * (x - mean)),
+//                    summed over the workgroup by workgroup_reduce (reduce_tree.wgsl or reduce_subgroups.wgsl)
 //                    (partial_grad_sums_channels_last and _vec4: the same for inner == 1)
 // finalize_grads:    one workgroup per channel -> dgamma, dbeta and grad_coef
-// input_grad:        one thread per slot (1, 2 or 4 elements) -> dx
+// input_grad:        a fixed grid of threads over slots (1, 2 or 4 elements), each keeping one
+//                    slot's channels (see slot_period) -> dx
 //                    (input_grad_channels_last_vec4: one thread per (channel group, row lane))
 
 // The forward pass's coefficients (ChannelCoef planes, common.wgsl).
@@ -34,45 +36,44 @@ fn load_coef(c: u32) -> ChannelCoef {
                      coef_field(COEF_SCALE, c), coef_field(COEF_BETA, c), 0.0, 0.0);
 }
 
-// (k, q, p', shift) of channel c.
-fn load_grad_coef(c: u32) -> vec4f {
-  var t: vec4f;
+// dx = k * dy - (x - shift) * q - p' per lane: a channel group's, or a slot's lane by lane.
+struct GradCoef {
+  k: vec4f,
+  q: vec4f,
+  p: vec4f,
+  shift: vec4f,
+}
+
+// The dx coefficients of the channels of a slot's elements, lane by lane (slot_channels).
+fn slot_grad_coef(channels: vec4u) -> GradCoef {
+  var t: array<vec4f, 4>;
   for (var f = 0u; f < 4u; f++) {
-    let s = plane_slot(f, c);
-    t[f] = grad_coef_in[s.x][s.y];
-  }
-  return t;
-}
-
-var<workgroup> sums: array<vec2f, RWG>;
-
-fn reduce_sums(lid: u32) {
-  for (var stride = RWG / 2u; stride > 0u; stride = stride / 2u) {
-    if (lid < stride) {
-      sums[lid] += sums[lid + stride];
+    for (var l = 0u; l < 4u; l++) {
+      let s = plane_slot(f, channels[l]);
+      t[f][l] = grad_coef_in[s.x][s.y];
     }
-    workgroupBarrier();
   }
+  return GradCoef(t[0], t[1], t[2], t[3]);
 }
 
-// With a fused ReLU, the gradient flows only where the forward pass's normalized value was
-// positive; that value is recomputed from x exactly as normalize computed it.
-fn relu_gate(dy: f32, x: f32, c: u32) -> f32 {
+// With a fused activation, the gradient with respect to the normalized value z (see
+// activation_grad4): z is recomputed from x exactly as normalize computed it.
+fn activation_gate(dy: f32, x: f32, c: u32) -> f32 {
   if (ACTIVATION == 0u) { return dy; }
-  let k = load_coef(c);
-  return select(0.0, dy, ((x - k.shift) - k.mean) * k.scale + k.beta > 0.0);
+  return activation_gate4(vec4f(dy), vec4f(x), c).x;
 }
 
-fn relu_gate4(dy: vec4f, x: vec4f, c: u32) -> vec4f {
+fn activation_gate4(dy: vec4f, x: vec4f, c: u32) -> vec4f {
   if (ACTIVATION == 0u) { return dy; }
   let k = load_coef(c);
-  return select(vec4f(0.0), dy, ((x - k.shift) - k.mean) * k.scale + k.beta > vec4f(0.0));
+  return activation_grad4(dy, ((x - k.shift) - k.mean) * k.scale + k.beta);
 }
 
 @compute @workgroup_size(RWG)
 fn partial_grad_sums(@builtin(workgroup_id) wid: vec3u,
                      @builtin(num_workgroups) nwg: vec3u,
-                     @builtin(local_invocation_index) lid: u32) {
+                     ids: ReduceIds) {
+  let lid = ids.lid;
   let g = linear_workgroup(wid, nwg);
   let chunk = chunk_of(g);
   let c = chunk.x;
@@ -88,7 +89,7 @@ fn partial_grad_sums(@builtin(workgroup_id) wid: vec3u,
     for (var j = start + 4u * lid; j < end; j += 4u * RWG) {
       let e = channel_element(c, j);
       let xs = load_x4(e);
-      let g_out = relu_gate4(load_dy4(e), xs, c);
+      let g_out = activation_gate4(load_dy4(e), xs, c);
       let centered = (xs - shift) - mean;
       acc += vec2f(g_out.x + g_out.y + g_out.z + g_out.w, dot(g_out, centered));
     }
@@ -96,16 +97,14 @@ fn partial_grad_sums(@builtin(workgroup_id) wid: vec3u,
     for (var j = start + lid; j < end; j += RWG) {
       let e = channel_element(c, j);
       let xe = load_x(e);
-      let g_out = relu_gate(load_dy(e), xe, c);
+      let g_out = activation_gate(load_dy(e), xe, c);
       // x - mean as (x - shift) - mean (see ChannelCoef).
       acc += vec2f(g_out, g_out * ((xe - shift) - mean));
     }
   }
-  sums[lid] = acc;
-  workgroupBarrier();
-  reduce_sums(lid);
+  let total = workgroup_reduce(Partial(vec3f(0.0), acc), ids, REDUCE_SUMS).extra;
   if (lid == 0u) {
-    partials[g] = vec4f(sums[0], 0.0, 0.0);
+    partials[g] = vec4f(total, 0.0, 0.0);
   }
 }
 
@@ -128,7 +127,7 @@ fn partial_grad_sums_channels_last(@builtin(workgroup_id) wid: vec3u,
   for (var o = start; o < end; o++) {
     let e = o * params.channels + c;
     let xe = load_x(e);
-    let g_out = relu_gate(load_dy(e), xe, c);
+    let g_out = activation_gate(load_dy(e), xe, c);
     acc += vec2f(g_out, g_out * ((xe - shift) - mean));
   }
   partials[c * params.chunks + block] = vec4f(acc, 0.0, 0.0);
@@ -139,10 +138,10 @@ fn group_coef(c: u32) -> GroupCoef {
                    coef[plane_group(COEF_SCALE, c)], coef[plane_group(COEF_BETA, c)]);
 }
 
-// relu_gate4 for a channel group.
+// activation_gate4 for a channel group.
 fn group_gate(dy: vec4f, x: vec4f, k: GroupCoef) -> vec4f {
   if (ACTIVATION == 0u) { return dy; }
-  return select(vec4f(0.0), dy, ((x - k.shift) - k.mean) * k.scale + k.beta > vec4f(0.0));
+  return activation_grad4(dy, ((x - k.shift) - k.mean) * k.scale + k.beta);
 }
 
 var<workgroup> group_sum_dy: array<vec4f, WG>;
@@ -188,7 +187,8 @@ fn partial_grad_sums_channels_last_vec4(@builtin(workgroup_id) wid: vec3u,
 @compute @workgroup_size(RWG)
 fn finalize_grads(@builtin(workgroup_id) wid: vec3u,
                   @builtin(num_workgroups) nwg: vec3u,
-                  @builtin(local_invocation_index) lid: u32) {
+                  ids: ReduceIds) {
+  let lid = ids.lid;
   let c = linear_workgroup(wid, nwg);
   if (c >= params.channels) { return; }
 
@@ -196,13 +196,11 @@ fn finalize_grads(@builtin(workgroup_id) wid: vec3u,
   for (var k = lid; k < params.chunks; k += RWG) {
     acc += partials[c * params.chunks + k].xy;
   }
-  sums[lid] = acc;
-  workgroupBarrier();
-  reduce_sums(lid);
+  let total = workgroup_reduce(Partial(vec3f(0.0), acc), ids, REDUCE_SUMS).extra;
   if (lid != 0u) { return; }
 
-  let sum_dy = sums[0].x;
-  let sum_dy_xmu = sums[0].y;
+  let sum_dy = total.x;
+  let sum_dy_xmu = total.y;
   let invstd = coef_field(COEF_INVSTD, c);
   dbeta[c] = sum_dy;
   dgamma[c] = sum_dy_xmu * invstd;
@@ -222,36 +220,21 @@ fn finalize_grads(@builtin(workgroup_id) wid: vec3u,
   }
 }
 
+// One thread per slot of each period of slots (see slot_period), like normalize.
 @compute @workgroup_size(WG)
 fn input_grad(@builtin(workgroup_id) wid: vec3u,
               @builtin(num_workgroups) nwg: vec3u,
               @builtin(local_invocation_index) lid: u32) {
-  let slot = linear_workgroup(wid, nwg) * WG + lid;
-  let first = slot * SLOT;
-  if (first >= params.total) { return; }
-  let v = load_x_slot(slot);
-  let g = load_dy_slot(slot);
-  var out = vec4f(0.0);
-  if (SLOT == 1u) {
-    let c = channel_of(first);
-    let t = load_grad_coef(c);
-    out.x = t.x * relu_gate(g.x, v.x, c) - (v.x - t.w) * t.y - t.z;
-  } else if (params.inner % SLOT == 0u) {
-    // The slot's elements share one channel.
-    let c = channel_of(first);
-    let t = load_grad_coef(c);
-    out = t.x * relu_gate4(g, v, c) - (v - t.w) * t.y - t.z;
-  } else {
-    for (var k = 0u; k < SLOT; k++) {
-      let e = first + k;
-      if (e < params.total) {
-        let c = channel_of(e);
-        let t = load_grad_coef(c);
-        out[k] = t.x * relu_gate(g[k], v[k], c) - (v[k] - t.w) * t.y - t.z;
-      }
-    }
+  let t = slot_thread(wid, nwg, lid); // (first slot, stride)
+  let slots = slot_count();
+  if (t.x >= slots) { return; }
+  let c = slot_channels(t.x);
+  let k = lane_coef(array(load_coef(c.x), load_coef(c.y), load_coef(c.z), load_coef(c.w)));
+  let g = slot_grad_coef(c);
+  for (var slot = t.x; slot < slots; slot += t.y) {
+    let v = load_x_slot(slot);
+    store_dx(slot, slot_tail(slot, g.k * group_gate(load_dy_slot(slot), v, k) - (v - g.shift) * g.q - g.p));
   }
-  store_dx(slot, out);
 }
 
 // Channels-last with C % 4 == 0 (see group_lanes): the thread's four channels' coefficients are
@@ -264,14 +247,12 @@ fn input_grad_channels_last_vec4(@builtin(workgroup_id) wid: vec3u,
   if (g.x >= g.z) { return; }
   let c = g.y;
   let k = group_coef(c);
-  // dx = kk * dy - (x - shift) * q - p', per channel (see finalize_grads): one vec4 per plane.
-  let kk = grad_coef_in[plane_group(0u, c)];
-  let q = grad_coef_in[plane_group(1u, c)];
-  let p = grad_coef_in[plane_group(2u, c)];
-  let shift = grad_coef_in[plane_group(3u, c)];
+  // dx = k * dy - (x - shift) * q - p', per channel (see finalize_grads): one vec4 per plane.
+  let t = GradCoef(grad_coef_in[plane_group(0u, c)], grad_coef_in[plane_group(1u, c)],
+                   grad_coef_in[plane_group(2u, c)], grad_coef_in[plane_group(3u, c)]);
   for (var r = g.x; r < params.outer; r += g.z) {
     let e = r * params.channels + c;
     let v = load_x4(e);
-    store_dx4(e, kk * group_gate(load_dy4(e), v, k) - (v - shift) * q - p);
+    store_dx4(e, t.k * group_gate(load_dy4(e), v, k) - (v - t.shift) * t.q - t.p);
   }
 }

@@ -1,9 +1,11 @@
 // Normalize-scale-shift: y = ((x - shift) - mean) * (gamma * invstd) + beta, with the per-channel
 // coefficients folded into one ChannelCoef. Subtracting before scaling (rather than
-// y = x * scale + offset) keeps full precision when the mean is large against the spread.
+// y = x * scale + offset) keeps full precision when the mean is large against the spread. A fused
+// activation (ACTIVATION, common.wgsl) follows.
 //
 // coef_from_running: one thread per channel; coefficients from the running (population) statistics.
-// normalize:         one thread per slot (1, 2 or 4 elements, see the tensor_*.wgsl storages).
+// normalize:         a fixed grid of threads over slots (1, 2 or 4 elements, see the tensor_*.wgsl
+//                    storages), each keeping one slot's channels (see slot_period).
 // normalize_channels_last_vec4: channels-last with C % 4 == 0; one thread per (channel group, row lane).
 
 @group(0) @binding(5) var<storage, read> running_mean: array<f32>;
@@ -40,35 +42,20 @@ fn coef_from_running(@builtin(workgroup_id) wid: vec3u,
   }
 }
 
+// One thread per slot of each period of slots (see slot_period): its slot's coefficients are
+// loaded once and kept for every row it visits.
 @compute @workgroup_size(WG)
 fn normalize(@builtin(workgroup_id) wid: vec3u,
              @builtin(num_workgroups) nwg: vec3u,
              @builtin(local_invocation_index) lid: u32) {
-  let slot = linear_workgroup(wid, nwg) * WG + lid;
-  let first = slot * SLOT;
-  if (first >= params.total) { return; }
-  let v = load_x_slot(slot);
-  var out = vec4f(0.0);
-  if (SLOT == 1u) {
-    let k = load_coef_in(channel_of(first));
-    out.x = ((v.x - k.shift) - k.mean) * k.scale + k.beta;
-  } else if (params.inner % SLOT == 0u) {
-    // The slot's elements share one channel: one set of coefficients, vector arithmetic.
-    let k = load_coef_in(channel_of(first));
-    out = ((v - k.shift) - k.mean) * k.scale + k.beta;
-  } else {
-    for (var k = 0u; k < SLOT; k++) {
-      let e = first + k;
-      if (e < params.total) {
-        let kc = load_coef_in(channel_of(e));
-        out[k] = ((v[k] - kc.shift) - kc.mean) * kc.scale + kc.beta;
-      }
-    }
+  let t = slot_thread(wid, nwg, lid); // (first slot, stride)
+  let slots = slot_count();
+  if (t.x >= slots) { return; }
+  let c = slot_channels(t.x);
+  let k = lane_coef(array(load_coef_in(c.x), load_coef_in(c.y), load_coef_in(c.z), load_coef_in(c.w)));
+  for (var slot = t.x; slot < slots; slot += t.y) {
+    store_y(slot, slot_tail(slot, activate4(((load_x_slot(slot) - k.shift) - k.mean) * k.scale + k.beta)));
   }
-  if (ACTIVATION == 1u) {
-    out = max(out, vec4f(0.0));
-  }
-  store_y(slot, out);
 }
 
 // Channels-last with C % 4 == 0 (see group_lanes): the thread's four channels' coefficients are
@@ -84,10 +71,6 @@ fn normalize_channels_last_vec4(@builtin(workgroup_id) wid: vec3u,
                     coef_in[plane_group(COEF_SCALE, c)], coef_in[plane_group(COEF_BETA, c)]);
   for (var r = g.x; r < params.outer; r += g.z) {
     let e = r * params.channels + c;
-    var out = ((load_x4(e) - k.shift) - k.mean) * k.scale + k.beta;
-    if (ACTIVATION == 1u) {
-      out = max(out, vec4f(0.0));
-    }
-    store_y4(e, out);
+    store_y4(e, activate4(((load_x4(e) - k.shift) - k.mean) * k.scale + k.beta));
   }
 }

@@ -1,5 +1,6 @@
 // Training statistics: per-channel mean and biased variance by Welford accumulation per thread and
-// Chan's pairwise merge of (mean, M2, n) partials -- never E[x^2] - E[x]^2, which cancels
+// Chan's merge of (mean, M2, n) partials (workgroup_reduce: reduce_tree.wgsl, or
+// reduce_subgroups.wgsl where the device has subgroups) -- never E[x^2] - E[x]^2, which cancels
 // catastrophically when the mean is large against the spread. Values are taken relative to the
 // channel's first value (see ChannelCoef).
 //
@@ -25,8 +26,6 @@
 // Set when any channel of the current training pass has a non-finite mean or variance.
 @group(0) @binding(12) var<storage, read_write> non_finite: atomic<u32>;
 
-var<workgroup> moments: array<vec3f, RWG>;
-
 fn coef_field(f: u32, c: u32) -> f32 {
   let s = plane_slot(f, c);
   return coef[s.x][s.y];
@@ -39,19 +38,11 @@ fn clear_non_finite(wid: vec3u, nwg: vec3u, lid: u32) {
   }
 }
 
-fn reduce_moments(lid: u32) {
-  for (var stride = RWG / 2u; stride > 0u; stride = stride / 2u) {
-    if (lid < stride) {
-      moments[lid] = merge(moments[lid], moments[lid + stride]);
-    }
-    workgroupBarrier();
-  }
-}
-
 @compute @workgroup_size(RWG)
 fn partial_stats(@builtin(workgroup_id) wid: vec3u,
                  @builtin(num_workgroups) nwg: vec3u,
-                 @builtin(local_invocation_index) lid: u32) {
+                 ids: ReduceIds) {
+  let lid = ids.lid;
   clear_non_finite(wid, nwg, lid);
   let g = linear_workgroup(wid, nwg);
   let chunk = chunk_of(g);
@@ -76,11 +67,9 @@ fn partial_stats(@builtin(workgroup_id) wid: vec3u,
       acc = welford(acc, load_x(channel_element(c, j)) - shift);
     }
   }
-  moments[lid] = acc;
-  workgroupBarrier();
-  reduce_moments(lid);
+  let total = workgroup_reduce(Partial(acc, vec2f(0.0)), ids, REDUCE_MOMENTS).moments;
   if (lid == 0u) {
-    partials[g] = vec4f(moments[0], 0.0);
+    partials[g] = vec4f(total, 0.0);
   }
 }
 
@@ -165,7 +154,8 @@ fn partial_stats_channels_last_vec4(@builtin(workgroup_id) wid: vec3u,
 @compute @workgroup_size(RWG)
 fn finalize_stats(@builtin(workgroup_id) wid: vec3u,
                   @builtin(num_workgroups) nwg: vec3u,
-                  @builtin(local_invocation_index) lid: u32) {
+                  ids: ReduceIds) {
+  let lid = ids.lid;
   let c = linear_workgroup(wid, nwg);
   if (c >= params.channels) { return; }
 
@@ -173,14 +163,12 @@ fn finalize_stats(@builtin(workgroup_id) wid: vec3u,
   for (var k = lid; k < params.chunks; k += RWG) {
     acc = merge(acc, partials[c * params.chunks + k].xyz);
   }
-  moments[lid] = acc;
-  workgroupBarrier();
-  reduce_moments(lid);
+  let total = workgroup_reduce(Partial(acc, vec2f(0.0)), ids, REDUCE_MOMENTS).moments;
   if (lid != 0u) { return; }
 
   let shift = load_x(channel_element(c, 0u));
-  var mean = moments[0].x;
-  var variance = moments[0].y / f32(params.count);
+  var mean = total.x;
+  var variance = total.y / f32(params.count);
   if (!(is_finite(shift) && is_finite(mean) && is_finite(variance))) {
     // NaN or Inf anywhere in the channel: its statistics and outputs are NaN, whatever the
     // hardware does with infinities.

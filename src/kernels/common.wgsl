@@ -39,9 +39,12 @@ struct ChannelCoef {
 
 @group(0) @binding(0) var<uniform> params: Params;
 
-// 1: a ReLU fused after normalize (y = max(y, 0)), its mask applied to dy in backward. A
-// pipeline constant rather than a Params field, so that pipelines without it carry no
-// per-element test (a uniform field cost 20 % on (N,C) inference on SwiftShader).
+// The activation fused after normalize, applied to z = ((x - shift) - mean) * scale + beta:
+// 0 none; 1 ReLU, y = max(z, 0), its mask applied to dy in backward; 2 SiLU, y = z * sigmoid(z),
+// dy multiplied by its derivative in backward. The backward kernels recompute z from x and the
+// saved coefficients exactly as normalize computed it. A pipeline constant rather than a Params
+// field, so that pipelines without it carry no per-element test (a uniform field cost 20 % on
+// (N,C) inference on SwiftShader).
 override ACTIVATION: u32 = 0u;
 
 // Threads per workgroup of the elementwise kernels.
@@ -95,6 +98,12 @@ struct GroupCoef {
   mean: vec4f,
   scale: vec4f,
   beta: vec4f,
+}
+
+// The coefficients of a slot's elements, lane l from its channel's (slot_channels).
+fn lane_coef(k: array<ChannelCoef, 4>) -> GroupCoef {
+  return GroupCoef(vec4f(k[0].shift, k[1].shift, k[2].shift, k[3].shift), vec4f(k[0].mean, k[1].mean, k[2].mean, k[3].mean),
+                   vec4f(k[0].scale, k[1].scale, k[2].scale, k[3].scale), vec4f(k[0].beta, k[1].beta, k[2].beta, k[3].beta));
 }
 
 // Fields of ChannelCoef kept in a buffer, in plane order.
@@ -184,9 +193,83 @@ fn channel_element(c: u32, j: u32) -> u32 {
   return (o * params.channels + c) * params.inner + i;
 }
 
-// Channel of the element at buffer index e.
-fn channel_of(e: u32) -> u32 {
-  return (e / params.inner) % params.channels;
+// The slot kernels (normalize and input_grad outside channels-last C % 4 == 0) run a fixed grid
+// too, so that no element pays an integer division. The channels of the slots repeat with a
+// period of P = C * inner / gcd(C * inner, SLOT) slots (one row of the [outer, C, inner] view, or
+// two where a row is an odd number of halves), so a thread t < T = lanes * P takes the slots
+// t, t + T, t + 2T, ...: the same channels at the same offsets, row after row. It finds its
+// slot's channels once (slot_channels), keeps their coefficients, and walks.
+fn slot_period() -> u32 {
+  let row = params.channels * params.inner;
+  return row / min(SLOT, row & (0u - row)); // SLOT is a power of two: gcd = the lowest set bit, at most SLOT
+}
+
+// A slot thread's (first slot, slot stride T); first slot >= slot_count(): none. The host
+// dispatches at least one period of threads; T is never 0, so a thread's loop always ends.
+fn slot_thread(wid: vec3u, nwg: vec3u, lid: u32) -> vec2u {
+  let p = slot_period();
+  return vec2u(linear_workgroup(wid, nwg) * WG + lid, max((nwg.x * nwg.y * WG) / p, 1u) * p);
+}
+
+fn slot_count() -> u32 {
+  return (params.total + SLOT - 1u) / SLOT;
+}
+
+// The channel of each element of `slot` (lanes from SLOT on repeat the first): the thread's only
+// integer divisions, then one step at a time (a half slot may straddle two channels).
+fn slot_channels(slot: u32) -> vec4u {
+  let e = slot * SLOT;
+  let run = e / params.inner;
+  var c = run % params.channels;
+  var i = e - run * params.inner;
+  var channels = vec4u(c);
+  for (var k = 1u; k < SLOT; k++) {
+    i += 1u;
+    if (i == params.inner) {
+      i = 0u;
+      c += 1u;
+      if (c == params.channels) { c = 0u; }
+    }
+    channels[k] = c;
+  }
+  return channels;
+}
+
+// The slot's values with the lanes past the tensor's end set to 0 (the padding half of an odd
+// tensor's last word is written as 0).
+fn slot_tail(slot: u32, v: vec4f) -> vec4f {
+  let first = slot * SLOT;
+  if (first + SLOT <= params.total) { return v; }
+  return select(v, vec4f(0.0), vec4u(first) + vec4u(0u, 1u, 2u, 3u) >= vec4u(params.total));
+}
+
+// The (min, max) of no value.
+const EMPTY_RANGE = vec2f(3.4e38, -3.4e38);
+
+fn merge_range(a: vec2f, b: vec2f) -> vec2f {
+  return vec2f(min(a.x, b.x), max(a.y, b.y));
+}
+
+// A thread's part of a workgroup reduction (workgroup_reduce: reduce_tree.wgsl, or
+// reduce_subgroups.wgsl where the device has subgroups): a (mean, M2, n) summary and a pair,
+// combined as the reduction's kind says.
+struct Partial {
+  moments: vec3f,
+  extra: vec2f,
+}
+
+const EMPTY_PARTIAL = Partial(vec3f(0.0), EMPTY_RANGE);
+
+// Kinds of workgroup reductions: Chan's merge of the moments; plain sums of the pairs; both the
+// merge and the (min, max) of the pairs.
+const REDUCE_MOMENTS: u32 = 0u;
+const REDUCE_SUMS: u32 = 1u;
+const REDUCE_MOMENTS_RANGE: u32 = 2u;
+
+fn combine(a: Partial, b: Partial, kind: u32) -> Partial {
+  if (kind == REDUCE_SUMS) { return Partial(a.moments, a.extra + b.extra); }
+  if (kind == REDUCE_MOMENTS_RANGE) { return Partial(merge(a.moments, b.moments), merge_range(a.extra, b.extra)); }
+  return Partial(merge(a.moments, b.moments), a.extra);
 }
 
 // (mean, M2) of four channels over n values each (a channel group of a channels-last tensor).
@@ -204,4 +287,33 @@ fn merge4(a: Moments4, b: Moments4) -> Moments4 {
   let delta = b.mean - a.mean;
   let wb = b.n / n;
   return Moments4(a.mean + delta * wb, a.m2 + b.m2 + delta * delta * (a.n * wb), n);
+}
+
+// The fused activation of z (ACTIVATION). SiLU of a non-finite z is z * sigmoid(z) in IEEE
+// arithmetic, made explicit rather than left to the hardware: +Inf stays +Inf, -Inf and NaN give
+// NaN, so a non-finite channel or element stays visible in y.
+fn activate4(z: vec4f) -> vec4f {
+  if (ACTIVATION == 1u) { return max(z, vec4f(0.0)); }
+  if (ACTIVATION == 2u) {
+    let inf_or_nan = select(vec4f(nan()), z, z > vec4f(0.0));
+    return select(inf_or_nan, z * sigmoid4(z), is_finite4(z));
+  }
+  return z;
+}
+
+// dy times the activation's derivative at z, the gradient with respect to z: ReLU lets dy through
+// where z > 0; SiLU's derivative is sigmoid(z) * (1 + z * (1 - sigmoid(z))), NaN where z is not
+// finite.
+fn activation_grad4(dy: vec4f, z: vec4f) -> vec4f {
+  if (ACTIVATION == 1u) { return select(vec4f(0.0), dy, z > vec4f(0.0)); }
+  if (ACTIVATION == 2u) {
+    // sigmoid(z) and 1 - sigmoid(z) = sigmoid(-z), each without cancellation (see sigmoid4).
+    let e = exp(-abs(z));
+    let r = 1.0 / (1.0 + e);
+    let positive = z >= vec4f(0.0);
+    let s = select(e * r, r, positive);
+    let s_neg = select(r, e * r, positive);
+    return select(vec4f(nan()), dy * (s * (1.0 + z * s_neg)), is_finite4(z));
+  }
+  return dy;
 }

@@ -5,7 +5,8 @@
 // [outer, C, inner] view.
 //
 // scaling_begin:        one thread per feature; fixes each feature's shift (its first value) on the first batch
-// scaling_partials:     one workgroup per (feature, chunk of CHUNK elements) -> partials
+// scaling_partials:     one workgroup per (feature, chunk of CHUNK elements) -> partials, merged over the
+//                       workgroup by workgroup_reduce (reduce_tree.wgsl or reduce_subgroups.wgsl)
 // scaling_accumulate:   one thread per feature; merges this batch's partials into the state
 // scaling_coefficients: one thread per feature; transform and inverse coefficients from the state
 
@@ -43,9 +44,6 @@ struct ScalePartial {
 @group(0) @binding(8) var<storage, read_write> inverse_coef: array<vec4f>;
 @group(0) @binding(9) var<uniform> options: ScalingOptions;
 
-var<workgroup> wg_moments: array<vec3f, RWG>;
-var<workgroup> wg_range: array<vec2f, RWG>;
-
 @compute @workgroup_size(WG)
 fn scaling_begin(@builtin(workgroup_id) wid: vec3u,
                  @builtin(num_workgroups) nwg: vec3u,
@@ -58,7 +56,8 @@ fn scaling_begin(@builtin(workgroup_id) wid: vec3u,
 @compute @workgroup_size(RWG)
 fn scaling_partials(@builtin(workgroup_id) wid: vec3u,
                     @builtin(num_workgroups) nwg: vec3u,
-                    @builtin(local_invocation_index) lid: u32) {
+                    ids: ReduceIds) {
+  let lid = ids.lid;
   let g = linear_workgroup(wid, nwg);
   let chunk = chunk_of(g);
   let c = chunk.x;
@@ -67,26 +66,15 @@ fn scaling_partials(@builtin(workgroup_id) wid: vec3u,
   let end = chunk.z;
   let shift = state[c].shift;
 
-  var acc = vec3f(0.0);
-  var range = vec2f(3.4e38, -3.4e38);
+  // (mean, M2, n) of x - shift and (min, max).
+  var acc = EMPTY_PARTIAL;
   for (var j = start + lid; j < end; j += RWG) {
     let v = load_x(channel_element(c, j));
-    acc = welford(acc, v - shift);
-    range = vec2f(min(range.x, v), max(range.y, v));
+    acc = Partial(welford(acc.moments, v - shift), merge_range(acc.extra, vec2f(v)));
   }
-  wg_moments[lid] = acc;
-  wg_range[lid] = range;
-  workgroupBarrier();
-  for (var stride = RWG / 2u; stride > 0u; stride = stride / 2u) {
-    if (lid < stride) {
-      wg_moments[lid] = merge(wg_moments[lid], wg_moments[lid + stride]);
-      let other = wg_range[lid + stride];
-      wg_range[lid] = vec2f(min(wg_range[lid].x, other.x), max(wg_range[lid].y, other.y));
-    }
-    workgroupBarrier();
-  }
+  let total = workgroup_reduce(acc, ids, REDUCE_MOMENTS_RANGE);
   if (lid == 0u) {
-    partials[g] = ScalePartial(vec4f(wg_moments[0], 0.0), vec4f(wg_range[0], 0.0, 0.0));
+    partials[g] = ScalePartial(vec4f(total.moments, 0.0), vec4f(total.extra, 0.0, 0.0));
   }
 }
 
@@ -100,7 +88,7 @@ fn scaling_accumulate(@builtin(workgroup_id) wid: vec3u,
   var mean = s.mean;
   var m2 = s.m2;
   var n = s.count;
-  var range = select(vec2f(3.4e38, -3.4e38), vec2f(s.min, s.max), n > 0u);
+  var range = select(EMPTY_RANGE, vec2f(s.min, s.max), n > 0u);
   for (var k = 0u; k < params.chunks; k++) {
     let p = partials[c * params.chunks + k];
     // Chan's merge (as merge() in common.wgsl) with the counts kept exact as integers; a chunk's
@@ -113,7 +101,7 @@ fn scaling_accumulate(@builtin(workgroup_id) wid: vec3u,
     mean += delta * wb;
     m2 += p.moments.y + delta * delta * f32(n) * wb;
     n = total;
-    range = vec2f(min(range.x, p.range.x), max(range.y, p.range.y));
+    range = merge_range(range, p.range.xy);
   }
   state[c] = ScaleState(s.shift, mean, m2, n, range.x, range.y, 0.0, 0.0);
 }

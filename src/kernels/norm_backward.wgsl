@@ -95,12 +95,15 @@ const MAX_COLUMNS: u32 = 32u;
 // merges its row slots' sums in a tree and writes them as partial w.
 @compute @workgroup_size(NWG)
 fn norm_backward_columns(@builtin(workgroup_id) wid: vec3u,
+                         @builtin(num_workgroups) nwg: vec3u,
                          @builtin(local_invocation_index) lid: u32) {
   let lanes = 1u << params.lane_bits;
   let lane = lid & (lanes - 1u);
   let slot = lid >> params.lane_bits;
   let slots = NWG >> params.lane_bits;
-  let w = wid.x;
+  let w = norm_workgroup(wid, nwg);
+  // The overshoot of a 2-D grid.
+  if (w >= params.a_blocks) { return; }
   let steps = (params.count + lanes - 1u) / lanes;
   let batches = (params.rows + slots - 1u) / slots;
   var acc: array<vec2f, MAX_COLUMNS>;

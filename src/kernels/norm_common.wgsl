@@ -88,19 +88,22 @@ fn lanes_of(wid: vec3u, nwg: vec3u, lid: u32) -> Lanes {
   return Lanes(r, lane, lid - lane, r < params.rows, n * params.sample_stride + g * params.group_stride, n, g);
 }
 
-// The activation after the affine transform; NaN stays NaN (max(NaN, 0) may be 0 on some GPUs).
+// The activation after the affine transform. ReLU keeps NaN (max(NaN, 0) may be 0 on some
+// GPUs), so that a non-finite group's outputs stay NaN; SiLU takes sigmoid4 (numerics.wgsl), which
+// never overflows.
 fn activate(z: f32) -> f32 {
   if (ACTIVATION == 1u) { return select(max(z, 0.0), z, (bitcast<u32>(z) & 0x7fffffffu) > 0x7f800000u); }
-  if (ACTIVATION == 2u) { return z / (1.0 + exp(-z)); }
+  if (ACTIVATION == 2u) { return z * sigmoid4(vec4f(z)).x; }
   return z;
 }
 
-// dL/dz from dL/dy through the activation at z.
+// dL/dz from dL/dy through the activation at z: SiLU's derivative is
+// sigmoid(z) · (1 + z · sigmoid(−z)), each sigmoid without cancellation.
 fn activation_grad(dy: f32, z: f32) -> f32 {
   if (ACTIVATION == 1u) { return select(0.0, dy, z > 0.0); }
   if (ACTIVATION == 2u) {
-    let s = 1.0 / (1.0 + exp(-z));
-    return dy * s * (1.0 + z * (1.0 - s));
+    let s = sigmoid4(vec4f(z, -z, 0.0, 0.0));
+    return dy * s.x * (1.0 + z * s.y);
   }
   return dy;
 }

@@ -28,3 +28,17 @@ fn welford(acc: vec3f, v: f32) -> vec3f {
   let mean = acc.x + (v - acc.x) / n;
   return vec3f(mean, acc.y + (v - acc.x) * (v - mean), n);
 }
+
+// The logistic sigmoid of z for z >= 0 given e = exp(-|z|), and of -|z| as e / (1 + e): exp of a
+// non-positive argument never overflows (WGSL leaves overflow indeterminate), and each branch
+// divides by 1 + e in [1, 2].
+fn sigmoid4(z: vec4f) -> vec4f {
+  let e = exp(-abs(z));
+  let r = 1.0 / (1.0 + e);
+  return select(e * r, r, z >= vec4f(0.0));
+}
+
+// Finite test of each component (is_finite on a vec4).
+fn is_finite4(v: vec4f) -> vec4<bool> {
+  return (bitcast<vec4u>(v) & vec4u(0x7f800000u)) != vec4u(0x7f800000u);
+}

@@ -71,8 +71,20 @@ const RMS_KERNELS: ReadonlySet<KernelName> = new Set([
 ]);
 
 /**
+ * The kernels that merge across a workgroup (workgroup_reduce); on a device with `subgroups`
+ * their pipelines come from the module's subgroups variant (reduce_subgroups.wgsl).
+ */
+export const SUBGROUP_KERNELS: ReadonlySet<KernelName> = new Set(['partial_stats', 'finalize_stats', 'partial_grad_sums', 'finalize_grads', 'scaling_partials']);
+
+/** Whether `kernel`'s pipeline on `device` is the subgroups variant: the device has the feature and the kernel merges across its workgroup. */
+export function usesSubgroups(device: GPUDevice, kernel: KernelName): boolean {
+  return SUBGROUP_KERNELS.has(kernel) && device.features.has('subgroups');
+}
+
+/**
  * The compute pipeline for `kernel` with tensors stored as `storage` and, for the kernels that
- * fuse one, `activation` compiled in; created on first use.
+ * fuse one, `activation` compiled in; the subgroups variant where {@link usesSubgroups}; created
+ * on first use. Its label names the storage and each variant.
  */
 export function getPipeline(
   device: GPUDevice,
@@ -83,12 +95,14 @@ export function getPipeline(
   cacheSteps = 0,
 ): GPUComputePipeline {
   const shader = KERNELS[kernel];
+  const subgroups = usesSubgroups(device, kernel);
   const constants: Record<string, number> = {};
   const variant: string[] = [storage];
   if (activation !== 'none' && ACTIVATION_KERNELS.has(kernel)) {
     constants.ACTIVATION = ACTIVATIONS[activation];
     variant.push(activation);
   }
+  if (subgroups) variant.push('subgroups');
   if (rms && RMS_KERNELS.has(kernel)) {
     constants.RMS = 1;
     variant.push('rms');
@@ -99,8 +113,8 @@ export function getPipeline(
   }
   return cachedPipeline(
     device,
-    `webgpu-batchnorm ${shader}.wgsl (${storage})`,
-    () => shaderSource(shader, storage),
+    `webgpu-batchnorm ${shader}.wgsl (${storage}${subgroups ? ', subgroups' : ''})`,
+    () => shaderSource(shader, storage, subgroups),
     kernel,
     `webgpu-batchnorm ${kernel} (${variant.join(', ')})`,
     Object.keys(constants).length > 0 ? constants : undefined,

@@ -1,8 +1,9 @@
 /**
- * WGSL sources. Each shader module is built from three real .wgsl files: a tensor storage
- * (how x, y, dy and dx are declared, loaded and stored; see TensorStorage), common.wgsl (the
- * Params uniform and the [outer, C, inner] indexing) and the kernel file. `?raw` makes vite and
- * vitest inline the text.
+ * WGSL sources. Each shader module is built from real .wgsl files: a tensor storage (how x, y, dy
+ * and dx are declared, loaded and stored; see TensorStorage), common.wgsl (the Params uniform and
+ * the [outer, C, inner] indexing), for the modules with reductions their workgroup-wide merges
+ * (reduce_tree.wgsl, or reduce_subgroups.wgsl in the subgroups variant), and the kernel file.
+ * `?raw` makes vite and vitest inline the text.
  */
 import tensorF32 from './tensor_f32.wgsl?raw';
 import tensorF32x4 from './tensor_f32x4.wgsl?raw';
@@ -21,6 +22,8 @@ import stats from './bn_stats.wgsl?raw';
 import normalize from './bn_normalize.wgsl?raw';
 import backward from './bn_backward.wgsl?raw';
 import scaling from './feature_scaling.wgsl?raw';
+import reduceTree from './reduce_tree.wgsl?raw';
+import reduceSubgroups from './reduce_subgroups.wgsl?raw';
 import { NORM_SHADERS, SLOT_ELEMENTS, type ShaderName } from './contract.js';
 
 const KERNEL_FILES: Record<ShaderName, string> = { stats, normalize, backward, scaling, norm_forward: normForward, norm_running: normRunning, norm_backward: normBackward };
@@ -75,12 +78,21 @@ export function tensorBytes(storage: TensorStorage, elements: number): number {
   return storage === 'f32' || storage === 'f32x4' ? elements * 4 : Math.ceil(elements / 2) * 4;
 }
 
-/** The complete WGSL of a shader module for a tensor storage (the storage file comes first: it may hold `enable f16;`). */
-export function shaderSource(shader: ShaderName, storage: TensorStorage): string {
+/** The modules whose kernels merge values across a workgroup (workgroup_reduce). */
+const REDUCING_SHADERS: ReadonlySet<ShaderName> = new Set(['stats', 'backward', 'scaling']);
+
+/**
+ * The complete WGSL of a shader module for a tensor storage: the directives come first (the
+ * storage file may hold `enable f16;`; the subgroups variant begins with `enable subgroups;` and
+ * merges with subgroup operations). The family's modules have storages and a common file of their
+ * own, and no subgroup variant.
+ */
+export function shaderSource(shader: ShaderName, storage: TensorStorage, subgroups = false): string {
   if ((NORM_SHADERS as readonly string[]).includes(shader)) {
     return `${NORM_STORAGE_FILES[storage]}\n${numerics}\n${normCommon}\n${KERNEL_FILES[shader]}`;
   }
-  return `${STORAGE_FILES[storage]}\n${numerics}\n${common}\n${KERNEL_FILES[shader]}`;
+  const reduce = REDUCING_SHADERS.has(shader) ? `${subgroups ? reduceSubgroups : reduceTree}\n` : '';
+  return `${subgroups ? 'enable subgroups;\n' : ''}${STORAGE_FILES[storage]}\n${numerics}\n${common}\n${reduce}${KERNEL_FILES[shader]}`;
 }
 
 /** The storage of the normalization family's tensors of `dtype` on `device` (float32: always 'f32'). */

@@ -3,14 +3,20 @@
  * options resolved to their defaults, state buffers, and the tensors of a forward or backward
  * pass. Each failure names the argument, the expected value and the actual one.
  */
-import { CHANNEL_COEF_BYTES } from '../kernels/contract.js';
+import { ACTIVATIONS, CHANNEL_COEF_BYTES, type FusedActivation } from '../kernels/contract.js';
 import { tensorBytes, tensorStorage } from '../kernels/shaders.js';
 import type { BatchNormMode, BatchNormPlanOptions, DType } from '../ops/plan.js';
 import { checkSeparateOutput, type TensorBuffer } from '../runtime/gpu.js';
 import { checkKnownKeys, checkTensorBuffer, checkTensorFits, checkTrainable, describe, type KnownKeys } from '../runtime/validate.js';
 import { channelView, checkLayout, viewSize, type ChannelView, type Layout } from '../tensor/layout.js';
 
-export type { DType };
+export type { DType, FusedActivation };
+
+/** The accepted activations as a message lists them: 'none', 'relu' or 'silu'. */
+const ACTIVATION_NAMES = Object.keys(ACTIVATIONS)
+  .map((name) => `'${name}'`)
+  .join(', ')
+  .replace(/, ([^,]*)$/, ' or $1');
 
 /** Options of a {@link BatchNorm} layer; defaults follow PyTorch. */
 export interface BatchNormOptions {
@@ -39,9 +45,11 @@ export interface BatchNormOptions {
   /**
    * 'relu' fuses a ReLU after the normalization: y = max(BN(x), 0) in the same pass, and the
    * backward pass takes dL/d(output) and applies the ReLU's mask itself (the notes put BN right
-   * before the activation). Default 'none'.
+   * before the activation). 'silu' fuses SiLU (swish): y = z·σ(z) with z = BN(x), and the
+   * backward pass multiplies dL/d(output) by σ(z)·(1 + z·(1 − σ(z))), recomputing z from x.
+   * Default 'none'.
    */
-  activation?: 'none' | 'relu';
+  activation?: FusedActivation;
   /**
    * Keep running mean and variance (init 0 and 1), updated by training passes and used by
    * inference passes. When false, inference also normalizes with batch statistics. Default true.
@@ -181,8 +189,8 @@ export function resolveBatchNormOptions(device: GPUDevice, options: BatchNormOpt
   if (dtype !== 'float32' && dtype !== 'float16') {
     throw new TypeError(`${prefix}.dtype must be 'float32' or 'float16'; got ${describe(dtype)}`);
   }
-  if (activation !== 'none' && activation !== 'relu') {
-    throw new TypeError(`${prefix}.activation must be 'none' or 'relu'; got ${describe(activation)}`);
+  if (typeof activation !== 'string' || !Object.hasOwn(ACTIVATIONS, activation)) {
+    throw new TypeError(`${prefix}.activation must be ${ACTIVATION_NAMES}; got ${describe(activation)}`);
   }
   if (runningVariance !== 'unbiased' && runningVariance !== 'biased') {
     throw new TypeError(`${prefix}.runningVariance must be 'unbiased' or 'biased'; got ${describe(runningVariance)}`);

@@ -22,6 +22,13 @@ const { WG, RWG, CHUNK, ROWS } = KERNEL_CONSTANTS;
 // 286 ms with these, on 2 cores).
 /** Threads an elementwise channels-last dispatch aims for (fewer than resident: each keeps its coefficients for several rows). */
 const ELEMENTWISE_THREADS = 1 << 17;
+/**
+ * Threads a slot dispatch (normalize, input_grad; slot_period in common.wgsl) aims for: about twice
+ * an H200's resident threads, so that a large channels-first tensor, which ran one thread per
+ * slot, still fills every SM with loads in flight while each thread keeps its coefficients for
+ * a few rows. Not measured on a GPU yet.
+ */
+const SLOT_THREADS = 1 << 19;
 /** Workgroups a channels-last reduction aims for, and runs of 4 rows each lane takes at least (so that the partials stay small against the data). */
 export const REDUCTION_SIZES = { gpu: { workgroups: 1024, minRunsPerLane: 4 }, cpu: { workgroups: 16, minRunsPerLane: 64 } } as const;
 
@@ -45,10 +52,10 @@ export interface ElementwisePlan {
   readonly params: GPUBuffer;
   /**
    * Channels-last with C % 4 == 0: the *_channels_last_vec4 kernels, four channels at a time
-   * (common.wgsl), instead of one thread per slot and an integer division per element.
+   * (common.wgsl), instead of the slot kernels.
    */
   readonly channelsLastVec4: boolean;
-  /** Workgroups of an elementwise dispatch: one thread per slot of SLOT_ELEMENTS elements, or per (channel group, row lane). */
+  /** Workgroups of an elementwise dispatch: (slot, row lane) or (channel group, row lane) threads, each keeping its channels' coefficients. */
   readonly elementwiseWorkgroups: number;
   /** Workgroups of a one-thread-per-channel dispatch. */
   readonly perChannelWorkgroups: number;
@@ -180,19 +187,29 @@ function reductionGeometry(device: GPUDevice, view: ChannelView): { chunks: numb
   return { chunks, partialWorkgroups: tiles * chunks };
 }
 
+/** Workgroups of a fixed grid of `lanes` (at most `units`, at least 1, about `threads` / `period`) times `period` threads. */
+function laneWorkgroups(period: number, units: number, threads: number): number {
+  const lanes = Math.min(units, Math.max(1, Math.floor(threads / period)));
+  return Math.ceil((lanes * period) / WG);
+}
+
 function elementwise(view: ChannelView, storage: TensorStorage, activation: FusedActivation, params: GPUBuffer): ElementwisePlan {
-  const elements = view.outer * view.channels * view.inner;
   const channelsLastVec4 = isChannelsLastVec4(view);
-  // Channels-last vec4: (channel group, row lane) threads, group_lanes() in common.wgsl.
-  const groups = view.channels / 4;
-  const lanes = Math.min(view.outer, Math.max(1, Math.floor(ELEMENTWISE_THREADS / groups)));
+  // Channels-last vec4: (channel group, row lane) threads, group_lanes() in common.wgsl. Otherwise
+  // (slot, row lane) threads over periods of slots, slot_period() in common.wgsl.
+  const slot = SLOT_ELEMENTS[storage];
+  const row = view.channels * view.inner;
+  const period = row / Math.min(slot, row & -row);
+  const slots = Math.ceil((view.outer * row) / slot);
   return {
     view,
     storage,
     activation,
     params,
     channelsLastVec4,
-    elementwiseWorkgroups: channelsLastVec4 ? Math.ceil((lanes * groups) / WG) : Math.ceil(elements / SLOT_ELEMENTS[storage] / WG),
+    elementwiseWorkgroups: channelsLastVec4
+      ? laneWorkgroups(view.channels / 4, view.outer, ELEMENTWISE_THREADS)
+      : laneWorkgroups(period, Math.ceil(slots / period), SLOT_THREADS),
     perChannelWorkgroups: Math.ceil(view.channels / WG),
   };
 }

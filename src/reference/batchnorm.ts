@@ -159,6 +159,31 @@ export function referenceBackward(
   return { dx, dgamma, dbeta };
 }
 
+/** An activation fused after batch norm (BatchNormOptions.activation). */
+export type ReferenceActivation = 'none' | 'relu' | 'silu';
+
+/**
+ * The fused activation of the normalized values z: max(z, 0), or SiLU z·σ(z) = z / (1 + e^(−z))
+ * (+∞ stays +∞; −∞ and NaN give NaN).
+ */
+export function referenceActivation(z: Numbers, activation: ReferenceActivation): Float64Array {
+  return Float64Array.from(z, (v) => (activation === 'relu' ? Math.max(v, 0) : activation === 'silu' ? v / (1 + Math.exp(-v)) : v));
+}
+
+/**
+ * The gradient with respect to z of a fused activation, given the gradient dy of its output:
+ * dy where z > 0 (ReLU), or dy·σ(z)·(1 + z·(1 − σ(z))) (SiLU; NaN where z is not finite).
+ */
+export function referenceActivationGrad(z: Numbers, dy: Numbers, activation: ReferenceActivation): Float64Array {
+  checkLength('dy', dy, z.length);
+  return Float64Array.from(z, (v, e) => {
+    if (activation === 'relu') return v > 0 ? dy[e] : 0;
+    if (activation === 'none') return dy[e];
+    const s = 1 / (1 + Math.exp(-v));
+    return dy[e] * s * (1 + v * (1 - s));
+  });
+}
+
 /** Per-feature statistics and scaled values of feature scaling (see FeatureScaler). */
 export interface ScalingReference {
   min: Float64Array;

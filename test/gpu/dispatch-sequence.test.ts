@@ -37,7 +37,7 @@ const recorded: Record<string, string[]> = {};
 
 const SHAPES: Record<Layout, number[][]> = {
   NC: [[5, 3], [600, 7]],
-  NCL: [[2, 3, 5], [3, 4, 1000]],
+  NCL: [[2, 3, 5], [3, 4, 1000], [1100, 3, 161]], // the last: more slots than the slot kernels' grid has threads
   NLC: [[2, 5, 3], [40, 30, 8]],
   NCHW: [[2, 3, 4, 4], [2, 3, 5, 7], [4, 3, 40, 40]],
   NHWC: [[2, 4, 4, 3], [8, 8, 8, 32]],

@@ -16,8 +16,9 @@
  *
  * u = 2^-24 is float32's unit roundoff.
  */
+import { referenceBackward } from '../../src/reference/batchnorm.js';
 import type { ChannelView } from '../../src/tensor/layout.js';
-import type { Tolerance } from './data.js';
+import { expectClose, type Tolerance } from './data.js';
 
 const U = 2 ** -24;
 const ULPS = 16;
@@ -91,4 +92,82 @@ export function halfTolerance(tol: Tolerance): Tolerance {
   const HALF_SUBNORMAL = 2 ** -24;
   const atol = typeof tol.atol === 'number' ? tol.atol + HALF_SUBNORMAL : Float64Array.from(tol.atol, (a) => a + HALF_SUBNORMAL);
   return { rtol: tol.rtol + 2 ** -10, atol };
+}
+
+const sigmoid = (z: number) => 1 / (1 + Math.exp(-z));
+const siluGrad = (z: number) => sigmoid(z) * (1 + z * (1 - sigmoid(z)));
+/** SiLU's second derivative: σ(1 − σ)(2 + z(1 − 2σ)). */
+const siluSecond = (z: number) => sigmoid(z) * (1 - sigmoid(z)) * (2 + z * (1 - 2 * sigmoid(z)));
+
+/** The per-element absolute bound atol + rtol·|ref| of `tol`. */
+function bounds(tol: Tolerance, ref: ArrayLike<number>): Float64Array {
+  return Float64Array.from(ref, (r, e) => (typeof tol.atol === 'number' ? tol.atol : tol.atol[e]) + tol.rtol * Math.abs(r));
+}
+
+/**
+ * Tolerance for a fused SiLU's output y = z·σ(z), given the reference z and the tolerance of z
+ * (yTolerance): z's error carried through |silu'(z)| (at most 1.1), plus the rounding of exp (WGSL
+ * bounds f32 exp by 3 + 2|z| ulps), of the division and of the product: 16 (1 + |z|) u relative.
+ */
+export function siluTolerance(z: ArrayLike<number>, zTol: Tolerance): Tolerance {
+  const dz = bounds(zTol, z);
+  const atol = Float64Array.from(z, (v, e) => Math.abs(siluGrad(v)) * dz[e] + ULPS * U * (1 + Math.abs(v)) * Math.abs(v * sigmoid(v)));
+  return { rtol: 1e-5, atol };
+}
+
+/**
+ * The error bound of the gradient g = dy·silu'(z) that a fused SiLU hands to the batch-norm
+ * backward: z's error (zTol) through |dy·silu''(z)| (at most 0.5|dy|), plus 32 (1 + |z|) u·|dy|
+ * for the rounding of exp, σ and the products.
+ */
+export function siluGateError(z: ArrayLike<number>, dy: ArrayLike<number>, zTol: Tolerance): Float64Array {
+  const dz = bounds(zTol, z);
+  return Float64Array.from(z, (v, e) => Math.abs(dy[e]) * (Math.abs(siluSecond(v)) * dz[e] + 2 * ULPS * U * (1 + Math.abs(v))));
+}
+
+/**
+ * The tolerances of dx, dβ and dγ widened by an error `dg` in the gradient g the backward reduces
+ * (a fused activation's): dx = k (g − mean(g) − x̂·mean(g·x̂)) moves by at most
+ * |γ| invstd (dg + mean(dg) + |x̂| mean(dg |x̂|)); dβ = Σg by Σdg; dγ = Σ g x̂ by Σ dg |x̂|.
+ */
+export function widenForGradError(
+  tols: { dx: Tolerance; dbeta: Tolerance; dgamma: Tolerance },
+  dg: ArrayLike<number>,
+  x: ArrayLike<number>,
+  view: ChannelView,
+  s: NormalizeStats,
+): { dx: Tolerance; dbeta: Tolerance; dgamma: Tolerance } {
+  const n = view.outer * view.inner;
+  const xhat = perElement(view, (e, c) => Math.abs(x[e] - s.mean[c]) * invstd(s, c));
+  const sum = new Float64Array(view.channels);
+  const sumXhat = new Float64Array(view.channels);
+  perElement(view, (e, c) => {
+    sum[c] += dg[e];
+    return (sumXhat[c] += dg[e] * xhat[e]);
+  });
+  const plus = (tol: Tolerance, extra: Float64Array): Tolerance => ({
+    rtol: tol.rtol,
+    atol: Float64Array.from(extra, (v, i) => v + (typeof tol.atol === 'number' ? tol.atol : tol.atol[i])),
+  });
+  const dxExtra = perElement(view, (e, c) => Math.abs(s.gamma[c]) * invstd(s, c) * (dg[e] + sum[c] / n + (xhat[e] * sumXhat[c]) / n));
+  return { dx: plus(tols.dx, dxExtra), dbeta: plus(tols.dbeta, sum), dgamma: plus(tols.dgamma, sumXhat) };
+}
+
+/**
+ * Asserts that the gradients of a training backward pass over `x` and `dy` (the forward normalized
+ * with the batch statistics `s`) match the float64 reference: dx, dβ and dγ within the tolerances
+ * above, dx's widened by `widenDx` (halfTolerance for float16 storage).
+ */
+export function expectTrainingGradients(
+  g: { dx: ArrayLike<number>; dgamma?: ArrayLike<number> | null; dbeta?: ArrayLike<number> | null },
+  x: ArrayLike<number>,
+  dy: ArrayLike<number>,
+  view: ChannelView,
+  s: NormalizeStats,
+  widenDx: (tol: Tolerance) => Tolerance = (tol) => tol,
+): void {
+  const ref = referenceBackward(x, dy, view, { ...s, batchStats: true });
+  expectClose(g.dx, ref.dx, widenDx(dxTolerance(x, dy, view, s)), 'dx');
+  expectClose(g.dbeta!, ref.dbeta, sumTolerance(dy, view), 'dbeta');
+  expectClose(g.dgamma!, ref.dgamma, dgammaTolerance(x, dy, view, s), 'dgamma');
 }
