@@ -1,7 +1,7 @@
 /** The benchmark's tensors and modes (issue 4). */
 import type { Layout } from '../src/tensor/layout.js';
 
-/** The normalization family (issue 14); a case without `norm` is a BatchNorm case. */
+/** The normalization family; a case without `norm` is a BatchNorm case. */
 export const FAMILY_NORMS = ['LayerNorm', 'RMSNorm', 'GroupNorm', 'InstanceNorm'] as const;
 export type FamilyNorm = (typeof FAMILY_NORMS)[number];
 
@@ -39,7 +39,7 @@ export const NODE_CASES: BenchCase[] = [...CASES, ...LARGE_CASES];
 export const QUICK_CASES: BenchCase[] = [CASES[0], CASES[4], { layout: 'NC', shape: [512, 256] }];
 
 /**
- * The normalization family's cases (issue 14, "Speed"): the transformer rows (LayerNorm and RMSNorm
+ * The normalization family's cases (the speed targets): the transformer rows (LayerNorm and RMSNorm
  * over the last dimension), the UNet rows (GroupNorm with 32 groups, channels first and its
  * channels-last twin) and style transfer's InstanceNorm. 67-134 MB per tensor.
  */

@@ -1,5 +1,5 @@
 /**
- * bench:node's normalization-family rows (issue 14): the cases' geometry, the library's layers
+ * bench:node's normalization-family rows: the cases' geometry, the library's layers
  * behind one interface, the two-pass baseline of family-baseline.wgsl, and the float64 reference
  * of src/reference/normalization.ts.
  */

@@ -5,7 +5,7 @@
  * roofline: here the fastest of several copy kernels), each output checked against the float64
  * reference, and optionally PyTorch on the same cases (bench/pytorch_peer.py).
  *
- * The normalization family (issue 14) has cases of its own (FAMILY_CASES in cases.ts): LayerNorm,
+ * The normalization family has cases of its own (FAMILY_CASES in cases.ts): LayerNorm,
  * RMSNorm, GroupNorm and InstanceNorm of this library against a two-pass family baseline
  * (family-baseline.wgsl) and the same copies, in two modes, forward and backward alone (bench/family.ts).
  *
@@ -531,7 +531,7 @@ async function benchCase(ctx: CaseContext, c: BenchCase): Promise<NodeRow[]> {
 }
 
 /**
- * A family case (issue 14): the library's layer, the two-pass family baseline and the copies,
+ * A family case: the library's layer, the two-pass family baseline and the copies,
  * in forward (x read, y written) and backward alone (x and dy read, dx written; the statistics
  * come from one forward pass recorded before, as a training step has them), each output checked
  * against the float64 reference (γ = 1, β = 0).

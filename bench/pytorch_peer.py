@@ -20,7 +20,7 @@ running statistics set to the batch's, as bench:node does. The data are seeded n
 (x ~ N(1, 2), dy ~ N(0, 1)) from torch's generator, so not the same numbers as bench:node's: y (or
 dx) is checked against a float64 computation on the GPU.
 
-The normalization family (issue 14): a case with "norm" (LayerNorm, RMSNorm, GroupNorm with
+The normalization family: a case with "norm" (LayerNorm, RMSNorm, GroupNorm with
 "numGroups", InstanceNorm) times F.layer_norm / F.rms_norm (torch >= 2.4) over the last dimension,
 F.group_norm, or F.instance_norm (batch statistics), weight 1 and bias 0 of the layer's size
 (RMSNorm: no bias), in the modes of "familyModes": 'forward' (x read, y written: 2 floats per
