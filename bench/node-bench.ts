@@ -428,26 +428,7 @@ async function benchCase(ctx: CaseContext, c: BenchCase): Promise<NodeRow[]> {
     ? referenceBackward(x, dy, view, { mean: stats.mean, variance: stats.variance, gamma: ones, eps: EPS, batchStats: true }).dx
     : null;
 
-  const usage = GPUBufferUsage.STORAGE | GPUBufferUsage.COPY_SRC | GPUBufferUsage.COPY_DST;
-  const buffers: GPUBuffer[] = [];
-  const buffer = (label: string, size: number) => {
-    const b = device.createBuffer({ label, size, usage });
-    buffers.push(b);
-    return b;
-  };
-  const [xBuf, yBuf, dyBuf, dxBuf] = ['x', 'y', 'dy', 'dx'].map((label) => buffer(label, n * 4));
-  device.queue.writeBuffer(xBuf, 0, x);
-  device.queue.writeBuffer(dyBuf, 0, dy);
-  // The copies read real data (x, then dy, then x again): zeros could be compressed by the GPU.
-  const copySrc = buffer('copy src', largest);
-  const copyData = new Float32Array(largest / 4);
-  for (let at = 0, part = 0; at < copyData.length; part++) {
-    const from = part % 2 ? dy : x;
-    const len = Math.min(from.length, copyData.length - at);
-    copyData.set(from.subarray(0, len), at);
-    at += len;
-  }
-  device.queue.writeBuffer(copySrc, 0, copyData);
+  const { buffers, buffer, xBuf, yBuf, dyBuf, dxBuf, copySrc, copyData } = caseBuffers(device, x, dy, largest);
   const copyDst = { forward: buffer('copy dst forward', vec4Bytes(n)), full: buffer('copy dst forward+backward', largest) };
 
   const bn = new BatchNorm(device, { numFeatures: C, layout: c.layout, eps: EPS, momentum: MOMENTUM, label: 'bench' });
@@ -553,22 +534,7 @@ async function benchFamilyCase(ctx: CaseContext, c: BenchCase): Promise<NodeRow[
   const x = normalSamples(n, 1, 1, 2);
   const dy = normalSamples(n, 2, 0, 1);
 
-  const usage = GPUBufferUsage.STORAGE | GPUBufferUsage.COPY_SRC | GPUBufferUsage.COPY_DST;
-  const buffers: GPUBuffer[] = [];
-  const buffer = (label: string, size: number) => {
-    const b = device.createBuffer({ label, size, usage });
-    buffers.push(b);
-    return b;
-  };
-  const [xBuf, yBuf, dyBuf, dxBuf] = ['x', 'y', 'dy', 'dx'].map((label) => buffer(label, n * 4));
-  device.queue.writeBuffer(xBuf, 0, x);
-  device.queue.writeBuffer(dyBuf, 0, dy);
-  // The copies read real data (x, then dy): zeros could be compressed by the GPU.
-  const copySrc = buffer('copy src', largest);
-  const copyData = new Float32Array(largest / 4);
-  copyData.set(x.subarray(0, Math.min(n, copyData.length)));
-  if (copyData.length > n) copyData.set(dy.subarray(0, copyData.length - n), n);
-  device.queue.writeBuffer(copySrc, 0, copyData);
+  const { buffers, buffer, xBuf, yBuf, dyBuf, dxBuf, copySrc, copyData } = caseBuffers(device, x, dy, largest);
   const copyDst = { forward: buffer('copy dst forward', vec4Bytes(n)), backward: buffer('copy dst backward', largest) };
 
   const layer = makeFamilyLayer(device, c, EPS);
@@ -987,4 +953,32 @@ export async function main(argv: string[]): Promise<number> {
 function packageVersion(name: string): string | null {
   const path = resolve('node_modules', name, 'package.json');
   return existsSync(path) ? (JSON.parse(readFileSync(path, 'utf8')) as { version: string }).version : null;
+}
+
+/**
+ * A case's buffers: x and dy written, y and dx, and the copies' source of `largest` bytes filled
+ * with real data (x, dy, x, ...: zeros could be compressed by the GPU). `buffer` makes more;
+ * all of them are in `buffers`, for the case to destroy.
+ */
+function caseBuffers(device: GPUDevice, x: Float32Array<ArrayBuffer>, dy: Float32Array<ArrayBuffer>, largest: number) {
+  const usage = GPUBufferUsage.STORAGE | GPUBufferUsage.COPY_SRC | GPUBufferUsage.COPY_DST;
+  const buffers: GPUBuffer[] = [];
+  const buffer = (label: string, size: number) => {
+    const b = device.createBuffer({ label, size, usage });
+    buffers.push(b);
+    return b;
+  };
+  const [xBuf, yBuf, dyBuf, dxBuf] = ['x', 'y', 'dy', 'dx'].map((label) => buffer(label, x.length * 4));
+  device.queue.writeBuffer(xBuf, 0, x);
+  device.queue.writeBuffer(dyBuf, 0, dy);
+  const copySrc = buffer('copy src', largest);
+  const copyData = new Float32Array(largest / 4);
+  for (let at = 0, part = 0; at < copyData.length; part++) {
+    const from = part % 2 ? dy : x;
+    const len = Math.min(from.length, copyData.length - at);
+    copyData.set(from.subarray(0, len), at);
+    at += len;
+  }
+  device.queue.writeBuffer(copySrc, 0, copyData);
+  return { buffers, buffer, xBuf, yBuf, dyBuf, dxBuf, copySrc, copyData };
 }
