@@ -52,7 +52,7 @@ import {
   type DType,
   type Kind,
 } from '../helpers/family.js';
-import { testDevice } from '../helpers/gpu.js';
+import { tensorArenas, testDevice } from '../helpers/gpu.js';
 import { STATS_TOL, dxTolerance, yTolerance } from '../helpers/tolerances.js';
 
 /** Sets the learnable parts of γ and β. */
@@ -255,23 +255,13 @@ describe('encode API on caller buffers', () => {
 
   it('tensors as ranges { buffer, offset, size } of an input and an output arena; the bytes around them untouched', async () => {
     const device = await testDevice();
-    const SENTINEL = 12345.5;
-    const align = device.limits.minStorageBufferOffsetAlignment;
     for (const c of [caseOf('group', 'float32', 'relu', 1), caseOf('layer', 'float32', 'none'), caseOf('rms', 'float32', 'silu', 1), caseOf('instance', 'float32', 'none')]) {
       const layer = makeLayer(device, c);
       const { gamma, beta } = params(c, 1400);
       setParams(layer, c, gamma, beta);
       const n = sizeOf(c.shape);
-      const bytes = n * 4;
-      const stride = Math.ceil((bytes + 64) / align) * align;
-      const arena = () => {
-        const b = device.createBuffer({ size: 2 * stride + align, usage: GPUBufferUsage.STORAGE | GPUBufferUsage.COPY_SRC | GPUBufferUsage.COPY_DST });
-        device.queue.writeBuffer(b, 0, new Float32Array(b.size / 4).fill(SENTINEL));
-        return b;
-      };
-      const [inputs, outputs] = [arena(), arena()];
-      const at = (buffer: GPUBuffer, k: number) => ({ buffer, offset: align + k * stride, size: bytes });
-      const [x, dy, y, dx] = [at(inputs, 0), at(inputs, 1), at(outputs, 0), at(outputs, 1)];
+      const arenas = tensorArenas(device, n);
+      const { inputs, x, dy, y, dx } = arenas;
       const xData = familyData(c, 1401);
       const dyData = randn(n, 1402);
       device.queue.writeBuffer(inputs, x.offset, xData as Float32Array<ArrayBuffer>);
@@ -279,28 +269,15 @@ describe('encode API on caller buffers', () => {
       const encoder = device.createCommandEncoder();
       layer.encodeForward(encoder, { x, y, shape: c.shape, training: true });
       layer.encodeBackward(encoder, { x, dy, dx, shape: c.shape });
-      const [inBytes, outBytes] = await readBuffers(device, [inputs, outputs].map((buffer) => ({ buffer, size: buffer.size })), encoder);
-      const arenas = new Map([
-        [inputs, new Float32Array(inBytes)],
-        [outputs, new Float32Array(outBytes)],
-      ]);
-      const slice = (r: { buffer: GPUBuffer; offset: number }) => arenas.get(r.buffer)!.subarray(r.offset / 4, r.offset / 4 + n);
+      const { slice, changedOutside } = await arenas.read(encoder);
       const what = describeCase(c);
       const ref = referenceForward(c, xData, gamma, beta);
       expectClose(slice(y), ref.y, yTol(c, xData, ref.v, ref.stats, ref.gamma, ref.beta), `y of ${what}`);
       const refG = referenceBackwardOf(c, xData, dyData, ref.v, ref.gamma);
       expectClose(slice(dx), refG.dx, gradTols(c, xData, dyData, ref.v, ref.stats, ref.gamma, ref.beta).dx, `dx of ${what}`);
-      for (const [buffer, f] of arenas) {
-        const inside = new Set<number>();
-        for (const r of [x, y, dy, dx].filter((t) => t.buffer === buffer)) for (let i = 0; i < n; i++) inside.add(r.offset / 4 + i);
-        expect(
-          Array.from(f.keys()).filter((i) => !inside.has(i) && f[i] !== SENTINEL),
-          `${what}: words outside the tensors that changed`,
-        ).toEqual([]);
-      }
+      for (const changed of changedOutside) expect(changed, `${what}: words outside the tensors that changed`).toEqual([]);
       layer.destroy();
-      inputs.destroy();
-      outputs.destroy();
+      arenas.destroy();
     }
   });
 

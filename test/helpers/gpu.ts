@@ -5,6 +5,7 @@
  */
 import { afterEach, expect } from 'vitest';
 import { getDevice } from '../../src/runtime/device.js';
+import { readBuffers } from '../../src/runtime/gpu.js';
 
 let devicePromise: Promise<GPUDevice> | null = null;
 const gpuErrors: string[] = [];
@@ -80,4 +81,42 @@ export function countingDevice(device: GPUDevice) {
     },
   });
   return { device: proxy, live };
+}
+
+/** What fills the arenas of {@link tensorArenas}: a word a kernel wrote outside its tensors shows. */
+export const ARENA_SENTINEL = 12345.5;
+
+/**
+ * Tensors as ranges of two arenas: x and dy in `inputs`, y and dx in `outputs` (a dispatch cannot
+ * write a buffer it also reads), each of `elements` float32 at an aligned offset with a gap after
+ * it, the rest of each arena holding ARENA_SENTINEL. `read` submits `encoder` and returns each
+ * range's values and, per arena, the indices of the words outside the tensors that changed.
+ */
+export function tensorArenas(device: GPUDevice, elements: number) {
+  const align = device.limits.minStorageBufferOffsetAlignment;
+  const bytes = elements * 4;
+  const stride = Math.ceil((bytes + 64) / align) * align; // a gap after each tensor
+  const arena = () => {
+    const b = device.createBuffer({ size: 2 * stride + align, usage: GPUBufferUsage.STORAGE | GPUBufferUsage.COPY_SRC | GPUBufferUsage.COPY_DST });
+    device.queue.writeBuffer(b, 0, new Float32Array(b.size / 4).fill(ARENA_SENTINEL));
+    return b;
+  };
+  const [inputs, outputs] = [arena(), arena()];
+  const at = (buffer: GPUBuffer, k: number) => ({ buffer, offset: align + k * stride, size: bytes });
+  const [x, dy, y, dx] = [at(inputs, 0), at(inputs, 1), at(outputs, 0), at(outputs, 1)];
+  const read = async (encoder: GPUCommandEncoder) => {
+    const [inBytes, outBytes] = await readBuffers(device, [inputs, outputs].map((buffer) => ({ buffer, size: buffer.size })), encoder);
+    const arenas = new Map([
+      [inputs, new Float32Array(inBytes)],
+      [outputs, new Float32Array(outBytes)],
+    ]);
+    const slice = (r: { buffer: GPUBuffer; offset: number }) => arenas.get(r.buffer)!.subarray(r.offset / 4, r.offset / 4 + elements);
+    const changedOutside = [...arenas].map(([buffer, f]) => {
+      const inside = new Set<number>();
+      for (const r of [x, y, dy, dx].filter((t) => t.buffer === buffer)) for (let i = 0; i < elements; i++) inside.add(r.offset / 4 + i);
+      return Array.from(f.keys()).filter((i) => !inside.has(i) && f[i] !== ARENA_SENTINEL);
+    });
+    return { slice, changedOutside };
+  };
+  return { inputs, outputs, x, dy, y, dx, read, destroy: () => [inputs, outputs].forEach((b) => b.destroy()) };
 }
