@@ -105,20 +105,10 @@ const KIND_KEYS: Record<Kind, string[]> = {
 };
 
 /**
- * The layer options a function call stands for; the channel count comes from the shape. The
- * layers' option checks name `options.*`; here the same values are arguments, so their messages
- * say `args.*`.
+ * The layer options a function call stands for, named `args.*` in messages; the channel count
+ * comes from the shape.
  */
 function resolve(kind: Kind, a: Record<string, unknown>): ResolvedNormOptions {
-  try {
-    return resolveFunctionOptions(kind, a);
-  } catch (error) {
-    if (error instanceof Error) error.message = error.message.replaceAll('options.', 'args.');
-    throw error;
-  }
-}
-
-function resolveFunctionOptions(kind: Kind, a: Record<string, unknown>): ResolvedNormOptions {
   const common = { eps: a.eps, activation: a.activation, dtype: a.dtype } as Record<string, unknown>;
   for (const k of Object.keys(common)) if (common[k] === undefined) delete common[k];
   const channels = (layout: unknown) => {
@@ -133,17 +123,17 @@ function resolveFunctionOptions(kind: Kind, a: Record<string, unknown>): Resolve
     return C;
   };
   let o: ResolvedNormOptions;
-  if (kind === 'LayerNorm') o = resolveLayerNormOptions({ ...common, normalizedShape: a.normalizedShape as number[] });
-  else if (kind === 'RMSNorm') o = resolveRMSNormOptions({ ...common, normalizedShape: a.normalizedShape as number[] });
+  if (kind === 'LayerNorm') o = resolveLayerNormOptions({ ...common, normalizedShape: a.normalizedShape as number[] }, 'args');
+  else if (kind === 'RMSNorm') o = resolveRMSNormOptions({ ...common, normalizedShape: a.normalizedShape as number[] }, 'args');
   else if (kind === 'GroupNorm') {
-    o = resolveGroupNormOptions({ ...common, numGroups: a.numGroups as number, numChannels: channels(a.layout), ...(a.layout ? { layout: a.layout as Layout } : {}) });
+    o = resolveGroupNormOptions({ ...common, numGroups: a.numGroups as number, numChannels: channels(a.layout), ...(a.layout ? { layout: a.layout as Layout } : {}) }, 'args');
   } else {
     const running = a.runningMean !== undefined || a.runningVar !== undefined;
     if (running && (a.runningMean === undefined || a.runningVar === undefined)) {
       throw new TypeError(`args.runningMean and args.runningVar must be given together; got only ${a.runningMean === undefined ? 'runningVar' : 'runningMean'}`);
     }
     const extra = Object.fromEntries(Object.entries({ layout: a.layout, momentum: a.momentum, nonFiniteBatches: a.nonFiniteBatches }).filter(([, v]) => v !== undefined));
-    o = resolveInstanceNormOptions({ ...common, ...extra, numFeatures: channels(a.layout), trackRunningStats: running });
+    o = resolveInstanceNormOptions({ ...common, ...extra, numFeatures: channels(a.layout), trackRunningStats: running }, 'args');
   }
   // γ and β are read where given; a function's learnable parameters are the buffers it is handed.
   return { ...o, hasGamma: a.gamma !== undefined, hasBeta: a.beta !== undefined, label: 'webgpu-batchnorm function' };

@@ -125,51 +125,51 @@ function booleanOption(argName: string, v: unknown, fallback: boolean): boolean 
   return v;
 }
 
-function commonOptions(options: NormCommonOptions, defaultEps: number, className: string) {
+function commonOptions(options: NormCommonOptions, defaultEps: number, className: string, at: string) {
   const eps = options.eps ?? defaultEps;
-  if (typeof eps !== 'number' || !Number.isFinite(eps) || eps <= 0) throw new RangeError(`options.eps must be a finite number > 0; got ${describe(options.eps)}`);
+  if (typeof eps !== 'number' || !Number.isFinite(eps) || eps <= 0) throw new RangeError(`${at}.eps must be a finite number > 0; got ${describe(options.eps)}`);
   const activation = options.activation ?? 'none';
   if (activation !== 'none' && activation !== 'relu' && activation !== 'silu') {
-    throw new TypeError(`options.activation must be 'none', 'relu' or 'silu'; got ${describe(options.activation)}`);
+    throw new TypeError(`${at}.activation must be 'none', 'relu' or 'silu'; got ${describe(options.activation)}`);
   }
   const dtype = options.dtype ?? 'float32';
-  if (dtype !== 'float32' && dtype !== 'float16') throw new TypeError(`options.dtype must be 'float32' or 'float16'; got ${describe(options.dtype)}`);
+  if (dtype !== 'float32' && dtype !== 'float16') throw new TypeError(`${at}.dtype must be 'float32' or 'float16'; got ${describe(options.dtype)}`);
   const label = options.label ?? className;
-  if (typeof label !== 'string') throw new TypeError(`options.label must be a string; got ${describe(options.label)}`);
+  if (typeof label !== 'string') throw new TypeError(`${at}.label must be a string; got ${describe(options.label)}`);
   return { eps, activation, dtype, label };
 }
 
-function checkOptionsObject(className: keyof typeof NORM_OPTION_KEYS, options: unknown, required: string): asserts options is object {
-  if (!options || typeof options !== 'object') throw new TypeError(`options must be an object with ${required}; got ${describe(options)}`);
-  checkKnownKeys('options', options, { names: NORM_OPTION_KEYS[className], what: `an option of ${className}`, hints: OPTION_HINTS });
+function checkOptionsObject(className: keyof typeof NORM_OPTION_KEYS, options: unknown, required: string, at: string): asserts options is object {
+  if (!options || typeof options !== 'object') throw new TypeError(`${at} must be an object with ${required}; got ${describe(options)}`);
+  checkKnownKeys(at, options, { names: NORM_OPTION_KEYS[className], what: `an option of ${className}`, hints: OPTION_HINTS });
 }
 
 /** normalizedShape as a list of positive integers. */
-function normalizedShapeOf(v: unknown): number[] {
+function normalizedShapeOf(v: unknown, at: string): number[] {
   const dims = typeof v === 'number' ? [v] : v;
   if (!Array.isArray(dims) || dims.length === 0) {
-    throw new TypeError(`options.normalizedShape must be a positive integer or a non-empty array of them; got ${describe(v)}`);
+    throw new TypeError(`${at}.normalizedShape must be a positive integer or a non-empty array of them; got ${describe(v)}`);
   }
-  return dims.map((d, i) => positiveInteger(`options.normalizedShape[${i}]`, d));
+  return dims.map((d, i) => positiveInteger(`${at}.normalizedShape[${i}]`, d));
 }
 
-/** LayerNorm's options with their defaults. */
-export function resolveLayerNormOptions(options: LayerNormOptions): ResolvedNormOptions {
-  checkOptionsObject('LayerNorm', options, 'normalizedShape');
-  const common = commonOptions(options, 1e-5, 'LayerNorm');
-  const normalizedShape = normalizedShapeOf(options.normalizedShape);
-  const affine = booleanOption('options.elementwiseAffine', options.elementwiseAffine, true);
-  const bias = booleanOption('options.bias', options.bias, true);
+/** LayerNorm's options with their defaults. `at` names them in messages (the function forms: 'args'). */
+export function resolveLayerNormOptions(options: LayerNormOptions, at = 'options'): ResolvedNormOptions {
+  checkOptionsObject('LayerNorm', options, 'normalizedShape', at);
+  const common = commonOptions(options, 1e-5, 'LayerNorm', at);
+  const normalizedShape = normalizedShapeOf(options.normalizedShape, at);
+  const affine = booleanOption(`${at}.elementwiseAffine`, options.elementwiseAffine, true);
+  const bias = booleanOption(`${at}.bias`, options.bias, true);
   const paramSize = normalizedShape.reduce((a, b) => a * b, 1);
   return rowOptions('LayerNorm', 'layer', common, normalizedShape, paramSize, affine, affine && bias);
 }
 
 /** RMSNorm's options with their defaults. */
-export function resolveRMSNormOptions(options: RMSNormOptions): ResolvedNormOptions {
-  checkOptionsObject('RMSNorm', options, 'normalizedShape');
-  const common = commonOptions(options, 2 ** -23, 'RMSNorm');
-  const normalizedShape = normalizedShapeOf(options.normalizedShape);
-  const affine = booleanOption('options.elementwiseAffine', options.elementwiseAffine, true);
+export function resolveRMSNormOptions(options: RMSNormOptions, at = 'options'): ResolvedNormOptions {
+  checkOptionsObject('RMSNorm', options, 'normalizedShape', at);
+  const common = commonOptions(options, 2 ** -23, 'RMSNorm', at);
+  const normalizedShape = normalizedShapeOf(options.normalizedShape, at);
+  const affine = booleanOption(`${at}.elementwiseAffine`, options.elementwiseAffine, true);
   const paramSize = normalizedShape.reduce((a, b) => a * b, 1);
   return rowOptions('RMSNorm', 'rms', common, normalizedShape, paramSize, affine, false);
 }
@@ -201,37 +201,37 @@ function rowOptions(
 }
 
 /** GroupNorm's options with their defaults. */
-export function resolveGroupNormOptions(options: GroupNormOptions): ResolvedNormOptions {
-  checkOptionsObject('GroupNorm', options, 'numGroups and numChannels');
-  const common = commonOptions(options, 1e-5, 'GroupNorm');
-  const numGroups = positiveInteger('options.numGroups', options.numGroups);
-  const numChannels = positiveInteger('options.numChannels', options.numChannels);
+export function resolveGroupNormOptions(options: GroupNormOptions, at = 'options'): ResolvedNormOptions {
+  checkOptionsObject('GroupNorm', options, 'numGroups and numChannels', at);
+  const common = commonOptions(options, 1e-5, 'GroupNorm', at);
+  const numGroups = positiveInteger(`${at}.numGroups`, options.numGroups);
+  const numChannels = positiveInteger(`${at}.numChannels`, options.numChannels);
   if (numChannels % numGroups !== 0) {
-    throw new RangeError(`options.numChannels (${numChannels}) must be divisible by options.numGroups (${numGroups}); got a remainder of ${numChannels % numGroups}`);
+    throw new RangeError(`${at}.numChannels (${numChannels}) must be divisible by ${at}.numGroups (${numGroups}); got a remainder of ${numChannels % numGroups}`);
   }
   const layout = options.layout ?? 'NCHW';
-  checkLayout(layout, 'options.layout');
-  const affine = booleanOption('options.affine', options.affine, true);
+  checkLayout(layout, `${at}.layout`);
+  const affine = booleanOption(`${at}.affine`, options.affine, true);
   return channelOptions('GroupNorm', 'group', common, numGroups, numChannels, layout, affine, { momentum: 0, trackRunningStats: false, nonFiniteBatches: 'skip' });
 }
 
 /** InstanceNorm's options with their defaults. */
-export function resolveInstanceNormOptions(options: InstanceNormOptions): ResolvedNormOptions {
-  checkOptionsObject('InstanceNorm', options, 'numFeatures');
-  const common = commonOptions(options, 1e-5, 'InstanceNorm');
-  const numFeatures = positiveInteger('options.numFeatures', options.numFeatures);
+export function resolveInstanceNormOptions(options: InstanceNormOptions, at = 'options'): ResolvedNormOptions {
+  checkOptionsObject('InstanceNorm', options, 'numFeatures', at);
+  const common = commonOptions(options, 1e-5, 'InstanceNorm', at);
+  const numFeatures = positiveInteger(`${at}.numFeatures`, options.numFeatures);
   const momentum = options.momentum ?? 0.1;
   if (typeof momentum !== 'number' || !(momentum >= 0 && momentum <= 1)) {
-    throw new RangeError(`options.momentum must be a number in [0, 1] (InstanceNorm has no cumulative average); got ${describe(options.momentum)}`);
+    throw new RangeError(`${at}.momentum must be a number in [0, 1] (InstanceNorm has no cumulative average); got ${describe(options.momentum)}`);
   }
   const nonFiniteBatches = options.nonFiniteBatches ?? 'skip';
   if (nonFiniteBatches !== 'skip' && nonFiniteBatches !== 'update') {
-    throw new TypeError(`options.nonFiniteBatches must be 'skip' or 'update'; got ${describe(options.nonFiniteBatches)}`);
+    throw new TypeError(`${at}.nonFiniteBatches must be 'skip' or 'update'; got ${describe(options.nonFiniteBatches)}`);
   }
   const layout = options.layout ?? 'NCHW';
-  checkLayout(layout, 'options.layout');
-  const affine = booleanOption('options.affine', options.affine, false);
-  const trackRunningStats = booleanOption('options.trackRunningStats', options.trackRunningStats, false);
+  checkLayout(layout, `${at}.layout`);
+  const affine = booleanOption(`${at}.affine`, options.affine, false);
+  const trackRunningStats = booleanOption(`${at}.trackRunningStats`, options.trackRunningStats, false);
   return channelOptions('InstanceNorm', 'instance', common, numFeatures, numFeatures, layout, affine, { momentum, trackRunningStats, nonFiniteBatches });
 }
 
