@@ -6,7 +6,7 @@
  * (ops/normalization.ts) into the caller's encoder.
  */
 import { NORM_SAVED_BYTES_PER_GROUP } from '../kernels/contract.js';
-import { normPlan, recordNormBackward, recordNormForward, type NormGeometry, type NormMode, type NormPlan } from '../ops/normalization.js';
+import { geometrySize, normPlan, recordNormBackward, recordNormForward, type NormGeometry, type NormMode, type NormPlan } from '../ops/normalization.js';
 import type { DType } from '../ops/plan.js';
 import { Usage, regionOf, type TensorBuffer } from '../runtime/gpu.js';
 import { acquireScratch, acquireSink } from '../runtime/scratch.js';
@@ -132,7 +132,7 @@ class NormLayer {
     const buffers = given ?? {};
     if (typeof buffers !== 'object') throw new TypeError(`options.buffers must be an object of GPUBuffers; got ${describe(buffers)}`);
     checkKnownKeys('options.buffers', buffers, { names, what: `a buffer of ${o.className}${o.kind === 'rms' ? ' (RMSNorm has no β)' : ''}` });
-    const P = o.kind === 'instance' || o.kind === 'group' ? o.numChannels : o.paramSize;
+    const P = o.paramSize;
     for (const [name, b] of Object.entries(buffers) as [NormBufferName, TensorBuffer][]) {
       checkTensorBuffer(`options.buffers.${name}`, b, P * 4, `${P} float32`, device);
     }
@@ -224,7 +224,7 @@ class NormLayer {
     return this.core.serialized(async () => {
       this.core.guard.checkUsable();
       const geometry = normGeometryOf(this.device, this.o, shape, 'shape');
-      const elements = geometry.samples * geometry.groups * geometry.segs * geometry.segLen;
+      const elements = geometrySize(geometry);
       const upload = tensorUpload('x', x, this.o.dtype, elements, `shape [${shape.join(', ')}]`);
       if (options !== undefined && (options === null || typeof options !== 'object')) throw new TypeError(`options must be an object { training }; got ${describe(options)}`);
       const training = trainingFlag(options?.training, 'options.training');
@@ -245,8 +245,7 @@ class NormLayer {
       const last = this.last;
       const io = this.core.currentIo;
       if (!io || !last || last.x !== io.x) throw new Error('backward() needs forward() first (after encodeForward, use encodeBackward)');
-      const g = last.geometry;
-      const elements = g.samples * g.groups * g.segs * g.segLen;
+      const elements = geometrySize(last.geometry);
       const upload = tensorUpload('dy', dy, this.o.dtype, elements, `the last forward pass's shape [${last.shape.join(', ')}]`);
       const encoder = this.device.createCommandEncoder({ label: `${this.o.label} backward` });
       this.encodeBackward(encoder, { x: io.x, dy: io.dy, dx: io.dx, shape: last.shape });
