@@ -119,8 +119,10 @@ export {
   referenceUpdateRunningStats,
   referenceBackward,
   referenceFeatureScaling,
+  referenceActivation,
+  referenceActivationGrad,
 } from './reference/batchnorm.js';
-export type { BatchStats, RunningStats, Gradients, ScalingReference } from './reference/batchnorm.js';
+export type { BatchStats, RunningStats, Gradients, ScalingReference, ReferenceActivation } from './reference/batchnorm.js';
 export {
   referenceLayerNorm,
   referenceLayerNormBackward,

@@ -26,7 +26,7 @@ import {
   type ResolvedBatchNormOptions,
   type StateBufferName,
 } from './batchnorm-args.js';
-import { LayerCore, tensorDownload, tensorUpload } from './layer-core.js';
+import { GRADIENT_USAGE, LayerCore, bufferName, checkBufferUsage, stateUsage, tensorDownload, tensorUpload, type StateWrite, type UsageNeeds } from './layer-core.js';
 
 export { STATE_BUFFERS };
 export type { BatchNormOptions, DType, StateBufferName };
@@ -94,6 +94,20 @@ const STATE_HINTS: Readonly<Record<string, string>> = {
   input_var: "ONNX's input_var is runningVar here; fromOnnxInputs converts the operator's inputs",
 };
 
+/** The copy flags a caller's state buffer needs for the array API's readbacks and setState. */
+function stateBufferUsage(o: ResolvedBatchNormOptions): Record<StateBufferName, UsageNeeds> {
+  return {
+    gamma: stateUsage(o.scale),
+    beta: stateUsage(o.center),
+    runningMean: stateUsage(true),
+    runningVar: stateUsage(true),
+    numBatchesTracked: stateUsage(true),
+    gammaGrad: GRADIENT_USAGE,
+    betaGrad: GRADIENT_USAGE,
+    saved: { COPY_SRC: 'getStats() reads it back' },
+  };
+}
+
 /** Result of {@link BatchNorm.backward}. `dgamma` is null when γ is fixed (`scale`/`affine` false), `dbeta` when β is. */
 export interface BackwardResult {
   dx: Float32Array;
@@ -101,7 +115,7 @@ export interface BackwardResult {
   dbeta: Float32Array | null;
 }
 
-/** Statistics the last forward pass normalized with (see {@link BatchNorm.getBatchStats}). */
+/** Statistics the last forward pass normalized with (see {@link BatchNorm.getStats}). */
 export interface NormalizationStats {
   /** Per-channel mean (batch mean, or running mean at inference). */
   mean: Float64Array;
@@ -188,6 +202,7 @@ export class BatchNorm {
     const label = options.label ?? 'BatchNorm';
     const given = options.buffers ?? {};
     checkStateBuffers(device, o.numFeatures, given, 'options.buffers');
+    checkBufferUsage('options.buffers', given, stateBufferUsage(o));
 
     this.device = device;
     this.options = o;
@@ -252,11 +267,8 @@ export class BatchNorm {
     this.core.guard.checkUsable();
     const view = checkForwardArgs(this.device, this.options, args);
     const mode = forwardMode(this.options, args.training);
-    this.core.guard.recordChecked('encodeForward', () => {
-      const [plan, partials] = this.plan(view, mode);
-      recordForward(this.device, encoder, plan, mode, { ...this.state, partials, x: args.x, y: args.y }, `${this.label} forward`);
-    });
-    this.lastForward = { view, x: args.x, shape: [...args.shape], batchStats: mode.batchStats };
+    const recorded = `${args.training ? 'training' : 'inference'} forward of shape [${args.shape.join(', ')}], x ${bufferName(args.x)}, y ${bufferName(args.y)}`;
+    this.core.guard.recordChecked('encodeForward', () => this.recordForwardPass(encoder, view, mode, args.x, args.y, args.shape), recorded);
   }
 
   /**
@@ -266,22 +278,20 @@ export class BatchNorm {
    */
   encodeBackward(encoder: GPUCommandEncoder, args: BackwardArgs): void {
     this.core.guard.checkUsable();
-    const last = this.lastForward;
-    const view = checkBackwardArgs(this.device, this.options, args, last);
-    this.core.guard.recordChecked('encodeBackward', () => {
-      const [plan, partials] = this.plan(view, { batchStats: last!.batchStats, updateRunning: false });
-      recordBackward(this.device, encoder, plan, { ...this.state, partials, x: args.x, dy: args.dy, dx: args.dx }, `${this.label} backward`);
-    });
+    const view = checkBackwardArgs(this.device, this.options, args, this.lastForward);
+    const recorded = `backward of shape [${args.shape.join(', ')}], x ${bufferName(args.x)}, dy ${bufferName(args.dy)}, dx ${bufferName(args.dx)}`;
+    this.core.guard.recordChecked('encodeBackward', () => this.recordBackwardPass(encoder, view, args.x, args.dy, args.dx), recorded);
   }
 
   /**
    * Normalizes `x` (values of `shape`) on the GPU and resolves with y. A float16 layer takes a
    * Float32Array (rounded to half) or a Uint16Array of half bits, and returns the half results as
-   * a Float32Array. Calls on one layer run in order, one at a time.
+   * a Float32Array. Everything but the readback happens before this returns: `x` and `shape` are
+   * copied at the call (change or reuse them at once), and calls on one layer take effect in the
+   * order they were made.
    */
   forward(x: Float32Array | Uint16Array, shape: readonly number[], options: { training: boolean }): Promise<Float32Array> {
-    return this.core.serialized(async () => {
-      this.core.guard.checkUsable();
+    return this.core.call('forward()', (encoder) => {
       const view = checkedView(this.device, this.options, shape, 'shape');
       const upload = tensorUpload('x', x, this.dtype, viewSize(view), `shape [${shape.join(', ')}]`);
       if (!options || typeof options.training !== 'boolean') {
@@ -290,22 +300,22 @@ export class BatchNorm {
       // Checked before the I/O buffers may be replaced, so a refused call loses no state.
       checkTrainable(view, shape, options.training);
       const io = this.core.ioBuffers(upload.byteLength);
-      const encoder = this.device.createCommandEncoder({ label: `${this.label} forward` });
-      this.encodeForward(encoder, { x: io.x, y: io.y, shape, training: options.training });
-      this.device.queue.writeBuffer(io.x, 0, upload);
-      const [y] = await this.core.read([{ buffer: io.y, size: upload.byteLength }], encoder);
-      return tensorDownload(y, this.dtype, viewSize(view));
+      this.recordForwardPass(encoder, view, forwardMode(this.options, options.training), io.x, io.y, shape);
+      return {
+        uploads: [[io.x, upload]],
+        read: [{ buffer: io.y, size: upload.byteLength }],
+        result: ([y]) => tensorDownload(y, this.dtype, viewSize(view)),
+      };
     });
   }
 
   /**
-   * Backward pass of the last {@link forward} call: takes dL/dy (like x in {@link forward}) and
-   * resolves with dL/dx and, where learnable, dL/dγ and dL/dβ (also left in
+   * Backward pass of the last {@link forward} call: takes dL/dy (like x in {@link forward}, copied
+   * at the call) and resolves with dL/dx and, where learnable, dL/dγ and dL/dβ (also left in
    * {@link gammaGrad} and {@link betaGrad}).
    */
   backward(dy: Float32Array | Uint16Array): Promise<BackwardResult> {
-    return this.core.serialized(async () => {
-      this.core.guard.checkUsable();
+    return this.core.call('backward()', (encoder) => {
       const last = this.lastForward;
       const io = this.core.currentIo;
       if (!io || !last || last.x !== io.x) {
@@ -313,81 +323,84 @@ export class BatchNorm {
       }
       const n = viewSize(last.view);
       const upload = tensorUpload('dy', dy, this.dtype, n, `the last forward pass's shape [${last.shape.join(', ')}]`);
-      const encoder = this.device.createCommandEncoder({ label: `${this.label} backward` });
-      this.encodeBackward(encoder, { x: io.x, dy: io.dy, dx: io.dx, shape: last.shape });
-      this.device.queue.writeBuffer(io.dy, 0, upload);
+      this.recordBackwardPass(encoder, last.view, io.x, io.dy, io.dx);
       const C = this.numFeatures * 4;
-      const [dx, dgamma, dbeta] = await this.core.read(
-        [{ buffer: io.dx, size: upload.byteLength }, regionOf(this.gammaGrad, C), regionOf(this.betaGrad, C)],
-        encoder,
-      );
       return {
-        dx: tensorDownload(dx, this.dtype, n),
-        dgamma: this.scale ? new Float32Array(dgamma) : null,
-        dbeta: this.center ? new Float32Array(dbeta) : null,
+        uploads: [[io.dy, upload]],
+        read: [{ buffer: io.dx, size: upload.byteLength }, regionOf(this.gammaGrad, C), regionOf(this.betaGrad, C)],
+        result: ([dx, dgamma, dbeta]) => ({
+          dx: tensorDownload(dx, this.dtype, n),
+          dgamma: this.scale ? new Float32Array(dgamma) : null,
+          dbeta: this.center ? new Float32Array(dbeta) : null,
+        }),
       };
     });
   }
 
-  /** Reads γ, β, the running statistics and numBatchesTracked back from the GPU. */
+  /** Reads γ, β, the running statistics and numBatchesTracked back from the GPU, as the calls made before left them. */
   getState(): Promise<BatchNormState> {
-    return this.core.serialized(async () => {
-      this.core.guard.checkUsable();
+    return this.core.call('getState()', () => {
       const C = this.numFeatures * 4;
-      const [gamma, beta, runningMean, runningVar, batches] = await this.core.read([
-        regionOf(this.gamma, C),
-        regionOf(this.beta, C),
-        regionOf(this.runningMean, C),
-        regionOf(this.runningVar, C),
-        regionOf(this.numBatchesTracked, 4),
-      ]);
       return {
-        gamma: new Float32Array(gamma),
-        beta: new Float32Array(beta),
-        runningMean: new Float32Array(runningMean),
-        runningVar: new Float32Array(runningVar),
-        numBatchesTracked: new Uint32Array(batches)[0],
+        read: [regionOf(this.gamma, C), regionOf(this.beta, C), regionOf(this.runningMean, C), regionOf(this.runningVar, C), regionOf(this.numBatchesTracked, 4)],
+        result: ([gamma, beta, runningMean, runningVar, batches]) => ({
+          gamma: new Float32Array(gamma),
+          beta: new Float32Array(beta),
+          runningMean: new Float32Array(runningMean),
+          runningVar: new Float32Array(runningVar),
+          numBatchesTracked: new Uint32Array(batches)[0],
+        }),
       };
     });
   }
 
   /**
-   * Reads back the mean and biased variance the last submitted forward pass normalized with:
-   * the batch statistics of a training pass, the running statistics of an inference pass. The
-   * mean is kept as a float32 offset plus a float32 mean relative to it, added here in float64.
+   * Reads back the mean and biased variance the last forward pass normalized with: the batch
+   * statistics of a training pass, the running statistics of an inference pass. The mean is kept
+   * as a float32 offset plus a float32 mean relative to it, added here in float64. (The family
+   * layers and FeatureScaler call theirs getStats too; {@link getBatchStats} is the same call.)
    */
-  getBatchStats(): Promise<NormalizationStats> {
-    return this.core.serialized(async () => {
-      this.core.guard.checkUsable();
-      if (!this.lastForward) throw new Error('getBatchStats() needs a forward pass first');
-      const [bytes] = await this.core.read([regionOf(this.state.saved, this.numFeatures * CHANNEL_COEF_BYTES)]);
-      const coef = new Float32Array(bytes);
+  getStats(): Promise<NormalizationStats> {
+    return this.core.call('getStats()', () => {
+      if (!this.lastForward) throw new Error('getStats() needs a forward pass first');
       const C = this.numFeatures;
-      // Planes: field f of channel c at f * C + c (common.wgsl).
-      const [shift, mean, variance] = (['shift', 'mean', 'variance'] as const).map((field) => COEF_PLANES[field] * C);
-      const means = new Float64Array(C);
-      const variances = new Float64Array(C);
-      for (let c = 0; c < C; c++) {
-        means[c] = coef[shift + c] + coef[mean + c];
-        variances[c] = coef[variance + c];
-      }
-      return { mean: means, variance: variances };
+      return {
+        read: [regionOf(this.state.saved, C * CHANNEL_COEF_BYTES)],
+        result: ([bytes]) => {
+          const coef = new Float32Array(bytes);
+          // Planes: field f of channel c at f * C + c (common.wgsl).
+          const [shift, mean, variance] = (['shift', 'mean', 'variance'] as const).map((field) => COEF_PLANES[field] * C);
+          const means = new Float64Array(C);
+          const variances = new Float64Array(C);
+          for (let c = 0; c < C; c++) {
+            means[c] = coef[shift + c] + coef[mean + c];
+            variances[c] = coef[variance + c];
+          }
+          return { mean: means, variance: variances };
+        },
+      };
     });
   }
 
+  /** The same as {@link getStats} (its name before the family layers came). */
+  getBatchStats(): Promise<NormalizationStats> {
+    return this.getStats();
+  }
+
   /**
-   * Writes any subset of the state through the device queue, so it takes effect before work
-   * submitted afterwards. Everything is checked before anything is written: only the names of
-   * {@link BatchNormStateInput}; γ and β finite; the running variance >= 0; the running
-   * statistics finite unless `nonFiniteBatches: 'update'` (whose training can make them NaN). A
-   * fixed γ or β (scale or center false) takes only its fixed value (1 or 0, as getState returns
-   * it), so `setState(await getState())` works on every layer.
+   * Writes any subset of the state. Everything is checked at the call, before anything is
+   * written: only the names of {@link BatchNormStateInput}; γ and β finite; the running variance
+   * >= 0; the running statistics finite unless `nonFiniteBatches: 'update'` (whose training can
+   * make them NaN). A fixed γ or β (scale or center false) takes only its fixed value (1 or 0, as
+   * getState returns it), so `setState(await getState())` works on every layer. The values are
+   * copied at the call and written through the device queue: calls made before (awaited or not)
+   * run with the old state, and calls made and work submitted afterwards with the new.
    */
   setState(state: BatchNormStateInput): void {
     this.core.guard.checkUsable();
     if (!state || typeof state !== 'object') throw new TypeError(`state must be an object of ${STATE_KEYS.join(', ')}; got ${describe(state)}`);
     checkKnownKeys('state', state, { names: STATE_KEYS, what: 'a state entry of BatchNorm', hints: STATE_HINTS });
-    const writes: [TensorBuffer, Float32Array<ArrayBuffer> | Uint32Array<ArrayBuffer>][] = [];
+    const writes: StateWrite[] = [];
     const arrays = { gamma: this.gamma, beta: this.beta, runningMean: this.runningMean, runningVar: this.runningVar } as const;
     // Training folds NaN into the running statistics only with nonFiniteBatches: 'update'.
     const runningRule =
@@ -418,16 +431,29 @@ export class BatchNorm {
       }
       writes.push([this.numBatchesTracked, new Uint32Array([batches])]);
     }
-    for (const [target, data] of writes) {
-      const region = regionOf(target, data.byteLength);
-      this.device.queue.writeBuffer(region.buffer, region.offset ?? 0, data);
-    }
+    this.core.write('setState', writes);
   }
 
-  /** Destroys every GPU buffer this layer created and lets go of the shared ones. The layer cannot be used afterwards. */
+  /**
+   * Destroys every GPU buffer this layer created and lets go of the shared ones. The layer cannot
+   * be used afterwards; calls made before still finish.
+   */
   destroy(): void {
     this.core.destroy();
     this.lastForward = null;
+  }
+
+  /** Records a forward pass and remembers it for the backward pass and getStats. */
+  private recordForwardPass(encoder: GPUCommandEncoder, view: ChannelView, mode: BatchNormMode, x: TensorBuffer, y: TensorBuffer, shape: readonly number[]): void {
+    const [plan, partials] = this.plan(view, mode);
+    recordForward(this.device, encoder, plan, mode, { ...this.state, partials, x, y }, `${this.label} forward`);
+    this.lastForward = { view, x, shape: [...shape], batchStats: mode.batchStats };
+  }
+
+  /** Records the backward pass of the last recorded forward pass. */
+  private recordBackwardPass(encoder: GPUCommandEncoder, view: ChannelView, x: TensorBuffer, dy: TensorBuffer, dx: TensorBuffer): void {
+    const [plan, partials] = this.plan(view, { batchStats: this.lastForward!.batchStats, updateRunning: false });
+    recordBackward(this.device, encoder, plan, { ...this.state, partials, x, dy, dx }, `${this.label} backward`);
   }
 
   /** The plan of a pass over `view` in `mode`, and scratch for its partials, both held by this layer. */

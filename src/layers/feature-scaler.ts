@@ -11,11 +11,11 @@
 import { CHANNEL_COEF_BYTES, fieldWord, packStruct, structBytes } from '../kernels/contract.js';
 import { recordScaling, recordScalingAdapt } from '../ops/feature-scaling.js';
 import { scalingPlan, type ScalingPlan } from '../ops/plan.js';
-import { Usage, checkSeparateOutput, regionOf, type TensorBuffer } from '../runtime/gpu.js';
+import { Usage, bufferName, checkSeparateOutput, regionOf, type TensorBuffer } from '../runtime/gpu.js';
 import { acquireScratch } from '../runtime/scratch.js';
 import { checkKnownKeys, checkTensorBuffer, checkTensorFits, describe, type KnownKeys } from '../runtime/validate.js';
 import { channelView, checkLayout, viewSize, type ChannelView, type Layout } from '../tensor/layout.js';
-import { LayerCore, tensorDownload, tensorUpload } from './layer-core.js';
+import { LayerCore, checkBufferUsage, tensorDownload, tensorUpload } from './layer-core.js';
 
 /** How {@link FeatureScaler} scales each feature. */
 export type ScalingMethod = 'min-max' | 'standardize';
@@ -143,7 +143,10 @@ export class FeatureScaler {
     if (!options || typeof options !== 'object') throw new TypeError(`options must be an object with numFeatures and method; got ${describe(options)}`);
     const { numFeatures, method, layout, correction } = resolveScalingOptions(options);
     const label = options.label ?? 'FeatureScaler';
-    if (options.state !== undefined) checkTensorBuffer('options.state', options.state, numFeatures * STATE_BYTES, `${numFeatures} x ${STATE_BYTES} bytes`, device);
+    if (options.state !== undefined) {
+      checkTensorBuffer('options.state', options.state, numFeatures * STATE_BYTES, `${numFeatures} x ${STATE_BYTES} bytes`, device);
+      checkBufferUsage('options', { state: options.state }, { state: { COPY_SRC: 'getStats() reads it back', COPY_DST: 'reset() clears it' } });
+    }
     this.device = device;
     this.numFeatures = numFeatures;
     this.method = method;
@@ -177,13 +180,7 @@ export class FeatureScaler {
     const view = this.viewOf(args?.shape, 'args.shape');
     checkScalingTensors(this.device, view, args.shape, { 'args.x': args.x });
     checkSeparateOutput([this.callerState ? 'options.state' : 'the state', this.state], { 'args.x': args.x });
-    this.core.guard.recordChecked('encodeAdapt', () => {
-      const [plan, partials] = this.plan(view);
-      const pass = encoder.beginComputePass({ label: `${this.label} adapt` });
-      recordScalingAdapt(this.device, pass, plan, { x: args.x, state: this.state, partials });
-      pass.end();
-    });
-    this.adaptedCount += view.outer * view.inner;
+    this.core.guard.recordChecked('encodeAdapt', () => this.recordAdapt(encoder, view, args.x), `adapt of shape [${args.shape.join(', ')}], x ${bufferName(args.x)}`);
   }
 
   /** Records y = scaled x. Needs {@link adapt} (or encodeAdapt) first. */
@@ -196,46 +193,46 @@ export class FeatureScaler {
     this.encodeScale(encoder, args, 'inverse');
   }
 
-  /** Accumulates the statistics of `data` (float32 values of `shape`). */
+  /** Accumulates the statistics of `data` (float32 values of `shape`; both copied at the call). */
   async adapt(data: Float32Array, shape: readonly number[]): Promise<void> {
-    await this.run(data, shape, (encoder, x) => this.encodeAdapt(encoder, { x, shape }), false);
+    await this.run('adapt()', data, shape, (encoder, x, view) => this.recordAdapt(encoder, view, x), false);
   }
 
-  /** Scales `data` (float32 values of `shape`) with the adapted statistics. */
+  /** Scales `data` (float32 values of `shape`; both copied at the call) with the statistics adapted by the calls made before. */
   transform(data: Float32Array, shape: readonly number[]): Promise<Float32Array> {
-    return this.run(data, shape, (encoder, x, y) => this.encodeTransform(encoder, { x, y, shape }), true);
+    return this.run('transform()', data, shape, (encoder, x, view, y) => this.recordScale(encoder, view, x, y, 'transform'), true);
   }
 
   /** Undoes {@link transform}. */
   inverse(data: Float32Array, shape: readonly number[]): Promise<Float32Array> {
-    return this.run(data, shape, (encoder, x, y) => this.encodeInverse(encoder, { x, y, shape }), true);
+    return this.run('inverse()', data, shape, (encoder, x, view, y) => this.recordScale(encoder, view, x, y, 'inverse'), true);
   }
 
-  /** Reads the accumulated statistics back. */
+  /** Reads the accumulated statistics back, as the calls made before left them. */
   getStats(): Promise<ScalingStats> {
-    return this.core.serialized(async () => {
-      this.core.guard.checkUsable();
-      const [bytes] = await this.core.read([regionOf(this.state, this.numFeatures * STATE_BYTES)]);
-      const s = new Float32Array(bytes);
-      const words = STATE_BYTES / 4;
-      const at = (c: number, field: 'shift' | 'mean' | 'm2' | 'min' | 'max') => s[c * words + fieldWord('ScaleState', field)];
-      const count = new Uint32Array(bytes)[fieldWord('ScaleState', 'count')];
-      const C = this.numFeatures;
-      return {
-        count,
-        min: Float32Array.from({ length: C }, (_, c) => at(c, 'min')),
-        max: Float32Array.from({ length: C }, (_, c) => at(c, 'max')),
-        mean: Float64Array.from({ length: C }, (_, c) => at(c, 'shift') + at(c, 'mean')),
-        variance: Float64Array.from({ length: C }, (_, c) => at(c, 'm2') / Math.max(count - this.correction, 1)),
-      };
-    });
+    return this.core.call('getStats()', () => ({
+      read: [regionOf(this.state, this.numFeatures * STATE_BYTES)],
+      result: ([bytes]) => {
+        const s = new Float32Array(bytes);
+        const words = STATE_BYTES / 4;
+        const at = (c: number, field: 'shift' | 'mean' | 'm2' | 'min' | 'max') => s[c * words + fieldWord('ScaleState', field)];
+        const count = new Uint32Array(bytes)[fieldWord('ScaleState', 'count')];
+        const C = this.numFeatures;
+        return {
+          count,
+          min: Float32Array.from({ length: C }, (_, c) => at(c, 'min')),
+          max: Float32Array.from({ length: C }, (_, c) => at(c, 'max')),
+          mean: Float64Array.from({ length: C }, (_, c) => at(c, 'shift') + at(c, 'mean')),
+          variance: Float64Array.from({ length: C }, (_, c) => at(c, 'm2') / Math.max(count - this.correction, 1)),
+        };
+      },
+    }));
   }
 
-  /** Forgets every adapted batch (through the queue: work submitted earlier still sees them). */
+  /** Forgets every adapted batch (through the queue: calls made and work submitted earlier still see them). */
   reset(): void {
     this.core.guard.checkUsable();
-    const region = regionOf(this.state, this.numFeatures * STATE_BYTES);
-    this.device.queue.writeBuffer(region.buffer, region.offset ?? 0, new Uint8Array(region.size));
+    this.core.write('reset', [[this.state, new Uint8Array(this.numFeatures * STATE_BYTES)]]);
     this.adaptedCount = 0;
   }
 
@@ -246,35 +243,50 @@ export class FeatureScaler {
 
   private encodeScale(encoder: GPUCommandEncoder, args: { x: TensorBuffer; y: TensorBuffer; shape: readonly number[] }, direction: 'transform' | 'inverse'): void {
     this.core.guard.checkUsable();
-    if (!this.adapted) throw new Error(`${this.label}: ${direction} needs adapt() on some data first`);
     const view = this.viewOf(args?.shape, 'args.shape');
     checkScalingTensors(this.device, view, args.shape, { 'args.x': args.x, 'args.y': args.y });
     checkSeparateOutput(['args.y', args.y], { 'args.x': args.x });
-    this.core.guard.recordChecked(direction === 'transform' ? 'encodeTransform' : 'encodeInverse', () => {
-      const [plan] = this.plan(view);
-      const pass = encoder.beginComputePass({ label: `${this.label} ${direction}` });
-      recordScaling(this.device, pass, plan, direction, { x: args.x, y: args.y, state: this.state, coef: this.coef, inverseCoef: this.inverseCoef, options: this.options });
-      pass.end();
-    });
+    this.core.guard.recordChecked(
+      direction === 'transform' ? 'encodeTransform' : 'encodeInverse',
+      () => this.recordScale(encoder, view, args.x, args.y, direction),
+      `${direction} of shape [${args.shape.join(', ')}], x ${bufferName(args.x)}, y ${bufferName(args.y)}`,
+    );
   }
 
-  /** Uploads `data`, records `record` on it, submits, and reads the output back if asked; one call at a time. */
+  private recordAdapt(encoder: GPUCommandEncoder, view: ChannelView, x: TensorBuffer): void {
+    const [plan, partials] = this.plan(view);
+    const pass = encoder.beginComputePass({ label: `${this.label} adapt` });
+    recordScalingAdapt(this.device, pass, plan, { x, state: this.state, partials });
+    pass.end();
+    this.adaptedCount += view.outer * view.inner;
+  }
+
+  private recordScale(encoder: GPUCommandEncoder, view: ChannelView, x: TensorBuffer, y: TensorBuffer, direction: 'transform' | 'inverse'): void {
+    if (!this.adapted) throw new Error(`${this.label}: ${direction} needs adapt() on some data first`);
+    const [plan] = this.plan(view);
+    const pass = encoder.beginComputePass({ label: `${this.label} ${direction}` });
+    recordScaling(this.device, pass, plan, direction, { x, y, state: this.state, coef: this.coef, inverseCoef: this.inverseCoef, options: this.options });
+    pass.end();
+  }
+
+  /** One array-API call: checks `data` and `shape`, records `record` on a copy of `data`, submits, and reads the output back if asked. */
   private run(
+    what: string,
     data: Float32Array,
     shape: readonly number[],
-    record: (encoder: GPUCommandEncoder, x: GPUBuffer, y: GPUBuffer) => void,
+    record: (encoder: GPUCommandEncoder, x: GPUBuffer, view: ChannelView, y: GPUBuffer) => void,
     readOutput: boolean,
   ): Promise<Float32Array> {
-    return this.core.serialized(async () => {
-      this.core.guard.checkUsable();
+    return this.core.call(what, (encoder) => {
       const view = this.viewOf(shape, 'shape');
       const upload = tensorUpload('data', data, 'float32', viewSize(view), `shape [${shape.join(', ')}]`);
       const io = this.core.ioBuffers(upload.byteLength);
-      const encoder = this.device.createCommandEncoder({ label: this.label });
-      record(encoder, io.x, io.y);
-      this.device.queue.writeBuffer(io.x, 0, upload);
-      const [bytes] = await this.core.read(readOutput ? [{ buffer: io.y, size: upload.byteLength }] : [], encoder);
-      return readOutput ? tensorDownload(bytes, 'float32', viewSize(view)) : new Float32Array(0);
+      record(encoder, io.x, view, io.y);
+      return {
+        uploads: [[io.x, upload]],
+        read: readOutput ? [{ buffer: io.y, size: upload.byteLength }] : [],
+        result: ([bytes]) => (readOutput ? tensorDownload(bytes, 'float32', viewSize(view)) : new Float32Array(0)),
+      };
     });
   }
 

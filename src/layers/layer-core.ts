@@ -1,11 +1,20 @@
 /**
- * The skeleton every layer shares (BatchNorm, FeatureScaler): the buffers it owns, the shared
- * buffers it holds (plans, scratch), device-loss and validation reporting, high-level calls run
- * one at a time, the array API's input/output buffers, and destroy().
+ * The skeleton every layer shares (BatchNorm, the family, FeatureScaler): the buffers it owns, the
+ * shared buffers it holds (plans, scratch), the usage checks of a caller's buffers, device-loss and
+ * validation reporting, the array API's calls and state writes, and destroy().
+ *
+ * An array-API call does all its work before it returns: it checks its arguments, records into a
+ * fresh encoder, copies the caller's arrays into the queue (queue.writeBuffer copies them at the
+ * call) and submits; only the readback is awaited. So calls on one layer take effect in the order
+ * they were made (the GPU queue runs submissions and writes in order), a caller may change or reuse
+ * its arrays as soon as a call returns, and a state write (setState) lands exactly between the
+ * calls made before and after it, and before anything the caller submits afterwards.
  */
 import { heldBuffers, releaseHolder } from '../runtime/context.js';
 import { DeviceGuard } from '../runtime/guard.js';
-import { Usage, align4, createBufferWithData, type BufferRegion } from '../runtime/gpu.js';
+import { Usage, align4, bufferOf, createBufferWithData, submitWithReadback, writeTensor, type BufferRegion, type TensorBuffer } from '../runtime/gpu.js';
+
+export { bufferName } from '../runtime/gpu.js';
 import { fromFloat16Bits, toFloat16Bits } from '../tensor/float16.js';
 import { describe } from '../runtime/validate.js';
 import type { DType } from '../ops/plan.js';
@@ -19,12 +28,74 @@ export interface IoBuffers {
   dx: GPUBuffer;
 }
 
+/** Bytes written through the queue: a target and the data (copied when written). */
+export type StateWrite = [TensorBuffer, ArrayBufferView<ArrayBuffer>];
+
+/** What an array-API call recorded into its encoder, and what it reads back. */
+export interface ArrayCall<T> {
+  /** The caller's data, written before the recorded passes run. */
+  uploads?: StateWrite[];
+  /** Regions read back after the recorded passes. */
+  read: BufferRegion[];
+  /** The call's result, from the bytes of `read`. */
+  result(bytes: ArrayBuffer[]): T;
+}
+
+/**
+ * The copy flags a caller's buffer needs, each with the call that needs it: `{ COPY_SRC:
+ * 'getState() reads it back' }`.
+ */
+export type UsageNeeds = Partial<Record<'COPY_SRC' | 'COPY_DST', string>>;
+
+/** What a caller's state buffer needs: getState() reads it back, and setState() writes it where `writable`. */
+export function stateUsage(writable: boolean): UsageNeeds {
+  return { COPY_SRC: 'getState() reads it back', ...(writable ? { COPY_DST: 'setState() writes it' } : {}) };
+}
+
+/** What a caller's gradient buffer needs: backward() reads it back. */
+export const GRADIENT_USAGE: UsageNeeds = { COPY_SRC: 'backward() reads it back' };
+
+/** GPUBufferUsage's flags by name, for messages. */
+const USAGE_NAMES: readonly [string, number][] = [
+  ['MAP_READ', 0x1],
+  ['MAP_WRITE', 0x2],
+  ['COPY_SRC', 0x4],
+  ['COPY_DST', 0x8],
+  ['INDEX', 0x10],
+  ['VERTEX', 0x20],
+  ['UNIFORM', 0x40],
+  ['STORAGE', 0x80],
+  ['INDIRECT', 0x100],
+  ['QUERY_RESOLVE', 0x200],
+];
+
+/** A usage value as its flags: '0x84 (COPY_SRC | STORAGE)'. */
+function usageText(usage: number): string {
+  const names = USAGE_NAMES.filter(([, bit]) => usage & bit).map(([name]) => name);
+  return `0x${usage.toString(16)} (${names.join(' | ') || 'none'})`;
+}
+
+/**
+ * Throws unless each caller's buffer in `given` has the copy flags `needs` names for it: without
+ * COPY_SRC a readback of it would fail, without COPY_DST a write to it would; WebGPU reports
+ * neither at the call. `prefix` names the buffers ('options.buffers').
+ */
+export function checkBufferUsage(prefix: string, given: Readonly<Record<string, TensorBuffer | undefined>>, needs: Readonly<Record<string, UsageNeeds>>): void {
+  for (const [name, arg] of Object.entries(given)) {
+    if (arg === undefined || !needs[name]) continue;
+    const buffer = bufferOf(arg);
+    for (const [flag, why] of Object.entries(needs[name]) as [keyof typeof Usage, string][]) {
+      if ((buffer.usage & Usage[flag]) === 0) {
+        throw new TypeError(`${prefix}.${name} must have GPUBufferUsage.${flag} in its usage (${why}); got usage ${usageText(buffer.usage)}`);
+      }
+    }
+  }
+}
+
 export class LayerCore {
   readonly guard: DeviceGuard;
   private readonly owned = new Set<GPUBuffer>();
   private io: IoBuffers | null = null;
-  /** Tail of the queue of high-level calls, which run one at a time. */
-  private pending: Promise<unknown> = Promise.resolve();
   private destroyed = false;
 
   /**
@@ -55,22 +126,68 @@ export class LayerCore {
     return this.owned.size + heldBuffers(this.device, this);
   }
 
-  /** Runs high-level calls one after another, so they never interleave their buffer use. */
-  serialized<T>(fn: () => Promise<T>): Promise<T> {
-    const result = this.pending.then(fn);
-    this.pending = result.catch(() => undefined);
-    return result;
+  /**
+   * Runs one array-API call now: `work` checks the arguments and records into a fresh encoder
+   * (a throw rejects the call, before anything is written); then its uploads are written and the
+   * encoder submitted with the readback copies. All of it happens inside WebGPU validation and
+   * out-of-memory error scopes, pushed and popped with no await in between: scopes are per device,
+   * so no other call's error can land in them, and an error in them rejects this call instead of
+   * resolving with what the failed copies left (zeros).
+   */
+  call<T>(what: string, work: (encoder: GPUCommandEncoder) => ArrayCall<T>): Promise<T> {
+    try {
+      this.guard.checkUsable();
+    } catch (error) {
+      return Promise.reject(error);
+    }
+    const device = this.device;
+    device.pushErrorScope('out-of-memory');
+    device.pushErrorScope('validation');
+    let started: { call: ArrayCall<T>; readback: Promise<ArrayBuffer[]> } | { error: unknown };
+    try {
+      const encoder = device.createCommandEncoder({ label: `${this.label} ${what}` });
+      const call = work(encoder);
+      for (const [target, data] of call.uploads ?? []) writeTensor(device, target, data);
+      started = { call, readback: submitWithReadback(device, call.read, encoder) };
+    } catch (error) {
+      started = { error };
+    }
+    const scopes = [device.popErrorScope(), device.popErrorScope()];
+    return this.settle(what, scopes, started);
   }
 
-  /** Reads regions back after submitting `encoder`, if given (device loss reported as such). */
-  read(regions: BufferRegion[], encoder?: GPUCommandEncoder): Promise<ArrayBuffer[]> {
-    return this.guard.read(regions, encoder);
+  private async settle<T>(
+    what: string,
+    scopes: Promise<GPUError | null>[],
+    started: { call: ArrayCall<T>; readback: Promise<ArrayBuffer[]> } | { error: unknown },
+  ): Promise<T> {
+    const [validation, memory] = await Promise.all(scopes.map((scope) => scope.catch(() => null)));
+    if ('error' in started) throw started.error;
+    const error = validation ?? memory;
+    if (error) {
+      started.readback.catch(() => undefined); // its bytes are not used
+      throw new Error(`${this.label}: ${what} failed (WebGPU ${validation ? 'validation' : 'out-of-memory'} error), so it returns nothing: ${error.message}`);
+    }
+    return started.call.result(await this.guard.settle(started.readback));
+  }
+
+  /**
+   * Writes already checked state through the queue (setState, reset): after every call made
+   * before, before every call and submit made after. A WebGPU error (a caller's buffer destroyed
+   * meanwhile) is thrown by the next call.
+   */
+  write(what: string, writes: StateWrite[]): void {
+    this.guard.recordChecked(what, () => {
+      for (const [target, data] of writes) writeTensor(this.device, target, data);
+    });
   }
 
   /** The array API's input and output buffers, of at least `bytes` each. */
   ioBuffers(bytes: number): IoBuffers {
     if (this.io && this.io.bytes >= bytes) return this.io;
     if (this.io) {
+      // Submitted calls that still use them keep them alive until they finish (WebGPU frees a
+      // destroyed buffer only after the work using it).
       for (const b of [this.io.x, this.io.y, this.io.dy, this.io.dx]) {
         this.owned.delete(b);
         b.destroy();
@@ -90,7 +207,10 @@ export class LayerCore {
     return this.io;
   }
 
-  /** Destroys every buffer the layer owns and lets go of the shared ones; later calls throw. */
+  /**
+   * Destroys every buffer the layer owns and lets go of the shared ones; later calls throw.
+   * Calls made before still finish: WebGPU destroys a buffer only after submitted work using it.
+   */
   destroy(): void {
     if (this.destroyed) return;
     this.destroyed = true;

@@ -32,7 +32,7 @@ import {
   type RMSNormOptions,
   type ResolvedNormOptions,
 } from './normalization-args.js';
-import { LayerCore, tensorDownload, tensorUpload } from './layer-core.js';
+import { GRADIENT_USAGE, LayerCore, bufferName, checkBufferUsage, stateUsage, tensorDownload, tensorUpload, type StateWrite } from './layer-core.js';
 
 export type { GroupNormOptions, InstanceNormOptions, LayerNormOptions, NormActivation, RMSNormOptions };
 
@@ -136,6 +136,14 @@ class NormLayer {
     for (const [name, b] of Object.entries(buffers) as [NormBufferName, TensorBuffer][]) {
       checkTensorBuffer(`options.buffers.${name}`, b, P * 4, `${P} float32`, device);
     }
+    checkBufferUsage('options.buffers', buffers, {
+      gamma: stateUsage(o.hasGamma),
+      beta: stateUsage(o.hasBeta),
+      runningMean: stateUsage(true),
+      runningVar: stateUsage(true),
+      gammaGrad: GRADIENT_USAGE,
+      betaGrad: GRADIENT_USAGE,
+    });
     const usage = Usage.STORAGE | Usage.COPY_SRC | Usage.COPY_DST;
     const make = (name: NormBufferName, label: string, init: Float32Array) => buffers[name] ?? this.core.ownBuffer(label, init, usage);
     this.gamma = make('gamma', 'gamma', new Float32Array(P).fill(1));
@@ -178,51 +186,20 @@ class NormLayer {
     const training = trainingFlag(args.training, 'args.training');
     const geometry = checkNormForwardTensors(this.device, this.o, args);
     checkInstanceTrainable(this.o, geometry, args.shape, training);
-    const mode = this.mode(training);
-    const saved = this.savedFor(geometry);
-    this.core.guard.recordChecked('encodeForward', () => {
-      const plan = this.plan(geometry, mode);
-      const pass = encoder.beginComputePass({ label: `${this.o.label} forward` });
-      recordNormForward(this.device, pass, plan, {
-        x: args.x,
-        y: args.y,
-        saved,
-        gamma: this.o.hasGamma ? this.gamma : undefined,
-        beta: this.o.hasBeta ? this.beta : undefined,
-        runningMean: this.runningMean ?? undefined,
-        runningVar: this.runningVar ?? undefined,
-      });
-      pass.end();
-    });
-    this.last = { shape: [...args.shape], geometry, mode, saved, x: args.x };
+    const recorded = `${this.o.trackRunningStats ? (training ? 'training ' : 'inference ') : ''}forward of shape [${args.shape.join(', ')}], x ${bufferName(args.x)}, y ${bufferName(args.y)}`;
+    this.core.guard.recordChecked('encodeForward', () => this.recordForwardPass(encoder, geometry, this.mode(training), args.x, args.y, args.shape), recorded);
   }
 
   encodeBackward(encoder: GPUCommandEncoder, args: NormBackwardArgs): void {
     this.core.guard.checkUsable();
     checkArgsObject(args, 'x, dy, dx, shape');
-    const last = this.last;
-    const geometry = checkNormBackwardTensors(this.device, this.o, args, last);
-    this.core.guard.recordChecked('encodeBackward', () => {
-      const plan = this.plan(geometry, { useRunning: last!.mode.useRunning, updateRunning: false });
-      const scratch = { partials: acquireScratch(this.device, plan.partialBytes, this.core), sink: acquireSink(this.device, this.core) };
-      const pass = encoder.beginComputePass({ label: `${this.o.label} backward` });
-      recordNormBackward(this.device, pass, plan, {
-        x: args.x,
-        dy: args.dy,
-        dx: args.dx,
-        saved: last!.saved,
-        gamma: this.o.hasGamma ? this.gamma : undefined,
-        beta: this.o.hasBeta ? this.beta : undefined,
-        dgamma: this.o.hasGamma ? this.gammaGrad : undefined,
-        dbeta: this.o.hasBeta ? this.betaGrad : undefined,
-      }, scratch);
-      pass.end();
-    });
+    const geometry = checkNormBackwardTensors(this.device, this.o, args, this.last);
+    const recorded = `backward of shape [${args.shape.join(', ')}], x ${bufferName(args.x)}, dy ${bufferName(args.dy)}, dx ${bufferName(args.dx)}`;
+    this.core.guard.recordChecked('encodeBackward', () => this.recordBackwardPass(encoder, geometry, args.x, args.dy, args.dx), recorded);
   }
 
   forward(x: Float32Array | Uint16Array, shape: readonly number[], options?: { training?: boolean }): Promise<Float32Array> {
-    return this.core.serialized(async () => {
-      this.core.guard.checkUsable();
+    return this.core.call('forward()', (encoder) => {
       const geometry = normGeometryOf(this.device, this.o, shape, 'shape');
       const elements = geometrySize(geometry);
       const upload = tensorUpload('x', x, this.o.dtype, elements, `shape [${shape.join(', ')}]`);
@@ -231,50 +208,55 @@ class NormLayer {
       // Checked before the I/O buffers may be replaced, so a refused call loses no state.
       checkInstanceTrainable(this.o, geometry, shape, training);
       const io = this.core.ioBuffers(upload.byteLength);
-      const encoder = this.device.createCommandEncoder({ label: `${this.o.label} forward` });
-      this.encodeForward(encoder, { x: io.x, y: io.y, shape, training });
-      this.device.queue.writeBuffer(io.x, 0, upload);
-      const [y] = await this.core.read([{ buffer: io.y, size: upload.byteLength }], encoder);
-      return tensorDownload(y, this.o.dtype, elements);
+      this.recordForwardPass(encoder, geometry, this.mode(training), io.x, io.y, shape);
+      return {
+        uploads: [[io.x, upload]],
+        read: [{ buffer: io.y, size: upload.byteLength }],
+        result: ([y]) => tensorDownload(y, this.o.dtype, elements),
+      };
     });
   }
 
   backward(dy: Float32Array | Uint16Array): Promise<NormBackwardResult> {
-    return this.core.serialized(async () => {
-      this.core.guard.checkUsable();
+    return this.core.call('backward()', (encoder) => {
       const last = this.last;
       const io = this.core.currentIo;
       if (!io || !last || last.x !== io.x) throw new Error('backward() needs forward() first (after encodeForward, use encodeBackward)');
       const elements = geometrySize(last.geometry);
       const upload = tensorUpload('dy', dy, this.o.dtype, elements, `the last forward pass's shape [${last.shape.join(', ')}]`);
-      const encoder = this.device.createCommandEncoder({ label: `${this.o.label} backward` });
-      this.encodeBackward(encoder, { x: io.x, dy: io.dy, dx: io.dx, shape: last.shape });
-      this.device.queue.writeBuffer(io.dy, 0, upload);
+      this.recordBackwardPass(encoder, last.geometry, io.x, io.dy, io.dx);
       const P = this.o.paramSize * 4;
-      const [dx, dgamma, dbeta] = await this.core.read([{ buffer: io.dx, size: upload.byteLength }, regionOf(this.gammaGrad, P), regionOf(this.betaGrad, P)], encoder);
       return {
-        dx: tensorDownload(dx, this.o.dtype, elements),
-        dgamma: this.o.hasGamma ? new Float32Array(dgamma) : null,
-        dbeta: this.o.hasBeta ? new Float32Array(dbeta) : null,
+        uploads: [[io.dy, upload]],
+        read: [{ buffer: io.dx, size: upload.byteLength }, regionOf(this.gammaGrad, P), regionOf(this.betaGrad, P)],
+        result: ([dx, dgamma, dbeta]) => ({
+          dx: tensorDownload(dx, this.o.dtype, elements),
+          dgamma: this.o.hasGamma ? new Float32Array(dgamma) : null,
+          dbeta: this.o.hasBeta ? new Float32Array(dbeta) : null,
+        }),
       };
     });
   }
 
   getState(): Promise<NormState> {
-    return this.core.serialized(async () => {
-      this.core.guard.checkUsable();
+    return this.core.call('getState()', () => {
       const P = this.o.paramSize * 4;
-      const regions = [regionOf(this.gamma, P)];
-      if (this.o.kind !== 'rms') regions.push(regionOf(this.beta, P));
-      if (this.runningMean && this.runningVar) regions.push(regionOf(this.runningMean, P), regionOf(this.runningVar, P));
-      const [gamma, ...rest] = (await this.core.read(regions)).map((b) => new Float32Array(b));
-      const state: NormState = { gamma };
-      if (this.o.kind !== 'rms') state.beta = rest.shift();
-      if (this.runningMean) {
-        state.runningMean = rest.shift();
-        state.runningVar = rest.shift();
-      }
-      return state;
+      const read = [regionOf(this.gamma, P)];
+      if (this.o.kind !== 'rms') read.push(regionOf(this.beta, P));
+      if (this.runningMean && this.runningVar) read.push(regionOf(this.runningMean, P), regionOf(this.runningVar, P));
+      return {
+        read,
+        result: (bytes) => {
+          const [gamma, ...rest] = bytes.map((b) => new Float32Array(b));
+          const state: NormState = { gamma };
+          if (this.o.kind !== 'rms') state.beta = rest.shift();
+          if (this.runningMean) {
+            state.runningMean = rest.shift();
+            state.runningVar = rest.shift();
+          }
+          return state;
+        },
+      };
     });
   }
 
@@ -287,7 +269,7 @@ class NormLayer {
     if (this.runningMean && this.runningVar) Object.assign(targets, { runningMean: this.runningMean, runningVar: this.runningVar });
     const runningRule =
       this.o.nonFiniteBatches === 'update' ? { finite: false } : { finite: true, nonFiniteHint: "a layer holds non-finite running statistics only with nonFiniteBatches: 'update'" };
-    const writes: [TensorBuffer, Float32Array<ArrayBuffer>][] = [];
+    const writes: StateWrite[] = [];
     for (const key of names) {
       const value = (state as Record<string, ArrayLike<number> | undefined>)[key];
       if (value === undefined) continue;
@@ -304,28 +286,71 @@ class NormLayer {
       const rule = key === 'gamma' || key === 'beta' ? { finite: true } : { ...runningRule, nonNegative: key === 'runningVar' };
       writes.push([targets[key], checkStateValues(`state.${key}`, value, rule)]);
     }
-    for (const [target, data] of writes) {
-      const region = regionOf(target, data.byteLength);
-      this.device.queue.writeBuffer(region.buffer, region.offset ?? 0, data);
-    }
+    this.core.write('setState', writes);
   }
 
   getStats(): Promise<GroupStats> {
-    return this.core.serialized(async () => {
-      this.core.guard.checkUsable();
+    return this.core.call('getStats()', () => {
       const last = this.last;
       if (!last) throw new Error('getStats() needs a forward pass first');
       const groups = last.geometry.samples * last.geometry.groups;
-      const [bytes] = await this.core.read([regionOf(last.saved, groups * NORM_SAVED_BYTES_PER_GROUP)]);
-      const coef = new Float32Array(bytes);
-      const first = new Float64Array(groups);
-      const variance = new Float64Array(groups);
-      for (let r = 0; r < groups; r++) {
-        first[r] = coef[4 * r] + coef[4 * r + 1];
-        variance[r] = coef[4 * r + 3];
-      }
-      return this.o.kind === 'rms' ? { meanSquare: variance } : { mean: first, variance };
+      return {
+        read: [regionOf(last.saved, groups * NORM_SAVED_BYTES_PER_GROUP)],
+        result: ([bytes]) => {
+          const coef = new Float32Array(bytes);
+          const first = new Float64Array(groups);
+          const variance = new Float64Array(groups);
+          for (let r = 0; r < groups; r++) {
+            first[r] = coef[4 * r] + coef[4 * r + 1];
+            variance[r] = coef[4 * r + 3];
+          }
+          return this.o.kind === 'rms' ? { meanSquare: variance } : { mean: first, variance };
+        },
+      };
     });
+  }
+
+  /** Records a forward pass and remembers it for the backward pass and getStats. */
+  private recordForwardPass(encoder: GPUCommandEncoder, geometry: NormGeometry, mode: NormMode, x: TensorBuffer, y: TensorBuffer, shape: readonly number[]): void {
+    const saved = this.savedFor(geometry);
+    const plan = this.plan(geometry, mode);
+    const pass = encoder.beginComputePass({ label: `${this.o.label} forward` });
+    recordNormForward(this.device, pass, plan, {
+      x,
+      y,
+      saved,
+      gamma: this.o.hasGamma ? this.gamma : undefined,
+      beta: this.o.hasBeta ? this.beta : undefined,
+      runningMean: this.runningMean ?? undefined,
+      runningVar: this.runningVar ?? undefined,
+    });
+    pass.end();
+    this.last = { shape: [...shape], geometry, mode, saved, x };
+  }
+
+  /** Records the backward pass of the last recorded forward pass. */
+  private recordBackwardPass(encoder: GPUCommandEncoder, geometry: NormGeometry, x: TensorBuffer, dy: TensorBuffer, dx: TensorBuffer): void {
+    const last = this.last!;
+    const plan = this.plan(geometry, { useRunning: last.mode.useRunning, updateRunning: false });
+    const scratch = { partials: acquireScratch(this.device, plan.partialBytes, this.core), sink: acquireSink(this.device, this.core) };
+    const pass = encoder.beginComputePass({ label: `${this.o.label} backward` });
+    recordNormBackward(
+      this.device,
+      pass,
+      plan,
+      {
+        x,
+        dy,
+        dx,
+        saved: last.saved,
+        gamma: this.o.hasGamma ? this.gamma : undefined,
+        beta: this.o.hasBeta ? this.beta : undefined,
+        dgamma: this.o.hasGamma ? this.gammaGrad : undefined,
+        dbeta: this.o.hasBeta ? this.betaGrad : undefined,
+      },
+      scratch,
+    );
+    pass.end();
   }
 
   destroy(): void {

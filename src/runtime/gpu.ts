@@ -35,6 +35,13 @@ export function checkSeparateOutput(written: [string, TensorBuffer], read: Recor
   }
 }
 
+/** A tensor argument as messages name it: its buffer's label, and a range's offset and size. */
+export function bufferName(t: TensorBuffer): string {
+  const buffer = bufferOf(t);
+  const name = buffer?.label ? `'${buffer.label}'` : 'an unlabelled GPUBuffer';
+  return isBufferRange(t) ? `${name} at offset ${t.offset ?? 0}${t.size === undefined ? '' : `, ${t.size} bytes`}` : name;
+}
+
 /** The first `size` bytes of a tensor argument, as a region to read or write. */
 export function regionOf(t: TensorBuffer, size: number): BufferRegion {
   return isBufferRange(t) ? { buffer: t.buffer, offset: t.offset ?? 0, size } : { buffer: t, size };
@@ -110,10 +117,12 @@ export interface BufferRegion {
 }
 
 /**
- * Copies each region into one staging buffer, submits, and resolves with a copy of each region's
- * bytes. `encoder`, if given, is finished and submitted first in the same submission.
+ * Copies each region into one staging buffer and submits at once (after `encoder`, if given, in
+ * the same submission); resolves with a copy of each region's bytes once the GPU is done. The
+ * copies are recorded and submitted before this returns, so they see exactly the work submitted
+ * before the call.
  */
-export async function readBuffers(device: GPUDevice, regions: BufferRegion[], encoder?: GPUCommandEncoder): Promise<ArrayBuffer[]> {
+export function submitWithReadback(device: GPUDevice, regions: BufferRegion[], encoder?: GPUCommandEncoder): Promise<ArrayBuffer[]> {
   const offsets: number[] = [];
   let total = 0;
   for (const r of regions) {
@@ -125,10 +134,28 @@ export async function readBuffers(device: GPUDevice, regions: BufferRegion[], en
     const enc = encoder ?? device.createCommandEncoder({ label: 'webgpu-batchnorm readback' });
     regions.forEach((r, i) => enc.copyBufferToBuffer(r.buffer, r.offset ?? 0, staging, offsets[i], align4(r.size)));
     device.queue.submit([enc.finish()]);
-    await staging.mapAsync(0x0001 /* GPUMapMode.READ */);
-    const mapped = staging.getMappedRange();
-    return regions.map((r, i) => mapped.slice(offsets[i], offsets[i] + r.size));
-  } finally {
+  } catch (error) {
     staging.destroy();
+    throw error;
   }
+  return (async () => {
+    try {
+      await staging.mapAsync(0x0001 /* GPUMapMode.READ */);
+      const mapped = staging.getMappedRange();
+      return regions.map((r, i) => mapped.slice(offsets[i], offsets[i] + r.size));
+    } finally {
+      staging.destroy();
+    }
+  })();
+}
+
+/** {@link submitWithReadback}, for callers that await at once. */
+export async function readBuffers(device: GPUDevice, regions: BufferRegion[], encoder?: GPUCommandEncoder): Promise<ArrayBuffer[]> {
+  return submitWithReadback(device, regions, encoder);
+}
+
+/** Writes `data` to the start of a tensor argument through the queue (copied at this call). */
+export function writeTensor(device: GPUDevice, target: TensorBuffer, data: ArrayBufferView<ArrayBuffer>): void {
+  const region = regionOf(target, data.byteLength);
+  device.queue.writeBuffer(region.buffer, region.offset ?? 0, data.buffer, data.byteOffset, data.byteLength);
 }

@@ -2,8 +2,6 @@
  * What turns WebGPU's asynchronous failures into errors of the next call: a lost device, and a
  * validation error of an earlier recorded pass. Layers and the function forms each keep one.
  */
-import { readBuffers, type BufferRegion } from './gpu.js';
-
 export class DeviceGuard {
   private lost: GPUDeviceLostInfo | null = null;
   /** A WebGPU validation error of an earlier recorded pass, reported by the next call. */
@@ -37,29 +35,38 @@ export class DeviceGuard {
       this.validationError = null;
       throw error;
     }
-    if (this.lost) {
-      throw new Error(
-        `${this.label}: the GPU device was lost (${this.lost.reason}: ${this.lost.message || 'no message'}); ` +
-          `get a new device (getDevice) and create ${this.remedy} on it`,
-      );
-    }
+    const lost = this.lostError();
+    if (lost) throw lost;
+  }
+
+  /** The error every call gives once the device is lost, or null while it is not. */
+  private lostError(): Error | null {
+    if (!this.lost) return null;
+    return new Error(
+      `${this.label}: the GPU device was lost (${this.lost.reason}: ${this.lost.message || 'no message'}); ` +
+        `get a new device (getDevice) and create ${this.remedy} on it`,
+    );
   }
 
   /**
    * Records passes inside a validation error scope. WebGPU cannot tell synchronously whether a
    * caller's buffer belongs to this device (or is destroyed); such errors arrive asynchronously
-   * and are thrown by the next call, while the caller's encoder fails on finish().
+   * and are thrown by the next call, while the caller's encoder fails on finish(). `recorded`
+   * says what the call recorded (mode, shape, buffers), so that the late error names its call.
    */
-  recordChecked(what: string, record: () => void): void {
+  recordChecked(what: string, record: () => void, recorded?: string): void {
     this.device.pushErrorScope('validation');
     try {
       record();
     } finally {
       this.device.popErrorScope().then(
         (error) => {
-          if (error && !this.validationError) {
-            this.validationError = new Error(
-              `${this.label}: an earlier ${what} failed WebGPU validation (are all its buffers from this layer's device, and alive?): ${error.message}`,
+          if (error) {
+            this.deferError(
+              new Error(
+                `${this.label}: an earlier ${what}${recorded ? ` (${recorded})` : ''} failed WebGPU validation ` +
+                  `(are all its buffers from this layer's device, and alive, and its encoder not finished?): ${error.message}`,
+              ),
             );
           }
         },
@@ -68,15 +75,19 @@ export class DeviceGuard {
     }
   }
 
-  /** Reads buffers back (see readBuffers); a failure caused by device loss is reported as such. */
-  async read(regions: BufferRegion[], encoder?: GPUCommandEncoder): Promise<ArrayBuffer[]> {
+  /** Keeps `error` (the first one only) for the next call to throw: a failure no promise was waiting for. */
+  deferError(error: Error): void {
+    this.validationError ??= error;
+  }
+
+  /** Awaits `promise`; a failure caused by device loss is reported as such. */
+  async settle<T>(promise: Promise<T>): Promise<T> {
     try {
-      return await readBuffers(this.device, regions, encoder);
+      return await promise;
     } catch (error) {
       // The lost promise settles on its own schedule; give it a chance before deciding.
       await new Promise((resolve) => setTimeout(resolve, 0));
-      this.checkUsable();
-      throw error;
+      throw this.lostError() ?? error;
     }
   }
 }

@@ -1,0 +1,403 @@
+/**
+ * The array API cannot give a silent wrong answer through the way it is called (issue 18,
+ * defects 1–3), for every layer: BatchNorm, the four family layers and FeatureScaler.
+ *
+ * - Inputs are taken at the call: an x, dy, data or shape array changed (or reused for the next
+ *   call) right after the call returns does not change its result.
+ * - Calls take effect in the order they were made, awaited or not: setState, getState, getStats,
+ *   reset and destroy never overtake an earlier call, nor are overtaken by a later one.
+ * - A caller's buffer without the copy flags the array API needs is refused when it is given,
+ *   naming the buffer and the flag; a readback that fails WebGPU validation rejects its own call
+ *   (never resolves with zeros), also with two layers interleaving calls on one device.
+ *
+ * Every result is checked against the float64 reference with the tolerances of the other tests
+ * (test/helpers/tolerances.ts, test/helpers/family.ts).
+ */
+import { describe, expect, it } from 'vitest';
+import { BatchNorm } from '../../src/layers/batchnorm.js';
+import { FeatureScaler } from '../../src/layers/feature-scaler.js';
+import { InstanceNorm, LayerNorm } from '../../src/layers/normalization.js';
+import { referenceBackward, referenceFeatureScaling, referenceTrainingForward } from '../../src/reference/batchnorm.js';
+import { channelView } from '../../src/tensor/layout.js';
+import { expectClose, randn } from '../helpers/data.js';
+import {
+  KINDS,
+  describeCase,
+  familyData,
+  gradTols,
+  makeLayer,
+  paramCount,
+  referenceBackwardOf,
+  referenceForward,
+  yTol,
+  type Case,
+  type Kind,
+} from '../helpers/family.js';
+import { storageBuffer, testDevice } from '../helpers/gpu.js';
+import { dxTolerance, yTolerance } from '../helpers/tolerances.js';
+
+/** A layer of the array API with forward, backward and γ in its state. */
+interface Trainable {
+  name: string;
+  shape: number[];
+  destroy(): void;
+  forward(x: Float32Array, shape: number[]): Promise<Float32Array>;
+  backward(dy: Float32Array): Promise<{ dx: Float32Array }>;
+  setGamma(value: number): void;
+  getGamma(): Promise<Float32Array>;
+  /** Input data of the layer's shape; `seed` makes each batch different. */
+  data(seed: number): Float32Array;
+  /** Checks y of a training forward over x (of `shape`, default the layer's) with γ filled with `gamma` (β 0). */
+  checkY(y: Float32Array, x: Float32Array, gamma: number, what: string, shape?: number[]): void;
+  /** Checks dx of the backward pass after a forward over x (γ 1). */
+  checkDx(dx: Float32Array, x: Float32Array, dy: Float32Array, what: string): void;
+}
+
+function batchNormSubject(device: GPUDevice): Trainable {
+  const shape = [3, 4, 2, 3];
+  const view = channelView('NCHW', shape);
+  const bn = new BatchNorm(device, { numFeatures: 4, layout: 'NCHW' });
+  const eps = bn.eps;
+  const forwardOf = (x: Float32Array, gamma: number, v = view) => referenceTrainingForward(x, v, { gamma: new Array(4).fill(gamma), beta: [0, 0, 0, 0], eps });
+  return {
+    name: 'BatchNorm',
+    shape,
+    destroy: () => bn.destroy(),
+    forward: (x, s) => bn.forward(x, s, { training: true }),
+    backward: (dy) => bn.backward(dy),
+    setGamma: (value) => bn.setState({ gamma: new Array(4).fill(value) }),
+    getGamma: async () => (await bn.getState()).gamma,
+    data: (seed) => randn(72, seed, 1, 2),
+    checkY(y, x, gamma, what, s = shape) {
+      const v = channelView('NCHW', s);
+      const ref = forwardOf(x, gamma, v);
+      expectClose(y, ref.y, yTolerance(x, v, { ...ref, gamma: new Array(4).fill(gamma), eps }), what);
+    },
+    checkDx(dx, x, dy, what) {
+      const ref = forwardOf(x, 1);
+      const stats = { mean: ref.mean, variance: ref.variance, gamma: [1, 1, 1, 1], eps };
+      expectClose(dx, referenceBackward(x, dy, view, { ...stats, batchStats: true }).dx, dxTolerance(x, dy, view, stats), what);
+    },
+  };
+}
+
+/** A small float32 case of each family kind. */
+function familyCase(kind: Kind): Case {
+  const base = { kind, dtype: 'float32', activation: 'none', eps: 1e-5, affine: true } as const;
+  switch (kind) {
+    case 'layer':
+      return { ...base, shape: [4, 3, 8], normalizedShape: [8] };
+    case 'rms':
+      return { ...base, shape: [5, 12], normalizedShape: [12], eps: 2 ** -23 };
+    case 'group':
+      return { ...base, shape: [2, 6, 3, 2], numGroups: 3, layout: 'NCHW' };
+    case 'instance':
+      return { ...base, shape: [3, 4, 5], layout: 'NCL' };
+  }
+}
+
+function familySubject(device: GPUDevice, kind: Kind): Trainable {
+  const c = familyCase(kind);
+  const layer = makeLayer(device, c);
+  const P = paramCount(c);
+  const params = (gamma: number) => ({ gamma: new Float32Array(P).fill(gamma), beta: new Float32Array(P) });
+  return {
+    name: describeCase(c),
+    shape: c.shape,
+    destroy: () => layer.destroy(),
+    forward: (x, s) => layer.forward(x, s),
+    backward: (dy) => layer.backward(dy),
+    setGamma: (value) => layer.setState({ gamma: params(value).gamma }),
+    getGamma: async () => (await layer.getState()).gamma,
+    data: (seed) => familyData(c, seed),
+    checkY(y, x, gamma, what, shape = c.shape) {
+      const p = params(gamma);
+      const cs = { ...c, shape };
+      const ref = referenceForward(cs, x, p.gamma, p.beta);
+      expectClose(y, ref.y, yTol(cs, x, ref.v, ref.stats, ref.gamma, ref.beta), what);
+    },
+    checkDx(dx, x, dy, what) {
+      const p = params(1);
+      const ref = referenceForward(c, x, p.gamma, p.beta);
+      expectClose(dx, referenceBackwardOf(c, x, dy, ref.v, ref.gamma).dx, gradTols(c, x, dy, ref.v, ref.stats, ref.gamma, ref.beta).dx, what);
+    },
+  };
+}
+
+const subjects: [string, (device: GPUDevice) => Trainable][] = [
+  ['BatchNorm', batchNormSubject],
+  ...KINDS.map((kind) => [`family ${kind}`, (device: GPUDevice) => familySubject(device, kind)] as [string, (device: GPUDevice) => Trainable]),
+];
+
+describe.each(subjects)('%s: inputs are taken at the call', (_, make) => {
+  it('x and shape changed right after forward() returns: y is of the x given', async () => {
+    const layer = make(await testDevice());
+    const x = layer.data(1);
+    const given = x.slice();
+    const shape = [...layer.shape];
+    const pending = layer.forward(x, shape);
+    x.fill(0);
+    shape.reverse();
+    layer.checkY(await pending, given, 1, `${layer.name} y`);
+    layer.destroy();
+  });
+
+  it('one staging array reused by unawaited forward() calls: each y is of its own contents', async () => {
+    const layer = make(await testDevice());
+    const stage = new Float32Array(layer.data(0).length);
+    const batches = [11, 12, 13, 14].map((seed) => layer.data(seed));
+    const pending = batches.map((batch) => {
+      stage.set(batch);
+      return layer.forward(stage, layer.shape);
+    });
+    const ys = await Promise.all(pending);
+    ys.forEach((y, i) => layer.checkY(y, batches[i], 1, `${layer.name} y of batch ${i}`));
+    layer.destroy();
+  });
+
+  it('dy changed right after backward() returns: dx is of the dy given', async () => {
+    const layer = make(await testDevice());
+    const x = layer.data(2);
+    const dy = randn(x.length, 3);
+    const given = dy.slice();
+    // Neither call awaited before the next: backward follows the forward made before it.
+    const forward = layer.forward(x, layer.shape);
+    const backward = layer.backward(dy);
+    dy.fill(0);
+    await forward;
+    layer.checkDx((await backward).dx, x, given, `${layer.name} dx`);
+    layer.destroy();
+  });
+
+  it("a larger call while a smaller one is pending (the I/O buffers grow): both on the reference", async () => {
+    const layer = make(await testDevice());
+    const small = layer.data(4);
+    const bigShape = [layer.shape[0] * 3, ...layer.shape.slice(1)];
+    const big = Float32Array.from({ length: 3 * small.length }, (_, i) => small[i % small.length] * (1 + Math.floor(i / small.length)));
+    const [a, b] = [layer.forward(small, layer.shape), layer.forward(big, bigShape)];
+    layer.checkY(await a, small, 1, `${layer.name} y of the smaller call`);
+    layer.checkY(await b, big, 1, `${layer.name} y of the larger call`, bigShape);
+    layer.destroy();
+  });
+});
+
+describe.each(subjects)('%s: calls take effect in the order they were made', (_, make) => {
+  it('setState right after an unawaited forward(): that forward used the old γ, the next one the new', async () => {
+    const layer = make(await testDevice());
+    const x = layer.data(5);
+    const before = layer.forward(x, layer.shape);
+    layer.setGamma(10);
+    const after = layer.forward(x, layer.shape);
+    layer.checkY(await before, x, 1, `${layer.name} y before setState`);
+    layer.checkY(await after, x, 10, `${layer.name} y after setState`);
+    layer.destroy();
+  });
+
+  it('getState made before setState reads the old state, made after it the new', async () => {
+    const layer = make(await testDevice());
+    const old = layer.getGamma();
+    layer.setGamma(3);
+    const fresh = layer.getGamma();
+    layer.setGamma(4);
+    expect(Array.from(await old).every((v) => v === 1)).toBe(true);
+    expect(Array.from(await fresh).every((v) => v === 3)).toBe(true);
+    layer.destroy();
+  });
+
+  it('destroy() right after unawaited calls: they still resolve on the reference; later calls throw', async () => {
+    const layer = make(await testDevice());
+    const x = layer.data(6);
+    const y = layer.forward(x, layer.shape);
+    const gamma = layer.getGamma();
+    layer.destroy();
+    layer.checkY(await y, x, 1, `${layer.name} y of a call made before destroy()`);
+    expect(Array.from(await gamma).every((v) => v === 1)).toBe(true);
+    await expect(layer.forward(x, layer.shape)).rejects.toThrow(/was destroyed/);
+    expect(() => layer.setGamma(2)).toThrow(/was destroyed/);
+  });
+});
+
+describe('getStats in call order', () => {
+  it('BatchNorm: getStats (and its alias getBatchStats) between unawaited forwards reads the forward made just before it', async () => {
+    const device = await testDevice();
+    const shape = [8, 3];
+    const view = channelView('NC', shape);
+    const bn = new BatchNorm(device, { numFeatures: 3, layout: 'NC' });
+    const [a, b] = [randn(24, 21, 0, 1), randn(24, 22, 5, 3)];
+    const calls = [bn.forward(a, shape, { training: true }), bn.getStats(), bn.forward(b, shape, { training: true }), bn.getBatchStats()];
+    a.fill(0);
+    b.fill(0);
+    const [, statsA, , statsB] = (await Promise.all(calls)) as [unknown, { mean: Float64Array; variance: Float64Array }, unknown, { mean: Float64Array; variance: Float64Array }];
+    const [refA, refB] = [randn(24, 21, 0, 1), randn(24, 22, 5, 3)].map((x) => referenceTrainingForward(x, view, { gamma: [1, 1, 1], beta: [0, 0, 0], eps: 1e-5 }));
+    expectClose(statsA.mean, refA.mean, { rtol: 1e-6, atol: 1e-6 }, 'mean of the first batch');
+    expectClose(statsA.variance, refA.variance, { rtol: 1e-5, atol: 1e-7 }, 'variance of the first batch');
+    expectClose(statsB.mean, refB.mean, { rtol: 1e-6, atol: 1e-6 }, 'mean of the second batch');
+    expectClose(statsB.variance, refB.variance, { rtol: 1e-5, atol: 1e-7 }, 'variance of the second batch');
+    bn.destroy();
+  });
+
+  it('InstanceNorm: setState of the running statistics lands between unawaited inference passes', async () => {
+    const device = await testDevice();
+    const layer = new InstanceNorm(device, { numFeatures: 2, trackRunningStats: true, layout: 'NCL' });
+    const x = Float32Array.from([1, 2, 3, 4, 5, 6, 7, 8]);
+    const first = layer.forward(x, [1, 2, 4], { training: false });
+    layer.setState({ runningMean: [1, 2], runningVar: [4, 16] });
+    const second = layer.forward(x, [1, 2, 4], { training: false });
+    const eps = layer.eps;
+    // Fresh running statistics: mean 0, variance 1; then the ones set.
+    expectClose(await first, Array.from(x, (v) => v / Math.sqrt(1 + eps)), { rtol: 1e-6, atol: 1e-6 }, 'inference with the initial running statistics');
+    const expected = Array.from(x, (v, i) => (i < 4 ? (v - 1) / Math.sqrt(4 + eps) : (v - 2) / Math.sqrt(16 + eps)));
+    expectClose(await second, expected, { rtol: 1e-6, atol: 1e-6 }, 'inference with the running statistics set');
+    layer.destroy();
+  });
+});
+
+describe('FeatureScaler: data taken at the call, reset in call order', () => {
+  const shape = [50, 2];
+  const view = channelView('NC', shape);
+  const scaledBy = (x: Float32Array, stats: { mean: ArrayLike<number>; variance: ArrayLike<number> }) =>
+    Float64Array.from(x, (v, e) => (v - stats.mean[e % 2]) / Math.sqrt(stats.variance[e % 2]));
+
+  it('adapt and transform on arrays changed right after the call; reset between unawaited adapts', async () => {
+    const device = await testDevice();
+    const scaler = new FeatureScaler(device, { numFeatures: 2, method: 'standardize' });
+    const [a, b] = [randn(100, 31, 10, 2), randn(100, 32, -4, 7)];
+    const [givenA, givenB] = [a.slice(), b.slice()];
+    const adaptA = scaler.adapt(a, shape);
+    a.fill(1e6);
+    a.set(givenA);
+    const transformA = scaler.transform(a, shape);
+    a.fill(0);
+    scaler.reset();
+    const adaptB = scaler.adapt(b, shape);
+    b.fill(-1e6);
+    const stats = scaler.getStats();
+    await Promise.all([adaptA, adaptB]);
+
+    const refA = referenceFeatureScaling(givenA, view, 'standardize');
+    const refB = referenceFeatureScaling(givenB, view, 'standardize');
+    expectClose(await transformA, scaledBy(givenA, refA), { rtol: 1e-5, atol: 1e-5 }, 'transform with the statistics of a only');
+    const s = await stats;
+    expect(s.count, 'values counted after reset: b only').toBe(50);
+    expectClose(s.mean, refB.mean, { rtol: 1e-6, atol: 1e-6 }, 'mean of b');
+    expectClose(s.variance, refB.variance, { rtol: 1e-5, atol: 0 }, 'variance of b');
+    scaler.destroy();
+  });
+});
+
+describe("a caller's buffer without the copy flags the array API needs is refused when it is given", () => {
+  const STORAGE = 0x80;
+  const COPY_SRC = 0x4;
+  const buffer = (device: GPUDevice, usage: number, size = 256) => device.createBuffer({ label: 'caller buffer', size, usage });
+
+  it('BatchNorm: state buffers need COPY_SRC and COPY_DST, gradients and saved COPY_SRC; a fixed γ needs no COPY_DST', async () => {
+    const device = await testDevice();
+    const storageOnly = buffer(device, STORAGE);
+    const readable = buffer(device, STORAGE | COPY_SRC);
+    const make = (buffers: object, extra: object = {}) => new BatchNorm(device, { numFeatures: 4, layout: 'NC', buffers, ...extra });
+    expect(() => make({ gamma: storageOnly })).toThrow(
+      "options.buffers.gamma must have GPUBufferUsage.COPY_SRC in its usage (getState() reads it back); got usage 0x80 (STORAGE)",
+    );
+    expect(() => make({ runningVar: readable })).toThrow(
+      'options.buffers.runningVar must have GPUBufferUsage.COPY_DST in its usage (setState() writes it); got usage 0x84 (COPY_SRC | STORAGE)',
+    );
+    expect(() => make({ numBatchesTracked: { buffer: storageOnly, offset: 0, size: 4 } })).toThrow(/options.buffers.numBatchesTracked must have GPUBufferUsage.COPY_SRC/);
+    expect(() => make({ gammaGrad: storageOnly })).toThrow(/options.buffers.gammaGrad must have GPUBufferUsage.COPY_SRC in its usage \(backward\(\) reads it back\)/);
+    expect(() => make({ saved: storageOnly })).toThrow(/options.buffers.saved must have GPUBufferUsage.COPY_SRC in its usage \(getStats\(\) reads it back\)/);
+    // γ fixed at 1 (scale: false) is never written by setState: COPY_SRC is enough, and getState reads it.
+    const onlyReadable = device.createBuffer({ label: 'readable γ', size: 16, usage: STORAGE | COPY_SRC, mappedAtCreation: true });
+    new Float32Array(onlyReadable.getMappedRange()).set([1, 1, 1, 1]);
+    onlyReadable.unmap();
+    const bn = make({ gamma: onlyReadable }, { scale: false });
+    expect(Array.from((await bn.getState()).gamma)).toEqual([1, 1, 1, 1]);
+    bn.destroy();
+    for (const b of [storageOnly, readable, onlyReadable]) b.destroy();
+  });
+
+  it('the family and FeatureScaler: buffers.gamma, running statistics and options.state', async () => {
+    const device = await testDevice();
+    const storageOnly = buffer(device, STORAGE);
+    const readable = buffer(device, STORAGE | COPY_SRC);
+    expect(() => new LayerNorm(device, { normalizedShape: 8, buffers: { gamma: storageOnly } })).toThrow(
+      'options.buffers.gamma must have GPUBufferUsage.COPY_SRC in its usage (getState() reads it back); got usage 0x80 (STORAGE)',
+    );
+    expect(() => new LayerNorm(device, { normalizedShape: 8, buffers: { beta: readable } })).toThrow(/options.buffers.beta must have GPUBufferUsage.COPY_DST in its usage \(setState\(\) writes it\)/);
+    expect(() => new InstanceNorm(device, { numFeatures: 4, trackRunningStats: true, buffers: { runningMean: readable } })).toThrow(
+      /options.buffers.runningMean must have GPUBufferUsage.COPY_DST/,
+    );
+    expect(() => new LayerNorm(device, { normalizedShape: 8, buffers: { betaGrad: storageOnly } })).toThrow(/options.buffers.betaGrad must have GPUBufferUsage.COPY_SRC in its usage \(backward\(\) reads it back\)/);
+    expect(() => new FeatureScaler(device, { numFeatures: 2, method: 'standardize', state: storageOnly })).toThrow(
+      'options.state must have GPUBufferUsage.COPY_SRC in its usage (getStats() reads it back); got usage 0x80 (STORAGE)',
+    );
+    expect(() => new FeatureScaler(device, { numFeatures: 2, method: 'standardize', state: readable })).toThrow(/options.state must have GPUBufferUsage.COPY_DST in its usage \(reset\(\) clears it\)/);
+    storageOnly.destroy();
+    readable.destroy();
+  });
+});
+
+describe('a readback that fails WebGPU validation rejects its own call, never resolves with zeros', () => {
+  it('two layers on one device interleave calls; the one whose caller buffer was destroyed rejects each of its calls, the other is on the reference', async () => {
+    const device = await testDevice();
+    const shape = [6, 3];
+    const view = channelView('NC', shape);
+    const gamma = storageBuffer(device, new Float32Array([1, 1, 1]));
+    const broken = new BatchNorm(device, { numFeatures: 3, layout: 'NC', label: 'broken BN', buffers: { gamma } });
+    const healthy = new BatchNorm(device, { numFeatures: 3, layout: 'NC', label: 'healthy BN' });
+    const x = randn(18, 41, 2, 3);
+    await broken.forward(x, shape, { training: true });
+    gamma.destroy();
+    const calls = [
+      broken.getState(),
+      healthy.forward(x, shape, { training: true }),
+      broken.forward(x, shape, { training: true }),
+      healthy.getState(),
+      broken.getStats(),
+      healthy.backward(x),
+    ];
+    const [brokenState, y, brokenY, state, brokenStats, grads] = await Promise.allSettled(calls);
+    for (const [what, result] of [
+      ['getState()', brokenState],
+      ['forward()', brokenY],
+    ] as const) {
+      expect(result.status, `broken BN ${what}`).toBe('rejected');
+      expect(String((result as PromiseRejectedResult).reason)).toContain(`broken BN: ${what} failed (WebGPU validation error), so it returns nothing:`);
+    }
+    // getStats reads `saved`, which the layer owns and the failed forward did not write: it reads
+    // the last forward that ran (the one before the buffer was destroyed), or rejects; never zeros.
+    if (brokenStats.status === 'fulfilled') {
+      const ref = referenceTrainingForward(x, view, { gamma: [1, 1, 1], beta: [0, 0, 0], eps: 1e-5 });
+      expectClose((brokenStats.value as { variance: Float64Array }).variance, ref.variance, { rtol: 1e-5, atol: 1e-7 }, 'broken BN variance');
+    }
+    expect(y.status).toBe('fulfilled');
+    const ref = referenceTrainingForward(x, view, { gamma: [1, 1, 1], beta: [0, 0, 0], eps: 1e-5 });
+    expectClose((y as PromiseFulfilledResult<Float32Array>).value, ref.y, yTolerance(x, view, { ...ref, gamma: [1, 1, 1], eps: 1e-5 }), 'healthy y');
+    expect(state.status).toBe('fulfilled');
+    expect(Array.from((state as PromiseFulfilledResult<{ gamma: Float32Array }>).value.gamma)).toEqual([1, 1, 1]);
+    expect(grads.status).toBe('fulfilled');
+    const stats = { mean: ref.mean, variance: ref.variance, gamma: [1, 1, 1], eps: 1e-5 };
+    expectClose((grads as PromiseFulfilledResult<{ dx: Float32Array }>).value.dx, referenceBackward(x, x, view, { ...stats, batchStats: true }).dx, dxTolerance(x, x, view, stats), 'healthy dx');
+    broken.destroy();
+    healthy.destroy();
+  });
+
+  it('setState into a destroyed caller buffer is reported by the next call, naming setState', async () => {
+    const device = await testDevice();
+    const gamma = storageBuffer(device, new Float32Array(8).fill(1));
+    const layer = new LayerNorm(device, { normalizedShape: 8, label: 'LN with caller γ', buffers: { gamma } });
+    gamma.destroy();
+    layer.setState({ gamma: new Float32Array(8).fill(2) });
+    await device.queue.onSubmittedWorkDone();
+    await expect(layer.getState()).rejects.toThrow(/LN with caller γ: an earlier setState failed WebGPU validation/);
+    layer.destroy();
+  });
+
+  it("FeatureScaler: getStats of a destroyed caller state rejects", async () => {
+    const device = await testDevice();
+    const state = device.createBuffer({ label: 'caller state', size: 2 * 32, usage: 0x80 | 0x4 | 0x8 });
+    const scaler = new FeatureScaler(device, { numFeatures: 2, method: 'min-max', state });
+    state.destroy();
+    await expect(scaler.getStats()).rejects.toThrow(/FeatureScaler: getStats\(\) failed \(WebGPU validation error\)/);
+    await expect(scaler.transform(new Float32Array(4), [2, 2])).rejects.toThrow(/FeatureScaler: transform\(\) failed \(WebGPU validation error\)/);
+    scaler.destroy();
+  });
+});
