@@ -401,3 +401,30 @@ describe('a readback that fails WebGPU validation rejects its own call, never re
     scaler.destroy();
   });
 });
+
+describe('a misuse inside encodeForward is reported by the next call, naming that call and what it recorded', () => {
+  it('a finished encoder (BatchNorm and LayerNorm)', async () => {
+    const device = await testDevice();
+    const x = storageBuffer(device, new Float32Array(16));
+    const y = storageBuffer(device, new Float32Array(16));
+    x.label = 'my x';
+    y.label = 'my y';
+    const bn = new BatchNorm(device, { numFeatures: 2, layout: 'NC' });
+    const ln = new LayerNorm(device, { normalizedShape: 4 });
+    const finished = device.createCommandEncoder({ label: 'my finished encoder' });
+    finished.finish();
+    bn.encodeForward(finished, { x, y, shape: [8, 2], training: false });
+    ln.encodeForward(finished, { x, y, shape: [4, 4] });
+    await device.queue.onSubmittedWorkDone();
+    await expect(bn.getState()).rejects.toThrow(
+      /^BatchNorm: an earlier encodeForward \(inference forward of shape \[8, 2\], x 'my x', y 'my y'\) failed WebGPU validation .*my finished encoder.*already finished/s,
+    );
+    await expect(ln.getState()).rejects.toThrow(/^LayerNorm: an earlier encodeForward \(forward of shape \[4, 4\], x 'my x', y 'my y'\) failed WebGPU validation .*already finished/s);
+    // Reported once: the layers work on.
+    expect((await bn.getState()).gamma).toEqual(new Float32Array([1, 1]));
+    bn.destroy();
+    ln.destroy();
+    x.destroy();
+    y.destroy();
+  });
+});
