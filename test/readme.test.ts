@@ -7,11 +7,13 @@
  * The README's structure is checked too: prerequisites, the two commands, then the contents;
  * no issue numbers; every test file named under Tests and every library file under How it
  * works; the big benchmark table in bench/README.md; every in-page and bench/README.md anchor
- * resolving to a heading.
+ * resolving to a heading; the test count quoted once, under Tests (and equal to the count of a
+ * complete run's .ci/test-results.json when one is there); the note that Node has WebGPU's
+ * globals only after getDevice() where the README first names one.
  */
 import { describe, expect, it } from 'vitest';
 import { execFileSync } from 'node:child_process';
-import { mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join, relative, resolve, sep } from 'node:path';
 
@@ -283,5 +285,48 @@ describe('README', () => {
     expect(big, 'a table of more than 20 rows in bench/README.md\'s browser benchmark').toBeDefined();
     expect(big!.join('\n')).toContain('TF.js WebGPU');
     expect(readme).toContain('](bench/README.md#browser-benchmark-on-swiftshader');
+  });
+
+  it('quotes the test count and time once, under Tests, as .ci/run prints it', () => {
+    const flat = readme.replace(/\s+/g, ' ');
+    const quotes = [...flat.matchAll(/Tests: (\d+) passed, (\d+) failed, (\d+) skipped/g)];
+    expect(quotes.length, 'quotes of `Tests: N passed, N failed, N skipped`').toBe(1);
+    const tests = section(readme, 'Tests').replace(/\s+/g, ' ');
+    expect(tests).toContain(quotes[0][0]);
+    // No other count or time of the suite anywhere, the first screen included.
+    const counts = flat.match(/\b\d[\d,]* (?:tests|passed)\b/gi) ?? [];
+    expect(counts, 'counts of tests').toEqual([`${quotes[0][1]} passed`]);
+    expect(flat.match(/\d[\d,]* s of test time/g), 'times of the suite').toHaveLength(1);
+    expect(tests).toMatch(/\d[\d,]* s of test time/);
+    const firstScreen = readme.slice(0, readme.indexOf('\n## '));
+    expect(firstScreen).not.toMatch(/\d+ (?:tests|passed)|test time/);
+
+    // A complete run's results (.ci/run writes them; absent on a clean clone and while it runs):
+    // the README quotes that run.
+    const file = join(repo, '.ci', 'test-results.json');
+    if (!existsSync(file)) return;
+    const results = JSON.parse(readFileSync(file, 'utf8')) as {
+      numPassedTests: number;
+      numFailedTests: number;
+      numPendingTests: number;
+      numTodoTests: number;
+      testResults: { name: string }[];
+    };
+    const ran = new Set(results.testResults.map((r) => relative(join(repo, 'test'), r.name).split(sep).join('/')));
+    const complete = walk(join(repo, 'test'), ['.test.ts']).every((f) => ran.has(f));
+    if (!complete || results.numFailedTests > 0) return;
+    const skipped = results.numPendingTests + results.numTodoTests;
+    expect(
+      quotes[0][0],
+      'the Tests section quotes the last complete run of .ci/test-results.json: update its count, date and time from that run',
+    ).toBe(`Tests: ${results.numPassedTests} passed, ${results.numFailedTests} failed, ${skipped} skipped`);
+  });
+
+  it("says that Node has WebGPU's globals only after getDevice() where it first names one", () => {
+    const paragraphs = readme.split(/\n\s*\n/);
+    const first = paragraphs.find((p) => /\bGPU(?:BufferUsage|MapMode)\b/.test(p));
+    expect(first, 'a paragraph naming GPUBufferUsage or GPUMapMode').toBeDefined();
+    const flat = first!.replace(/\s+/g, ' ');
+    expect(flat).toMatch(/In Node, `GPUBufferUsage`, `GPUMapMode` and [^.]* globals only once `getDevice\(\)` has run/);
   });
 });

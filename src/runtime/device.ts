@@ -136,7 +136,12 @@ function checkOptions(options: GetDeviceOptions): void {
 
 async function nodeGpu(flags: string[], powerPreference?: GPUPowerPreference): Promise<GPUAdapter | null> {
   const webgpuModule = 'webgpu';
-  const { create, globals } = await import(/* @vite-ignore */ webgpuModule);
+  // An optional peer dependency (browsers never load it): say what to install when it is missing.
+  const { create, globals } = await import(/* @vite-ignore */ webgpuModule).catch((error: { code?: string; message?: string }) => {
+    if (error?.code !== 'ERR_MODULE_NOT_FOUND' || !error.message?.includes(`'${webgpuModule}'`)) throw error;
+    const message = "getDevice: WebGPU in Node needs the 'webgpu' package (Dawn), an optional peer dependency: npm install webgpu";
+    throw new Error(message, { cause: error });
+  });
   // Dawn's GPUBufferUsage, GPUMapMode, ... constants, which browsers define globally.
   Object.assign(globalThis, globals);
   const env = process.env;
