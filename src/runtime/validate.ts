@@ -169,3 +169,106 @@ export function checkStateValues(argName: string, values: ArrayLike<number>, rul
   }
   return data;
 }
+
+/** Throws unless `value` is a boolean (not 'false', not 0 or 1); undefined gives `fallback` where one is given. */
+export function checkBoolean(argName: string, value: unknown, fallback?: boolean): boolean {
+  if (value === undefined && fallback !== undefined) return fallback;
+  if (typeof value !== 'boolean') throw new TypeError(`${argName} must be a boolean; got ${describe(value)}`);
+  return value;
+}
+
+/** A label option: a string; undefined gives `fallback`. */
+export function checkLabel(argName: string, value: unknown, fallback: string): string {
+  if (value === undefined) return fallback;
+  if (typeof value !== 'string') throw new TypeError(`${argName} must be a string; got ${describe(value)}`);
+  return value;
+}
+
+/** Throws unless `device` is a GPUDevice (has createBuffer and createCommandEncoder). */
+export function checkDevice(argName: string, device: unknown): asserts device is GPUDevice {
+  const d = device as Partial<GPUDevice> | null;
+  if (!d || typeof d !== 'object' || typeof d.createBuffer !== 'function' || typeof d.createCommandEncoder !== 'function') {
+    throw new TypeError(`${argName} must be a GPUDevice; got ${describe(device)}`);
+  }
+}
+
+/** Throws unless `encoder` is a GPUCommandEncoder (has beginComputePass and finish), such as device.createCommandEncoder() returns. */
+export function checkEncoder(argName: string, encoder: unknown): asserts encoder is GPUCommandEncoder {
+  const e = encoder as Partial<GPUCommandEncoder> | null;
+  if (!e || typeof e !== 'object' || typeof e.beginComputePass !== 'function' || typeof e.finish !== 'function') {
+    throw new TypeError(`${argName} must be a GPUCommandEncoder (device.createCommandEncoder()); got ${describe(encoder)}`);
+  }
+}
+
+/**
+ * Throws unless `args` (`argName`) is an object, not an array, whose every key is one of
+ * `keys.names` ({@link checkKnownKeys}); `expected` describes it in the message ('an object { x, y, shape }').
+ */
+export function checkObjectArg(argName: string, args: unknown, expected: string, keys?: KnownKeys): asserts args is Record<string, unknown> {
+  if (args === null || typeof args !== 'object' || Array.isArray(args)) throw new TypeError(`${argName} must be ${expected}; got ${describe(args)}`);
+  if (keys) checkKnownKeys(argName, args, keys);
+}
+
+/** Advice on names a call's options object does not take. */
+const CALL_OPTION_HINTS: Readonly<Record<string, string>> = {
+  train: 'did you mean training?',
+  trainingMode: 'did you mean training?',
+  training_mode: "ONNX's training_mode is training here",
+  mode: "training: true or false (PyTorch's train() / eval())",
+  eval: 'training: false',
+  inference: 'training: false',
+};
+
+/**
+ * The per-call options of a layer's array API, `{ training }` (`argName`, usually 'options'),
+ * checked: an object with no other key (a layer option such as momentum named as one, since
+ * it would otherwise be silently ignored), `training` a boolean. Returns the training flag.
+ * With `trainingDefault`, the options and training may be left out (the family's forward);
+ * without, both are required (BatchNorm's forward). `what` names the call in the message
+ * ('an option of BatchNorm.forward'); `layerOptions` are the layer's constructor options,
+ * which get a hint pointing there.
+ */
+export function checkCallOptions(
+  argName: string,
+  options: unknown,
+  spec: { what: string; layerOptions?: readonly string[]; trainingDefault?: boolean },
+): boolean {
+  const optional = spec.trainingDefault !== undefined;
+  if (options === undefined && optional) return spec.trainingDefault!;
+  const hints: Record<string, string> = { ...CALL_OPTION_HINTS };
+  for (const name of spec.layerOptions ?? []) if (name !== 'training') hints[name] = `${name} is an option of the layer, given to its constructor; a call takes only training`;
+  checkObjectArg(argName, options, `an object { training${optional ? '?' : ''} }`, { names: ['training'], what: spec.what, hints });
+  const training = options.training;
+  if (training === undefined && optional) return spec.trainingDefault!;
+  if (typeof training !== 'boolean') throw new TypeError(`${argName}.training must be a boolean; got ${describe(training)}`);
+  return training;
+}
+
+/** A tensor argument and the bytes a pass uses of it, from its offset. */
+export type UsedRange = readonly [TensorBuffer | undefined, number];
+
+/** [start, end) bytes of the first `bytes` of a tensor argument in its GPUBuffer. */
+function extentOf(arg: TensorBuffer, bytes: number): [number, number] {
+  const start = isBufferRange(arg) ? (arg.offset ?? 0) : 0;
+  return [start, start + bytes];
+}
+
+/**
+ * Throws unless the bytes a pass writes through `written` ([name, buffer, bytes used]) overlap
+ * none of the bytes used of each of `others` (by name; undefined ones are skipped): the pass
+ * would overwrite what it reads or another of its results. Ranges of one GPUBuffer that do not
+ * overlap pass (see checkSeparateOutput for what WebGPU forbids within one dispatch).
+ */
+export function checkNoOverlap(written: readonly [string, TensorBuffer, number], others: Readonly<Record<string, UsedRange>>): void {
+  const [name, arg, bytes] = written;
+  const [start, end] = extentOf(arg, bytes);
+  for (const [otherName, [other, otherBytes]] of Object.entries(others)) {
+    if (other === undefined || bufferOf(other) !== bufferOf(arg)) continue;
+    const [s, e] = extentOf(other, otherBytes);
+    if (start < e && s < end) {
+      throw new TypeError(
+        `${name} must not overlap ${otherName}, which the same pass reads or writes; got bytes [${start}, ${end}) of the GPUBuffer that holds ${otherName} at bytes [${s}, ${e})`,
+      );
+    }
+  }
+}
