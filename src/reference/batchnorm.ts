@@ -7,8 +7,7 @@
  */
 import type { ChannelView } from '../tensor/layout.js';
 import { viewSize } from '../tensor/layout.js';
-import { describe } from '../runtime/validate.js';
-import { checkCount, checkEps, checkFlag, checkMomentum, checkNumbers, checkObject, checkOneOf, checkView } from './checks.js';
+import { checkBoolean, checkInteger, checkMomentum, checkNonNegativeEps, checkNumbers, checkObject, checkOneOf, checkView, describe } from '../runtime/validate.js';
 
 type Numbers = ArrayLike<number>;
 
@@ -71,7 +70,7 @@ export function referenceNormalize(
   checkTensor('x', x, view);
   checkObject('p', p, 'an object { mean, variance, gamma, beta, eps }');
   for (const name of ['mean', 'variance', 'gamma', 'beta'] as const) checkNumbers(`p.${name}`, p[name], view.channels);
-  checkEps('p.eps', p.eps);
+  checkNonNegativeEps('p.eps', p.eps);
   const y = new Float64Array(x.length);
   for (let c = 0; c < view.channels; c++) {
     const invstd = 1 / Math.sqrt(p.variance[c] + p.eps);
@@ -123,11 +122,11 @@ export function referenceUpdateRunningStats(
   checkNumbers('batch.variance', batch.variance, C);
   checkMomentum('momentum', momentum, 'the cumulative moving average');
   checkOneOf('runningVariance', runningVariance, ['unbiased', 'biased'] as const);
-  checkCount('batch.count', batch.count, runningVariance === 'unbiased' ? 2 : 1, runningVariance === 'unbiased' ? 'the unbiased variance divides by count - 1' : '');
+  checkInteger('batch.count', batch.count, runningVariance === 'unbiased' ? 2 : 1, runningVariance === 'unbiased' ? 'the unbiased variance divides by count - 1' : '');
   checkObject('state', state, 'an object { runningMean, runningVar, numBatchesTracked }');
   checkNumbers('state.runningMean', state.runningMean, C);
   checkNumbers('state.runningVar', state.runningVar, C);
-  checkCount('state.numBatchesTracked', state.numBatchesTracked, 0);
+  checkInteger('state.numBatchesTracked', state.numBatchesTracked, 0);
   const numBatchesTracked = state.numBatchesTracked + 1;
   const f = momentum === null ? 1 / numBatchesTracked : momentum;
   const unbias = runningVariance === 'unbiased' ? batch.count / (batch.count - 1) : 1;
@@ -161,8 +160,8 @@ export function referenceBackward(
   checkTensor('dy', dy, view);
   checkObject('p', p, 'an object { mean, variance, gamma, eps, batchStats }');
   for (const name of ['mean', 'variance', 'gamma'] as const) checkNumbers(`p.${name}`, p[name], view.channels);
-  checkEps('p.eps', p.eps);
-  checkFlag('p.batchStats', p.batchStats);
+  checkNonNegativeEps('p.eps', p.eps);
+  checkBoolean('p.batchStats', p.batchStats);
   const n = view.outer * view.inner;
   const dx = new Float64Array(x.length);
   const dgamma = new Float64Array(view.channels);

@@ -20,8 +20,7 @@
  */
 import type { Layout } from '../tensor/layout.js';
 import { channelAxis, channelView, checkLayout } from '../tensor/layout.js';
-import { describe } from '../runtime/validate.js';
-import { checkCount, checkEps, checkMomentum, checkNumbers, checkObject } from './checks.js';
+import { checkInteger, checkMomentum, checkNonNegativeEps, checkNumbers, checkObject, describe } from '../runtime/validate.js';
 import type { Gradients } from './batchnorm.js';
 
 type Numbers = ArrayLike<number>;
@@ -148,7 +147,7 @@ function param(name: string, data: Numbers | undefined, length: number, fill: nu
 /** The parameters object `p` of a family reference function and its eps. */
 function checkParams(p: unknown, expected: string): asserts p is Record<string, unknown> {
   checkObject('p', p, expected);
-  checkEps('p.eps', p.eps);
+  checkNonNegativeEps('p.eps', p.eps);
 }
 
 const showShape = (shape: readonly number[]) => `[${shape.join(', ')}]`;
@@ -401,7 +400,7 @@ export function referenceInstanceNormRunningStats(
   if (typeof batch.count !== 'number' || !(batch.count >= 2)) {
     throw new RangeError(`batch.count must be more than 1 spatial element per instance to update running statistics; got ${describe(batch.count)}`);
   }
-  checkCount('batch.count', batch.count, 2);
+  checkInteger('batch.count', batch.count, 2);
   checkMomentum('momentum', momentum);
   const N = batch.mean.length / C;
   const unbias = batch.count / (batch.count - 1);
