@@ -14,7 +14,9 @@ import { CHANNEL_COEF_BYTES, GRAD_COEF_BYTES } from '../kernels/contract.js';
 import {
   BATCHNORM_OPTIONS,
   STATE_BUFFERS,
+  checkBackwardAliasing,
   checkBackwardArgs,
+  checkForwardAliasing,
   checkForwardArgs,
   checkStateBuffers,
   forwardMode,
@@ -40,8 +42,8 @@ import { deviceContext, releaseDeviceContext } from '../runtime/context.js';
 import { DeviceGuard } from '../runtime/guard.js';
 import { Usage, bufferOf, checkSeparateOutput, createBufferWithData, isBufferRange, type TensorBuffer } from '../runtime/gpu.js';
 import { acquireScratch } from '../runtime/scratch.js';
-import { checkTensorBuffer, describe } from '../runtime/validate.js';
-import { channelView } from '../tensor/layout.js';
+import { checkDevice, checkEncoder, checkKnownKeys, checkNoOverlap, checkObjectArg, checkTensorBuffer, describe, type KnownKeys } from '../runtime/validate.js';
+import { channelView, viewSize } from '../tensor/layout.js';
 
 /** Bytes per feature of the `saved` buffer (one ChannelCoef). */
 export const SAVED_BYTES_PER_FEATURE = CHANNEL_COEF_BYTES;
@@ -111,16 +113,44 @@ const SCALING_FUNCTION_KEYS = {
   hints: FUNCTION_OPTION_HINTS,
 };
 
+/** The args object of a function (`fn`): its names, with advice for an option or buffer put beside them rather than in args.options or args.buffers. */
+function argsKeys(fn: string, names: string[], options: readonly string[], buffers: readonly string[]): KnownKeys {
+  const hints: Record<string, string> = {
+    train: 'did you mean training?',
+    ...Object.fromEntries(options.map((n) => [n, `an option: args.options.${n}`])),
+    ...Object.fromEntries(buffers.map((n) => [n, `a state buffer: args.buffers.${n}`])),
+  };
+  if (!names.includes('training')) hints.training = 'the backward pass follows the training flag of its forward pass';
+  return { names, what: `an argument of ${fn}`, hints };
+}
+const BN_OPTION_NAMES = BATCHNORM_FUNCTION_KEYS.names;
+const BN_FORWARD_ARGS = argsKeys('encodeBatchNormForward', ['x', 'y', 'shape', 'training', 'buffers', 'options'], BN_OPTION_NAMES, STATE_BUFFERS);
+const BN_BACKWARD_ARGS = argsKeys('encodeBatchNormBackward', ['x', 'dy', 'dx', 'shape', 'buffers', 'options'], BN_OPTION_NAMES, STATE_BUFFERS);
+const SCALING_OPTION_NAMES = SCALING_FUNCTION_KEYS.names;
+const ADAPT_ARGS = { ...argsKeys('encodeFeatureScalingAdapt', ['x', 'shape', 'state', 'options'], SCALING_OPTION_NAMES, []), hints: { y: 'adapt writes only the state' } };
+const SCALE_ARGS = (fn: string) => argsKeys(fn, ['x', 'y', 'shape', 'state', 'options'], SCALING_OPTION_NAMES, []);
+const TRANSFORM_ARGS = SCALE_ARGS('encodeFeatureScalingTransform');
+const INVERSE_ARGS = SCALE_ARGS('encodeFeatureScalingInverse');
+
+/** The device and encoder of a function call, and its args object with only the names of `keys`. */
+function checkCall(device: unknown, encoder: unknown, args: unknown, keys: KnownKeys): asserts args is Record<string, unknown> {
+  checkDevice('device', device);
+  checkEncoder('encoder', encoder);
+  checkObjectArg('args', args, `an object { ${keys.names.join(', ')} }`, keys);
+}
+
 /** Records a forward pass (see {@link BatchNorm.encodeForward}) on the caller's buffers. */
 export function encodeBatchNormForward(
   device: GPUDevice,
   encoder: GPUCommandEncoder,
   args: { x: TensorBuffer; y: TensorBuffer; shape: readonly number[]; training: boolean; buffers: BatchNormBuffers; options: BatchNormFunctionOptions },
 ): void {
+  checkCall(device, encoder, args, BN_FORWARD_ARGS);
   const state = functionsState(device);
   state.guard.checkUsable();
   const { o, buffers } = checkBatchNormCall(device, args);
-  const view = checkForwardArgs(device, o, args);
+  const view = checkForwardArgs(device, o, args, null);
+  checkForwardAliasing(device, o, view, args, { prefix: 'args.buffers', buffers });
   const mode = forwardMode(o, args.training);
   const record = savedRecord(device, state, buffers.saved, o.numFeatures);
   warnMomentumOnce(record, o, args.options);
@@ -141,12 +171,14 @@ export function encodeBatchNormBackward(
   encoder: GPUCommandEncoder,
   args: { x: TensorBuffer; dy: TensorBuffer; dx: TensorBuffer; shape: readonly number[]; buffers: BatchNormBuffers; options: BatchNormFunctionOptions },
 ): void {
+  checkCall(device, encoder, args, BN_BACKWARD_ARGS);
   const state = functionsState(device);
   state.guard.checkUsable();
   const { o, buffers } = checkBatchNormCall(device, args);
   const record = savedRecord(device, state, buffers.saved, o.numFeatures);
   const last = record.forward;
-  const view = checkBackwardArgs(device, o, args, last);
+  const view = checkBackwardArgs(device, o, args, last, null);
+  checkBackwardAliasing(device, o, view, args, { prefix: 'args.buffers', buffers });
   state.guard.recordChecked('encodeBackward', () => {
     const plan = batchNormPlan(device, view, o, { batchStats: last!.batchStats, updateRunning: false }, state.holder);
     const partials = acquireScratch(device, plan.partialBytes, state.holder);
@@ -163,6 +195,7 @@ export function encodeFeatureScalingAdapt(
   encoder: GPUCommandEncoder,
   args: { x: TensorBuffer; shape: readonly number[]; state: TensorBuffer; options: FeatureScalingFunctionOptions },
 ): void {
+  checkCall(device, encoder, args, ADAPT_ARGS);
   const functions = functionsState(device);
   functions.guard.checkUsable();
   const { view } = checkScalingCall(device, args, { 'args.x': args.x });
@@ -210,10 +243,13 @@ function encodeScaling(
   args: { x: TensorBuffer; y: TensorBuffer; shape: readonly number[]; state: TensorBuffer; options: FeatureScalingFunctionOptions },
   direction: 'transform' | 'inverse',
 ): void {
+  checkCall(device, encoder, args, direction === 'transform' ? TRANSFORM_ARGS : INVERSE_ARGS);
   const functions = functionsState(device);
   functions.guard.checkUsable();
   const { view, options } = checkScalingCall(device, args, { 'args.x': args.x, 'args.y': args.y });
   checkSeparateOutput(['args.y', args.y], { 'args.x': args.x });
+  // The transform reads the state (through its coefficients) and must not overwrite it.
+  checkNoOverlap(['args.y', args.y, viewSize(view) * 4], { 'args.state': [args.state, view.channels * SCALING_STATE_BYTES_PER_FEATURE] });
   const record = stateRecord(device, functions, args.state, view.channels);
   const optionsKey = `${options.method}:${options.correction}`;
   let uniform = functions.scalingOptions.get(optionsKey);
@@ -255,7 +291,10 @@ function checkBatchNormCall(device: GPUDevice, args: { shape: readonly number[];
   const { options, buffers } = args;
   if (!options || typeof options !== 'object') throw new TypeError(`args.options must be an object with at least layout; got ${describe(options)}`);
   if (!buffers || typeof buffers !== 'object') throw new TypeError(`args.buffers must be an object with ${STATE_BUFFERS.join(', ')}; got ${describe(buffers)}`);
-  for (const name of STATE_BUFFERS) if (!buffers[name]) throw new TypeError(`args.buffers.${name} is required`);
+  checkKnownKeys('args.buffers', buffers, { names: STATE_BUFFERS, what: 'a state buffer of the batch-norm functions', hints: { gradCoef: 'kept by the functions per args.buffers.saved' } });
+  for (const name of STATE_BUFFERS) {
+    if (!buffers[name]) throw new TypeError(`args.buffers.${name} is required: the function forms take every state buffer (${STATE_BUFFERS.join(', ')}); got ${describe(buffers[name])}`);
+  }
   const numFeatures = shapeFeatures(options, options.layout, args.shape, 'channels');
   const o = resolveBatchNormOptions(device, { ...options, numFeatures }, 'args.options', BATCHNORM_FUNCTION_KEYS);
   const picked = Object.fromEntries(STATE_BUFFERS.map((n) => [n, buffers[n]])) as unknown as BatchNormBuffers;
@@ -271,7 +310,7 @@ function checkScalingCall(
 ) {
   if (!args || typeof args !== 'object') throw new TypeError(`args must be an object; got ${describe(args)}`);
   if (!args.options || typeof args.options !== 'object') throw new TypeError(`args.options must be an object with at least method; got ${describe(args.options)}`);
-  if (!args.state) throw new TypeError('args.state is required');
+  if (!args.state) throw new TypeError(`args.state is required: a GPUBuffer (or range) of numFeatures × ${SCALING_STATE_BYTES_PER_FEATURE} bytes; got ${describe(args.state)}`);
   const numFeatures = shapeFeatures(args.options, args.options.layout ?? 'NC', args.shape, 'features');
   const options = resolveScalingOptions({ ...args.options, numFeatures }, 'args.options', SCALING_FUNCTION_KEYS);
   const view = scalingView(device, options.layout, numFeatures, args.shape, 'args.shape');

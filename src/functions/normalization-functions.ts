@@ -13,7 +13,9 @@ import { NORM_SAVED_BYTES_PER_GROUP } from '../kernels/contract.js';
 import {
   checkArgsObject,
   checkInstanceTrainable,
+  checkNormBackwardAliasing,
   checkNormBackwardTensors,
+  checkNormForwardAliasing,
   checkNormForwardTensors,
   resolveGroupNormOptions,
   resolveInstanceNormOptions,
@@ -26,9 +28,9 @@ import {
 } from '../layers/normalization-args.js';
 import { normPlan, recordNormBackward, recordNormForward, type NormGeometry } from '../ops/normalization.js';
 import type { DType } from '../ops/plan.js';
-import { checkSeparateOutput, type TensorBuffer } from '../runtime/gpu.js';
+import type { TensorBuffer } from '../runtime/gpu.js';
 import { acquireScratch, acquireSink } from '../runtime/scratch.js';
-import { checkKnownKeys, checkTensorBuffer } from '../runtime/validate.js';
+import { checkDevice, checkEncoder, checkKnownKeys, checkTensorBuffer } from '../runtime/validate.js';
 import { channelView, checkLayout, type Layout } from '../tensor/layout.js';
 import { functionsState } from './functions.js';
 
@@ -111,13 +113,15 @@ const KIND_KEYS: Record<Kind, string[]> = {
 function resolve(kind: Kind, a: Record<string, unknown>): ResolvedNormOptions {
   const common = { eps: a.eps, activation: a.activation, dtype: a.dtype } as Record<string, unknown>;
   for (const k of Object.keys(common)) if (common[k] === undefined) delete common[k];
+  // null is no default: it reaches checkLayout and is refused.
+  const layoutOf = (layout: unknown) => (layout === undefined ? 'NCHW' : layout);
   const channels = (layout: unknown) => {
     const shape = a.shape as readonly number[];
-    checkLayout(layout ?? 'NCHW', 'args.layout');
-    const C = channelView((layout ?? 'NCHW') as Layout, shape, 'args.shape').channels;
+    checkLayout(layoutOf(layout), 'args.layout');
+    const C = channelView(layoutOf(layout) as Layout, shape, 'args.shape').channels;
     if (kind === 'GroupNorm' && Number.isSafeInteger(a.numGroups) && Number.isSafeInteger(C) && C % (a.numGroups as number) !== 0) {
       throw new RangeError(
-        `args.numGroups (${a.numGroups as number}) must divide the ${C} channels of args.shape [${shape.join(', ')}] (layout '${(layout ?? 'NCHW') as string}'); got a remainder of ${C % (a.numGroups as number)}`,
+        `args.numGroups (${a.numGroups as number}) must divide the ${C} channels of args.shape [${shape.join(', ')}] (layout '${layoutOf(layout) as string}'); got a remainder of ${C % (a.numGroups as number)}`,
       );
     }
     return C;
@@ -126,7 +130,7 @@ function resolve(kind: Kind, a: Record<string, unknown>): ResolvedNormOptions {
   if (kind === 'LayerNorm') o = resolveLayerNormOptions({ ...common, normalizedShape: a.normalizedShape as number[] }, 'args');
   else if (kind === 'RMSNorm') o = resolveRMSNormOptions({ ...common, normalizedShape: a.normalizedShape as number[] }, 'args');
   else if (kind === 'GroupNorm') {
-    o = resolveGroupNormOptions({ ...common, numGroups: a.numGroups as number, numChannels: channels(a.layout), ...(a.layout ? { layout: a.layout as Layout } : {}) }, 'args');
+    o = resolveGroupNormOptions({ ...common, numGroups: a.numGroups as number, numChannels: channels(a.layout), ...(a.layout !== undefined ? { layout: a.layout as Layout } : {}) }, 'args');
   } else {
     const running = a.runningMean !== undefined || a.runningVar !== undefined;
     if (running && (a.runningMean === undefined || a.runningVar === undefined)) {
@@ -149,23 +153,19 @@ function checkParams(device: GPUDevice, o: ResolvedNormOptions, a: Record<string
 }
 
 function encodeForward(kind: Kind, device: GPUDevice, encoder: GPUCommandEncoder, args: ForwardTensors & Record<string, unknown>): void {
+  checkDevice('device', device);
+  checkEncoder('encoder', encoder);
   const state = functionsState(device);
   state.guard.checkUsable();
   checkArgsObject(args, `${FORWARD.join(', ')}, saved, …`);
   checkKnownKeys('args', args, { names: [...FORWARD, ...COMMON, ...KIND_KEYS[kind]], what: `an argument of the ${kind} forward function` });
   const o = resolve(kind, args);
   const training = trainingFlag(args.training, 'args.training');
-  const geometry = checkNormForwardTensors(device, o, args);
+  const geometry = checkNormForwardTensors(device, o, args, null);
   checkInstanceTrainable(o, geometry, args.shape, training);
   checkParams(device, o, args, ['gamma', 'beta', 'runningMean', 'runningVar'], geometry);
-  const outputs = { 'args.saved': args.saved as TensorBuffer, 'args.y': args.y };
-  for (const [name, b] of Object.entries({ 'args.gamma': args.gamma, 'args.beta': args.beta, 'args.x': args.x })) {
-    if (b !== undefined) for (const out of Object.entries(outputs)) checkSeparateOutput(out, { [name]: b as TensorBuffer });
-  }
-  if (args.runningMean) {
-    checkSeparateOutput(['args.runningMean', args.runningMean as TensorBuffer], { 'args.saved': args.saved as TensorBuffer, 'args.x': args.x });
-    checkSeparateOutput(['args.runningVar', args.runningVar as TensorBuffer], { 'args.saved': args.saved as TensorBuffer, 'args.x': args.x, 'args.runningMean': args.runningMean as TensorBuffer });
-  }
+  const { saved, gamma, beta, runningMean, runningVar } = args as Record<string, TensorBuffer | undefined>;
+  checkNormForwardAliasing(device, o, geometry, args, { prefix: 'args', buffers: { saved, gamma, beta, runningMean, runningVar } });
   const mode = { useRunning: o.trackRunningStats && !training, updateRunning: o.trackRunningStats && training };
   state.guard.recordChecked('encodeForward', () => {
     const plan = normPlan(device, geometry, o, mode, state.holder);
@@ -184,6 +184,8 @@ function encodeForward(kind: Kind, device: GPUDevice, encoder: GPUCommandEncoder
 }
 
 function encodeBackward(kind: Kind, device: GPUDevice, encoder: GPUCommandEncoder, args: BackwardTensors & Record<string, unknown>): void {
+  checkDevice('device', device);
+  checkEncoder('encoder', encoder);
   const state = functionsState(device);
   state.guard.checkUsable();
   checkArgsObject(args, `${BACKWARD.join(', ')}, saved, …`);
@@ -191,13 +193,14 @@ function encodeBackward(kind: Kind, device: GPUDevice, encoder: GPUCommandEncode
   if (kind === 'RMSNorm' && args.dbeta !== undefined) throw new TypeError('args.dbeta is not an argument of RMSNorm, which has no β');
   const o = resolve(kind, args);
   const training = trainingFlag(args.training, 'args.training');
-  const geometry = checkNormBackwardTensors(device, o, args, { shape: args.shape });
+  const geometry = checkNormBackwardTensors(device, o, args, { shape: args.shape }, null);
   checkParams(device, o, args, ['gamma', 'beta', 'dgamma', 'dbeta'], geometry);
-  for (const name of ['dgamma', 'dbeta'] as const) {
-    const out = args[name];
-    if (out !== undefined) checkSeparateOutput([`args.${name}`, out], { 'args.x': args.x, 'args.dy': args.dy, 'args.saved': args.saved as TensorBuffer, 'args.dx': args.dx });
-  }
-  if (args.dgamma !== undefined && args.dbeta !== undefined) checkSeparateOutput(['args.dbeta', args.dbeta], { 'args.dgamma': args.dgamma });
+  const { saved, gamma, beta } = args as Record<string, TensorBuffer | undefined>;
+  checkNormBackwardAliasing(o, args, {
+    prefix: 'args',
+    buffers: { saved, gamma, beta, gammaGrad: args.dgamma, betaGrad: args.dbeta },
+    names: { gammaGrad: 'args.dgamma', betaGrad: 'args.dbeta' },
+  });
   state.guard.recordChecked('encodeBackward', () => {
     const plan = normPlan(device, geometry, o, { useRunning: o.trackRunningStats && !training, updateRunning: false }, state.holder);
     const scratch = { partials: acquireScratch(device, plan.partialBytes, state.holder), sink: acquireSink(device, state.holder) };

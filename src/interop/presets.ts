@@ -17,8 +17,8 @@ import type { BatchNormOptions } from '../layers/batchnorm.js';
 import type { GroupNormOptions, InstanceNormOptions, LayerNormOptions, RMSNormOptions } from '../layers/normalization.js';
 import { BATCHNORM_OPTIONS, markConvertedMomentum } from '../layers/batchnorm-args.js';
 import { NORM_OPTION_KEYS } from '../layers/normalization-args.js';
-import { checkKnownKeys, describe, type KnownKeys } from '../runtime/validate.js';
-import { layoutFor, type Layout } from '../tensor/layout.js';
+import { checkBoolean, checkKnownKeys, checkStateValues, describe, type KnownKeys } from '../runtime/validate.js';
+import { checkLayout, layoutFor, type Layout } from '../tensor/layout.js';
 
 /** Throws a TypeError unless `args` is an object whose every key the preset knows. */
 function checkArgs(args: object, keys: KnownKeys, argName = 'args'): void {
@@ -80,6 +80,14 @@ const PYTORCH_KEYS = presetKeys(
 export function pytorchOptions(args: PyTorchBatchNormArgs): BatchNormOptions {
   checkArgs(args, PYTORCH_KEYS);
   const { numFeatures, layout, eps = 1e-5, momentum = 0.1, affine = true, trackRunningStats = true } = args;
+  checkCount('args.numFeatures', numFeatures);
+  checkLayout(layout, 'args.layout');
+  checkPositiveEps('args.eps', eps);
+  if (momentum !== null && (typeof momentum !== 'number' || !(momentum >= 0 && momentum <= 1))) {
+    throw new RangeError(`args.momentum must be a number in [0, 1] (PyTorch's weight of the new batch) or null (a cumulative moving average); got ${describe(momentum)}`);
+  }
+  checkBoolean('args.affine', affine);
+  checkBoolean('args.trackRunningStats', trackRunningStats);
   return { numFeatures, layout, eps, momentum, affine, trackRunningStats, runningVariance: 'unbiased' };
 }
 
@@ -120,13 +128,21 @@ const KERAS_KEYS = presetKeys(
 export function kerasOptions(args: KerasBatchNormArgs): BatchNormOptions {
   checkArgs(args, KERAS_KEYS);
   const { numFeatures, rank, axis = -1, momentum = 0.99, epsilon = 1e-3, center = true, scale = true } = args;
+  checkCount('args.numFeatures', numFeatures);
+  if (typeof rank !== 'number' || !Number.isInteger(rank) || rank < 2 || rank > 5) {
+    throw new RangeError(`args.rank must be 2, 3, 4 or 5 (the input's rank, batch axis included); got ${describe(rank)}`);
+  }
+  if (typeof axis !== 'number' || !Number.isInteger(axis)) throw new TypeError(`args.axis must be an integer (negative counts from the end); got ${describe(axis)}`);
   const layout = layoutFor(rank, axis);
   if (!layout) {
     throw new RangeError(`axis ${axis} of a rank-${rank} input has no supported layout: use axis 1 or -1 on inputs of rank 2 to 5`);
   }
   if (typeof momentum !== 'number' || !(momentum >= 0 && momentum <= 1)) {
-    throw new RangeError(`momentum must be a number in [0, 1] (Keras's weight of the old value); got ${describe(momentum)}`);
+    throw new RangeError(`args.momentum must be a number in [0, 1] (Keras's weight of the old value); got ${describe(momentum)}`);
   }
+  checkPositiveEps('args.epsilon', epsilon);
+  checkBoolean('args.center', center);
+  checkBoolean('args.scale', scale);
   // Marked where the result exceeds 0.5, so the layer does not take it for a Keras habit and warn.
   return markConvertedMomentum({ numFeatures, layout, eps: epsilon, momentum: 1 - momentum, center, scale, runningVariance: 'biased' });
 }
@@ -182,6 +198,7 @@ const ONNX_KEYS = presetKeys(
 export function onnxOptions(args: OnnxBatchNormArgs): BatchNormOptions {
   checkArgs(args, ONNX_KEYS);
   const { numFeatures, rank, epsilon = 1e-5, momentum = 0.9 } = args;
+  checkCount('args.numFeatures', numFeatures);
   const layout = Number.isInteger(rank) ? layoutFor(rank, 1) : undefined;
   if (!layout) {
     throw new RangeError(`args.rank must be 2, 3, 4 or 5 (X is (N, C, D1, …, Dn), channels first: 'NC', 'NCL', 'NCHW', 'NCDHW'); got ${describe(rank)}`);
@@ -224,8 +241,12 @@ function checkStashType(op: string, stashType: unknown): void {
 }
 
 function checkEpsilon(epsilon: unknown): asserts epsilon is number {
+  checkPositiveEps('attributes.epsilon', epsilon);
+}
+
+function checkPositiveEps(argName: string, epsilon: unknown): asserts epsilon is number {
   if (typeof epsilon !== 'number' || !(epsilon > 0) || !Number.isFinite(epsilon)) {
-    throw new RangeError(`attributes.epsilon must be a finite number > 0; got ${describe(epsilon)}`);
+    throw new RangeError(`${argName} must be a finite number > 0; got ${describe(epsilon)}`);
   }
 }
 
@@ -455,7 +476,8 @@ export function groupNormScaleFromOpset18(
       const hint = values.length === numChannels ? ': one per channel is already opset 21\'s form, use it as is' : '';
       throw new RangeError(`${name} must have ${numGroups} elements (one per group, opset 18); got ${values.length}${hint}`);
     }
-    return Float32Array.from({ length: numChannels }, (_, c) => values[Math.floor(c / perGroup)]);
+    const checked = checkStateValues(name, values, { finite: true });
+    return Float32Array.from({ length: numChannels }, (_, c) => checked[Math.floor(c / perGroup)]);
   };
   return { scale: expand('scale', scale), bias: expand('bias', bias) };
 }

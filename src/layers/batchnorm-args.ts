@@ -7,7 +7,19 @@ import { ACTIVATIONS, CHANNEL_COEF_BYTES, type FusedActivation } from '../kernel
 import { tensorBytes, tensorStorage } from '../kernels/shaders.js';
 import type { BatchNormMode, BatchNormPlanOptions, DType } from '../ops/plan.js';
 import { checkSeparateOutput, type TensorBuffer } from '../runtime/gpu.js';
-import { checkKnownKeys, checkTensorBuffer, checkTensorFits, checkTrainable, describe, type KnownKeys } from '../runtime/validate.js';
+import {
+  checkBoolean,
+  checkKnownKeys,
+  checkLabel,
+  checkNoOverlap,
+  checkObjectArg,
+  checkTensorBuffer,
+  checkTensorFits,
+  checkTrainable,
+  describe,
+  type KnownKeys,
+  type UsedRange,
+} from '../runtime/validate.js';
 import { channelView, checkLayout, viewSize, type ChannelView, type Layout } from '../tensor/layout.js';
 
 export type { DType, FusedActivation };
@@ -175,7 +187,7 @@ export function resolveBatchNormOptions(device: GPUDevice, options: BatchNormOpt
     dtype = 'float32',
     nonFiniteBatches = 'skip',
   } = options;
-  const { scale = affine, center = affine, runningVariance = 'unbiased', activation = 'none' } = options;
+  const { runningVariance = 'unbiased', activation = 'none' } = options;
   if (!Number.isSafeInteger(numFeatures) || numFeatures < 1) {
     throw new TypeError(`${prefix}.numFeatures must be a positive integer; got ${describe(numFeatures)}`);
   }
@@ -198,6 +210,16 @@ export function resolveBatchNormOptions(device: GPUDevice, options: BatchNormOpt
   if (nonFiniteBatches !== 'skip' && nonFiniteBatches !== 'update') {
     throw new TypeError(`${prefix}.nonFiniteBatches must be 'skip' or 'update'; got ${describe(nonFiniteBatches)}`);
   }
+  // Booleans are booleans: 'false' and 0 would otherwise read as their truthiness.
+  checkBoolean(`${prefix}.affine`, affine);
+  const scale = checkBoolean(`${prefix}.scale`, options.scale, affine);
+  const center = checkBoolean(`${prefix}.center`, options.center, affine);
+  checkBoolean(`${prefix}.trackRunningStats`, trackRunningStats);
+  checkLabel(`${prefix}.label`, options.label, 'BatchNorm');
+  const buffers = (options as { buffers?: unknown }).buffers;
+  if (buffers !== undefined && (buffers === null || typeof buffers !== 'object' || Array.isArray(buffers))) {
+    throw new TypeError(`${prefix}.buffers must be an object of GPUBuffers (or ranges) by state name; got ${describe(buffers)}`);
+  }
   const coefBytes = numFeatures * CHANNEL_COEF_BYTES;
   if (coefBytes > device.limits.maxStorageBufferBindingSize) {
     throw new RangeError(
@@ -209,11 +231,11 @@ export function resolveBatchNormOptions(device: GPUDevice, options: BatchNormOpt
     layout,
     eps,
     momentum,
-    scale: Boolean(scale),
-    center: Boolean(center),
+    scale,
+    center,
     runningVariance,
     activation,
-    trackRunningStats: Boolean(trackRunningStats),
+    trackRunningStats,
     dtype,
     nonFiniteBatches,
   };
@@ -226,22 +248,104 @@ function stateBufferBytes(name: StateBufferName, C: number): [number, string] {
   return [C * 4, `${C} float32`];
 }
 
+/** The state buffers a pass writes: running statistics and the batch count (training), gradients (backward), saved (forward). */
+const WRITTEN_STATE: readonly StateBufferName[] = ['runningMean', 'runningVar', 'numBatchesTracked', 'gammaGrad', 'betaGrad', 'saved'];
+
 /**
- * Checks caller-owned state buffers (`prefix`.name): known names, sizes, STORAGE usage, and that
- * the outputs among them (gradients, saved) are in other GPUBuffers than what their passes read.
+ * Checks caller-owned state buffers (`prefix`.name): known names, sizes, STORAGE usage; that
+ * the outputs among them are in other GPUBuffers than what the same dispatch reads (gradients
+ * apart from γ and saved; saved apart from the parameters and statistics; numBatchesTracked
+ * apart from γ and β, which the batch statistics read beside it); and that no buffer a pass
+ * writes overlaps another state buffer (runningMean and runningVar may share a GPUBuffer, in
+ * disjoint ranges). Entries set to undefined are skipped.
  */
 export function checkStateBuffers(device: GPUDevice, C: number, given: Partial<Record<string, TensorBuffer>>, prefix: string): void {
-  if (!given || typeof given !== 'object') throw new TypeError(`${prefix} must be an object of buffers; got ${describe(given)}`);
+  if (!given || typeof given !== 'object' || Array.isArray(given)) throw new TypeError(`${prefix} must be an object of buffers; got ${describe(given)}`);
   for (const [name, buffer] of Object.entries(given)) {
+    if (buffer === undefined) continue;
     if (!STATE_BUFFERS.includes(name as StateBufferName)) throw new TypeError(`${prefix}.${name} is not a state buffer; expected one of ${STATE_BUFFERS.join(', ')}`);
     const [bytes, what] = stateBufferBytes(name as StateBufferName, C);
-    checkTensorBuffer(`${prefix}.${name}`, buffer!, bytes, what, device);
+    checkTensorBuffer(`${prefix}.${name}`, buffer, bytes, what, device);
   }
   const named = (names: StateBufferName[]) => Object.fromEntries(names.filter((n) => given[n]).map((n) => [`${prefix}.${n}`, given[n]!]));
   for (const grad of ['gammaGrad', 'betaGrad'] as const) {
     if (given[grad]) checkSeparateOutput([`${prefix}.${grad}`, given[grad]], named(['gamma', 'saved']));
   }
   if (given.saved) checkSeparateOutput([`${prefix}.saved`, given.saved], named(['gamma', 'beta', 'runningMean', 'runningVar', 'numBatchesTracked']));
+  if (given.numBatchesTracked) checkSeparateOutput([`${prefix}.numBatchesTracked`, given.numBatchesTracked], named(['gamma', 'beta']));
+  const used = (names: readonly StateBufferName[]): Record<string, UsedRange> =>
+    Object.fromEntries(names.filter((n) => given[n]).map((n) => [`${prefix}.${n}`, [given[n], stateBufferBytes(n, C)[0]] as const]));
+  for (const name of WRITTEN_STATE) {
+    const buffer = given[name];
+    if (buffer) checkNoOverlap([`${prefix}.${name}`, buffer, stateBufferBytes(name, C)[0]], used(STATE_BUFFERS.filter((n) => n !== name)));
+  }
+}
+
+/**
+ * A layer's or function call's state buffers, named `prefix`.name in messages ('args.buffers'
+ * for the function forms, 'BatchNorm' for a layer's own fields).
+ */
+export interface NamedState {
+  prefix: string;
+  buffers: Partial<Record<StateBufferName, TensorBuffer>>;
+}
+
+function stateUse(o: ResolvedBatchNormOptions, state: NamedState, names: readonly StateBufferName[]): Record<string, UsedRange> {
+  return Object.fromEntries(
+    names.filter((n) => state.buffers[n] !== undefined).map((n) => [`${state.prefix}.${n}`, [state.buffers[n], stateBufferBytes(n, o.numFeatures)[0]] as const]),
+  );
+}
+
+/**
+ * The tensors of a forward pass against the state it reads and writes: y must be in another
+ * GPUBuffer than saved (the normalize kernel reads saved while it writes y), x in another than
+ * saved and numBatchesTracked (the batch statistics write them while they read x); y must
+ * overlap no state buffer, and x neither running statistic (a training pass writes them before
+ * it reads x again). Call after {@link checkForwardArgs}.
+ */
+export function checkForwardAliasing(
+  device: GPUDevice,
+  o: ResolvedBatchNormOptions,
+  view: ChannelView,
+  args: { x: TensorBuffer; y: TensorBuffer },
+  state: NamedState,
+): void {
+  const s = state.buffers;
+  const at = (n: StateBufferName) => `${state.prefix}.${n}`;
+  checkSeparateOutput(['args.y', args.y], s.saved ? { [at('saved')]: s.saved } : {});
+  for (const n of ['saved', 'numBatchesTracked'] as const) {
+    const b = s[n];
+    if (b) checkSeparateOutput([at(n), b], { 'args.x': args.x });
+  }
+  const bytes = tensorBytesOf(device, o, view);
+  checkNoOverlap(['args.y', args.y, bytes], stateUse(o, state, STATE_BUFFERS));
+  for (const n of ['runningMean', 'runningVar'] as const) {
+    const b = s[n];
+    if (b) checkNoOverlap([at(n), b, stateBufferBytes(n, o.numFeatures)[0]], { 'args.x': [args.x, bytes] });
+  }
+}
+
+/**
+ * The tensors of a backward pass against the state: dx must be in another GPUBuffer than saved
+ * (the input-gradient kernel reads saved while it writes dx) and overlap no state buffer; the
+ * gradients of γ and β must overlap neither x nor dy (they are written before dx reads them
+ * again). Call after {@link checkBackwardArgs}.
+ */
+export function checkBackwardAliasing(
+  device: GPUDevice,
+  o: ResolvedBatchNormOptions,
+  view: ChannelView,
+  args: { x: TensorBuffer; dy: TensorBuffer; dx: TensorBuffer },
+  state: NamedState,
+): void {
+  const s = state.buffers;
+  checkSeparateOutput(['args.dx', args.dx], s.saved ? { [`${state.prefix}.saved`]: s.saved } : {});
+  const bytes = tensorBytesOf(device, o, view);
+  checkNoOverlap(['args.dx', args.dx, bytes], stateUse(o, state, STATE_BUFFERS));
+  for (const n of ['gammaGrad', 'betaGrad'] as const) {
+    const b = s[n];
+    if (b) checkNoOverlap([`${state.prefix}.${n}`, b, stateBufferBytes(n, o.numFeatures)[0]], { 'args.x': [args.x, bytes], 'args.dy': [args.dy, bytes] });
+  }
 }
 
 /** The [outer, C, inner] view of `shape` (`argName`), which must have `numFeatures` channels and fit the device. */
@@ -271,14 +375,35 @@ export interface ForwardRecord {
   batchStats: boolean;
 }
 
-/** Checks the arguments of a forward pass and returns its view. */
+/** Advice on names a pass's arguments object does not take: the layer's options and the array API's. */
+const PASS_ARG_HINTS: Readonly<Record<string, string>> = {
+  ...Object.fromEntries(BATCHNORM_OPTIONS.map((n) => [n, `${n} is an option of the layer, given to its constructor, not an argument of a pass`])),
+  train: 'did you mean training?',
+  input: 'the input tensor is x',
+  output: 'the output tensor is y (dx in a backward pass)',
+};
+
+/** The names of {@link BatchNorm.encodeForward}'s arguments. */
+export const FORWARD_ARG_KEYS: KnownKeys = { names: ['x', 'y', 'shape', 'training'], what: 'an argument of encodeForward', hints: PASS_ARG_HINTS };
+
+/** The names of {@link BatchNorm.encodeBackward}'s arguments. */
+export const BACKWARD_ARG_KEYS: KnownKeys = {
+  names: ['x', 'dy', 'dx', 'shape'],
+  what: 'an argument of encodeBackward',
+  hints: { ...PASS_ARG_HINTS, training: 'the backward pass follows the training flag of its forward pass' },
+};
+
+/**
+ * Checks the arguments of a forward pass and returns its view. Every key must be one of `keys`
+ * (the layer's: {@link FORWARD_ARG_KEYS}; null: checked by the caller).
+ */
 export function checkForwardArgs(
   device: GPUDevice,
   o: ResolvedBatchNormOptions,
   args: { x: TensorBuffer; y: TensorBuffer; shape: readonly number[]; training: boolean },
-  what = 'args must be an object { x, y, shape, training }',
+  keys: KnownKeys | null = FORWARD_ARG_KEYS,
 ): ChannelView {
-  if (!args || typeof args !== 'object') throw new TypeError(what);
+  checkObjectArg('args', args, 'an object { x, y, shape, training }', keys ?? undefined);
   const view = checkedView(device, o, args.shape, 'args.shape');
   if (typeof args.training !== 'boolean') throw new TypeError(`args.training must be a boolean; got ${describe(args.training)}`);
   checkTensors(device, o, view, args.shape, { 'args.x': args.x, 'args.y': args.y });
@@ -287,15 +412,18 @@ export function checkForwardArgs(
   return view;
 }
 
-/** Checks the arguments of a backward pass against the forward pass `last` it belongs to, and returns its view. */
+/**
+ * Checks the arguments of a backward pass against the forward pass `last` it belongs to, and
+ * returns its view. Every key must be one of `keys` ({@link BACKWARD_ARG_KEYS}; null: checked by the caller).
+ */
 export function checkBackwardArgs(
   device: GPUDevice,
   o: ResolvedBatchNormOptions,
   args: { x: TensorBuffer; dy: TensorBuffer; dx: TensorBuffer; shape: readonly number[] },
   last: ForwardRecord | null,
-  what = 'args must be an object { x, dy, dx, shape }',
+  keys: KnownKeys | null = BACKWARD_ARG_KEYS,
 ): ChannelView {
-  if (!args || typeof args !== 'object') throw new TypeError(what);
+  checkObjectArg('args', args, 'an object { x, dy, dx, shape }', keys ?? undefined);
   const view = checkedView(device, o, args.shape, 'args.shape');
   if (!last) throw new Error('encodeBackward needs a forward pass first: call encodeForward (or forward) before it');
   if (last.view.outer !== view.outer || last.view.inner !== view.inner) {

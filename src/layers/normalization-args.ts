@@ -9,7 +9,7 @@ import { normStorage, tensorBytes } from '../kernels/shaders.js';
 import { channelGroupGeometry, geometrySize, groupCount, rowGeometry, type NormGeometry, type NormKind, type NormPlanOptions } from '../ops/normalization.js';
 import type { DType } from '../ops/plan.js';
 import { checkSeparateOutput, type TensorBuffer } from '../runtime/gpu.js';
-import { checkKnownKeys, checkTensorBuffer, checkTensorFits, describe } from '../runtime/validate.js';
+import { checkKnownKeys, checkLabel, checkNoOverlap, checkObjectArg, checkTensorBuffer, checkTensorFits, describe, type KnownKeys, type UsedRange } from '../runtime/validate.js';
 import { channelView, checkLayout, type Layout } from '../tensor/layout.js';
 
 /** An activation fused after the normalization's affine transform, forward and backward. */
@@ -125,23 +125,31 @@ function booleanOption(argName: string, v: unknown, fallback: boolean): boolean 
   return v;
 }
 
+/** `value`, or `fallback` where it is undefined: null is not a default here, so it reaches the check and is refused. */
+function orDefault<T>(value: T | undefined, fallback: T): T {
+  return value === undefined ? fallback : value;
+}
+
 function commonOptions(options: NormCommonOptions, defaultEps: number, className: string, at: string) {
-  const eps = options.eps ?? defaultEps;
+  const eps = orDefault(options.eps, defaultEps);
   if (typeof eps !== 'number' || !Number.isFinite(eps) || eps <= 0) throw new RangeError(`${at}.eps must be a finite number > 0; got ${describe(options.eps)}`);
-  const activation = options.activation ?? 'none';
+  const activation = orDefault(options.activation, 'none');
   if (activation !== 'none' && activation !== 'relu' && activation !== 'silu') {
     throw new TypeError(`${at}.activation must be 'none', 'relu' or 'silu'; got ${describe(options.activation)}`);
   }
-  const dtype = options.dtype ?? 'float32';
+  const dtype = orDefault(options.dtype, 'float32');
   if (dtype !== 'float32' && dtype !== 'float16') throw new TypeError(`${at}.dtype must be 'float32' or 'float16'; got ${describe(options.dtype)}`);
-  const label = options.label ?? className;
-  if (typeof label !== 'string') throw new TypeError(`${at}.label must be a string; got ${describe(options.label)}`);
+  const label = checkLabel(`${at}.label`, options.label, className);
   return { eps, activation, dtype, label };
 }
 
 function checkOptionsObject(className: keyof typeof NORM_OPTION_KEYS, options: unknown, required: string, at: string): asserts options is object {
-  if (!options || typeof options !== 'object') throw new TypeError(`${at} must be an object with ${required}; got ${describe(options)}`);
+  if (!options || typeof options !== 'object' || Array.isArray(options)) throw new TypeError(`${at} must be an object with ${required}; got ${describe(options)}`);
   checkKnownKeys(at, options, { names: NORM_OPTION_KEYS[className], what: `an option of ${className}`, hints: OPTION_HINTS });
+  const buffers = (options as { buffers?: unknown }).buffers;
+  if (buffers !== undefined && (buffers === null || typeof buffers !== 'object' || Array.isArray(buffers))) {
+    throw new TypeError(`${at}.buffers must be an object of GPUBuffers (or ranges) by name; got ${describe(buffers)}`);
+  }
 }
 
 /** normalizedShape as a list of positive integers. */
@@ -209,7 +217,7 @@ export function resolveGroupNormOptions(options: GroupNormOptions, at = 'options
   if (numChannels % numGroups !== 0) {
     throw new RangeError(`${at}.numChannels (${numChannels}) must be divisible by ${at}.numGroups (${numGroups}); got a remainder of ${numChannels % numGroups}`);
   }
-  const layout = options.layout ?? 'NCHW';
+  const layout = orDefault(options.layout, 'NCHW');
   checkLayout(layout, `${at}.layout`);
   const affine = booleanOption(`${at}.affine`, options.affine, true);
   return channelOptions('GroupNorm', 'group', common, numGroups, numChannels, layout, affine, { momentum: 0, trackRunningStats: false, nonFiniteBatches: 'skip' });
@@ -220,15 +228,15 @@ export function resolveInstanceNormOptions(options: InstanceNormOptions, at = 'o
   checkOptionsObject('InstanceNorm', options, 'numFeatures', at);
   const common = commonOptions(options, 1e-5, 'InstanceNorm', at);
   const numFeatures = positiveInteger(`${at}.numFeatures`, options.numFeatures);
-  const momentum = options.momentum ?? 0.1;
+  const momentum = orDefault(options.momentum, 0.1);
   if (typeof momentum !== 'number' || !(momentum >= 0 && momentum <= 1)) {
-    throw new RangeError(`${at}.momentum must be a number in [0, 1] (InstanceNorm has no cumulative average); got ${describe(options.momentum)}`);
+    throw new RangeError(`${at}.momentum must be a number in [0, 1] (InstanceNorm has no cumulative average: null is BatchNorm's); got ${describe(options.momentum)}`);
   }
-  const nonFiniteBatches = options.nonFiniteBatches ?? 'skip';
+  const nonFiniteBatches = orDefault(options.nonFiniteBatches, 'skip');
   if (nonFiniteBatches !== 'skip' && nonFiniteBatches !== 'update') {
     throw new TypeError(`${at}.nonFiniteBatches must be 'skip' or 'update'; got ${describe(options.nonFiniteBatches)}`);
   }
-  const layout = options.layout ?? 'NCHW';
+  const layout = orDefault(options.layout, 'NCHW');
   checkLayout(layout, `${at}.layout`);
   const affine = booleanOption(`${at}.affine`, options.affine, false);
   const trackRunningStats = booleanOption(`${at}.trackRunningStats`, options.trackRunningStats, false);
@@ -305,21 +313,55 @@ export function checkArgsObject(args: unknown, names: string): asserts args is o
   if (!args || typeof args !== 'object') throw new TypeError(`args must be an object { ${names} }; got ${describe(args)}`);
 }
 
-/** The forward pass's tensors checked; returns the geometry. */
-export function checkNormForwardTensors(device: GPUDevice, o: ResolvedNormOptions, args: { x: TensorBuffer; y: TensorBuffer; shape: readonly number[] }): NormGeometry {
+/** Advice on names a layer's pass arguments do not take: the layers' options, and near names. */
+const PASS_ARG_HINTS: Readonly<Record<string, string>> = {
+  ...Object.fromEntries(
+    [...new Set(Object.values(NORM_OPTION_KEYS).flat())].map((n) => [n, `${n} is an option of the layer, given to its constructor, not an argument of a pass`]),
+  ),
+  train: 'did you mean training?',
+  input: 'the input tensor is x',
+  output: 'the output tensor is y (dx in a backward pass)',
+};
+
+/** The names of a family layer's encodeForward arguments. */
+export const NORM_FORWARD_ARG_KEYS: KnownKeys = { names: ['x', 'y', 'shape', 'training'], what: 'an argument of encodeForward', hints: PASS_ARG_HINTS };
+
+/** The names of a family layer's encodeBackward arguments. */
+export const NORM_BACKWARD_ARG_KEYS: KnownKeys = {
+  names: ['x', 'dy', 'dx', 'shape'],
+  what: 'an argument of encodeBackward',
+  hints: { ...PASS_ARG_HINTS, training: 'the backward pass follows its forward pass' },
+};
+
+/**
+ * The forward pass's tensors checked; returns the geometry. Every key of args must be one of
+ * `keys` (a layer's: {@link NORM_FORWARD_ARG_KEYS}; null: checked by the caller).
+ */
+export function checkNormForwardTensors(
+  device: GPUDevice,
+  o: ResolvedNormOptions,
+  args: { x: TensorBuffer; y: TensorBuffer; shape: readonly number[] },
+  keys: KnownKeys | null = NORM_FORWARD_ARG_KEYS,
+): NormGeometry {
+  if (keys) checkObjectArg('args', args, `an object { ${keys.names.join(', ')} }`, keys);
   const geometry = normGeometryOf(device, o, args.shape, 'args.shape');
   checkNormTensors(device, o, geometry, args.shape, { 'args.x': args.x, 'args.y': args.y });
   checkSeparateOutput(['args.y', args.y], { 'args.x': args.x });
   return geometry;
 }
 
-/** The backward pass's tensors checked against the forward pass it belongs to; returns the geometry. */
+/**
+ * The backward pass's tensors checked against the forward pass it belongs to; returns the
+ * geometry. Every key of args must be one of `keys` ({@link NORM_BACKWARD_ARG_KEYS}; null: checked by the caller).
+ */
 export function checkNormBackwardTensors(
   device: GPUDevice,
   o: ResolvedNormOptions,
   args: { x: TensorBuffer; dy: TensorBuffer; dx: TensorBuffer; shape: readonly number[] },
   last: { shape: readonly number[] } | null,
+  keys: KnownKeys | null = NORM_BACKWARD_ARG_KEYS,
 ): NormGeometry {
+  if (keys) checkObjectArg('args', args, `an object { ${keys.names.join(', ')} }`, keys);
   const geometry = normGeometryOf(device, o, args.shape, 'args.shape');
   if (!last) throw new Error('encodeBackward needs a forward pass first: call encodeForward (or forward) before it');
   if (last.shape.length !== args.shape.length || last.shape.some((d, i) => d !== args.shape[i])) {
@@ -335,4 +377,107 @@ export function trainingFlag(v: unknown, argName: string): boolean {
   if (v === undefined) return true;
   if (typeof v !== 'boolean') throw new TypeError(`${argName} must be a boolean; got ${describe(v)}`);
   return v;
+}
+
+/** The buffers besides the tensors that a family pass binds, by role. */
+export type NormStateRole = 'saved' | 'gamma' | 'beta' | 'runningMean' | 'runningVar' | 'gammaGrad' | 'betaGrad';
+
+/**
+ * A pass's state buffers by role (those it binds; undefined ones are skipped), each named in
+ * messages by `names[role]`, else `${prefix}.${role}`: the function forms' 'args' with
+ * { gammaGrad: 'args.dgamma', betaGrad: 'args.dbeta' }, a layer's class name ('LayerNorm').
+ */
+export interface NormState {
+  prefix: string;
+  buffers: Partial<Record<NormStateRole, TensorBuffer>>;
+  names?: Partial<Record<NormStateRole, string>>;
+}
+
+/** Bytes a pass uses of a state buffer: one GroupCoef per group of `geometry` for saved, paramSize float32 for the rest. */
+function roleBytes(o: ResolvedNormOptions, role: NormStateRole, geometry?: NormGeometry): number {
+  return role === 'saved' ? (geometry ? savedBytes(geometry) : 0) : o.paramSize * 4;
+}
+
+function named(state: NormState, role: NormStateRole): string {
+  return state.names?.[role] ?? `${state.prefix}.${role}`;
+}
+
+function separate(state: NormState, written: [string, TensorBuffer], roles: readonly NormStateRole[], extra: Record<string, TensorBuffer> = {}): void {
+  const read: Record<string, TensorBuffer> = { ...extra };
+  for (const role of roles) {
+    const b = state.buffers[role];
+    if (b !== undefined) read[named(state, role)] = b;
+  }
+  checkSeparateOutput(written, read);
+}
+
+function used(o: ResolvedNormOptions, state: NormState, roles: readonly NormStateRole[], geometry?: NormGeometry): Record<string, UsedRange> {
+  const out: Record<string, UsedRange> = {};
+  for (const role of roles) {
+    const b = state.buffers[role];
+    if (b !== undefined) out[named(state, role)] = [b, roleBytes(o, role, geometry)];
+  }
+  return out;
+}
+
+/**
+ * A layer's caller-owned buffers (options.buffers, named `prefix`.name): a buffer a pass writes
+ * (the gradients, the running statistics) must overlap no other one, or the pass would
+ * overwrite γ, β or another result. Ranges of one GPUBuffer may hold them side by side. Call
+ * after each has been checked for size and usage.
+ */
+export function checkNormStateBuffers(o: ResolvedNormOptions, given: Partial<Record<NormBufferName, TensorBuffer>>, prefix: string): void {
+  const state: NormState = { prefix, buffers: given };
+  const roles: NormStateRole[] = ['gamma', 'beta', 'runningMean', 'runningVar', 'gammaGrad', 'betaGrad'];
+  for (const role of ['gammaGrad', 'betaGrad', 'runningMean', 'runningVar'] as const) {
+    const b = given[role];
+    if (b !== undefined) checkNoOverlap([named(state, role), b, roleBytes(o, role)], used(o, state, roles.filter((r) => r !== role)));
+  }
+}
+
+/**
+ * The tensors of a forward pass against the buffers it binds besides them (`state`: saved, γ and
+ * β where bound, the running statistics where the layer keeps them). WebGPU refuses a dispatch
+ * that writes a GPUBuffer it also reads: y and saved, which norm_forward writes, must be in
+ * other GPUBuffers than x, γ, β and the running statistics it reads, and the running
+ * statistics, which norm_update_running writes, in others than saved and x. The math refuses
+ * overlaps: y with saved, and the running statistics with γ, β, y or each other. Call after
+ * {@link checkNormForwardTensors}.
+ */
+export function checkNormForwardAliasing(
+  device: GPUDevice,
+  o: ResolvedNormOptions,
+  geometry: NormGeometry,
+  args: { x: TensorBuffer; y: TensorBuffer },
+  state: NormState,
+): void {
+  const bytes = tensorBytes(normStorage(device, o.dtype), geometrySize(geometry));
+  const s = state.buffers;
+  separate(state, ['args.y', args.y], ['gamma', 'beta', 'runningMean', 'runningVar']);
+  if (s.saved !== undefined) separate(state, [named(state, 'saved'), s.saved], ['gamma', 'beta', 'runningMean', 'runningVar'], { 'args.x': args.x });
+  if (s.saved !== undefined) checkNoOverlap(['args.y', args.y, bytes], used(o, state, ['saved'], geometry));
+  for (const role of ['runningMean', 'runningVar'] as const) {
+    const b = s[role];
+    if (b === undefined) continue;
+    separate(state, [named(state, role), b], ['saved'], { 'args.x': args.x });
+    checkNoOverlap([named(state, role), b, roleBytes(o, role)], { ...used(o, state, ['gamma', 'beta', role === 'runningMean' ? 'runningVar' : 'runningMean']), 'args.y': [args.y, bytes] });
+  }
+}
+
+/**
+ * The tensors of a backward pass against the buffers it binds besides them (`state`: saved, γ
+ * and β where bound, and where given the gradients gammaGrad and betaGrad). dx must be in
+ * another GPUBuffer than saved, γ and β, which the kernel writing it reads; the gradients in
+ * others than x, dy, saved and dx; and a gradient must overlap neither γ, β nor the other
+ * gradient. Call after {@link checkNormBackwardTensors}.
+ */
+export function checkNormBackwardAliasing(o: ResolvedNormOptions, args: { x: TensorBuffer; dy: TensorBuffer; dx: TensorBuffer }, state: NormState): void {
+  const s = state.buffers;
+  separate(state, ['args.dx', args.dx], ['saved', 'gamma', 'beta']);
+  for (const role of ['gammaGrad', 'betaGrad'] as const) {
+    const b = s[role];
+    if (b === undefined) continue;
+    separate(state, [named(state, role), b], ['saved'], { 'args.x': args.x, 'args.dy': args.dy, 'args.dx': args.dx });
+    checkNoOverlap([named(state, role), b, roleBytes(o, role)], used(o, state, ['gamma', 'beta', role === 'gammaGrad' ? 'betaGrad' : 'gammaGrad']));
+  }
 }

@@ -7,6 +7,7 @@
  */
 import type { ChannelView } from '../tensor/layout.js';
 import { viewSize } from '../tensor/layout.js';
+import { checkBoolean, checkInteger, checkMomentum, checkNonNegativeEps, checkNumbers, checkObject, checkOneOf, checkView, describe } from '../runtime/validate.js';
 
 type Numbers = ArrayLike<number>;
 
@@ -36,13 +37,15 @@ function forEachInChannel(view: ChannelView, c: number, fn: (index: number) => v
   }
 }
 
-function checkLength(name: string, data: Numbers, expected: number): void {
-  if (data.length !== expected) throw new RangeError(`${name} must have ${expected} elements; got ${data.length}`);
+/** `x` (`argName`) must hold a tensor of `view`. */
+function checkTensor(argName: string, x: unknown, view: unknown): asserts x is Numbers {
+  checkView(view);
+  checkNumbers(argName, x, viewSize(view));
 }
 
 /** Two-pass float64 mean and biased variance per channel. */
 export function referenceStats(x: Numbers, view: ChannelView): BatchStats {
-  checkLength('x', x, viewSize(view));
+  checkTensor('x', x, view);
   const count = view.outer * view.inner;
   const mean = new Float64Array(view.channels);
   const variance = new Float64Array(view.channels);
@@ -64,7 +67,10 @@ export function referenceNormalize(
   view: ChannelView,
   p: { mean: Numbers; variance: Numbers; gamma: Numbers; beta: Numbers; eps: number },
 ): Float64Array {
-  checkLength('x', x, viewSize(view));
+  checkTensor('x', x, view);
+  checkObject('p', p, 'an object { mean, variance, gamma, beta, eps }');
+  for (const name of ['mean', 'variance', 'gamma', 'beta'] as const) checkNumbers(`p.${name}`, p[name], view.channels);
+  checkNonNegativeEps('p.eps', p.eps);
   const y = new Float64Array(x.length);
   for (let c = 0; c < view.channels; c++) {
     const invstd = 1 / Math.sqrt(p.variance[c] + p.eps);
@@ -79,6 +85,7 @@ export function referenceTrainingForward(
   view: ChannelView,
   p: { gamma: Numbers; beta: Numbers; eps: number },
 ): BatchStats & { y: Float64Array } {
+  checkObject('p', p, 'an object { gamma, beta, eps }');
   const stats = referenceStats(x, view);
   const y = referenceNormalize(x, view, { mean: stats.mean, variance: stats.variance, gamma: p.gamma, beta: p.beta, eps: p.eps });
   return { ...stats, y };
@@ -90,6 +97,10 @@ export function referenceInference(
   view: ChannelView,
   p: { runningMean: Numbers; runningVar: Numbers; gamma: Numbers; beta: Numbers; eps: number },
 ): Float64Array {
+  checkView(view);
+  checkObject('p', p, 'an object { runningMean, runningVar, gamma, beta, eps }');
+  checkNumbers('p.runningMean', p.runningMean, view.channels);
+  checkNumbers('p.runningVar', p.runningVar, view.channels);
   return referenceNormalize(x, view, { mean: p.runningMean, variance: p.runningVar, gamma: p.gamma, beta: p.beta, eps: p.eps });
 }
 
@@ -105,12 +116,23 @@ export function referenceUpdateRunningStats(
   momentum: number | null,
   runningVariance: 'unbiased' | 'biased' = 'unbiased',
 ): RunningStats {
+  checkObject('batch', batch, 'an object { mean, variance, count } (referenceStats returns one)');
+  checkNumbers('batch.mean', batch.mean);
+  const C = batch.mean.length;
+  checkNumbers('batch.variance', batch.variance, C);
+  checkMomentum('momentum', momentum, 'the cumulative moving average');
+  checkOneOf('runningVariance', runningVariance, ['unbiased', 'biased'] as const);
+  checkInteger('batch.count', batch.count, runningVariance === 'unbiased' ? 2 : 1, runningVariance === 'unbiased' ? 'the unbiased variance divides by count - 1' : '');
+  checkObject('state', state, 'an object { runningMean, runningVar, numBatchesTracked }');
+  checkNumbers('state.runningMean', state.runningMean, C);
+  checkNumbers('state.runningVar', state.runningVar, C);
+  checkInteger('state.numBatchesTracked', state.numBatchesTracked, 0);
   const numBatchesTracked = state.numBatchesTracked + 1;
   const f = momentum === null ? 1 / numBatchesTracked : momentum;
   const unbias = runningVariance === 'unbiased' ? batch.count / (batch.count - 1) : 1;
   return {
-    runningMean: state.runningMean.map((r, c) => (1 - f) * r + f * batch.mean[c]),
-    runningVar: state.runningVar.map((r, c) => (1 - f) * r + f * batch.variance[c] * unbias),
+    runningMean: Float64Array.from(state.runningMean, (r, c) => (1 - f) * r + f * batch.mean[c]),
+    runningVar: Float64Array.from(state.runningVar, (r, c) => (1 - f) * r + f * batch.variance[c] * unbias),
     numBatchesTracked,
   };
 }
@@ -134,8 +156,12 @@ export function referenceBackward(
   view: ChannelView,
   p: { mean: Numbers; variance: Numbers; gamma: Numbers; eps: number; batchStats: boolean },
 ): Gradients {
-  checkLength('x', x, viewSize(view));
-  checkLength('dy', dy, viewSize(view));
+  checkTensor('x', x, view);
+  checkTensor('dy', dy, view);
+  checkObject('p', p, 'an object { mean, variance, gamma, eps, batchStats }');
+  for (const name of ['mean', 'variance', 'gamma'] as const) checkNumbers(`p.${name}`, p[name], view.channels);
+  checkNonNegativeEps('p.eps', p.eps);
+  checkBoolean('p.batchStats', p.batchStats);
   const n = view.outer * view.inner;
   const dx = new Float64Array(x.length);
   const dgamma = new Float64Array(view.channels);
@@ -162,11 +188,15 @@ export function referenceBackward(
 /** An activation fused after batch norm (BatchNormOptions.activation). */
 export type ReferenceActivation = 'none' | 'relu' | 'silu';
 
+const ACTIVATION_NAMES: readonly ReferenceActivation[] = ['none', 'relu', 'silu'];
+
 /**
  * The fused activation of the normalized values z: max(z, 0), or SiLU z·σ(z) = z / (1 + e^(−z))
  * (+∞ stays +∞; −∞ and NaN give NaN).
  */
 export function referenceActivation(z: Numbers, activation: ReferenceActivation): Float64Array {
+  checkNumbers('z', z);
+  checkOneOf('activation', activation, ACTIVATION_NAMES);
   return Float64Array.from(z, (v) => (activation === 'relu' ? Math.max(v, 0) : activation === 'silu' ? v / (1 + Math.exp(-v)) : v));
 }
 
@@ -175,7 +205,9 @@ export function referenceActivation(z: Numbers, activation: ReferenceActivation)
  * dy where z > 0 (ReLU), or dy·σ(z)·(1 + z·(1 − σ(z))) (SiLU; NaN where z is not finite).
  */
 export function referenceActivationGrad(z: Numbers, dy: Numbers, activation: ReferenceActivation): Float64Array {
-  checkLength('dy', dy, z.length);
+  checkNumbers('z', z);
+  checkNumbers('dy', dy, z.length);
+  checkOneOf('activation', activation, ACTIVATION_NAMES);
   return Float64Array.from(z, (v, e) => {
     if (activation === 'relu') return v > 0 ? dy[e] : 0;
     if (activation === 'none') return dy[e];
@@ -197,6 +229,8 @@ export interface ScalingReference {
 
 /** Min-max normalization or standardization per channel, as in the lecture notes. */
 export function referenceFeatureScaling(x: Numbers, view: ChannelView, method: 'min-max' | 'standardize', correction: 0 | 1 = 1): ScalingReference {
+  checkOneOf('method', method, ['min-max', 'standardize'] as const);
+  if (correction !== 0 && correction !== 1) throw new TypeError(`correction must be 0 or 1; got ${describe(correction)}`);
   const { mean, variance: biased, count } = referenceStats(x, view);
   const variance = biased.map((v) => (v * count) / Math.max(count - correction, 1));
   const min = new Float64Array(view.channels).fill(Infinity);

@@ -19,8 +19,8 @@
  * or [N, spatial, C] (channels last), N being the first axis.
  */
 import type { Layout } from '../tensor/layout.js';
-import { channelAxis, channelView } from '../tensor/layout.js';
-import { describe } from '../runtime/validate.js';
+import { channelAxis, channelView, checkLayout } from '../tensor/layout.js';
+import { checkInteger, checkMomentum, checkNonNegativeEps, checkNumbers, checkObject, describe } from '../runtime/validate.js';
 import type { Gradients } from './batchnorm.js';
 
 type Numbers = ArrayLike<number>;
@@ -137,15 +137,17 @@ function groupBackward(x: Numbers, dy: Numbers, part: Partition, p: { gamma: Num
   return { dx, dgamma, dbeta };
 }
 
-function checkLength(name: string, data: Numbers, expected: number): void {
-  if (data.length !== expected) throw new RangeError(`${name} must have ${expected} elements; got ${data.length}`);
-}
-
-/** γ or β as given (checked against `length`), or filled with `fill` when omitted. */
+/** γ or β (`p.name`) as given (checked: numbers, `length` of them), or filled with `fill` when omitted. */
 function param(name: string, data: Numbers | undefined, length: number, fill: number): Numbers {
   if (data === undefined) return new Float64Array(length).fill(fill);
-  checkLength(name, data, length);
+  checkNumbers(`p.${name}`, data, length);
   return data;
+}
+
+/** The parameters object `p` of a family reference function and its eps. */
+function checkParams(p: unknown, expected: string): asserts p is Record<string, unknown> {
+  checkObject('p', p, expected);
+  checkNonNegativeEps('p.eps', p.eps);
 }
 
 const showShape = (shape: readonly number[]) => `[${shape.join(', ')}]`;
@@ -160,7 +162,7 @@ function rows(x: Numbers, shape: readonly number[], normalizedShape: number | re
     if (!Number.isSafeInteger(d) || d < 1) throw new TypeError(`shape[${i}] must be a positive integer; got ${describe(d)} in ${showShape(shape)}`);
   });
   const size = shape.reduce((a, b) => a * b, 1);
-  checkLength('x', x, size);
+  checkNumbers('x', x, size);
   const norm: readonly number[] = typeof normalizedShape === 'number' ? [normalizedShape] : normalizedShape;
   if (!Array.isArray(norm) || norm.length < 1 || norm.length > shape.length) {
     throw new TypeError(
@@ -186,12 +188,13 @@ function rowPartition(r: { rows: number; rowLength: number }): Partition {
  * sample and channel of element e.
  */
 function sampleChannels(x: Numbers, layout: Layout, shape: readonly number[]) {
+  checkLayout(layout, 'p.layout');
   const view = channelView(layout, shape);
   const N = shape[0];
   const C = view.channels;
   const size = view.outer * view.channels * view.inner;
   const spatial = size / (N * C);
-  checkLength('x', x, size);
+  checkNumbers('x', x, size);
   const channelsLast = channelAxis(layout) === shape.length - 1;
   const sample = (e: number) => Math.floor(e / (C * spatial));
   const channel = (e: number) => (channelsLast ? e % C : Math.floor(e / spatial) % C);
@@ -229,6 +232,7 @@ export function referenceLayerNorm(
   normalizedShape: number | readonly number[],
   p: { gamma?: Numbers; beta?: Numbers; eps: number },
 ): NormalizationForward {
+  checkParams(p, 'an object { gamma?, beta?, eps }');
   const r = rows(x, shape, normalizedShape);
   const gamma = param('gamma', p.gamma, r.rowLength, 1);
   const beta = param('beta', p.beta, r.rowLength, 0);
@@ -247,8 +251,9 @@ export function referenceLayerNormBackward(
   normalizedShape: number | readonly number[],
   p: { gamma?: Numbers; eps: number },
 ): Gradients {
+  checkParams(p, 'an object { gamma?, eps }');
   const r = rows(x, shape, normalizedShape);
-  checkLength('dy', dy, x.length);
+  checkNumbers('dy', dy, x.length);
   const gamma = param('gamma', p.gamma, r.rowLength, 1);
   return groupBackward(x, dy, rowPartition(r), { gamma, eps: p.eps, center: true });
 }
@@ -264,6 +269,7 @@ export function referenceRMSNorm(
   normalizedShape: number | readonly number[],
   p: { gamma?: Numbers; eps: number },
 ): RMSNormForward {
+  checkParams(p, 'an object { gamma?, eps }');
   const r = rows(x, shape, normalizedShape);
   const gamma = param('gamma', p.gamma, r.rowLength, 1);
   const beta = new Float64Array(r.rowLength);
@@ -282,8 +288,9 @@ export function referenceRMSNormBackward(
   normalizedShape: number | readonly number[],
   p: { gamma?: Numbers; eps: number },
 ): RMSNormGradients {
+  checkParams(p, 'an object { gamma?, eps }');
   const r = rows(x, shape, normalizedShape);
-  checkLength('dy', dy, x.length);
+  checkNumbers('dy', dy, x.length);
   const gamma = param('gamma', p.gamma, r.rowLength, 1);
   const { dx, dgamma } = groupBackward(x, dy, rowPartition(r), { gamma, eps: p.eps, center: false });
   return { dx, dgamma };
@@ -301,6 +308,7 @@ export function referenceGroupNorm(
   shape: readonly number[],
   p: { layout: Layout; numGroups: number; gamma?: Numbers; beta?: Numbers; eps: number },
 ): NormalizationForward {
+  checkParams(p, 'an object { layout, numGroups, gamma?, beta?, eps }');
   const part = groupNormPartition(x, shape, p);
   const gamma = param('gamma', p.gamma, part.numParams, 1);
   const beta = param('beta', p.beta, part.numParams, 0);
@@ -317,8 +325,9 @@ export function referenceGroupNormBackward(
   shape: readonly number[],
   p: { layout: Layout; numGroups: number; gamma?: Numbers; eps: number },
 ): Gradients {
+  checkParams(p, 'an object { layout, numGroups, gamma?, eps }');
   const part = groupNormPartition(x, shape, p);
-  checkLength('dy', dy, x.length);
+  checkNumbers('dy', dy, x.length);
   const gamma = param('gamma', p.gamma, part.numParams, 1);
   return groupBackward(x, dy, part, { gamma, eps: p.eps, center: true });
 }
@@ -335,6 +344,7 @@ export function referenceInstanceNorm(
   shape: readonly number[],
   p: { layout: Layout; gamma?: Numbers; beta?: Numbers; eps: number },
 ): NormalizationForward {
+  checkParams(p, 'an object { layout, gamma?, beta?, eps }');
   const part = instancePartition(x, shape, p.layout);
   const gamma = param('gamma', p.gamma, part.numParams, 1);
   const beta = param('beta', p.beta, part.numParams, 0);
@@ -351,8 +361,9 @@ export function referenceInstanceNormBackward(
   shape: readonly number[],
   p: { layout: Layout; gamma?: Numbers; eps: number },
 ): Gradients {
+  checkParams(p, 'an object { layout, gamma?, eps }');
   const part = instancePartition(x, shape, p.layout);
-  checkLength('dy', dy, x.length);
+  checkNumbers('dy', dy, x.length);
   const gamma = param('gamma', p.gamma, part.numParams, 1);
   return groupBackward(x, dy, part, { gamma, eps: p.eps, center: true });
 }
@@ -376,13 +387,21 @@ export function referenceInstanceNormRunningStats(
   batch: { mean: Numbers; variance: Numbers; count: number },
   momentum: number,
 ): InstanceNormRunningStats {
+  checkObject('state', state, 'an object { runningMean, runningVar }');
+  checkNumbers('state.runningMean', state.runningMean);
   const C = state.runningMean.length;
-  checkLength('state.runningVar', state.runningVar, C);
+  checkNumbers('state.runningVar', state.runningVar, C);
+  checkObject('batch', batch, 'an object { mean, variance, count } (referenceInstanceNorm returns one)');
+  checkNumbers('batch.mean', batch.mean);
   if (C === 0 || batch.mean.length % C !== 0) {
     throw new RangeError(`batch.mean must have a multiple of the ${C} running channels (N·C elements); got ${batch.mean.length}`);
   }
-  checkLength('batch.variance', batch.variance, batch.mean.length);
-  if (batch.count < 2) throw new RangeError(`batch.count must be more than 1 spatial element per instance to update running statistics; got ${batch.count}`);
+  checkNumbers('batch.variance', batch.variance, batch.mean.length);
+  if (typeof batch.count !== 'number' || !(batch.count >= 2)) {
+    throw new RangeError(`batch.count must be more than 1 spatial element per instance to update running statistics; got ${describe(batch.count)}`);
+  }
+  checkInteger('batch.count', batch.count, 2);
+  checkMomentum('momentum', momentum);
   const N = batch.mean.length / C;
   const unbias = batch.count / (batch.count - 1);
   const runningMean = new Float64Array(C);

@@ -89,6 +89,10 @@ const HOW_TO_GET_AN_ADAPTER =
   '`apt-get install -y chromium libvulkan1`, or point VK_ICD_FILENAMES at a Vulkan ICD json. ' +
   'In a browser, use one with WebGPU enabled, served from http://localhost or https.';
 
+// Devices getDevice labelled itself, numbered so that WebGPU's messages tell them apart
+// ("Device X cannot be used with Device Y").
+let devicesLabelled = 0;
+
 // Dawn crashes if the object returned by create() is garbage-collected while GPU work is in
 // flight, so every instance made here stays referenced for the life of the process.
 const dawnInstances: GPU[] = [];
@@ -121,7 +125,8 @@ function checkOptions(options: GetDeviceOptions): void {
       fail('requiredLimits', 'an object of limit names to numbers such as { maxComputeWorkgroupStorageSize: 32768 }', requiredLimits);
     }
     for (const [name, value] of Object.entries(requiredLimits)) {
-      if (!Number.isSafeInteger(value) || value < 0) fail(`requiredLimits.${name}`, 'a non-negative integer', value);
+      // A key set to undefined says nothing, as everywhere else.
+      if (value !== undefined && (!Number.isSafeInteger(value) || value < 0)) fail(`requiredLimits.${name}`, 'a non-negative safe integer (≤ 2^53 − 1)', value);
     }
   }
   if (dawnFlags !== undefined) {
@@ -206,6 +211,7 @@ function limitsFor(adapter: GPUAdapter, options: GetDeviceOptions): Record<strin
     }
   }
   for (const [name, value] of Object.entries(options.requiredLimits ?? {})) {
+    if (value === undefined) continue;
     const adapterValue = supported[name];
     if (typeof adapterValue !== 'number') {
       throw new Error(`getDevice: options.requiredLimits.${name} is not a limit this adapter has`);
@@ -242,7 +248,7 @@ export async function getDevice(options: GetDeviceOptions = {}): Promise<GPUDevi
   }
   if (!adapter) throw new Error(HOW_TO_GET_AN_ADAPTER);
   return adapter.requestDevice({
-    label: options.label ?? 'webgpu-batchnorm device',
+    label: options.label ?? `webgpu-batchnorm device ${++devicesLabelled}`,
     requiredFeatures: featuresFor(adapter, options),
     requiredLimits: limitsFor(adapter, options),
   });

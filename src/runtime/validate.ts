@@ -169,3 +169,172 @@ export function checkStateValues(argName: string, values: ArrayLike<number>, rul
   }
   return data;
 }
+
+/** Throws unless `value` is a boolean (not 'false', not 0 or 1); undefined gives `fallback` where one is given. */
+export function checkBoolean(argName: string, value: unknown, fallback?: boolean): boolean {
+  if (value === undefined && fallback !== undefined) return fallback;
+  if (typeof value !== 'boolean') throw new TypeError(`${argName} must be a boolean; got ${describe(value)}`);
+  return value;
+}
+
+/** A label option: a string; undefined gives `fallback`. */
+export function checkLabel(argName: string, value: unknown, fallback: string): string {
+  if (value === undefined) return fallback;
+  if (typeof value !== 'string') throw new TypeError(`${argName} must be a string; got ${describe(value)}`);
+  return value;
+}
+
+/** Throws unless `device` is a GPUDevice (has createBuffer and createCommandEncoder). */
+export function checkDevice(argName: string, device: unknown): asserts device is GPUDevice {
+  const d = device as Partial<GPUDevice> | null;
+  if (!d || typeof d !== 'object' || typeof d.createBuffer !== 'function' || typeof d.createCommandEncoder !== 'function') {
+    throw new TypeError(`${argName} must be a GPUDevice; got ${describe(device)}`);
+  }
+}
+
+/** Throws unless `encoder` is a GPUCommandEncoder (has beginComputePass and finish), such as device.createCommandEncoder() returns. */
+export function checkEncoder(argName: string, encoder: unknown): asserts encoder is GPUCommandEncoder {
+  const e = encoder as Partial<GPUCommandEncoder> | null;
+  if (!e || typeof e !== 'object' || typeof e.beginComputePass !== 'function' || typeof e.finish !== 'function') {
+    throw new TypeError(`${argName} must be a GPUCommandEncoder (device.createCommandEncoder()); got ${describe(encoder)}`);
+  }
+}
+
+/**
+ * Throws unless `args` (`argName`) is an object, not an array, whose every key is one of
+ * `keys.names` ({@link checkKnownKeys}); `expected` describes it in the message ('an object { x, y, shape }').
+ */
+export function checkObjectArg(argName: string, args: unknown, expected: string, keys?: KnownKeys): asserts args is Record<string, unknown> {
+  if (args === null || typeof args !== 'object' || Array.isArray(args)) throw new TypeError(`${argName} must be ${expected}; got ${describe(args)}`);
+  if (keys) checkKnownKeys(argName, args, keys);
+}
+
+/** Advice on names a call's options object does not take. */
+const CALL_OPTION_HINTS: Readonly<Record<string, string>> = {
+  train: 'did you mean training?',
+  trainingMode: 'did you mean training?',
+  training_mode: "ONNX's training_mode is training here",
+  mode: "training: true or false (PyTorch's train() / eval())",
+  eval: 'training: false',
+  inference: 'training: false',
+};
+
+/**
+ * The per-call options of a layer's array API, `{ training }` (`argName`, usually 'options'),
+ * checked: an object with no other key (a layer option such as momentum named as one, since
+ * it would otherwise be silently ignored), `training` a boolean. Returns the training flag.
+ * With `trainingDefault`, the options and training may be left out (the family's forward);
+ * without, both are required (BatchNorm's forward). `what` names the call in the message
+ * ('an option of BatchNorm.forward'); `layerOptions` are the layer's constructor options,
+ * which get a hint pointing there.
+ */
+export function checkCallOptions(
+  argName: string,
+  options: unknown,
+  spec: { what: string; layerOptions?: readonly string[]; trainingDefault?: boolean },
+): boolean {
+  const optional = spec.trainingDefault !== undefined;
+  if (options === undefined && optional) return spec.trainingDefault!;
+  const hints: Record<string, string> = { ...CALL_OPTION_HINTS };
+  for (const name of spec.layerOptions ?? []) if (name !== 'training') hints[name] = `${name} is an option of the layer, given to its constructor; a call takes only training`;
+  checkObjectArg(argName, options, `an object { training${optional ? '?' : ''} }`, { names: ['training'], what: spec.what, hints });
+  const training = options.training;
+  if (training === undefined && optional) return spec.trainingDefault!;
+  if (typeof training !== 'boolean') throw new TypeError(`${argName}.training must be a boolean; got ${describe(training)}`);
+  return training;
+}
+
+/** A tensor argument and the bytes a pass uses of it, from its offset. */
+export type UsedRange = readonly [TensorBuffer | undefined, number];
+
+/** [start, end) bytes of the first `bytes` of a tensor argument in its GPUBuffer. */
+function extentOf(arg: TensorBuffer, bytes: number): [number, number] {
+  const start = isBufferRange(arg) ? (arg.offset ?? 0) : 0;
+  return [start, start + bytes];
+}
+
+/**
+ * Throws unless the bytes a pass writes through `written` ([name, buffer, bytes used]) overlap
+ * none of the bytes used of each of `others` (by name; undefined ones are skipped): the pass
+ * would overwrite what it reads or another of its results. Ranges of one GPUBuffer that do not
+ * overlap pass (see checkSeparateOutput for what WebGPU forbids within one dispatch).
+ */
+export function checkNoOverlap(written: readonly [string, TensorBuffer, number], others: Readonly<Record<string, UsedRange>>): void {
+  const [name, arg, bytes] = written;
+  const [start, end] = extentOf(arg, bytes);
+  for (const [otherName, [other, otherBytes]] of Object.entries(others)) {
+    if (other === undefined || bufferOf(other) !== bufferOf(arg)) continue;
+    const [s, e] = extentOf(other, otherBytes);
+    if (start < e && s < end) {
+      throw new TypeError(
+        `${name} must not overlap ${otherName}, which the same pass reads or writes; got bytes [${start}, ${end}) of the GPUBuffer that holds ${otherName} at bytes [${s}, ${e})`,
+      );
+    }
+  }
+}
+
+/*
+ * Checks of the CPU reference functions' arguments (src/reference), which take plain arrays and
+ * a ChannelView rather than buffers.
+ */
+
+/** Throws unless `value` is an object (not null, not an array); `expected` says which ('an object { gamma, beta, eps }'). */
+export function checkObject(argName: string, value: unknown, expected: string): asserts value is Record<string, unknown> {
+  if (value === null || typeof value !== 'object' || Array.isArray(value)) throw new TypeError(`${argName} must be ${expected}; got ${describe(value)}`);
+}
+
+/**
+ * Throws unless `data` is an array or typed array (of `length` elements where given) whose
+ * entries are numbers. A typed array's are by construction; an Array's are checked one by one.
+ */
+export function checkNumbers(argName: string, data: unknown, length?: number): asserts data is ArrayLike<number> {
+  const a = data as ArrayLike<unknown> | null;
+  if (a === null || typeof a !== 'object' || !Number.isSafeInteger(a.length) || a.length < 0 || data instanceof ArrayBuffer || data instanceof DataView) {
+    throw new TypeError(`${argName} must be an array of ${length ?? ''}${length === undefined ? '' : ' '}numbers; got ${describe(data)}`);
+  }
+  if (length !== undefined && a.length !== length) throw new RangeError(`${argName} must have ${length} elements; got ${a.length}`);
+  if (Array.isArray(a)) {
+    a.forEach((v, i) => {
+      if (typeof v !== 'number') throw new TypeError(`${argName}[${i}] must be a number; got ${describe(v)}`);
+    });
+  }
+}
+
+/** Throws unless `view` is a ChannelView { outer, channels, inner } of positive integers. */
+export function checkView(view: unknown, argName = 'view'): asserts view is ChannelView {
+  const v = view as Partial<ChannelView> | null;
+  const ok = v !== null && typeof v === 'object' && [v.outer, v.channels, v.inner].every((d) => Number.isSafeInteger(d) && (d as number) >= 1);
+  if (!ok) {
+    const got = v !== null && typeof v === 'object' ? `{ outer: ${describe(v.outer)}, channels: ${describe(v.channels)}, inner: ${describe(v.inner)} }` : describe(view);
+    throw new TypeError(`${argName} must be a ChannelView { outer, channels, inner } of positive integers (see channelView(layout, shape)); got ${got}`);
+  }
+}
+
+/** An eps the CPU reference takes as given, 0 included: a finite number ≥ 0. */
+export function checkNonNegativeEps(argName: string, eps: unknown): asserts eps is number {
+  if (typeof eps !== 'number' || !Number.isFinite(eps) || eps < 0) throw new RangeError(`${argName} must be a finite number >= 0; got ${describe(eps)}`);
+}
+
+/** Throws unless `value` is one of the strings `allowed`. */
+export function checkOneOf<T extends string>(argName: string, value: unknown, allowed: readonly T[]): asserts value is T {
+  if (typeof value !== 'string' || !allowed.includes(value as T)) {
+    const names = allowed.map((a) => `'${a}'`);
+    const list = names.length > 1 ? `${names.slice(0, -1).join(', ')} or ${names[names.length - 1]}` : names[0];
+    throw new TypeError(`${argName} must be ${list}; got ${describe(value)}`);
+  }
+}
+
+/** A momentum in [0, 1], or null where `nullMeans` says what null means. */
+export function checkMomentum(argName: string, momentum: unknown, nullMeans?: string): asserts momentum is number | null {
+  if (momentum === null && nullMeans) return;
+  if (typeof momentum !== 'number' || !(momentum >= 0 && momentum <= 1)) {
+    throw new RangeError(`${argName} must be a number in [0, 1]${nullMeans ? ` or null (${nullMeans})` : ''}; got ${describe(momentum)}`);
+  }
+}
+
+/** A count: a safe integer ≥ `min`. */
+export function checkInteger(argName: string, value: unknown, min: number, why = ''): asserts value is number {
+  if (!Number.isSafeInteger(value) || (value as number) < min) {
+    throw new RangeError(`${argName} must be an integer >= ${min}${why ? ` (${why})` : ''}; got ${describe(value)}`);
+  }
+}
