@@ -1,3 +1,6 @@
+// The published .d.ts keeps this line (preserve), so a TypeScript consumer gets the WebGPU types
+// (GPUDevice, GPUBuffer, ...) from the @webgpu/types dependency with no set-up of its own.
+/// <reference types="@webgpu/types" preserve="true" />
 /**
  * webgpu-batchnorm: batch normalization on WebGPU.
  *

@@ -68,7 +68,7 @@ function checkDist(project: string): void {
   const dist = join(project, 'node_modules', 'webgpu-batchnorm', 'dist');
   expect(existsSync(dist), `${dist} (built by the package's prepare script)`).toBe(true);
   expect(readdirSync(dist).sort()).toEqual(['types', 'webgpu-batchnorm.js']);
-  expect(readFileSync(join(dist, 'types', 'index.d.ts'), 'utf8')).toMatch(/^\/\/\/ <reference types="@webgpu\/types" \/>\n/);
+  expect(readFileSync(join(dist, 'types', 'index.d.ts'), 'utf8')).toMatch(/^\/\/\/ <reference types="@webgpu\/types" preserve="true" \/>\n/);
 }
 
 /** The forward pass from plain Node. */
