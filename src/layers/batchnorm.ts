@@ -9,11 +9,14 @@ import { recordBackward, recordForward, type BatchNormStateBuffers } from '../op
 import { batchNormPlan, type BatchNormMode } from '../ops/plan.js';
 import { Usage, regionOf, type TensorBuffer } from '../runtime/gpu.js';
 import { acquireScratch } from '../runtime/scratch.js';
-import { checkKnownKeys, checkStateArray, checkStateValues, checkTrainable, describe } from '../runtime/validate.js';
+import { checkCallOptions, checkEncoder, checkKnownKeys, checkStateArray, checkStateValues, checkTrainable, describe } from '../runtime/validate.js';
 import { viewSize, type ChannelView, type Layout } from '../tensor/layout.js';
 import {
+  BATCHNORM_OPTIONS,
   STATE_BUFFERS,
+  checkBackwardAliasing,
   checkBackwardArgs,
+  checkForwardAliasing,
   checkForwardArgs,
   checkStateBuffers,
   checkedView,
@@ -265,7 +268,9 @@ export class BatchNorm {
    */
   encodeForward(encoder: GPUCommandEncoder, args: ForwardArgs): void {
     this.core.guard.checkUsable();
+    checkEncoder('encoder', encoder);
     const view = checkForwardArgs(this.device, this.options, args);
+    checkForwardAliasing(this.device, this.options, view, args, { prefix: this.label, buffers: this.state });
     const mode = forwardMode(this.options, args.training);
     const recorded = `${args.training ? 'training' : 'inference'} forward of shape [${args.shape.join(', ')}], x ${bufferName(args.x)}, y ${bufferName(args.y)}`;
     this.core.guard.recordChecked('encodeForward', () => this.recordForwardPass(encoder, view, mode, args.x, args.y, args.shape), recorded);
@@ -278,7 +283,9 @@ export class BatchNorm {
    */
   encodeBackward(encoder: GPUCommandEncoder, args: BackwardArgs): void {
     this.core.guard.checkUsable();
+    checkEncoder('encoder', encoder);
     const view = checkBackwardArgs(this.device, this.options, args, this.lastForward);
+    checkBackwardAliasing(this.device, this.options, view, args, { prefix: this.label, buffers: this.state });
     const recorded = `backward of shape [${args.shape.join(', ')}], x ${bufferName(args.x)}, dy ${bufferName(args.dy)}, dx ${bufferName(args.dx)}`;
     this.core.guard.recordChecked('encodeBackward', () => this.recordBackwardPass(encoder, view, args.x, args.dy, args.dx), recorded);
   }
@@ -294,13 +301,11 @@ export class BatchNorm {
     return this.core.call('forward()', (encoder) => {
       const view = checkedView(this.device, this.options, shape, 'shape');
       const upload = tensorUpload('x', x, this.dtype, viewSize(view), `shape [${shape.join(', ')}]`);
-      if (!options || typeof options.training !== 'boolean') {
-        throw new TypeError(`options.training must be a boolean; got ${describe(options?.training)}`);
-      }
+      const training = checkCallOptions('options', options, { what: 'an option of BatchNorm.forward', layerOptions: BATCHNORM_OPTIONS });
       // Checked before the I/O buffers may be replaced, so a refused call loses no state.
-      checkTrainable(view, shape, options.training);
+      checkTrainable(view, shape, training);
       const io = this.core.ioBuffers(upload.byteLength);
-      this.recordForwardPass(encoder, view, forwardMode(this.options, options.training), io.x, io.y, shape);
+      this.recordForwardPass(encoder, view, forwardMode(this.options, training), io.x, io.y, shape);
       return {
         uploads: [[io.x, upload]],
         read: [{ buffer: io.y, size: upload.byteLength }],

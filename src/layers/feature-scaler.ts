@@ -13,7 +13,7 @@ import { recordScaling, recordScalingAdapt } from '../ops/feature-scaling.js';
 import { scalingPlan, type ScalingPlan } from '../ops/plan.js';
 import { Usage, bufferName, checkSeparateOutput, regionOf, type TensorBuffer } from '../runtime/gpu.js';
 import { acquireScratch } from '../runtime/scratch.js';
-import { checkKnownKeys, checkTensorBuffer, checkTensorFits, describe, type KnownKeys } from '../runtime/validate.js';
+import { checkEncoder, checkKnownKeys, checkLabel, checkNoOverlap, checkObjectArg, checkTensorBuffer, checkTensorFits, describe, type KnownKeys } from '../runtime/validate.js';
 import { channelView, checkLayout, viewSize, type ChannelView, type Layout } from '../tensor/layout.js';
 import { LayerCore, checkBufferUsage, tensorDownload, tensorUpload } from './layer-core.js';
 
@@ -142,7 +142,7 @@ export class FeatureScaler {
     if (!device || typeof (device as GPUDevice).createBuffer !== 'function') throw new TypeError(`device must be a GPUDevice; got ${describe(device)}`);
     if (!options || typeof options !== 'object') throw new TypeError(`options must be an object with numFeatures and method; got ${describe(options)}`);
     const { numFeatures, method, layout, correction } = resolveScalingOptions(options);
-    const label = options.label ?? 'FeatureScaler';
+    const label = checkLabel('options.label', options.label, 'FeatureScaler');
     if (options.state !== undefined) {
       checkTensorBuffer('options.state', options.state, numFeatures * STATE_BYTES, `${numFeatures} x ${STATE_BYTES} bytes`, device);
       checkBufferUsage('options', { state: options.state }, { state: { COPY_SRC: 'getStats() reads it back', COPY_DST: 'reset() clears it' } });
@@ -177,6 +177,8 @@ export class FeatureScaler {
   /** Records the accumulation of `x`'s per-feature statistics into the scaler's state. */
   encodeAdapt(encoder: GPUCommandEncoder, args: { x: TensorBuffer; shape: readonly number[] }): void {
     this.core.guard.checkUsable();
+    checkEncoder('encoder', encoder);
+    checkObjectArg('args', args, 'an object { x, shape }', { names: ['x', 'shape'], what: 'an argument of encodeAdapt' });
     const view = this.viewOf(args?.shape, 'args.shape');
     checkScalingTensors(this.device, view, args.shape, { 'args.x': args.x });
     checkSeparateOutput([this.callerState ? 'options.state' : 'the state', this.state], { 'args.x': args.x });
@@ -243,9 +245,12 @@ export class FeatureScaler {
 
   private encodeScale(encoder: GPUCommandEncoder, args: { x: TensorBuffer; y: TensorBuffer; shape: readonly number[] }, direction: 'transform' | 'inverse'): void {
     this.core.guard.checkUsable();
+    checkEncoder('encoder', encoder);
+    checkObjectArg('args', args, 'an object { x, y, shape }', { names: ['x', 'y', 'shape'], what: `an argument of ${direction === 'transform' ? 'encodeTransform' : 'encodeInverse'}` });
     const view = this.viewOf(args?.shape, 'args.shape');
     checkScalingTensors(this.device, view, args.shape, { 'args.x': args.x, 'args.y': args.y });
     checkSeparateOutput(['args.y', args.y], { 'args.x': args.x });
+    if (this.callerState) checkNoOverlap(['args.y', args.y, viewSize(view) * 4], { 'options.state': [this.state, this.numFeatures * STATE_BYTES] });
     this.core.guard.recordChecked(
       direction === 'transform' ? 'encodeTransform' : 'encodeInverse',
       () => this.recordScale(encoder, view, args.x, args.y, direction),

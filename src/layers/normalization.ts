@@ -10,13 +10,17 @@ import { geometrySize, normPlan, recordNormBackward, recordNormForward, type Nor
 import type { DType } from '../ops/plan.js';
 import { Usage, regionOf, type TensorBuffer } from '../runtime/gpu.js';
 import { acquireScratch, acquireSink } from '../runtime/scratch.js';
-import { checkKnownKeys, checkStateArray, checkStateValues, checkTensorBuffer, describe } from '../runtime/validate.js';
+import { checkCallOptions, checkEncoder, checkKnownKeys, checkStateArray, checkStateValues, checkTensorBuffer, describe } from '../runtime/validate.js';
 import type { Layout } from '../tensor/layout.js';
 import {
+  NORM_OPTION_KEYS,
   checkArgsObject,
   checkInstanceTrainable,
+  checkNormBackwardAliasing,
   checkNormBackwardTensors,
+  checkNormForwardAliasing,
   checkNormForwardTensors,
+  checkNormStateBuffers,
   normGeometryOf,
   resolveGroupNormOptions,
   resolveInstanceNormOptions,
@@ -136,6 +140,7 @@ class NormLayer {
     for (const [name, b] of Object.entries(buffers) as [NormBufferName, TensorBuffer][]) {
       checkTensorBuffer(`options.buffers.${name}`, b, P * 4, `${P} float32`, device);
     }
+    checkNormStateBuffers(o, buffers, 'options.buffers');
     checkBufferUsage('options.buffers', buffers, {
       gamma: stateUsage(o.hasGamma),
       beta: stateUsage(o.hasBeta),
@@ -182,9 +187,14 @@ class NormLayer {
 
   encodeForward(encoder: GPUCommandEncoder, args: NormForwardArgs): void {
     this.core.guard.checkUsable();
+    checkEncoder('encoder', encoder);
     checkArgsObject(args, 'x, y, shape, training?');
     const training = trainingFlag(args.training, 'args.training');
     const geometry = checkNormForwardTensors(this.device, this.o, args);
+    checkNormForwardAliasing(this.device, this.o, geometry, args, {
+      prefix: this.o.label,
+      buffers: { gamma: this.o.hasGamma ? this.gamma : undefined, beta: this.o.hasBeta ? this.beta : undefined, runningMean: this.runningMean ?? undefined, runningVar: this.runningVar ?? undefined },
+    });
     checkInstanceTrainable(this.o, geometry, args.shape, training);
     const recorded = `${this.o.trackRunningStats ? (training ? 'training ' : 'inference ') : ''}forward of shape [${args.shape.join(', ')}], x ${bufferName(args.x)}, y ${bufferName(args.y)}`;
     this.core.guard.recordChecked('encodeForward', () => this.recordForwardPass(encoder, geometry, this.mode(training), args.x, args.y, args.shape), recorded);
@@ -192,8 +202,18 @@ class NormLayer {
 
   encodeBackward(encoder: GPUCommandEncoder, args: NormBackwardArgs): void {
     this.core.guard.checkUsable();
+    checkEncoder('encoder', encoder);
     checkArgsObject(args, 'x, dy, dx, shape');
     const geometry = checkNormBackwardTensors(this.device, this.o, args, this.last);
+    checkNormBackwardAliasing(this.o, args, {
+      prefix: this.o.label,
+      buffers: {
+        gamma: this.o.hasGamma ? this.gamma : undefined,
+        beta: this.o.hasBeta ? this.beta : undefined,
+        gammaGrad: this.o.hasGamma ? this.gammaGrad : undefined,
+        betaGrad: this.o.hasBeta ? this.betaGrad : undefined,
+      },
+    });
     const recorded = `backward of shape [${args.shape.join(', ')}], x ${bufferName(args.x)}, dy ${bufferName(args.dy)}, dx ${bufferName(args.dx)}`;
     this.core.guard.recordChecked('encodeBackward', () => this.recordBackwardPass(encoder, geometry, args.x, args.dy, args.dx), recorded);
   }
@@ -203,8 +223,7 @@ class NormLayer {
       const geometry = normGeometryOf(this.device, this.o, shape, 'shape');
       const elements = geometrySize(geometry);
       const upload = tensorUpload('x', x, this.o.dtype, elements, `shape [${shape.join(', ')}]`);
-      if (options !== undefined && (options === null || typeof options !== 'object')) throw new TypeError(`options must be an object { training }; got ${describe(options)}`);
-      const training = trainingFlag(options?.training, 'options.training');
+      const training = checkCallOptions('options', options, { what: `an option of ${this.o.className}.forward`, layerOptions: NORM_OPTION_KEYS[this.o.className], trainingDefault: true });
       // Checked before the I/O buffers may be replaced, so a refused call loses no state.
       checkInstanceTrainable(this.o, geometry, shape, training);
       const io = this.core.ioBuffers(upload.byteLength);
