@@ -40,7 +40,7 @@ import { recordScaling, recordScalingAdapt } from '../ops/feature-scaling.js';
 import { batchNormPlan, scalingPlan } from '../ops/plan.js';
 import { deviceContext, releaseDeviceContext } from '../runtime/context.js';
 import { DeviceGuard } from '../runtime/guard.js';
-import { Usage, bufferOf, checkSeparateOutput, createBufferWithData, isBufferRange, type TensorBuffer } from '../runtime/gpu.js';
+import { Usage, bufferName, bufferOf, checkSeparateOutput, createBufferWithData, isBufferRange, type TensorBuffer } from '../runtime/gpu.js';
 import { acquireScratch } from '../runtime/scratch.js';
 import { checkDevice, checkEncoder, checkKnownKeys, checkNoOverlap, checkObjectArg, checkTensorBuffer, describe, type KnownKeys } from '../runtime/validate.js';
 import { channelView, viewSize } from '../tensor/layout.js';
@@ -154,11 +154,11 @@ export function encodeBatchNormForward(
   const mode = forwardMode(o, args.training);
   const record = savedRecord(device, state, buffers.saved, o.numFeatures);
   warnMomentumOnce(record, o, args.options);
-  state.guard.recordChecked('encodeForward', () => {
+  state.guard.recordChecked('encodeBatchNormForward', () => {
     const plan = batchNormPlan(device, view, o, mode, state.holder);
     const partials = acquireScratch(device, plan.partialBytes, state.holder);
     recordForward(device, encoder, plan, mode, { ...buffers, ...record, partials, x: args.x, y: args.y }, `${LABEL} forward`);
-  });
+  }, `${args.training ? 'training' : 'inference'} forward of shape [${args.shape.join(', ')}], x ${bufferName(args.x)}, y ${bufferName(args.y)}, saved ${bufferName(buffers.saved)}`);
   record.forward = { view, shape: [...args.shape], batchStats: mode.batchStats };
 }
 
@@ -179,11 +179,11 @@ export function encodeBatchNormBackward(
   const last = record.forward;
   const view = checkBackwardArgs(device, o, args, last, null);
   checkBackwardAliasing(device, o, view, args, { prefix: 'args.buffers', buffers });
-  state.guard.recordChecked('encodeBackward', () => {
+  state.guard.recordChecked('encodeBatchNormBackward', () => {
     const plan = batchNormPlan(device, view, o, { batchStats: last!.batchStats, updateRunning: false }, state.holder);
     const partials = acquireScratch(device, plan.partialBytes, state.holder);
     recordBackward(device, encoder, plan, { ...buffers, ...record, partials, x: args.x, dy: args.dy, dx: args.dx }, `${LABEL} backward`);
-  });
+  }, `backward of shape [${args.shape.join(', ')}], x ${bufferName(args.x)}, dy ${bufferName(args.dy)}, dx ${bufferName(args.dx)}, saved ${bufferName(buffers.saved)}`);
 }
 
 /**
@@ -200,13 +200,13 @@ export function encodeFeatureScalingAdapt(
   functions.guard.checkUsable();
   const { view } = checkScalingCall(device, args, { 'args.x': args.x });
   checkSeparateOutput(['args.state', args.state], { 'args.x': args.x });
-  functions.guard.recordChecked('encodeAdapt', () => {
+  functions.guard.recordChecked('encodeFeatureScalingAdapt', () => {
     const plan = scalingPlan(device, view, functions.holder);
     const partials = acquireScratch(device, plan.partialBytes, functions.holder);
     const pass = encoder.beginComputePass({ label: `${LABEL} adapt` });
     recordScalingAdapt(device, pass, plan, { x: args.x, state: args.state, partials });
     pass.end();
-  });
+  }, `adapt of shape [${args.shape.join(', ')}], x ${bufferName(args.x)}, state ${bufferName(args.state)}`);
 }
 
 /** Records y = x scaled with the statistics in `state`. */
@@ -257,13 +257,13 @@ function encodeScaling(
     uniform = own(device, functions, createBufferWithData(device, `${LABEL} scaling options ${optionsKey}`, scalingOptionsBytes(options.method, options.correction), Usage.UNIFORM));
     functions.scalingOptions.set(optionsKey, uniform);
   }
-  functions.guard.recordChecked(direction === 'transform' ? 'encodeTransform' : 'encodeInverse', () => {
+  functions.guard.recordChecked(direction === 'transform' ? 'encodeFeatureScalingTransform' : 'encodeFeatureScalingInverse', () => {
     const plan = scalingPlan(device, view, functions.holder);
     acquireScratch(device, plan.partialBytes, functions.holder);
     const pass = encoder.beginComputePass({ label: `${LABEL} ${direction}` });
     recordScaling(device, pass, plan, direction, { x: args.x, y: args.y, state: args.state, ...record, options: uniform });
     pass.end();
-  });
+  }, `${direction} of shape [${args.shape.join(', ')}], x ${bufferName(args.x)}, y ${bufferName(args.y)}, state ${bufferName(args.state)}`);
 }
 
 /** The function forms' state on `device`, created on first use. */

@@ -28,7 +28,7 @@ import {
 } from '../layers/normalization-args.js';
 import { normPlan, recordNormBackward, recordNormForward, type NormGeometry } from '../ops/normalization.js';
 import type { DType } from '../ops/plan.js';
-import type { TensorBuffer } from '../runtime/gpu.js';
+import { bufferName, type TensorBuffer } from '../runtime/gpu.js';
 import { acquireScratch, acquireSink } from '../runtime/scratch.js';
 import { checkDevice, checkEncoder, checkKnownKeys, checkTensorBuffer } from '../runtime/validate.js';
 import { channelView, checkLayout, type Layout } from '../tensor/layout.js';
@@ -167,7 +167,7 @@ function encodeForward(kind: Kind, device: GPUDevice, encoder: GPUCommandEncoder
   const { saved, gamma, beta, runningMean, runningVar } = args as Record<string, TensorBuffer | undefined>;
   checkNormForwardAliasing(device, o, geometry, args, { prefix: 'args', buffers: { saved, gamma, beta, runningMean, runningVar } });
   const mode = { useRunning: o.trackRunningStats && !training, updateRunning: o.trackRunningStats && training };
-  state.guard.recordChecked('encodeForward', () => {
+  state.guard.recordChecked(`encode${kind}Forward`, () => {
     const plan = normPlan(device, geometry, o, mode, state.holder);
     const pass = encoder.beginComputePass({ label: `webgpu-batchnorm ${kind} forward` });
     recordNormForward(device, pass, plan, {
@@ -180,7 +180,7 @@ function encodeForward(kind: Kind, device: GPUDevice, encoder: GPUCommandEncoder
       runningVar: args.runningVar as TensorBuffer | undefined,
     });
     pass.end();
-  });
+  }, `${o.trackRunningStats ? (training ? 'training ' : 'inference ') : ''}forward of shape [${args.shape.join(', ')}], x ${bufferName(args.x)}, y ${bufferName(args.y)}, saved ${bufferName(args.saved as TensorBuffer)}`);
 }
 
 function encodeBackward(kind: Kind, device: GPUDevice, encoder: GPUCommandEncoder, args: BackwardTensors & Record<string, unknown>): void {
@@ -201,7 +201,7 @@ function encodeBackward(kind: Kind, device: GPUDevice, encoder: GPUCommandEncode
     buffers: { saved, gamma, beta, gammaGrad: args.dgamma, betaGrad: args.dbeta },
     names: { gammaGrad: 'args.dgamma', betaGrad: 'args.dbeta' },
   });
-  state.guard.recordChecked('encodeBackward', () => {
+  state.guard.recordChecked(`encode${kind}Backward`, () => {
     const plan = normPlan(device, geometry, o, { useRunning: o.trackRunningStats && !training, updateRunning: false }, state.holder);
     const scratch = { partials: acquireScratch(device, plan.partialBytes, state.holder), sink: acquireSink(device, state.holder) };
     const pass = encoder.beginComputePass({ label: `webgpu-batchnorm ${kind} backward` });
@@ -222,7 +222,7 @@ function encodeBackward(kind: Kind, device: GPUDevice, encoder: GPUCommandEncode
       scratch,
     );
     pass.end();
-  });
+  }, `backward of shape [${args.shape.join(', ')}], x ${bufferName(args.x)}, dy ${bufferName(args.dy)}, dx ${bufferName(args.dx)}, saved ${bufferName(args.saved as TensorBuffer)}`);
 }
 
 /** Records LayerNorm's forward pass (see {@link LayerNorm}) on the caller's buffers. */

@@ -14,6 +14,8 @@
  * (test/helpers/tolerances.ts, test/helpers/family.ts).
  */
 import { describe, expect, it } from 'vitest';
+import { SAVED_BYTES_PER_FEATURE, encodeBatchNormForward } from '../../src/functions/functions.js';
+import { NORM_SAVED_BYTES_PER_GROUP, encodeLayerNormForward } from '../../src/functions/normalization-functions.js';
 import { BatchNorm } from '../../src/layers/batchnorm.js';
 import { FeatureScaler } from '../../src/layers/feature-scaler.js';
 import { InstanceNorm, LayerNorm } from '../../src/layers/normalization.js';
@@ -426,5 +428,35 @@ describe('a misuse inside encodeForward is reported by the next call, naming tha
     ln.destroy();
     x.destroy();
     y.destroy();
+  });
+
+  it('the function forms: the next function call names the earlier one (encodeBatchNormForward, encodeLayerNormForward)', async () => {
+    const device = await testDevice();
+    const vector = (n: number, label: string) => Object.assign(storageBuffer(device, new Float32Array(n).fill(1)), { label });
+    const x = vector(16, 'fx');
+    const y = vector(16, 'fy');
+    const buffers = {
+      gamma: vector(2, 'g'),
+      beta: vector(2, 'b'),
+      runningMean: vector(2, 'rm'),
+      runningVar: vector(2, 'rv'),
+      numBatchesTracked: vector(1, 'n'),
+      gammaGrad: vector(2, 'dg'),
+      betaGrad: vector(2, 'db'),
+      saved: vector((2 * SAVED_BYTES_PER_FEATURE) / 4, 'bn saved'),
+    };
+    const finished = device.createCommandEncoder();
+    finished.finish();
+    encodeBatchNormForward(device, finished, { x, y, shape: [8, 2], training: true, buffers, options: { layout: 'NC' } });
+    await device.queue.onSubmittedWorkDone();
+    const next = () => encodeBatchNormForward(device, device.createCommandEncoder(), { x, y, shape: [8, 2], training: true, buffers, options: { layout: 'NC' } });
+    expect(next).toThrow(/an earlier encodeBatchNormForward \(training forward of shape \[8, 2\], x 'fx', y 'fy', saved 'bn saved'\) failed WebGPU validation .*already finished/s);
+    const saved = vector((4 * NORM_SAVED_BYTES_PER_GROUP) / 4, 'ln saved');
+    encodeLayerNormForward(device, finished, { x, y, shape: [4, 4], normalizedShape: 4, saved });
+    await device.queue.onSubmittedWorkDone();
+    expect(() => encodeLayerNormForward(device, device.createCommandEncoder(), { x, y, shape: [4, 4], normalizedShape: 4, saved })).toThrow(
+      /an earlier encodeLayerNormForward \(forward of shape \[4, 4\], x 'fx', y 'fy', saved 'ln saved'\) failed WebGPU validation .*already finished/s,
+    );
+    for (const b of [x, y, saved, ...Object.values(buffers)]) b.destroy();
   });
 });
