@@ -80,13 +80,13 @@ describe('demo page in chromium (WebGPU on SwiftShader)', () => {
 
 /**
  * The e2e budget: the page's defaults, which on SwiftShader are the short schedule (SHORT_SCHEDULE:
- * the full experiment's first 60 steps of 32 digits at learning rate 0.1, validated on 500
- * held-out digits at steps 10, 20, 40 and 60). The same run as `npm run demo:headless`.
+ * the full experiment's first 50 steps of 32 digits at learning rate 0.1, validated on 500
+ * held-out digits at steps 10, 20, 40 and 50). The same run as `npm run demo:headless`.
  */
 const BUDGET = 'autostart=1';
-/** Measured on SwiftShader: 95.4% with BN, 75.6% without (deterministic kernels, fixed seeds). */
-const MIN_BN_ACCURACY = 0.9;
-const MIN_MARGIN = 0.1;
+/** Measured on SwiftShader: 91.2% with BN, 74.2% without (deterministic kernels, fixed seeds). */
+const MIN_BN_ACCURACY = 0.85;
+const MIN_MARGIN = 0.08;
 /** The steps the short schedule validates at. */
 const SHORT_EVAL_STEPS = Array.from({ length: SHORT_SCHEDULE.steps }, (_, i) => i + 1).filter(
   (step) => evaluatesAt(step, SHORT_SCHEDULE) || step === SHORT_SCHEDULE.steps,
@@ -234,7 +234,7 @@ describe('training demo in chromium (WebGPU on SwiftShader)', () => {
       expect(state.schedule).toMatchObject({ name: 'short', chosenBy: 'adapter', cpuAdapter: true, overrides: [] });
       const last = SHORT_SCHEDULE.steps;
       expect([bn.step, plain.step]).toEqual([last, last]);
-      expect(SHORT_EVAL_STEPS[0]).toBe(10);
+      expect(SHORT_EVAL_STEPS).toEqual([10, 20, 40, 50]);
       expect(bn.accuracies.map(([step]) => step)).toEqual(SHORT_EVAL_STEPS);
       expect(plain.accuracies.map(([step]) => step)).toEqual(SHORT_EVAL_STEPS);
       const seconds = (r: typeof bn) => `${r.busySeconds.toFixed(0)} s training, ${r.evalSeconds.toFixed(0)} s validating`;
