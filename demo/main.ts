@@ -1,8 +1,10 @@
 /**
  * The training demo page: the seeds' MNIST experiment with and without batch norm, the model
- * summary, and the feature-scaling panel. URL parameters override the defaults (the e2e test
- * uses them for a short run): lr, momentum, batch, epochs, steps (a cap), validation (samples),
- * train (samples), logEvery, evalFirst, evalEvery, seed, autostart=1.
+ * summary, and the feature-scaling panel. The defaults are a schedule (schedule.ts): the full
+ * experiment on a GPU adapter, a short one on a CPU adapter such as SwiftShader; schedule=full or
+ * schedule=short picks one. URL parameters override single settings: lr, momentum, batch, epochs,
+ * steps (a cap), validation (samples), train (samples), logEvery, evalFirst, evalEvery, seed; and
+ * autostart=1 starts training.
  *
  * window.demoState publishes what the page shows, for the e2e test.
  */
@@ -13,6 +15,7 @@ import { MnistCnn, type SummaryRow } from './nn/mnist-cnn.js';
 import { firstSamples, splitDigits } from './dataset.js';
 import { SideBySideTraining, type TrainingConfig, type TrainingProgress } from './training.js';
 import { scalingExperiment, type ScalingResult } from './scaling.js';
+import { checkResult, chooseSchedule, describeSchedule, SCHEDULES, type AdapterDescription, type ScheduleChoice, type ScheduleName, type ResultCheck } from './schedule.js';
 import { scalingPlot, trainingPlots } from './plots.js';
 
 /** What the page publishes on window.demoState. */
@@ -20,9 +23,13 @@ export interface DemoState {
   status: 'loading' | 'ready' | 'training' | 'paused' | 'done' | 'no-webgpu' | 'error';
   message?: string;
   adapter?: string;
+  /** The schedule the page runs (short on a CPU adapter, full on a GPU, or as the URL says). */
+  schedule?: Omit<ScheduleChoice, 'settings'> & { other: ScheduleName; description?: string; otherDescription?: string };
   config?: TrainingConfig & { trainSamples: number; validationSamples: number };
   summary?: { rows: SummaryRow[]; total: number; trainable: number; nonTrainable: number };
   progress?: TrainingProgress;
+  /** When training is done: batch norm's lead at the end, checked against the schedule's requirement. */
+  result?: ResultCheck;
   scaling?: ScalingResult[];
 }
 
@@ -34,7 +41,6 @@ declare global {
 
 const $ = <T extends HTMLElement = HTMLElement>(id: string) => document.getElementById(id) as T;
 const query = new URLSearchParams(location.search);
-const num = (name: string, fallback: number) => (query.has(name) && Number.isFinite(Number(query.get(name))) ? Number(query.get(name)) : fallback);
 const state: DemoState = (window.demoState = { status: 'loading' });
 const status = $('status');
 
@@ -56,20 +62,25 @@ async function main(): Promise<void> {
   }
   const info = device.adapterInfo;
   state.adapter = [info?.vendor, info?.architecture, info?.description].filter(Boolean).join(' ') || 'unknown adapter';
+  // Chromium's adapterInfo has no `type` yet (other browsers may): isCpuAdapter falls back on names.
+  const choice = chooseSchedule(query, info as AdapterDescription | undefined);
+  const { settings, ...chosen } = choice;
+  state.schedule = { ...chosen, other: choice.name === 'full' ? 'short' : 'full' };
   device.lost.then((lost) => lost.reason !== 'destroyed' && fail('error', `<strong>The GPU device was lost:</strong> ${escape(lost.message)}`, lost.message));
 
   status.textContent = 'Loading 10,000 MNIST digits…';
   const bytes = Uint8Array.from(atob(digits.base64), (c) => c.charCodeAt(0));
   const split = splitDigits(bytes, digits.count);
-  const train = firstSamples(split.train, num('train', split.train.count));
-  const validation = firstSamples(split.validation, num('validation', split.validation.count));
+  const train = firstSamples(split.train, settings.train);
+  const validation = firstSamples(split.validation, settings.validation);
 
   showSummary(device);
   $('app').hidden = false;
   status.textContent = `Running on ${state.adapter}. ${train.count} training and ${validation.count} validation digits (held out).`;
   status.className = 'status';
 
-  const trainer = setUpTraining(device, train, validation);
+  showSchedule(choice, train.count, validation.count, split.train.count, split.validation.count);
+  const trainer = setUpTraining(device, train, validation, choice);
   showScaling(device).catch((e: Error) => ($('scaling-table').textContent = `Feature scaling failed: ${e.message}`));
   state.status = 'ready';
   if (query.get('autostart') === '1') await trainer.start();
@@ -96,7 +107,33 @@ function showSummary(device: GPUDevice): void {
     <p class="hint">Without batch norm the same network has ${fmt(total - 4 * (10 + 20 + 100))} parameters.</p>`;
 }
 
-function setUpTraining(device: GPUDevice, train: ReturnType<typeof firstSamples>, validation: ReturnType<typeof firstSamples>) {
+/** Which schedule runs, why, and a link (and the headless command) for the other one. */
+function showSchedule(choice: ScheduleChoice, trainCount: number, validationCount: number, allTrain: number, allValidation: number): void {
+  const other: ScheduleName = choice.name === 'full' ? 'short' : 'full';
+  const otherSettings = SCHEDULES[other];
+  const link = new URLSearchParams(query);
+  link.set('schedule', other);
+  link.delete('autostart');
+  const otherText = describeSchedule(otherSettings, Math.min(otherSettings.train, allTrain), Math.min(otherSettings.validation, allValidation));
+  const why =
+    choice.chosenBy === 'url'
+      ? 'asked for in the URL'
+      : choice.cpuAdapter
+        ? 'the default on a CPU adapter such as this one, where the full experiment can take a quarter of an hour'
+        : 'the default on a GPU';
+  const overridden = choice.overrides.length > 0 ? ` URL parameters changed ${choice.overrides.join(', ')}.` : '';
+  const how =
+    other === 'full'
+      ? `The full experiment, ${otherText}: <a id="other-schedule" href="?${escape(link.toString())}">open it with schedule=full</a>, or run <code>npm run demo:headless -- --full</code>.`
+      : `The short schedule, ${otherText}: <a id="other-schedule" href="?${escape(link.toString())}">open it with schedule=short</a>.`;
+  const description = describeSchedule(choice.settings, trainCount, validationCount);
+  Object.assign(state.schedule!, { description, otherDescription: otherText });
+  $('schedule').innerHTML =
+    `<strong>${choice.name === 'full' ? 'Full' : 'Short'} schedule</strong> (${why}): ${description}.${overridden} ${how}`;
+}
+
+function setUpTraining(device: GPUDevice, train: ReturnType<typeof firstSamples>, validation: ReturnType<typeof firstSamples>, choice: ScheduleChoice) {
+  const settings = choice.settings;
   const lrInput = $<HTMLInputElement>('lr');
   const lrValue = $<HTMLOutputElement>('lr-value');
   const momentumInput = $<HTMLInputElement>('momentum');
@@ -104,28 +141,35 @@ function setUpTraining(device: GPUDevice, train: ReturnType<typeof firstSamples>
   const epochsInput = $<HTMLInputElement>('epochs');
   const [startButton, pauseButton, resetButton] = ['start', 'pause', 'reset'].map((id) => $<HTMLButtonElement>(id));
   // The slider moves in log10 steps of 0.05; a rate given in the URL is used exactly.
-  let learningRate = num('lr', 0.1);
+  let learningRate = settings.lr;
   lrInput.value = String(Math.log10(learningRate));
-  momentumInput.value = String(num('momentum', 0));
-  batchInput.value = String(num('batch', 32));
-  epochsInput.value = String(num('epochs', 2));
+  momentumInput.value = String(settings.momentum);
+  batchInput.value = String(settings.batch);
+  epochsInput.value = String(settings.epochs);
   const lr = () => learningRate;
   const showLr = () => (lrValue.textContent = String(learningRate));
   showLr();
 
   let trainer: SideBySideTraining;
   let plots: ReturnType<typeof trainingPlots>;
+  /** Settings changed on the page, away from the schedule's: the result is then not checked either. */
+  const changedHere = new Set<string>();
   const create = () => {
+    changedHere.clear();
+    if (lr() !== settings.lr) changedHere.add('lr');
+    for (const [key, input] of [['momentum', momentumInput], ['batch', batchInput], ['epochs', epochsInput]] as const) {
+      if (Number(input.value) !== settings[key]) changedHere.add(key);
+    }
     const config: TrainingConfig = {
       lr: lr(),
       momentum: Number(momentumInput.value),
       batch: Number(batchInput.value),
       epochs: Number(epochsInput.value),
-      logEvery: num('logEvery', 10),
-      evalFirst: num('evalFirst', 10),
-      evalEvery: num('evalEvery', 50),
-      seed: num('seed', 1),
-      maxSteps: num('steps', 0),
+      logEvery: settings.logEvery,
+      evalFirst: settings.evalFirst,
+      evalEvery: settings.evalEvery,
+      seed: settings.seed,
+      maxSteps: settings.steps,
     };
     state.config = { ...config, trainSamples: train.count, validationSamples: validation.count };
     $('eval-schedule').textContent = [
@@ -158,6 +202,11 @@ function setUpTraining(device: GPUDevice, train: ReturnType<typeof firstSamples>
         </dl>`;
     });
     plots.update(p.runs);
+    const result = $('result');
+    state.result = p.done ? checkResult({ name: choice.name, overrides: [...new Set([...choice.overrides, ...changedHere])] }, p.runs, p.step) : undefined;
+    result.hidden = !state.result;
+    result.className = `schedule ${state.result?.checked ? (state.result.ok ? 'ok' : 'fail') : ''}`;
+    result.textContent = state.result ? `${state.result.text[0].toUpperCase()}${state.result.text.slice(1)}.` : '';
     startButton.disabled = p.running || p.done;
     pauseButton.disabled = !p.running;
     for (const input of [momentumInput, batchInput, epochsInput]) input.disabled = p.step > 0;
@@ -169,6 +218,7 @@ function setUpTraining(device: GPUDevice, train: ReturnType<typeof firstSamples>
     showLr();
     trainer.setLearningRate(lr());
     state.config!.lr = lr();
+    changedHere.add('lr');
   });
   startButton.addEventListener('click', () => void trainer.start().catch(trainingFailed));
   pauseButton.addEventListener('click', () => void trainer.pause());
