@@ -29,7 +29,7 @@ import {
   type ResolvedBatchNormOptions,
   type StateBufferName,
 } from './batchnorm-args.js';
-import { GRADIENT_USAGE, LayerCore, bufferName, checkBufferUsage, stateUsage, tensorDownload, tensorUpload, type StateWrite, type UsageNeeds } from './layer-core.js';
+import { GRADIENT_USAGE, LayerCore, arityError, bufferName, checkArity, checkBufferUsage, checkFixedParams, stateUsage, tensorDownload, tensorUpload, type CallOutcome, type StateWrite, type UsageNeeds } from './layer-core.js';
 
 export { STATE_BUFFERS };
 export type { BatchNormOptions, DType, StateBufferName };
@@ -187,8 +187,16 @@ export class BatchNorm {
   private readonly core: LayerCore;
   /** The buffers the ops read and write besides the tensors (partials: acquired per pass). */
   private readonly state: Omit<BatchNormStateBuffers, 'partials'>;
-  /** The last recorded forward pass, and the input it read (which the array API's backward reads again). */
-  private lastForward: (ForwardRecord & { x: TensorBuffer }) | null = null;
+  /**
+   * The last recorded forward pass: the input it read (which the array API's backward reads
+   * again), the buffer it saved its statistics in, and, for an array call, whether it ran.
+   */
+  private lastForward: (ForwardRecord & { x: TensorBuffer; saved: TensorBuffer; outcome: CallOutcome | null }) | null = null;
+  /**
+   * The array API's own saved statistics: a pass recorded into the caller's encoder (into
+   * state.saved) and submitted later cannot change what the array API's backward differentiates.
+   */
+  private arraySaved: GPUBuffer | null = null;
 
   /**
    * @param device the GPUDevice every buffer lives on.
@@ -206,6 +214,7 @@ export class BatchNorm {
     const given = options.buffers ?? {};
     checkStateBuffers(device, o.numFeatures, given, 'options.buffers');
     checkBufferUsage('options.buffers', given, stateBufferUsage(o));
+    checkFixedParams('options.buffers', given, { gamma: o.scale ? null : 'γ is fixed at 1 (scale or affine false)', beta: o.center ? null : 'β is fixed at 0 (center or affine false)' });
 
     this.device = device;
     this.options = o;
@@ -268,12 +277,13 @@ export class BatchNorm {
    */
   encodeForward(encoder: GPUCommandEncoder, args: ForwardArgs): void {
     this.core.guard.checkUsable();
+    checkArity('encodeForward', arguments, ['encoder', 'args']);
     checkEncoder('encoder', encoder);
     const view = checkForwardArgs(this.device, this.options, args);
     checkForwardAliasing(this.device, this.options, view, args, { prefix: this.label, buffers: this.state });
     const mode = forwardMode(this.options, args.training);
     const recorded = `${args.training ? 'training' : 'inference'} forward of shape [${args.shape.join(', ')}], x ${bufferName(args.x)}, y ${bufferName(args.y)}`;
-    this.core.guard.recordChecked('encodeForward', () => this.recordForwardPass(encoder, view, mode, args.x, args.y, args.shape), recorded);
+    this.core.guard.recordChecked('encodeForward', () => this.recordForwardPass(encoder, view, mode, args.x, args.y, args.shape, this.state.saved, null), recorded);
   }
 
   /**
@@ -283,6 +293,7 @@ export class BatchNorm {
    */
   encodeBackward(encoder: GPUCommandEncoder, args: BackwardArgs): void {
     this.core.guard.checkUsable();
+    checkArity('encodeBackward', arguments, ['encoder', 'args']);
     checkEncoder('encoder', encoder);
     const view = checkBackwardArgs(this.device, this.options, args, this.lastForward);
     checkBackwardAliasing(this.device, this.options, view, args, { prefix: this.label, buffers: this.state });
@@ -298,14 +309,16 @@ export class BatchNorm {
    * order they were made.
    */
   forward(x: Float32Array | Uint16Array, shape: readonly number[], options: { training: boolean }): Promise<Float32Array> {
-    return this.core.call('forward()', (encoder) => {
+    return this.core.call('forward()', (encoder, outcome) => {
+      checkArity('forward', arguments, ['x', 'shape', 'options']);
       const view = checkedView(this.device, this.options, shape, 'shape');
       const upload = tensorUpload('x', x, this.dtype, viewSize(view), `shape [${shape.join(', ')}]`);
       const training = checkCallOptions('options', options, { what: 'an option of BatchNorm.forward', layerOptions: BATCHNORM_OPTIONS });
       // Checked before the I/O buffers may be replaced, so a refused call loses no state.
       checkTrainable(view, shape, training);
       const io = this.core.ioBuffers(upload.byteLength);
-      this.recordForwardPass(encoder, view, forwardMode(this.options, training), io.x, io.y, shape);
+      this.arraySaved ??= this.core.ownBuffer('array API normalize coefficients', new ArrayBuffer(CHANNEL_COEF_BYTES * this.numFeatures), Usage.STORAGE | Usage.COPY_SRC);
+      this.recordForwardPass(encoder, view, forwardMode(this.options, training), io.x, io.y, shape, this.arraySaved, outcome);
       return {
         uploads: [[io.x, upload]],
         read: [{ buffer: io.y, size: upload.byteLength }],
@@ -321,6 +334,7 @@ export class BatchNorm {
    */
   backward(dy: Float32Array | Uint16Array): Promise<BackwardResult> {
     return this.core.call('backward()', (encoder) => {
+      checkArity('backward', arguments, ['dy']);
       const last = this.lastForward;
       const io = this.core.currentIo;
       if (!io || !last || last.x !== io.x) {
@@ -333,6 +347,7 @@ export class BatchNorm {
       return {
         uploads: [[io.dy, upload]],
         read: [{ buffer: io.dx, size: upload.byteLength }, regionOf(this.gammaGrad, C), regionOf(this.betaGrad, C)],
+        after: last.outcome,
         result: ([dx, dgamma, dbeta]) => ({
           dx: tensorDownload(dx, this.dtype, n),
           dgamma: this.scale ? new Float32Array(dgamma) : null,
@@ -345,6 +360,7 @@ export class BatchNorm {
   /** Reads γ, β, the running statistics and numBatchesTracked back from the GPU, as the calls made before left them. */
   getState(): Promise<BatchNormState> {
     return this.core.call('getState()', () => {
+      checkArity('getState', arguments, []);
       const C = this.numFeatures * 4;
       return {
         read: [regionOf(this.gamma, C), regionOf(this.beta, C), regionOf(this.runningMean, C), regionOf(this.runningVar, C), regionOf(this.numBatchesTracked, 4)],
@@ -367,10 +383,13 @@ export class BatchNorm {
    */
   getStats(): Promise<NormalizationStats> {
     return this.core.call('getStats()', () => {
-      if (!this.lastForward) throw new Error('getStats() needs a forward pass first');
+      checkArity('getStats', arguments, []);
+      const last = this.lastForward;
+      if (!last) throw new Error('getStats() needs a forward pass first');
       const C = this.numFeatures;
       return {
-        read: [regionOf(this.state.saved, C * CHANNEL_COEF_BYTES)],
+        read: [regionOf(last.saved, C * CHANNEL_COEF_BYTES)],
+        after: last.outcome,
         result: ([bytes]) => {
           const coef = new Float32Array(bytes);
           // Planes: field f of channel c at f * C + c (common.wgsl).
@@ -389,7 +408,8 @@ export class BatchNorm {
 
   /** The same as {@link getStats} (its name before the family layers came). */
   getBatchStats(): Promise<NormalizationStats> {
-    return this.getStats();
+    const error = arityError('getBatchStats', arguments, []);
+    return error ? Promise.reject(error) : this.getStats();
   }
 
   /**
@@ -403,6 +423,7 @@ export class BatchNorm {
    */
   setState(state: BatchNormStateInput): void {
     this.core.guard.checkUsable();
+    checkArity('setState', arguments, ['state']);
     if (!state || typeof state !== 'object') throw new TypeError(`state must be an object of ${STATE_KEYS.join(', ')}; got ${describe(state)}`);
     checkKnownKeys('state', state, { names: STATE_KEYS, what: 'a state entry of BatchNorm', hints: STATE_HINTS });
     const writes: StateWrite[] = [];
@@ -444,21 +465,33 @@ export class BatchNorm {
    * be used afterwards; calls made before still finish.
    */
   destroy(): void {
+    checkArity('destroy', arguments, []);
     this.core.destroy();
     this.lastForward = null;
+    this.arraySaved = null;
   }
 
   /** Records a forward pass and remembers it for the backward pass and getStats. */
-  private recordForwardPass(encoder: GPUCommandEncoder, view: ChannelView, mode: BatchNormMode, x: TensorBuffer, y: TensorBuffer, shape: readonly number[]): void {
+  private recordForwardPass(
+    encoder: GPUCommandEncoder,
+    view: ChannelView,
+    mode: BatchNormMode,
+    x: TensorBuffer,
+    y: TensorBuffer,
+    shape: readonly number[],
+    saved: TensorBuffer,
+    outcome: CallOutcome | null,
+  ): void {
     const [plan, partials] = this.plan(view, mode);
-    recordForward(this.device, encoder, plan, mode, { ...this.state, partials, x, y }, `${this.label} forward`);
-    this.lastForward = { view, x, shape: [...shape], batchStats: mode.batchStats };
+    recordForward(this.device, encoder, plan, mode, { ...this.state, saved, partials, x, y }, `${this.label} forward`);
+    this.lastForward = { view, x, shape: [...shape], batchStats: mode.batchStats, saved, outcome };
   }
 
   /** Records the backward pass of the last recorded forward pass. */
   private recordBackwardPass(encoder: GPUCommandEncoder, view: ChannelView, x: TensorBuffer, dy: TensorBuffer, dx: TensorBuffer): void {
-    const [plan, partials] = this.plan(view, { batchStats: this.lastForward!.batchStats, updateRunning: false });
-    recordBackward(this.device, encoder, plan, { ...this.state, partials, x, dy, dx }, `${this.label} backward`);
+    const last = this.lastForward!;
+    const [plan, partials] = this.plan(view, { batchStats: last.batchStats, updateRunning: false });
+    recordBackward(this.device, encoder, plan, { ...this.state, saved: last.saved, partials, x, dy, dx }, `${this.label} backward`);
   }
 
   /** The plan of a pass over `view` in `mode`, and scratch for its partials, both held by this layer. */

@@ -15,7 +15,7 @@ import { Usage, bufferName, checkSeparateOutput, regionOf, type TensorBuffer } f
 import { acquireScratch } from '../runtime/scratch.js';
 import { checkEncoder, checkKnownKeys, checkLabel, checkNoOverlap, checkObjectArg, checkTensorBuffer, checkTensorFits, describe, type KnownKeys } from '../runtime/validate.js';
 import { channelView, checkLayout, viewSize, type ChannelView, type Layout } from '../tensor/layout.js';
-import { LayerCore, checkBufferUsage, tensorDownload, tensorUpload } from './layer-core.js';
+import { LayerCore, arityError, checkArity, checkBufferUsage, tensorDownload, tensorUpload, type CallOutcome } from './layer-core.js';
 
 /** How {@link FeatureScaler} scales each feature. */
 export type ScalingMethod = 'min-max' | 'standardize';
@@ -137,6 +137,8 @@ export class FeatureScaler {
   private readonly inverseCoef: GPUBuffer;
   private readonly options: GPUBuffer;
   private adaptedCount = 0;
+  /** Whether every adapt() since the last reset() ran: transform, inverse and getStats read what they accumulated. */
+  private adapts: CallOutcome | null = null;
 
   constructor(device: GPUDevice, options: FeatureScalerOptions) {
     if (!device || typeof (device as GPUDevice).createBuffer !== 'function') throw new TypeError(`device must be a GPUDevice; got ${describe(device)}`);
@@ -177,6 +179,7 @@ export class FeatureScaler {
   /** Records the accumulation of `x`'s per-feature statistics into the scaler's state. */
   encodeAdapt(encoder: GPUCommandEncoder, args: { x: TensorBuffer; shape: readonly number[] }): void {
     this.core.guard.checkUsable();
+    checkArity('encodeAdapt', arguments, ['encoder', 'args']);
     checkEncoder('encoder', encoder);
     checkObjectArg('args', args, 'an object { x, shape }', { names: ['x', 'shape'], what: 'an argument of encodeAdapt' });
     const view = this.viewOf(args?.shape, 'args.shape');
@@ -187,33 +190,49 @@ export class FeatureScaler {
 
   /** Records y = scaled x. Needs {@link adapt} (or encodeAdapt) first. */
   encodeTransform(encoder: GPUCommandEncoder, args: { x: TensorBuffer; y: TensorBuffer; shape: readonly number[] }): void {
+    checkArity('encodeTransform', arguments, ['encoder', 'args']);
     this.encodeScale(encoder, args, 'transform');
   }
 
   /** Records y = unscaled x: the inverse of {@link encodeTransform}. */
   encodeInverse(encoder: GPUCommandEncoder, args: { x: TensorBuffer; y: TensorBuffer; shape: readonly number[] }): void {
+    checkArity('encodeInverse', arguments, ['encoder', 'args']);
     this.encodeScale(encoder, args, 'inverse');
   }
 
   /** Accumulates the statistics of `data` (float32 values of `shape`; both copied at the call). */
   async adapt(data: Float32Array, shape: readonly number[]): Promise<void> {
-    await this.run('adapt()', data, shape, (encoder, x, view) => this.recordAdapt(encoder, view, x), false);
+    checkArity('adapt', arguments, ['data', 'shape']);
+    await this.run('adapt()', data, shape, (encoder, x, view, _y, outcome) => {
+      this.recordAdapt(encoder, view, x);
+      const done = this.adapts ? Promise.all([this.adapts.done, outcome.done]).then(() => undefined) : outcome.done;
+      done.catch(() => undefined); // each adapt's own promise reports its failure
+      this.adapts = { what: 'an adapt() made since the last reset()', done };
+    });
   }
 
-  /** Scales `data` (float32 values of `shape`; both copied at the call) with the statistics adapted by the calls made before. */
+  /**
+   * Scales `data` (float32 values of `shape`; both copied at the call) with the statistics that
+   * the calls made before adapted. Rejects if an adapt() since the last reset() failed.
+   */
   transform(data: Float32Array, shape: readonly number[]): Promise<Float32Array> {
-    return this.run('transform()', data, shape, (encoder, x, view, y) => this.recordScale(encoder, view, x, y, 'transform'), true);
+    const error = arityError('transform', arguments, ['data', 'shape']);
+    return error ? Promise.reject(error) : this.run('transform()', data, shape, (encoder, x, view, y) => this.recordScale(encoder, view, x, y, 'transform'));
   }
 
   /** Undoes {@link transform}. */
   inverse(data: Float32Array, shape: readonly number[]): Promise<Float32Array> {
-    return this.run('inverse()', data, shape, (encoder, x, view, y) => this.recordScale(encoder, view, x, y, 'inverse'), true);
+    const error = arityError('inverse', arguments, ['data', 'shape']);
+    return error ? Promise.reject(error) : this.run('inverse()', data, shape, (encoder, x, view, y) => this.recordScale(encoder, view, x, y, 'inverse'));
   }
 
-  /** Reads the accumulated statistics back, as the calls made before left them. */
+  /** Reads the accumulated statistics back, as the calls made before left them. Rejects if an adapt() since the last reset() failed. */
   getStats(): Promise<ScalingStats> {
+    const error = arityError('getStats', arguments, []);
+    if (error) return Promise.reject(error);
     return this.core.call('getStats()', () => ({
       read: [regionOf(this.state, this.numFeatures * STATE_BYTES)],
+      after: this.adapts,
       result: ([bytes]) => {
         const s = new Float32Array(bytes);
         const words = STATE_BYTES / 4;
@@ -234,12 +253,15 @@ export class FeatureScaler {
   /** Forgets every adapted batch (through the queue: calls made and work submitted earlier still see them). */
   reset(): void {
     this.core.guard.checkUsable();
+    checkArity('reset', arguments, []);
     this.core.write('reset', [[this.state, new Uint8Array(this.numFeatures * STATE_BYTES)]]);
     this.adaptedCount = 0;
+    this.adapts = null;
   }
 
-  /** Destroys every GPU buffer the scaler created and lets go of the shared ones. The scaler cannot be used afterwards. */
+  /** Destroys every GPU buffer the scaler created and lets go of the shared ones. The scaler cannot be used afterwards; calls made before still finish. */
   destroy(): void {
+    checkArity('destroy', arguments, []);
     this.core.destroy();
   }
 
@@ -274,22 +296,27 @@ export class FeatureScaler {
     pass.end();
   }
 
-  /** One array-API call: checks `data` and `shape`, records `record` on a copy of `data`, submits, and reads the output back if asked. */
+  /**
+   * One array-API call: checks `data` and `shape`, records `record` on a copy of `data`, submits,
+   * and reads the output back (transform, inverse: after every adapt since the last reset ran).
+   */
   private run(
-    what: string,
+    what: 'adapt()' | 'transform()' | 'inverse()',
     data: Float32Array,
     shape: readonly number[],
-    record: (encoder: GPUCommandEncoder, x: GPUBuffer, view: ChannelView, y: GPUBuffer) => void,
-    readOutput: boolean,
+    record: (encoder: GPUCommandEncoder, x: GPUBuffer, view: ChannelView, y: GPUBuffer, outcome: CallOutcome) => void,
   ): Promise<Float32Array> {
-    return this.core.call(what, (encoder) => {
+    const readOutput = what !== 'adapt()';
+    return this.core.call(what, (encoder, outcome) => {
       const view = this.viewOf(shape, 'shape');
       const upload = tensorUpload('data', data, 'float32', viewSize(view), `shape [${shape.join(', ')}]`);
+      const after = this.adapts;
       const io = this.core.ioBuffers(upload.byteLength);
-      record(encoder, io.x, view, io.y);
+      record(encoder, io.x, view, io.y, outcome);
       return {
         uploads: [[io.x, upload]],
         read: readOutput ? [{ buffer: io.y, size: upload.byteLength }] : [],
+        after: readOutput ? after : null,
         result: ([bytes]) => (readOutput ? tensorDownload(bytes, 'float32', viewSize(view)) : new Float32Array(0)),
       };
     });

@@ -31,6 +31,17 @@ export interface IoBuffers {
 /** Bytes written through the queue: a target and the data (copied when written). */
 export type StateWrite = [TensorBuffer, ArrayBufferView<ArrayBuffer>];
 
+/**
+ * Whether an array-API call ran: `done` resolves once its work ran, and rejects if it failed. A
+ * later call that reads what it wrote (backward the forward's statistics, transform the adapted
+ * statistics) names it as `after`, and rejects too if it failed.
+ */
+export interface CallOutcome {
+  /** The call, as a message names it: 'the forward() made before it'. */
+  what: string;
+  done: Promise<void>;
+}
+
 /** What an array-API call recorded into its encoder, and what it reads back. */
 export interface ArrayCall<T> {
   /** The caller's data, written before the recorded passes run. */
@@ -39,6 +50,8 @@ export interface ArrayCall<T> {
   read: BufferRegion[];
   /** The call's result, from the bytes of `read`. */
   result(bytes: ArrayBuffer[]): T;
+  /** An earlier call whose output this one reads: if that failed, this one rejects. */
+  after?: CallOutcome | null;
 }
 
 /**
@@ -92,6 +105,38 @@ export function checkBufferUsage(prefix: string, given: Readonly<Record<string, 
   }
 }
 
+/**
+ * The error of a method that got arguments beyond its `names` (other than trailing undefined),
+ * or null: a second options object, say, would otherwise be ignored without a word.
+ */
+export function arityError(method: string, args: IArguments, names: readonly string[]): TypeError | null {
+  for (let i = args.length - 1; i >= names.length; i--) {
+    if (args[i] === undefined) continue;
+    const takes = names.length === 0 ? 'no arguments' : `${names.length} argument${names.length === 1 ? '' : 's'} (${names.join(', ')})`;
+    return new TypeError(`${method}() takes ${takes}; got ${describe(args[i])} as argument ${i + 1}`);
+  }
+  return null;
+}
+
+/** Throws {@link arityError}'s error, if any. */
+export function checkArity(method: string, args: IArguments, names: readonly string[]): void {
+  const error = arityError(method, args, names);
+  if (error) throw error;
+}
+
+/**
+ * Throws if the caller gave a buffer for a parameter the layer holds fixed (`fixed[name]` says
+ * why, null where it is learnable): the kernels and getState would read the buffer's contents,
+ * not the fixed value.
+ */
+export function checkFixedParams(prefix: string, given: Readonly<Record<string, TensorBuffer | undefined>>, fixed: Readonly<Record<string, string | null>>): void {
+  for (const [name, why] of Object.entries(fixed)) {
+    if (why && given[name] !== undefined) {
+      throw new TypeError(`${prefix}.${name} cannot be given: ${why} in this layer, which keeps that value in a buffer of its own; leave it out, or make it learnable`);
+    }
+  }
+}
+
 export class LayerCore {
   readonly guard: DeviceGuard;
   private readonly owned = new Set<GPUBuffer>();
@@ -134,39 +179,68 @@ export class LayerCore {
    * so no other call's error can land in them, and an error in them rejects this call instead of
    * resolving with what the failed copies left (zeros).
    */
-  call<T>(what: string, work: (encoder: GPUCommandEncoder) => ArrayCall<T>): Promise<T> {
+  call<T>(what: string, work: (encoder: GPUCommandEncoder, outcome: CallOutcome) => ArrayCall<T>): Promise<T> {
     try {
       this.guard.checkUsable();
     } catch (error) {
       return Promise.reject(error);
     }
+    let settled!: { ran(): void; failed(error: unknown): void };
+    const outcome: CallOutcome = { what: `the ${what} made before it`, done: new Promise<void>((ran, failed) => (settled = { ran, failed })) };
+    outcome.done.catch(() => undefined); // the call's own promise reports the failure
     const device = this.device;
+    const ioBefore = this.io;
     device.pushErrorScope('out-of-memory');
     device.pushErrorScope('validation');
     let started: { call: ArrayCall<T>; readback: Promise<ArrayBuffer[]> } | { error: unknown };
     try {
       const encoder = device.createCommandEncoder({ label: `${this.label} ${what}` });
-      const call = work(encoder);
+      const call = work(encoder, outcome);
       for (const [target, data] of call.uploads ?? []) writeTensor(device, target, data);
       started = { call, readback: submitWithReadback(device, call.read, encoder) };
     } catch (error) {
       started = { error };
     }
     const scopes = [device.popErrorScope(), device.popErrorScope()];
-    return this.settle(what, scopes, started);
+    const ioMade = this.io !== ioBefore ? this.io : null;
+    return this.settle(what, scopes, started, ioMade).then(
+      (value) => {
+        settled.ran();
+        return value;
+      },
+      (error: unknown) => {
+        settled.failed(error);
+        throw error;
+      },
+    );
   }
 
   private async settle<T>(
     what: string,
     scopes: Promise<GPUError | null>[],
     started: { call: ArrayCall<T>; readback: Promise<ArrayBuffer[]> } | { error: unknown },
+    ioMade: IoBuffers | null,
   ): Promise<T> {
     const [validation, memory] = await Promise.all(scopes.map((scope) => scope.catch(() => null)));
-    if ('error' in started) throw started.error;
     const error = validation ?? memory;
+    if ((error || 'error' in started) && ioMade && this.io === ioMade) {
+      // I/O buffers this call made may be invalid (out of memory, over maxBufferSize): the next
+      // call makes new ones instead of failing on these for good.
+      this.dropIo();
+    }
+    if ('error' in started) throw started.error;
     if (error) {
       started.readback.catch(() => undefined); // its bytes are not used
       throw new Error(`${this.label}: ${what} failed (WebGPU ${validation ? 'validation' : 'out-of-memory'} error), so it returns nothing: ${error.message}`);
+    }
+    const after = started.call.after;
+    if (after) {
+      try {
+        await after.done;
+      } catch (cause) {
+        started.readback.catch(() => undefined);
+        throw new Error(`${this.label}: ${what} reads what ${after.what} wrote, and that call failed, so this one returns nothing (${(cause as Error)?.message ?? cause})`, { cause });
+      }
     }
     return started.call.result(await this.guard.settle(started.readback));
   }
@@ -185,14 +259,7 @@ export class LayerCore {
   /** The array API's input and output buffers, of at least `bytes` each. */
   ioBuffers(bytes: number): IoBuffers {
     if (this.io && this.io.bytes >= bytes) return this.io;
-    if (this.io) {
-      // Submitted calls that still use them keep them alive until they finish (WebGPU frees a
-      // destroyed buffer only after the work using it).
-      for (const b of [this.io.x, this.io.y, this.io.dy, this.io.dx]) {
-        this.owned.delete(b);
-        b.destroy();
-      }
-    }
+    this.dropIo();
     const make = (name: string) => {
       const buffer = this.device.createBuffer({ label: `${this.label} ${name}`, size: bytes, usage: Usage.STORAGE | Usage.COPY_SRC | Usage.COPY_DST });
       this.owned.add(buffer);
@@ -200,6 +267,19 @@ export class LayerCore {
     };
     this.io = { bytes, x: make('x'), y: make('y'), dy: make('dy'), dx: make('dx') };
     return this.io;
+  }
+
+  /**
+   * Destroys the array API's buffers. Submitted calls that still use them keep them alive until
+   * they finish (WebGPU frees a destroyed buffer only after the work using it).
+   */
+  private dropIo(): void {
+    if (!this.io) return;
+    for (const b of [this.io.x, this.io.y, this.io.dy, this.io.dx]) {
+      this.owned.delete(b);
+      b.destroy();
+    }
+    this.io = null;
   }
 
   /** The array API's current buffers, if any call made them. */
@@ -234,6 +314,15 @@ export function tensorUpload(argName: string, data: unknown, dtype: DType, eleme
   const array = data as Float32Array | Uint16Array;
   if (array.length !== elements) throw new RangeError(`${argName} must have ${elements} elements for ${what}; got ${array.length}`);
   const typed = dtype === 'float16' && array instanceof Float32Array ? toFloat16Bits(array) : array;
+  if (typed !== array) {
+    // A finite value beyond ±65504 would be stored as ±Infinity and make its whole group NaN.
+    const halves = typed as Uint16Array;
+    for (let i = 0; i < halves.length; i++) {
+      if ((halves[i] & 0x7fff) === 0x7c00 && Number.isFinite(array[i])) {
+        throw new RangeError(`${argName}[${i}] must fit float16 (|value| <= 65504) for a float16 layer; got ${array[i]}, which would be stored as ±Infinity: scale the data, or use a float32 layer`);
+      }
+    }
+  }
   const bytes = new Uint8Array(align4(typed.byteLength));
   bytes.set(new Uint8Array(typed.buffer, typed.byteOffset, typed.byteLength));
   return bytes;

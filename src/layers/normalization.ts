@@ -36,7 +36,7 @@ import {
   type RMSNormOptions,
   type ResolvedNormOptions,
 } from './normalization-args.js';
-import { GRADIENT_USAGE, LayerCore, bufferName, checkBufferUsage, stateUsage, tensorDownload, tensorUpload, type StateWrite } from './layer-core.js';
+import { GRADIENT_USAGE, LayerCore, arityError, bufferName, checkArity, checkBufferUsage, checkFixedParams, stateUsage, tensorDownload, tensorUpload, type CallOutcome, type StateWrite } from './layer-core.js';
 
 export type { GroupNormOptions, InstanceNormOptions, LayerNormOptions, NormActivation, RMSNormOptions };
 
@@ -105,6 +105,8 @@ interface NormForwardRecord {
   mode: NormMode;
   saved: GPUBuffer;
   x: TensorBuffer;
+  /** Whether an array call's pass ran (null: recorded into the caller's encoder). */
+  outcome: CallOutcome | null;
 }
 
 /**
@@ -119,8 +121,13 @@ class NormLayer {
   readonly betaGrad: TensorBuffer;
   readonly runningMean: TensorBuffer | null;
   readonly runningVar: TensorBuffer | null;
-  /** The layer's `saved`, grown geometrically with the batch (a replaced one lives until destroy: a recorded pass may still read it). */
-  private saved: GPUBuffer | null = null;
+  /**
+   * The layer's `saved` statistics, grown geometrically with the batch (a replaced one lives until
+   * destroy: a recorded pass may still read it): one for passes recorded into the caller's
+   * encoder, and one for the array API, so that a caller's pass submitted later cannot change
+   * what the array API's backward differentiates.
+   */
+  private readonly saved: Record<'encode' | 'array', GPUBuffer | null> = { encode: null, array: null };
   private last: NormForwardRecord | null = null;
 
   constructor(
@@ -141,6 +148,11 @@ class NormLayer {
       checkTensorBuffer(`options.buffers.${name}`, b, P * 4, `${P} float32`, device);
     }
     checkNormStateBuffers(o, buffers, 'options.buffers');
+    const fixedBy = o.kind === 'layer' || o.kind === 'rms' ? 'elementwiseAffine false' : 'affine false';
+    checkFixedParams('options.buffers', buffers, {
+      gamma: o.hasGamma ? null : `γ is fixed at 1 (${fixedBy})`,
+      beta: o.hasBeta || o.kind === 'rms' ? null : `β is fixed at 0 (${o.kind === 'layer' && o.hasGamma ? 'bias false' : fixedBy})`,
+    });
     checkBufferUsage('options.buffers', buffers, {
       gamma: stateUsage(o.hasGamma),
       beta: stateUsage(o.hasBeta),
@@ -172,13 +184,14 @@ class NormLayer {
     return { useRunning: running && !training, updateRunning: running && training };
   }
 
-  private savedFor(geometry: NormGeometry): GPUBuffer {
+  private savedFor(geometry: NormGeometry, path: 'encode' | 'array'): GPUBuffer {
     const bytes = savedBytes(geometry);
-    if (!this.saved || this.saved.size < bytes) {
-      const size = Math.max(bytes, 2 * (this.saved?.size ?? 0));
-      this.saved = this.core.ownBuffer('saved statistics', new ArrayBuffer(size), Usage.STORAGE | Usage.COPY_SRC);
+    const current = this.saved[path];
+    if (!current || current.size < bytes) {
+      const size = Math.max(bytes, 2 * (current?.size ?? 0));
+      this.saved[path] = this.core.ownBuffer(`saved statistics${path === 'array' ? ' (array API)' : ''}`, new ArrayBuffer(size), Usage.STORAGE | Usage.COPY_SRC);
     }
-    return this.saved;
+    return this.saved[path]!;
   }
 
   private plan(geometry: NormGeometry, mode: NormMode): NormPlan {
@@ -197,7 +210,7 @@ class NormLayer {
     });
     checkInstanceTrainable(this.o, geometry, args.shape, training);
     const recorded = `${this.o.trackRunningStats ? (training ? 'training ' : 'inference ') : ''}forward of shape [${args.shape.join(', ')}], x ${bufferName(args.x)}, y ${bufferName(args.y)}`;
-    this.core.guard.recordChecked('encodeForward', () => this.recordForwardPass(encoder, geometry, this.mode(training), args.x, args.y, args.shape), recorded);
+    this.core.guard.recordChecked('encodeForward', () => this.recordForwardPass(encoder, geometry, this.mode(training), args.x, args.y, args.shape, null), recorded);
   }
 
   encodeBackward(encoder: GPUCommandEncoder, args: NormBackwardArgs): void {
@@ -219,7 +232,7 @@ class NormLayer {
   }
 
   forward(x: Float32Array | Uint16Array, shape: readonly number[], options?: { training?: boolean }): Promise<Float32Array> {
-    return this.core.call('forward()', (encoder) => {
+    return this.core.call('forward()', (encoder, outcome) => {
       const geometry = normGeometryOf(this.device, this.o, shape, 'shape');
       const elements = geometrySize(geometry);
       const upload = tensorUpload('x', x, this.o.dtype, elements, `shape [${shape.join(', ')}]`);
@@ -227,7 +240,7 @@ class NormLayer {
       // Checked before the I/O buffers may be replaced, so a refused call loses no state.
       checkInstanceTrainable(this.o, geometry, shape, training);
       const io = this.core.ioBuffers(upload.byteLength);
-      this.recordForwardPass(encoder, geometry, this.mode(training), io.x, io.y, shape);
+      this.recordForwardPass(encoder, geometry, this.mode(training), io.x, io.y, shape, outcome);
       return {
         uploads: [[io.x, upload]],
         read: [{ buffer: io.y, size: upload.byteLength }],
@@ -248,6 +261,7 @@ class NormLayer {
       return {
         uploads: [[io.dy, upload]],
         read: [{ buffer: io.dx, size: upload.byteLength }, regionOf(this.gammaGrad, P), regionOf(this.betaGrad, P)],
+        after: last.outcome,
         result: ([dx, dgamma, dbeta]) => ({
           dx: tensorDownload(dx, this.o.dtype, elements),
           dgamma: this.o.hasGamma ? new Float32Array(dgamma) : null,
@@ -315,6 +329,7 @@ class NormLayer {
       const groups = last.geometry.samples * last.geometry.groups;
       return {
         read: [regionOf(last.saved, groups * NORM_SAVED_BYTES_PER_GROUP)],
+        after: last.outcome,
         result: ([bytes]) => {
           const coef = new Float32Array(bytes);
           const first = new Float64Array(groups);
@@ -330,8 +345,16 @@ class NormLayer {
   }
 
   /** Records a forward pass and remembers it for the backward pass and getStats. */
-  private recordForwardPass(encoder: GPUCommandEncoder, geometry: NormGeometry, mode: NormMode, x: TensorBuffer, y: TensorBuffer, shape: readonly number[]): void {
-    const saved = this.savedFor(geometry);
+  private recordForwardPass(
+    encoder: GPUCommandEncoder,
+    geometry: NormGeometry,
+    mode: NormMode,
+    x: TensorBuffer,
+    y: TensorBuffer,
+    shape: readonly number[],
+    outcome: CallOutcome | null,
+  ): void {
+    const saved = this.savedFor(geometry, outcome ? 'array' : 'encode');
     const plan = this.plan(geometry, mode);
     const pass = encoder.beginComputePass({ label: `${this.o.label} forward` });
     recordNormForward(this.device, pass, plan, {
@@ -344,7 +367,7 @@ class NormLayer {
       runningVar: this.runningVar ?? undefined,
     });
     pass.end();
-    this.last = { shape: [...shape], geometry, mode, saved, x };
+    this.last = { shape: [...shape], geometry, mode, saved, x, outcome };
   }
 
   /** Records the backward pass of the last recorded forward pass. */
@@ -375,7 +398,7 @@ class NormLayer {
   destroy(): void {
     this.core.destroy();
     this.last = null;
-    this.saved = null;
+    this.saved.encode = this.saved.array = null;
   }
 }
 
@@ -419,44 +442,63 @@ abstract class NormalizationLayer {
 
   /** Records the forward pass into `encoder` (one compute pass; nothing submitted). */
   encodeForward(encoder: GPUCommandEncoder, args: NormForwardArgs): void {
+    checkArity('encodeForward', arguments, ['encoder', 'args']);
     this.layer.encodeForward(encoder, args);
   }
 
   /** Records the backward pass of the last recorded forward pass: writes dx and overwrites gammaGrad and betaGrad (nothing accumulates). */
   encodeBackward(encoder: GPUCommandEncoder, args: NormBackwardArgs): void {
+    checkArity('encodeBackward', arguments, ['encoder', 'args']);
     this.layer.encodeBackward(encoder, args);
   }
 
   /**
    * Normalizes `x` (values of `shape`) and resolves with y. A float16 layer takes a Float32Array
-   * (rounded to half) or a Uint16Array of half bits. Calls on one layer run in order.
+   * (rounded to half) or a Uint16Array of half bits. Everything but the readback happens before
+   * this returns: `x` and `shape` are copied at the call, and calls on one layer take effect in
+   * the order they were made.
    */
   forward(x: Float32Array | Uint16Array, shape: readonly number[], options?: { training?: boolean }): Promise<Float32Array> {
-    return this.layer.forward(x, shape, options);
+    const error = arityError('forward', arguments, ['x', 'shape', 'options']);
+    return error ? Promise.reject(error) : this.layer.forward(x, shape, options);
   }
 
-  /** Backward pass of the last {@link forward}: dL/dx and, where learnable, dL/dγ and dL/dβ. */
+  /**
+   * Backward pass of the last {@link forward} (dy copied at the call): dL/dx and, where
+   * learnable, dL/dγ and dL/dβ. Rejects if that forward call failed.
+   */
   backward(dy: Float32Array | Uint16Array): Promise<NormBackwardResult> {
-    return this.layer.backward(dy);
+    const error = arityError('backward', arguments, ['dy']);
+    return error ? Promise.reject(error) : this.layer.backward(dy);
   }
 
-  /** Reads the state back: γ, β (not RMSNorm) and InstanceNorm's running statistics. */
+  /** Reads the state back, as the calls made before left it: γ, β (not RMSNorm) and InstanceNorm's running statistics. */
   getState(): Promise<NormState> {
-    return this.layer.getState();
+    const error = arityError('getState', arguments, []);
+    return error ? Promise.reject(error) : this.layer.getState();
   }
 
-  /** Writes any subset of the state (checked first; PyTorch's names are refused with a hint). */
+  /**
+   * Writes any subset of the state, checked at the call (PyTorch's names are refused with a
+   * hint): calls made before run with the old state, calls made after with the new.
+   */
   setState(state: NormStateInput): void {
+    checkArity('setState', arguments, ['state']);
     this.layer.setState(state);
   }
 
-  /** The statistics the last submitted forward pass normalized with, per group at n·G + g. */
+  /**
+   * The statistics the last forward pass normalized with, per group at n·G + g (a pass recorded
+   * by encodeForward: once the caller has submitted it). Rejects if that forward call failed.
+   */
   getStats(): Promise<GroupStats> {
-    return this.layer.getStats();
+    const error = arityError('getStats', arguments, []);
+    return error ? Promise.reject(error) : this.layer.getStats();
   }
 
-  /** Destroys every buffer this layer created and lets go of the shared ones. */
+  /** Destroys every buffer this layer created and lets go of the shared ones; calls made before still finish. */
   destroy(): void {
+    checkArity('destroy', arguments, []);
     this.layer.destroy();
   }
 }

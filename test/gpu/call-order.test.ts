@@ -36,6 +36,7 @@ import {
   type Kind,
 } from '../helpers/family.js';
 import { storageBuffer, testDevice } from '../helpers/gpu.js';
+import { toFloat16Bits } from '../../src/tensor/float16.js';
 import { dxTolerance, yTolerance } from '../helpers/tolerances.js';
 
 /** A layer of the array API with forward, backward and γ in its state. */
@@ -47,6 +48,8 @@ interface Trainable {
   backward(dy: Float32Array): Promise<{ dx: Float32Array }>;
   setGamma(value: number): void;
   getGamma(): Promise<Float32Array>;
+  /** Records a training forward pass over the layer's shape into the caller's encoder. */
+  encodeForward(encoder: GPUCommandEncoder, x: GPUBuffer, y: GPUBuffer): void;
   /** Input data of the layer's shape; `seed` makes each batch different. */
   data(seed: number): Float32Array;
   /** Checks y of a training forward over x (of `shape`, default the layer's) with γ filled with `gamma` (β 0). */
@@ -69,6 +72,7 @@ function batchNormSubject(device: GPUDevice): Trainable {
     backward: (dy) => bn.backward(dy),
     setGamma: (value) => bn.setState({ gamma: new Array(4).fill(value) }),
     getGamma: async () => (await bn.getState()).gamma,
+    encodeForward: (encoder, x, y) => bn.encodeForward(encoder, { x, y, shape, training: true }),
     data: (seed) => randn(72, seed, 1, 2),
     checkY(y, x, gamma, what, s = shape) {
       const v = channelView('NCHW', s);
@@ -111,6 +115,7 @@ function familySubject(device: GPUDevice, kind: Kind): Trainable {
     backward: (dy) => layer.backward(dy),
     setGamma: (value) => layer.setState({ gamma: params(value).gamma }),
     getGamma: async () => (await layer.getState()).gamma,
+    encodeForward: (encoder, x, y) => layer.encodeForward(encoder, { x, y, shape: c.shape }),
     data: (seed) => familyData(c, seed),
     checkY(y, x, gamma, what, shape = c.shape) {
       const p = params(gamma);
@@ -292,7 +297,7 @@ describe("a caller's buffer without the copy flags the array API needs is refuse
   const COPY_SRC = 0x4;
   const buffer = (device: GPUDevice, usage: number, size = 256) => device.createBuffer({ label: 'caller buffer', size, usage });
 
-  it('BatchNorm: state buffers need COPY_SRC and COPY_DST, gradients and saved COPY_SRC; a fixed γ needs no COPY_DST', async () => {
+  it('BatchNorm: state buffers need COPY_SRC and COPY_DST, gradients and saved COPY_SRC', async () => {
     const device = await testDevice();
     const storageOnly = buffer(device, STORAGE);
     const readable = buffer(device, STORAGE | COPY_SRC);
@@ -306,14 +311,7 @@ describe("a caller's buffer without the copy flags the array API needs is refuse
     expect(() => make({ numBatchesTracked: { buffer: storageOnly, offset: 0, size: 4 } })).toThrow(/options.buffers.numBatchesTracked must have GPUBufferUsage.COPY_SRC/);
     expect(() => make({ gammaGrad: storageOnly })).toThrow(/options.buffers.gammaGrad must have GPUBufferUsage.COPY_SRC in its usage \(backward\(\) reads it back\)/);
     expect(() => make({ saved: storageOnly })).toThrow(/options.buffers.saved must have GPUBufferUsage.COPY_SRC in its usage \(getStats\(\) reads it back\)/);
-    // γ fixed at 1 (scale: false) is never written by setState: COPY_SRC is enough, and getState reads it.
-    const onlyReadable = device.createBuffer({ label: 'readable γ', size: 16, usage: STORAGE | COPY_SRC, mappedAtCreation: true });
-    new Float32Array(onlyReadable.getMappedRange()).set([1, 1, 1, 1]);
-    onlyReadable.unmap();
-    const bn = make({ gamma: onlyReadable }, { scale: false });
-    expect(Array.from((await bn.getState()).gamma)).toEqual([1, 1, 1, 1]);
-    bn.destroy();
-    for (const b of [storageOnly, readable, onlyReadable]) b.destroy();
+    for (const b of [storageOnly, readable]) b.destroy();
   });
 
   it('the family and FeatureScaler: buffers.gamma, running statistics and options.state', async () => {
@@ -458,5 +456,190 @@ describe('a misuse inside encodeForward is reported by the next call, naming tha
       /an earlier encodeLayerNormForward \(forward of shape \[4, 4\], x 'fx', y 'fy', saved 'ln saved'\) failed WebGPU validation .*already finished/s,
     );
     for (const b of [x, y, saved, ...Object.values(buffers)]) b.destroy();
+  });
+});
+
+/**
+ * A device whose next queue write (`arm('write')`) also makes a WebGPU validation error, or whose
+ * next buffer (`arm('buffer')`) is invalid: a call that fails after it recorded its passes, as an
+ * out-of-memory GPU or a buffer destroyed under the layer would make it fail.
+ */
+function faultyDevice(device: GPUDevice) {
+  let armed: 'write' | 'buffer' | null = null;
+  const dead = device.createBuffer({ label: 'destroyed on purpose', size: 16, usage: GPUBufferUsage.COPY_DST });
+  dead.destroy();
+  const queue = new Proxy(device.queue, {
+    get(target, prop) {
+      if (prop === 'writeBuffer' && armed === 'write') {
+        return (...args: Parameters<GPUQueue['writeBuffer']>) => {
+          armed = null;
+          target.writeBuffer(...args);
+          target.writeBuffer(dead, 0, new Uint8Array(4));
+        };
+      }
+      const value = Reflect.get(target, prop, target);
+      return typeof value === 'function' ? value.bind(target) : value;
+    },
+  });
+  const proxy = new Proxy(device, {
+    get(target, prop) {
+      if (prop === 'queue') return queue;
+      if (prop === 'createBuffer' && armed === 'buffer') {
+        return (descriptor: GPUBufferDescriptor) => {
+          armed = null;
+          return target.createBuffer({ ...descriptor, size: target.limits.maxBufferSize + 4 });
+        };
+      }
+      const value = Reflect.get(target, prop, target);
+      return typeof value === 'function' ? value.bind(target) : value;
+    },
+  });
+  return { device: proxy, arm: (what: 'write' | 'buffer') => (armed = what) };
+}
+
+describe('a call that reads what a failed call wrote rejects too, never answers from older data', () => {
+  it.each(subjects)('%s: forward() fails after recording; the backward() made after it rejects, and the layer works on', async (_, make) => {
+    const faulty = faultyDevice(await testDevice());
+    const layer = make(faulty.device);
+    const [x1, x2] = [layer.data(51), layer.data(52)];
+    await layer.forward(x1, layer.shape);
+    faulty.arm('write');
+    const failed = layer.forward(x2, layer.shape);
+    const backward = layer.backward(randn(x2.length, 53));
+    await expect(failed).rejects.toThrow(/forward\(\) failed \(WebGPU validation error\)/);
+    await expect(backward).rejects.toThrow(/backward\(\) reads what the forward\(\) made before it wrote, and that call failed/);
+    // The next forward and its backward are on the reference.
+    const dy = randn(x2.length, 54);
+    layer.checkY(await layer.forward(x2, layer.shape), x2, 1, `${layer.name} y after the failed call`);
+    layer.checkDx((await layer.backward(dy)).dx, x2, dy, `${layer.name} dx after the failed call`);
+    layer.destroy();
+  });
+
+  it('BatchNorm and LayerNorm: getStats after a failed forward rejects', async () => {
+    const faulty = faultyDevice(await testDevice());
+    const bn = new BatchNorm(faulty.device, { numFeatures: 2, layout: 'NC' });
+    const ln = new LayerNorm(faulty.device, { normalizedShape: 4 });
+    await bn.forward(randn(16, 1), [8, 2], { training: true });
+    await ln.forward(randn(16, 2), [4, 4]);
+    faulty.arm('write');
+    const bnFailed = bn.forward(randn(16, 3), [8, 2], { training: true });
+    const bnStats = bn.getStats();
+    faulty.arm('write');
+    const lnFailed = ln.forward(randn(16, 4), [4, 4]);
+    const lnStats = ln.getStats();
+    await expect(bnFailed).rejects.toThrow(/failed/);
+    await expect(lnFailed).rejects.toThrow(/failed/);
+    await expect(bnStats).rejects.toThrow(/BatchNorm: getStats\(\) reads what the forward\(\) made before it wrote, and that call failed/);
+    await expect(lnStats).rejects.toThrow(/LayerNorm: getStats\(\) reads what the forward\(\) made before it wrote, and that call failed/);
+    bn.destroy();
+    ln.destroy();
+  });
+
+  it('FeatureScaler: an adapt() that failed makes transform, inverse and getStats reject until reset()', async () => {
+    const faulty = faultyDevice(await testDevice());
+    const scaler = new FeatureScaler(faulty.device, { numFeatures: 2, method: 'standardize' });
+    const shape = [20, 2];
+    const [a, b] = [randn(40, 61, 3, 2), randn(40, 62, -1, 5)];
+    await scaler.adapt(a, shape);
+    faulty.arm('write');
+    const failed = scaler.adapt(b, shape);
+    const calls = [scaler.adapt(a, shape), scaler.transform(a, shape), scaler.inverse(a, shape), scaler.getStats()];
+    await expect(failed).rejects.toThrow(/adapt\(\) failed \(WebGPU validation error\)/);
+    const [adaptAgain, ...readers] = await Promise.allSettled(calls);
+    expect(adaptAgain.status).toBe('fulfilled');
+    for (const [i, r] of readers.entries()) {
+      expect(r.status, `reader ${i}`).toBe('rejected');
+      expect(String((r as PromiseRejectedResult).reason)).toMatch(/reads what an adapt\(\) made since the last reset\(\) wrote, and that call failed/);
+    }
+    scaler.reset();
+    await scaler.adapt(b, shape);
+    const ref = referenceFeatureScaling(b, channelView('NC', shape), 'standardize');
+    expectClose((await scaler.getStats()).mean, ref.mean, { rtol: 1e-6, atol: 1e-6 }, 'mean after reset');
+    expectClose(await scaler.transform(b, shape), ref.y, { rtol: 1e-5, atol: 1e-5 }, 'transform after reset');
+    scaler.destroy();
+  });
+
+  it.each(subjects)('%s: a call whose new I/O buffers are invalid rejects, and the next call makes new ones', async (_, make) => {
+    const faulty = faultyDevice(await testDevice());
+    const layer = make(faulty.device);
+    const x = layer.data(71);
+    faulty.arm('buffer');
+    await expect(layer.forward(x, layer.shape)).rejects.toThrow(/forward\(\) failed \(WebGPU validation error\)/);
+    layer.checkY(await layer.forward(x, layer.shape), x, 1, `${layer.name} y after the failed call`);
+    layer.destroy();
+  });
+
+  it.each(subjects)("%s: a pass recorded into the caller's encoder and submitted after an array forward() does not change what backward() differentiates", async (_, make) => {
+    const device = await testDevice();
+    const layer = make(device);
+    const [x1, x2] = [layer.data(81), layer.data(82)];
+    const [xb, yb] = [storageBuffer(device, x1), storageBuffer(device, new Float32Array(x1.length))];
+    const encoder = device.createCommandEncoder();
+    layer.encodeForward(encoder, xb, yb);
+    const y2 = layer.forward(x2, layer.shape);
+    device.queue.submit([encoder.finish()]);
+    const dy = randn(x2.length, 83);
+    const grads = layer.backward(dy);
+    layer.checkY(await y2, x2, 1, `${layer.name} y of the array call`);
+    layer.checkDx((await grads).dx, x2, dy, `${layer.name} dx of the array call's forward`);
+    layer.destroy();
+    xb.destroy();
+    yb.destroy();
+  });
+});
+
+describe('arguments the array API used to ignore or store wrongly', () => {
+  it('an argument beyond those a method takes is refused, naming the method', async () => {
+    const device = await testDevice();
+    const bn = new BatchNorm(device, { numFeatures: 2, layout: 'NC' });
+    const ln = new LayerNorm(device, { normalizedShape: 2 });
+    const scaler = new FeatureScaler(device, { numFeatures: 2, method: 'min-max' });
+    const x = Float32Array.of(1, 2, 3, 4);
+    const call = (f: (...a: never[]) => unknown, ...a: unknown[]) => (f as (...a: unknown[]) => unknown)(...a);
+    await bn.forward(x, [2, 2], { training: true });
+    await ln.forward(x, [2, 2]);
+    await expect(call(bn.backward.bind(bn), x, { training: false }) as Promise<unknown>).rejects.toThrow('backward() takes 1 argument (dy); got an object as argument 2');
+    await expect(call(bn.getState.bind(bn), {}) as Promise<unknown>).rejects.toThrow('getState() takes no arguments; got an object as argument 1');
+    await expect(call(bn.getBatchStats.bind(bn), 1) as Promise<unknown>).rejects.toThrow('getBatchStats() takes no arguments; got 1 as argument 1');
+    await expect(call(ln.backward.bind(ln), x, {}) as Promise<unknown>).rejects.toThrow('backward() takes 1 argument (dy); got an object as argument 2');
+    await expect(call(ln.forward.bind(ln), x, [2, 2], {}, 'x') as Promise<unknown>).rejects.toThrow("forward() takes 3 arguments (x, shape, options); got the string 'x' as argument 4");
+    await expect(call(scaler.adapt.bind(scaler), x, [2, 2], { axis: 0 }) as Promise<unknown>).rejects.toThrow('adapt() takes 2 arguments (data, shape); got an object as argument 3');
+    expect(() => call(scaler.reset.bind(scaler), true)).toThrow('reset() takes no arguments; got true as argument 1');
+    expect(() => call(bn.setState.bind(bn), { gamma: [1, 1] }, { beta: [0, 0] })).toThrow('setState() takes 1 argument (state); got an object as argument 2');
+    // Trailing undefined is no argument.
+    expect(Array.from((await call(bn.getState.bind(bn), undefined) as { gamma: Float32Array }).gamma)).toEqual([1, 1]);
+    for (const l of [bn, ln, scaler]) l.destroy();
+  });
+
+  it("a caller's buffer for a parameter the layer holds fixed is refused", async () => {
+    const device = await testDevice();
+    const b = storageBuffer(device, new Float32Array(4));
+    expect(() => new BatchNorm(device, { numFeatures: 4, layout: 'NC', affine: false, buffers: { gamma: b } })).toThrow(
+      'options.buffers.gamma cannot be given: γ is fixed at 1 (scale or affine false) in this layer',
+    );
+    expect(() => new BatchNorm(device, { numFeatures: 4, layout: 'NC', center: false, buffers: { beta: b } })).toThrow(/options.buffers.beta cannot be given: β is fixed at 0/);
+    expect(() => new LayerNorm(device, { normalizedShape: 4, elementwiseAffine: false, buffers: { gamma: b } })).toThrow(
+      /options.buffers.gamma cannot be given: γ is fixed at 1 \(elementwiseAffine false\)/,
+    );
+    expect(() => new LayerNorm(device, { normalizedShape: 4, bias: false, buffers: { beta: b } })).toThrow(/options.buffers.beta cannot be given: β is fixed at 0 \(bias false\)/);
+    expect(() => new InstanceNorm(device, { numFeatures: 4, buffers: { gamma: b } })).toThrow(/options.buffers.gamma cannot be given: γ is fixed at 1 \(affine false\)/);
+    b.destroy();
+  });
+
+  it('a float16 layer refuses finite values beyond ±65504 instead of storing ±Infinity', async () => {
+    const device = await testDevice();
+    const bn = new BatchNorm(device, { numFeatures: 2, layout: 'NC', dtype: 'float16' });
+    const ln = new LayerNorm(device, { normalizedShape: 2, dtype: 'float16' });
+    await expect(bn.forward(Float32Array.of(1, 2, 70000, 4), [2, 2], { training: true })).rejects.toThrow(
+      'x[2] must fit float16 (|value| <= 65504) for a float16 layer; got 70000, which would be stored as ±Infinity',
+    );
+    await expect(ln.forward(Float32Array.of(1, -65520, 3, 4), [2, 2])).rejects.toThrow(/x\[1\] must fit float16/);
+    // 65519 rounds to 65504; ±Infinity and NaN are data and pass through; half bits are taken as they are.
+    const y = await bn.forward(Float32Array.of(65519, 2, 1, 4), [2, 2], { training: true });
+    expect(y.every(Number.isFinite)).toBe(true);
+    expect((await ln.forward(Float32Array.of(Infinity, 1, 2, 3), [2, 2])).slice(0, 2).every(Number.isNaN)).toBe(true);
+    expect((await ln.forward(toFloat16Bits(Float32Array.of(1, 2, 3, 4)), [2, 2])).every(Number.isFinite)).toBe(true);
+    bn.destroy();
+    ln.destroy();
   });
 });
