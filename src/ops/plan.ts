@@ -217,8 +217,10 @@ function elementwise(view: ChannelView, storage: TensorStorage, activation: Fuse
 /**
  * The plan under `key` (everything it depends on), made by `make` on first use, moved to the most
  * recently used end, and held by `holder`. Beyond MAX_PLANS the least recently used plan leaves
- * the cache; its uniform stays with its holders (a pass recorded with it may not have run yet) and
- * is destroyed when the last of them lets go.
+ * the cache, and its holders let go of its uniform without destroying it (a pass recorded with it
+ * may not have been submitted yet): WebGPU frees it once nothing references it. So a layer that
+ * sees ever new shapes (variable sequence lengths) holds at most MAX_PLANS uniforms, not one per
+ * shape it ever saw.
  */
 export function cachedPlan<P extends { readonly params: GPUBuffer }>(device: GPUDevice, key: string, holder: object, make: () => P): P {
   const context = deviceContext(device);
@@ -227,9 +229,10 @@ export function cachedPlan<P extends { readonly params: GPUBuffer }>(device: GPU
   else plan = make();
   context.plans.set(key, plan);
   context.holdings.hold(plan.params, holder);
-  for (const oldKey of context.plans.keys()) {
+  for (const [oldKey, old] of context.plans) {
     if (context.plans.size <= MAX_PLANS) break;
     context.plans.delete(oldKey);
+    context.holdings.forget(old.params);
   }
   return plan;
 }

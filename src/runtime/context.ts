@@ -38,6 +38,15 @@ class Holdings {
     return freed;
   }
 
+  /**
+   * Lets every holder go of `buffer` without destroying it: a pass recorded with it may not have
+   * been submitted yet, and WebGPU keeps a buffer alive while recorded work uses it; it is freed
+   * once nothing references it (garbage collection).
+   */
+  forget(buffer: GPUBuffer): void {
+    this.holders.delete(buffer);
+  }
+
   /** Also destroys buffers no one holds (a pool's replaced buffer). */
   destroyIfUnheld(buffer: GPUBuffer): void {
     if (this.isHeld(buffer)) return;
