@@ -31,6 +31,9 @@ export default defineConfig(({ mode }) =>
           lib: { entry: 'src/index.ts', formats: ['es'], fileName: 'webgpu-batchnorm' },
           rollupOptions: { external: ['webgpu', /^node:/] },
           target: 'es2022',
+          // Not minified: class and function names stay as written (bn.constructor.name is
+          // 'BatchNorm', stack traces say BatchNorm.forward); the app that bundles it minifies.
+          minify: false,
         },
         test: {
           include: ['test/**/*.test.ts'],

@@ -7,8 +7,9 @@
  * The functions check their arguments and record the ops (ops/) directly. Between calls they
  * keep, in the device's context, only what a pass cannot get from its arguments: per `saved`
  * range, how its last forward pass normalized and two small buffers of intermediate
- * coefficients; per scaling `state` range, the coefficients of the transform; and the plans and
- * scratch they use. {@link releaseFunctionCaches} frees them.
+ * coefficients; per scaling `state` range, the coefficients of the transform; per family
+ * `saved` range (normalization-functions.ts), its last forward pass; and the plans and scratch
+ * they use. {@link releaseFunctionCaches} frees them.
  */
 import { CHANNEL_COEF_BYTES, GRAD_COEF_BYTES } from '../kernels/contract.js';
 import {
@@ -42,8 +43,8 @@ import { deviceContext, releaseDeviceContext } from '../runtime/context.js';
 import { DeviceGuard } from '../runtime/guard.js';
 import { Usage, bufferName, bufferOf, checkSeparateOutput, createBufferWithData, isBufferRange, type TensorBuffer } from '../runtime/gpu.js';
 import { acquireScratch } from '../runtime/scratch.js';
-import { checkDevice, checkEncoder, checkKnownKeys, checkNoOverlap, checkObjectArg, checkTensorBuffer, describe, type KnownKeys } from '../runtime/validate.js';
-import { channelView, viewSize } from '../tensor/layout.js';
+import { checkDevice, checkEncoder, checkKnownKeys, checkNoOverlap, checkObjectArg, checkTensorBuffer, describe, isPlainObject, type KnownKeys } from '../runtime/validate.js';
+import { channelView, viewSize, type Layout } from '../tensor/layout.js';
 
 /** Bytes per feature of the `saved` buffer (one ChannelCoef). */
 export const SAVED_BYTES_PER_FEATURE = CHANNEL_COEF_BYTES;
@@ -61,10 +62,18 @@ export type BatchNormFunctionOptions = Omit<BatchNormOptions, 'numFeatures' | 'b
  */
 export type FeatureScalingFunctionOptions = Omit<FeatureScalerOptions, 'numFeatures' | 'state' | 'label'>;
 
+/** A batch-norm forward pass recorded on a `saved` range: how it normalized, and the options its backward pass must repeat. */
+interface BatchNormForwardRecord extends ForwardRecord {
+  /** The options the backward pass's math depends on: the fused activation (recomputed from x), the tensor storage, the layout. */
+  activation: ResolvedBatchNormOptions['activation'];
+  dtype: ResolvedBatchNormOptions['dtype'];
+  layout: Layout;
+}
+
 /** What a batch-norm pass on a `saved` range keeps for the next pass on it. */
 interface SavedRecord {
   /** The last forward pass recorded with this `saved`, which its backward pass must match. */
-  forward: ForwardRecord | null;
+  forward: BatchNormForwardRecord | null;
   /** C vec4f: the backward pass's coefficients of dx. */
   gradCoef: GPUBuffer;
   /** One u32: the training pass's non-finite flag. */
@@ -79,6 +88,18 @@ interface StateRecord {
   inverseCoef: GPUBuffer;
 }
 
+/**
+ * A family forward pass recorded on a `saved` range (normalization-functions.ts): which layer,
+ * the shape, and the arguments its backward pass's math depends on, as messages show them.
+ */
+export interface NormForwardRecord {
+  /** 'LayerNorm', 'RMSNorm', 'GroupNorm' or 'InstanceNorm'. */
+  kind: string;
+  shape: readonly number[];
+  /** By argument name ('args.activation'): the forward pass's value as a message shows it ("'relu'", '[4]', 'given'). */
+  args: Readonly<Record<string, string>>;
+}
+
 /** The function forms' part of a device's context. */
 export interface FunctionsState {
   /** Holds their plans, scratch and buffers until releaseFunctionCaches. */
@@ -88,6 +109,8 @@ export interface FunctionsState {
   readonly saved: WeakMap<GPUBuffer, Map<string, SavedRecord>>;
   /** Per scaling `state` buffer, per `offset:C`. */
   readonly states: WeakMap<GPUBuffer, Map<string, StateRecord>>;
+  /** Per family `saved` buffer, per offset: the last forward pass recorded on it. */
+  readonly normSaved: WeakMap<GPUBuffer, Map<number, NormForwardRecord>>;
   /** ScalingOptions uniforms by `method:correction` (immutable). */
   readonly scalingOptions: Map<string, GPUBuffer>;
 }
@@ -159,12 +182,13 @@ export function encodeBatchNormForward(
     const partials = acquireScratch(device, plan.partialBytes, state.holder);
     recordForward(device, encoder, plan, mode, { ...buffers, ...record, partials, x: args.x, y: args.y }, `${LABEL} forward`);
   }, `${args.training ? 'training' : 'inference'} forward of shape [${args.shape.join(', ')}], x ${bufferName(args.x)}, y ${bufferName(args.y)}, saved ${bufferName(buffers.saved)}`);
-  record.forward = { view, shape: [...args.shape], batchStats: mode.batchStats };
+  record.forward = { view, shape: [...args.shape], batchStats: mode.batchStats, activation: o.activation, dtype: o.dtype, layout: o.layout };
 }
 
 /**
  * Records the backward pass of the last forward pass recorded with the same `saved` buffer
  * (see {@link BatchNorm.encodeBackward}): dx, and dL/dγ, dL/dβ into buffers.gammaGrad/betaGrad.
+ * Its options must repeat the forward pass's activation, dtype and layout, which its math depends on.
  */
 export function encodeBatchNormBackward(
   device: GPUDevice,
@@ -178,6 +202,7 @@ export function encodeBatchNormBackward(
   const record = savedRecord(device, state, buffers.saved, o.numFeatures);
   const last = record.forward;
   const view = checkBackwardArgs(device, o, args, last, null);
+  checkSameOptions(o, args.options, last!);
   checkBackwardAliasing(device, o, view, args, { prefix: 'args.buffers', buffers });
   state.guard.recordChecked('encodeBatchNormBackward', () => {
     const plan = batchNormPlan(device, view, o, { batchStats: last!.batchStats, updateRunning: false }, state.holder);
@@ -234,6 +259,7 @@ export function encodeFeatureScalingInverse(
  * needs its forward pass recorded again.
  */
 export function releaseFunctionCaches(device: GPUDevice): void {
+  checkDevice('device', device);
   releaseDeviceContext(device);
 }
 
@@ -274,6 +300,7 @@ export function functionsState(device: GPUDevice): FunctionsState {
     guard: new DeviceGuard(device, LABEL, 'your buffers'),
     saved: new WeakMap(),
     states: new WeakMap(),
+    normSaved: new WeakMap(),
     scalingOptions: new Map(),
   };
   return context.functions;
@@ -289,8 +316,9 @@ function own(device: GPUDevice, state: FunctionsState, buffer: GPUBuffer): GPUBu
 function checkBatchNormCall(device: GPUDevice, args: { shape: readonly number[]; buffers: BatchNormBuffers; options: BatchNormFunctionOptions }) {
   if (!args || typeof args !== 'object') throw new TypeError(`args must be an object; got ${describe(args)}`);
   const { options, buffers } = args;
-  if (!options || typeof options !== 'object') throw new TypeError(`args.options must be an object with at least layout; got ${describe(options)}`);
-  if (!buffers || typeof buffers !== 'object') throw new TypeError(`args.buffers must be an object with ${STATE_BUFFERS.join(', ')}; got ${describe(buffers)}`);
+  // Plain objects: a Map's entries are no properties, and would be silently taken for none.
+  if (!isPlainObject(options)) throw new TypeError(`args.options must be an object with at least layout; got ${describe(options)}`);
+  if (!isPlainObject(buffers)) throw new TypeError(`args.buffers must be an object with ${STATE_BUFFERS.join(', ')}; got ${describe(buffers)}`);
   checkKnownKeys('args.buffers', buffers, { names: STATE_BUFFERS, what: 'a state buffer of the batch-norm functions', hints: { gradCoef: 'kept by the functions per args.buffers.saved' } });
   for (const name of STATE_BUFFERS) {
     if (!buffers[name]) throw new TypeError(`args.buffers.${name} is required: the function forms take every state buffer (${STATE_BUFFERS.join(', ')}); got ${describe(buffers[name])}`);
@@ -330,6 +358,24 @@ function shapeFeatures(options: object, layout: BatchNormOptions['layout'], shap
     throw new RangeError(`args.options.numFeatures must match the ${C} ${what} of args.shape [${shape.join(', ')}] (or be left out: the shape gives it); got ${describe(given)}`);
   }
   return C;
+}
+
+/**
+ * A backward pass repeats the options of the forward pass recorded on its `saved` that its math
+ * depends on: the fused activation (whose derivative it applies, recomputing z from x and
+ * saved), the dtype (how x, dy and dx are stored) and the layout (where the channels are).
+ */
+function checkSameOptions(o: ResolvedBatchNormOptions, options: BatchNormFunctionOptions, forward: BatchNormForwardRecord): void {
+  const defaults = { activation: 'none', dtype: 'float32' } as const;
+  for (const name of ['activation', 'dtype', 'layout'] as const) {
+    if (o[name] === forward[name]) continue;
+    const given = options[name];
+    const got = given === undefined ? `undefined (the default, '${o[name]}')` : describe(given);
+    const fallback = name !== 'layout' && forward[name] === defaults[name] ? ' or left out' : '';
+    throw new TypeError(
+      `args.options.${name} must be '${forward[name]}'${fallback}, as in the forward pass recorded on this args.buffers.saved (a backward pass takes the options of its forward pass); got ${got}`,
+    );
+  }
 }
 
 /** Shows the momentum warning once per `saved` buffer range, the functions' stand-in for a layer. */

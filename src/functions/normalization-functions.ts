@@ -3,11 +3,14 @@
  * caller's -- x, y (dy, dx), γ and β where learnable, their gradients, InstanceNorm's running
  * statistics, and `saved`, where a forward pass leaves each statistics group's coefficients
  * (NORM_SAVED_BYTES_PER_GROUP bytes per group: N·G groups for GroupNorm, N·C for InstanceNorm,
- * one per row for LayerNorm and RMSNorm) for its backward pass. Nothing is submitted or read back,
- * and nothing is kept between calls but plans and scratch (released by releaseFunctionCaches).
+ * one per row for LayerNorm and RMSNorm) for its backward pass. Nothing is submitted or read back.
+ * Between calls they keep, in the device's context, plans, scratch and, per `saved` range, a
+ * record of the last forward pass recorded on it (released by releaseFunctionCaches).
  *
  * A backward call takes the same options as the forward call whose `saved` it reads (for
- * InstanceNorm with running statistics, the same `training`).
+ * InstanceNorm with running statistics, the same `training`): it is refused without a forward
+ * pass recorded on its `saved`, or where its layer, shape or an argument its math depends on
+ * differs from that forward pass's.
  */
 import { NORM_SAVED_BYTES_PER_GROUP } from '../kernels/contract.js';
 import {
@@ -28,11 +31,11 @@ import {
 } from '../layers/normalization-args.js';
 import { normPlan, recordNormBackward, recordNormForward, type NormGeometry } from '../ops/normalization.js';
 import type { DType } from '../ops/plan.js';
-import { bufferName, type TensorBuffer } from '../runtime/gpu.js';
+import { bufferName, bufferOf, isBufferRange, type TensorBuffer } from '../runtime/gpu.js';
 import { acquireScratch, acquireSink } from '../runtime/scratch.js';
-import { checkDevice, checkEncoder, checkKnownKeys, checkTensorBuffer } from '../runtime/validate.js';
+import { checkDevice, checkEncoder, checkKnownKeys, checkTensorBuffer, describe } from '../runtime/validate.js';
 import { channelView, checkLayout, type Layout } from '../tensor/layout.js';
-import { functionsState } from './functions.js';
+import { functionsState, type FunctionsState, type NormForwardRecord } from './functions.js';
 
 export { NORM_SAVED_BYTES_PER_GROUP };
 
@@ -181,6 +184,9 @@ function encodeForward(kind: Kind, device: GPUDevice, encoder: GPUCommandEncoder
     });
     pass.end();
   }, `${o.trackRunningStats ? (training ? 'training ' : 'inference ') : ''}forward of shape [${args.shape.join(', ')}], x ${bufferName(args.x)}, y ${bufferName(args.y)}, saved ${bufferName(args.saved as TensorBuffer)}`);
+  // What the backward pass on this saved must repeat (checkRecordedForward).
+  const { records, offset } = savedRecords(state, args.saved as TensorBuffer);
+  records.set(offset, { kind, shape: [...args.shape], args: backwardDependencies(o, training) });
 }
 
 function encodeBackward(kind: Kind, device: GPUDevice, encoder: GPUCommandEncoder, args: BackwardTensors & Record<string, unknown>): void {
@@ -201,6 +207,8 @@ function encodeBackward(kind: Kind, device: GPUDevice, encoder: GPUCommandEncode
     buffers: { saved, gamma, beta, gammaGrad: args.dgamma, betaGrad: args.dbeta },
     names: { gammaGrad: 'args.dgamma', betaGrad: 'args.dbeta' },
   });
+  // The call's own arguments first, then against the forward pass it differentiates.
+  checkRecordedForward(kind, state, o, training, args);
   state.guard.recordChecked(`encode${kind}Backward`, () => {
     const plan = normPlan(device, geometry, o, { useRunning: o.trackRunningStats && !training, updateRunning: false }, state.holder);
     const scratch = { partials: acquireScratch(device, plan.partialBytes, state.holder), sink: acquireSink(device, state.holder) };
@@ -223,6 +231,93 @@ function encodeBackward(kind: Kind, device: GPUDevice, encoder: GPUCommandEncode
     );
     pass.end();
   }, `backward of shape [${args.shape.join(', ')}], x ${bufferName(args.x)}, dy ${bufferName(args.dy)}, dx ${bufferName(args.dx)}, saved ${bufferName(args.saved as TensorBuffer)}`);
+}
+
+/** The records of the forward passes on `saved`'s GPUBuffer, by offset, and `saved`'s offset. */
+function savedRecords(state: FunctionsState, saved: TensorBuffer): { records: Map<number, NormForwardRecord>; offset: number } {
+  const buffer = bufferOf(saved);
+  let records = state.normSaved.get(buffer);
+  if (!records) state.normSaved.set(buffer, (records = new Map()));
+  return { records, offset: isBufferRange(saved) ? (saved.offset ?? 0) : 0 };
+}
+
+/**
+ * What the backward pass's math takes from the call's arguments, by argument name, as messages
+ * show it: where the statistics groups are (normalizedShape; numGroups and layout), the fused
+ * activation (whose derivative it applies, recomputing z from x, γ and β), the dtype (how x, dy
+ * and dx are stored), whether γ multiplies (given) or is 1, β where the activation reads it, and
+ * InstanceNorm's statistics (running, at inference with running statistics; else the instance's).
+ * eps is not among them: the backward pass reads 1/sqrt(var + eps) from saved.
+ */
+function backwardDependencies(o: ResolvedNormOptions, training: boolean): Record<string, string> {
+  const deps: Record<string, string> = {};
+  if (o.kind === 'layer' || o.kind === 'rms') deps['args.normalizedShape'] = `[${o.normalizedShape.join(', ')}]`;
+  if (o.kind === 'group') deps['args.numGroups'] = String(o.numGroups);
+  if (o.kind === 'group' || o.kind === 'instance') deps['args.layout'] = `'${o.layout}'`;
+  deps['args.activation'] = `'${o.activation}'`;
+  deps['args.dtype'] = `'${o.dtype}'`;
+  deps['args.gamma'] = o.hasGamma ? 'given' : 'left out';
+  if (o.kind !== 'rms' && o.activation !== 'none') deps['args.beta'] = o.hasBeta ? 'given' : 'left out';
+  if (o.kind === 'instance') deps.statistics = o.trackRunningStats && !training ? 'running' : 'instance';
+  return deps;
+}
+
+const AS = 'as in the forward pass recorded on this args.saved';
+const WHY = '(a backward pass takes the arguments of its forward pass that its math depends on)';
+const AS_FORWARD = `${AS} ${WHY}`;
+const ARTICLE: Readonly<Record<string, string>> = { LayerNorm: 'a', RMSNorm: 'an', GroupNorm: 'a', InstanceNorm: 'an' };
+
+/**
+ * The backward call `args` of `kind` against the last forward pass recorded on its `saved` (in
+ * this process, since the last releaseFunctionCaches): there must be one, of the same layer and
+ * shape, with the same arguments where the backward pass's math depends on them
+ * ({@link backwardDependencies}). A `saved` filled otherwise cannot be told from one a forward
+ * pass left, so it is refused.
+ */
+function checkRecordedForward(kind: Kind, state: FunctionsState, o: ResolvedNormOptions, training: boolean, args: BackwardTensors & Record<string, unknown>): void {
+  const { records, offset } = savedRecords(state, args.saved as TensorBuffer);
+  const forward = records.get(offset);
+  if (!forward) {
+    throw new Error(
+      `encode${kind}Backward needs a forward pass recorded on this args.saved first: call encode${kind}Forward with the same saved (buffer and offset) before it; ` +
+        'releaseFunctionCaches forgets the recorded passes',
+    );
+  }
+  if (forward.kind !== kind) {
+    throw new TypeError(
+      `args.saved holds ${ARTICLE[forward.kind]} ${forward.kind} forward pass (the last recorded on it), not ${ARTICLE[kind]} ${kind} one: encode${kind}Backward must follow encode${kind}Forward on the same saved`,
+    );
+  }
+  const shape = (s: readonly number[]) => `[${s.join(', ')}]`;
+  if (forward.shape.length !== args.shape.length || forward.shape.some((d, i) => d !== args.shape[i])) {
+    throw new RangeError(`args.shape must be ${shape(forward.shape)}, the shape of the forward pass recorded on this args.saved; got ${shape(args.shape)}`);
+  }
+  const given = backwardDependencies(o, training);
+  for (const [name, expected] of Object.entries(forward.args)) {
+    const actual = given[name];
+    if (actual === expected) continue;
+    if (name === 'statistics') {
+      if (expected === 'running' && o.trackRunningStats) {
+        throw new TypeError(`args.training must be false, ${AS}, which normalized with the running statistics ${WHY}; got ${shown(args.training, 'true')}`);
+      }
+      if (expected === 'running') {
+        throw new TypeError(`args.runningMean and args.runningVar must be given, with args.training false, ${AS}, which normalized with them ${WHY}; got undefined`);
+      }
+      throw new TypeError(`args.training must be true or left out, ${AS}, which normalized with each instance's own statistics ${WHY}; got false`);
+    }
+    const argName = name.slice('args.'.length);
+    const value = args[argName];
+    if (expected === 'given' || expected === 'left out') {
+      const what = expected === 'given' ? 'given' : `left out (${argName === 'gamma' ? 'γ = 1' : 'β = 0'})`;
+      throw new TypeError(`${name} must be ${what}, ${AS_FORWARD}; got ${describe(value)}`);
+    }
+    throw new TypeError(`${name} must be ${expected}, ${AS_FORWARD}; got ${shown(value, actual)}`);
+  }
+}
+
+/** A given value as a message shows it; left out: undefined, and the default it stands for. */
+function shown(value: unknown, resolved: string | undefined): string {
+  return value === undefined ? `undefined (the default, ${resolved})` : Array.isArray(value) ? `[${value.join(', ')}]` : describe(value);
 }
 
 /** Records LayerNorm's forward pass (see {@link LayerNorm}) on the caller's buffers. */

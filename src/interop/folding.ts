@@ -5,7 +5,7 @@
  *
  *   s_c = γ_c / sqrt(runningVar_c + eps),  w'_c = s_c · w_c,  b'_c = s_c · (b_c − runningMean_c) + β_c
  */
-import { describe } from '../runtime/validate.js';
+import { checkKnownKeys, checkObject, describe } from '../runtime/validate.js';
 
 /** The statistics and parameters of the BN layer to fold (as {@link BatchNorm.getState} returns them, with its eps). */
 export interface FoldableBatchNorm {
@@ -31,6 +31,16 @@ export interface FoldableLayer {
 
 /** The weights and bias of the layer with the BN folded in (float64; round to float32 to upload). */
 export function foldBatchNorm(layer: FoldableLayer, bn: FoldableBatchNorm): { weight: Float64Array; bias: Float64Array } {
+  checkObject('layer', layer, 'an object { weight, bias?, outAxis? }');
+  checkKnownKeys('layer', layer, { names: ['weight', 'bias', 'outAxis'], what: 'a field of the layer to fold into', hints: { axis: 'outAxis' } });
+  checkObject('bn', bn, "an object { gamma, beta, runningMean, runningVar, eps }, such as { ...(await bn.getState()), eps: bn.eps }");
+  // getState()'s numBatchesTracked comes along in { ...(await bn.getState()), eps } and is not needed.
+  checkKnownKeys('bn', bn, {
+    names: ['gamma', 'beta', 'runningMean', 'runningVar', 'eps', 'numBatchesTracked'],
+    what: 'a field of the BN layer to fold',
+    hints: { epsilon: 'eps here', weight: "PyTorch's weight is gamma here", bias: "PyTorch's bias is beta here", running_mean: 'runningMean', running_var: 'runningVar' },
+  });
+  if (!bn.gamma || typeof bn.gamma.length !== 'number') throw new TypeError(`bn.gamma must be an array of numbers; got ${describe(bn.gamma)}`);
   const C = bn.gamma.length;
   for (const [name, a] of [['beta', bn.beta], ['runningMean', bn.runningMean], ['runningVar', bn.runningVar]] as const) {
     if (!a || a.length !== C) throw new RangeError(`bn.${name} must have ${C} values (bn.gamma's length); got ${a?.length}`);

@@ -13,8 +13,13 @@ export interface NpyArray {
 
 const MAGIC = [0x93, 0x4e, 0x55, 0x4d, 0x50, 0x59]; // \x93NUMPY
 
+import { describe } from '../runtime/validate.js';
+
 /** Parses a .npy file. */
 export function parseNpy(file: ArrayBuffer | Uint8Array): NpyArray {
+  if (!(file instanceof Uint8Array) && !(file instanceof ArrayBuffer)) {
+    throw new TypeError(`file must be the bytes of a .npy file, a Uint8Array or an ArrayBuffer; got ${describe(file)}`);
+  }
   const bytes = file instanceof Uint8Array ? file : new Uint8Array(file);
   if (bytes.length < 10 || MAGIC.some((b, i) => bytes[i] !== b)) throw new TypeError('not a .npy file: it must start with \\x93NUMPY');
   const major = bytes[6];
@@ -91,7 +96,18 @@ function halfToFloat(h: number): number {
  * A .npy file (version 1.0, little-endian, C order) holding `data` with `shape` (default 1-D):
  * '<f4' for a Float32Array, '<f8' for a Float64Array, '<i8' for a BigInt64Array.
  */
-export function toNpy(data: Float32Array | Float64Array | BigInt64Array, shape: readonly number[] = [data.length]): Uint8Array {
+export function toNpy(data: Float32Array | Float64Array | BigInt64Array, shape?: readonly number[]): Uint8Array {
+  if (!(data instanceof Float32Array) && !(data instanceof Float64Array) && !(data instanceof BigInt64Array)) {
+    const hint = Array.isArray(data) ? ' (an array: Float32Array.from(array) or Float64Array.from(array) first)' : '';
+    throw new TypeError(`data must be a Float32Array, a Float64Array or a BigInt64Array${hint}; got ${describe(data)}`);
+  }
+  shape ??= [data.length];
+  if (!Array.isArray(shape)) throw new TypeError(`shape must be an array of non-negative integers; got ${describe(shape)}`);
+  // An index loop: forEach would skip the holes of a sparse array.
+  for (let i = 0; i < shape.length; i++) {
+    const d: unknown = shape[i];
+    if (!Number.isSafeInteger(d) || (d as number) < 0) throw new TypeError(`shape[${i}] must be a non-negative integer; got ${describe(d)}`);
+  }
   const count = shape.reduce((a, b) => a * b, 1);
   if (count !== data.length) throw new RangeError(`shape [${shape.join(', ')}] holds ${count} values; data has ${data.length}`);
   const descr = data instanceof Float32Array ? '<f4' : data instanceof Float64Array ? '<f8' : '<i8';

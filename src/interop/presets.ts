@@ -17,8 +17,8 @@ import type { BatchNormOptions } from '../layers/batchnorm.js';
 import type { GroupNormOptions, InstanceNormOptions, LayerNormOptions, RMSNormOptions } from '../layers/normalization.js';
 import { BATCHNORM_OPTIONS, markConvertedMomentum } from '../layers/batchnorm-args.js';
 import { NORM_OPTION_KEYS } from '../layers/normalization-args.js';
-import { checkBoolean, checkKnownKeys, checkStateValues, describe, type KnownKeys } from '../runtime/validate.js';
-import { checkLayout, layoutFor, type Layout } from '../tensor/layout.js';
+import { checkBoolean, checkGpuEps, checkKnownKeys, checkStateValues, describe, type KnownKeys } from '../runtime/validate.js';
+import { checkLayout, findLayout, type Layout } from '../tensor/layout.js';
 
 /** Throws a TypeError unless `args` is an object whose every key the preset knows. */
 function checkArgs(args: object, keys: KnownKeys, argName = 'args'): void {
@@ -133,7 +133,7 @@ export function kerasOptions(args: KerasBatchNormArgs): BatchNormOptions {
     throw new RangeError(`args.rank must be 2, 3, 4 or 5 (the input's rank, batch axis included); got ${describe(rank)}`);
   }
   if (typeof axis !== 'number' || !Number.isInteger(axis)) throw new TypeError(`args.axis must be an integer (negative counts from the end); got ${describe(axis)}`);
-  const layout = layoutFor(rank, axis);
+  const layout = findLayout(rank, axis);
   if (!layout) {
     throw new RangeError(`axis ${axis} of a rank-${rank} input has no supported layout: use axis 1 or -1 on inputs of rank 2 to 5`);
   }
@@ -199,16 +199,14 @@ export function onnxOptions(args: OnnxBatchNormArgs): BatchNormOptions {
   checkArgs(args, ONNX_KEYS);
   const { numFeatures, rank, epsilon = 1e-5, momentum = 0.9 } = args;
   checkCount('args.numFeatures', numFeatures);
-  const layout = Number.isInteger(rank) ? layoutFor(rank, 1) : undefined;
+  const layout = Number.isInteger(rank) ? findLayout(rank, 1) : undefined;
   if (!layout) {
     throw new RangeError(`args.rank must be 2, 3, 4 or 5 (X is (N, C, D1, …, Dn), channels first: 'NC', 'NCL', 'NCHW', 'NCDHW'); got ${describe(rank)}`);
   }
   if (typeof momentum !== 'number' || !(momentum >= 0 && momentum <= 1)) {
     throw new RangeError(`args.momentum must be a number in [0, 1] (ONNX's weight of the old value); got ${describe(momentum)}`);
   }
-  if (typeof epsilon !== 'number' || !(epsilon > 0) || !Number.isFinite(epsilon)) {
-    throw new RangeError(`args.epsilon must be a finite number > 0; got ${describe(epsilon)}`);
-  }
+  checkPositiveEps('args.epsilon', epsilon);
   return markConvertedMomentum({ numFeatures, layout, eps: epsilon, momentum: 1 - momentum, affine: true, trackRunningStats: true, runningVariance: 'biased' });
 }
 
@@ -244,10 +242,9 @@ function checkEpsilon(epsilon: unknown): asserts epsilon is number {
   checkPositiveEps('attributes.epsilon', epsilon);
 }
 
+/** An eps the layer will add in float32 (see checkGpuEps: > 0, not subnormal, within float32's range). */
 function checkPositiveEps(argName: string, epsilon: unknown): asserts epsilon is number {
-  if (typeof epsilon !== 'number' || !(epsilon > 0) || !Number.isFinite(epsilon)) {
-    throw new RangeError(`${argName} must be a finite number > 0; got ${describe(epsilon)}`);
-  }
+  checkGpuEps(argName, epsilon);
 }
 
 /** A positive integer count (`numChannels`, `numFeatures`), named `argName` in the message. */
@@ -259,7 +256,7 @@ function checkCount(argName: string, value: unknown): asserts value is number {
 
 /** ONNX's channels-first layout of an X of this rank: 'NC', 'NCL', 'NCHW' or 'NCDHW'. */
 function channelsFirst(rank: unknown): Layout {
-  const layout = typeof rank === 'number' && Number.isInteger(rank) ? layoutFor(rank, 1) : undefined;
+  const layout = typeof rank === 'number' && Number.isInteger(rank) ? findLayout(rank, 1) : undefined;
   if (!layout) {
     throw new RangeError(`rank must be 2, 3, 4 or 5 (X is (N, C, D1, …, Dn), channels first: 'NC', 'NCL', 'NCHW', 'NCDHW'); got ${describe(rank)}`);
   }
@@ -307,9 +304,11 @@ function normalizedShapeFrom(inputShape: readonly number[], axis: unknown): numb
   if (!Array.isArray(inputShape) || inputShape.length === 0) {
     throw new TypeError(`inputShape must be the shape of X, an array of at least one dimension; got ${describe(inputShape)}`);
   }
-  inputShape.forEach((d, i) => {
-    if (!Number.isSafeInteger(d) || d < 1) throw new TypeError(`inputShape[${i}] must be a positive integer; got ${describe(d)}`);
-  });
+  // An index loop: forEach would skip the holes of a sparse array.
+  for (let i = 0; i < inputShape.length; i++) {
+    const d: unknown = inputShape[i];
+    if (!Number.isSafeInteger(d) || (d as number) < 1) throw new TypeError(`inputShape[${i}] must be a positive integer; got ${describe(d)}`);
+  }
   const r = inputShape.length;
   if (typeof axis !== 'number' || !Number.isInteger(axis) || axis < -r || axis >= r) {
     throw new RangeError(`attributes.axis must be an integer in [${-r}, ${r - 1}] for X of rank ${r} (shape [${inputShape.join(', ')}]); got ${describe(axis)}`);

@@ -14,7 +14,7 @@
  * Values may be arrays of numbers or .npy files (as numpy.save writes them).
  */
 import type { BatchNormState, BatchNormStateInput } from '../layers/batchnorm.js';
-import { checkKnownKeys, describe } from '../runtime/validate.js';
+import { checkBoolean, checkKnownKeys, describe, type KnownKeys } from '../runtime/validate.js';
 import { parseNpy, toNpy } from './npy.js';
 
 /** A tensor as an array of numbers (or bigints, as PyTorch's int64), a parsed .npy, or the bytes of a .npy file. */
@@ -179,16 +179,44 @@ export interface ToPyTorchStateOptions {
 export type PyTorchStateSource = BatchNormState | Partial<Record<'gamma' | 'beta' | 'runningMean' | 'runningVar', Float32Array>>;
 
 /**
+ * The options object of an export or import function `fn` (undefined: `{}`): an object whose
+ * every key is one of `names`, since an unknown key (a misspelling such as `prefx`, another
+ * framework's name such as `centre`) would otherwise be ignored.
+ */
+function checkOptions(fn: string, options: unknown, names: readonly string[], hints?: Readonly<Record<string, string>>): Record<string, unknown> {
+  if (options === undefined) return {};
+  if (options === null || typeof options !== 'object' || Array.isArray(options)) {
+    throw new TypeError(`options must be an object { ${names.join(', ')} }; got ${describe(options)}`);
+  }
+  const keys: KnownKeys = { names, what: `an option of ${fn}`, hints };
+  checkKnownKeys('options', options, keys);
+  return options as Record<string, unknown>;
+}
+
+/** A boolean option (`options.name`), `fallback` where left out. */
+function flag(options: Record<string, unknown>, name: string, fallback: boolean): boolean {
+  return checkBoolean(`options.${name}`, options[name], fallback);
+}
+
+const KERAS_HINTS = { centre: 'did you mean center?', epsilon: 'the weights carry no epsilon: it is a layer option (kerasOptions)', axis: 'the weights carry no axis: it is a layer option (kerasOptions)' };
+
+/**
  * `state_dict` entries of the state, as typed arrays or (`npy: true`) as .npy file bytes, under
- * `prefix`. `kind` says which layer's state it is (see {@link fromPyTorchState}); BatchNorm's
+ * `prefix` (a string alone is the prefix, as for fromPyTorchState). `kind` says which layer's state it is (see {@link fromPyTorchState}); BatchNorm's
  * entries are weight, bias, running_mean, running_var and num_batches_tracked. A family layer's
  * are weight (γ) and bias (β; not for RMSNorm) and, for InstanceNorm, running_mean, running_var
  * and num_batches_tracked, written as 0 as PyTorch's InstanceNorm leaves it; `layer` drops those
  * its PyTorch module would not have.
  */
-export function toPyTorchState(state: PyTorchStateSource, options: ToPyTorchStateOptions = {}): Record<string, Float32Array | BigInt64Array | Uint8Array> {
-  const { prefix = '', npy = false, kind = 'BatchNorm', layer } = options;
+export function toPyTorchState(state: PyTorchStateSource, options: string | ToPyTorchStateOptions = {}): Record<string, Float32Array | BigInt64Array | Uint8Array> {
+  const o = typeof options === 'string' ? { prefix: options } : checkOptions('toPyTorchState', options, ['prefix', 'npy', 'kind', 'layer']);
+  const { prefix = '', kind = 'BatchNorm', layer } = o as ToPyTorchStateOptions;
+  if (typeof prefix !== 'string') throw new TypeError(`options.prefix must be a string; got ${describe(prefix)}`);
+  const npy = flag(o, 'npy', false);
   checkKind(kind);
+  if (layer !== undefined && (layer === null || typeof layer !== 'object')) {
+    throw new TypeError(`options.layer must be the family layer or its flags { elementwiseAffine, bias, affine, trackRunningStats }; got ${describe(layer)}`);
+  }
   if (!state || typeof state !== 'object') throw new TypeError(`state must be a layer's getState() result; got ${describe(state)}`);
   let entries: [string, Float32Array | BigInt64Array][];
   if (kind === 'BatchNorm') {
@@ -231,7 +259,9 @@ export function toPyTorchState(state: PyTorchStateSource, options: ToPyTorchStat
  * of the population variance, and is taken as is.
  */
 export function fromKerasWeights(weights: readonly TensorInput[], options: { center?: boolean; scale?: boolean } = {}): BatchNormStateInput {
-  const { center = true, scale = true } = options;
+  const o = checkOptions('fromKerasWeights', options, ['center', 'scale'], KERAS_HINTS);
+  const center = flag(o, 'center', true);
+  const scale = flag(o, 'scale', true);
   const names = [...(scale ? ['gamma'] : []), ...(center ? ['beta'] : []), 'moving_mean', 'moving_variance'];
   if (!Array.isArray(weights) || weights.length !== names.length) {
     throw new RangeError(`weights must be the ${names.length} arrays [${names.join(', ')}]; got ${Array.isArray(weights) ? weights.length : typeof weights}`);
@@ -247,7 +277,11 @@ export function fromKerasWeights(weights: readonly TensorInput[], options: { cen
 
 /** The state as Keras's weight list [gamma, beta, moving_mean, moving_variance] (see {@link fromKerasWeights}). */
 export function toKerasWeights(state: BatchNormState, options: { center?: boolean; scale?: boolean; npy?: boolean } = {}): (Float32Array | Uint8Array)[] {
-  const { center = true, scale = true, npy = false } = options;
+  const o = checkOptions('toKerasWeights', options, ['center', 'scale', 'npy'], KERAS_HINTS);
+  const center = flag(o, 'center', true);
+  const scale = flag(o, 'scale', true);
+  const npy = flag(o, 'npy', false);
+  if (!state || typeof state !== 'object') throw new TypeError(`state must be a BatchNorm's getState() result; got ${describe(state)}`);
   const list = [...(scale ? [state.gamma] : []), ...(center ? [state.beta] : []), state.runningMean, state.runningVar];
   return npy ? list.map((a) => toNpy(a)) : list;
 }
@@ -289,7 +323,8 @@ export function fromOnnxInputs(inputs: Partial<OnnxBatchNormInputs>): BatchNormS
 
 /** The state as ONNX `BatchNormalization`'s inputs (see {@link fromOnnxInputs}), as typed arrays or (`npy: true`) as .npy file bytes. */
 export function toOnnxInputs(state: BatchNormState, options: { npy?: boolean } = {}): OnnxBatchNormInputs<Float32Array | Uint8Array> {
-  const { npy = false } = options;
+  const npy = flag(checkOptions('toOnnxInputs', options, ['npy']), 'npy', false);
+  if (!state || typeof state !== 'object') throw new TypeError(`state must be a BatchNorm's getState() result; got ${describe(state)}`);
   const out = (a: Float32Array) => (npy ? toNpy(a) : a);
   return { scale: out(state.gamma), B: out(state.beta), input_mean: out(state.runningMean), input_var: out(state.runningVar) };
 }
@@ -304,7 +339,17 @@ function values(input: TensorInput, argName: string): number[] {
   }
   const array = input && typeof input === 'object' && 'data' in input ? input.data : input;
   if (!array || typeof (array as ArrayLike<number>).length !== 'number') throw new TypeError(`${argName} must be an array of numbers or a .npy file`);
-  return Array.from(array as ArrayLike<number | bigint>, Number);
+  // An index loop: a hole ([1, , 3]) or a string would otherwise become NaN.
+  const list = array as ArrayLike<unknown>;
+  // 'weights[0] (gamma)' names its entries 'weights[0][1] (gamma)'.
+  const [, base, note = ''] = /^(.*?)( \(.*\))?$/.exec(argName)!;
+  const out: number[] = [];
+  for (let i = 0; i < list.length; i++) {
+    const v = list[i];
+    if (typeof v !== 'number' && typeof v !== 'bigint') throw new TypeError(`${base}[${i}]${note} must be a number; got ${describe(v)}`);
+    out.push(Number(v));
+  }
+  return out;
 }
 
 /** The ONNX operators of the normalization family, and the layer each maps to. */
@@ -380,7 +425,8 @@ export function toOnnxNormInputs<Op extends OnnxNormOp>(
   options: { npy?: boolean } = {},
 ): OnnxNormInputs<Op, Float32Array | Uint8Array> {
   checkOnnxOp(op);
-  const { npy = false } = options;
+  const npy = flag(checkOptions('toOnnxNormInputs', options, ['npy']), 'npy', false);
+  if (!state || typeof state !== 'object') throw new TypeError(`state must be a family layer's getState() result; got ${describe(state)}`);
   const out: Record<string, Float32Array | Uint8Array> = {};
   for (const [key, field] of Object.entries(ONNX_NORM_INPUTS[op] as Record<string, 'gamma' | 'beta'>)) {
     const value = state[field];

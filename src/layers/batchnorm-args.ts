@@ -9,6 +9,8 @@ import type { BatchNormMode, BatchNormPlanOptions, DType } from '../ops/plan.js'
 import { checkSeparateOutput, type TensorBuffer } from '../runtime/gpu.js';
 import {
   checkBoolean,
+  checkDisjoint,
+  checkGpuEps,
   checkKnownKeys,
   checkLabel,
   checkNoOverlap,
@@ -17,6 +19,7 @@ import {
   checkTensorFits,
   checkTrainable,
   describe,
+  isPlainObject,
   type KnownKeys,
   type UsedRange,
 } from '../runtime/validate.js';
@@ -192,9 +195,7 @@ export function resolveBatchNormOptions(device: GPUDevice, options: BatchNormOpt
     throw new TypeError(`${prefix}.numFeatures must be a positive integer; got ${describe(numFeatures)}`);
   }
   checkLayout(layout, `${prefix}.layout`);
-  if (typeof eps !== 'number' || !(eps > 0) || !Number.isFinite(eps)) {
-    throw new RangeError(`${prefix}.eps must be a finite number > 0; got ${describe(eps)}`);
-  }
+  checkGpuEps(`${prefix}.eps`, eps);
   if (momentum !== null && (typeof momentum !== 'number' || !(momentum >= 0 && momentum <= 1))) {
     throw new RangeError(`${prefix}.momentum must be a number in [0, 1] or null; got ${describe(momentum)}`);
   }
@@ -217,7 +218,8 @@ export function resolveBatchNormOptions(device: GPUDevice, options: BatchNormOpt
   checkBoolean(`${prefix}.trackRunningStats`, trackRunningStats);
   checkLabel(`${prefix}.label`, options.label, 'BatchNorm');
   const buffers = (options as { buffers?: unknown }).buffers;
-  if (buffers !== undefined && (buffers === null || typeof buffers !== 'object' || Array.isArray(buffers))) {
+  // A plain object: a Map's entries are no properties, and would be silently taken for none.
+  if (buffers !== undefined && !isPlainObject(buffers)) {
     throw new TypeError(`${prefix}.buffers must be an object of GPUBuffers (or ranges) by state name; got ${describe(buffers)}`);
   }
   const coefBytes = numFeatures * CHANNEL_COEF_BYTES;
@@ -256,11 +258,12 @@ const WRITTEN_STATE: readonly StateBufferName[] = ['runningMean', 'runningVar', 
  * the outputs among them are in other GPUBuffers than what the same dispatch reads (gradients
  * apart from γ and saved; saved apart from the parameters and statistics; numBatchesTracked
  * apart from γ and β, which the batch statistics read beside it); and that no buffer a pass
- * writes overlaps another state buffer (runningMean and runningVar may share a GPUBuffer, in
- * disjoint ranges). Entries set to undefined are skipped.
+ * writes overlaps another state buffer, nor any two state buffers each other (runningMean and
+ * runningVar, or γ and β, may share a GPUBuffer, in disjoint ranges). `given` must be a plain
+ * object (not a Map). Entries set to undefined are skipped.
  */
 export function checkStateBuffers(device: GPUDevice, C: number, given: Partial<Record<string, TensorBuffer>>, prefix: string): void {
-  if (!given || typeof given !== 'object' || Array.isArray(given)) throw new TypeError(`${prefix} must be an object of buffers; got ${describe(given)}`);
+  if (!isPlainObject(given)) throw new TypeError(`${prefix} must be an object of buffers by state name; got ${describe(given)}`);
   for (const [name, buffer] of Object.entries(given)) {
     if (buffer === undefined) continue;
     if (!STATE_BUFFERS.includes(name as StateBufferName)) throw new TypeError(`${prefix}.${name} is not a state buffer; expected one of ${STATE_BUFFERS.join(', ')}`);
@@ -279,6 +282,8 @@ export function checkStateBuffers(device: GPUDevice, C: number, given: Partial<R
     const buffer = given[name];
     if (buffer) checkNoOverlap([`${prefix}.${name}`, buffer, stateBufferBytes(name, C)[0]], used(STATE_BUFFERS.filter((n) => n !== name)));
   }
+  // Every other pair too (γ and β): setState writes each, and they must not share bytes.
+  checkDisjoint(used(STATE_BUFFERS));
 }
 
 /**

@@ -9,7 +9,20 @@ import { normStorage, tensorBytes } from '../kernels/shaders.js';
 import { channelGroupGeometry, geometrySize, groupCount, rowGeometry, type NormGeometry, type NormKind, type NormPlanOptions } from '../ops/normalization.js';
 import type { DType } from '../ops/plan.js';
 import { checkSeparateOutput, type TensorBuffer } from '../runtime/gpu.js';
-import { checkKnownKeys, checkLabel, checkNoOverlap, checkObjectArg, checkTensorBuffer, checkTensorFits, describe, type KnownKeys, type UsedRange } from '../runtime/validate.js';
+import {
+  checkDisjoint,
+  checkGpuEps,
+  checkKnownKeys,
+  checkLabel,
+  checkNoOverlap,
+  checkObjectArg,
+  checkTensorBuffer,
+  checkTensorFits,
+  describe,
+  isPlainObject,
+  type KnownKeys,
+  type UsedRange,
+} from '../runtime/validate.js';
 import { channelView, checkLayout, type Layout } from '../tensor/layout.js';
 
 /** An activation fused after the normalization's affine transform, forward and backward. */
@@ -132,7 +145,7 @@ function orDefault<T>(value: T | undefined, fallback: T): T {
 
 function commonOptions(options: NormCommonOptions, defaultEps: number, className: string, at: string) {
   const eps = orDefault(options.eps, defaultEps);
-  if (typeof eps !== 'number' || !Number.isFinite(eps) || eps <= 0) throw new RangeError(`${at}.eps must be a finite number > 0; got ${describe(options.eps)}`);
+  checkGpuEps(`${at}.eps`, eps);
   const activation = orDefault(options.activation, 'none');
   if (activation !== 'none' && activation !== 'relu' && activation !== 'silu') {
     throw new TypeError(`${at}.activation must be 'none', 'relu' or 'silu'; got ${describe(options.activation)}`);
@@ -147,7 +160,8 @@ function checkOptionsObject(className: keyof typeof NORM_OPTION_KEYS, options: u
   if (!options || typeof options !== 'object' || Array.isArray(options)) throw new TypeError(`${at} must be an object with ${required}; got ${describe(options)}`);
   checkKnownKeys(at, options, { names: NORM_OPTION_KEYS[className], what: `an option of ${className}`, hints: OPTION_HINTS });
   const buffers = (options as { buffers?: unknown }).buffers;
-  if (buffers !== undefined && (buffers === null || typeof buffers !== 'object' || Array.isArray(buffers))) {
+  // A plain object: a Map's entries are no properties, and would be silently taken for none.
+  if (buffers !== undefined && !isPlainObject(buffers)) {
     throw new TypeError(`${at}.buffers must be an object of GPUBuffers (or ranges) by name; got ${describe(buffers)}`);
   }
 }
@@ -158,7 +172,10 @@ function normalizedShapeOf(v: unknown, at: string): number[] {
   if (!Array.isArray(dims) || dims.length === 0) {
     throw new TypeError(`${at}.normalizedShape must be a positive integer or a non-empty array of them; got ${describe(v)}`);
   }
-  return dims.map((d, i) => positiveInteger(`${at}.normalizedShape[${i}]`, d));
+  // An index loop: map would skip the holes of a sparse array ([, 2]).
+  const checked: number[] = [];
+  for (let i = 0; i < dims.length; i++) checked.push(positiveInteger(`${at}.normalizedShape[${i}]`, dims[i]));
+  return checked;
 }
 
 /** LayerNorm's options with their defaults. `at` names them in messages (the function forms: 'args'). */
@@ -259,7 +276,8 @@ function channelOptions(
 /** The geometry of a tensor of `shape` for the layer `o`, checked (the shape named `argName`). */
 export function normGeometryOf(device: GPUDevice, o: ResolvedNormOptions, shape: readonly number[], argName: string): NormGeometry {
   if (!Array.isArray(shape)) throw new TypeError(`${argName} must be an array of positive integers; got ${describe(shape)}`);
-  shape.forEach((d, i) => positiveInteger(`${argName}[${i}]`, d));
+  // An index loop: forEach would skip the holes of a sparse array ([, 2]).
+  for (let i = 0; i < shape.length; i++) positiveInteger(`${argName}[${i}]`, shape[i]);
   let geometry: NormGeometry;
   if (o.kind === 'layer' || o.kind === 'rms') {
     const k = o.normalizedShape.length;
@@ -423,7 +441,8 @@ function used(o: ResolvedNormOptions, state: NormState, roles: readonly NormStat
 /**
  * A layer's caller-owned buffers (options.buffers, named `prefix`.name): a buffer a pass writes
  * (the gradients, the running statistics) must overlap no other one, or the pass would
- * overwrite γ, β or another result. Ranges of one GPUBuffer may hold them side by side. Call
+ * overwrite γ, β or another result, and no two of them may overlap at all (setState writes γ
+ * and β separately). Ranges of one GPUBuffer may hold them side by side. Call
  * after each has been checked for size and usage.
  */
 export function checkNormStateBuffers(o: ResolvedNormOptions, given: Partial<Record<NormBufferName, TensorBuffer>>, prefix: string): void {
@@ -433,6 +452,8 @@ export function checkNormStateBuffers(o: ResolvedNormOptions, given: Partial<Rec
     const b = given[role];
     if (b !== undefined) checkNoOverlap([named(state, role), b, roleBytes(o, role)], used(o, state, roles.filter((r) => r !== role)));
   }
+  // Every other pair too (γ and β): setState writes each, and they must not share bytes.
+  checkDisjoint(used(o, state, roles));
 }
 
 /**

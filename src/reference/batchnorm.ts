@@ -7,7 +7,7 @@
  */
 import type { ChannelView } from '../tensor/layout.js';
 import { viewSize } from '../tensor/layout.js';
-import { checkBoolean, checkInteger, checkMomentum, checkNonNegativeEps, checkNumbers, checkObject, checkOneOf, checkView, describe } from '../runtime/validate.js';
+import { checkBoolean, checkInteger, checkMomentum, checkNonNegativeEps, checkNumbers, checkObject, checkOneOf, checkParamKeys, checkView, describe } from '../runtime/validate.js';
 
 type Numbers = ArrayLike<number>;
 
@@ -26,6 +26,31 @@ export interface RunningStats {
   runningMean: Float64Array;
   runningVar: Float64Array;
   numBatchesTracked: number;
+}
+
+/**
+ * Fields of the objects the library hands out that a parameters object `p` may carry along
+ * unread: referenceStats' and referenceTrainingForward's results (mean, variance, count, y) and
+ * a BatchNorm layer's getState() (gamma, beta, runningMean, runningVar, numBatchesTracked), as in
+ * `{ ...referenceStats(x, view), gamma, eps }` or `{ ...await bn.getState(), eps }`, and the
+ * other functions' parameters.
+ */
+const CARRIED = ['mean', 'variance', 'count', 'y', 'gamma', 'beta', 'runningMean', 'runningVar', 'numBatchesTracked', 'eps', 'batchStats'];
+
+/** Advice on other frameworks' names for the parameters. */
+const PARAM_HINTS: Readonly<Record<string, string>> = {
+  epsilon: 'eps here',
+  weight: "PyTorch's weight is gamma here",
+  bias: "PyTorch's bias is beta here",
+  running_mean: "PyTorch's running_mean is runningMean here",
+  running_var: "PyTorch's running_var is runningVar here",
+  momentum: 'referenceUpdateRunningStats takes the momentum',
+  training: 'batchStats: true for a training forward pass (referenceBackward)',
+};
+
+/** `p`'s keys: each one `fn` reads (`own`) or one the library's results carry along. */
+function checkKeys(p: Record<string, unknown>, fn: string, own: readonly string[]): void {
+  checkParamKeys('p', p, fn, own, CARRIED.filter((k) => !own.includes(k)), PARAM_HINTS);
 }
 
 /** Calls `fn(c, index)` for every element of channel `c`, in buffer order. */
@@ -69,6 +94,7 @@ export function referenceNormalize(
 ): Float64Array {
   checkTensor('x', x, view);
   checkObject('p', p, 'an object { mean, variance, gamma, beta, eps }');
+  checkKeys(p, 'referenceNormalize', ['mean', 'variance', 'gamma', 'beta', 'eps']);
   for (const name of ['mean', 'variance', 'gamma', 'beta'] as const) checkNumbers(`p.${name}`, p[name], view.channels);
   checkNonNegativeEps('p.eps', p.eps);
   const y = new Float64Array(x.length);
@@ -86,6 +112,7 @@ export function referenceTrainingForward(
   p: { gamma: Numbers; beta: Numbers; eps: number },
 ): BatchStats & { y: Float64Array } {
   checkObject('p', p, 'an object { gamma, beta, eps }');
+  checkKeys(p, 'referenceTrainingForward', ['gamma', 'beta', 'eps']);
   const stats = referenceStats(x, view);
   const y = referenceNormalize(x, view, { mean: stats.mean, variance: stats.variance, gamma: p.gamma, beta: p.beta, eps: p.eps });
   return { ...stats, y };
@@ -99,6 +126,7 @@ export function referenceInference(
 ): Float64Array {
   checkView(view);
   checkObject('p', p, 'an object { runningMean, runningVar, gamma, beta, eps }');
+  checkKeys(p, 'referenceInference', ['runningMean', 'runningVar', 'gamma', 'beta', 'eps']);
   checkNumbers('p.runningMean', p.runningMean, view.channels);
   checkNumbers('p.runningVar', p.runningVar, view.channels);
   return referenceNormalize(x, view, { mean: p.runningMean, variance: p.runningVar, gamma: p.gamma, beta: p.beta, eps: p.eps });
@@ -159,6 +187,7 @@ export function referenceBackward(
   checkTensor('x', x, view);
   checkTensor('dy', dy, view);
   checkObject('p', p, 'an object { mean, variance, gamma, eps, batchStats }');
+  checkKeys(p, 'referenceBackward', ['mean', 'variance', 'gamma', 'eps', 'batchStats']);
   for (const name of ['mean', 'variance', 'gamma'] as const) checkNumbers(`p.${name}`, p[name], view.channels);
   checkNonNegativeEps('p.eps', p.eps);
   checkBoolean('p.batchStats', p.batchStats);

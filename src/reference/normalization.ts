@@ -20,7 +20,7 @@
  */
 import type { Layout } from '../tensor/layout.js';
 import { channelAxis, channelView, checkLayout } from '../tensor/layout.js';
-import { checkInteger, checkMomentum, checkNonNegativeEps, checkNumbers, checkObject, describe } from '../runtime/validate.js';
+import { checkInteger, checkMomentum, checkNonNegativeEps, checkNumbers, checkObject, checkParamKeys, describe } from '../runtime/validate.js';
 import type { Gradients } from './batchnorm.js';
 
 type Numbers = ArrayLike<number>;
@@ -144,9 +144,28 @@ function param(name: string, data: Numbers | undefined, length: number, fill: nu
   return data;
 }
 
-/** The parameters object `p` of a family reference function and its eps. */
-function checkParams(p: unknown, expected: string): asserts p is Record<string, unknown> {
-  checkObject('p', p, expected);
+/** Advice on names the family's parameters objects do not take. */
+const PARAM_HINTS: Readonly<Record<string, string>> = {
+  epsilon: 'eps here',
+  weight: "PyTorch's weight is gamma here",
+  bias: "PyTorch's bias is beta here",
+  num_groups: "PyTorch's num_groups is numGroups here",
+  runningMean: 'with running statistics at inference, instance norm is referenceInference on the same layout',
+  runningVar: 'with running statistics at inference, instance norm is referenceInference on the same layout',
+  momentum: 'referenceInstanceNormRunningStats takes the momentum',
+};
+
+/**
+ * The parameters object `p` of the family reference function `fn` and its eps: an object
+ * { `expected` } whose every key `fn` reads (a backward pass also lets β come along, as in the
+ * forward pass's parameters, though it does not depend on it).
+ */
+function checkParams(p: unknown, expected: string, fn: string): asserts p is Record<string, unknown> {
+  checkObject('p', p, `an object { ${expected} }`);
+  const own = expected.split(', ').map((name) => name.replace(/\?$/, ''));
+  const backward = fn.endsWith('Backward') && fn !== 'referenceRMSNormBackward';
+  const hints = fn.startsWith('referenceRMSNorm') ? { ...PARAM_HINTS, beta: 'RMSNorm has no β', bias: 'RMSNorm has no β' } : PARAM_HINTS;
+  checkParamKeys('p', p, fn, own, backward ? ['beta'] : [], hints);
   checkNonNegativeEps('p.eps', p.eps);
 }
 
@@ -158,9 +177,11 @@ const showShape = (shape: readonly number[]) => `[${shape.join(', ')}]`;
  */
 function rows(x: Numbers, shape: readonly number[], normalizedShape: number | readonly number[]): { rows: number; rowLength: number } {
   if (!Array.isArray(shape) || shape.length === 0) throw new TypeError(`shape must be an array of at least one dimension; got ${describe(shape)}`);
-  shape.forEach((d, i) => {
+  // Index loops: forEach and some would skip the holes of a sparse array ([2, , 3]).
+  for (let i = 0; i < shape.length; i++) {
+    const d = shape[i];
     if (!Number.isSafeInteger(d) || d < 1) throw new TypeError(`shape[${i}] must be a positive integer; got ${describe(d)} in ${showShape(shape)}`);
-  });
+  }
   const size = shape.reduce((a, b) => a * b, 1);
   checkNumbers('x', x, size);
   const norm: readonly number[] = typeof normalizedShape === 'number' ? [normalizedShape] : normalizedShape;
@@ -170,7 +191,9 @@ function rows(x: Numbers, shape: readonly number[], normalizedShape: number | re
     );
   }
   const trailing = shape.slice(shape.length - norm.length);
-  if (norm.some((d, i) => d !== trailing[i])) {
+  let matches = true;
+  for (let i = 0; i < norm.length; i++) matches &&= norm[i] === trailing[i];
+  if (!matches) {
     throw new RangeError(`normalizedShape must be the last ${norm.length} dimension${norm.length > 1 ? 's' : ''} of shape ${showShape(shape)}, ${showShape(trailing)}; got ${showShape(norm)}`);
   }
   const rowLength = trailing.reduce((a, b) => a * b, 1);
@@ -232,7 +255,7 @@ export function referenceLayerNorm(
   normalizedShape: number | readonly number[],
   p: { gamma?: Numbers; beta?: Numbers; eps: number },
 ): NormalizationForward {
-  checkParams(p, 'an object { gamma?, beta?, eps }');
+  checkParams(p, 'gamma?, beta?, eps', 'referenceLayerNorm');
   const r = rows(x, shape, normalizedShape);
   const gamma = param('gamma', p.gamma, r.rowLength, 1);
   const beta = param('beta', p.beta, r.rowLength, 0);
@@ -251,7 +274,7 @@ export function referenceLayerNormBackward(
   normalizedShape: number | readonly number[],
   p: { gamma?: Numbers; eps: number },
 ): Gradients {
-  checkParams(p, 'an object { gamma?, eps }');
+  checkParams(p, 'gamma?, eps', 'referenceLayerNormBackward');
   const r = rows(x, shape, normalizedShape);
   checkNumbers('dy', dy, x.length);
   const gamma = param('gamma', p.gamma, r.rowLength, 1);
@@ -269,7 +292,7 @@ export function referenceRMSNorm(
   normalizedShape: number | readonly number[],
   p: { gamma?: Numbers; eps: number },
 ): RMSNormForward {
-  checkParams(p, 'an object { gamma?, eps }');
+  checkParams(p, 'gamma?, eps', 'referenceRMSNorm');
   const r = rows(x, shape, normalizedShape);
   const gamma = param('gamma', p.gamma, r.rowLength, 1);
   const beta = new Float64Array(r.rowLength);
@@ -288,7 +311,7 @@ export function referenceRMSNormBackward(
   normalizedShape: number | readonly number[],
   p: { gamma?: Numbers; eps: number },
 ): RMSNormGradients {
-  checkParams(p, 'an object { gamma?, eps }');
+  checkParams(p, 'gamma?, eps', 'referenceRMSNormBackward');
   const r = rows(x, shape, normalizedShape);
   checkNumbers('dy', dy, x.length);
   const gamma = param('gamma', p.gamma, r.rowLength, 1);
@@ -308,7 +331,7 @@ export function referenceGroupNorm(
   shape: readonly number[],
   p: { layout: Layout; numGroups: number; gamma?: Numbers; beta?: Numbers; eps: number },
 ): NormalizationForward {
-  checkParams(p, 'an object { layout, numGroups, gamma?, beta?, eps }');
+  checkParams(p, 'layout, numGroups, gamma?, beta?, eps', 'referenceGroupNorm');
   const part = groupNormPartition(x, shape, p);
   const gamma = param('gamma', p.gamma, part.numParams, 1);
   const beta = param('beta', p.beta, part.numParams, 0);
@@ -325,7 +348,7 @@ export function referenceGroupNormBackward(
   shape: readonly number[],
   p: { layout: Layout; numGroups: number; gamma?: Numbers; eps: number },
 ): Gradients {
-  checkParams(p, 'an object { layout, numGroups, gamma?, eps }');
+  checkParams(p, 'layout, numGroups, gamma?, eps', 'referenceGroupNormBackward');
   const part = groupNormPartition(x, shape, p);
   checkNumbers('dy', dy, x.length);
   const gamma = param('gamma', p.gamma, part.numParams, 1);
@@ -344,7 +367,7 @@ export function referenceInstanceNorm(
   shape: readonly number[],
   p: { layout: Layout; gamma?: Numbers; beta?: Numbers; eps: number },
 ): NormalizationForward {
-  checkParams(p, 'an object { layout, gamma?, beta?, eps }');
+  checkParams(p, 'layout, gamma?, beta?, eps', 'referenceInstanceNorm');
   const part = instancePartition(x, shape, p.layout);
   const gamma = param('gamma', p.gamma, part.numParams, 1);
   const beta = param('beta', p.beta, part.numParams, 0);
@@ -361,7 +384,7 @@ export function referenceInstanceNormBackward(
   shape: readonly number[],
   p: { layout: Layout; gamma?: Numbers; eps: number },
 ): Gradients {
-  checkParams(p, 'an object { layout, gamma?, eps }');
+  checkParams(p, 'layout, gamma?, eps', 'referenceInstanceNormBackward');
   const part = instancePartition(x, shape, p.layout);
   checkNumbers('dy', dy, x.length);
   const gamma = param('gamma', p.gamma, part.numParams, 1);

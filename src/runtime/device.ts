@@ -25,7 +25,8 @@ export interface GetDeviceOptions {
   adapterLimits?: boolean;
   /**
    * Device limits to request, each overriding the one `adapterLimits` would pick. A max... limit
-   * may not exceed the adapter's, a min... limit may not be below it.
+   * may not exceed the adapter's, a min... limit may not be below it; neither may be weaker than
+   * WebGPU's default (a max... limit below it, a min... limit above it), which every device has.
    */
   requiredLimits?: Record<string, number>;
   /**
@@ -73,6 +74,43 @@ const ADAPTER_LIMITS: Readonly<Record<string, number>> = {
   maxComputeWorkgroupSizeX: 256,
 };
 
+// WebGPU's default limits (the spec's "Limits" table), which every device has at least: a
+// requested value below a max... default (above a min... default) would silently get the default.
+// Limits newer than this table are passed through unchecked.
+const DEFAULT_LIMITS: Readonly<Record<string, number>> = {
+  maxTextureDimension1D: 8192,
+  maxTextureDimension2D: 8192,
+  maxTextureDimension3D: 2048,
+  maxTextureArrayLayers: 256,
+  maxBindGroups: 4,
+  maxBindGroupsPlusVertexBuffers: 24,
+  maxBindingsPerBindGroup: 1000,
+  maxDynamicUniformBuffersPerPipelineLayout: 8,
+  maxDynamicStorageBuffersPerPipelineLayout: 4,
+  maxSampledTexturesPerShaderStage: 16,
+  maxSamplersPerShaderStage: 16,
+  maxStorageBuffersPerShaderStage: 8,
+  maxStorageTexturesPerShaderStage: 4,
+  maxUniformBuffersPerShaderStage: 12,
+  maxUniformBufferBindingSize: 65536,
+  maxStorageBufferBindingSize: 134217728,
+  minUniformBufferOffsetAlignment: 256,
+  minStorageBufferOffsetAlignment: 256,
+  maxVertexBuffers: 8,
+  maxBufferSize: 268435456,
+  maxVertexAttributes: 16,
+  maxVertexBufferArrayStride: 2048,
+  maxInterStageShaderVariables: 16,
+  maxColorAttachments: 8,
+  maxColorAttachmentBytesPerSample: 32,
+  maxComputeWorkgroupStorageSize: 16384,
+  maxComputeInvocationsPerWorkgroup: 256,
+  maxComputeWorkgroupSizeX: 256,
+  maxComputeWorkgroupSizeY: 256,
+  maxComputeWorkgroupSizeZ: 64,
+  maxComputeWorkgroupsPerDimension: 65535,
+};
+
 // Where Debian/Ubuntu packages put SwiftShader's Vulkan ICD (chromium ships it).
 const SWIFTSHADER_ICDS = [
   '/usr/lib/chromium/vk_swiftshader_icd.json',
@@ -115,9 +153,10 @@ function checkOptions(options: GetDeviceOptions): void {
   if (adapterFeatures !== undefined && typeof adapterFeatures !== 'boolean') fail('adapterFeatures', 'true or false', adapterFeatures);
   if (requiredFeatures !== undefined) {
     if (!Array.isArray(requiredFeatures)) fail('requiredFeatures', "an array of feature names such as ['shader-f16']", requiredFeatures);
-    requiredFeatures.forEach((feature, i) => {
-      if (typeof feature !== 'string') fail(`requiredFeatures[${i}]`, "a feature name such as 'shader-f16'", feature);
-    });
+    // Index loops: forEach would skip the holes of a sparse array.
+    for (let i = 0; i < requiredFeatures.length; i++) {
+      if (typeof requiredFeatures[i] !== 'string') fail(`requiredFeatures[${i}]`, "a feature name such as 'shader-f16'", requiredFeatures[i]);
+    }
   }
   if (adapterLimits !== undefined && typeof adapterLimits !== 'boolean') fail('adapterLimits', 'true or false', adapterLimits);
   if (requiredLimits !== undefined) {
@@ -127,14 +166,24 @@ function checkOptions(options: GetDeviceOptions): void {
     for (const [name, value] of Object.entries(requiredLimits)) {
       // A key set to undefined says nothing, as everywhere else.
       if (value !== undefined && (!Number.isSafeInteger(value) || value < 0)) fail(`requiredLimits.${name}`, 'a non-negative safe integer (≤ 2^53 − 1)', value);
+      if (value === undefined || !Object.hasOwn(DEFAULT_LIMITS, name)) continue;
+      const fallback = DEFAULT_LIMITS[name];
+      // A request weaker than WebGPU's default gets the default instead: say so rather than hand out a device with another limit.
+      const weaker = name.startsWith('min') ? value > fallback : value < fallback;
+      if (weaker) {
+        throw new RangeError(
+          `getDevice: options.requiredLimits.${name} must be ${name.startsWith('min') ? 'at most' : 'at least'} WebGPU's default ${fallback}, which every device has (a weaker request would get the default); got ${value}`,
+        );
+      }
     }
   }
   if (dawnFlags !== undefined) {
     const example = 'disable-dawn-features=timestamp_quantization';
     if (!Array.isArray(dawnFlags)) fail('dawnFlags', `an array of 'key=value' strings such as ['${example}']`, dawnFlags);
-    dawnFlags.forEach((flag, i) => {
+    for (let i = 0; i < dawnFlags.length; i++) {
+      const flag: unknown = dawnFlags[i];
       if (typeof flag !== 'string' || !flag.includes('=')) fail(`dawnFlags[${i}]`, `a 'key=value' string such as '${example}'`, flag);
-    });
+    }
   }
   if (label !== undefined && typeof label !== 'string') fail('label', 'a string', label);
 }
@@ -200,6 +249,14 @@ function featuresFor(adapter: GPUAdapter, options: GetDeviceOptions): GPUFeature
   return [...new Set([...wanted, ...(options.requiredFeatures ?? [])])];
 }
 
+/** The names of a GPUSupportedLimits' limits (its attributes, on its prototype), in the order it has them. */
+function limitNames(limits: GPUSupportedLimits): string[] {
+  const names: string[] = [];
+  // for...in sees the attributes WebIDL defines on the prototype, where Object.keys sees none.
+  for (const name in limits) if (typeof (limits as unknown as Record<string, unknown>)[name] === 'number') names.push(name);
+  return names.length > 0 ? names : Object.keys(DEFAULT_LIMITS);
+}
+
 /** The limits to request: the adapter's larger ones (unless turned off), then the caller's. */
 function limitsFor(adapter: GPUAdapter, options: GetDeviceOptions): Record<string, number> {
   const supported = adapter.limits as unknown as Record<string, number | undefined>;
@@ -214,7 +271,7 @@ function limitsFor(adapter: GPUAdapter, options: GetDeviceOptions): Record<strin
     if (value === undefined) continue;
     const adapterValue = supported[name];
     if (typeof adapterValue !== 'number') {
-      throw new Error(`getDevice: options.requiredLimits.${name} is not a limit this adapter has`);
+      throw new Error(`getDevice: options.requiredLimits.${name} is not a limit this adapter has; its limits are ${limitNames(adapter.limits).join(', ')}`);
     }
     // min... limits (alignments) are better when smaller.
     const better = name.startsWith('min') ? value < adapterValue : value > adapterValue;

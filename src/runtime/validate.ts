@@ -43,6 +43,61 @@ function isHostData(value: unknown): boolean {
   return Array.isArray(value) || ArrayBuffer.isView(value) || value instanceof ArrayBuffer;
 }
 
+/** GPUBufferUsage's flags by name, for messages (as layer-core.ts's usage check names them). */
+const USAGE_NAMES: readonly [string, number][] = [
+  ['MAP_READ', 0x1],
+  ['MAP_WRITE', 0x2],
+  ['COPY_SRC', 0x4],
+  ['COPY_DST', 0x8],
+  ['INDEX', 0x10],
+  ['VERTEX', 0x20],
+  ['UNIFORM', 0x40],
+  ['STORAGE', 0x80],
+  ['INDIRECT', 0x100],
+  ['QUERY_RESOLVE', 0x200],
+];
+
+/** A usage value as its flags: '0x84 (COPY_SRC | STORAGE)'. */
+export function usageText(usage: number): string {
+  const names = USAGE_NAMES.filter(([, bit]) => usage & bit).map(([name]) => name);
+  return `0x${usage.toString(16)} (${names.join(' | ') || 'none'})`;
+}
+
+/**
+ * Whether `value` is a plain object (`{ … }`, or Object.create(null)): not an array, a Map or
+ * another class's instance, whose entries Object.entries would not see.
+ */
+export function isPlainObject(value: unknown): value is Record<string, unknown> {
+  if (value === null || typeof value !== 'object' || Array.isArray(value)) return false;
+  const proto = Object.getPrototypeOf(value) as object | null;
+  // Object.prototype of any realm: its own prototype is null.
+  return proto === null || Object.getPrototypeOf(proto) === null;
+}
+
+/** float32's smallest normal number, 2^-126: GPUs flush smaller (subnormal) values to 0. */
+export const FLOAT32_MIN_NORMAL = 2 ** -126;
+
+/** float32's largest finite number. */
+export const FLOAT32_MAX = 3.4028234663852886e38;
+
+/**
+ * An eps the GPU kernels add in float32: a finite number > 0 whose float32 value is a normal
+ * number. GPUs flush subnormal float32 values (below 2^-126) to 0, so such an eps would leave a
+ * constant channel or row at 0 / sqrt(0) = NaN; beyond float32's range it would be Infinity.
+ */
+export function checkGpuEps(argName: string, eps: unknown): asserts eps is number {
+  if (typeof eps !== 'number' || !Number.isFinite(eps) || eps <= 0) throw new RangeError(`${argName} must be a finite number > 0; got ${describe(eps)}`);
+  const f = Math.fround(eps);
+  if (f < FLOAT32_MIN_NORMAL) {
+    throw new RangeError(
+      `${argName} must be at least 2^-126 (${FLOAT32_MIN_NORMAL}), float32's smallest normal number: the GPU computes in float32 and flushes a smaller (subnormal) eps to 0, which gives NaN for a constant channel or row; got ${eps}`,
+    );
+  }
+  if (!Number.isFinite(f)) {
+    throw new RangeError(`${argName} must be at most ${FLOAT32_MAX}, float32's largest number: the GPU computes in float32, where ${eps} is not a float32 (it would be Infinity); got ${eps}`);
+  }
+}
+
 /** The keys an object argument may have: their names, what one is ('an option of BatchNorm'), and advice on some others. */
 export interface KnownKeys {
   names: readonly string[];
@@ -75,10 +130,15 @@ export function checkTrainable(view: ChannelView, shape: readonly number[], trai
   }
 }
 
+/** The keys of a range of a GPUBuffer. */
+const RANGE_KEYS: KnownKeys = { names: ['buffer', 'offset', 'size'], what: 'a key of a range { buffer, offset, size }' };
+
 /**
  * A caller's tensor argument: a GPUBuffer, or a range `{ buffer, offset, size }` of one, of at
  * least `bytes` bytes, with STORAGE usage. A range's offset must be a multiple of the device's
- * minStorageBufferOffsetAlignment (256 where no device is given, WebGPU's default limit).
+ * minStorageBufferOffsetAlignment (256 where no device is given, WebGPU's default limit), its
+ * size a multiple of 4, and it has no other key. Where the global GPUBuffer class exists, the
+ * buffer must be one of its instances.
  */
 export function checkTensorBuffer(argName: string, arg: TensorBuffer, bytes: number, what: string, device?: GPUDevice): void {
   // A Float32Array has a .buffer too (an ArrayBuffer): name the array, not its .buffer.
@@ -89,9 +149,20 @@ export function checkTensorBuffer(argName: string, arg: TensorBuffer, bytes: num
     );
   }
   const range = arg && isBufferRange(arg) ? arg : null;
+  // A misspelt key (ofset, length) would otherwise be ignored and the range taken from 0.
+  if (range) checkKnownKeys(argName, range, RANGE_KEYS);
   const buffer = bufferOf(arg);
   const name = range ? `${argName}.buffer` : argName;
-  if (!buffer || typeof buffer !== 'object' || typeof buffer.size !== 'number' || typeof buffer.usage !== 'number') {
+  // Where WebGPU's classes are globals (a browser; Node once getDevice has run), only a real
+  // GPUBuffer passes: an object that merely has size and usage would fail later inside WebGPU.
+  const GPUBufferClass = (globalThis as { GPUBuffer?: unknown }).GPUBuffer;
+  if (
+    !buffer ||
+    typeof buffer !== 'object' ||
+    typeof buffer.size !== 'number' ||
+    typeof buffer.usage !== 'number' ||
+    (typeof GPUBufferClass === 'function' && !(buffer instanceof GPUBufferClass))
+  ) {
     throw new TypeError(`${name} must be a GPUBuffer (or ${argName} a range { buffer, offset, size } of one); got ${describe(buffer)}`);
   }
   let available = buffer.size;
@@ -105,13 +176,14 @@ export function checkTensorBuffer(argName: string, arg: TensorBuffer, bytes: num
     if (!Number.isSafeInteger(size) || size < 0 || offset + size > buffer.size) {
       throw new RangeError(`${argName}: offset ${offset} + size ${describe(size)} exceeds its buffer's ${buffer.size} bytes`);
     }
+    if (size % 4 !== 0) throw new RangeError(`${argName}.size must be a multiple of 4 (WebGPU binds storage in 4-byte words); got ${size}`);
     available = size;
   }
   if (available < bytes) {
     throw new RangeError(`${argName} must hold at least ${bytes} bytes (${what}); got ${available}`);
   }
   if ((buffer.usage & Usage.STORAGE) === 0) {
-    throw new TypeError(`${name} must have GPUBufferUsage.STORAGE in its usage; got usage 0x${buffer.usage.toString(16)}`);
+    throw new TypeError(`${name} must have GPUBufferUsage.STORAGE in its usage; got usage ${usageText(buffer.usage)}`);
   }
 }
 
@@ -273,6 +345,29 @@ export function checkNoOverlap(written: readonly [string, TensorBuffer, number],
   }
 }
 
+/**
+ * Throws unless no two of `entries` (by name; undefined ones are skipped) overlap: each state
+ * buffer needs bytes of its own, since setState and the passes write each separately (γ and β
+ * in one range would hold whichever was written last). Ranges of one GPUBuffer side by side pass.
+ */
+export function checkDisjoint(entries: Readonly<Record<string, UsedRange>>): void {
+  const list = Object.entries(entries).filter(([, [arg]]) => arg !== undefined) as [string, readonly [TensorBuffer, number]][];
+  for (let i = 0; i < list.length; i++) {
+    const [name, [arg, bytes]] = list[i];
+    const [start, end] = extentOf(arg, bytes);
+    for (let j = i + 1; j < list.length; j++) {
+      const [otherName, [other, otherBytes]] = list[j];
+      if (bufferOf(other) !== bufferOf(arg)) continue;
+      const [s, e] = extentOf(other, otherBytes);
+      if (start < e && s < end) {
+        throw new TypeError(
+          `${name} must not overlap ${otherName}: each state buffer needs bytes of its own (setState and the passes write them separately); got bytes [${start}, ${end}) of the GPUBuffer that holds ${otherName} at bytes [${s}, ${e})`,
+        );
+      }
+    }
+  }
+}
+
 /*
  * Checks of the CPU reference functions' arguments (src/reference), which take plain arrays and
  * a ChannelView rather than buffers.
@@ -281,6 +376,30 @@ export function checkNoOverlap(written: readonly [string, TensorBuffer, number],
 /** Throws unless `value` is an object (not null, not an array); `expected` says which ('an object { gamma, beta, eps }'). */
 export function checkObject(argName: string, value: unknown, expected: string): asserts value is Record<string, unknown> {
   if (value === null || typeof value !== 'object' || Array.isArray(value)) throw new TypeError(`${argName} must be ${expected}; got ${describe(value)}`);
+}
+
+/**
+ * Throws unless every key of a reference function's parameters object `value` (`argName`) is one
+ * of `own` (what `fn` reads) or `carried` (fields of the library's own results and state, such
+ * as referenceStats' count, which may come along in a spread and are not read). Keys whose value
+ * is undefined pass. The error names the key, `fn`'s parameters, and `hints[key]` where given.
+ */
+export function checkParamKeys(
+  argName: string,
+  value: Record<string, unknown>,
+  fn: string,
+  own: readonly string[],
+  carried: readonly string[] = [],
+  hints: Readonly<Record<string, string>> = {},
+): void {
+  const squash = (name: string) => name.replace(/_/g, '').toLowerCase();
+  for (const [key, v] of Object.entries(value)) {
+    if (v === undefined || own.includes(key) || carried.includes(key)) continue;
+    const similar = own.find((name) => squash(name) === squash(key));
+    const hint = Object.hasOwn(hints, key) ? hints[key] : similar ? `did you mean ${similar}?` : '';
+    const also = carried.length > 0 ? ` (${carried.join(', ')} may come along unread)` : '';
+    throw new TypeError(`${argName}.${key} is not a parameter of ${fn}${hint ? ` (${hint})` : ''}; expected ${own.join(', ')}${also}`);
+  }
 }
 
 /**
@@ -294,9 +413,11 @@ export function checkNumbers(argName: string, data: unknown, length?: number): a
   }
   if (length !== undefined && a.length !== length) throw new RangeError(`${argName} must have ${length} elements; got ${a.length}`);
   if (Array.isArray(a)) {
-    a.forEach((v, i) => {
+    // An index loop: forEach would skip the holes of a sparse array ([1, , 3]).
+    for (let i = 0; i < a.length; i++) {
+      const v = a[i];
       if (typeof v !== 'number') throw new TypeError(`${argName}[${i}] must be a number; got ${describe(v)}`);
-    });
+    }
   }
 }
 

@@ -5,7 +5,7 @@
  * reduces over every other axis. Every supported layout is a row-major tensor whose channel axis
  * splits the remaining axes into an `outer` block before it and an `inner` block after it.
  */
-import { describe } from '../runtime/validate.js';
+import { checkView, describe } from '../runtime/validate.js';
 
 /**
  * Supported tensor layouts. `NC` is a dense layer's (batch, features); `NCL`, `NCHW` and `NCDHW`
@@ -44,14 +44,32 @@ export function checkLayout(layout: unknown, argName = 'layout'): asserts layout
   }
 }
 
-/** The layout of a tensor of `rank` dimensions whose channel axis is `axis` (negative counts from the end), if supported. */
-export function layoutFor(rank: number, axis: number): Layout | undefined {
+/** The layout of a tensor of `rank` dimensions whose channel axis is `axis` (negative counts from the end), or undefined where none is supported. */
+export function findLayout(rank: number, axis: number): Layout | undefined {
   const a = axis < 0 ? rank + axis : axis;
   return LAYOUTS.find((l) => AXES[l].rank === rank && AXES[l].channelAxis === a);
 }
 
+/**
+ * The layout of a tensor of `rank` dimensions (2 to 5) whose channel axis is `axis` (negative
+ * counts from the end, as Keras's axis=-1): layoutFor(4, -1) is 'NHWC'. Throws, naming the
+ * axes a supported layout of that rank has, where there is none.
+ */
+export function layoutFor(rank: number, axis: number): Layout {
+  const ranks = [...new Set(LAYOUTS.map((l) => AXES[l].rank))];
+  if (!Number.isSafeInteger(rank) || !ranks.includes(rank)) throw new RangeError(`layoutFor: rank must be ${ranks.join(', ')} (a supported layout's rank); got ${describe(rank)}`);
+  const layout = Number.isSafeInteger(axis) ? findLayout(rank, axis) : undefined;
+  if (!layout) {
+    const options = LAYOUTS.filter((l) => AXES[l].rank === rank);
+    const axes = options.map((l) => `${AXES[l].channelAxis} or ${AXES[l].channelAxis - rank} ('${l}')`).join(', ');
+    throw new RangeError(`layoutFor: axis must be the channel axis of a supported rank-${rank} layout, ${axes}; got ${describe(axis)}`);
+  }
+  return layout;
+}
+
 /** The position of the channel axis in a shape of this layout. */
 export function channelAxis(layout: Layout): number {
+  checkLayout(layout);
   return AXES[layout].channelAxis;
 }
 
@@ -65,16 +83,19 @@ export function channelView(layout: Layout, shape: readonly number[], argName = 
   if (!Array.isArray(shape) || shape.length !== rank) {
     throw new TypeError(`${argName} must have ${rank} dimensions for layout '${layout}'; got ${Array.isArray(shape) ? `[${shape.join(', ')}]` : describe(shape)}`);
   }
-  shape.forEach((d, i) => {
+  // An index loop: forEach would skip the holes of a sparse array ([2, 2, , 2]).
+  for (let i = 0; i < shape.length; i++) {
+    const d = shape[i];
     if (!Number.isSafeInteger(d) || d < 1) {
       throw new TypeError(`${argName}[${i}] must be a positive integer; got ${describe(d)} in [${shape.join(', ')}]`);
     }
-  });
+  }
   const product = (dims: readonly number[]) => dims.reduce((a, b) => a * b, 1);
   return { outer: product(shape.slice(0, axis)), channels: shape[axis], inner: product(shape.slice(axis + 1)) };
 }
 
 /** Number of elements in a view. */
 export function viewSize(view: ChannelView): number {
+  checkView(view);
   return view.outer * view.channels * view.inner;
 }

@@ -24,9 +24,11 @@ import {
 import {
   encodeInstanceNormBackward,
   encodeInstanceNormForward,
+  encodeGroupNormBackward,
   encodeGroupNormForward,
   encodeLayerNormBackward,
   encodeLayerNormForward,
+  encodeRMSNormBackward,
 } from '../../src/functions/normalization-functions.js';
 import { getDevice } from '../../src/runtime/device.js';
 import { readBuffers, type TensorBuffer } from '../../src/runtime/gpu.js';
@@ -639,5 +641,263 @@ describe('layer methods (after wiring: the layer files call the helpers)', () =>
     await readBuffers(device, [{ buffer: dx, size: 32 }], encoder);
     ln.destroy();
     destroyAll(x, dx, shared);
+  });
+});
+
+/*
+ * A new user's review: inputs that were accepted and then gave NaN, a wrong answer or an error
+ * from inside WebGPU naming no argument.
+ */
+
+const SUBNORMAL =
+  "must be at least 2^-126 (1.1754943508222875e-38), float32's smallest normal number: the GPU computes in float32 and flushes a smaller (subnormal) eps to 0, which gives NaN for a constant channel or row";
+const NOT_FLOAT32 = "must be at most 3.4028234663852886e+38, float32's largest number: the GPU computes in float32, where 1e+39 is not a float32 (it would be Infinity); got 1e+39";
+
+describe('eps: a subnormal float32 (flushed to 0) or beyond float32 is refused', () => {
+  it('by the layers, creating nothing', async () => {
+    const { device, live } = countingDevice(await testDevice());
+    expectError(() => new BatchNorm(device, { numFeatures: 2, layout: 'NC', eps: 1e-38 }), RangeError, `options.eps ${SUBNORMAL}; got 1e-38`);
+    expectError(() => new LayerNorm(device, { normalizedShape: 4, eps: 1e-45 }), RangeError, `options.eps ${SUBNORMAL}; got 1e-45`);
+    expectError(() => new GroupNorm(device, { numGroups: 1, numChannels: 2, eps: 1e39 }), RangeError, `options.eps ${NOT_FLOAT32}`);
+    expect(live.size, 'the refused constructors created no buffer').toBe(0);
+  });
+
+  it('by the function forms', async () => {
+    const device = await testDevice();
+    const buffers = bnBuffers(device, 2);
+    const [x, y, saved] = [arena(device, 32), arena(device, 32), arena(device, 64)];
+    const encoder = device.createCommandEncoder();
+    expectError(
+      () => encodeBatchNormForward(device, encoder, { x, y, shape: [4, 2], training: true, buffers, options: { layout: 'NC', eps: 1e-40 } }),
+      RangeError,
+      `args.options.eps ${SUBNORMAL}; got 1e-40`,
+    );
+    expectError(() => encodeLayerNormForward(device, encoder, { x, y, shape: [2, 4], normalizedShape: 4, saved, eps: 1e39 }), RangeError, `args.eps ${NOT_FLOAT32}`);
+    encoder.finish();
+    destroyAll(buffers, x, y, saved);
+    releaseFunctionCaches(device);
+  });
+
+  it("float32's smallest normal eps gives a constant row and channel 0, not NaN", async () => {
+    const device = await testDevice();
+    const ln = new LayerNorm(device, { normalizedShape: 4, eps: 2 ** -126 });
+    const bn = new BatchNorm(device, { numFeatures: 2, layout: 'NC', eps: 2 ** -126 });
+    expect(Array.from(await ln.forward(new Float32Array(8).fill(3), [2, 4]))).toEqual(new Array(8).fill(0));
+    expect(Array.from(await bn.forward(new Float32Array(8).fill(-5), [4, 2], { training: true }))).toEqual(new Array(8).fill(0));
+    ln.destroy();
+    bn.destroy();
+  });
+});
+
+describe('holes in shape arrays are refused (forEach skipped them)', () => {
+  it('forward(x, [, 2]) and normalizedShape [, 2]', async () => {
+    const { device, live } = countingDevice(await testDevice());
+    expectError(() => new LayerNorm(device, { normalizedShape: [, 2] as number[] }), RangeError, 'options.normalizedShape[0] must be a positive integer; got undefined');
+    expect(live.size).toBe(0);
+    const bn = new BatchNorm(device, { numFeatures: 2, layout: 'NC' });
+    const ln = new LayerNorm(device, { normalizedShape: 2 });
+    await expectRejection(bn.forward(randn(2, 4121), [, 2] as number[], { training: true }), TypeError, 'shape[0] must be a positive integer; got undefined in [, 2]');
+    await expectRejection(ln.forward(randn(4, 4122), [2, , 2] as number[]), RangeError, 'shape[1] must be a positive integer; got undefined');
+    bn.destroy();
+    ln.destroy();
+  });
+});
+
+describe('tensor arguments: only real GPUBuffers, ranges with known keys and whole words', () => {
+  it("an object with a GPUBuffer's size and usage is refused where the GPUBuffer class exists (it failed inside WebGPU)", async () => {
+    const device = await testDevice();
+    expect(typeof GPUBuffer).toBe('function');
+    const bn = new BatchNorm(device, { numFeatures: 2, layout: 'NC' });
+    const [x, y] = [storageBuffer(device, randn(8, 4123)), arena(device, 32)];
+    const fake = { size: 1024, usage: GPUBufferUsage.STORAGE };
+    const encoder = device.createCommandEncoder();
+    const forward = (a: object) => () => bn.encodeForward(encoder, { x, y, shape: [4, 2], training: true, ...a } as never);
+    expectError(forward({ x: fake }), TypeError, 'args.x must be a GPUBuffer (or args.x a range { buffer, offset, size } of one); got an object');
+    expectError(forward({ y: { buffer: fake, offset: 0 } }), TypeError, 'args.y.buffer must be a GPUBuffer (or args.y a range { buffer, offset, size } of one); got an object');
+    expectError(forward({ x: { buffer: x, offset: 0, size: 32, typo: 1 } }), TypeError, 'args.x.typo is not a key of a range { buffer, offset, size }; expected one of buffer, offset, size');
+    expectError(forward({ y: { buffer: y, size: 30 } }), RangeError, 'args.y.size must be a multiple of 4 (WebGPU binds storage in 4-byte words); got 30');
+    const mappable = device.createBuffer({ size: 32, usage: GPUBufferUsage.MAP_READ | GPUBufferUsage.COPY_DST });
+    expectError(forward({ y: mappable }), TypeError, 'args.y must have GPUBufferUsage.STORAGE in its usage; got usage 0x9 (MAP_READ | COPY_DST)');
+    bn.encodeForward(encoder, { x, y: { buffer: y, offset: 0, size: 32 }, shape: [4, 2], training: true });
+    await readBuffers(device, [{ buffer: y, size: 32 }], encoder);
+    bn.destroy();
+    destroyAll(x, y, mappable);
+  });
+});
+
+describe('state buffers: a Map is refused, and so are two state names on the same bytes', () => {
+  it('options.buffers and args.buffers as a Map (they read as no buffers)', async () => {
+    const { device, live } = countingDevice(await testDevice());
+    const gamma = arena(device, 8);
+    live.clear();
+    const map = new Map([['gamma', gamma]]);
+    expectError(
+      () => new BatchNorm(device, { numFeatures: 2, layout: 'NC', buffers: map as never }),
+      TypeError,
+      'options.buffers must be an object of GPUBuffers (or ranges) by state name; got a Map',
+    );
+    expectError(() => new LayerNorm(device, { normalizedShape: 2, buffers: map as never }), TypeError, 'options.buffers must be an object of GPUBuffers (or ranges) by name; got a Map');
+    expect(live.size).toBe(0);
+    const [x, y] = [arena(device, 32), arena(device, 32)];
+    const encoder = device.createCommandEncoder();
+    expectError(
+      () => encodeBatchNormForward(device, encoder, { x, y, shape: [4, 2], training: true, buffers: new Map(Object.entries(bnBuffers(device, 2))) as never, options: { layout: 'NC' } }),
+      TypeError,
+      'args.buffers must be an object with gamma, beta, runningMean, runningVar, numBatchesTracked, gammaGrad, betaGrad, saved; got a Map',
+    );
+    encoder.finish();
+    destroyAll(gamma, x, y);
+  });
+
+  it('γ and β in one buffer (setState wrote one over the other) are refused, by BatchNorm, the family and the functions', async () => {
+    const device = await testDevice();
+    const shared = arena(device, 16);
+    const message = (prefix: string, bytes: number) =>
+      `${prefix}.gamma must not overlap ${prefix}.beta: each state buffer needs bytes of its own (setState and the passes write them separately); got bytes [0, ${bytes}) of the GPUBuffer that holds ${prefix}.beta at bytes [0, ${bytes})`;
+    expectError(() => new BatchNorm(device, { numFeatures: 2, layout: 'NC', buffers: { gamma: shared, beta: shared } }), TypeError, message('options.buffers', 8));
+    expectError(() => new GroupNorm(device, { numGroups: 1, numChannels: 4, buffers: { gamma: shared, beta: shared } }), TypeError, message('options.buffers', 16));
+    const buffers = bnBuffers(device, 2);
+    const [x, y] = [arena(device, 32), arena(device, 32)];
+    const encoder = device.createCommandEncoder();
+    expectError(
+      () => encodeBatchNormForward(device, encoder, { x, y, shape: [4, 2], training: true, buffers: { ...buffers, gamma: shared, beta: shared }, options: { layout: 'NC' } }),
+      TypeError,
+      message('args.buffers', 8),
+    );
+    encoder.finish();
+    destroyAll(shared, buffers, x, y);
+    releaseFunctionCaches(device);
+  });
+});
+
+describe('releaseFunctionCaches and getDevice name what they got', () => {
+  it('releaseFunctionCaches(null) is refused', () => {
+    expectError(() => releaseFunctionCaches(null as never), TypeError, 'device must be a GPUDevice; got null');
+  });
+
+  it('an unknown required limit lists the limits the adapter has', async () => {
+    const error = await getDevice({ requiredLimits: { maxFoo: 1 } }).catch((e: unknown) => e);
+    expect(error).toBeInstanceOf(Error);
+    expect((error as Error).message).toMatch(
+      /^getDevice: options\.requiredLimits\.maxFoo is not a limit this adapter has; its limits are maxTextureDimension1D, .*\bmaxStorageBufferBindingSize, minUniformBufferOffsetAlignment, minStorageBufferOffsetAlignment, .*maxComputeWorkgroupsPerDimension$/,
+    );
+  });
+});
+
+describe('a backward function takes the options of the forward pass recorded on its saved', () => {
+  it("batch norm: activation, dtype and layout (relu then no activation gave dx off by 0.96; float32 then float16, by 3e6)", async () => {
+    const device = await testDevice();
+    const shape = [4, 2];
+    const buffers = bnBuffers(device, 2);
+    const [x, y, dx] = [storageBuffer(device, randn(8, 4124)), arena(device, 32), arena(device, 32)];
+    const encoder = device.createCommandEncoder();
+    const backward = (options: object) => () => encodeBatchNormBackward(device, encoder, { x, dy: x, dx, shape, buffers, options } as never);
+    const why = 'as in the forward pass recorded on this args.buffers.saved (a backward pass takes the options of its forward pass)';
+    encodeBatchNormForward(device, encoder, { x, y, shape, training: true, buffers, options: { layout: 'NC', activation: 'relu' } });
+    expectError(backward({ layout: 'NC' }), TypeError, `args.options.activation must be 'relu', ${why}; got undefined (the default, 'none')`);
+    encodeBatchNormBackward(device, encoder, { x, dy: x, dx, shape, buffers, options: { layout: 'NC', activation: 'relu' } });
+    encodeBatchNormForward(device, encoder, { x, y, shape, training: true, buffers, options: { layout: 'NC' } });
+    expectError(backward({ layout: 'NC', activation: 'silu' }), TypeError, `args.options.activation must be 'none' or left out, ${why}; got the string 'silu'`);
+    expectError(backward({ layout: 'NC', dtype: 'float16' }), TypeError, `args.options.dtype must be 'float32' or left out, ${why}; got the string 'float16'`);
+    expectError(
+      () => encodeBatchNormBackward(device, encoder, { x, dy: x, dx, shape: [4, 2, 1], buffers, options: { layout: 'NCL' } }),
+      TypeError,
+      `args.options.layout must be 'NC', ${why}; got the string 'NCL'`,
+    );
+    encodeBatchNormBackward(device, encoder, { x, dy: x, dx, shape, buffers, options: { layout: 'NC', eps: 1e-3, momentum: 0.5 } });
+    await readBuffers(device, [{ buffer: dx, size: 32 }], encoder);
+    destroyAll(buffers, x, y, dx);
+    releaseFunctionCaches(device);
+  });
+
+  it('the family: a forward pass recorded on that saved, the same layer, shape and arguments its math depends on', async () => {
+    const device = await testDevice();
+    const shape = [2, 4];
+    const [x, dy, y, dx] = [storageBuffer(device, randn(8, 4125)), storageBuffer(device, randn(8, 4126)), arena(device, 32), arena(device, 32)];
+    // γ and β of 8 entries, enough for normalizedShape [2, 4] too.
+    const [gamma, beta, saved] = [storageBuffer(device, Float32Array.of(1, 2, 0.5, -1, 1, 1, 1, 1)), arena(device, 32), arena(device, 128)];
+    const encoder = device.createCommandEncoder();
+    const why = 'as in the forward pass recorded on this args.saved (a backward pass takes the arguments of its forward pass that its math depends on)';
+    const common = { x, dy, dx, shape, normalizedShape: 4, saved, gamma, beta, activation: 'relu' } as const;
+    const backward = (a: object) => () => encodeLayerNormBackward(device, encoder, { ...common, ...a } as never);
+    // Nothing recorded on this saved: its contents cannot be told from a forward pass's.
+    expectError(
+      backward({}),
+      Error as unknown as ErrorClass,
+      'encodeLayerNormBackward needs a forward pass recorded on this args.saved first: call encodeLayerNormForward with the same saved (buffer and offset) before it; releaseFunctionCaches forgets the recorded passes',
+    );
+    encodeLayerNormForward(device, encoder, { x, y, shape, normalizedShape: 4, saved, gamma, beta, activation: 'relu' });
+    expectError(backward({ activation: undefined }), TypeError, `args.activation must be 'relu', ${why}; got undefined (the default, 'none')`);
+    expectError(backward({ dtype: 'float16' }), TypeError, `args.dtype must be 'float32', ${why}; got the string 'float16'`);
+    expectError(backward({ gamma: undefined }), TypeError, `args.gamma must be given, ${why}; got undefined`);
+    expectError(backward({ beta: undefined }), TypeError, `args.beta must be given, ${why}; got undefined`);
+    expectError(backward({ shape: [1, 4] }), RangeError, 'args.shape must be [2, 4], the shape of the forward pass recorded on this args.saved; got [1, 4]');
+    expectError(backward({ normalizedShape: [2, 4] }), TypeError, `args.normalizedShape must be [4], ${why}; got [2, 4]`);
+    expectError(
+      () => encodeRMSNormBackward(device, encoder, { x, dy, dx, shape, normalizedShape: 4, saved }),
+      TypeError,
+      'args.saved holds a LayerNorm forward pass (the last recorded on it), not an RMSNorm one: encodeRMSNormBackward must follow encodeRMSNormForward on the same saved',
+    );
+    // eps is not compared: the backward pass reads 1/sqrt(var + eps) from saved.
+    backward({ eps: 1e-3 })();
+    // GroupNorm's groups; and a saved range at another offset is another record.
+    const gshape = [2, 2, 2];
+    encodeGroupNormForward(device, encoder, { x, y, shape: gshape, layout: 'NCL', numGroups: 2, saved });
+    expectError(
+      () => encodeGroupNormBackward(device, encoder, { x, dy, dx, shape: gshape, layout: 'NCL', numGroups: 1, saved }),
+      TypeError,
+      `args.numGroups must be 2, ${why}; got 1`,
+    );
+    expectError(
+      () => encodeGroupNormBackward(device, encoder, { x, dy, dx, shape: gshape, layout: 'NLC', numGroups: 2, saved } as never),
+      TypeError,
+      `args.layout must be 'NCL', ${why}; got the string 'NLC'`,
+    );
+    encodeGroupNormBackward(device, encoder, { x, dy, dx, shape: gshape, layout: 'NCL', numGroups: 2, saved });
+    await readBuffers(device, [{ buffer: dx, size: 32 }], encoder);
+    // releaseFunctionCaches forgets what was recorded.
+    releaseFunctionCaches(device);
+    const encoder2 = device.createCommandEncoder();
+    expectError(
+      () => encodeGroupNormBackward(device, encoder2, { x, dy, dx, shape: gshape, layout: 'NCL', numGroups: 2, saved }),
+      Error as unknown as ErrorClass,
+      /^encodeGroupNormBackward needs a forward pass recorded on this args\.saved first/,
+    );
+    encoder2.finish();
+    destroyAll(x, dy, y, dx, gamma, beta, saved);
+  });
+
+  it('InstanceNorm: the statistics its forward pass normalized with (training, running statistics)', async () => {
+    const device = await testDevice();
+    const shape = [2, 2, 3];
+    const [x, dy, y, dx] = [storageBuffer(device, randn(12, 4127)), storageBuffer(device, randn(12, 4128)), arena(device, 48), arena(device, 48)];
+    const [rm, rv, saved] = [arena(device, 8), storageBuffer(device, Float32Array.of(1, 1)), arena(device, 64)];
+    const encoder = device.createCommandEncoder();
+    const why = '(a backward pass takes the arguments of its forward pass that its math depends on)';
+    const running = { runningMean: rm, runningVar: rv };
+    encodeInstanceNormForward(device, encoder, { x, y, shape, layout: 'NCL', saved, ...running, training: false });
+    expectError(
+      () => encodeInstanceNormBackward(device, encoder, { x, dy, dx, shape, layout: 'NCL', saved, ...running }),
+      TypeError,
+      `args.training must be false, as in the forward pass recorded on this args.saved, which normalized with the running statistics ${why}; got undefined (the default, true)`,
+    );
+    expectError(
+      () => encodeInstanceNormBackward(device, encoder, { x, dy, dx, shape, layout: 'NCL', saved, training: false }),
+      TypeError,
+      `args.runningMean and args.runningVar must be given, with args.training false, as in the forward pass recorded on this args.saved, which normalized with them ${why}; got undefined`,
+    );
+    encodeInstanceNormBackward(device, encoder, { x, dy, dx, shape, layout: 'NCL', saved, ...running, training: false });
+    encodeInstanceNormForward(device, encoder, { x, y, shape, layout: 'NCL', saved });
+    expectError(
+      () => encodeInstanceNormBackward(device, encoder, { x, dy, dx, shape, layout: 'NCL', saved, ...running, training: false }),
+      TypeError,
+      `args.training must be true or left out, as in the forward pass recorded on this args.saved, which normalized with each instance's own statistics ${why}; got false`,
+    );
+    // Training with or without running statistics normalizes with the instance's own: both pass.
+    encodeInstanceNormBackward(device, encoder, { x, dy, dx, shape, layout: 'NCL', saved, ...running, training: true });
+    encodeInstanceNormBackward(device, encoder, { x, dy, dx, shape, layout: 'NCL', saved });
+    await readBuffers(device, [{ buffer: dx, size: 48 }], encoder);
+    destroyAll(x, dy, y, dx, rm, rv, saved);
+    releaseFunctionCaches(device);
   });
 });
