@@ -16,7 +16,7 @@ import { Usage, align4, bufferOf, createBufferWithData, submitWithReadback, writ
 
 export { bufferName } from '../runtime/gpu.js';
 import { fromFloat16Bits, toFloat16Bits } from '../tensor/float16.js';
-import { describe } from '../runtime/validate.js';
+import { describe, usageText } from '../runtime/validate.js';
 import type { DType } from '../ops/plan.js';
 
 /** The array API's staging buffers, grown to fit: an input and an output, and their gradients. */
@@ -67,26 +67,6 @@ export function stateUsage(writable: boolean): UsageNeeds {
 
 /** What a caller's gradient buffer needs: backward() reads it back. */
 export const GRADIENT_USAGE: UsageNeeds = { COPY_SRC: 'backward() reads it back' };
-
-/** GPUBufferUsage's flags by name, for messages. */
-const USAGE_NAMES: readonly [string, number][] = [
-  ['MAP_READ', 0x1],
-  ['MAP_WRITE', 0x2],
-  ['COPY_SRC', 0x4],
-  ['COPY_DST', 0x8],
-  ['INDEX', 0x10],
-  ['VERTEX', 0x20],
-  ['UNIFORM', 0x40],
-  ['STORAGE', 0x80],
-  ['INDIRECT', 0x100],
-  ['QUERY_RESOLVE', 0x200],
-];
-
-/** A usage value as its flags: '0x84 (COPY_SRC | STORAGE)'. */
-function usageText(usage: number): string {
-  const names = USAGE_NAMES.filter(([, bit]) => usage & bit).map(([name]) => name);
-  return `0x${usage.toString(16)} (${names.join(' | ') || 'none'})`;
-}
 
 /**
  * Throws unless each caller's buffer in `given` has the copy flags `needs` names for it: without

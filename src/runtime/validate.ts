@@ -192,10 +192,13 @@ export function checkTensorBuffer(argName: string, arg: TensorBuffer, bytes: num
  * kernels' u32 arithmetic.
  */
 export function checkTensorFits(device: GPUDevice, argName: string, shape: readonly number[], elements: number, bytes: number): void {
-  const limit = device.limits.maxStorageBufferBindingSize;
+  // A tensor is bound whole, and the array API makes a buffer of its size: both limits apply.
+  const limits = device.limits;
+  const [name, limit] =
+    limits.maxBufferSize < limits.maxStorageBufferBindingSize ? ['maxBufferSize', limits.maxBufferSize] : ['maxStorageBufferBindingSize', limits.maxStorageBufferBindingSize];
   if (bytes > limit) {
     throw new RangeError(
-      `${argName} [${shape.join(', ')}] needs ${bytes} bytes per tensor, more than this device's maxStorageBufferBindingSize of ${limit} bytes; ` +
+      `${argName} [${shape.join(', ')}] needs ${bytes} bytes per tensor, more than this device's ${name} of ${limit} bytes; ` +
         'split the batch, or request a larger limit from the adapter (getDevice requests the adapter maximum by default)',
     );
   }

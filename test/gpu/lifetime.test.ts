@@ -34,6 +34,23 @@ describe('device limits', () => {
   });
 });
 
+describe('device limits: maxBufferSize below maxStorageBufferBindingSize', () => {
+  it('a tensor larger than maxBufferSize is refused up front, naming that limit; the layer works on', async () => {
+    // getDevice asks for the adapter's largest binding (1 GiB on SwiftShader); maxBufferSize stays at WebGPU's default.
+    const device = await getDevice({ label: 'small maxBufferSize device', requiredLimits: { maxBufferSize: 268435456 } });
+    const limits = device.limits;
+    expect(limits.maxBufferSize).toBeLessThan(limits.maxStorageBufferBindingSize);
+    const rows = limits.maxBufferSize / 8 + 16; // float32 [rows, 2]: 128 bytes over
+    const bn = new BatchNorm(device, { numFeatures: 2, layout: 'NC' });
+    const message = `shape [${rows}, 2] needs ${rows * 8} bytes per tensor, more than this device's maxBufferSize of ${limits.maxBufferSize} bytes`;
+    await expect(bn.forward(new Float32Array(8), [rows, 2], { training: true })).rejects.toThrow(message);
+    const y = await bn.forward(Float32Array.from([1, 10, 3, 30]), [2, 2], { training: true });
+    expect(Array.from(y, (v) => Math.round(v * 1000) / 1000)).toEqual([-1, -1, 1, 1]);
+    bn.destroy();
+    device.destroy();
+  });
+});
+
 describe('device loss', () => {
   it('surfaces as a clear error from the next call; a new layer on a new device works', async () => {
     const device = await getDevice({ label: 'device to lose' });
