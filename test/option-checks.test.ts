@@ -4,6 +4,7 @@
  * its error type and its whole message: the argument's name, the expected value, what it got.
  */
 import { describe, expect, it } from 'vitest';
+import { expectError } from './helpers/data.js';
 import { checkBoolean, checkCallOptions, checkDevice, checkEncoder, checkLabel, checkNoOverlap, checkObjectArg, checkTensorBuffer } from '../src/runtime/validate.js';
 import {
   referenceActivation,
@@ -33,20 +34,6 @@ import { parseNpy, toNpy } from '../src/interop/npy.js';
 import { foldBatchNorm } from '../src/interop/folding.js';
 import { channelAxis, channelView, layoutFor, viewSize, type Layout } from '../src/tensor/layout.js';
 
-type ErrorClass = typeof TypeError | typeof RangeError;
-
-/** The error `fn` throws, which must be of `type` with the message `message` (a string: exactly). */
-function expectError(fn: () => unknown, type: ErrorClass, message: string | RegExp): void {
-  let error: unknown = null;
-  try {
-    fn();
-  } catch (e) {
-    error = e;
-  }
-  expect(error, 'it throws').toBeInstanceOf(type);
-  if (typeof message === 'string') expect((error as Error).message).toBe(message);
-  else expect((error as Error).message).toMatch(message);
-}
 
 describe('check helpers the layers call', () => {
   it('checkBoolean refuses strings and numbers; undefined takes the default', () => {

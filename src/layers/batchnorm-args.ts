@@ -22,6 +22,7 @@ import {
   isPlainObject,
   type KnownKeys,
   type UsedRange,
+  passArgHints,
 } from '../runtime/validate.js';
 import { channelView, checkLayout, viewSize, type ChannelView, type Layout } from '../tensor/layout.js';
 
@@ -381,12 +382,7 @@ export interface ForwardRecord {
 }
 
 /** Advice on names a pass's arguments object does not take: the layer's options and the array API's. */
-const PASS_ARG_HINTS: Readonly<Record<string, string>> = {
-  ...Object.fromEntries(BATCHNORM_OPTIONS.map((n) => [n, `${n} is an option of the layer, given to its constructor, not an argument of a pass`])),
-  train: 'did you mean training?',
-  input: 'the input tensor is x',
-  output: 'the output tensor is y (dx in a backward pass)',
-};
+const PASS_ARG_HINTS = passArgHints(BATCHNORM_OPTIONS);
 
 /** The names of {@link BatchNorm.encodeForward}'s arguments. */
 export const FORWARD_ARG_KEYS: KnownKeys = { names: ['x', 'y', 'shape', 'training'], what: 'an argument of encodeForward', hints: PASS_ARG_HINTS };

@@ -22,6 +22,7 @@ import {
   isPlainObject,
   type KnownKeys,
   type UsedRange,
+  passArgHints,
 } from '../runtime/validate.js';
 import { channelView, checkLayout, type Layout } from '../tensor/layout.js';
 
@@ -332,14 +333,7 @@ export function checkArgsObject(args: unknown, names: string): asserts args is o
 }
 
 /** Advice on names a layer's pass arguments do not take: the layers' options, and near names. */
-const PASS_ARG_HINTS: Readonly<Record<string, string>> = {
-  ...Object.fromEntries(
-    [...new Set(Object.values(NORM_OPTION_KEYS).flat())].map((n) => [n, `${n} is an option of the layer, given to its constructor, not an argument of a pass`]),
-  ),
-  train: 'did you mean training?',
-  input: 'the input tensor is x',
-  output: 'the output tensor is y (dx in a backward pass)',
-};
+const PASS_ARG_HINTS = passArgHints([...new Set(Object.values(NORM_OPTION_KEYS).flat())]);
 
 /** The names of a family layer's encodeForward arguments. */
 export const NORM_FORWARD_ARG_KEYS: KnownKeys = { names: ['x', 'y', 'shape', 'training'], what: 'an argument of encodeForward', hints: PASS_ARG_HINTS };

@@ -122,6 +122,19 @@ export function checkKnownKeys(argName: string, value: object, keys: KnownKeys):
   }
 }
 
+/**
+ * Advice on names a pass's arguments object does not take: a layer's options (given to its
+ * constructor), and the array API's words for the tensors.
+ */
+export function passArgHints(layerOptions: readonly string[]): Readonly<Record<string, string>> {
+  return {
+    ...Object.fromEntries(layerOptions.map((n) => [n, `${n} is an option of the layer, given to its constructor, not an argument of a pass`])),
+    train: 'did you mean training?',
+    input: 'the input tensor is x',
+    output: 'the output tensor is y (dx in a backward pass)',
+  };
+}
+
 /** Training needs two or more values per channel: the unbiased variance divides by n - 1. */
 export function checkTrainable(view: ChannelView, shape: readonly number[], training: boolean): void {
   const count = view.outer * view.inner;

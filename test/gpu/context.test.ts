@@ -7,35 +7,19 @@ import { describe, expect, it } from 'vitest';
 import { BatchNorm } from '../../src/layers/batchnorm.js';
 import { FeatureScaler } from '../../src/layers/feature-scaler.js';
 import {
-  SAVED_BYTES_PER_FEATURE,
   encodeBatchNormForward,
   encodeFeatureScalingAdapt,
   releaseFunctionCaches,
-  type BatchNormBuffers,
 } from '../../src/functions/functions.js';
 import { MAX_PLANS, deviceContext, hasDeviceContext } from '../../src/runtime/context.js';
 import { readBuffers } from '../../src/runtime/gpu.js';
 import { expectClose, randn } from '../helpers/data.js';
-import { countingDevice, storageBuffer, testDevice } from '../helpers/gpu.js';
-
-function callerBuffers(device: GPUDevice, C: number): BatchNormBuffers {
-  const make = (n: number, fill = 0) => storageBuffer(device, new Float32Array(n).fill(fill));
-  return {
-    gamma: make(C, 1),
-    beta: make(C),
-    runningMean: make(C),
-    runningVar: make(C, 1),
-    numBatchesTracked: make(1),
-    gammaGrad: make(C),
-    betaGrad: make(C),
-    saved: make((C * SAVED_BYTES_PER_FEATURE) / 4),
-  };
-}
+import { batchNormBuffers, countingDevice, storageBuffer, testDevice } from '../helpers/gpu.js';
 
 describe('the device context', () => {
   it('layers and functions share plans; releasing frees what the library kept, pipelines included', async () => {
     const { device, live } = countingDevice(await testDevice());
-    const buffers = callerBuffers(device, 3);
+    const buffers = batchNormBuffers(device, 3);
     const x = storageBuffer(device, randn(24, 1));
     const y = storageBuffer(device, new Float32Array(24));
 

@@ -11,7 +11,6 @@ import {
   encodeFeatureScalingInverse,
   encodeFeatureScalingTransform,
   releaseFunctionCaches,
-  SAVED_BYTES_PER_FEATURE,
   type BatchNormBuffers,
 } from '../../src/functions/functions.js';
 import { SCALING_STATE_BYTES_PER_FEATURE } from '../../src/layers/feature-scaler.js';
@@ -27,21 +26,8 @@ import {
   referenceUpdateRunningStats,
 } from '../../src/reference/batchnorm.js';
 import { channelData, expectClose, randn } from '../helpers/data.js';
-import { countingDevice, storageBuffer, testDevice } from '../helpers/gpu.js';
+import { batchNormBuffers, countingDevice, storageBuffer, testDevice } from '../helpers/gpu.js';
 import { STATS_TOL, dxTolerance, yTolerance } from '../helpers/tolerances.js';
-
-function callerBuffers(device: GPUDevice, C: number, gamma: Float32Array, beta: Float32Array): BatchNormBuffers {
-  return {
-    gamma: storageBuffer(device, gamma),
-    beta: storageBuffer(device, beta),
-    runningMean: storageBuffer(device, new Float32Array(C)),
-    runningVar: storageBuffer(device, new Float32Array(C).fill(1)),
-    numBatchesTracked: storageBuffer(device, new Float32Array(1)),
-    gammaGrad: storageBuffer(device, new Float32Array(C)),
-    betaGrad: storageBuffer(device, new Float32Array(C)),
-    saved: storageBuffer(device, new Float32Array((C * SAVED_BYTES_PER_FEATURE) / 4)),
-  };
-}
 
 describe('encodeBatchNormForward / encodeBatchNormBackward', () => {
   it("a training step and an inference pass on the caller's buffers match the reference", async () => {
@@ -51,7 +37,7 @@ describe('encodeBatchNormForward / encodeBatchNormBackward', () => {
     const n = 4 * 3 * 6 * 5;
     const gamma = Float32Array.of(1.5, 0.5, 2);
     const beta = Float32Array.of(0.1, -0.2, 0.3);
-    const buffers = callerBuffers(device, 3, gamma, beta);
+    const buffers = batchNormBuffers(device, 3, gamma, beta);
     const xData = channelData(view, 120);
     const dyData = randn(n, 121);
     const [x, dy, y, dx, yTest] = [xData, dyData, new Float32Array(n), new Float32Array(n), new Float32Array(n)].map((d) => storageBuffer(device, d));
@@ -90,7 +76,7 @@ describe('encodeBatchNormForward / encodeBatchNormBackward', () => {
 
   it('names a missing buffer or option', async () => {
     const device = await testDevice();
-    const buffers = callerBuffers(device, 2, Float32Array.of(1, 1), Float32Array.of(0, 0));
+    const buffers = batchNormBuffers(device, 2, Float32Array.of(1, 1), Float32Array.of(0, 0));
     const x = storageBuffer(device, new Float32Array(8));
     const y = storageBuffer(device, new Float32Array(8));
     const encoder = device.createCommandEncoder();
@@ -108,7 +94,7 @@ describe('encodeBatchNormForward / encodeBatchNormBackward', () => {
 
   it('refuses unknown names in args.options, and the layer options the functions take elsewhere', async () => {
     const device = await testDevice();
-    const buffers = callerBuffers(device, 2, Float32Array.of(1, 1), Float32Array.of(0, 0));
+    const buffers = batchNormBuffers(device, 2, Float32Array.of(1, 1), Float32Array.of(0, 0));
     const x = storageBuffer(device, new Float32Array(8));
     const y = storageBuffer(device, new Float32Array(8));
     const encoder = device.createCommandEncoder();
@@ -133,7 +119,7 @@ describe('encodeBatchNormForward / encodeBatchNormBackward', () => {
   it('warns once per saved buffer about a momentum above 0.5, and runs with it', async () => {
     const device = await testDevice();
     const warn = vi.spyOn(console, 'warn').mockImplementation(() => {});
-    const [a, b] = [0, 1].map(() => callerBuffers(device, 2, Float32Array.of(1, 1), Float32Array.of(0, 0)));
+    const [a, b] = [0, 1].map(() => batchNormBuffers(device, 2, Float32Array.of(1, 1), Float32Array.of(0, 0)));
     const x = storageBuffer(device, randn(8, 140));
     const y = storageBuffer(device, new Float32Array(8));
     const encoder = device.createCommandEncoder();
@@ -143,7 +129,7 @@ describe('encodeBatchNormForward / encodeBatchNormBackward', () => {
     expect(warn.mock.calls[0][0]).toMatch(/^webgpu-batchnorm function \(this args.buffers.saved\): momentum 0.99 is the weight of the new batch here .*kerasOptions/);
     encodeBatchNormForward(device, encoder, { x, y, shape: [4, 2], training: true, buffers: b, options });
     expect(warn).toHaveBeenCalledTimes(2);
-    encodeBatchNormForward(device, encoder, { x, y, shape: [4, 2], training: true, buffers: callerBuffers(device, 2, Float32Array.of(1, 1), Float32Array.of(0, 0)), options: { layout: 'NC' } });
+    encodeBatchNormForward(device, encoder, { x, y, shape: [4, 2], training: true, buffers: batchNormBuffers(device, 2, Float32Array.of(1, 1), Float32Array.of(0, 0)), options: { layout: 'NC' } });
     expect(warn).toHaveBeenCalledTimes(2);
     device.queue.submit([encoder.finish()]);
     await device.queue.onSubmittedWorkDone();

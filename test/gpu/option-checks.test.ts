@@ -13,7 +13,6 @@ import { BatchNorm, type BatchNormOptions } from '../../src/layers/batchnorm.js'
 import { GroupNorm, InstanceNorm, LayerNorm, RMSNorm } from '../../src/layers/normalization.js';
 import { FeatureScaler, SCALING_STATE_BYTES_PER_FEATURE } from '../../src/layers/feature-scaler.js';
 import {
-  SAVED_BYTES_PER_FEATURE,
   encodeBatchNormBackward,
   encodeBatchNormForward,
   encodeFeatureScalingAdapt,
@@ -32,24 +31,10 @@ import {
 } from '../../src/functions/normalization-functions.js';
 import { getDevice } from '../../src/runtime/device.js';
 import { readBuffers, type TensorBuffer } from '../../src/runtime/gpu.js';
-import { randn } from '../helpers/data.js';
+import { expectError, randn, type ErrorClass } from '../helpers/data.js';
 import { runningOf } from '../helpers/family.js';
-import { countingDevice, storageBuffer, testDevice } from '../helpers/gpu.js';
+import { batchNormBuffers, countingDevice, storageBuffer, testDevice } from '../helpers/gpu.js';
 
-type ErrorClass = typeof TypeError | typeof RangeError;
-
-/** The error `fn` throws, which must be of `type` with the message `message` (a string: exactly). */
-function expectError(fn: () => unknown, type: ErrorClass, message: string | RegExp): void {
-  let error: unknown = null;
-  try {
-    fn();
-  } catch (e) {
-    error = e;
-  }
-  expect(error, 'it throws').toBeInstanceOf(type);
-  if (typeof message === 'string') expect((error as Error).message).toBe(message);
-  else expect((error as Error).message).toMatch(message);
-}
 
 /** Like expectError for a promise. */
 async function expectRejection(promise: Promise<unknown>, type: ErrorClass, message: string | RegExp): Promise<void> {
@@ -71,19 +56,6 @@ function arena(device: GPUDevice, bytes: number): GPUBuffer {
 }
 
 /** Every state buffer of the batch-norm functions for C channels, each its own GPUBuffer. */
-function bnBuffers(device: GPUDevice, C: number): BatchNormBuffers {
-  return {
-    gamma: storageBuffer(device, new Float32Array(C).fill(1)),
-    beta: storageBuffer(device, new Float32Array(C)),
-    runningMean: storageBuffer(device, new Float32Array(C)),
-    runningVar: storageBuffer(device, new Float32Array(C).fill(1)),
-    numBatchesTracked: storageBuffer(device, new Float32Array(1)),
-    gammaGrad: storageBuffer(device, new Float32Array(C)),
-    betaGrad: storageBuffer(device, new Float32Array(C)),
-    saved: storageBuffer(device, new Float32Array((C * SAVED_BYTES_PER_FEATURE) / 4)),
-  };
-}
-
 function destroyAll(...buffers: (TensorBuffer | BatchNormBuffers | undefined)[]): void {
   const seen = new Set<GPUBuffer>();
   for (const b of buffers) {
@@ -178,7 +150,7 @@ describe('batch-norm function forms', () => {
 
   it('the device, the encoder and the args object come first, named', async () => {
     const device = await testDevice();
-    const buffers = bnBuffers(device, 2);
+    const buffers = batchNormBuffers(device, 2);
     const [x, y] = [arena(device, 32), arena(device, 32)];
     const encoder = device.createCommandEncoder();
     const args = { x, y, shape, training: true, buffers, options };
@@ -220,7 +192,7 @@ describe('batch-norm function forms', () => {
 
   it('runningMean === runningVar is refused and the refused call writes nothing; side by side in one GPUBuffer they run as separate buffers do', async () => {
     const device = await testDevice();
-    const buffers = bnBuffers(device, 2);
+    const buffers = batchNormBuffers(device, 2);
     const [x, y] = [storageBuffer(device, randn(8, 4102)), arena(device, 32)];
     const encoder = device.createCommandEncoder();
     expectError(
@@ -234,12 +206,12 @@ describe('batch-norm function forms', () => {
     destroyAll(buffers, x, y);
     // Side by side in one GPUBuffer they run, as separate buffers do (WebGPU lets one dispatch write two ranges of a buffer).
     const align = device.limits.minStorageBufferOffsetAlignment;
-    const separate = bnBuffers(device, 2);
+    const separate = batchNormBuffers(device, 2);
     const stats = arena(device, 2 * align);
     const grads = arena(device, 2 * align);
     device.queue.writeBuffer(stats, align, Float32Array.of(1, 1));
     const shared = {
-      ...bnBuffers(device, 2),
+      ...batchNormBuffers(device, 2),
       runningMean: { buffer: stats, offset: 0, size: 8 },
       runningVar: { buffer: stats, offset: align, size: 8 },
       gammaGrad: { buffer: grads, offset: 0, size: 8 },
@@ -266,7 +238,7 @@ describe('batch-norm function forms', () => {
   it('what one dispatch would write and read in one GPUBuffer: y and saved, x and saved, dx and saved, numBatchesTracked and γ', async () => {
     const device = await testDevice();
     const align = device.limits.minStorageBufferOffsetAlignment;
-    const buffers = bnBuffers(device, 2);
+    const buffers = batchNormBuffers(device, 2);
     const [x, y, dx] = [storageBuffer(device, randn(8, 4103)), arena(device, 32), arena(device, 32)];
     const shared = arena(device, 2 * align);
     const inShared = (offset: number, size: number) => ({ buffer: shared, offset, size });
@@ -664,7 +636,7 @@ describe('eps: a subnormal float32 (flushed to 0) or beyond float32 is refused',
 
   it('by the function forms', async () => {
     const device = await testDevice();
-    const buffers = bnBuffers(device, 2);
+    const buffers = batchNormBuffers(device, 2);
     const [x, y, saved] = [arena(device, 32), arena(device, 32), arena(device, 64)];
     const encoder = device.createCommandEncoder();
     expectError(
@@ -741,7 +713,7 @@ describe('state buffers: a Map is refused, and so are two state names on the sam
     const [x, y] = [arena(device, 32), arena(device, 32)];
     const encoder = device.createCommandEncoder();
     expectError(
-      () => encodeBatchNormForward(device, encoder, { x, y, shape: [4, 2], training: true, buffers: new Map(Object.entries(bnBuffers(device, 2))) as never, options: { layout: 'NC' } }),
+      () => encodeBatchNormForward(device, encoder, { x, y, shape: [4, 2], training: true, buffers: new Map(Object.entries(batchNormBuffers(device, 2))) as never, options: { layout: 'NC' } }),
       TypeError,
       'args.buffers must be an object with gamma, beta, runningMean, runningVar, numBatchesTracked, gammaGrad, betaGrad, saved; got a Map',
     );
@@ -756,7 +728,7 @@ describe('state buffers: a Map is refused, and so are two state names on the sam
       `${prefix}.gamma must not overlap ${prefix}.beta: each state buffer needs bytes of its own (setState and the passes write them separately); got bytes [0, ${bytes}) of the GPUBuffer that holds ${prefix}.beta at bytes [0, ${bytes})`;
     expectError(() => new BatchNorm(device, { numFeatures: 2, layout: 'NC', buffers: { gamma: shared, beta: shared } }), TypeError, message('options.buffers', 8));
     expectError(() => new GroupNorm(device, { numGroups: 1, numChannels: 4, buffers: { gamma: shared, beta: shared } }), TypeError, message('options.buffers', 16));
-    const buffers = bnBuffers(device, 2);
+    const buffers = batchNormBuffers(device, 2);
     const [x, y] = [arena(device, 32), arena(device, 32)];
     const encoder = device.createCommandEncoder();
     expectError(
@@ -788,7 +760,7 @@ describe('a backward function takes the options of the forward pass recorded on 
   it("batch norm: activation, dtype and layout (relu then no activation gave dx off by 0.96; float32 then float16, by 3e6)", async () => {
     const device = await testDevice();
     const shape = [4, 2];
-    const buffers = bnBuffers(device, 2);
+    const buffers = batchNormBuffers(device, 2);
     const [x, y, dx] = [storageBuffer(device, randn(8, 4124)), arena(device, 32), arena(device, 32)];
     const encoder = device.createCommandEncoder();
     const backward = (options: object) => () => encodeBatchNormBackward(device, encoder, { x, dy: x, dx, shape, buffers, options } as never);

@@ -49,3 +49,19 @@ export function expectClose(actual: ArrayLike<number>, expected: ArrayLike<numbe
     `${what}: element ${w.index} is ${w.actual}, expected ${w.expected} (error ${w.ratio.toPrecision(3)}x the tolerance: atol ${typeof tol.atol === 'number' ? tol.atol : tol.atol[w.index]} + rtol ${tol.rtol}·|expected|)`,
   ).toBeLessThanOrEqual(1);
 }
+
+/** The error classes a check throws. */
+export type ErrorClass = typeof TypeError | typeof RangeError;
+
+/** The error `fn` throws, which must be of `type` with the message `message` (a string: exactly). */
+export function expectError(fn: () => unknown, type: ErrorClass, message: string | RegExp): void {
+  let error: unknown = null;
+  try {
+    fn();
+  } catch (e) {
+    error = e;
+  }
+  expect(error, 'it throws').toBeInstanceOf(type);
+  if (typeof message === 'string') expect((error as Error).message).toBe(message);
+  else expect((error as Error).message).toMatch(message);
+}

@@ -5,6 +5,7 @@
  */
 import { afterEach, expect } from 'vitest';
 import { getDevice } from '../../src/runtime/device.js';
+import { SAVED_BYTES_PER_FEATURE, type BatchNormBuffers } from '../../src/functions/functions.js';
 import { readBuffers } from '../../src/runtime/gpu.js';
 
 let devicePromise: Promise<GPUDevice> | null = null;
@@ -119,4 +120,18 @@ export function tensorArenas(device: GPUDevice, elements: number) {
     return { slice, changedOutside };
   };
   return { inputs, outputs, x, dy, y, dx, read, destroy: () => [inputs, outputs].forEach((b) => b.destroy()) };
+}
+
+/** Every buffer the batch-norm functions take, as a caller makes them: γ (default 1), β (default 0), fresh running statistics, C channels. */
+export function batchNormBuffers(device: GPUDevice, C: number, gamma = new Float32Array(C).fill(1), beta = new Float32Array(C)): BatchNormBuffers {
+  return {
+    gamma: storageBuffer(device, gamma),
+    beta: storageBuffer(device, beta),
+    runningMean: storageBuffer(device, new Float32Array(C)),
+    runningVar: storageBuffer(device, new Float32Array(C).fill(1)),
+    numBatchesTracked: storageBuffer(device, new Float32Array(1)),
+    gammaGrad: storageBuffer(device, new Float32Array(C)),
+    betaGrad: storageBuffer(device, new Float32Array(C)),
+    saved: storageBuffer(device, new Float32Array((C * SAVED_BYTES_PER_FEATURE) / 4)),
+  };
 }
