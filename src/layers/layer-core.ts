@@ -14,7 +14,6 @@ import { heldBuffers, releaseHolder } from '../runtime/context.js';
 import { DeviceGuard } from '../runtime/guard.js';
 import { Usage, align4, bufferOf, createBufferWithData, submitWithReadback, writeTensor, type BufferRegion, type TensorBuffer } from '../runtime/gpu.js';
 
-export { bufferName } from '../runtime/gpu.js';
 import { fromFloat16Bits, toFloat16Bits } from '../tensor/float16.js';
 import { describe, usageText } from '../runtime/validate.js';
 import type { DType } from '../ops/plan.js';

@@ -8,7 +8,7 @@
 import { NORM_SAVED_BYTES_PER_GROUP } from '../kernels/contract.js';
 import { geometrySize, normPlan, recordNormBackward, recordNormForward, type NormGeometry, type NormMode, type NormPlan } from '../ops/normalization.js';
 import type { DType } from '../ops/plan.js';
-import { Usage, regionOf, type TensorBuffer } from '../runtime/gpu.js';
+import { Usage, bufferName, regionOf, type TensorBuffer } from '../runtime/gpu.js';
 import { acquireScratch, acquireSink } from '../runtime/scratch.js';
 import { checkCallOptions, checkEncoder, checkKnownKeys, checkStateArray, checkStateValues, checkTensorBuffer, describe } from '../runtime/validate.js';
 import type { Layout } from '../tensor/layout.js';
@@ -36,7 +36,7 @@ import {
   type RMSNormOptions,
   type ResolvedNormOptions,
 } from './normalization-args.js';
-import { GRADIENT_USAGE, LayerCore, arityError, bufferName, checkArity, checkBufferUsage, checkFixedParams, stateUsage, tensorDownload, tensorUpload, type CallOutcome, type StateWrite } from './layer-core.js';
+import { GRADIENT_USAGE, LayerCore, arityError, checkArity, checkBufferUsage, checkFixedParams, stateUsage, tensorDownload, tensorUpload, type CallOutcome, type StateWrite } from './layer-core.js';
 
 export type { GroupNormOptions, InstanceNormOptions, LayerNormOptions, NormActivation, RMSNormOptions };
 
