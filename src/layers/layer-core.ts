@@ -227,7 +227,7 @@ export class LayerCore {
   /**
    * Writes already checked state through the queue (setState, reset): after every call made
    * before, before every call and submit made after. A WebGPU error (a caller's buffer destroyed
-   * meanwhile) is thrown by the next call.
+   * meanwhile) is thrown by the first call made after WebGPU reports it.
    */
   write(what: string, writes: StateWrite[]): void {
     this.guard.recordChecked(what, () => {
