@@ -43,7 +43,7 @@ import { deviceContext, releaseDeviceContext } from '../runtime/context.js';
 import { DeviceGuard } from '../runtime/guard.js';
 import { Usage, bufferName, bufferOf, checkSeparateOutput, createBufferWithData, isBufferRange, type TensorBuffer } from '../runtime/gpu.js';
 import { acquireScratch } from '../runtime/scratch.js';
-import { checkDevice, checkEncoder, checkKnownKeys, checkNoOverlap, checkObjectArg, checkTensorBuffer, describe, isPlainObject, type KnownKeys } from '../runtime/validate.js';
+import { checkDevice, checkEncoder, checkFixedParams, checkKnownKeys, checkNoOverlap, checkObjectArg, checkTensorBuffer, describe, isPlainObject, type KnownKeys } from '../runtime/validate.js';
 import { channelView, viewSize, type Layout } from '../tensor/layout.js';
 
 /** Bytes per feature of the `saved` buffer (one ChannelCoef). */
@@ -113,9 +113,17 @@ export interface FunctionsState {
   readonly normSaved: WeakMap<GPUBuffer, Map<number, NormForwardRecord>>;
   /** ScalingOptions uniforms by `method:correction` (immutable). */
   readonly scalingOptions: Map<string, GPUBuffer>;
+  /** The fixed γ (ones) and β (zeros) of calls with scale or center false, by `value:C` (immutable). */
+  readonly fixedParams: Map<string, GPUBuffer>;
 }
 
-export type { BatchNormBuffers };
+/**
+ * The caller's buffers of the batch-norm functions: every state buffer, but γ where it is fixed
+ * at 1 (`scale` or `affine` false) and β where it is fixed at 0 (`center` or `affine` false),
+ * which must be left out (the functions keep the fixed values themselves).
+ */
+export type BatchNormFunctionBuffers = Omit<BatchNormBuffers, 'gamma' | 'beta'> & { gamma?: TensorBuffer; beta?: TensorBuffer };
+export type { BatchNormFunctionBuffers as BatchNormBuffers };
 
 const LABEL = 'webgpu-batchnorm function';
 
@@ -166,7 +174,7 @@ function checkCall(device: unknown, encoder: unknown, args: unknown, keys: Known
 export function encodeBatchNormForward(
   device: GPUDevice,
   encoder: GPUCommandEncoder,
-  args: { x: TensorBuffer; y: TensorBuffer; shape: readonly number[]; training: boolean; buffers: BatchNormBuffers; options: BatchNormFunctionOptions },
+  args: { x: TensorBuffer; y: TensorBuffer; shape: readonly number[]; training: boolean; buffers: BatchNormFunctionBuffers; options: BatchNormFunctionOptions },
 ): void {
   checkCall(device, encoder, args, BN_FORWARD_ARGS);
   const state = functionsState(device);
@@ -193,7 +201,7 @@ export function encodeBatchNormForward(
 export function encodeBatchNormBackward(
   device: GPUDevice,
   encoder: GPUCommandEncoder,
-  args: { x: TensorBuffer; dy: TensorBuffer; dx: TensorBuffer; shape: readonly number[]; buffers: BatchNormBuffers; options: BatchNormFunctionOptions },
+  args: { x: TensorBuffer; dy: TensorBuffer; dx: TensorBuffer; shape: readonly number[]; buffers: BatchNormFunctionBuffers; options: BatchNormFunctionOptions },
 ): void {
   checkCall(device, encoder, args, BN_BACKWARD_ARGS);
   const state = functionsState(device);
@@ -302,6 +310,7 @@ export function functionsState(device: GPUDevice): FunctionsState {
     states: new WeakMap(),
     normSaved: new WeakMap(),
     scalingOptions: new Map(),
+    fixedParams: new Map(),
   };
   return context.functions;
 }
@@ -312,20 +321,41 @@ function own(device: GPUDevice, state: FunctionsState, buffer: GPUBuffer): GPUBu
   return buffer;
 }
 
+/** A buffer of `C` float32 `value`s, kept per device for calls whose γ (1) or β (0) is fixed. */
+function fixedParam(device: GPUDevice, state: FunctionsState, value: 0 | 1, C: number): GPUBuffer {
+  const key = `${value}:${C}`;
+  let buffer = state.fixedParams.get(key);
+  if (!buffer) {
+    buffer = own(device, state, createBufferWithData(device, `${LABEL} fixed ${value === 1 ? 'γ' : 'β'} ×${C}`, new Float32Array(C).fill(value), Usage.STORAGE));
+    state.fixedParams.set(key, buffer);
+  }
+  return buffer;
+}
+
 /** The options and buffers of a batch-norm call, checked; numFeatures comes from the shape. */
-function checkBatchNormCall(device: GPUDevice, args: { shape: readonly number[]; buffers: BatchNormBuffers; options: BatchNormFunctionOptions }) {
+function checkBatchNormCall(device: GPUDevice, args: { shape: readonly number[]; buffers: BatchNormFunctionBuffers; options: BatchNormFunctionOptions }) {
   if (!args || typeof args !== 'object') throw new TypeError(`args must be an object; got ${describe(args)}`);
   const { options, buffers } = args;
   // Plain objects: a Map's entries are no properties, and would be silently taken for none.
   if (!isPlainObject(options)) throw new TypeError(`args.options must be an object with at least layout; got ${describe(options)}`);
   if (!isPlainObject(buffers)) throw new TypeError(`args.buffers must be an object with ${STATE_BUFFERS.join(', ')}; got ${describe(buffers)}`);
   checkKnownKeys('args.buffers', buffers, { names: STATE_BUFFERS, what: 'a state buffer of the batch-norm functions', hints: { gradCoef: 'kept by the functions per args.buffers.saved' } });
-  for (const name of STATE_BUFFERS) {
-    if (!buffers[name]) throw new TypeError(`args.buffers.${name} is required: the function forms take every state buffer (${STATE_BUFFERS.join(', ')}); got ${describe(buffers[name])}`);
-  }
   const numFeatures = shapeFeatures(options, options.layout, args.shape, 'channels');
   const o = resolveBatchNormOptions(device, { ...options, numFeatures }, 'args.options', BATCHNORM_FUNCTION_KEYS);
+  const fixed: Partial<Record<string, string | null>> = {
+    gamma: o.scale ? null : 'γ is fixed at 1 (args.options.scale or affine false)',
+    beta: o.center ? null : 'β is fixed at 0 (args.options.center or affine false)',
+  };
+  checkFixedParams('args.buffers', buffers as Record<string, TensorBuffer | undefined>, fixed as Record<string, string | null>, 'function');
+  for (const name of STATE_BUFFERS) {
+    if (!buffers[name] && !fixed[name]) {
+      throw new TypeError(`args.buffers.${name} is required: the function forms take every state buffer (${STATE_BUFFERS.join(', ')}; γ and β only where learnable); got ${describe(buffers[name])}`);
+    }
+  }
+  const state = functionsState(device);
   const picked = Object.fromEntries(STATE_BUFFERS.map((n) => [n, buffers[n]])) as unknown as BatchNormBuffers;
+  picked.gamma ??= fixedParam(device, state, 1, numFeatures);
+  picked.beta ??= fixedParam(device, state, 0, numFeatures);
   checkStateBuffers(device, numFeatures, picked as unknown as Record<string, TensorBuffer>, 'args.buffers');
   return { o, buffers: picked };
 }

@@ -103,19 +103,6 @@ export function checkArity(method: string, args: IArguments, names: readonly str
   if (error) throw error;
 }
 
-/**
- * Throws if the caller gave a buffer for a parameter the layer holds fixed (`fixed[name]` says
- * why, null where it is learnable): the kernels and getState would read the buffer's contents,
- * not the fixed value.
- */
-export function checkFixedParams(prefix: string, given: Readonly<Record<string, TensorBuffer | undefined>>, fixed: Readonly<Record<string, string | null>>): void {
-  for (const [name, why] of Object.entries(fixed)) {
-    if (why && given[name] !== undefined) {
-      throw new TypeError(`${prefix}.${name} cannot be given: ${why} in this layer, which keeps that value in a buffer of its own; leave it out, or make it learnable`);
-    }
-  }
-}
-
 export class LayerCore {
   readonly guard: DeviceGuard;
   private readonly owned = new Set<GPUBuffer>();
@@ -200,6 +187,9 @@ export class LayerCore {
     started: { call: ArrayCall<T>; readback: Promise<ArrayBuffer[]> } | { error: unknown },
     ioMade: IoBuffers | null,
   ): Promise<T> {
+    // Handled from the start: while this waits for its scopes or an earlier call, a lost device
+    // rejects the readback, and that must not be an unhandled rejection (it is awaited below).
+    if (!('error' in started)) started.readback.catch(() => undefined);
     const [validation, memory] = await Promise.all(scopes.map((scope) => scope.catch(() => null)));
     const error = validation ?? memory;
     if ((error || 'error' in started) && ioMade && this.io === ioMade) {
@@ -209,17 +199,14 @@ export class LayerCore {
     }
     if ('error' in started) throw started.error;
     if (error) {
-      started.readback.catch(() => undefined); // its bytes are not used
       throw new Error(`${this.label}: ${what} failed (WebGPU ${validation ? 'validation' : 'out-of-memory'} error), so it returns nothing: ${error.message}`);
     }
     const after = started.call.after;
-    if (after) {
-      try {
-        await after.done;
-      } catch (cause) {
-        started.readback.catch(() => undefined);
-        throw new Error(`${this.label}: ${what} reads what ${after.what} wrote, and that call failed, so this one returns nothing (${(cause as Error)?.message ?? cause})`, { cause });
-      }
+    const failure = after ? await after.done.then(() => null, (cause: unknown) => cause ?? new Error('unknown failure')) : null;
+    if (after && failure !== null) {
+      await this.guard.settle(started.readback); // a lost device is named as such
+      const message = (failure as Error)?.message ?? String(failure);
+      throw new Error(`${this.label}: ${what} reads what ${after.what} wrote, and that call failed, so this one returns nothing (${message})`, { cause: failure });
     }
     return started.call.result(await this.guard.settle(started.readback));
   }

@@ -135,6 +135,24 @@ export function passArgHints(layerOptions: readonly string[]): Readonly<Record<s
   };
 }
 
+/**
+ * Throws if the caller gave a buffer for a parameter the layer holds fixed (`fixed[name]` says
+ * why, null where it is learnable): the kernels and getState would read the buffer's contents,
+ * not the fixed value. `fixedBy` names what keeps the fixed value ('layer', 'function').
+ */
+export function checkFixedParams(
+  prefix: string,
+  given: Readonly<Record<string, TensorBuffer | undefined>>,
+  fixed: Readonly<Record<string, string | null>>,
+  fixedBy = 'layer',
+): void {
+  for (const [name, why] of Object.entries(fixed)) {
+    if (why && given[name] !== undefined) {
+      throw new TypeError(`${prefix}.${name} cannot be given: ${why}, and the ${fixedBy} keeps that value itself; leave it out, or make it learnable`);
+    }
+  }
+}
+
 /** Training needs two or more values per channel: the unbiased variance divides by n - 1. */
 export function checkTrainable(view: ChannelView, shape: readonly number[], training: boolean): void {
   const count = view.outer * view.inner;

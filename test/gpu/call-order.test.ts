@@ -36,6 +36,7 @@ import {
   type Kind,
 } from '../helpers/family.js';
 import { storageBuffer, testDevice } from '../helpers/gpu.js';
+import { getDevice } from '../../src/runtime/device.js';
 import { toFloat16Bits } from '../../src/tensor/float16.js';
 import { dxTolerance, yTolerance } from '../helpers/tolerances.js';
 
@@ -588,6 +589,31 @@ describe('a call that reads what a failed call wrote rejects too, never answers 
   });
 });
 
+describe('device loss with calls pending that build on each other', () => {
+  it('every pending call rejects with the device loss, none is left unhandled', async () => {
+    const device = await getDevice({ label: 'device lost with calls pending' });
+    const x = Float32Array.from({ length: 2048 }, (_, i) => Math.sin(i));
+    const bn = new BatchNorm(device, { numFeatures: 2, layout: 'NC' });
+    const ln = new LayerNorm(device, { normalizedShape: 2 });
+    const scaler = new FeatureScaler(device, { numFeatures: 2, method: 'min-max' });
+    const pending = [
+      bn.forward(x, [1024, 2], { training: true }),
+      bn.backward(x),
+      bn.getStats(),
+      ln.forward(x, [1024, 2]),
+      ln.backward(x),
+      scaler.adapt(x, [1024, 2]),
+      scaler.transform(x, [1024, 2]),
+    ];
+    const settled = Promise.allSettled(pending);
+    device.destroy();
+    for (const [i, r] of (await settled).entries()) {
+      expect(r.status, `call ${i}`).toBe('rejected');
+      expect(String((r as PromiseRejectedResult).reason), `call ${i}`).toMatch(/the GPU device was lost/);
+    }
+  });
+});
+
 describe('arguments the array API used to ignore or store wrongly', () => {
   it('an argument beyond those a method takes is refused, naming the method', async () => {
     const device = await testDevice();
@@ -615,7 +641,7 @@ describe('arguments the array API used to ignore or store wrongly', () => {
     const device = await testDevice();
     const b = storageBuffer(device, new Float32Array(4));
     expect(() => new BatchNorm(device, { numFeatures: 4, layout: 'NC', affine: false, buffers: { gamma: b } })).toThrow(
-      'options.buffers.gamma cannot be given: γ is fixed at 1 (scale or affine false) in this layer',
+      'options.buffers.gamma cannot be given: γ is fixed at 1 (scale or affine false), and the layer keeps that value itself',
     );
     expect(() => new BatchNorm(device, { numFeatures: 4, layout: 'NC', center: false, buffers: { beta: b } })).toThrow(/options.buffers.beta cannot be given: β is fixed at 0/);
     expect(() => new LayerNorm(device, { normalizedShape: 4, elementwiseAffine: false, buffers: { gamma: b } })).toThrow(

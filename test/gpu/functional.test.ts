@@ -30,6 +30,36 @@ import { batchNormBuffers, countingDevice, storageBuffer, testDevice } from '../
 import { STATS_TOL, dxTolerance, yTolerance } from '../helpers/tolerances.js';
 
 describe('encodeBatchNormForward / encodeBatchNormBackward', () => {
+  it.each([
+    ['affine: false', { affine: false }, [1, 1], [0, 0]],
+    ['scale: false', { scale: false }, [1, 1], [0.5, -1]],
+    ['center: false', { center: false }, [2, 3], [0, 0]],
+  ] as const)('%s: the functions hold γ = 1 / β = 0 themselves; a buffer given for a fixed one is refused', async (_, flags, gammaUsed, betaUsed) => {
+    const device = await testDevice();
+    const shape = [6, 2];
+    const view = channelView('NC', shape);
+    const xData = randn(12, 131, 1, 2);
+    const dyData = randn(12, 132);
+    const all = batchNormBuffers(device, 2, Float32Array.of(2, 3), Float32Array.of(0.5, -1));
+    const buffers: BatchNormBuffers = { ...all };
+    if ('affine' in flags || 'scale' in flags) delete buffers.gamma;
+    if ('affine' in flags || 'center' in flags) delete buffers.beta;
+    const options = { layout: 'NC' as const, ...flags };
+    const [x, dy, y, dx] = [xData, dyData, new Float32Array(12), new Float32Array(12)].map((d) => storageBuffer(device, d));
+    const encoder = device.createCommandEncoder();
+    expect(() => encodeBatchNormForward(device, encoder, { x, y, shape, training: true, buffers: all, options })).toThrow(
+      /args.buffers.(gamma|beta) cannot be given: (γ is fixed at 1|β is fixed at 0) \(args.options.(scale|center) or affine false\), and the function keeps that value itself/,
+    );
+    encodeBatchNormForward(device, encoder, { x, y, shape, training: true, buffers, options });
+    encodeBatchNormBackward(device, encoder, { x, dy, dx, shape, buffers, options });
+    const [yOut, dxOut] = (await readBuffers(device, [y, dx].map((buffer) => ({ buffer, size: 48 })), encoder)).map((b) => new Float32Array(b));
+    const ref = referenceTrainingForward(xData, view, { gamma: gammaUsed, beta: betaUsed, eps: 1e-5 });
+    const stats = { mean: ref.mean, variance: ref.variance, gamma: gammaUsed, eps: 1e-5 };
+    expectClose(yOut, ref.y, yTolerance(xData, view, stats), `y with ${_}`);
+    expectClose(dxOut, referenceBackward(xData, dyData, view, { ...stats, batchStats: true }).dx, dxTolerance(xData, dyData, view, stats), `dx with ${_}`);
+    for (const b of [x, dy, y, dx, ...(Object.values(all) as GPUBuffer[])]) b.destroy();
+  });
+
   it("a training step and an inference pass on the caller's buffers match the reference", async () => {
     const { device, live } = countingDevice(await testDevice());
     const shape = [4, 3, 6, 5];
@@ -84,7 +114,7 @@ describe('encodeBatchNormForward / encodeBatchNormBackward', () => {
     expect(() => encodeBatchNormForward(device, encoder, { x, y, shape: [4, 2], training: true, buffers: noSaved as BatchNormBuffers, options: { layout: 'NC' } })).toThrow(
       /args.buffers.saved is required/,
     );
-    expect(() => encodeBatchNormForward(device, encoder, { x, y, shape: [4, 2], training: true, buffers: { ...buffers, saved: buffers.gamma }, options: { layout: 'NC' } })).toThrow(
+    expect(() => encodeBatchNormForward(device, encoder, { x, y, shape: [4, 2], training: true, buffers: { ...buffers, saved: buffers.gamma! }, options: { layout: 'NC' } })).toThrow(
       /args.buffers.saved must hold at least 64 bytes/,
     );
     expect(() => encodeBatchNormForward(device, encoder, { x, y, shape: [4, 2], training: true, buffers, options: { layout: 'NCW' as never } })).toThrow(/layout must be one of/);
