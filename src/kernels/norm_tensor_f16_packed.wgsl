@@ -17,7 +17,7 @@ fn load_dy(e: u32) -> f32 { return half_of(dy[e >> 1u], e); }
 
 // The half of v, placed in element e's half of a word, and the mask of the other half.
 fn half_bits(e: u32, v: f32) -> vec2u {
-  let bits = pack2x16float(vec2f(v, 0.0)) & 0xffffu;
+  let bits = f16_bits(v);
   if ((e & 1u) == 0u) { return vec2u(bits, 0xffff0000u); }
   return vec2u(bits << 16u, 0x0000ffffu);
 }

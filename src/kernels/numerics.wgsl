@@ -1,5 +1,5 @@
 // Numerics shared by every kernel (batch norm, feature scaling and the normalization family):
-// finite tests, NaN, and the Welford / Chan summaries of shifted data.
+// finite tests, NaN, IEEE half bits, and the Welford / Chan summaries of shifted data.
 
 // Finite test on the bits: WGSL has no isnan/isinf, and compilers may fold v != v away.
 fn is_finite(v: f32) -> bool {
@@ -10,6 +10,23 @@ fn is_finite(v: f32) -> bool {
 var<private> nan_bits: u32 = 0x7fc00000u;
 fn nan() -> f32 {
   return bitcast<f32>(nan_bits);
+}
+
+// The IEEE half bits of v, NaN and ±Infinity included: pack2x16float leaves its whole result
+// indeterminate when a component is not a finite half, which would also spoil the other half of
+// a packed word. NaN stays NaN (sign kept), and |v| >= 65520 (which rounds past 65504) is ±Inf.
+fn f16_bits(v: f32) -> u32 {
+  let bits = bitcast<u32>(v);
+  let sign = (bits >> 16u) & 0x8000u;
+  let magnitude = bits & 0x7fffffffu;
+  if (magnitude > 0x7f800000u) { return sign | 0x7e00u; }
+  if (magnitude >= 0x477ff000u) { return sign | 0x7c00u; }
+  return pack2x16float(vec2f(v, 0.0)) & 0xffffu;
+}
+
+// Two elements as one word of halves, the first in the low half.
+fn pack_f16(a: f32, b: f32) -> u32 {
+  return f16_bits(a) | (f16_bits(b) << 16u);
 }
 
 // Chan et al.: merge two (mean, M2, n) summaries.

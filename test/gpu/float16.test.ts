@@ -9,6 +9,8 @@
  */
 import { describe, it, expect } from 'vitest';
 import { BatchNorm } from '../../src/layers/batchnorm.js';
+import { LayerNorm } from '../../src/layers/normalization.js';
+import { referenceLayerNorm } from '../../src/reference/normalization.js';
 import { fromFloat16Bits, fromHalfBits, toFloat16Bits, toHalfBits } from '../../src/tensor/float16.js';
 import { readBuffers } from '../../src/runtime/gpu.js';
 import { channelView, viewSize, type Layout } from '../../src/tensor/layout.js';
@@ -108,6 +110,37 @@ describe('float16 range', () => {
     const state = await bn.getState();
     expect(state.runningVar.every(Number.isFinite)).toBe(true);
     bn.destroy();
+  });
+
+  it('a NaN or ±Infinity output is stored as such and leaves the half beside it in its word alone (BatchNorm and LayerNorm)', async () => {
+    const device = await testDevice();
+    const bits = (y: Float32Array) => Array.from(toFloat16Bits(y), (b) => b.toString(16));
+    // Inference with the initial running statistics (mean 0, variance 1): y = x / sqrt(1 + eps),
+    // so a finite x lands on one half and NaN / ±Inf stay NaN / ±Inf. Each word holds a
+    // non-finite output and a finite one.
+    const bn = new BatchNorm(device, { numFeatures: 2, layout: 'NC', dtype: 'float16', eps: 2 ** -20 });
+    const x = Float32Array.of(NaN, 1, 2, Infinity, -Infinity, -3);
+    const y = await bn.forward(x, [3, 2], { training: false });
+    const scale = 1 / Math.sqrt(1 + 2 ** -20);
+    expect(bits(y)).toEqual(bits(Float32Array.of(NaN, scale, 2 * scale, Infinity, -Infinity, -3 * scale)));
+    // Training over channels-last vec4 rows: one channel NaN (its statistics too), the others exact.
+    const bn4 = new BatchNorm(device, { numFeatures: 4, layout: 'NHWC', dtype: 'float16' });
+    const xt = Float32Array.from({ length: 32 }, (_, i) => (i % 4 === 1 && i === 5 ? NaN : Math.sin(i) * 3));
+    const yt = await bn4.forward(xt, [2, 2, 2, 4], { training: true });
+    const ref = referenceTrainingForward(fromFloat16Bits(toFloat16Bits(xt)), channelView('NHWC', [2, 2, 2, 4]), { gamma: [1, 1, 1, 1], beta: [0, 0, 0, 0], eps: 1e-5 });
+    for (let i = 0; i < 32; i++) {
+      if (i % 4 === 1) expect(Number.isNaN(yt[i]), `y[${i}] in the NaN channel`).toBe(true);
+      else expect(Math.abs(yt[i] - ref.y[i]), `y[${i}] beside the NaN channel`).toBeLessThanOrEqual(2 ** -10 * Math.abs(ref.y[i]) + 1e-3);
+    }
+    // LayerNorm over rows of 3: element 2 (row 0, NaN) and element 3 (row 1) share a word.
+    const ln = new LayerNorm(device, { normalizedShape: 3, dtype: 'float16' });
+    const yl = await ln.forward(Float32Array.of(NaN, 1, 2, 3, 4, 5), [2, 3]);
+    expect(Array.from(yl.slice(0, 3)).every(Number.isNaN)).toBe(true);
+    const row = referenceLayerNorm([3, 4, 5], [1, 3], 3, { eps: 1e-5 }).y;
+    expectClose(yl.slice(3), row, halfTolerance({ rtol: 1e-5, atol: 1e-6 }), 'the row beside the NaN row');
+    bn.destroy();
+    bn4.destroy();
+    ln.destroy();
   });
 
   it('caller buffers hold packed halves: ceil(n / 2) words', async () => {
