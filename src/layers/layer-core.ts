@@ -51,6 +51,8 @@ export interface ArrayCall<T> {
   result(bytes: ArrayBuffer[]): T;
   /** An earlier call whose output this one reads: if that failed, this one rejects. */
   after?: CallOutcome | null;
+  /** Undoes what the call made for later calls (a buffer that may be invalid), if it failed. */
+  discard?: () => void;
 }
 
 /**
@@ -129,6 +131,11 @@ export class LayerCore {
     return buffer;
   }
 
+  /** Destroys one of the layer's own buffers now (work submitted with it still finishes). */
+  dropBuffer(buffer: GPUBuffer): void {
+    if (this.owned.delete(buffer)) buffer.destroy();
+  }
+
   /**
    * Number of GPU buffers the layer holds: its own, and the shared plan uniforms and scratch it
    * holds with other layers (destroyed with their last holder).
@@ -192,10 +199,11 @@ export class LayerCore {
     if (!('error' in started)) started.readback.catch(() => undefined);
     const [validation, memory] = await Promise.all(scopes.map((scope) => scope.catch(() => null)));
     const error = validation ?? memory;
-    if ((error || 'error' in started) && ioMade && this.io === ioMade) {
-      // I/O buffers this call made may be invalid (out of memory, over maxBufferSize): the next
-      // call makes new ones instead of failing on these for good.
-      this.dropIo();
+    if (error || 'error' in started) {
+      // Buffers this call made may be invalid (out of memory, over a limit): the next call makes
+      // new ones instead of failing on these for good.
+      if (ioMade && this.io === ioMade) this.dropIo();
+      if (!('error' in started)) started.call.discard?.();
     }
     if ('error' in started) throw started.error;
     if (error) {
@@ -241,10 +249,7 @@ export class LayerCore {
    */
   private dropIo(): void {
     if (!this.io) return;
-    for (const b of [this.io.x, this.io.y, this.io.dy, this.io.dx]) {
-      this.owned.delete(b);
-      b.destroy();
-    }
+    for (const b of [this.io.x, this.io.y, this.io.dy, this.io.dx]) this.dropBuffer(b);
     this.io = null;
   }
 

@@ -98,6 +98,12 @@ const STATE_HINTS: Readonly<Record<string, string>> = {
   B: "ONNX's B is beta here",
 };
 
+/** The most bytes one saved-statistics buffer may have: it is bound whole. */
+function savedLimit(device: GPUDevice): number {
+  const limit = Math.min(device.limits.maxStorageBufferBindingSize, device.limits.maxBufferSize);
+  return limit - (limit % NORM_SAVED_BYTES_PER_GROUP);
+}
+
 /** What a recorded forward pass leaves for its backward pass and getStats. */
 interface NormForwardRecord {
   shape: number[];
@@ -188,10 +194,23 @@ class NormLayer {
     const bytes = savedBytes(geometry);
     const current = this.saved[path];
     if (!current || current.size < bytes) {
-      const size = Math.max(bytes, 2 * (current?.size ?? 0));
+      // Grown geometrically, but never past what one binding (and one buffer) may hold.
+      const size = Math.max(bytes, Math.min(2 * (current?.size ?? 0), savedLimit(this.device)));
       this.saved[path] = this.core.ownBuffer(`saved statistics${path === 'array' ? ' (array API)' : ''}`, new ArrayBuffer(size), Usage.STORAGE | Usage.COPY_SRC);
     }
     return this.saved[path]!;
+  }
+
+  /** Refuses a pass whose saved statistics (16 bytes per group) would not fit one binding. */
+  private checkSavedFits(geometry: NormGeometry, shape: readonly number[], argName: string): void {
+    const bytes = savedBytes(geometry);
+    const limit = savedLimit(this.device);
+    if (bytes > limit) {
+      throw new RangeError(
+        `${argName} [${shape.join(', ')}] needs ${bytes} bytes of saved statistics (${NORM_SAVED_BYTES_PER_GROUP} per statistics group), ` +
+          `more than this device's ${limit} bytes per binding (maxStorageBufferBindingSize, maxBufferSize); split the batch`,
+      );
+    }
   }
 
   private plan(geometry: NormGeometry, mode: NormMode): NormPlan {
@@ -209,6 +228,7 @@ class NormLayer {
       buffers: { gamma: this.o.hasGamma ? this.gamma : undefined, beta: this.o.hasBeta ? this.beta : undefined, runningMean: this.runningMean ?? undefined, runningVar: this.runningVar ?? undefined },
     });
     checkInstanceTrainable(this.o, geometry, args.shape, training);
+    this.checkSavedFits(geometry, args.shape, 'args.shape');
     const recorded = `${this.o.trackRunningStats ? (training ? 'training ' : 'inference ') : ''}forward of shape [${args.shape.join(', ')}], x ${bufferName(args.x)}, y ${bufferName(args.y)}`;
     this.core.guard.recordChecked('encodeForward', () => this.recordForwardPass(encoder, geometry, this.mode(training), args.x, args.y, args.shape, null), recorded);
   }
@@ -239,11 +259,19 @@ class NormLayer {
       const training = checkCallOptions('options', options, { what: `an option of ${this.o.className}.forward`, layerOptions: NORM_OPTION_KEYS[this.o.className], trainingDefault: true });
       // Checked before the I/O buffers may be replaced, so a refused call loses no state.
       checkInstanceTrainable(this.o, geometry, shape, training);
+      this.checkSavedFits(geometry, shape, 'shape');
       const io = this.core.ioBuffers(upload.byteLength);
+      const savedBefore = this.saved.array;
       this.recordForwardPass(encoder, geometry, this.mode(training), io.x, io.y, shape, outcome);
+      const savedMade = this.saved.array !== savedBefore ? this.saved.array : null;
       return {
         uploads: [[io.x, upload]],
         read: [{ buffer: io.y, size: upload.byteLength }],
+        discard: () => {
+          if (!savedMade || this.saved.array !== savedMade) return;
+          this.saved.array = null;
+          this.core.dropBuffer(savedMade);
+        },
         result: ([y]) => tensorDownload(y, this.o.dtype, elements),
       };
     });

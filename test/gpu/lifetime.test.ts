@@ -3,6 +3,7 @@
  */
 import { describe, it, expect } from 'vitest';
 import { BatchNorm } from '../../src/layers/batchnorm.js';
+import { LayerNorm } from '../../src/layers/normalization.js';
 import { getDevice } from '../../src/runtime/device.js';
 import { expectClose, randn } from '../helpers/data.js';
 import { channelView } from '../../src/tensor/layout.js';
@@ -47,6 +48,37 @@ describe('device limits: maxBufferSize below maxStorageBufferBindingSize', () =>
     const y = await bn.forward(Float32Array.from([1, 10, 3, 30]), [2, 2], { training: true });
     expect(Array.from(y, (v) => Math.round(v * 1000) / 1000)).toEqual([-1, -1, 1, 1]);
     bn.destroy();
+    device.destroy();
+  });
+});
+
+describe("the family's saved statistics at the default limits", () => {
+  it('grow up to one binding and no further; a batch whose statistics would not fit is refused up front; the layer works on', async () => {
+    const device = await getDevice({ label: 'default-limits device for saved statistics', adapterLimits: false });
+    const limit = device.limits.maxStorageBufferBindingSize; // 128 MiB, below maxBufferSize
+    // LayerNorm over one value: 16 bytes of statistics per 4-byte element.
+    const ln = new LayerNorm(device, { normalizedShape: 1 });
+    const rowsA = Math.floor(limit / 16 / 1.8); // saved over half the limit
+    const rowsB = Math.floor(limit / 16) - 64; // doubling would pass the limit: it stops at it
+    const usage = GPUBufferUsage.STORAGE;
+    const tooMany = Math.floor(limit / 16) + 64;
+    const [x, y] = [0, 1].map(() => device.createBuffer({ size: tooMany * 4, usage }));
+    // Recorded only (nothing to compute): binding a saved buffer over the limit fails validation.
+    const encoder = device.createCommandEncoder();
+    device.pushErrorScope('validation');
+    ln.encodeForward(encoder, { x, y, shape: [rowsA, 1] });
+    ln.encodeForward(encoder, { x, y, shape: [rowsB, 1] });
+    encoder.finish();
+    expect(await device.popErrorScope(), 'validation errors of the passes').toBeNull();
+    await device.queue.onSubmittedWorkDone();
+    await expect(ln.forward(new Float32Array(tooMany), [tooMany, 1])).rejects.toThrow(
+      `shape [${tooMany}, 1] needs ${tooMany * 16} bytes of saved statistics (16 per statistics group), more than this device's ${limit} bytes per binding`,
+    );
+    expect(() => ln.encodeForward(device.createCommandEncoder(), { x, y, shape: [tooMany, 1] })).toThrow(/args.shape \[\d+, 1\] needs \d+ bytes of saved statistics/);
+    expect(Array.from(await ln.forward(Float32Array.of(1, 3), [2, 1]))).toEqual([0, 0]);
+    ln.destroy();
+    x.destroy();
+    y.destroy();
     device.destroy();
   });
 });
