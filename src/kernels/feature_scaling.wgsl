@@ -124,6 +124,11 @@ fn scaling_coefficients(@builtin(workgroup_id) wid: vec3u,
     variance = s.m2 / max(f32(s.count) - options.correction, 1.0);
     spread = sqrt(variance);
   }
+  // A feature no data was adapted for (count 0: a fresh caller state, or an encodeAdapt not yet
+  // submitted) has no statistics: its outputs are NaN, not x passed through unscaled.
+  if (s.count == 0u) {
+    shift = nan();
+  }
   let scale = select(1.0 / spread, 1.0, spread == 0.0);
   let inverse = select(spread, 1.0, spread == 0.0);
   let forward = coef_fields(ChannelCoef(shift, mean, variance, scale, scale, 0.0, 0.0, 0.0));

@@ -293,6 +293,27 @@ describe('FeatureScaler: data taken at the call, reset in call order', () => {
   });
 });
 
+describe('FeatureScaler: features with no adapted data', () => {
+  it('transform and inverse give NaN, not x passed through: a fresh caller state, an encodeAdapt not submitted yet', async () => {
+    const device = await testDevice();
+    const state = device.createBuffer({ label: 'fresh caller state', size: 2 * 32, usage: 0x80 | 0x4 | 0x8 });
+    const fresh = new FeatureScaler(device, { numFeatures: 2, method: 'standardize', state });
+    const x = Float32Array.of(1, 2, 3, 4);
+    expect(Array.from(await fresh.transform(x, [2, 2])).every(Number.isNaN)).toBe(true);
+    expect(Array.from(await fresh.inverse(x, [2, 2])).every(Number.isNaN)).toBe(true);
+    const scaler = new FeatureScaler(device, { numFeatures: 2, method: 'min-max' });
+    const xb = storageBuffer(device, x);
+    scaler.encodeAdapt(device.createCommandEncoder(), { x: xb, shape: [2, 2] }); // never submitted
+    expect((await scaler.getStats()).count).toBe(0);
+    expect(Array.from(await scaler.transform(x, [2, 2])).every(Number.isNaN)).toBe(true);
+    await scaler.adapt(x, [2, 2]);
+    expect(Array.from(await scaler.transform(x, [2, 2]))).toEqual([0, 0, 1, 1]);
+    for (const d of [fresh, scaler]) d.destroy();
+    state.destroy();
+    xb.destroy();
+  });
+});
+
 describe("a caller's buffer without the copy flags the array API needs is refused when it is given", () => {
   const STORAGE = 0x80;
   const COPY_SRC = 0x4;
