@@ -25,6 +25,8 @@ export interface IoBuffers {
   y: GPUBuffer;
   dy: GPUBuffer;
   dx: GPUBuffer;
+  /** The last call that used them (its number). */
+  lastCall: number;
 }
 
 /** Bytes written through the queue: a target and the data (copied when written). */
@@ -51,7 +53,10 @@ export interface ArrayCall<T> {
   result(bytes: ArrayBuffer[]): T;
   /** An earlier call whose output this one reads: if that failed, this one rejects. */
   after?: CallOutcome | null;
-  /** Undoes what the call made for later calls (a buffer that may be invalid), if it failed. */
+  /**
+   * Called if the call failed: lets go of what it used for later calls (a buffer that may be
+   * invalid) unless a later call used it since (which tells by its own outcome).
+   */
   discard?: () => void;
 }
 
@@ -110,6 +115,8 @@ export class LayerCore {
   private readonly owned = new Set<GPUBuffer>();
   private io: IoBuffers | null = null;
   private destroyed = false;
+  /** Array-API calls made so far; the one running its work now. */
+  private calls = 0;
 
   /**
    * @param device the layer's device.
@@ -162,7 +169,7 @@ export class LayerCore {
     const outcome: CallOutcome = { what: `the ${what} made before it`, done: new Promise<void>((ran, failed) => (settled = { ran, failed })) };
     outcome.done.catch(() => undefined); // the call's own promise reports the failure
     const device = this.device;
-    const ioBefore = this.io;
+    const id = ++this.calls;
     device.pushErrorScope('out-of-memory');
     device.pushErrorScope('validation');
     let started: { call: ArrayCall<T>; readback: Promise<ArrayBuffer[]> } | { error: unknown };
@@ -175,8 +182,7 @@ export class LayerCore {
       started = { error };
     }
     const scopes = [device.popErrorScope(), device.popErrorScope()];
-    const ioMade = this.io !== ioBefore ? this.io : null;
-    return this.settle(what, scopes, started, ioMade).then(
+    return this.settle(what, id, scopes, started).then(
       (value) => {
         settled.ran();
         return value;
@@ -190,9 +196,9 @@ export class LayerCore {
 
   private async settle<T>(
     what: string,
+    id: number,
     scopes: Promise<GPUError | null>[],
     started: { call: ArrayCall<T>; readback: Promise<ArrayBuffer[]> } | { error: unknown },
-    ioMade: IoBuffers | null,
   ): Promise<T> {
     // Handled from the start: while this waits for its scopes or an earlier call, a lost device
     // rejects the readback, and that must not be an unhandled rejection (it is awaited below).
@@ -200,9 +206,9 @@ export class LayerCore {
     const [validation, memory] = await Promise.all(scopes.map((scope) => scope.catch(() => null)));
     const error = validation ?? memory;
     if (error || 'error' in started) {
-      // Buffers this call made may be invalid (out of memory, over a limit): the next call makes
-      // new ones instead of failing on these for good.
-      if (ioMade && this.io === ioMade) this.dropIo();
+      // Buffers this call used may be invalid (made out of memory, over a limit): unless a later
+      // call used them since, the next call makes new ones instead of failing on these for good.
+      if (this.io?.lastCall === id) this.dropIo();
       if (!('error' in started)) started.call.discard?.();
     }
     if ('error' in started) throw started.error;
@@ -232,14 +238,17 @@ export class LayerCore {
 
   /** The array API's input and output buffers, of at least `bytes` each. */
   ioBuffers(bytes: number): IoBuffers {
-    if (this.io && this.io.bytes >= bytes) return this.io;
+    if (this.io && this.io.bytes >= bytes) {
+      this.io.lastCall = this.calls;
+      return this.io;
+    }
     this.dropIo();
     const make = (name: string) => {
       const buffer = this.device.createBuffer({ label: `${this.label} ${name}`, size: bytes, usage: Usage.STORAGE | Usage.COPY_SRC | Usage.COPY_DST });
       this.owned.add(buffer);
       return buffer;
     };
-    this.io = { bytes, x: make('x'), y: make('y'), dy: make('dy'), dx: make('dx') };
+    this.io = { bytes, x: make('x'), y: make('y'), dy: make('dy'), dx: make('dx'), lastCall: this.calls };
     return this.io;
   }
 

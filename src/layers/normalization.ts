@@ -134,6 +134,8 @@ class NormLayer {
    * what the array API's backward differentiates.
    */
   private readonly saved: Record<'encode' | 'array', GPUBuffer | null> = { encode: null, array: null };
+  /** Array forward calls that used saved.array so far. */
+  private savedUses = 0;
   private last: NormForwardRecord | null = null;
 
   constructor(
@@ -261,16 +263,18 @@ class NormLayer {
       checkInstanceTrainable(this.o, geometry, shape, training);
       this.checkSavedFits(geometry, shape, 'shape');
       const io = this.core.ioBuffers(upload.byteLength);
-      const savedBefore = this.saved.array;
       this.recordForwardPass(encoder, geometry, this.mode(training), io.x, io.y, shape, outcome);
-      const savedMade = this.saved.array !== savedBefore ? this.saved.array : null;
+      const saved = this.saved.array;
+      const use = ++this.savedUses;
       return {
         uploads: [[io.x, upload]],
         read: [{ buffer: io.y, size: upload.byteLength }],
         discard: () => {
-          if (!savedMade || this.saved.array !== savedMade) return;
+          // The saved buffer may be invalid (made out of memory): unless a later forward used it
+          // since, the next forward makes a new one.
+          if (!saved || this.saved.array !== saved || this.savedUses !== use) return;
           this.saved.array = null;
-          this.core.dropBuffer(savedMade);
+          this.core.dropBuffer(saved);
         },
         result: ([y]) => tensorDownload(y, this.o.dtype, elements),
       };

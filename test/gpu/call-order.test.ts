@@ -487,7 +487,7 @@ describe('a misuse inside encodeForward is reported by the next call, naming tha
  * out-of-memory GPU or a buffer destroyed under the layer would make it fail.
  */
 function faultyDevice(device: GPUDevice) {
-  let armed: 'write' | 'buffer' | null = null;
+  let armed: 'write' | 'buffer' | 'readback' | null = null;
   const dead = device.createBuffer({ label: 'destroyed on purpose', size: 16, usage: GPUBufferUsage.COPY_DST });
   dead.destroy();
   const queue = new Proxy(device.queue, {
@@ -506,8 +506,9 @@ function faultyDevice(device: GPUDevice) {
   const proxy = new Proxy(device, {
     get(target, prop) {
       if (prop === 'queue') return queue;
-      if (prop === 'createBuffer' && armed === 'buffer') {
+      if (prop === 'createBuffer' && (armed === 'buffer' || armed === 'readback')) {
         return (descriptor: GPUBufferDescriptor) => {
+          if (armed === 'readback' && !descriptor.label?.includes('readback')) return target.createBuffer(descriptor);
           armed = null;
           return target.createBuffer({ ...descriptor, size: target.limits.maxBufferSize + 4 });
         };
@@ -516,7 +517,7 @@ function faultyDevice(device: GPUDevice) {
       return typeof value === 'function' ? value.bind(target) : value;
     },
   });
-  return { device: proxy, arm: (what: 'write' | 'buffer') => (armed = what) };
+  return { device: proxy, arm: (what: 'write' | 'buffer' | 'readback') => (armed = what) };
 }
 
 describe('a call that reads what a failed call wrote rejects too, never answers from older data', () => {
@@ -588,6 +589,23 @@ describe('a call that reads what a failed call wrote rejects too, never answers 
     faulty.arm('buffer');
     await expect(layer.forward(x, layer.shape)).rejects.toThrow(/forward\(\) failed \(WebGPU validation error\)/);
     layer.checkY(await layer.forward(x, layer.shape), x, 1, `${layer.name} y after the failed call`);
+    layer.destroy();
+  });
+
+  it.each(subjects)('%s: a failed call does not take the I/O buffers from a later call that used them and ran', async (_, make) => {
+    const faulty = faultyDevice(await testDevice());
+    const layer = make(faulty.device);
+    const x = layer.data(91);
+    const bigShape = [layer.shape[0] * 2, ...layer.shape.slice(1)];
+    const big = Float32Array.from({ length: 2 * x.length }, (_, i) => x[i % x.length] + Math.floor(i / x.length));
+    faulty.arm('readback');
+    const failed = layer.forward(big, bigShape); // makes the larger I/O buffers; its readback fails
+    const ran = layer.forward(x, layer.shape); // uses them
+    await expect(failed).rejects.toThrow(/forward\(\) failed \(WebGPU validation error\)/);
+    layer.checkY(await ran, x, 1, `${layer.name} y of the call after the failed one`);
+    // Made once both have settled: the backward pass of the forward that ran.
+    const dy = randn(x.length, 92);
+    layer.checkDx((await layer.backward(dy)).dx, x, dy, `${layer.name} dx after the failed call`);
     layer.destroy();
   });
 
