@@ -209,8 +209,9 @@ export function encodeBatchNormBackward(
   const { o, buffers } = checkBatchNormCall(device, args);
   const record = savedRecord(device, state, buffers.saved, o.numFeatures);
   const last = record.forward;
+  // The options first: a backward in another layout has another view of the same shape.
+  if (last) checkSameOptions(o, args.options, last);
   const view = checkBackwardArgs(device, o, args, last, null);
-  checkSameOptions(o, args.options, last!);
   checkBackwardAliasing(device, o, view, args, { prefix: 'args.buffers', buffers });
   state.guard.recordChecked('encodeBatchNormBackward', () => {
     const plan = batchNormPlan(device, view, o, { batchStats: last!.batchStats, updateRunning: false }, state.holder);

@@ -777,6 +777,13 @@ describe('a backward function takes the options of the forward pass recorded on 
       `args.options.layout must be 'NC', ${why}; got the string 'NCL'`,
     );
     encodeBatchNormBackward(device, encoder, { x, dy: x, dx, shape, buffers, options: { layout: 'NC', eps: 1e-3, momentum: 0.5 } });
+    // The same shape in another layout: the layout is named, not the shape.
+    encodeBatchNormForward(device, encoder, { x, y, shape: [2, 2, 1, 2], training: true, buffers, options: { layout: 'NCHW' } });
+    expectError(
+      () => encodeBatchNormBackward(device, encoder, { x, dy: x, dx, shape: [2, 2, 1, 2], buffers, options: { layout: 'NHWC' } }),
+      TypeError,
+      `args.options.layout must be 'NCHW', ${why}; got the string 'NHWC'`,
+    );
     await readBuffers(device, [{ buffer: dx, size: 32 }], encoder);
     destroyAll(buffers, x, y, dx);
     releaseFunctionCaches(device);
