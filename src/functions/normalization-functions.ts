@@ -20,6 +20,7 @@ import {
   checkNormBackwardTensors,
   checkNormForwardAliasing,
   checkNormForwardTensors,
+  checkNormStateBuffers,
   resolveGroupNormOptions,
   resolveInstanceNormOptions,
   resolveLayerNormOptions,
@@ -153,6 +154,14 @@ function checkParams(device: GPUDevice, o: ResolvedNormOptions, a: Record<string
     if (b !== undefined) checkTensorBuffer(`args.${name}`, b, bytes, `${o.paramSize} float32`, device);
   }
   checkTensorBuffer('args.saved', a.saved as TensorBuffer, savedBytes(geometry), `${geometry.samples * geometry.groups} statistics groups × ${NORM_SAVED_BYTES_PER_GROUP} bytes`, device);
+  // No two parameter buffers may share bytes (γ and β included), as for a layer's options.buffers.
+  const given = (name: string) => a[name] as TensorBuffer | undefined;
+  checkNormStateBuffers(
+    o,
+    { gamma: given('gamma'), beta: given('beta'), runningMean: given('runningMean'), runningVar: given('runningVar'), gammaGrad: given('dgamma'), betaGrad: given('dbeta') },
+    'args',
+    { gammaGrad: 'args.dgamma', betaGrad: 'args.dbeta' },
+  );
 }
 
 function encodeForward(kind: Kind, device: GPUDevice, encoder: GPUCommandEncoder, args: ForwardTensors & Record<string, unknown>): void {

@@ -439,8 +439,13 @@ function used(o: ResolvedNormOptions, state: NormState, roles: readonly NormStat
  * and β separately). Ranges of one GPUBuffer may hold them side by side. Call
  * after each has been checked for size and usage.
  */
-export function checkNormStateBuffers(o: ResolvedNormOptions, given: Partial<Record<NormBufferName, TensorBuffer>>, prefix: string): void {
-  const state: NormState = { prefix, buffers: given };
+export function checkNormStateBuffers(
+  o: ResolvedNormOptions,
+  given: Partial<Record<NormBufferName, TensorBuffer>>,
+  prefix: string,
+  names?: NormState['names'],
+): void {
+  const state: NormState = { prefix, buffers: given, names };
   const roles: NormStateRole[] = ['gamma', 'beta', 'runningMean', 'runningVar', 'gammaGrad', 'betaGrad'];
   for (const role of ['gammaGrad', 'betaGrad', 'runningMean', 'runningVar'] as const) {
     const b = given[role];

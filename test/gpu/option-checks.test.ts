@@ -736,8 +736,15 @@ describe('state buffers: a Map is refused, and so are two state names on the sam
       TypeError,
       message('args.buffers', 8),
     );
+    // The family's functions: γ and β (and a gradient over γ) as well.
+    const saved = arena(device, 64);
+    expectError(
+      () => encodeLayerNormForward(device, encoder, { x, y, shape: [2, 4], normalizedShape: 4, gamma: shared, beta: shared, saved }),
+      TypeError,
+      message('args', 16),
+    );
     encoder.finish();
-    destroyAll(shared, buffers, x, y);
+    destroyAll(shared, buffers, x, y, saved);
     releaseFunctionCaches(device);
   });
 });
