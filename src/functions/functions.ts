@@ -43,7 +43,7 @@ import { deviceContext, releaseDeviceContext } from '../runtime/context.js';
 import { DeviceGuard } from '../runtime/guard.js';
 import { Usage, bufferName, bufferOf, checkSeparateOutput, createBufferWithData, isBufferRange, type TensorBuffer } from '../runtime/gpu.js';
 import { acquireScratch } from '../runtime/scratch.js';
-import { checkDevice, checkEncoder, checkFixedParams, checkKnownKeys, checkNoOverlap, checkObjectArg, checkTensorBuffer, describe, isPlainObject, type KnownKeys } from '../runtime/validate.js';
+import { checkArity, checkDevice, checkEncoder, checkFixedParams, checkKnownKeys, checkNoOverlap, checkObjectArg, checkTensorBuffer, describe, isPlainObject, type KnownKeys } from '../runtime/validate.js';
 import { channelView, viewSize, type Layout } from '../tensor/layout.js';
 
 /** Bytes per feature of the `saved` buffer (one ChannelCoef). */
@@ -176,6 +176,7 @@ export function encodeBatchNormForward(
   encoder: GPUCommandEncoder,
   args: { x: TensorBuffer; y: TensorBuffer; shape: readonly number[]; training: boolean; buffers: BatchNormFunctionBuffers; options: BatchNormFunctionOptions },
 ): void {
+  checkArity('encodeBatchNormForward', arguments, ['device', 'encoder', 'args']);
   checkCall(device, encoder, args, BN_FORWARD_ARGS);
   const state = functionsState(device);
   state.guard.checkUsable();
@@ -203,6 +204,7 @@ export function encodeBatchNormBackward(
   encoder: GPUCommandEncoder,
   args: { x: TensorBuffer; dy: TensorBuffer; dx: TensorBuffer; shape: readonly number[]; buffers: BatchNormFunctionBuffers; options: BatchNormFunctionOptions },
 ): void {
+  checkArity('encodeBatchNormBackward', arguments, ['device', 'encoder', 'args']);
   checkCall(device, encoder, args, BN_BACKWARD_ARGS);
   const state = functionsState(device);
   state.guard.checkUsable();
@@ -229,6 +231,7 @@ export function encodeFeatureScalingAdapt(
   encoder: GPUCommandEncoder,
   args: { x: TensorBuffer; shape: readonly number[]; state: TensorBuffer; options: FeatureScalingFunctionOptions },
 ): void {
+  checkArity('encodeFeatureScalingAdapt', arguments, ['device', 'encoder', 'args']);
   checkCall(device, encoder, args, ADAPT_ARGS);
   const functions = functionsState(device);
   functions.guard.checkUsable();
@@ -249,6 +252,7 @@ export function encodeFeatureScalingTransform(
   encoder: GPUCommandEncoder,
   args: { x: TensorBuffer; y: TensorBuffer; shape: readonly number[]; state: TensorBuffer; options: FeatureScalingFunctionOptions },
 ): void {
+  checkArity('encodeFeatureScalingTransform', arguments, ['device', 'encoder', 'args']);
   encodeScaling(device, encoder, args, 'transform');
 }
 
@@ -258,6 +262,7 @@ export function encodeFeatureScalingInverse(
   encoder: GPUCommandEncoder,
   args: { x: TensorBuffer; y: TensorBuffer; shape: readonly number[]; state: TensorBuffer; options: FeatureScalingFunctionOptions },
 ): void {
+  checkArity('encodeFeatureScalingInverse', arguments, ['device', 'encoder', 'args']);
   encodeScaling(device, encoder, args, 'inverse');
 }
 
@@ -268,6 +273,7 @@ export function encodeFeatureScalingInverse(
  * needs its forward pass recorded again.
  */
 export function releaseFunctionCaches(device: GPUDevice): void {
+  checkArity('releaseFunctionCaches', arguments, ['device']);
   checkDevice('device', device);
   releaseDeviceContext(device);
 }

@@ -34,7 +34,7 @@ import { normPlan, recordNormBackward, recordNormForward, type NormGeometry } fr
 import type { DType } from '../ops/plan.js';
 import { bufferName, bufferOf, isBufferRange, type TensorBuffer } from '../runtime/gpu.js';
 import { acquireScratch, acquireSink } from '../runtime/scratch.js';
-import { checkDevice, checkEncoder, checkKnownKeys, checkTensorBuffer, describe } from '../runtime/validate.js';
+import { checkArity, checkDevice, checkEncoder, checkKnownKeys, checkTensorBuffer, describe } from '../runtime/validate.js';
 import { channelView, checkLayout, type Layout } from '../tensor/layout.js';
 import { functionsState, type FunctionsState, type NormForwardRecord } from './functions.js';
 
@@ -331,33 +331,41 @@ function shown(value: unknown, resolved: string | undefined): string {
 
 /** Records LayerNorm's forward pass (see {@link LayerNorm}) on the caller's buffers. */
 export function encodeLayerNormForward(device: GPUDevice, encoder: GPUCommandEncoder, args: ForwardTensors & LayerNormFunctionArgs): void {
+  checkArity('encodeLayerNormForward', arguments, ['device', 'encoder', 'args']);
   encodeForward('LayerNorm', device, encoder, args as unknown as ForwardTensors & Record<string, unknown>);
 }
 /** Records LayerNorm's backward pass from the `saved` of its forward pass: dx, and dγ/dβ where given. */
 export function encodeLayerNormBackward(device: GPUDevice, encoder: GPUCommandEncoder, args: BackwardTensors & LayerNormFunctionArgs): void {
+  checkArity('encodeLayerNormBackward', arguments, ['device', 'encoder', 'args']);
   encodeBackward('LayerNorm', device, encoder, args as unknown as BackwardTensors & Record<string, unknown>);
 }
 /** Records RMSNorm's forward pass on the caller's buffers. */
 export function encodeRMSNormForward(device: GPUDevice, encoder: GPUCommandEncoder, args: ForwardTensors & RMSNormFunctionArgs): void {
+  checkArity('encodeRMSNormForward', arguments, ['device', 'encoder', 'args']);
   encodeForward('RMSNorm', device, encoder, args as unknown as ForwardTensors & Record<string, unknown>);
 }
 /** Records RMSNorm's backward pass: dx, and dγ where given. */
 export function encodeRMSNormBackward(device: GPUDevice, encoder: GPUCommandEncoder, args: Omit<BackwardTensors, 'dbeta'> & RMSNormFunctionArgs): void {
+  checkArity('encodeRMSNormBackward', arguments, ['device', 'encoder', 'args']);
   encodeBackward('RMSNorm', device, encoder, args as unknown as BackwardTensors & Record<string, unknown>);
 }
 /** Records GroupNorm's forward pass on the caller's buffers. */
 export function encodeGroupNormForward(device: GPUDevice, encoder: GPUCommandEncoder, args: ForwardTensors & GroupNormFunctionArgs): void {
+  checkArity('encodeGroupNormForward', arguments, ['device', 'encoder', 'args']);
   encodeForward('GroupNorm', device, encoder, args as unknown as ForwardTensors & Record<string, unknown>);
 }
 /** Records GroupNorm's backward pass: dx, and dγ/dβ where given. */
 export function encodeGroupNormBackward(device: GPUDevice, encoder: GPUCommandEncoder, args: BackwardTensors & GroupNormFunctionArgs): void {
+  checkArity('encodeGroupNormBackward', arguments, ['device', 'encoder', 'args']);
   encodeBackward('GroupNorm', device, encoder, args as unknown as BackwardTensors & Record<string, unknown>);
 }
 /** Records InstanceNorm's forward pass (and, training with running statistics, their update) on the caller's buffers. */
 export function encodeInstanceNormForward(device: GPUDevice, encoder: GPUCommandEncoder, args: ForwardTensors & InstanceNormFunctionArgs): void {
+  checkArity('encodeInstanceNormForward', arguments, ['device', 'encoder', 'args']);
   encodeForward('InstanceNorm', device, encoder, args as unknown as ForwardTensors & Record<string, unknown>);
 }
 /** Records InstanceNorm's backward pass: dx, and dγ/dβ where given (`training` as in its forward call). */
 export function encodeInstanceNormBackward(device: GPUDevice, encoder: GPUCommandEncoder, args: BackwardTensors & InstanceNormFunctionArgs): void {
+  checkArity('encodeInstanceNormBackward', arguments, ['device', 'encoder', 'args']);
   encodeBackward('InstanceNorm', device, encoder, args as unknown as BackwardTensors & Record<string, unknown>);
 }

@@ -9,7 +9,7 @@ import { recordBackward, recordForward, type BatchNormStateBuffers } from '../op
 import { batchNormPlan, type BatchNormMode } from '../ops/plan.js';
 import { Usage, bufferName, regionOf, type TensorBuffer } from '../runtime/gpu.js';
 import { acquireScratch } from '../runtime/scratch.js';
-import { checkCallOptions, checkEncoder, checkFixedParams, checkKnownKeys, checkStateArray, checkStateValues, checkTrainable, describe } from '../runtime/validate.js';
+import { arityError, checkArity, checkCallOptions, checkEncoder, checkFixedParams, checkKnownKeys, checkStateArray, checkStateValues, checkTrainable, describe } from '../runtime/validate.js';
 import { viewSize, type ChannelView, type Layout } from '../tensor/layout.js';
 import {
   BATCHNORM_OPTIONS,
@@ -29,7 +29,7 @@ import {
   type ResolvedBatchNormOptions,
   type StateBufferName,
 } from './batchnorm-args.js';
-import { GRADIENT_USAGE, LayerCore, arityError, checkArity, checkBufferUsage, stateUsage, tensorDownload, tensorUpload, type CallOutcome, type StateWrite, type UsageNeeds } from './layer-core.js';
+import { GRADIENT_USAGE, LayerCore, checkBufferUsage, stateUsage, tensorDownload, tensorUpload, type CallOutcome, type StateWrite, type UsageNeeds } from './layer-core.js';
 
 export { STATE_BUFFERS };
 export type { BatchNormOptions, DType, StateBufferName };

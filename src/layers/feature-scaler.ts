@@ -13,9 +13,9 @@ import { recordScaling, recordScalingAdapt } from '../ops/feature-scaling.js';
 import { scalingPlan, type ScalingPlan } from '../ops/plan.js';
 import { Usage, bufferName, checkSeparateOutput, regionOf, type TensorBuffer } from '../runtime/gpu.js';
 import { acquireScratch } from '../runtime/scratch.js';
-import { checkEncoder, checkKnownKeys, checkLabel, checkNoOverlap, checkObjectArg, checkTensorBuffer, checkTensorFits, describe, type KnownKeys } from '../runtime/validate.js';
+import { arityError, checkArity, checkEncoder, checkKnownKeys, checkLabel, checkNoOverlap, checkObjectArg, checkTensorBuffer, checkTensorFits, describe, type KnownKeys } from '../runtime/validate.js';
 import { channelView, checkLayout, viewSize, type ChannelView, type Layout } from '../tensor/layout.js';
-import { LayerCore, arityError, checkArity, checkBufferUsage, tensorDownload, tensorUpload, type CallOutcome } from './layer-core.js';
+import { LayerCore, checkBufferUsage, tensorDownload, tensorUpload, type CallOutcome } from './layer-core.js';
 
 /** How {@link FeatureScaler} scales each feature. */
 export type ScalingMethod = 'min-max' | 'standardize';

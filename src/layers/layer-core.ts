@@ -91,25 +91,6 @@ export function checkBufferUsage(prefix: string, given: Readonly<Record<string, 
   }
 }
 
-/**
- * The error of a method that got arguments beyond its `names` (other than trailing undefined),
- * or null: a second options object, say, would otherwise be ignored without a word.
- */
-export function arityError(method: string, args: IArguments, names: readonly string[]): TypeError | null {
-  for (let i = args.length - 1; i >= names.length; i--) {
-    if (args[i] === undefined) continue;
-    const takes = names.length === 0 ? 'no arguments' : `${names.length} argument${names.length === 1 ? '' : 's'} (${names.join(', ')})`;
-    return new TypeError(`${method}() takes ${takes}; got ${describe(args[i])} as argument ${i + 1}`);
-  }
-  return null;
-}
-
-/** Throws {@link arityError}'s error, if any. */
-export function checkArity(method: string, args: IArguments, names: readonly string[]): void {
-  const error = arityError(method, args, names);
-  if (error) throw error;
-}
-
 export class LayerCore {
   readonly guard: DeviceGuard;
   private readonly owned = new Set<GPUBuffer>();

@@ -10,7 +10,7 @@ import { geometrySize, normPlan, recordNormBackward, recordNormForward, type Nor
 import type { DType } from '../ops/plan.js';
 import { Usage, bufferName, regionOf, type TensorBuffer } from '../runtime/gpu.js';
 import { acquireScratch, acquireSink } from '../runtime/scratch.js';
-import { checkCallOptions, checkEncoder, checkFixedParams, checkKnownKeys, checkStateArray, checkStateValues, checkTensorBuffer, describe } from '../runtime/validate.js';
+import { arityError, checkArity, checkCallOptions, checkEncoder, checkFixedParams, checkKnownKeys, checkStateArray, checkStateValues, checkTensorBuffer, describe } from '../runtime/validate.js';
 import type { Layout } from '../tensor/layout.js';
 import {
   NORM_OPTION_KEYS,
@@ -36,7 +36,7 @@ import {
   type RMSNormOptions,
   type ResolvedNormOptions,
 } from './normalization-args.js';
-import { GRADIENT_USAGE, LayerCore, arityError, checkArity, checkBufferUsage, stateUsage, tensorDownload, tensorUpload, type CallOutcome, type StateWrite } from './layer-core.js';
+import { GRADIENT_USAGE, LayerCore, checkBufferUsage, stateUsage, tensorDownload, tensorUpload, type CallOutcome, type StateWrite } from './layer-core.js';
 
 export type { GroupNormOptions, InstanceNormOptions, LayerNormOptions, NormActivation, RMSNormOptions };
 

@@ -2,7 +2,7 @@
  * Getting a GPUDevice in the browser (navigator.gpu) or in Node (Dawn through the `webgpu` npm
  * package), with SwiftShader as the fallback on machines without a GPU driver.
  */
-import { checkKnownKeys, describe, type KnownKeys } from './validate.js';
+import { checkArity, checkKnownKeys, describe, type KnownKeys } from './validate.js';
 
 /** Options for {@link getDevice}. */
 export interface GetDeviceOptions {
@@ -294,6 +294,7 @@ function limitsFor(adapter: GPUAdapter, options: GetDeviceOptions): Record<strin
  * none, and a TypeError naming the option for a bad option value.
  */
 export async function getDevice(options: GetDeviceOptions = {}): Promise<GPUDevice> {
+  checkArity('getDevice', arguments, ['options']);
   checkOptions(options);
   let adapter: GPUAdapter | null;
   if (typeof navigator !== 'undefined' && navigator.gpu) {

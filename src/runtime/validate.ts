@@ -153,6 +153,25 @@ export function checkFixedParams(
   }
 }
 
+/**
+ * The error of a method that got arguments beyond its `names` (other than trailing undefined),
+ * or null: a second options object, say, would otherwise be ignored without a word.
+ */
+export function arityError(method: string, args: ArrayLike<unknown>, names: readonly string[]): TypeError | null {
+  for (let i = args.length - 1; i >= names.length; i--) {
+    if (args[i] === undefined) continue;
+    const takes = names.length === 0 ? 'no arguments' : `${names.length} argument${names.length === 1 ? '' : 's'} (${names.join(', ')})`;
+    return new TypeError(`${method}() takes ${takes}; got ${describe(args[i])} as argument ${i + 1}`);
+  }
+  return null;
+}
+
+/** Throws {@link arityError}'s error, if any. */
+export function checkArity(method: string, args: ArrayLike<unknown>, names: readonly string[]): void {
+  const error = arityError(method, args, names);
+  if (error) throw error;
+}
+
 /** Training needs two or more values per channel: the unbiased variance divides by n - 1. */
 export function checkTrainable(view: ChannelView, shape: readonly number[], training: boolean): void {
   const count = view.outer * view.inner;

@@ -14,7 +14,7 @@
  * (test/helpers/tolerances.ts, test/helpers/family.ts).
  */
 import { describe, expect, it } from 'vitest';
-import { SAVED_BYTES_PER_FEATURE, encodeBatchNormForward } from '../../src/functions/functions.js';
+import { SAVED_BYTES_PER_FEATURE, encodeBatchNormForward, releaseFunctionCaches } from '../../src/functions/functions.js';
 import { NORM_SAVED_BYTES_PER_GROUP, encodeLayerNormForward } from '../../src/functions/normalization-functions.js';
 import { BatchNorm } from '../../src/layers/batchnorm.js';
 import { FeatureScaler } from '../../src/layers/feature-scaler.js';
@@ -671,6 +671,12 @@ describe('arguments the array API used to ignore or store wrongly', () => {
     await expect(call(scaler.adapt.bind(scaler), x, [2, 2], { axis: 0 }) as Promise<unknown>).rejects.toThrow('adapt() takes 2 arguments (data, shape); got an object as argument 3');
     expect(() => call(scaler.reset.bind(scaler), true)).toThrow('reset() takes no arguments; got true as argument 1');
     expect(() => call(bn.setState.bind(bn), { gamma: [1, 1] }, { beta: [0, 0] })).toThrow('setState() takes 1 argument (state); got an object as argument 2');
+    const encoder = device.createCommandEncoder();
+    expect(() => call(encodeBatchNormForward, device, encoder, {}, 7)).toThrow('encodeBatchNormForward() takes 3 arguments (device, encoder, args); got 7 as argument 4');
+    expect(() => call(encodeLayerNormForward, device, encoder, {}, 1)).toThrow('encodeLayerNormForward() takes 3 arguments (device, encoder, args); got 1 as argument 4');
+    expect(() => call(releaseFunctionCaches, device, 1)).toThrow('releaseFunctionCaches() takes 1 argument (device); got 1 as argument 2');
+    await expect(call(getDevice, {}, 1) as Promise<unknown>).rejects.toThrow('getDevice() takes 1 argument (options); got 1 as argument 2');
+    encoder.finish();
     // Trailing undefined is no argument.
     expect(Array.from((await call(bn.getState.bind(bn), undefined) as { gamma: Float32Array }).gamma)).toEqual([1, 1]);
     for (const l of [bn, ln, scaler]) l.destroy();
