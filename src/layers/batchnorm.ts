@@ -29,7 +29,7 @@ import {
   type ResolvedBatchNormOptions,
   type StateBufferName,
 } from './batchnorm-args.js';
-import { GRADIENT_USAGE, LayerCore, checkBufferUsage, stateUsage, tensorDownload, tensorUpload, type CallOutcome, type StateWrite, type UsageNeeds } from './layer-core.js';
+import { GRADIENT_USAGE, LayerCore, checkParamsUnchanged, checkBufferUsage, stateUsage, tensorDownload, tensorUpload, type CallOutcome, type StateWrite, type UsageNeeds } from './layer-core.js';
 
 export { STATE_BUFFERS };
 export type { BatchNormOptions, DType, StateBufferName };
@@ -191,7 +191,7 @@ export class BatchNorm {
    * The last recorded forward pass: the input it read (which the array API's backward reads
    * again), the buffer it saved its statistics in, and, for an array call, whether it ran.
    */
-  private lastForward: (ForwardRecord & { x: TensorBuffer; saved: TensorBuffer; outcome: CallOutcome | null }) | null = null;
+  private lastForward: (ForwardRecord & { x: TensorBuffer; saved: TensorBuffer; outcome: CallOutcome | null; paramsSet?: boolean }) | null = null;
   /**
    * The array API's own saved statistics: a pass recorded into the caller's encoder (into
    * state.saved) and submitted later cannot change what the array API's backward differentiates.
@@ -296,6 +296,7 @@ export class BatchNorm {
     checkArity('encodeBackward', arguments, ['encoder', 'args']);
     checkEncoder('encoder', encoder);
     const view = checkBackwardArgs(this.device, this.options, args, this.lastForward);
+    checkParamsUnchanged(this.lastForward, 'encodeBackward');
     checkBackwardAliasing(this.device, this.options, view, args, { prefix: this.label, buffers: this.state });
     const recorded = `backward of shape [${args.shape.join(', ')}], x ${bufferName(args.x)}, dy ${bufferName(args.dy)}, dx ${bufferName(args.dx)}`;
     this.core.guard.recordChecked('encodeBackward', () => this.recordBackwardPass(encoder, view, args.x, args.dy, args.dx), recorded);
@@ -340,6 +341,7 @@ export class BatchNorm {
       if (!io || !last || last.x !== io.x) {
         throw new Error('backward() needs forward() first (after encodeForward, use encodeBackward)');
       }
+      checkParamsUnchanged(last, 'backward');
       const n = viewSize(last.view);
       const upload = tensorUpload('dy', dy, this.dtype, n, `the last forward pass's shape [${last.shape.join(', ')}]`);
       this.recordBackwardPass(encoder, last.view, io.x, io.dy, io.dx);
@@ -458,6 +460,7 @@ export class BatchNorm {
       writes.push([this.numBatchesTracked, new Uint32Array([batches])]);
     }
     this.core.write('setState', writes);
+    if (this.lastForward && writes.some(([target]) => target === this.gamma || target === this.beta)) this.lastForward.paramsSet = true;
   }
 
   /**

@@ -91,6 +91,19 @@ export function checkBufferUsage(prefix: string, given: Readonly<Record<string, 
   }
 }
 
+/**
+ * Throws if setState wrote γ or β after the forward pass a backward pass differentiates: the
+ * backward pass would mix the new parameters with the old pass (PyTorch refuses the same, an
+ * in-place change of a tensor its graph saved).
+ */
+export function checkParamsUnchanged(last: { paramsSet?: boolean } | null, method: string): void {
+  if (last?.paramsSet) {
+    throw new Error(
+      `${method}() differentiates the last forward pass, and setState has changed γ or β since: the gradient would mix the old pass with the new parameters; run the forward pass again first`,
+    );
+  }
+}
+
 export class LayerCore {
   readonly guard: DeviceGuard;
   private readonly owned = new Set<GPUBuffer>();

@@ -36,7 +36,7 @@ import {
   type RMSNormOptions,
   type ResolvedNormOptions,
 } from './normalization-args.js';
-import { GRADIENT_USAGE, LayerCore, checkBufferUsage, stateUsage, tensorDownload, tensorUpload, type CallOutcome, type StateWrite } from './layer-core.js';
+import { GRADIENT_USAGE, LayerCore, checkParamsUnchanged, checkBufferUsage, stateUsage, tensorDownload, tensorUpload, type CallOutcome, type StateWrite } from './layer-core.js';
 
 export type { GroupNormOptions, InstanceNormOptions, LayerNormOptions, NormActivation, RMSNormOptions };
 
@@ -113,6 +113,8 @@ interface NormForwardRecord {
   x: TensorBuffer;
   /** Whether an array call's pass ran (null: recorded into the caller's encoder). */
   outcome: CallOutcome | null;
+  /** setState wrote γ or β since. */
+  paramsSet?: boolean;
 }
 
 /**
@@ -240,6 +242,7 @@ class NormLayer {
     checkEncoder('encoder', encoder);
     checkArgsObject(args, 'x, dy, dx, shape');
     const geometry = checkNormBackwardTensors(this.device, this.o, args, this.last);
+    checkParamsUnchanged(this.last, 'encodeBackward');
     checkNormBackwardAliasing(this.o, args, {
       prefix: this.o.label,
       buffers: {
@@ -286,6 +289,7 @@ class NormLayer {
       const last = this.last;
       const io = this.core.currentIo;
       if (!io || !last || last.x !== io.x) throw new Error('backward() needs forward() first (after encodeForward, use encodeBackward)');
+      checkParamsUnchanged(last, 'backward');
       const elements = geometrySize(last.geometry);
       const upload = tensorUpload('dy', dy, this.o.dtype, elements, `the last forward pass's shape [${last.shape.join(', ')}]`);
       this.recordBackwardPass(encoder, last.geometry, io.x, io.dy, io.dx);
@@ -352,6 +356,7 @@ class NormLayer {
       writes.push([targets[key], checkStateValues(`state.${key}`, value, rule)]);
     }
     this.core.write('setState', writes);
+    if (this.last && writes.some(([target]) => target === this.gamma || target === this.beta)) this.last.paramsSet = true;
   }
 
   getStats(): Promise<GroupStats> {

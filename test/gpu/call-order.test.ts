@@ -225,6 +225,23 @@ describe.each(subjects)('%s: calls take effect in the order they were made', (_,
   });
 });
 
+describe('a backward pass needs the γ and β of its forward pass', () => {
+  it.each(subjects)('%s: setState of γ between forward and backward refuses the backward; a new forward makes it work', async (_, make) => {
+    const layer = make(await testDevice());
+    const x = layer.data(101);
+    const dy = randn(x.length, 102);
+    await layer.forward(x, layer.shape);
+    layer.setGamma(2);
+    await expect(layer.backward(dy)).rejects.toThrow(
+      'backward() differentiates the last forward pass, and setState has changed γ or β since: the gradient would mix the old pass with the new parameters; run the forward pass again first',
+    );
+    layer.setGamma(1);
+    await layer.forward(x, layer.shape);
+    layer.checkDx((await layer.backward(dy)).dx, x, dy, `${layer.name} dx after a new forward`);
+    layer.destroy();
+  });
+});
+
 describe('getStats in call order', () => {
   it('BatchNorm: getStats (and its alias getBatchStats) between unawaited forwards reads the forward made just before it', async () => {
     const device = await testDevice();
