@@ -68,6 +68,9 @@ interface BatchNormForwardRecord extends ForwardRecord {
   activation: ResolvedBatchNormOptions['activation'];
   dtype: ResolvedBatchNormOptions['dtype'];
   layout: Layout;
+  /** γ and β the pass normalized with: the caller's buffer, or null where fixed (1 and 0). */
+  gamma: TensorBuffer | null;
+  beta: TensorBuffer | null;
 }
 
 /** What a batch-norm pass on a `saved` range keeps for the next pass on it. */
@@ -191,7 +194,16 @@ export function encodeBatchNormForward(
     const partials = acquireScratch(device, plan.partialBytes, state.holder);
     recordForward(device, encoder, plan, mode, { ...buffers, ...record, partials, x: args.x, y: args.y }, `${LABEL} forward`);
   }, `${args.training ? 'training' : 'inference'} forward of shape [${args.shape.join(', ')}], x ${bufferName(args.x)}, y ${bufferName(args.y)}, saved ${bufferName(buffers.saved)}`);
-  record.forward = { view, shape: [...args.shape], batchStats: mode.batchStats, activation: o.activation, dtype: o.dtype, layout: o.layout };
+  record.forward = {
+    view,
+    shape: [...args.shape],
+    batchStats: mode.batchStats,
+    activation: o.activation,
+    dtype: o.dtype,
+    layout: o.layout,
+    gamma: o.scale ? buffers.gamma : null,
+    beta: o.center ? buffers.beta : null,
+  };
 }
 
 /**
@@ -212,7 +224,7 @@ export function encodeBatchNormBackward(
   const record = savedRecord(device, state, buffers.saved, o.numFeatures);
   const last = record.forward;
   // The options first: a backward in another layout has another view of the same shape.
-  if (last) checkSameOptions(o, args.options, last);
+  if (last) checkSameOptions(o, args.options, buffers, last);
   const view = checkBackwardArgs(device, o, args, last, null);
   checkBackwardAliasing(device, o, view, args, { prefix: 'args.buffers', buffers });
   state.guard.recordChecked('encodeBatchNormBackward', () => {
@@ -402,7 +414,7 @@ function shapeFeatures(options: object, layout: BatchNormOptions['layout'], shap
  * depends on: the fused activation (whose derivative it applies, recomputing z from x and
  * saved), the dtype (how x, dy and dx are stored) and the layout (where the channels are).
  */
-function checkSameOptions(o: ResolvedBatchNormOptions, options: BatchNormFunctionOptions, forward: BatchNormForwardRecord): void {
+function checkSameOptions(o: ResolvedBatchNormOptions, options: BatchNormFunctionOptions, buffers: BatchNormBuffers, forward: BatchNormForwardRecord): void {
   const defaults = { activation: 'none', dtype: 'float32' } as const;
   for (const name of ['activation', 'dtype', 'layout'] as const) {
     if (o[name] === forward[name]) continue;
@@ -413,6 +425,32 @@ function checkSameOptions(o: ResolvedBatchNormOptions, options: BatchNormFunctio
       `args.options.${name} must be '${forward[name]}'${fallback}, as in the forward pass recorded on this args.buffers.saved (a backward pass takes the options of its forward pass); got ${got}`,
     );
   }
+  // dx scales by γ, and a fused activation recomputes its input with γ and β: the backward pass
+  // takes the forward's, fixed or the same buffers.
+  const why = 'as in the forward pass recorded on this args.buffers.saved (the backward pass takes the γ and β its forward pass normalized with)';
+  for (const [name, flag, fixedValue] of [
+    ['gamma', 'scale', 1],
+    ['beta', 'center', 0],
+  ] as const) {
+    const before = forward[name];
+    const learnable = flag === 'scale' ? o.scale : o.center;
+    if ((before === null) !== !learnable) {
+      throw new TypeError(
+        before === null
+          ? `args.options.${flag} (or affine) must be false, ${why}: it held ${name === 'gamma' ? 'γ' : 'β'} fixed at ${fixedValue}; got ${flag} ${describe(options[flag])}, affine ${describe(options.affine)}`
+          : `args.options.${flag} and affine must be true or left out, ${why}: it took args.buffers.${name}; got ${flag} ${describe(options[flag])}, affine ${describe(options.affine)}`,
+      );
+    }
+    if (before !== null && !sameRange(before, buffers[name])) {
+      throw new TypeError(`args.buffers.${name} must be the buffer (and range) its forward pass took, ${why}; got ${bufferName(buffers[name])}, not ${bufferName(before)}`);
+    }
+  }
+}
+
+/** Whether two tensor arguments are the same buffer at the same offset. */
+function sameRange(a: TensorBuffer, b: TensorBuffer): boolean {
+  const offset = (t: TensorBuffer) => (isBufferRange(t) ? (t.offset ?? 0) : 0);
+  return bufferOf(a) === bufferOf(b) && offset(a) === offset(b);
 }
 
 /** Shows the momentum warning once per `saved` buffer range, the functions' stand-in for a layer. */

@@ -796,6 +796,29 @@ describe('a backward function takes the options of the forward pass recorded on 
     releaseFunctionCaches(device);
   });
 
+  it('batch norm: the γ and β of the forward pass, fixed or the same buffers (dx used to take the backward\'s γ, off by 1.74)', async () => {
+    const device = await testDevice();
+    const shape = [4, 2];
+    const all = batchNormBuffers(device, 2, Float32Array.of(2, 3), Float32Array.of(0.5, -1));
+    const { gamma, beta, ...noParams } = all;
+    const otherGamma = storageBuffer(device, Float32Array.of(2, 3));
+    const [x, y, dx] = [storageBuffer(device, randn(8, 4127)), arena(device, 32), arena(device, 32)];
+    const encoder = device.createCommandEncoder();
+    const why = 'as in the forward pass recorded on this args.buffers.saved (the backward pass takes the γ and β its forward pass normalized with)';
+    const backward = (buffers: object, options: object) => () => encodeBatchNormBackward(device, encoder, { x, dy: x, dx, shape, buffers, options } as never);
+    encodeBatchNormForward(device, encoder, { x, y, shape, training: true, buffers: noParams, options: { layout: 'NC', affine: false } });
+    expectError(backward(all, { layout: 'NC' }), TypeError, `args.options.scale (or affine) must be false, ${why}: it held γ fixed at 1; got scale undefined, affine undefined`);
+    expectError(backward({ ...noParams, gamma }, { layout: 'NC', center: false }), TypeError, `args.options.scale (or affine) must be false, ${why}: it held γ fixed at 1; got scale undefined, affine undefined`);
+    encodeBatchNormBackward(device, encoder, { x, dy: x, dx, shape, buffers: noParams, options: { layout: 'NC', affine: false } });
+    encodeBatchNormForward(device, encoder, { x, y, shape, training: true, buffers: all, options: { layout: 'NC' } });
+    expectError(backward(noParams, { layout: 'NC', affine: false }), TypeError, `args.options.scale and affine must be true or left out, ${why}: it took args.buffers.gamma; got scale undefined, affine false`);
+    expectError(backward({ ...all, gamma: otherGamma }, { layout: 'NC' }), TypeError, `args.buffers.gamma must be the buffer (and range) its forward pass took, ${why}; got 'test buffer', not 'test buffer'`);
+    encodeBatchNormBackward(device, encoder, { x, dy: x, dx, shape, buffers: all, options: { layout: 'NC' } });
+    await readBuffers(device, [{ buffer: dx, size: 32 }], encoder);
+    destroyAll(all, otherGamma, x, y, dx);
+    releaseFunctionCaches(device);
+  });
+
   it('the family: a forward pass recorded on that saved, the same layer, shape and arguments its math depends on', async () => {
     const device = await testDevice();
     const shape = [2, 4];
