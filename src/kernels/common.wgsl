@@ -246,7 +246,10 @@ fn slot_tail(slot: u32, v: vec4f) -> vec4f {
 // The (min, max) of no value.
 const EMPTY_RANGE = vec2f(3.4e38, -3.4e38);
 
+// NaN wins, as in the float64 reference (WGSL leaves min and max of a NaN to the implementation,
+// and some drop it): a feature whose data holds a NaN has NaN min and max.
 fn merge_range(a: vec2f, b: vec2f) -> vec2f {
+  if (is_nan(a.x) || is_nan(a.y) || is_nan(b.x) || is_nan(b.y)) { return vec2f(nan()); }
   return vec2f(min(a.x, b.x), max(a.y, b.y));
 }
 

@@ -6,6 +6,11 @@ fn is_finite(v: f32) -> bool {
   return (bitcast<u32>(v) & 0x7f800000u) != 0x7f800000u;
 }
 
+// NaN test on the bits (v != v may be folded away).
+fn is_nan(v: f32) -> bool {
+  return (bitcast<u32>(v) & 0x7fffffffu) > 0x7f800000u;
+}
+
 // A quiet NaN made at run time (a NaN constant expression is a shader-creation error).
 var<private> nan_bits: u32 = 0x7fc00000u;
 fn nan() -> f32 {

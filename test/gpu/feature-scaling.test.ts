@@ -102,6 +102,28 @@ describe('layouts, options and edge cases', () => {
     }
   });
 
+  it.each(['min-max', 'standardize'] as const)('%s: a NaN in a feature makes its statistics and outputs NaN, as in the reference; the other feature is untouched', async (method) => {
+    const device = await testDevice();
+    const scaler = new FeatureScaler(device, { numFeatures: 2, method });
+    // Feature 0 holds a NaN (in the first batch, in the middle, and alone in the second batch); feature 1 does not.
+    const batches = [Float32Array.of(1, 10, NaN, 20, 5, 30), Float32Array.of(NaN, 40)];
+    for (const b of batches) await scaler.adapt(b, [b.length / 2, 2]);
+    const all = Float32Array.of(1, 10, NaN, 20, 5, 30, NaN, 40);
+    const view = channelView('NC', [4, 2]);
+    const ref = referenceFeatureScaling(all, view, method);
+    const stats = await scaler.getStats();
+    expect([stats.min[0], stats.max[0], stats.mean[0]].map(Number.isNaN), 'feature 0').toEqual([true, true, true]);
+    expect([ref.min[0], ref.max[0]].map(Number.isNaN), 'the reference agrees').toEqual([true, true]);
+    expect([stats.min[1], stats.max[1]]).toEqual([10, 40]);
+    const x = Float32Array.of(0, 15, 3, 25);
+    const y = await scaler.transform(x, [2, 2]);
+    expect([y[0], y[2]].every(Number.isNaN), 'feature 0 scaled').toBe(true);
+    const spread = method === 'min-max' ? 30 : Math.sqrt(ref.variance[1]);
+    const offset = method === 'min-max' ? 10 : ref.mean[1];
+    expectClose([y[1], y[3]], [(15 - offset) / spread, (25 - offset) / spread], { rtol: 1e-5, atol: 1e-6 }, 'feature 1 scaled');
+    scaler.destroy();
+  });
+
   it('refuses bad arguments, naming them', async () => {
     const device = await testDevice();
     expect(() => new FeatureScaler(device, { numFeatures: 2, method: 'zscore' as never })).toThrow(/options.method must be 'min-max' or 'standardize'; got the string 'zscore'/);
