@@ -426,7 +426,7 @@ export function checkBackwardArgs(
 ): ChannelView {
   checkObjectArg('args', args, 'an object { x, dy, dx, shape }', keys ?? undefined);
   const view = checkedView(device, o, args.shape, 'args.shape');
-  if (!last) throw new Error('encodeBackward needs a forward pass first: call encodeForward (or forward) before it');
+  if (!last) throw new Error('encodeBackward needs a forward pass first: call encodeForward before it (backward() follows forward())');
   if (last.view.outer !== view.outer || last.view.inner !== view.inner) {
     throw new RangeError(`args.shape must match the last forward pass's shape [${last.shape.join(', ')}]; got [${args.shape.join(', ')}]`);
   }

@@ -111,6 +111,18 @@ function stateBufferUsage(o: ResolvedBatchNormOptions): Record<StateBufferName, 
   };
 }
 
+/** A recorded forward pass: what its backward pass and getStats read. */
+interface BatchNormForwardPass extends ForwardRecord {
+  /** The input it read, which the array API's backward reads again. */
+  x: TensorBuffer;
+  /** Where it saved its statistics. */
+  saved: TensorBuffer;
+  /** For an array call, whether it ran; null: recorded into the caller's encoder. */
+  outcome: CallOutcome | null;
+  /** setState wrote γ or β since. */
+  paramsSet?: boolean;
+}
+
 /** Result of {@link BatchNorm.backward}. `dgamma` is null when γ is fixed (`scale`/`affine` false), `dbeta` when β is. */
 export interface BackwardResult {
   dx: Float32Array;
@@ -187,11 +199,13 @@ export class BatchNorm {
   private readonly core: LayerCore;
   /** The buffers the ops read and write besides the tensors (partials: acquired per pass). */
   private readonly state: Omit<BatchNormStateBuffers, 'partials'>;
+  /** The last recorded forward pass of either way in, which getStats reads. */
+  private lastForward: BatchNormForwardPass | null = null;
   /**
-   * The last recorded forward pass: the input it read (which the array API's backward reads
-   * again), the buffer it saved its statistics in, and, for an array call, whether it ran.
+   * The last forward pass of each way in: encodeBackward differentiates the last encodeForward,
+   * backward() the last forward(), whatever the other way recorded in between.
    */
-  private lastForward: (ForwardRecord & { x: TensorBuffer; saved: TensorBuffer; outcome: CallOutcome | null; paramsSet?: boolean }) | null = null;
+  private readonly lastOf: Record<'encode' | 'array', BatchNormForwardPass | null> = { encode: null, array: null };
   /**
    * The array API's own saved statistics: a pass recorded into the caller's encoder (into
    * state.saved) and submitted later cannot change what the array API's backward differentiates.
@@ -287,7 +301,7 @@ export class BatchNorm {
   }
 
   /**
-   * Records the backward pass of the last recorded forward pass into `encoder`: writes dx and
+   * Records the backward pass of the last encodeForward into `encoder`: writes dx and
    * overwrites gammaGrad and betaGrad (nothing accumulates). Uses the statistics saved by that
    * forward pass; when it normalized with batch statistics the gradient flows through them.
    */
@@ -295,11 +309,12 @@ export class BatchNorm {
     this.core.guard.checkUsable();
     checkArity('encodeBackward', arguments, ['encoder', 'args']);
     checkEncoder('encoder', encoder);
-    const view = checkBackwardArgs(this.device, this.options, args, this.lastForward);
-    checkParamsUnchanged(this.lastForward, 'encodeBackward');
+    const last = this.lastOf.encode;
+    const view = checkBackwardArgs(this.device, this.options, args, last);
+    checkParamsUnchanged(this.label, last, 'encodeBackward');
     checkBackwardAliasing(this.device, this.options, view, args, { prefix: this.label, buffers: this.state });
     const recorded = `backward of shape [${args.shape.join(', ')}], x ${bufferName(args.x)}, dy ${bufferName(args.dy)}, dx ${bufferName(args.dx)}`;
-    this.core.guard.recordChecked('encodeBackward', () => this.recordBackwardPass(encoder, view, args.x, args.dy, args.dx), recorded);
+    this.core.guard.recordChecked('encodeBackward', () => this.recordBackwardPass(encoder, last!, view, args.x, args.dy, args.dx), recorded);
   }
 
   /**
@@ -336,15 +351,15 @@ export class BatchNorm {
   backward(dy: Float32Array | Uint16Array): Promise<BackwardResult> {
     return this.core.call('backward()', (encoder) => {
       checkArity('backward', arguments, ['dy']);
-      const last = this.lastForward;
+      const last = this.lastOf.array;
       const io = this.core.currentIo;
       if (!io || !last || last.x !== io.x) {
         throw new Error('backward() needs forward() first (after encodeForward, use encodeBackward)');
       }
-      checkParamsUnchanged(last, 'backward');
+      checkParamsUnchanged(this.label, last, 'backward');
       const n = viewSize(last.view);
       const upload = tensorUpload('dy', dy, this.dtype, n, `the last forward pass's shape [${last.shape.join(', ')}]`);
-      this.recordBackwardPass(encoder, last.view, io.x, io.dy, io.dx);
+      this.recordBackwardPass(encoder, last, last.view, io.x, io.dy, io.dx);
       const C = this.numFeatures * 4;
       return {
         uploads: [[io.dy, upload]],
@@ -460,7 +475,9 @@ export class BatchNorm {
       writes.push([this.numBatchesTracked, new Uint32Array([batches])]);
     }
     this.core.write('setState', writes);
-    if (this.lastForward && writes.some(([target]) => target === this.gamma || target === this.beta)) this.lastForward.paramsSet = true;
+    if (writes.some(([target]) => target === this.gamma || target === this.beta)) {
+      for (const last of [this.lastOf.encode, this.lastOf.array]) if (last) last.paramsSet = true;
+    }
   }
 
   /**
@@ -470,7 +487,7 @@ export class BatchNorm {
   destroy(): void {
     checkArity('destroy', arguments, []);
     this.core.destroy();
-    this.lastForward = null;
+    this.lastForward = this.lastOf.encode = this.lastOf.array = null;
     this.arraySaved = null;
   }
 
@@ -487,12 +504,11 @@ export class BatchNorm {
   ): void {
     const [plan, partials] = this.plan(view, mode);
     recordForward(this.device, encoder, plan, mode, { ...this.state, saved, partials, x, y }, `${this.label} forward`);
-    this.lastForward = { view, x, shape: [...shape], batchStats: mode.batchStats, saved, outcome };
+    this.lastForward = this.lastOf[outcome ? 'array' : 'encode'] = { view, x, shape: [...shape], batchStats: mode.batchStats, saved, outcome };
   }
 
-  /** Records the backward pass of the last recorded forward pass. */
-  private recordBackwardPass(encoder: GPUCommandEncoder, view: ChannelView, x: TensorBuffer, dy: TensorBuffer, dx: TensorBuffer): void {
-    const last = this.lastForward!;
+  /** Records the backward pass of the forward pass `last`. */
+  private recordBackwardPass(encoder: GPUCommandEncoder, last: BatchNormForwardPass, view: ChannelView, x: TensorBuffer, dy: TensorBuffer, dx: TensorBuffer): void {
     const [plan, partials] = this.plan(view, { batchStats: last.batchStats, updateRunning: false });
     recordBackward(this.device, encoder, plan, { ...this.state, saved: last.saved, partials, x, dy, dx }, `${this.label} backward`);
   }

@@ -96,10 +96,10 @@ export function checkBufferUsage(prefix: string, given: Readonly<Record<string, 
  * backward pass would mix the new parameters with the old pass (PyTorch refuses the same, an
  * in-place change of a tensor its graph saved).
  */
-export function checkParamsUnchanged(last: { paramsSet?: boolean } | null, method: string): void {
+export function checkParamsUnchanged(label: string, last: { paramsSet?: boolean } | null, method: string): void {
   if (last?.paramsSet) {
     throw new Error(
-      `${method}() differentiates the last forward pass, and setState has changed γ or β since: the gradient would mix the old pass with the new parameters; run the forward pass again first`,
+      `${label}: ${method}() differentiates the last forward pass, and setState has changed γ or β since: the gradient would mix the old pass with the new parameters; run the forward pass again first`,
     );
   }
 }

@@ -375,7 +375,7 @@ export function checkNormBackwardTensors(
 ): NormGeometry {
   if (keys) checkObjectArg('args', args, `an object { ${keys.names.join(', ')} }`, keys);
   const geometry = normGeometryOf(device, o, args.shape, 'args.shape');
-  if (!last) throw new Error('encodeBackward needs a forward pass first: call encodeForward (or forward) before it');
+  if (!last) throw new Error('encodeBackward needs a forward pass first: call encodeForward before it (backward() follows forward())');
   if (last.shape.length !== args.shape.length || last.shape.some((d, i) => d !== args.shape[i])) {
     throw new RangeError(`args.shape must match the last forward pass's shape [${last.shape.join(', ')}]; got [${args.shape.join(', ')}]`);
   }

@@ -139,6 +139,11 @@ class NormLayer {
   /** Array forward calls that used saved.array so far. */
   private savedUses = 0;
   private last: NormForwardRecord | null = null;
+  /**
+   * The last forward pass of each way in: encodeBackward differentiates the last encodeForward,
+   * backward() the last forward(), whatever the other way recorded in between.
+   */
+  private readonly lastOf: Record<'encode' | 'array', NormForwardRecord | null> = { encode: null, array: null };
 
   constructor(
     readonly device: GPUDevice,
@@ -241,8 +246,9 @@ class NormLayer {
     this.core.guard.checkUsable();
     checkEncoder('encoder', encoder);
     checkArgsObject(args, 'x, dy, dx, shape');
-    const geometry = checkNormBackwardTensors(this.device, this.o, args, this.last);
-    checkParamsUnchanged(this.last, 'encodeBackward');
+    const last = this.lastOf.encode;
+    const geometry = checkNormBackwardTensors(this.device, this.o, args, last);
+    checkParamsUnchanged(this.o.label, last, 'encodeBackward');
     checkNormBackwardAliasing(this.o, args, {
       prefix: this.o.label,
       buffers: {
@@ -253,7 +259,7 @@ class NormLayer {
       },
     });
     const recorded = `backward of shape [${args.shape.join(', ')}], x ${bufferName(args.x)}, dy ${bufferName(args.dy)}, dx ${bufferName(args.dx)}`;
-    this.core.guard.recordChecked('encodeBackward', () => this.recordBackwardPass(encoder, geometry, args.x, args.dy, args.dx), recorded);
+    this.core.guard.recordChecked('encodeBackward', () => this.recordBackwardPass(encoder, last!, geometry, args.x, args.dy, args.dx), recorded);
   }
 
   forward(x: Float32Array | Uint16Array, shape: readonly number[], options?: { training?: boolean }): Promise<Float32Array> {
@@ -286,13 +292,13 @@ class NormLayer {
 
   backward(dy: Float32Array | Uint16Array): Promise<NormBackwardResult> {
     return this.core.call('backward()', (encoder) => {
-      const last = this.last;
+      const last = this.lastOf.array;
       const io = this.core.currentIo;
       if (!io || !last || last.x !== io.x) throw new Error('backward() needs forward() first (after encodeForward, use encodeBackward)');
-      checkParamsUnchanged(last, 'backward');
+      checkParamsUnchanged(this.o.label, last, 'backward');
       const elements = geometrySize(last.geometry);
       const upload = tensorUpload('dy', dy, this.o.dtype, elements, `the last forward pass's shape [${last.shape.join(', ')}]`);
-      this.recordBackwardPass(encoder, last.geometry, io.x, io.dy, io.dx);
+      this.recordBackwardPass(encoder, last, last.geometry, io.x, io.dy, io.dx);
       const P = this.o.paramSize * 4;
       return {
         uploads: [[io.dy, upload]],
@@ -356,7 +362,9 @@ class NormLayer {
       writes.push([targets[key], checkStateValues(`state.${key}`, value, rule)]);
     }
     this.core.write('setState', writes);
-    if (this.last && writes.some(([target]) => target === this.gamma || target === this.beta)) this.last.paramsSet = true;
+    if (writes.some(([target]) => target === this.gamma || target === this.beta)) {
+      for (const last of [this.lastOf.encode, this.lastOf.array]) if (last) last.paramsSet = true;
+    }
   }
 
   getStats(): Promise<GroupStats> {
@@ -404,12 +412,11 @@ class NormLayer {
       runningVar: this.runningVar ?? undefined,
     });
     pass.end();
-    this.last = { shape: [...shape], geometry, mode, saved, x, outcome };
+    this.last = this.lastOf[outcome ? 'array' : 'encode'] = { shape: [...shape], geometry, mode, saved, x, outcome };
   }
 
-  /** Records the backward pass of the last recorded forward pass. */
-  private recordBackwardPass(encoder: GPUCommandEncoder, geometry: NormGeometry, x: TensorBuffer, dy: TensorBuffer, dx: TensorBuffer): void {
-    const last = this.last!;
+  /** Records the backward pass of the forward pass `last`. */
+  private recordBackwardPass(encoder: GPUCommandEncoder, last: NormForwardRecord, geometry: NormGeometry, x: TensorBuffer, dy: TensorBuffer, dx: TensorBuffer): void {
     const plan = this.plan(geometry, { useRunning: last.mode.useRunning, updateRunning: false });
     const scratch = { partials: acquireScratch(this.device, plan.partialBytes, this.core), sink: acquireSink(this.device, this.core) };
     const pass = encoder.beginComputePass({ label: `${this.o.label} backward` });
@@ -434,7 +441,7 @@ class NormLayer {
 
   destroy(): void {
     this.core.destroy();
-    this.last = null;
+    this.last = this.lastOf.encode = this.lastOf.array = null;
     this.saved.encode = this.saved.array = null;
   }
 }
@@ -483,7 +490,7 @@ abstract class NormalizationLayer {
     this.layer.encodeForward(encoder, args);
   }
 
-  /** Records the backward pass of the last recorded forward pass: writes dx and overwrites gammaGrad and betaGrad (nothing accumulates). */
+  /** Records the backward pass of the last encodeForward: writes dx and overwrites gammaGrad and betaGrad (nothing accumulates). */
   encodeBackward(encoder: GPUCommandEncoder, args: NormBackwardArgs): void {
     checkArity('encodeBackward', arguments, ['encoder', 'args']);
     this.layer.encodeBackward(encoder, args);

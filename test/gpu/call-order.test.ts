@@ -21,6 +21,7 @@ import { FeatureScaler } from '../../src/layers/feature-scaler.js';
 import { InstanceNorm, LayerNorm } from '../../src/layers/normalization.js';
 import { referenceBackward, referenceFeatureScaling, referenceTrainingForward } from '../../src/reference/batchnorm.js';
 import { channelView } from '../../src/tensor/layout.js';
+import { readBuffers } from '../../src/runtime/gpu.js';
 import { expectClose, randn } from '../helpers/data.js';
 import {
   KINDS,
@@ -51,6 +52,8 @@ interface Trainable {
   getGamma(): Promise<Float32Array>;
   /** Records a training forward pass over the layer's shape into the caller's encoder. */
   encodeForward(encoder: GPUCommandEncoder, x: GPUBuffer, y: GPUBuffer): void;
+  /** Records the backward pass of the last encodeForward. */
+  encodeBackward(encoder: GPUCommandEncoder, x: GPUBuffer, dy: GPUBuffer, dx: GPUBuffer): void;
   /** Input data of the layer's shape; `seed` makes each batch different. */
   data(seed: number): Float32Array;
   /** Checks y of a training forward over x (of `shape`, default the layer's) with γ filled with `gamma` (β 0). */
@@ -74,6 +77,7 @@ function batchNormSubject(device: GPUDevice): Trainable {
     setGamma: (value) => bn.setState({ gamma: new Array(4).fill(value) }),
     getGamma: async () => (await bn.getState()).gamma,
     encodeForward: (encoder, x, y) => bn.encodeForward(encoder, { x, y, shape, training: true }),
+    encodeBackward: (encoder, x, dy, dx) => bn.encodeBackward(encoder, { x, dy, dx, shape }),
     data: (seed) => randn(72, seed, 1, 2),
     checkY(y, x, gamma, what, s = shape) {
       const v = channelView('NCHW', s);
@@ -117,6 +121,7 @@ function familySubject(device: GPUDevice, kind: Kind): Trainable {
     setGamma: (value) => layer.setState({ gamma: params(value).gamma }),
     getGamma: async () => (await layer.getState()).gamma,
     encodeForward: (encoder, x, y) => layer.encodeForward(encoder, { x, y, shape: c.shape }),
+    encodeBackward: (encoder, x, dy, dx) => layer.encodeBackward(encoder, { x, dy, dx, shape: c.shape }),
     data: (seed) => familyData(c, seed),
     checkY(y, x, gamma, what, shape = c.shape) {
       const p = params(gamma);
@@ -233,7 +238,7 @@ describe('a backward pass needs the γ and β of its forward pass', () => {
     await layer.forward(x, layer.shape);
     layer.setGamma(2);
     await expect(layer.backward(dy)).rejects.toThrow(
-      'backward() differentiates the last forward pass, and setState has changed γ or β since: the gradient would mix the old pass with the new parameters; run the forward pass again first',
+      ': backward() differentiates the last forward pass, and setState has changed γ or β since: the gradient would mix the old pass with the new parameters; run the forward pass again first',
     );
     layer.setGamma(1);
     await layer.forward(x, layer.shape);
@@ -667,6 +672,27 @@ describe('device loss with calls pending that build on each other', () => {
       expect(r.status, `call ${i}`).toBe('rejected');
       expect(String((r as PromiseRejectedResult).reason), `call ${i}`).toMatch(/the GPU device was lost/);
     }
+  });
+});
+
+describe('each way in differentiates its own last forward pass', () => {
+  it.each(subjects)('%s: encodeForward, then forward(), then encodeBackward: each backward pass is of its own forward pass', async (_, make) => {
+    const device = await testDevice();
+    const layer = make(device);
+    const [x1, x2] = [layer.data(111), layer.data(112)];
+    const dy = randn(x1.length, 113);
+    const [xb, yb, dyb, dxb] = [x1, new Float32Array(x1.length), dy, new Float32Array(x1.length)].map((d) => storageBuffer(device, d));
+    const first = device.createCommandEncoder();
+    layer.encodeForward(first, xb, yb);
+    device.queue.submit([first.finish()]);
+    await layer.forward(x2, layer.shape);
+    const second = device.createCommandEncoder();
+    layer.encodeBackward(second, xb, dyb, dxb);
+    const [dx1] = await readBuffers(device, [{ buffer: dxb, size: x1.length * 4 }], second);
+    layer.checkDx(new Float32Array(dx1), x1, dy, `${layer.name} dx of the encoded pass`);
+    layer.checkDx((await layer.backward(dy)).dx, x2, dy, `${layer.name} dx of the array pass`);
+    layer.destroy();
+    for (const b of [xb, yb, dyb, dxb]) b.destroy();
   });
 });
 
