@@ -13,10 +13,21 @@ import { randn } from '../helpers/data.js';
 import { testDevice } from '../helpers/gpu.js';
 
 describe('channels-last, four channels per thread', () => {
-  it('reduction sizes follow the adapter: SwiftShader is a CPU adapter, a GPU is not', async () => {
-    expect(isCpuAdapter(await testDevice())).toBe(true);
-    const gpu = { adapterInfo: { isFallbackAdapter: false, vendor: 'nvidia', architecture: '', description: 'NVIDIA H200' } } as unknown as GPUDevice;
-    expect(isCpuAdapter(gpu)).toBe(false);
+  it('reduction sizes follow the adapter: SwiftShader, llvmpipe and fallback adapters are CPUs, a GPU is not', async () => {
+    const adapter = (info: Partial<GPUAdapterInfo> & { isFallbackAdapter?: boolean }) =>
+      ({ adapterInfo: { vendor: '', architecture: '', description: '', ...info } }) as unknown as GPUDevice;
+    // As Dawn reports them.
+    expect(isCpuAdapter(adapter({ vendor: 'google', architecture: 'swiftshader', description: 'SwiftShader driver 5.0.0', isFallbackAdapter: true }))).toBe(true);
+    expect(isCpuAdapter(adapter({ vendor: 'google', architecture: 'swiftshader', isFallbackAdapter: false }))).toBe(true);
+    expect(isCpuAdapter(adapter({ vendor: 'mesa', description: 'llvmpipe (LLVM 15.0.6, 256 bits)' }))).toBe(true);
+    expect(isCpuAdapter(adapter({ vendor: 'unknown', isFallbackAdapter: true }))).toBe(true);
+    expect(isCpuAdapter(adapter({ vendor: 'nvidia', description: 'NVIDIA: 580.159.04 580.159.4.0', isFallbackAdapter: false }))).toBe(false);
+    expect(isCpuAdapter(adapter({ vendor: 'amd', architecture: 'rdna-3', isFallbackAdapter: false }))).toBe(false);
+    // The device this suite runs on: SwiftShader here and in CI, a real GPU on a GPU machine.
+    const device = await testDevice();
+    const { vendor, architecture } = device.adapterInfo;
+    if (vendor === 'google' && architecture === 'swiftshader') expect(isCpuAdapter(device)).toBe(true);
+    else if (/^(nvidia|amd|intel|apple|qualcomm|arm)$/.test(vendor)) expect(isCpuAdapter(device)).toBe(false);
   });
 
   it.each([1e4, 1e5, 1e6])('mean %d, std 1 over 100,003 rows: variance within 1e-3 relative', async (offset) => {
