@@ -3,8 +3,8 @@
  */
 import baselineWgsl from './baseline.wgsl?raw';
 import copyWgsl from './copy.wgsl?raw';
-import type { ChannelView } from '../src/tensor/layout.js';
-import { dispatchPipeline } from '../src/runtime/gpu.js';
+import type { ChannelView } from '../src/core/layout.js';
+import { dispatchPipeline } from '../src/core/gpu.js';
 
 type Kernel = 'channel_stats' | 'stats_from_running' | 'normalize' | 'channel_grads' | 'input_grad';
 

@@ -1,5 +1,5 @@
 /** The benchmark's tensors and modes (issue 4). */
-import type { Layout } from '../src/tensor/layout.js';
+import type { Layout } from '../src/core/layout.js';
 
 /** The normalization family; a case without `norm` is a BatchNorm case. */
 export const FAMILY_NORMS = ['LayerNorm', 'RMSNorm', 'GroupNorm', 'InstanceNorm'] as const;

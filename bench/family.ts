@@ -1,12 +1,12 @@
 /**
  * bench:node's normalization-family rows: the cases' geometry, the library's layers
  * behind one interface, the two-pass baseline of family-baseline.wgsl, and the float64 reference
- * of src/reference/normalization.ts.
+ * of src/normalization/reference.ts.
  */
 import familyBaselineWgsl from './family-baseline.wgsl?raw';
-import { GroupNorm, InstanceNorm, LayerNorm, RMSNorm } from '../src/layers/normalization.js';
-import { dispatchPipeline } from '../src/runtime/gpu.js';
-import { channelAxis, channelView, type Layout } from '../src/tensor/layout.js';
+import { GroupNorm, InstanceNorm, LayerNorm, RMSNorm } from '../src/normalization/layer.js';
+import { dispatchPipeline } from '../src/core/gpu.js';
+import { channelAxis, channelView, type Layout } from '../src/core/layout.js';
 import {
   referenceGroupNorm,
   referenceGroupNormBackward,
@@ -16,7 +16,7 @@ import {
   referenceLayerNormBackward,
   referenceRMSNorm,
   referenceRMSNormBackward,
-} from '../src/reference/normalization.js';
+} from '../src/normalization/reference.js';
 import type { BenchCase, FamilyMode, FamilyNorm } from './cases.js';
 
 /** Which elements a family case normalizes together. */

@@ -5,11 +5,11 @@
  *
  * Query parameters: iterations (default 10), quick=1 (small cases), tfjs=0 (leave TF.js out).
  */
-import { BatchNorm } from '../src/layers/batchnorm.js';
-import { getDevice } from '../src/runtime/device.js';
-import { readBuffers } from '../src/runtime/gpu.js';
-import { channelView, viewSize } from '../src/tensor/layout.js';
-import { referenceBackward, referenceNormalize, referenceStats } from '../src/reference/batchnorm.js';
+import { BatchNorm } from '../src/batchnorm/layer.js';
+import { getDevice } from '../src/core/device.js';
+import { readBuffers } from '../src/core/gpu.js';
+import { channelView, viewSize } from '../src/core/layout.js';
+import { referenceBackward, referenceNormalize, referenceStats } from '../src/batchnorm/reference.js';
 import { normalSamples } from '../support/random.js';
 import { CopyKernel, TwoPassBaseline } from './baseline.js';
 import { CASES, MODES, QUICK_CASES, compulsoryFloats, type BenchCase, type Mode } from './cases.js';

@@ -21,11 +21,11 @@ import { execFileSync, spawn } from 'node:child_process';
 import { existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import os from 'node:os';
 import { dirname, join, resolve } from 'node:path';
-import { BatchNorm } from '../src/layers/batchnorm.js';
-import { getDevice } from '../src/runtime/device.js';
-import { readBuffers } from '../src/runtime/gpu.js';
-import { channelAxis, checkLayout, channelView, viewSize, type Layout } from '../src/tensor/layout.js';
-import { referenceBackward, referenceNormalize, referenceStats } from '../src/reference/batchnorm.js';
+import { BatchNorm } from '../src/batchnorm/layer.js';
+import { getDevice } from '../src/core/device.js';
+import { readBuffers } from '../src/core/gpu.js';
+import { channelAxis, checkLayout, channelView, viewSize, type Layout } from '../src/core/layout.js';
+import { referenceBackward, referenceNormalize, referenceStats } from '../src/batchnorm/reference.js';
 import { normalSamples } from '../support/random.js';
 import { COPY_VARIANTS, CopyKernels, TwoPassBaseline, type CopyVariant } from './baseline.js';
 import {

@@ -12,7 +12,7 @@ import * as tf from '@tensorflow/tfjs-core';
 import '@tensorflow/tfjs-core/dist/register_all_gradients';
 import '@tensorflow/tfjs-backend-webgpu';
 import type { WebGPUBackend } from '@tensorflow/tfjs-backend-webgpu';
-import { channelAxis, type Layout } from '../src/tensor/layout.js';
+import { channelAxis, type Layout } from '../src/core/layout.js';
 import type { Mode } from './cases.js';
 import { summarize, type Summary } from './timing.js';
 

@@ -6,7 +6,7 @@
  * condition number, and how many gradient-descent steps it needs. H and gradient descent are 2x2
  * and run on the CPU in float64.
  */
-import { FeatureScaler } from '../src/layers/feature-scaler.js';
+import { FeatureScaler } from '../src/feature-scaling/layer.js';
 import { gaussian, mulberry32 } from '../support/random.js';
 
 /** One representation of the data and how gradient descent fares on it. */

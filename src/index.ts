@@ -12,7 +12,7 @@
  * - The float64 CPU reference every GPU result is checked against, and of layer, RMS, group and instance norm.
  * - Layout helpers: every layout is a [outer, C, inner] view.
  */
-export { BatchNorm } from './layers/batchnorm.js';
+export { BatchNorm } from './batchnorm/layer.js';
 export type {
   BatchNormOptions,
   ForwardArgs,
@@ -23,7 +23,7 @@ export type {
   NormalizationStats,
   DType,
   StateBufferName,
-} from './layers/batchnorm.js';
+} from './batchnorm/layer.js';
 export {
   encodeBatchNormForward,
   encodeBatchNormBackward,
@@ -32,9 +32,9 @@ export {
   encodeFeatureScalingInverse,
   releaseFunctionCaches,
   SAVED_BYTES_PER_FEATURE,
-} from './functions/functions.js';
-export type { BatchNormBuffers, BatchNormFunctionOptions, FeatureScalingFunctionOptions } from './functions/functions.js';
-export type { TensorBuffer } from './runtime/gpu.js';
+} from './batchnorm/functions.js';
+export type { BatchNormBuffers, BatchNormFunctionOptions, FeatureScalingFunctionOptions } from './batchnorm/functions.js';
+export type { TensorBuffer } from './core/gpu.js';
 export {
   pytorchOptions,
   kerasOptions,
@@ -81,7 +81,7 @@ export { parseNpy, toNpy } from './interop/npy.js';
 export type { NpyArray } from './interop/npy.js';
 export { foldBatchNorm } from './interop/folding.js';
 export type { FoldableBatchNorm, FoldableLayer } from './interop/folding.js';
-export { LayerNorm, RMSNorm, GroupNorm, InstanceNorm } from './layers/normalization.js';
+export { LayerNorm, RMSNorm, GroupNorm, InstanceNorm } from './normalization/layer.js';
 export type {
   LayerNormOptions,
   RMSNormOptions,
@@ -94,7 +94,7 @@ export type {
   NormState,
   NormStateInput,
   GroupStats,
-} from './layers/normalization.js';
+} from './normalization/layer.js';
 export {
   encodeLayerNormForward,
   encodeLayerNormBackward,
@@ -105,15 +105,15 @@ export {
   encodeInstanceNormForward,
   encodeInstanceNormBackward,
   NORM_SAVED_BYTES_PER_GROUP,
-} from './functions/normalization-functions.js';
-export type { LayerNormFunctionArgs, RMSNormFunctionArgs, GroupNormFunctionArgs, InstanceNormFunctionArgs } from './functions/normalization-functions.js';
-export { FeatureScaler, SCALING_STATE_BYTES_PER_FEATURE } from './layers/feature-scaler.js';
-export type { FeatureScalerOptions, ScalingMethod, ScalingStats } from './layers/feature-scaler.js';
-export { toFloat16Bits, fromFloat16Bits, toHalfBits, fromHalfBits } from './tensor/float16.js';
-export { getDevice } from './runtime/device.js';
-export type { GetDeviceOptions } from './runtime/device.js';
-export { LAYOUTS, channelView, channelAxis, layoutFor, viewSize } from './tensor/layout.js';
-export type { Layout, ChannelView } from './tensor/layout.js';
+} from './normalization/functions.js';
+export type { LayerNormFunctionArgs, RMSNormFunctionArgs, GroupNormFunctionArgs, InstanceNormFunctionArgs } from './normalization/functions.js';
+export { FeatureScaler, SCALING_STATE_BYTES_PER_FEATURE } from './feature-scaling/layer.js';
+export type { FeatureScalerOptions, ScalingMethod, ScalingStats } from './feature-scaling/layer.js';
+export { toFloat16Bits, fromFloat16Bits, toHalfBits, fromHalfBits } from './core/float16.js';
+export { getDevice } from './core/device.js';
+export type { GetDeviceOptions } from './core/device.js';
+export { LAYOUTS, channelView, channelAxis, layoutFor, viewSize } from './core/layout.js';
+export type { Layout, ChannelView } from './core/layout.js';
 export {
   referenceStats,
   referenceNormalize,
@@ -124,8 +124,8 @@ export {
   referenceFeatureScaling,
   referenceActivation,
   referenceActivationGrad,
-} from './reference/batchnorm.js';
-export type { BatchStats, RunningStats, Gradients, ScalingReference, ReferenceActivation } from './reference/batchnorm.js';
+} from './batchnorm/reference.js';
+export type { BatchStats, RunningStats, Gradients, ScalingReference, ReferenceActivation } from './batchnorm/reference.js';
 export {
   referenceLayerNorm,
   referenceLayerNormBackward,
@@ -136,5 +136,5 @@ export {
   referenceInstanceNorm,
   referenceInstanceNormBackward,
   referenceInstanceNormRunningStats,
-} from './reference/normalization.js';
-export type { NormalizationForward, RMSNormForward, RMSNormGradients, InstanceNormRunningStats } from './reference/normalization.js';
+} from './normalization/reference.js';
+export type { NormalizationForward, RMSNormForward, RMSNormGradients, InstanceNormRunningStats } from './normalization/reference.js';

@@ -10,9 +10,9 @@ import pool from './nn_pool.wgsl?raw';
 import relu from './nn_relu.wgsl?raw';
 import loss from './nn_loss.wgsl?raw';
 import sgd from './nn_sgd.wgsl?raw';
-import { Usage, checkSeparateOutput, createBufferWithData, dispatchPipeline, type TensorBuffer } from '../../src/runtime/gpu.js';
-import { cachedPipeline } from '../../src/kernels/pipelines.js';
-import { checkTensorBuffer } from '../../src/runtime/validate.js';
+import { Usage, checkSeparateOutput, createBufferWithData, dispatchPipeline, type TensorBuffer } from '../../src/core/gpu.js';
+import { cachedPipeline } from '../../src/core/pipelines.js';
+import { checkTensorBuffer } from '../../src/core/validate.js';
 
 const FILES = { conv2d, pool, relu, loss, sgd } as const;
 /** Threads per workgroup (WG in nn_common.wgsl). */

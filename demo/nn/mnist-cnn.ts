@@ -8,9 +8,9 @@
  * (per feature map after the convolutions, per feature after the dense layer); without
  * `batchNorm` the same network runs with the BN layers left out. Tensors are NCHW float32.
  */
-import { BatchNorm } from '../../src/layers/batchnorm.js';
+import { BatchNorm } from '../../src/batchnorm/layer.js';
 import { mulberry32 } from '../../support/random.js';
-import { Usage, createBufferWithData, readBuffers, regionOf, type TensorBuffer } from '../../src/runtime/gpu.js';
+import { Usage, createBufferWithData, readBuffers, regionOf, type TensorBuffer } from '../../src/core/gpu.js';
 import {
   createSgdHyperparams,
   encodeConv2dBackward,

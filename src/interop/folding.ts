@@ -5,7 +5,7 @@
  *
  *   s_c = γ_c / sqrt(runningVar_c + eps),  w'_c = s_c · w_c,  b'_c = s_c · (b_c − runningMean_c) + β_c
  */
-import { checkKnownKeys, checkObject, describe } from '../runtime/validate.js';
+import { checkKnownKeys, checkObject, describe } from '../core/validate.js';
 
 /** The statistics and parameters of the BN layer to fold (as {@link BatchNorm.getState} returns them, with its eps). */
 export interface FoldableBatchNorm {

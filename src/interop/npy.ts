@@ -13,7 +13,7 @@ export interface NpyArray {
 
 const MAGIC = [0x93, 0x4e, 0x55, 0x4d, 0x50, 0x59]; // \x93NUMPY
 
-import { describe } from '../runtime/validate.js';
+import { describe } from '../core/validate.js';
 
 /** Parses a .npy file. */
 export function parseNpy(file: ArrayBuffer | Uint8Array): NpyArray {

@@ -13,12 +13,12 @@
  * | batch count | `num_batches_tracked` | none | none | `numBatchesTracked` |
  * | training or inference | `module.train()` / `eval()` | `training` call argument | `training_mode` attribute | `training` of each call |
  */
-import type { BatchNormOptions } from '../layers/batchnorm.js';
-import type { GroupNormOptions, InstanceNormOptions, LayerNormOptions, RMSNormOptions } from '../layers/normalization.js';
-import { BATCHNORM_OPTIONS, markConvertedMomentum } from '../layers/batchnorm-args.js';
-import { NORM_OPTION_KEYS } from '../layers/normalization-args.js';
-import { checkBoolean, checkGpuEps, checkKnownKeys, checkStateValues, describe, type KnownKeys } from '../runtime/validate.js';
-import { checkLayout, findLayout, type Layout } from '../tensor/layout.js';
+import type { BatchNormOptions } from '../batchnorm/layer.js';
+import type { GroupNormOptions, InstanceNormOptions, LayerNormOptions, RMSNormOptions } from '../normalization/layer.js';
+import { BATCHNORM_OPTIONS, markConvertedMomentum } from '../batchnorm/options.js';
+import { NORM_OPTION_KEYS } from '../normalization/options.js';
+import { checkBoolean, checkGpuEps, checkKnownKeys, checkStateValues, describe, type KnownKeys } from '../core/validate.js';
+import { checkLayout, findLayout, type Layout } from '../core/layout.js';
 
 /** Throws a TypeError unless `args` is an object whose every key the preset knows. */
 function checkArgs(args: object, keys: KnownKeys, argName = 'args'): void {

@@ -13,8 +13,8 @@
  *
  * Values may be arrays of numbers or .npy files (as numpy.save writes them).
  */
-import type { BatchNormState, BatchNormStateInput } from '../layers/batchnorm.js';
-import { checkBoolean, checkKnownKeys, describe, type KnownKeys } from '../runtime/validate.js';
+import type { BatchNormState, BatchNormStateInput } from '../batchnorm/layer.js';
+import { checkBoolean, checkKnownKeys, describe, type KnownKeys } from '../core/validate.js';
 import { parseNpy, toNpy } from './npy.js';
 
 /** A tensor as an array of numbers (or bigints, as PyTorch's int64), a parsed .npy, or the bytes of a .npy file. */

@@ -2,8 +2,8 @@
  * The seeds' CNN as a float64 CPU reference, composed from the layer references: one training
  * step's loss and gradients, and inference logits, from given parameters.
  */
-import { channelView, type Layout } from '../../src/tensor/layout.js';
-import { referenceBackward, referenceInference, referenceTrainingForward } from '../../src/reference/batchnorm.js';
+import { channelView, type Layout } from '../../src/core/layout.js';
+import { referenceBackward, referenceInference, referenceTrainingForward } from '../../src/batchnorm/reference.js';
 import {
   referenceConv2d,
   referenceConv2dBackward,

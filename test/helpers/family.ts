@@ -5,7 +5,7 @@
  *
  * A case normalizes `shape` in groups of elements sharing a mean and a variance (a row of layer
  * and RMS norm, a (sample, group) of group norm, a (sample, channel) of instance norm), each
- * element taking γ/β entry `param(e)`. The reference is src/reference/normalization.ts; the
+ * element taking γ/β entry `param(e)`. The reference is src/normalization/reference.ts; the
  * activation is applied to its y, and dy is chained through the activation's derivative at the
  * reference's pre-activation value before the reference's backward pass.
  *
@@ -28,7 +28,7 @@
  * are rounded to half on the way out: their tolerances widen by {@link halfTolerance} (2^-10
  * relative, 2^-24 absolute); dγ and dβ stay float32.
  */
-import { GroupNorm, InstanceNorm, LayerNorm, RMSNorm } from '../../src/layers/normalization.js';
+import { GroupNorm, InstanceNorm, LayerNorm, RMSNorm } from '../../src/normalization/layer.js';
 import {
   referenceGroupNorm,
   referenceGroupNormBackward,
@@ -38,9 +38,9 @@ import {
   referenceLayerNormBackward,
   referenceRMSNorm,
   referenceRMSNormBackward,
-} from '../../src/reference/normalization.js';
-import { fromFloat16Bits, toFloat16Bits } from '../../src/tensor/float16.js';
-import { channelAxis, channelView, type Layout } from '../../src/tensor/layout.js';
+} from '../../src/normalization/reference.js';
+import { fromFloat16Bits, toFloat16Bits } from '../../src/core/float16.js';
+import { channelAxis, channelView, type Layout } from '../../src/core/layout.js';
 import { randn, type Tolerance } from './data.js';
 import { halfTolerance } from './tolerances.js';
 

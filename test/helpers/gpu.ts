@@ -4,9 +4,9 @@
  * skips them.
  */
 import { afterEach, expect } from 'vitest';
-import { getDevice } from '../../src/runtime/device.js';
-import { SAVED_BYTES_PER_FEATURE, type BatchNormBuffers } from '../../src/functions/functions.js';
-import { readBuffers } from '../../src/runtime/gpu.js';
+import { getDevice } from '../../src/core/device.js';
+import { SAVED_BYTES_PER_FEATURE, type BatchNormBuffers } from '../../src/batchnorm/functions.js';
+import { readBuffers } from '../../src/core/gpu.js';
 
 let devicePromise: Promise<GPUDevice> | null = null;
 const gpuErrors: string[] = [];

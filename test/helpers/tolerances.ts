@@ -16,8 +16,8 @@
  *
  * u = 2^-24 is float32's unit roundoff.
  */
-import { referenceBackward } from '../../src/reference/batchnorm.js';
-import type { ChannelView } from '../../src/tensor/layout.js';
+import { referenceBackward } from '../../src/batchnorm/reference.js';
+import type { ChannelView } from '../../src/core/layout.js';
 import { expectClose, type Tolerance } from './data.js';
 
 const U = 2 ** -24;

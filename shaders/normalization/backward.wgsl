@@ -1,0 +1,308 @@
+// Backward pass of the normalization family, from the coefficients its forward pass saved.
+//
+// With x̂ the normalized input, z = γ·x̂ + β, dz = dL/dz (through the fused activation) and
+// g = γ·dz, per group of n elements:
+//   dx = rstd · (g − mean(g) − x̂·mean(g·x̂))   (RMSNorm: no mean(g) term);
+//   normalized with running statistics (InstanceNorm inference): dx = rstd · g.
+// norm_backward: 2^lane_bits threads per group (Lanes); two walks over it (the sums, then dx).
+// dγ = Σ dz·x̂ and dβ = Σ dz per γ entry are partial sums over blocks of the
+// [a_outer, a_count, a_inner] view (NormParams), taken in the same walk as dx per block of rows
+// (LayerNorm, RMSNorm: norm_backward_columns) or per (sample, channel) (channels-first groups:
+// norm_backward_planes); norm_affine_partials_rows reads x and dy again for them where neither
+// applies (channels-last groups, rows over MAX_COLUMNS · NWG values). norm_affine_finalize adds a γ entry's partials in a fixed
+// order, so the result does not depend on scheduling.
+
+@group(0) @binding(5) var<storage, read> saved: array<vec4f>;
+@group(0) @binding(8) var<storage, read_write> partials: array<vec2f>;
+@group(0) @binding(9) var<storage, read_write> dgamma: array<f32>;
+@group(0) @binding(10) var<storage, read_write> dbeta: array<f32>;
+
+var<workgroup> sums: array<vec2f, NWG>;
+// The first CACHE_STEPS (x, dy) of each thread's walk in norm_backward, kept on chip between the
+// sums and dx (see normalization/forward.wgsl).
+override CACHE_STEPS: u32 = 1u;
+var<workgroup> cache_x: array<f32, NWG * CACHE_STEPS>;
+var<workgroup> cache_dy: array<f32, NWG * CACHE_STEPS>;
+
+// γ entries a tile of the rows kernel covers, one per thread column.
+const AFFINE_WIDTH: u32 = 64u;
+
+// (dz, x̂) of one element with γ entry p.
+fn grad_z(k: GroupCoef, v: f32, dyv: f32, p: u32) -> vec2f {
+  let xh = normalized(k, v);
+  return vec2f(activation_grad(dyv, xh * gamma_at(p) + beta_at(p)), xh);
+}
+
+@compute @workgroup_size(NWG)
+fn norm_backward(@builtin(workgroup_id) wid: vec3u,
+                 @builtin(num_workgroups) nwg: vec3u,
+                 @builtin(local_invocation_index) lid: u32) {
+  let t = lanes_of(wid, nwg, lid);
+  let k = to_coef(saved[min(t.group, params.rows - 1u)]);
+  var s = vec2f(0.0);
+  let cached = select(CACHE_STEPS, 0u, params.use_running == 1u);
+  if (params.use_running == 0u && t.in_range) {
+    var j = 0u;
+    for (var w = walk_start(t.lane); w.seg < params.segs; w = walk_next(w)) {
+      let e = walk_element(t.start, w);
+      let p = walk_param(t.g, w);
+      let v = load_x(e);
+      let d = load_dy(e);
+      if (j < CACHE_STEPS) {
+        cache_x[lid + j * NWG] = v;
+        cache_dy[lid + j * NWG] = d;
+      }
+      j++;
+      let z = grad_z(k, v, d, p);
+      let gz = z.x * gamma_at(p);
+      s += vec2f(gz, gz * z.y);
+    }
+  }
+  sums[lid] = s;
+  workgroupBarrier();
+  for (var stride = (1u << params.lane_bits) / 2u; stride > 0u; stride >>= 1u) {
+    if (t.lane < stride) { sums[lid] += sums[lid + stride]; }
+    workgroupBarrier();
+  }
+  if (!t.in_range) { return; }
+  let inv_n = 1.0 / f32(params.count);
+  let total = sums[t.first];
+  let mean_g = select(total.x * inv_n, 0.0, RMS == 1u);
+  let mean_gx = total.y * inv_n;
+  var j = 0u;
+  for (var w = walk_start(t.lane); w.seg < params.segs; w = walk_next(w)) {
+    let e = walk_element(t.start, w);
+    let p = walk_param(t.g, w);
+    var z: vec2f;
+    if (j < cached) {
+      z = grad_z(k, cache_x[lid + j * NWG], cache_dy[lid + j * NWG], p);
+    } else {
+      z = grad_z(k, load_x(e), load_dy(e), p);
+    }
+    j++;
+    store_dx(e, k.rstd * (z.x * gamma_at(p) - mean_g - z.y * mean_gx));
+  }
+}
+
+// Columns of a row a thread of norm_backward_columns keeps dγ/dβ sums for: rows of up to
+// MAX_COLUMNS · NWG values (8192 at 256 lanes); the host sends longer rows to norm_backward.
+const MAX_COLUMNS: u32 = 32u;
+
+// LayerNorm and RMSNorm (rows of one group, a γ entry per position): workgroup w takes the
+// batches of NWG >> lane_bits rows w, w + W, w + 2W, ... (W = a_blocks workgroups). A thread's
+// columns are lane + j · 2^lane_bits in every row it takes, so it keeps their (Σ dz·x̂, Σ dz) in
+// registers across rows: x and dy are read once for dx, dγ and dβ. At the end the workgroup
+// merges its row slots' sums in a tree and writes them as partial w.
+@compute @workgroup_size(NWG)
+fn norm_backward_columns(@builtin(workgroup_id) wid: vec3u,
+                         @builtin(num_workgroups) nwg: vec3u,
+                         @builtin(local_invocation_index) lid: u32) {
+  let lanes = 1u << params.lane_bits;
+  let lane = lid & (lanes - 1u);
+  let slot = lid >> params.lane_bits;
+  let slots = NWG >> params.lane_bits;
+  let w = norm_workgroup(wid, nwg);
+  // The overshoot of a 2-D grid.
+  if (w >= params.a_blocks) { return; }
+  let steps = (params.count + lanes - 1u) / lanes;
+  let batches = (params.rows + slots - 1u) / slots;
+  var acc: array<vec2f, MAX_COLUMNS>;
+  for (var b = w; b < batches; b += params.a_blocks) {
+    let r = b * slots + slot;
+    let in_range = r < params.rows;
+    let k = to_coef(saved[min(r, params.rows - 1u)]);
+    let start = r * params.sample_stride;
+    var s = vec2f(0.0);
+    if (in_range) {
+      for (var j = 0u; j < MAX_COLUMNS; j++) {
+        let col = lane + j * lanes;
+        if (col >= params.count) { break; }
+        let v = load_x(start + col);
+        let d = load_dy(start + col);
+        if (j < CACHE_STEPS) {
+          cache_x[lid + j * NWG] = v;
+          cache_dy[lid + j * NWG] = d;
+        }
+        let z = grad_z(k, v, d, col);
+        acc[j] += vec2f(z.x * z.y, z.x);
+        let gz = z.x * gamma_at(col);
+        s += vec2f(gz, gz * z.y);
+      }
+    }
+    sums[lid] = s;
+    workgroupBarrier();
+    for (var stride = lanes / 2u; stride > 0u; stride >>= 1u) {
+      if (lane < stride) { sums[lid] += sums[lid + stride]; }
+      workgroupBarrier();
+    }
+    let total = sums[lid - lane];
+    let inv_n = 1.0 / f32(params.count);
+    let mean_g = select(total.x * inv_n, 0.0, RMS == 1u);
+    let mean_gx = total.y * inv_n;
+    if (in_range) {
+      for (var j = 0u; j < MAX_COLUMNS; j++) {
+        let col = lane + j * lanes;
+        if (col >= params.count) { break; }
+        var z: vec2f;
+        if (j < CACHE_STEPS) {
+          z = grad_z(k, cache_x[lid + j * NWG], cache_dy[lid + j * NWG], col);
+        } else {
+          z = grad_z(k, load_x(start + col), load_dy(start + col), col);
+        }
+        store_dx(start + col, k.rstd * (z.x * gamma_at(col) - mean_g - z.y * mean_gx));
+      }
+    }
+    // The next batch rewrites sums.
+    workgroupBarrier();
+  }
+  for (var j = 0u; j < MAX_COLUMNS; j++) {
+    if (j >= steps) { break; }
+    sums[lid] = acc[j];
+    workgroupBarrier();
+    for (var stride = slots / 2u; stride > 0u; stride >>= 1u) {
+      if (slot < stride) { sums[lid] += sums[lid + stride * lanes]; }
+      workgroupBarrier();
+    }
+    let col = lane + j * lanes;
+    if (slot == 0u && col < params.count) { partials[w * params.count + col] = sums[lid]; }
+    workgroupBarrier();
+  }
+}
+
+// Channels-first GroupNorm and InstanceNorm (a_inner > 1): a group's segments are whole channel
+// planes of one sample, so the γ/β sums of each (sample, channel) come out of the same walk:
+// the lanes take one plane at a time, merge its (Σ dz·x̂, Σ dz) in a tree, and lane 0 writes them
+// as that sample's partial (block n of the affine view) and folds them, times γ, into the group's
+// sums. dγ and dβ then need no second read of x and dy: norm_affine_finalize adds the N partials.
+@compute @workgroup_size(NWG)
+fn norm_backward_planes(@builtin(workgroup_id) wid: vec3u,
+                        @builtin(num_workgroups) nwg: vec3u,
+                        @builtin(local_invocation_index) lid: u32) {
+  let t = lanes_of(wid, nwg, lid);
+  let k = to_coef(saved[min(t.group, params.rows - 1u)]);
+  let lanes = 1u << params.lane_bits;
+  var group_sums = vec2f(0.0);  // lane 0: (Σ γ·dz, Σ γ·dz·x̂)
+  var j = 0u;
+  for (var seg = 0u; seg < params.segs; seg++) {
+    let c = t.g * params.aff_group + seg;
+    let plane = t.start + seg * params.seg_stride;
+    var s = vec2f(0.0);
+    if (t.in_range) {
+      for (var i = t.lane; i < params.seg_len; i += lanes) {
+        let v = load_x(plane + i);
+        let d = load_dy(plane + i);
+        if (j < CACHE_STEPS) {
+          cache_x[lid + j * NWG] = v;
+          cache_dy[lid + j * NWG] = d;
+        }
+        j++;
+        let z = grad_z(k, v, d, c);
+        s += vec2f(z.x * z.y, z.x);
+      }
+    }
+    sums[lid] = s;
+    workgroupBarrier();
+    for (var stride = (1u << params.lane_bits) / 2u; stride > 0u; stride >>= 1u) {
+      if (t.lane < stride) { sums[lid] += sums[lid + stride]; }
+      workgroupBarrier();
+    }
+    if (t.in_range && t.lane == 0u) {
+      let plane_sums = sums[lid];
+      partials[t.n * params.a_count + c] = plane_sums;
+      group_sums += gamma_at(c) * vec2f(plane_sums.y, plane_sums.x);
+    }
+    workgroupBarrier();
+  }
+  if (t.lane == 0u) { sums[lid] = group_sums; }
+  workgroupBarrier();
+  if (!t.in_range) { return; }
+  let inv_n = 1.0 / f32(params.count);
+  let total = select(sums[t.first], vec2f(0.0), params.use_running == 1u);
+  let mean_g = total.x * inv_n;
+  let mean_gx = total.y * inv_n;
+  j = 0u;
+  for (var seg = 0u; seg < params.segs; seg++) {
+    let c = t.g * params.aff_group + seg;
+    let plane = t.start + seg * params.seg_stride;
+    for (var i = t.lane; i < params.seg_len; i += lanes) {
+      var z: vec2f;
+      if (j < CACHE_STEPS) {
+        z = grad_z(k, cache_x[lid + j * NWG], cache_dy[lid + j * NWG], c);
+      } else {
+        z = grad_z(k, load_x(plane + i), load_dy(plane + i), c);
+      }
+      j++;
+      store_dx(plane + i, k.rstd * (z.x * gamma_at(c) - mean_g - z.y * mean_gx));
+    }
+  }
+}
+
+// One element's (dz·x̂, dz), for the γ entry a of the affine view, its group's coefficients k.
+fn affine_terms(k: GroupCoef, e: u32, a: u32) -> vec2f {
+  let t = grad_z(k, load_x(e), load_dy(e), a);
+  return vec2f(t.x * t.y, t.x);
+}
+
+// a_inner == 1 (LayerNorm, RMSNorm, channels-last GroupNorm and InstanceNorm): a workgroup is a
+// tile of AFFINE_WIDTH consecutive γ entries (coalesced loads along a row) by NWG / width row
+// lanes, over one block of rows; the lanes are merged in a tree.
+@compute @workgroup_size(NWG)
+fn norm_affine_partials_rows(@builtin(workgroup_id) wid: vec3u,
+                             @builtin(num_workgroups) nwg: vec3u,
+                             @builtin(local_invocation_index) lid: u32) {
+  let width = min(params.a_count, AFFINE_WIDTH);
+  let lanes = NWG / width;
+  let tiles = (params.a_count + width - 1u) / width;
+  let wg = norm_workgroup(wid, nwg);
+  let block = wg / tiles;
+  let lane = lid / width;
+  let a = (wg - block * tiles) * width + lid - lane * width;
+  var s = vec2f(0.0);
+  if (a < params.a_count && lane < lanes && block < params.a_blocks) {
+    let first = block * params.a_block_rows + lane;
+    let end = min((block + 1u) * params.a_block_rows, params.a_outer);
+    // The sample of row o, o / rps, kept without a division per row.
+    let rps = params.a_rows_per_sample;
+    var n = first / rps;
+    var rem = first - n * rps;
+    let dn = lanes / rps;
+    let dr = lanes - dn * rps;
+    let g = a / params.a_per_group;
+    for (var o = first; o < end; o += lanes) {
+      s += affine_terms(to_coef(saved[n * params.groups + g]), o * params.a_count + a, a);
+      n += dn;
+      rem += dr;
+      if (rem >= rps) {
+        rem -= rps;
+        n += 1u;
+      }
+    }
+  }
+  sums[lid] = s;
+  workgroupBarrier();
+  var stride = 1u;
+  while (stride < lanes) { stride *= 2u; }
+  for (stride /= 2u; stride > 0u; stride /= 2u) {
+    if (lane < stride && lane + stride < lanes) { sums[lid] += sums[lid + stride * width]; }
+    workgroupBarrier();
+  }
+  if (lane == 0u && a < params.a_count && block < params.a_blocks) {
+    partials[block * params.a_count + a] = sums[lid];
+  }
+}
+
+// One thread per γ entry: its partials in block order.
+@compute @workgroup_size(NWG)
+fn norm_affine_finalize(@builtin(workgroup_id) wid: vec3u,
+                        @builtin(num_workgroups) nwg: vec3u,
+                        @builtin(local_invocation_index) lid: u32) {
+  let a = norm_workgroup(wid, nwg) * NWG + lid;
+  if (a >= params.a_count) { return; }
+  var s = vec2f(0.0);
+  for (var b = 0u; b < params.a_blocks; b++) {
+    s += partials[b * params.a_count + a];
+  }
+  // Both are written; an absent one is bound to a sink (ops/normalization.ts).
+  dgamma[a] = s.x;
+  dbeta[a] = s.y;
+}

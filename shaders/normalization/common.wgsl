@@ -1,0 +1,172 @@
+// Shared by the normalization family's kernels (LayerNorm, RMSNorm, GroupNorm, InstanceNorm): the
+// host builds each shader as norm_tensor_<dtype>.wgsl + numerics.wgsl + normalization/common.wgsl + the
+// kernel file.
+//
+// A statistics *group* is what shares one mean and variance: a LayerNorm/RMSNorm row, a
+// (sample, group of C/G channels) of GroupNorm, a (sample, channel) of InstanceNorm. Every group
+// of every layout is `segs` segments of `seg_len` contiguous elements, `seg_stride` apart:
+//   group (n, g) starts at n * sample_stride + g * group_stride;
+//   channels-first GroupNorm: a segment is one channel's spatial plane (segs = C/G);
+//   channels-last GroupNorm: a segment is the group's C/G channels of one position (segs = spatial);
+//   LayerNorm: one segment, the row.
+// The γ/β entry of the element at (segment k, offset j) of group g is
+//   g * aff_group + k * aff_seg + j * aff_elem.
+
+struct NormParams {
+  groups: u32,          // G: statistics groups per sample
+  rows: u32,            // N * G: statistics groups in the tensor (one workgroup each)
+  segs: u32,
+  seg_len: u32,
+  seg_stride: u32,
+  group_stride: u32,
+  sample_stride: u32,
+  count: u32,           // elements per group: segs * seg_len
+  step_seg: u32,        // WG / seg_len and WG % seg_len: a thread's step to its next element
+  step_elem: u32,
+  aff_group: u32,
+  aff_seg: u32,
+  aff_elem: u32,
+  total: u32,           // elements in the tensor
+  eps: f32,
+  momentum: f32,        // InstanceNorm's running statistics: weight of the new batch
+  has_gamma: u32,       // 0: γ = 1 (the gamma binding is not read)
+  has_beta: u32,        // 0: β = 0
+  use_running: u32,     // 1: normalize with running_mean/var of the group's channel (InstanceNorm inference)
+  update_non_finite: u32, // 1: a batch with NaN or Inf still updates the running statistics
+  // The γ/β gradients see the tensor as [a_outer, a_count, a_inner] (a_count γ entries): element
+  // (o, a, i) at (o * a_count + a) * a_inner + i belongs to sample o / a_rows_per_sample and group
+  // a / a_per_group. Partial sums are taken over a_blocks blocks of a_block_rows values of o.
+  a_outer: u32,
+  a_count: u32,
+  a_inner: u32,
+  a_rows_per_sample: u32,
+  a_per_group: u32,
+  a_blocks: u32,
+  a_block_rows: u32,
+  lane_bits: u32,       // log2 of the threads per group (a power of two <= NWG): NWG >> lane_bits groups per workgroup
+  _pad0: u32,
+  _pad1: u32,
+  _pad2: u32,
+  _pad3: u32,
+}
+
+@group(0) @binding(0) var<uniform> params: NormParams;
+
+// 0: none; 1: ReLU; 2: SiLU (z · sigmoid(z)), fused after the affine transform; compiled in.
+override ACTIVATION: u32 = 0u;
+// 1: RMSNorm: no mean is subtracted; the statistic is mean(x²).
+override RMS: u32 = 0u;
+
+// Threads per workgroup of every family kernel.
+const NWG: u32 = 256u;
+
+// Large dispatches are split over x and y (see common.wgsl); the linear workgroup index.
+fn norm_workgroup(wid: vec3u, nwg: vec3u) -> u32 {
+  return wid.x + wid.y * nwg.x;
+}
+
+// The rows kernels (norm_forward, norm_backward) give each statistics group 2^lane_bits threads
+// (its lanes), so that a workgroup holds NWG >> lane_bits short groups (a LayerNorm over 64
+// features) or one long one. A thread's group, its lane, and its first thread in the workgroup.
+// (The tree loops take their bound from params directly: uniformity analysis would not see
+// through the struct.)
+struct Lanes {
+  group: u32,     // r = n * G + g (>= params.rows: the dispatch's overshoot, no group)
+  lane: u32,
+  first: u32,     // the group's first thread in the workgroup
+  in_range: bool,
+  start: u32,     // buffer index of the group's first element
+  n: u32,         // sample
+  g: u32,         // group within the sample
+}
+
+fn lanes_of(wid: vec3u, nwg: vec3u, lid: u32) -> Lanes {
+  let lane = lid & ((1u << params.lane_bits) - 1u);
+  let r = norm_workgroup(wid, nwg) * (NWG >> params.lane_bits) + (lid >> params.lane_bits);
+  let n = r / params.groups;
+  let g = r - n * params.groups;
+  return Lanes(r, lane, lid - lane, r < params.rows, n * params.sample_stride + g * params.group_stride, n, g);
+}
+
+// The activation after the affine transform. ReLU keeps NaN (max(NaN, 0) may be 0 on some
+// GPUs), so that a non-finite group's outputs stay NaN; SiLU takes sigmoid4 (numerics.wgsl), which
+// never overflows.
+fn activate(z: f32) -> f32 {
+  if (ACTIVATION == 1u) { return select(max(z, 0.0), z, (bitcast<u32>(z) & 0x7fffffffu) > 0x7f800000u); }
+  if (ACTIVATION == 2u) { return z * sigmoid4(vec4f(z)).x; }
+  return z;
+}
+
+// dL/dz from dL/dy through the activation at z: SiLU's derivative is
+// sigmoid(z) · (1 + z · sigmoid(−z)), each sigmoid without cancellation.
+fn activation_grad(dy: f32, z: f32) -> f32 {
+  if (ACTIVATION == 1u) { return select(0.0, dy, z > 0.0); }
+  if (ACTIVATION == 2u) {
+    let s = sigmoid4(vec4f(z, -z, 0.0, 0.0));
+    return dy * s.x * (1.0 + z * s.y);
+  }
+  return dy;
+}
+
+// A thread's position in its group: segment and offset within it. A group's lanes walk it
+// 2^lane_bits elements apart without an integer division per element (step_seg, step_elem).
+struct Walk {
+  seg: u32,
+  elem: u32,
+}
+
+fn walk_start(lid: u32) -> Walk {
+  let s = lid / params.seg_len;
+  return Walk(s, lid - s * params.seg_len);
+}
+
+fn walk_next(w: Walk) -> Walk {
+  var seg = w.seg + params.step_seg;
+  var elem = w.elem + params.step_elem;
+  if (elem >= params.seg_len) {
+    elem -= params.seg_len;
+    seg += 1u;
+  }
+  return Walk(seg, elem);
+}
+
+fn walk_element(start: u32, w: Walk) -> u32 {
+  return start + w.seg * params.seg_stride + w.elem;
+}
+
+fn walk_param(g: u32, w: Walk) -> u32 {
+  return g * params.aff_group + w.seg * params.aff_seg + w.elem * params.aff_elem;
+}
+
+// A group's coefficients, as kept in `saved` (one vec4f per group): the shift (one value of the
+// group: x - shift is exact for values near it), the mean of x - shift, 1 / sqrt(var + eps) and
+// the biased variance. RMSNorm: (0, 0, 1 / sqrt(mean(x²) + eps), mean(x²)).
+struct GroupCoef {
+  shift: f32,
+  mean: f32,
+  rstd: f32,
+  variance: f32,
+}
+
+fn to_coef(v: vec4f) -> GroupCoef {
+  return GroupCoef(v.x, v.y, v.z, v.w);
+}
+
+// x̂ of one element.
+fn normalized(k: GroupCoef, v: f32) -> f32 {
+  if (RMS == 1u) { return v * k.rstd; }
+  return ((v - k.shift) - k.mean) * k.rstd;
+}
+
+@group(0) @binding(6) var<storage, read> gamma: array<f32>;
+@group(0) @binding(7) var<storage, read> beta: array<f32>;
+
+fn gamma_at(p: u32) -> f32 {
+  if (params.has_gamma == 0u) { return 1.0; }
+  return gamma[p];
+}
+
+fn beta_at(p: u32) -> f32 {
+  if (params.has_beta == 0u) { return 0.0; }
+  return beta[p];
+}

@@ -1,0 +1,117 @@
+// Forward pass of the normalization family.
+//
+// norm_forward: 2^lane_bits threads per statistics group (Lanes). They reduce the group's elements --
+// shifted data in Welford summaries merged by Chan's formula (RMSNorm: a compensated sum of
+// squares) -- merge the summaries in a tree, write the group's coefficients to `saved`, and
+// normalize the same elements (just read, so mostly still in cache) in one dispatch.
+// InstanceNorm's running update is normalization/running.wgsl.
+
+@group(0) @binding(5) var<storage, read_write> saved: array<vec4f>;
+// Read only with use_running (InstanceNorm inference); otherwise x is bound here.
+@group(0) @binding(8) var<storage, read> running_mean: array<f32>;
+@group(0) @binding(9) var<storage, read> running_var: array<f32>;
+
+var<workgroup> tree: array<vec3f, NWG>;
+// Each group's coefficients, at its first thread.
+var<workgroup> coefs: array<vec4f, NWG>;
+// The first CACHE_STEPS values of each thread's walk, kept on chip between the reduction and the
+// normalization (thread lid's step j at lid + j * NWG: its own slots, so no barrier), so that a
+// group that fits is read from memory once. CACHE_STEPS is set from the device's workgroup
+// storage limit (ops/normalization.ts).
+override CACHE_STEPS: u32 = 1u;
+var<workgroup> cache_x: array<f32, NWG * CACHE_STEPS>;
+
+// Neumaier's compensated sums (sum, compensation, count), of squares for RMSNorm: mean(x²)
+// keeps float32 precision over a long row, and the tree merges them pairwise.
+fn merge_compensated(a: vec3f, b: vec3f) -> vec3f {
+  let t = a.x + b.x;
+  let err = select((b.x - t) + a.x, (a.x - t) + b.x, abs(a.x) >= abs(b.x));
+  return vec3f(t, a.y + b.y + err, a.z + b.z);
+}
+
+fn add_compensated(acc: vec3f, v: f32) -> vec3f {
+  return merge_compensated(acc, vec3f(v, 0.0, 1.0));
+}
+
+fn combine(a: vec3f, b: vec3f) -> vec3f {
+  if (RMS == 1u) { return merge_compensated(a, b); }
+  return merge(a, b);
+}
+
+// The group's coefficients from its merged summary (see GroupCoef); NaN when it held NaN or ±Inf,
+// so that exactly its outputs are NaN.
+fn group_coef(shift: f32, s: vec3f) -> vec4f {
+  let bad = !is_finite(s.x) || !is_finite(s.y);
+  let n = f32(params.count);
+  var mean = s.x;
+  var variance = s.y / n;
+  if (RMS == 1u) {
+    mean = 0.0;
+    variance = (s.x + s.y) / n;
+  }
+  if (bad) {
+    mean = nan();
+    variance = nan();
+  }
+  return vec4f(shift, mean, 1.0 / sqrt(variance + params.eps), variance);
+}
+
+@compute @workgroup_size(NWG)
+fn norm_forward(@builtin(workgroup_id) wid: vec3u,
+                @builtin(num_workgroups) nwg: vec3u,
+                @builtin(local_invocation_index) lid: u32) {
+  let t = lanes_of(wid, nwg, lid);
+  if (params.use_running == 1u) {
+    // InstanceNorm inference with running statistics: group t.g is channel t.g.
+    if (t.in_range && t.lane == 0u) {
+      let variance = running_var[t.g];
+      coefs[t.first] = vec4f(0.0, running_mean[t.g], 1.0 / sqrt(variance + params.eps), variance);
+      saved[t.group] = coefs[t.first];
+    }
+  } else {
+    var shift = 0.0;
+    var acc = vec3f(0.0);
+    var finite = true;
+    if (t.in_range) {
+      if (RMS == 0u) { shift = load_x(t.start); }
+      var j = 0u;
+      for (var w = walk_start(t.lane); w.seg < params.segs; w = walk_next(w)) {
+        let v = load_x(walk_element(t.start, w));
+        if (j < CACHE_STEPS) { cache_x[lid + j * NWG] = v; }
+        j++;
+        finite = finite && is_finite(v);
+        if (RMS == 1u) {
+          acc = add_compensated(acc, v * v);
+        } else {
+          acc = welford(acc, v - shift);
+        }
+      }
+    }
+    // A NaN summary marks a group with NaN or ±Inf: every merge carries it to the root.
+    if (!finite) { acc.x = nan(); }
+    tree[lid] = acc;
+    workgroupBarrier();
+    for (var stride = (1u << params.lane_bits) / 2u; stride > 0u; stride >>= 1u) {
+      if (t.lane < stride) { tree[lid] = combine(tree[lid], tree[lid + stride]); }
+      workgroupBarrier();
+    }
+    if (t.in_range && t.lane == 0u) {
+      coefs[t.first] = group_coef(shift, tree[lid]);
+      saved[t.group] = coefs[t.first];
+    }
+  }
+  workgroupBarrier();
+  if (!t.in_range) { return; }
+  let k = to_coef(coefs[t.first]);
+  // With running statistics nothing was cached.
+  let cached = select(CACHE_STEPS, 0u, params.use_running == 1u);
+  var j = 0u;
+  for (var w = walk_start(t.lane); w.seg < params.segs; w = walk_next(w)) {
+    let e = walk_element(t.start, w);
+    let p = walk_param(t.g, w);
+    var v: f32;
+    if (j < cached) { v = cache_x[lid + j * NWG]; } else { v = load_x(e); }
+    j++;
+    store_y(e, activate(normalized(k, v) * gamma_at(p) + beta_at(p)));
+  }
+}

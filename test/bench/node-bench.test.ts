@@ -1,0 +1,258 @@
+/**
+ * bench:node's pieces that need no GPU: the command line, K, the adapter's file name, the table,
+ * and the PyTorch peer's answer where torch (or CUDA) is missing. The benchmark itself runs in CI
+ * as `npm run bench:node -- --quick`, which exits non-zero on an output off the reference; the
+ * normalization family's quick rows also run here, on the test GPU (SwiftShader in CI), their
+ * outputs checked against the float64 reference (no timing asserted).
+ */
+import { execFileSync } from 'node:child_process';
+import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { describe, expect, it } from 'vitest';
+import {
+  FAMILY_CASES,
+  FAMILY_QUICK_CASES,
+  LARGE_CASES,
+  MODES,
+  NODE_CASES,
+  NODE_QUICK_CASES,
+  QUICK_CASES,
+  compulsoryFloats,
+  familyModes,
+  familyTarget,
+  twoPassFloor,
+} from '../../bench/cases.js';
+import { familyGeometry } from '../../bench/family.js';
+import {
+  ALL_NODE_CASES,
+  BASELINE,
+  OURS,
+  adapterSlug,
+  caseName,
+  chooseK,
+  main,
+  makeTable,
+  parseOptions,
+  type NodeRow,
+  type PeerResult,
+} from '../../bench/node-bench.js';
+
+describe('parseOptions', () => {
+  it('defaults to every case and mode, and --quick to the quick cases', () => {
+    const o = parseOptions([]);
+    expect(o.cases).toEqual(ALL_NODE_CASES);
+    expect(o.cases.length).toBe(17);
+    expect(o.modes).toEqual([...MODES]);
+    expect(o.samples).toBe(7);
+    expect(o.minSampleMs).toBe(4);
+    expect(o.warmupMs).toBe(300);
+    expect(parseOptions(['--quick']).cases).toEqual(NODE_QUICK_CASES);
+    expect(NODE_QUICK_CASES).toEqual([...QUICK_CASES, ...FAMILY_QUICK_CASES]);
+    expect(parseOptions(['--cases', 'batchnorm']).cases).toEqual(NODE_CASES);
+    expect(parseOptions(['--cases', 'family']).cases).toEqual(FAMILY_CASES);
+  });
+
+  it('reads the family cases, by set, by the syntax of --help and by their names', () => {
+    expect(FAMILY_CASES.map((c) => caseName(c))).toEqual([
+      'LayerNorm [8192,4096]',
+      'LayerNorm [32768,1024]',
+      'RMSNorm [8192,4096]',
+      'RMSNorm [32768,1024]',
+      'GroupNorm/32 NCHW [16,256,64,64]',
+      'GroupNorm/32 NHWC [16,64,64,256]',
+      'InstanceNorm NCHW [8,64,256,256]',
+    ]);
+    const o = parseOptions(['--cases', 'LayerNorm:8192x4096,rmsnorm:4x8x16,GroupNorm/8:NHWC:2x4x4x16,GroupNorm:NCHW:1x64x2x2,InstanceNorm:NCL:2x3x5']);
+    expect(o.cases).toEqual([
+      FAMILY_CASES[0],
+      { norm: 'RMSNorm', layout: 'NLC', shape: [4, 8, 16] },
+      { norm: 'GroupNorm', numGroups: 8, layout: 'NHWC', shape: [2, 4, 4, 16] },
+      { norm: 'GroupNorm', numGroups: 32, layout: 'NCHW', shape: [1, 64, 2, 2] },
+      { norm: 'InstanceNorm', layout: 'NCL', shape: [2, 3, 5] },
+    ]);
+    // A case's name reads back as the case.
+    expect(parseOptions(['--cases', FAMILY_CASES.map((c) => caseName(c)).join(',')]).cases).toEqual(FAMILY_CASES);
+    // And as the table prints them, beside a BatchNorm case's name.
+    expect(parseOptions(['--cases', 'GroupNorm/32 NHWC [16, 64, 64, 256], NCHW [8, 32, 32, 32]']).cases).toEqual([FAMILY_CASES[5], { layout: 'NCHW', shape: [8, 32, 32, 32] }]);
+    // A BatchNorm case of the same shape stays a BatchNorm case.
+    expect(parseOptions(['--cases', 'NC:8192x4096,LayerNorm:8192x4096']).cases.map((c) => c.norm)).toEqual([undefined, 'LayerNorm']);
+  });
+
+  it('rejects a family case it cannot run, naming the option', () => {
+    expect(() => parseOptions(['--cases', 'GroupNorm/5:NCHW:2x64x4x4'])).toThrow(/--cases GroupNorm\/5.*divide the 64 channels/);
+    expect(() => parseOptions(['--cases', 'GroupNorm:2x64x4x4'])).toThrow(/needs a layout/);
+    expect(() => parseOptions(['--cases', 'LayerNorm:NCHW:2x3x4x5'])).toThrow(/takes no layout/);
+    expect(() => parseOptions(['--cases', 'LayerNorm/2:4x8'])).toThrow(/only GroupNorm/);
+    expect(() => parseOptions(['--cases', 'LayerNorm:8'])).toThrow(/2 to 5 dimensions/);
+    expect(() => parseOptions(['--cases', 'BatchNorm:NCHW:2x3x4x5'])).toThrow(/not one of LayerNorm/);
+    expect(() => parseOptions(['--cases', 'InstanceNorm:NCHW:2x3x4'])).toThrow(/--cases InstanceNorm/);
+  });
+
+  it("maps the modes onto the family's forward and backward", () => {
+    expect(familyModes([...MODES])).toEqual(['forward', 'backward']);
+    expect(familyModes(['inference'])).toEqual(['forward']);
+    expect(familyModes(['forward+backward'])).toEqual(['backward']);
+    expect(parseOptions(['--modes', 'forward']).modes).toEqual(['training forward']);
+    expect(compulsoryFloats('forward', 10)).toBe(20);
+    expect(compulsoryFloats('backward', 10)).toBe(30);
+    expect(compulsoryFloats('forward+backward', 10)).toBe(50);
+    // The issue's floors and targets.
+    expect(twoPassFloor('LayerNorm', 'forward')).toBe(1);
+    expect(twoPassFloor('GroupNorm', 'forward')).toBe(1.5);
+    expect(twoPassFloor('InstanceNorm', 'backward')).toBeCloseTo(1.667, 3);
+    expect(familyTarget('RMSNorm', 'forward')).toBe(1.2);
+    expect(familyTarget('LayerNorm', 'backward')).toBe(1.3);
+    expect(familyTarget('GroupNorm', 'forward')).toBeCloseTo(1.65, 10);
+  });
+
+  it("groups the family's elements as the layers do", () => {
+    expect(familyGeometry(FAMILY_CASES[0])).toMatchObject({ groups: 8192, size: 4096, contiguous: true, center: true });
+    expect(familyGeometry(FAMILY_CASES[3])).toMatchObject({ groups: 32768, size: 1024, contiguous: true, center: false });
+    expect(familyGeometry(FAMILY_CASES[4])).toMatchObject({ groups: 16 * 32, size: 8 * 64 * 64, contiguous: true });
+    expect(familyGeometry(FAMILY_CASES[5])).toMatchObject({ groups: 16 * 32, size: 8 * 64 * 64, contiguous: false, spatial: 4096, channels: 256, perGroup: 8 });
+    expect(familyGeometry(FAMILY_CASES[6])).toMatchObject({ groups: 8 * 64, size: 256 * 256, contiguous: true });
+  });
+
+  it('reads cases, modes, the peer and the output path', () => {
+    const o = parseOptions(['--cases', 'NCHW:2x3x4x5,large', '--modes=backward,inference', '--peer', 'pytorch', '--out', 'x.json', '--samples', '9']);
+    expect(o.cases).toEqual([{ layout: 'NCHW', shape: [2, 3, 4, 5] }, ...LARGE_CASES]);
+    expect(o.modes).toEqual(['inference', 'forward+backward']);
+    expect(o.peer).toBe('pytorch');
+    expect(o.out).toBe('x.json');
+    expect(o.samples).toBe(9);
+    expect(o.checkOnly).toBe(false);
+    expect(parseOptions(['--check-only', '--cases', 'family']).checkOnly).toBe(true);
+  });
+
+  it('rejects what it cannot run, naming the option', () => {
+    expect(() => parseOptions(['--cases', 'NCHW:2x3'])).toThrow(/--cases NCHW:2x3/);
+    expect(() => parseOptions(['--cases', 'XYZ:2x3'])).toThrow(/layout/);
+    expect(() => parseOptions(['--modes', 'sideways'])).toThrow(/--modes/);
+    expect(() => parseOptions(['--samples', '3'])).toThrow(/--samples/);
+    expect(() => parseOptions(['--peer', 'jax'])).toThrow(/--peer/);
+    expect(() => parseOptions(['--torch-compile'])).toThrow(/--peer pytorch/);
+    expect(() => parseOptions(['--check-only', '--peer', 'pytorch'])).toThrow(/--check-only/);
+    expect(() => parseOptions(['--fast'])).toThrow(/unknown option/);
+  });
+});
+
+it('chooses K so that a sample holds at least the minimum GPU time', () => {
+  expect(chooseK(10, 4)).toBe(1);
+  expect(chooseK(0.005, 4) * 0.005).toBeGreaterThanOrEqual(4);
+  expect(chooseK(1, 4)).toBeGreaterThanOrEqual(4);
+  expect(chooseK(0, 4)).toBe(10_000);
+});
+
+it('names results files after the adapter', () => {
+  expect(adapterSlug({ vendor: 'google', architecture: 'swiftshader', description: 'SwiftShader driver 5.0.0' })).toBe('google-swiftshader');
+  expect(adapterSlug({ vendor: 'nvidia', architecture: 'hopper' })).toBe('nvidia-hopper');
+  expect(adapterSlug({ vendor: '', architecture: '', description: 'Some GPU (x)' })).toBe('some-gpu-x');
+});
+
+it('makes one table line per case and mode, with the PyTorch columns when the peer ran', () => {
+  const row = (impl: string, ms: number, bytes = 800): NodeRow => ({
+    layout: 'NC',
+    shape: [10, 10],
+    mode: 'inference',
+    impl,
+    k: 1,
+    gpu: { medianMs: ms, minMs: ms, iterations: 7 },
+    wall: { medianMs: ms, minMs: ms, iterations: 7 },
+    bytes,
+    gbPerS: bytes / (ms * 1e6),
+    maxError: impl.startsWith('copy') ? 0 : 1e-7,
+    ok: true,
+  });
+  const rows = [row(OURS, 2), row(BASELINE, 4), row('copy vec4', 1), row('copy vec4x4', 0.5)];
+  const table = makeTable(rows, null, null).split('\n');
+  expect(table.length).toBe(3);
+  expect(table[2]).toContain('| NC [10, 10] | inference | 2.000 | 4.000 | 0.5000 |');
+  expect(table[2]).toContain('| vec4x4 |');
+  const peer: PeerResult = { available: true, rows: [{ ...row('eager', 8), k: 1 }, { ...row('cuda graph', 3), k: 1 }, { ...row('copy_ eager', 0.4), k: 1 }] };
+  const withPeer = makeTable(rows, peer, { label: 'abc123', rows: [row(OURS, 4)] }).split('\n');
+  expect(withPeer[0]).toContain('vs torch eager');
+  expect(withPeer[0]).toContain('vs abc123');
+  expect(withPeer[2]).toMatch(/\| 8\.000 \| 3\.000 \| 4\.00 \| 1\.50 \|/);
+  expect(withPeer[2]).toMatch(/\| 2\.00 \|$/);
+});
+
+it('puts the family rows in a table of their own, with the two-pass floor and the target', () => {
+  const row = (impl: string, ms: number, mode: NodeRow['mode'] = 'backward'): NodeRow => ({
+    layout: 'NHWC',
+    shape: [2, 4, 4, 64],
+    norm: 'GroupNorm',
+    numGroups: 32,
+    mode,
+    impl,
+    k: 1,
+    gpu: { medianMs: ms, minMs: ms, iterations: 7 },
+    wall: null,
+    bytes: 3 * 2048 * 4,
+    gbPerS: 1,
+    maxError: impl.startsWith('copy') ? 0 : 1e-7,
+    ok: true,
+  });
+  const bn: NodeRow = { ...row(OURS, 1, 'inference'), norm: undefined, numGroups: undefined, layout: 'NC', shape: [10, 10] };
+  const rows = [bn, row(OURS, 2), row(BASELINE, 4), row('copy vec4', 1)];
+  const peer: PeerResult = { available: true, rows: [{ ...row('eager', 8), k: 1 }, { ...row('cuda graph', 3), k: 1 }, { ...row('copy_ eager', 0.5), k: 1 }] };
+  const table = makeTable(rows, peer, null).split('\n');
+  expect(table[0]).toMatch(/^\| layout \[shape\]/);
+  const at = table.indexOf('Normalization family:');
+  expect(at).toBeGreaterThan(2);
+  expect(table[at + 2]).toMatch(/^\| norm \[shape\] \| mode \| ours ms \| two-pass ms .*\| two-pass floor × \| target × \| ours \/ floor \|.*\| vs torch eager \|/);
+  // ours 2 ms against the copy's 1: roofline 2.00, floor 1.67, target 1.83, 1.20 of the floor, 2× the two-pass; torch 8 and 3 ms.
+  expect(table[at + 4]).toMatch(/^\| GroupNorm\/32 NHWC \[2, 4, 4, 64\] \| backward \| 2\.000 \| 4\.000 \| 1\.000 \|.*\| 2\.00 \| 1\.67 \| 1\.83 \| 1\.20 \| 2\.00 \| 1\.0e-7 \/ 1\.0e-7 \| 8\.000 \| 3\.000 \| 4\.00 \| 1\.50 \|/);
+  // The BatchNorm table does not take the family's peer rows.
+  expect(table[2]).toMatch(/^\| NC \[10, 10\] \| inference \| 1\.000 \|  \|/);
+  expect(table[0]).not.toContain('torch');
+  // Only family rows: only the family table.
+  expect(makeTable(rows.slice(1), null, null).split('\n')[0]).toMatch(/^\| norm \[shape\]/);
+});
+
+// The family's quick rows on the test GPU: every output against the float64 reference (as CI's
+// `npm run bench:node -- --quick` does for all quick cases); no timing is asserted.
+it("runs the family's quick cases with every output on the reference", async () => {
+  const dir = mkdtempSync(join(tmpdir(), 'bench-node-test-'));
+  try {
+    const out = join(dir, 'results.json');
+    const code = await main(['--cases', 'family-quick', '--warmup-ms', '0', '--min-sample-ms', '0', '--out', out]);
+    const result = JSON.parse(readFileSync(out, 'utf8')) as { rows: NodeRow[]; offReference: string[]; failure: string | null; table: string };
+    expect(result.failure).toBeNull();
+    expect(result.offReference).toEqual([]);
+    expect(code).toBe(0);
+    const measured = result.rows.filter((r) => !r.error?.startsWith('skipped'));
+    expect(measured.length).toBe(FAMILY_QUICK_CASES.length * 2 * 6);
+    for (const c of FAMILY_QUICK_CASES) {
+      for (const mode of ['forward', 'backward'] as const) {
+        const rows = measured.filter((r) => r.norm === c.norm && r.layout === c.layout && r.shape.join() === c.shape.join() && r.mode === mode);
+        expect(rows.map((r) => r.impl).slice(0, 2)).toEqual([OURS, BASELINE]);
+        for (const r of rows) {
+          expect(r.ok, `${caseName(c)} ${mode} ${r.impl}`).toBe(true);
+          expect(r.maxError).not.toBeNull();
+          if (r.impl.startsWith('copy')) expect(r.maxError).toBe(0);
+          else expect(r.maxError!).toBeLessThanOrEqual(1e-4);
+          expect(r.bytes).toBeGreaterThan(0);
+        }
+        expect(rows[0].bytes).toBe(compulsoryFloats(mode, c.shape.reduce((a, b) => a * b, 1)) * 4);
+      }
+    }
+    expect(result.table).toContain('| LayerNorm [32, 4096] | forward |');
+  } finally {
+    rmSync(dir, { recursive: true, force: true });
+  }
+}, 300_000);
+
+it('the PyTorch peer answers with JSON, saying why when torch or CUDA is missing', () => {
+  let out: string;
+  try {
+    out = execFileSync('python3', ['bench/pytorch_peer.py', '{"cases": []}'], { encoding: 'utf8', stdio: ['ignore', 'pipe', 'pipe'] });
+  } catch (e) {
+    // No python3 at all: bench:node says so itself (see runPeer).
+    expect((e as NodeJS.ErrnoException).code).toBe('ENOENT');
+    return;
+  }
+  const result = JSON.parse(out.trim().split('\n').pop()!) as PeerResult;
+  if (result.available) expect(result.rows).toEqual([]);
+  else expect(result.reason).toMatch(/PyTorch|CUDA/);
+});

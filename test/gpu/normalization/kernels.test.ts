@@ -1,0 +1,204 @@
+/**
+ * The family's kernels as a GPU sizes them, run on SwiftShader. Plans size the kernels per adapter:
+ * a CPU adapter gets few lanes per group and one cache step, a GPU up to 256 lanes per group and
+ * as many cache steps as its workgroup storage allows, so on SwiftShader alone the GPU's paths
+ * (lane trees, full caches, dγ/dβ taken by norm_backward_columns over several lanes) would go
+ * untested. Here the ops run with forced cache step counts (groups that fit entirely, partly and
+ * barely), and the layers run on the test device seen as a GPU; every result is checked against
+ * the float64 reference. The last case runs the CPU sizing with several row batches per workgroup.
+ */
+import { it } from 'vitest';
+import { channelGroupGeometry, normPlan, recordNormBackward, recordNormForward, rowGeometry, type NormGeometry, type NormPlanOptions } from '../../../src/normalization/record.js';
+import { GroupNorm, InstanceNorm, LayerNorm, RMSNorm } from '../../../src/normalization/layer.js';
+import {
+  referenceGroupNorm,
+  referenceGroupNormBackward,
+  referenceInstanceNorm,
+  referenceInstanceNormBackward,
+  referenceInstanceNormRunningStats,
+  referenceLayerNorm,
+  referenceLayerNormBackward,
+  referenceRMSNorm,
+  referenceRMSNormBackward,
+} from '../../../src/normalization/reference.js';
+import { createBufferWithData, readBuffers, Usage } from '../../../src/core/gpu.js';
+import { acquireScratch, acquireSink } from '../../../src/core/scratch.js';
+import { releaseHolder } from '../../../src/core/context.js';
+import { expectClose, randn } from '../../helpers/data.js';
+import { testDevice } from '../../helpers/gpu.js';
+
+// Float32 against float64: y and dx are O(1) (|x̂| < 5), each a few roundings of O(1) terms.
+const Y_TOL = { rtol: 1e-5, atol: 2e-5 };
+const DX_TOL = { rtol: 1e-4, atol: 1e-4 };
+// γ/β gradients sum up to 16,000 products of O(1) (relative error ~1e-7 each, accumulated).
+const SUM_TOL = { rtol: 1e-4, atol: 2e-3 };
+
+const OPTIONS: NormPlanOptions = { kind: 'layer', dtype: 'float32', activation: 'none', eps: 1e-5, momentum: 0, nonFiniteBatches: 'skip', hasGamma: true, hasBeta: true };
+
+async function run(device: GPUDevice, geometry: NormGeometry, options: NormPlanOptions, steps: number, x: Float32Array, dy: Float32Array, gamma: Float32Array, beta: Float32Array) {
+  const holder = {};
+  const usage = Usage.STORAGE | Usage.COPY_SRC | Usage.COPY_DST;
+  const make = (data: Float32Array | number) => createBufferWithData(device, 'cache test', typeof data === 'number' ? new Float32Array(data) : data, usage);
+  const n = x.length;
+  const P = gamma.length;
+  const b = { x: make(x), y: make(n), dy: make(dy), dx: make(n), gamma: make(gamma), beta: make(beta), dgamma: make(P), dbeta: make(P), saved: make(4 * geometry.samples * geometry.groups) };
+  const plan = { ...normPlan(device, geometry, options, { useRunning: false, updateRunning: false }, holder), forwardCache: steps, backwardCache: steps };
+  const encoder = device.createCommandEncoder();
+  const pass = encoder.beginComputePass();
+  recordNormForward(device, pass, plan, b);
+  recordNormBackward(device, pass, plan, b, { partials: acquireScratch(device, plan.partialBytes, holder), sink: acquireSink(device, holder) });
+  pass.end();
+  const [y, dx, dgamma] = (await readBuffers(device, [{ buffer: b.y, size: n * 4 }, { buffer: b.dx, size: n * 4 }, { buffer: b.dgamma, size: P * 4 }], encoder)).map((a) => new Float32Array(a));
+  for (const buffer of Object.values(b)) buffer.destroy();
+  releaseHolder(device, holder);
+  return { y, dx, dgamma };
+}
+
+it('LayerNorm rows read from the cache, partly or not at all, give the reference results', async () => {
+  const device = await testDevice();
+  const [rows, L] = [6, 700]; // 700 values: 3 per thread at 256 lanes
+  const x = randn(rows * L, 31).map((v) => 3 * v + 50);
+  const dy = randn(rows * L, 32);
+  const gamma = randn(L, 33).map((v) => 1 + 0.2 * v);
+  const beta = randn(L, 34);
+  const ref = referenceLayerNorm(x, [rows, L], L, { gamma, beta, eps: 1e-5 });
+  const grads = referenceLayerNormBackward(x, dy, [rows, L], L, { gamma, eps: 1e-5 });
+  for (const steps of [2, 3]) {
+    const out = await run(device, rowGeometry(rows, L), OPTIONS, steps, x, dy, gamma, beta);
+    expectClose(out.y, ref.y, Y_TOL, `y with ${steps} cache steps`);
+    expectClose(out.dx, grads.dx, DX_TOL, `dx with ${steps} cache steps`);
+    expectClose(out.dgamma, grads.dgamma, SUM_TOL, `dgamma with ${steps} cache steps`);
+  }
+});
+
+it('channels-last GroupNorm (segments of C/G channels) through the cache gives the reference results', async () => {
+  const device = await testDevice();
+  const shape = [2, 9, 11, 12]; // NHWC, 3 groups of 4 channels, 99 positions
+  const n = 2 * 9 * 11 * 12;
+  const x = randn(n, 41);
+  const dy = randn(n, 42);
+  const gamma = randn(12, 43).map((v) => 1 + 0.2 * v);
+  const beta = randn(12, 44);
+  const geometry = channelGroupGeometry({ outer: 2 * 99, channels: 12, inner: 1 }, 2, 3);
+  const ref = referenceGroupNorm(x, shape, { layout: 'NHWC', numGroups: 3, gamma, beta, eps: 1e-5 });
+  const grads = referenceGroupNormBackward(x, dy, shape, { layout: 'NHWC', numGroups: 3, gamma, eps: 1e-5 });
+  for (const steps of [4]) {
+    const out = await run(device, geometry, { ...OPTIONS, kind: 'group' }, steps, x, dy, gamma, beta);
+    expectClose(out.y, ref.y, Y_TOL, `y with ${steps} cache steps`);
+    expectClose(out.dx, grads.dx, DX_TOL, `dx with ${steps} cache steps`);
+    expectClose(out.dgamma, grads.dgamma, SUM_TOL, `dgamma with ${steps} cache steps`);
+  }
+});
+
+/** The test device as the plans see a GPU: its adapter info says it is no CPU adapter. */
+function seenAsGpu(device: GPUDevice): GPUDevice {
+  const info = { vendor: 'test', architecture: 'seen-as-gpu', device: '', description: 'the test device seen as a GPU', isFallbackAdapter: false };
+  return new Proxy(device, {
+    get(target, prop) {
+      if (prop === 'adapterInfo') return info;
+      const value = Reflect.get(target, prop, target);
+      return typeof value === 'function' ? value.bind(target) : value;
+    },
+  });
+}
+
+it('LayerNorm and RMSNorm sized for a GPU: lane trees, full and partial caches, dγ in the dx walk and after it', async () => {
+  const device = seenAsGpu(await testDevice());
+  // [60, 1000]: 128 lanes a row, 8 values a lane (norm_backward_columns); [4, 9000]: 256 lanes,
+  // 36 values a lane, beyond MAX_COLUMNS (norm_backward and norm_affine_partials_rows).
+  for (const [rows, L] of [[60, 1000], [4, 9000]]) {
+    const shape = [rows, L];
+    const x = randn(rows * L, 51).map((v) => 2 * v + 7);
+    const dy = randn(rows * L, 52);
+    const gamma = randn(L, 53).map((v) => 1 + 0.2 * v);
+    const beta = randn(L, 54);
+    const ln = new LayerNorm(device, { normalizedShape: L });
+    ln.setState({ gamma, beta });
+    expectClose(await ln.forward(x, shape), referenceLayerNorm(x, shape, L, { gamma, beta, eps: 1e-5 }).y, Y_TOL, `LayerNorm y ${shape}`);
+    const g = await ln.backward(dy);
+    const ref = referenceLayerNormBackward(x, dy, shape, L, { gamma, eps: 1e-5 });
+    expectClose(g.dx, ref.dx, DX_TOL, `LayerNorm dx ${shape}`);
+    expectClose(g.dgamma!, ref.dgamma, SUM_TOL, `LayerNorm dgamma ${shape}`);
+    expectClose(g.dbeta!, ref.dbeta, SUM_TOL, `LayerNorm dbeta ${shape}`);
+    ln.destroy();
+    const rms = new RMSNorm(device, { normalizedShape: L });
+    rms.setState({ gamma });
+    expectClose(await rms.forward(x, shape), referenceRMSNorm(x, shape, L, { gamma, eps: 2 ** -23 }).y, Y_TOL, `RMSNorm y ${shape}`);
+    const r = await rms.backward(dy);
+    const rref = referenceRMSNormBackward(x, dy, shape, L, { gamma, eps: 2 ** -23 });
+    expectClose(r.dx, rref.dx, DX_TOL, `RMSNorm dx ${shape}`);
+    expectClose(r.dgamma!, rref.dgamma, SUM_TOL, `RMSNorm dgamma ${shape}`);
+    rms.destroy();
+  }
+});
+
+it('GroupNorm and InstanceNorm sized for a GPU: planes with dγ in the dx walk, channels-last groups, running statistics', async () => {
+  const device = seenAsGpu(await testDevice());
+  const C = 16;
+  const gamma = randn(C, 61).map((v) => 1 + 0.2 * v);
+  const beta = randn(C, 62);
+  for (const [layout, shape] of [['NCHW', [2, C, 12, 12]], ['NHWC', [2, 12, 12, C]]] as const) {
+    const n = 2 * C * 144;
+    const x = randn(n, 63);
+    const dy = randn(n, 64);
+    const gn = new GroupNorm(device, { numGroups: 4, numChannels: C, layout, activation: 'silu' });
+    gn.setState({ gamma, beta });
+    const y = await gn.forward(x, shape);
+    const ref = referenceGroupNorm(x, shape, { layout, numGroups: 4, gamma, beta, eps: 1e-5 });
+    const silu = (z: number) => z / (1 + Math.exp(-z));
+    expectClose(y, Array.from(ref.y, silu), Y_TOL, `GroupNorm y ${layout}`);
+    const dz = Array.from(dy, (d, i) => {
+      const z = ref.y[i];
+      const s = 1 / (1 + Math.exp(-z));
+      return d * s * (1 + z * (1 - s));
+    });
+    const grads = referenceGroupNormBackward(x, dz, shape, { layout, numGroups: 4, gamma, eps: 1e-5 });
+    const g = await gn.backward(dy);
+    expectClose(g.dx, grads.dx, DX_TOL, `GroupNorm dx ${layout}`);
+    expectClose(g.dgamma!, grads.dgamma, SUM_TOL, `GroupNorm dgamma ${layout}`);
+    expectClose(g.dbeta!, grads.dbeta, SUM_TOL, `GroupNorm dbeta ${layout}`);
+    gn.destroy();
+
+    const inorm = new InstanceNorm(device, { numFeatures: C, layout, affine: true, trackRunningStats: true, momentum: 0.25 });
+    inorm.setState({ gamma, beta });
+    const trained = await inorm.forward(x, shape, { training: true });
+    const iref = referenceInstanceNorm(x, shape, { layout, gamma, beta, eps: 1e-5 });
+    expectClose(trained, iref.y, Y_TOL, `InstanceNorm y ${layout}`);
+    const ib = await inorm.backward(dy);
+    const igrads = referenceInstanceNormBackward(x, dy, shape, { layout, gamma, eps: 1e-5 });
+    expectClose(ib.dx, igrads.dx, DX_TOL, `InstanceNorm dx ${layout}`);
+    expectClose(ib.dgamma!, igrads.dgamma, SUM_TOL, `InstanceNorm dgamma ${layout}`);
+    const running = referenceInstanceNormRunningStats({ runningMean: new Float64Array(C), runningVar: new Float64Array(C).fill(1) }, iref, 0.25);
+    const state = await inorm.getState();
+    expectClose(state.runningMean!, running.runningMean, Y_TOL, `InstanceNorm running mean ${layout}`);
+    expectClose(state.runningVar!, running.runningVar, Y_TOL, `InstanceNorm running var ${layout}`);
+    // Inference with the running statistics: an affine map per channel.
+    const inferred = await inorm.forward(x, shape, { training: false });
+    const channelOf = (e: number) => (layout === 'NCHW' ? Math.floor(e / 144) % C : e % C);
+    const expected = Array.from(x, (v, e) => {
+      const c = channelOf(e);
+      return ((v - running.runningMean[c]) / Math.sqrt(running.runningVar[c] + 1e-5)) * gamma[c] + beta[c];
+    });
+    expectClose(inferred, expected, Y_TOL, `InstanceNorm inference ${layout}`);
+    inorm.destroy();
+  }
+});
+
+it('LayerNorm backward with several row batches per workgroup keeps each column\'s dγ across them (CPU sizing)', async () => {
+  const device = await testDevice();
+  // 3 values a row: 256 rows a workgroup batch, 20 batches over at most 16 workgroups.
+  const [rows, L] = [5000, 3];
+  const x = randn(rows * L, 71);
+  const dy = randn(rows * L, 72);
+  const gamma = [0.5, 1.5, -1];
+  const beta = [0.1, 0.2, 0.3];
+  const ln = new LayerNorm(device, { normalizedShape: L });
+  ln.setState({ gamma, beta });
+  await ln.forward(x, [rows, L]);
+  const g = await ln.backward(dy);
+  const ref = referenceLayerNormBackward(x, dy, [rows, L], L, { gamma, eps: 1e-5 });
+  expectClose(g.dx, ref.dx, DX_TOL, 'dx');
+  expectClose(g.dgamma!, ref.dgamma, SUM_TOL, 'dgamma');
+  expectClose(g.dbeta!, ref.dbeta, SUM_TOL, 'dbeta');
+  ln.destroy();
+});
