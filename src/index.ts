@@ -24,16 +24,11 @@ export type {
   DType,
   StateBufferName,
 } from './batchnorm/layer.js';
-export {
-  encodeBatchNormForward,
-  encodeBatchNormBackward,
-  encodeFeatureScalingAdapt,
-  encodeFeatureScalingTransform,
-  encodeFeatureScalingInverse,
-  releaseFunctionCaches,
-  SAVED_BYTES_PER_FEATURE,
-} from './batchnorm/functions.js';
-export type { BatchNormBuffers, BatchNormFunctionOptions, FeatureScalingFunctionOptions } from './batchnorm/functions.js';
+export { encodeBatchNormForward, encodeBatchNormBackward, SAVED_BYTES_PER_FEATURE } from './batchnorm/functions.js';
+export { encodeFeatureScalingAdapt, encodeFeatureScalingTransform, encodeFeatureScalingInverse } from './feature-scaling/functions.js';
+export { releaseFunctionCaches } from './core/function-forms.js';
+export type { BatchNormBuffers, BatchNormFunctionOptions } from './batchnorm/functions.js';
+export type { FeatureScalingFunctionOptions } from './feature-scaling/functions.js';
 export type { TensorBuffer } from './core/gpu.js';
 export {
   pytorchOptions,

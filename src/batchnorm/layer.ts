@@ -6,10 +6,10 @@
  */
 import { CHANNEL_COEF_BYTES, COEF_PLANES, GRAD_COEF_BYTES, type FusedActivation } from '../core/contract.js';
 import { recordBackward, recordForward, type BatchNormStateBuffers } from './record.js';
-import { batchNormPlan, type BatchNormMode } from '../core/plan.js';
+import { batchNormPlan, type BatchNormMode } from './plan.js';
 import { Usage, bufferName, regionOf, type TensorBuffer } from '../core/gpu.js';
 import { acquireScratch } from '../core/scratch.js';
-import { arityError, checkArity, checkCallOptions, checkEncoder, checkFixedParams, checkKnownKeys, checkStateArray, checkStateValues, checkTrainable, describe } from '../core/validate.js';
+import { arityError, checkArity, checkCallOptions, checkEncoder, checkFixedParams, checkKnownKeys, checkStateArray, checkStateValues, describe } from '../core/validate.js';
 import { viewSize, type ChannelView, type Layout } from '../core/layout.js';
 import {
   BATCHNORM_OPTIONS,
@@ -19,6 +19,7 @@ import {
   checkForwardAliasing,
   checkForwardArgs,
   checkStateBuffers,
+  checkTrainable,
   checkedView,
   forwardMode,
   momentumWarning,

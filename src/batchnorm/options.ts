@@ -5,7 +5,7 @@
  */
 import { ACTIVATIONS, CHANNEL_COEF_BYTES, type FusedActivation } from '../core/contract.js';
 import { tensorBytes, tensorStorage } from '../core/shaders.js';
-import type { BatchNormMode, BatchNormPlanOptions, DType } from '../core/plan.js';
+import type { BatchNormMode, BatchNormPlanOptions, DType } from './plan.js';
 import { checkSeparateOutput, type TensorBuffer } from '../core/gpu.js';
 import {
   checkBoolean,
@@ -17,7 +17,6 @@ import {
   checkObjectArg,
   checkTensorBuffer,
   checkTensorFits,
-  checkTrainable,
   describe,
   isPlainObject,
   type KnownKeys,
@@ -27,6 +26,14 @@ import {
 import { channelView, checkLayout, viewSize, type ChannelView, type Layout } from '../core/layout.js';
 
 export type { DType, FusedActivation };
+
+/** Training needs two or more values per channel: the unbiased variance divides by n - 1. */
+export function checkTrainable(view: ChannelView, shape: readonly number[], training: boolean): void {
+  const count = view.outer * view.inner;
+  if (training && count < 2) {
+    throw new RangeError(`expected more than 1 value per channel when training; got shape [${shape.join(', ')}] (${count} value per channel)`);
+  }
+}
 
 /** The accepted activations as a message lists them: 'none', 'relu' or 'silu'. */
 const ACTIVATION_NAMES = Object.keys(ACTIVATIONS)

@@ -8,7 +8,7 @@
  */
 import { dispatchKernel } from '../core/pipelines.js';
 import type { TensorBuffer } from '../core/gpu.js';
-import type { BatchNormMode, BatchNormPlan, ElementwisePlan } from '../core/plan.js';
+import type { BatchNormMode, BatchNormPlan, ElementwisePlan } from './plan.js';
 
 /** Every buffer of one batch-norm layer's state (whole buffers or ranges): what a caller owns in the function forms. */
 export interface BatchNormBuffers {

@@ -6,8 +6,9 @@
  * All functions take data in a [outer, C, inner] view (see {@link channelView}).
  */
 import type { ChannelView } from '../core/layout.js';
-import { viewSize } from '../core/layout.js';
-import { checkBoolean, checkInteger, checkMomentum, checkNonNegativeEps, checkNumbers, checkObject, checkOneOf, checkParamKeys, checkView, describe } from '../core/validate.js';
+import type { Gradients } from '../core/reference.js';
+import { checkView, viewSize } from '../core/layout.js';
+import { checkBoolean, checkInteger, checkMomentum, checkNonNegativeEps, checkNumbers, checkObject, checkOneOf, checkParamKeys, describe } from '../core/validate.js';
 
 type Numbers = ArrayLike<number>;
 
@@ -165,12 +166,7 @@ export function referenceUpdateRunningStats(
   };
 }
 
-/** Gradients of a batch-norm layer. */
-export interface Gradients {
-  dx: Float64Array;
-  dgamma: Float64Array;
-  dbeta: Float64Array;
-}
+export type { Gradients };
 
 /**
  * Backward pass. With `batchStats` (a training forward), dx flows through the batch mean and

@@ -1,14 +1,13 @@
 /**
  * One context per GPUDevice, in one WeakMap, so that everything the library keeps for a device
  * goes away with it: shader modules and pipelines, the plans of the ops layer, the pooled scratch
- * buffer, and what the function forms keep between calls.
+ * buffer, and what other modules keep per device (the function forms' records), each in a slot
+ * of its own.
  *
  * Shared GPU buffers (plan uniforms, scratch, the function forms' buffers) are held by holders —
  * a layer, or the function forms — and destroyed when their last holder lets go
  * ({@link releaseHolder}).
  */
-
-import type { FunctionsState } from '../batchnorm/functions.js';
 
 /** Shared buffers and who holds them. */
 class Holdings {
@@ -75,14 +74,17 @@ export interface DeviceContext {
   readonly pipelines: Map<string, GPUComputePipeline>;
   /** Plan uniforms and scratch, and their holders. */
   readonly holdings: Holdings;
-  /** Plans of the ops layer by key, least recently used first (ops/plan.ts); at most MAX_PLANS. */
+  /** Plans of the ops layer by key, least recently used first (core/plan.ts); at most MAX_PLANS. */
   readonly plans: Map<string, { readonly params: GPUBuffer }>;
-  /** The pooled scratch buffer handed out for the reductions' partials (runtime/scratch.ts). */
+  /** The pooled scratch buffer handed out for the reductions' partials (core/scratch.ts). */
   scratch: GPUBuffer | null;
-  /** A small buffer bound where a kernel's writable binding has nothing to write (runtime/scratch.ts). */
+  /** A small buffer bound where a kernel's writable binding has nothing to write (core/scratch.ts). */
   sink: GPUBuffer | null;
-  /** What the function forms keep between calls (functions/functions.ts), created on first use. */
-  functions: FunctionsState | undefined;
+  /**
+   * What other modules keep per device, by their name (the function forms: core/function-forms.ts),
+   * each with the holder of its shared buffers; released with the context.
+   */
+  readonly slots: Map<string, { readonly holder: object }>;
 }
 
 /** Plans kept per device: enough for every shape and mode of a network, bounded for a long run over changing shapes. */
@@ -94,7 +96,7 @@ const contexts = new WeakMap<GPUDevice, DeviceContext>();
 export function deviceContext(device: GPUDevice): DeviceContext {
   let context = contexts.get(device);
   if (!context) {
-    context = { modules: new Map(), pipelines: new Map(), holdings: new Holdings(), plans: new Map(), scratch: null, sink: null, functions: undefined };
+    context = { modules: new Map(), pipelines: new Map(), holdings: new Holdings(), plans: new Map(), scratch: null, sink: null, slots: new Map() };
     contexts.set(device, context);
   }
   return context;
@@ -115,15 +117,15 @@ export function releaseHolder(device: GPUDevice, holder: object): void {
 }
 
 /**
- * Releases the device's context: the function forms' state and every buffer only they held;
+ * Releases the device's context: every slot's state (the function forms') and every buffer only they held;
  * when no layer holds anything on the device any more, the whole context (pipelines and shader
  * modules included) is forgotten.
  */
 export function releaseDeviceContext(device: GPUDevice): void {
   const context = contexts.get(device);
   if (!context) return;
-  if (context.functions) releaseHolder(device, context.functions.holder);
-  context.functions = undefined;
+  for (const slot of context.slots.values()) releaseHolder(device, slot.holder);
+  context.slots.clear();
   if (!context.holdings.anyHeld()) contexts.delete(device);
 }
 

@@ -16,7 +16,7 @@ import { Usage, align4, bufferOf, createBufferWithData, submitWithReadback, writ
 
 import { fromFloat16Bits, toFloat16Bits } from './float16.js';
 import { describe, usageText } from './validate.js';
-import type { DType } from './plan.js';
+import type { DType } from './plans.js';
 
 /** The array API's staging buffers, grown to fit: an input and an output, and their gradients. */
 export interface IoBuffers {

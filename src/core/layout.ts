@@ -5,7 +5,7 @@
  * reduces over every other axis. Every supported layout is a row-major tensor whose channel axis
  * splits the remaining axes into an `outer` block before it and an `inner` block after it.
  */
-import { checkView, describe } from './validate.js';
+import { describe } from './validate.js';
 
 /**
  * Supported tensor layouts. `NC` is a dense layer's (batch, features); `NCL`, `NCHW` and `NCDHW`
@@ -98,4 +98,14 @@ export function channelView(layout: Layout, shape: readonly number[], argName = 
 export function viewSize(view: ChannelView): number {
   checkView(view);
   return view.outer * view.channels * view.inner;
+}
+
+/** Throws unless `view` is a ChannelView { outer, channels, inner } of positive integers. */
+export function checkView(view: unknown, argName = 'view'): asserts view is ChannelView {
+  const v = view as Partial<ChannelView> | null;
+  const ok = v !== null && typeof v === 'object' && [v.outer, v.channels, v.inner].every((d) => Number.isSafeInteger(d) && (d as number) >= 1);
+  if (!ok) {
+    const got = v !== null && typeof v === 'object' ? `{ outer: ${describe(v.outer)}, channels: ${describe(v.channels)}, inner: ${describe(v.inner)} }` : describe(view);
+    throw new TypeError(`${argName} must be a ChannelView { outer, channels, inner } of positive integers (see channelView(layout, shape)); got ${got}`);
+  }
 }

@@ -2,7 +2,6 @@
  * Argument checks shared by the layer's entry points. Each failure throws an error that names
  * the argument, the expected value and the actual one.
  */
-import type { ChannelView } from './layout.js';
 import { Usage, bufferOf, isBufferRange, type TensorBuffer } from './gpu.js';
 
 /** `name` with its indefinite article: 'an Array', 'a Float32Array', 'a Uint16Array'. */
@@ -170,14 +169,6 @@ export function arityError(method: string, args: ArrayLike<unknown>, names: read
 export function checkArity(method: string, args: ArrayLike<unknown>, names: readonly string[]): void {
   const error = arityError(method, args, names);
   if (error) throw error;
-}
-
-/** Training needs two or more values per channel: the unbiased variance divides by n - 1. */
-export function checkTrainable(view: ChannelView, shape: readonly number[], training: boolean): void {
-  const count = view.outer * view.inner;
-  if (training && count < 2) {
-    throw new RangeError(`expected more than 1 value per channel when training; got shape [${shape.join(', ')}] (${count} value per channel)`);
-  }
 }
 
 /** The keys of a range of a GPUBuffer. */
@@ -471,16 +462,6 @@ export function checkNumbers(argName: string, data: unknown, length?: number): a
       const v = a[i];
       if (typeof v !== 'number') throw new TypeError(`${argName}[${i}] must be a number; got ${describe(v)}`);
     }
-  }
-}
-
-/** Throws unless `view` is a ChannelView { outer, channels, inner } of positive integers. */
-export function checkView(view: unknown, argName = 'view'): asserts view is ChannelView {
-  const v = view as Partial<ChannelView> | null;
-  const ok = v !== null && typeof v === 'object' && [v.outer, v.channels, v.inner].every((d) => Number.isSafeInteger(d) && (d as number) >= 1);
-  if (!ok) {
-    const got = v !== null && typeof v === 'object' ? `{ outer: ${describe(v.outer)}, channels: ${describe(v.channels)}, inner: ${describe(v.inner)} }` : describe(view);
-    throw new TypeError(`${argName} must be a ChannelView { outer, channels, inner } of positive integers (see channelView(layout, shape)); got ${got}`);
   }
 }
 

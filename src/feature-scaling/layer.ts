@@ -10,7 +10,7 @@
  */
 import { CHANNEL_COEF_BYTES, fieldWord, packStruct, structBytes } from '../core/contract.js';
 import { recordScaling, recordScalingAdapt } from './record.js';
-import { scalingPlan, type ScalingPlan } from '../core/plan.js';
+import { scalingPlan, type ScalingPlan } from './plan.js';
 import { Usage, bufferName, checkSeparateOutput, regionOf, type TensorBuffer } from '../core/gpu.js';
 import { acquireScratch } from '../core/scratch.js';
 import { arityError, checkArity, checkEncoder, checkKnownKeys, checkLabel, checkNoOverlap, checkObjectArg, checkTensorBuffer, checkTensorFits, describe, type KnownKeys } from '../core/validate.js';

@@ -6,7 +6,7 @@
 import { dispatchKernel } from '../core/pipelines.js';
 import type { TensorBuffer } from '../core/gpu.js';
 import { recordNormalize } from '../batchnorm/record.js';
-import type { ScalingPlan } from '../core/plan.js';
+import type { ScalingPlan } from './plan.js';
 
 // The scaling kernels read x one element at a time; only normalize has vec4 storages.
 const SCALAR = { storage: 'f32' } as const;

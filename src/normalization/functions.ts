@@ -31,14 +31,31 @@ import {
   type ResolvedNormOptions,
 } from './options.js';
 import { normPlan, recordNormBackward, recordNormForward, type NormGeometry } from './record.js';
-import type { DType } from '../core/plan.js';
+import type { DType } from '../core/plans.js';
 import { bufferName, bufferOf, isBufferRange, type TensorBuffer } from '../core/gpu.js';
 import { acquireScratch, acquireSink } from '../core/scratch.js';
 import { checkArity, checkDevice, checkEncoder, checkKnownKeys, checkTensorBuffer, describe } from '../core/validate.js';
 import { channelView, checkLayout, type Layout } from '../core/layout.js';
-import { functionsState, type FunctionsState, type NormForwardRecord } from '../batchnorm/functions.js';
+import { familyRecords, functionsState, type FunctionsState } from '../core/function-forms.js';
 
 export { NORM_SAVED_BYTES_PER_GROUP };
+
+/**
+ * A family forward pass recorded on a `saved` range: which layer, the shape, and the arguments
+ * its backward pass's math depends on, as messages show them.
+ */
+interface NormForwardRecord {
+  /** 'LayerNorm', 'RMSNorm', 'GroupNorm' or 'InstanceNorm'. */
+  kind: string;
+  shape: readonly number[];
+  /** By argument name ('args.activation'): the forward pass's value as a message shows it ("'relu'", '[4]', 'given'). */
+  args: Readonly<Record<string, string>>;
+}
+
+/** Per family `saved` buffer (weak: a caller's buffer is not kept alive), per offset: the last forward pass recorded on it. */
+function savedForwards(state: FunctionsState): WeakMap<GPUBuffer, Map<number, NormForwardRecord>> {
+  return familyRecords(state, 'normalization', () => new WeakMap<GPUBuffer, Map<number, NormForwardRecord>>());
+}
 
 /** Options and buffers every family function takes. */
 interface NormFunctionCommon {
@@ -245,8 +262,8 @@ function encodeBackward(kind: Kind, device: GPUDevice, encoder: GPUCommandEncode
 /** The records of the forward passes on `saved`'s GPUBuffer, by offset, and `saved`'s offset. */
 function savedRecords(state: FunctionsState, saved: TensorBuffer): { records: Map<number, NormForwardRecord>; offset: number } {
   const buffer = bufferOf(saved);
-  let records = state.normSaved.get(buffer);
-  if (!records) state.normSaved.set(buffer, (records = new Map()));
+  let records = savedForwards(state).get(buffer);
+  if (!records) savedForwards(state).set(buffer, (records = new Map()));
   return { records, offset: isBufferRange(saved) ? (saved.offset ?? 0) : 0 };
 }
 

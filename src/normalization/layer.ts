@@ -7,7 +7,7 @@
  */
 import { NORM_SAVED_BYTES_PER_GROUP } from '../core/contract.js';
 import { geometrySize, normPlan, recordNormBackward, recordNormForward, type NormGeometry, type NormMode, type NormPlan } from './record.js';
-import type { DType } from '../core/plan.js';
+import type { DType } from '../core/plans.js';
 import { Usage, bufferName, regionOf, type TensorBuffer } from '../core/gpu.js';
 import { acquireScratch, acquireSink } from '../core/scratch.js';
 import { arityError, checkArity, checkCallOptions, checkEncoder, checkFixedParams, checkKnownKeys, checkStateArray, checkStateValues, checkTensorBuffer, describe } from '../core/validate.js';

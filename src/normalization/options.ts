@@ -7,7 +7,7 @@
 import { NORM_SAVED_BYTES_PER_GROUP, type FusedActivation } from '../core/contract.js';
 import { normStorage, tensorBytes } from '../core/shaders.js';
 import { channelGroupGeometry, geometrySize, groupCount, rowGeometry, type NormGeometry, type NormKind, type NormPlanOptions } from './record.js';
-import type { DType } from '../core/plan.js';
+import type { DType } from '../core/plans.js';
 import { checkSeparateOutput, type TensorBuffer } from '../core/gpu.js';
 import {
   checkDisjoint,

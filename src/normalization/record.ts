@@ -13,7 +13,7 @@ import { dispatchKernel } from '../core/pipelines.js';
 import { normStorage, type TensorStorage } from '../core/shaders.js';
 import type { TensorBuffer } from '../core/gpu.js';
 import type { ChannelView } from '../core/layout.js';
-import { REDUCTION_SIZES, cachedPlan, isCpuAdapter, uniform, type DType } from '../core/plan.js';
+import { REDUCTION_SIZES, cachedPlan, isCpuAdapter, uniform, type DType } from '../core/plans.js';
 
 /** Which family member: RMSNorm subtracts no mean; the others share every kernel. */
 export type NormKind = 'layer' | 'rms' | 'group' | 'instance';

@@ -21,7 +21,7 @@
 import type { Layout } from '../core/layout.js';
 import { channelAxis, channelView, checkLayout } from '../core/layout.js';
 import { checkInteger, checkMomentum, checkNonNegativeEps, checkNumbers, checkObject, checkParamKeys, describe } from '../core/validate.js';
-import type { Gradients } from '../batchnorm/reference.js';
+import type { Gradients } from '../core/reference.js';
 
 type Numbers = ArrayLike<number>;
 

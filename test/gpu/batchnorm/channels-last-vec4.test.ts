@@ -6,7 +6,7 @@
  */
 import { describe, expect, it } from 'vitest';
 import { BatchNorm } from '../../../src/batchnorm/layer.js';
-import { isCpuAdapter } from '../../../src/core/plan.js';
+import { isCpuAdapter } from '../../../src/core/plans.js';
 import { referenceBackward, referenceStats } from '../../../src/batchnorm/reference.js';
 import { channelView } from '../../../src/core/layout.js';
 import { randn } from '../../helpers/data.js';

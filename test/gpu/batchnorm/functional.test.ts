@@ -4,15 +4,9 @@
  * statistics and gradients landing in the caller's buffers, and the cache released.
  */
 import { describe, expect, it, vi } from 'vitest';
-import {
-  encodeBatchNormBackward,
-  encodeBatchNormForward,
-  encodeFeatureScalingAdapt,
-  encodeFeatureScalingInverse,
-  encodeFeatureScalingTransform,
-  releaseFunctionCaches,
-  type BatchNormBuffers,
-} from '../../../src/batchnorm/functions.js';
+import { encodeBatchNormBackward, encodeBatchNormForward, type BatchNormBuffers } from '../../../src/batchnorm/functions.js';
+import { encodeFeatureScalingAdapt, encodeFeatureScalingInverse, encodeFeatureScalingTransform } from '../../../src/feature-scaling/functions.js';
+import { releaseFunctionCaches } from '../../../src/core/function-forms.js';
 import { SCALING_STATE_BYTES_PER_FEATURE } from '../../../src/feature-scaling/layer.js';
 import { kerasOptions } from '../../../src/interop/presets.js';
 import { readBuffers } from '../../../src/core/gpu.js';

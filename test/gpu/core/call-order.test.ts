@@ -14,7 +14,8 @@
  * (test/helpers/tolerances.ts, test/helpers/family.ts).
  */
 import { describe, expect, it } from 'vitest';
-import { SAVED_BYTES_PER_FEATURE, encodeBatchNormForward, releaseFunctionCaches } from '../../../src/batchnorm/functions.js';
+import { SAVED_BYTES_PER_FEATURE, encodeBatchNormForward } from '../../../src/batchnorm/functions.js';
+import { releaseFunctionCaches } from '../../../src/core/function-forms.js';
 import { NORM_SAVED_BYTES_PER_GROUP, encodeLayerNormForward } from '../../../src/normalization/functions.js';
 import { BatchNorm } from '../../../src/batchnorm/layer.js';
 import { FeatureScaler } from '../../../src/feature-scaling/layer.js';

@@ -6,11 +6,9 @@
 import { describe, expect, it } from 'vitest';
 import { BatchNorm } from '../../../src/batchnorm/layer.js';
 import { FeatureScaler } from '../../../src/feature-scaling/layer.js';
-import {
-  encodeBatchNormForward,
-  encodeFeatureScalingAdapt,
-  releaseFunctionCaches,
-} from '../../../src/batchnorm/functions.js';
+import { encodeBatchNormForward } from '../../../src/batchnorm/functions.js';
+import { encodeFeatureScalingAdapt } from '../../../src/feature-scaling/functions.js';
+import { releaseFunctionCaches } from '../../../src/core/function-forms.js';
 import { MAX_PLANS, deviceContext, hasDeviceContext } from '../../../src/core/context.js';
 import { readBuffers } from '../../../src/core/gpu.js';
 import { expectClose, randn } from '../../helpers/data.js';

@@ -12,14 +12,9 @@ import { describe, expect, it } from 'vitest';
 import { BatchNorm, type BatchNormOptions } from '../../../src/batchnorm/layer.js';
 import { GroupNorm, InstanceNorm, LayerNorm, RMSNorm } from '../../../src/normalization/layer.js';
 import { FeatureScaler, SCALING_STATE_BYTES_PER_FEATURE } from '../../../src/feature-scaling/layer.js';
-import {
-  encodeBatchNormBackward,
-  encodeBatchNormForward,
-  encodeFeatureScalingAdapt,
-  encodeFeatureScalingTransform,
-  releaseFunctionCaches,
-  type BatchNormBuffers,
-} from '../../../src/batchnorm/functions.js';
+import { encodeBatchNormBackward, encodeBatchNormForward, type BatchNormBuffers } from '../../../src/batchnorm/functions.js';
+import { encodeFeatureScalingAdapt, encodeFeatureScalingTransform } from '../../../src/feature-scaling/functions.js';
+import { releaseFunctionCaches } from '../../../src/core/function-forms.js';
 import {
   encodeInstanceNormBackward,
   encodeInstanceNormForward,

@@ -1,17 +1,14 @@
 /**
- * Plans: everything about one (shape, options) that does not depend on the buffers — the
- * [outer, C, inner] view, the tensor storage, the dispatch geometry and the uniform Params —
- * computed once per key and kept in the device's context (at most MAX_PLANS, least recently used
- * evicted).
- *
- * A plan's uniform is immutable: passes recorded into one encoder before a submit never see each
- * other's parameters, and no uniform a recorded pass uses is rewritten before it runs.
+ * Batch norm's plans: everything about one (shape, options) that does not depend on the buffers —
+ * the [outer, C, inner] view, the tensor storage, the dispatch geometry and the uniform Params —
+ * kept in the device's plan cache (core/plans.ts). The elementwise geometry is shared with
+ * feature scaling, which normalizes with batch norm's kernels.
  */
-import { BN_PARTIAL_BYTES, KERNEL_CONSTANTS, packStruct, structBytes, type FusedActivation } from './contract.js';
-import { SLOT_ELEMENTS, isChannelsLastVec4, tensorStorage, type TensorStorage } from './shaders.js';
-import { MAX_PLANS, deviceContext } from './context.js';
-import { Usage, align4, createBufferWithData } from './gpu.js';
-import type { ChannelView } from './layout.js';
+import { BN_PARTIAL_BYTES, KERNEL_CONSTANTS, packStruct, type FusedActivation } from '../core/contract.js';
+import { SLOT_ELEMENTS, isChannelsLastVec4, tensorStorage, type TensorStorage } from '../core/shaders.js';
+import { REDUCTION_SIZES, cachedPlan, isCpuAdapter, uniform, type DType } from '../core/plans.js';
+import { align4 } from '../core/gpu.js';
+import type { ChannelView } from '../core/layout.js';
 
 const { WG, RWG, CHUNK, ROWS } = KERNEL_CONSTANTS;
 
@@ -29,18 +26,6 @@ const ELEMENTWISE_THREADS = 1 << 17;
  * a few rows. Not measured on a GPU yet.
  */
 const SLOT_THREADS = 1 << 19;
-/** Workgroups a channels-last reduction aims for, and runs of 4 rows each lane takes at least (so that the partials stay small against the data). */
-export const REDUCTION_SIZES = { gpu: { workgroups: 1024, minRunsPerLane: 4 }, cpu: { workgroups: 16, minRunsPerLane: 64 } } as const;
-
-/** Whether `device` is a software (CPU) adapter, as SwiftShader is: WebGPU's fallback adapter. */
-export function isCpuAdapter(device: GPUDevice): boolean {
-  const info = (device as GPUDevice & { adapterInfo?: GPUAdapterInfo & { isFallbackAdapter?: boolean } }).adapterInfo;
-  return info?.isFallbackAdapter === true || /swiftshader|llvmpipe|lavapipe/i.test(`${info?.architecture ?? ''} ${info?.description ?? ''}`);
-}
-
-/** Element type of the tensors (x, y, dy, dx) in GPU buffers. Statistics are always float32. */
-export type DType = 'float32' | 'float16';
-
 /** What the elementwise kernels need: normalize and input_grad. */
 export interface ElementwisePlan {
   readonly view: ChannelView;
@@ -93,14 +78,7 @@ export interface BatchNormMode {
 }
 
 /** A plan of the feature-scaling kernels for one shape. */
-export interface ScalingPlan extends ElementwisePlan {
-  readonly chunks: number;
-  readonly partialWorkgroups: number;
-  /** Scratch bytes of the partials: one ScalePartial (32 bytes) per (feature, chunk). */
-  readonly partialBytes: number;
-}
-
-/** The batch-norm plan of `view` for `options` and `mode`, held by `holder` (see runtime/context.ts). */
+/** The batch-norm plan of `view` for `options` and `mode`, held by `holder` (see core/context.ts). */
 export function batchNormPlan(device: GPUDevice, view: ChannelView, options: BatchNormPlanOptions, mode: BatchNormMode, holder: object): BatchNormPlan {
   const storage = tensorStorage(device, options.dtype, view);
   const { activation, eps, momentum, nonFiniteBatches, runningVariance } = options;
@@ -125,39 +103,11 @@ export function batchNormPlan(device: GPUDevice, view: ChannelView, options: Bat
   });
 }
 
-/** The feature-scaling plan of `view`, held by `holder`. */
-export function scalingPlan(device: GPUDevice, view: ChannelView, holder: object): ScalingPlan {
-  const storage = tensorStorage(device, 'float32', view);
-  return cachedPlan(device, `scaling ${storage} ${viewKey(view)}`, holder, () => {
-    const chunks = Math.ceil((view.outer * view.inner) / CHUNK);
-    const params = packStruct('Params', {
-      ...viewFields(view, chunks),
-      eps: 0,
-      momentum: -1,
-      update_running: 0,
-      batch_stats: 0,
-      update_non_finite: 0,
-      unbiased_running: 1,
-    });
-    return {
-      ...elementwise(view, storage, 'none', uniform(device, `scaling ${viewKey(view)}`, params)),
-      chunks,
-      partialWorkgroups: view.channels * chunks,
-      partialBytes: view.channels * chunks * structBytes('ScalePartial'),
-    };
-  });
-}
-
-function viewKey(view: ChannelView): string {
+export function viewKey(view: ChannelView): string {
   return `[${view.outer}, ${view.channels}, ${view.inner}]`;
 }
 
-/** An immutable uniform buffer holding `params`. */
-export function uniform(device: GPUDevice, what: string, params: ArrayBuffer): GPUBuffer {
-  return createBufferWithData(device, `webgpu-batchnorm ${what} params`, params, Usage.UNIFORM);
-}
-
-function viewFields(view: ChannelView, chunks: number) {
+export function viewFields(view: ChannelView, chunks: number) {
   const count = view.outer * view.inner;
   return { outer: view.outer, channels: view.channels, inner: view.inner, count, chunks, total: count * view.channels };
 }
@@ -193,7 +143,7 @@ function laneWorkgroups(period: number, units: number, threads: number): number 
   return Math.ceil((lanes * period) / WG);
 }
 
-function elementwise(view: ChannelView, storage: TensorStorage, activation: FusedActivation, params: GPUBuffer): ElementwisePlan {
+export function elementwise(view: ChannelView, storage: TensorStorage, activation: FusedActivation, params: GPUBuffer): ElementwisePlan {
   const channelsLastVec4 = isChannelsLastVec4(view);
   // Channels-last vec4: (channel group, row lane) threads, group_lanes() in common.wgsl. Otherwise
   // (slot, row lane) threads over periods of slots, slot_period() in common.wgsl.
@@ -213,26 +163,4 @@ function elementwise(view: ChannelView, storage: TensorStorage, activation: Fuse
     perChannelWorkgroups: Math.ceil(view.channels / WG),
   };
 }
-
-/**
- * The plan under `key` (everything it depends on), made by `make` on first use, moved to the most
- * recently used end, and held by `holder`. Beyond MAX_PLANS the least recently used plan leaves
- * the cache, and its holders let go of its uniform without destroying it (a pass recorded with it
- * may not have been submitted yet): WebGPU frees it once nothing references it. So a layer that
- * sees ever new shapes (variable sequence lengths) holds at most MAX_PLANS uniforms, not one per
- * shape it ever saw.
- */
-export function cachedPlan<P extends { readonly params: GPUBuffer }>(device: GPUDevice, key: string, holder: object, make: () => P): P {
-  const context = deviceContext(device);
-  let plan = context.plans.get(key) as P | undefined;
-  if (plan) context.plans.delete(key);
-  else plan = make();
-  context.plans.set(key, plan);
-  context.holdings.hold(plan.params, holder);
-  for (const [oldKey, old] of context.plans) {
-    if (context.plans.size <= MAX_PLANS) break;
-    context.plans.delete(oldKey);
-    context.holdings.forget(old.params);
-  }
-  return plan;
-}
+export type { DType };
