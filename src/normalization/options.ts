@@ -6,7 +6,7 @@
  */
 import { NORM_SAVED_BYTES_PER_GROUP, type FusedActivation } from '../core/contract.js';
 import { normStorage, tensorBytes } from '../core/shaders.js';
-import { channelGroupGeometry, geometrySize, groupCount, rowGeometry, type NormGeometry, type NormKind, type NormPlanOptions } from './record.js';
+import { channelGroupGeometry, geometrySize, groupCount, rowGeometry, type NormGeometry, type FamilyMember, type NormPlanOptions } from './record.js';
 import type { DType } from '../core/plans.js';
 import { checkSeparateOutput, type TensorBuffer } from '../core/gpu.js';
 import {
@@ -202,7 +202,7 @@ export function resolveRMSNormOptions(options: RMSNormOptions, at = 'options'): 
 
 function rowOptions(
   className: 'LayerNorm' | 'RMSNorm',
-  kind: NormKind,
+  kind: FamilyMember,
   common: ReturnType<typeof commonOptions>,
   normalizedShape: number[],
   paramSize: number,
@@ -263,7 +263,7 @@ export function resolveInstanceNormOptions(options: InstanceNormOptions, at = 'o
 
 function channelOptions(
   className: 'GroupNorm' | 'InstanceNorm',
-  kind: NormKind,
+  kind: FamilyMember,
   common: ReturnType<typeof commonOptions>,
   numGroups: number,
   numChannels: number,

@@ -16,7 +16,7 @@ import type { ChannelView } from '../core/layout.js';
 import { REDUCTION_SIZES, cachedPlan, isCpuAdapter, uniform, type DType } from '../core/plans.js';
 
 /** Which family member: RMSNorm subtracts no mean; the others share every kernel. */
-export type NormKind = 'layer' | 'rms' | 'group' | 'instance';
+export type FamilyMember = 'layer' | 'rms' | 'group' | 'instance';
 
 /**
  * How a tensor splits into statistics groups and γ entries (normalization/common.wgsl): `samples`·`groups`
@@ -95,7 +95,7 @@ export function channelGroupGeometry(view: ChannelView, samples: number, numGrou
 
 /** The layer options a family plan depends on. */
 export interface NormPlanOptions {
-  kind: NormKind;
+  kind: FamilyMember;
   dtype: DType;
   activation: FusedActivation;
   eps: number;
