@@ -24,19 +24,13 @@ import {
   twoPassFloor,
 } from '../../bench/cases.js';
 import { familyGeometry } from '../../bench/family.js';
-import {
-  ALL_NODE_CASES,
-  BASELINE,
-  OURS,
-  adapterSlug,
-  caseName,
-  chooseK,
-  main,
-  makeTable,
-  parseOptions,
-  type NodeRow,
-  type PeerResult,
-} from '../../bench/node-bench.js';
+import { main } from '../../bench/node-bench.js';
+import { ALL_NODE_CASES, parseOptions } from '../../bench/node/cli.js';
+import { adapterSlug } from '../../bench/node/metadata.js';
+import type { PeerResult } from '../../bench/node/peer-pytorch.js';
+import { makeTable } from '../../bench/node/report.js';
+import { BASELINE, OURS, caseName, type NodeRow } from '../../bench/node/rows.js';
+import { chooseK } from '../../bench/node/sampling.js';
 
 describe('parseOptions', () => {
   it('defaults to every case and mode, and --quick to the quick cases', () => {
