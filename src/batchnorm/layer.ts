@@ -7,9 +7,9 @@
 import { CHANNEL_COEF_BYTES, COEF_PLANES, GRAD_COEF_BYTES, type FusedActivation } from '../core/contract.js';
 import { recordBackward, recordForward, type BatchNormStateBuffers } from './record.js';
 import { batchNormPlan, type BatchNormMode } from './plan.js';
-import { Usage, bufferName, regionOf, type TensorBuffer } from '../core/gpu.js';
+import { Usage, regionOf, type TensorBuffer } from '../core/gpu.js';
 import { acquireScratch } from '../core/scratch.js';
-import { arityError, checkArity, checkCallOptions, checkEncoder, checkFixedParams, checkKnownKeys, checkStateArray, checkStateValues, describe } from '../core/validate.js';
+import { arityError, checkArity, checkCallOptions, checkEncoder, checkFixedParams, describe } from '../core/validate.js';
 import { viewSize, type ChannelView, type Layout } from '../core/layout.js';
 import {
   BATCHNORM_OPTIONS,
@@ -30,7 +30,21 @@ import {
   type ResolvedBatchNormOptions,
   type StateBufferName,
 } from './options.js';
-import { GRADIENT_USAGE, LayerCore, checkParamsUnchanged, checkBufferUsage, stateUsage, tensorDownload, tensorUpload, type CallOutcome, type StateWrite, type UsageNeeds } from '../core/layer.js';
+import {
+  GRADIENT_USAGE,
+  LayerCore,
+  PYTORCH_STATE_NAMES,
+  checkBufferUsage,
+  checkLayerDevice,
+  checkParamsUnchanged,
+  describePass,
+  stateHints,
+  stateUsage,
+  type CallOutcome,
+  type RecordedPass,
+  type StateSpec,
+  type UsageNeeds,
+} from '../core/layer.js';
 
 export { STATE_BUFFERS };
 export type { BatchNormOptions, DType, StateBufferName };
@@ -84,19 +98,11 @@ export type BatchNormStateInput = Partial<{
 const STATE_KEYS = ['gamma', 'beta', 'runningMean', 'runningVar', 'numBatchesTracked'] as const;
 
 /** Advice for other frameworks' names of the state, in the message that refuses them. */
-const STATE_HINTS: Readonly<Record<string, string>> = {
-  weight: "PyTorch's weight is gamma here; fromPyTorchState converts a whole state_dict",
-  bias: "PyTorch's bias is beta here; fromPyTorchState converts a whole state_dict",
-  running_mean: "PyTorch's running_mean is runningMean here; fromPyTorchState converts a whole state_dict",
-  running_var: "PyTorch's running_var is runningVar here; fromPyTorchState converts a whole state_dict",
-  num_batches_tracked: "PyTorch's num_batches_tracked is numBatchesTracked here; fromPyTorchState converts a whole state_dict",
-  moving_mean: "Keras's moving_mean is runningMean here; fromKerasWeights converts get_weights()",
-  moving_variance: "Keras's moving_variance is runningVar here; fromKerasWeights converts get_weights()",
-  scale: "ONNX's scale is gamma here; fromOnnxInputs converts the operator's inputs",
-  B: "ONNX's B is beta here; fromOnnxInputs converts the operator's inputs",
-  input_mean: "ONNX's input_mean is runningMean here; fromOnnxInputs converts the operator's inputs",
-  input_var: "ONNX's input_var is runningVar here; fromOnnxInputs converts the operator's inputs",
-};
+const STATE_HINTS = stateHints(
+  { framework: 'PyTorch', names: { ...PYTORCH_STATE_NAMES, num_batches_tracked: 'numBatchesTracked' }, how: 'fromPyTorchState converts a whole state_dict' },
+  { framework: 'Keras', names: { moving_mean: 'runningMean', moving_variance: 'runningVar' }, how: 'fromKerasWeights converts get_weights()' },
+  { framework: 'ONNX', names: { scale: 'gamma', B: 'beta', input_mean: 'runningMean', input_var: 'runningVar' }, how: "fromOnnxInputs converts the operator's inputs" },
+);
 
 /** The copy flags a caller's state buffer needs for the array API's readbacks and setState. */
 function stateBufferUsage(o: ResolvedBatchNormOptions): Record<StateBufferName, UsageNeeds> {
@@ -113,16 +119,7 @@ function stateBufferUsage(o: ResolvedBatchNormOptions): Record<StateBufferName, 
 }
 
 /** A recorded forward pass: what its backward pass and getStats read. */
-interface BatchNormForwardPass extends ForwardRecord {
-  /** The input it read, which the array API's backward reads again. */
-  x: TensorBuffer;
-  /** Where it saved its statistics. */
-  saved: TensorBuffer;
-  /** For an array call, whether it ran; null: recorded into the caller's encoder. */
-  outcome: CallOutcome | null;
-  /** setState wrote γ or β since. */
-  paramsSet?: boolean;
-}
+interface BatchNormForwardPass extends ForwardRecord, RecordedPass {}
 
 /** Result of {@link BatchNorm.backward}. `dgamma` is null when γ is fixed (`scale`/`affine` false), `dbeta` when β is. */
 export interface BackwardResult {
@@ -197,16 +194,11 @@ export class BatchNorm {
   readonly betaGrad: TensorBuffer;
 
   private readonly options: ResolvedBatchNormOptions;
-  private readonly core: LayerCore;
+  private readonly core: LayerCore<BatchNormForwardPass>;
   /** The buffers the ops read and write besides the tensors (partials: acquired per pass). */
   private readonly state: Omit<BatchNormStateBuffers, 'partials'>;
-  /** The last recorded forward pass of either way in, which getStats reads. */
-  private lastForward: BatchNormForwardPass | null = null;
-  /**
-   * The last forward pass of each way in: encodeBackward differentiates the last encodeForward,
-   * backward() the last forward(), whatever the other way recorded in between.
-   */
-  private readonly lastOf: Record<'encode' | 'array', BatchNormForwardPass | null> = { encode: null, array: null };
+  /** What setState takes and where it writes it. */
+  private readonly stateSpec: StateSpec;
   /**
    * The array API's own saved statistics: a pass recorded into the caller's encoder (into
    * state.saved) and submitted later cannot change what the array API's backward differentiates.
@@ -220,9 +212,7 @@ export class BatchNorm {
    *   kerasOptions or onnxOptions converted it.
    */
   constructor(device: GPUDevice, options: BatchNormOptions) {
-    if (!device || typeof (device as GPUDevice).createBuffer !== 'function') {
-      throw new TypeError(`device must be a GPUDevice; got ${describe(device)}`);
-    }
+    checkLayerDevice(device);
     if (!options || typeof options !== 'object') throw new TypeError(`options must be an object with numFeatures and layout; got ${describe(options)}`);
     const o = resolveBatchNormOptions(device, options);
     const label = options.label ?? 'BatchNorm';
@@ -252,15 +242,14 @@ export class BatchNorm {
     if (warning) console.warn(warning);
 
     const C = o.numFeatures;
-    const stateUsage = Usage.STORAGE | Usage.COPY_SRC | Usage.COPY_DST;
-    const buffer = (name: StateBufferName, label: string, init: Float32Array | Uint32Array) => given[name] ?? this.core.ownBuffer(label, init, stateUsage);
-    this.gamma = buffer('gamma', 'gamma', new Float32Array(C).fill(1));
-    this.beta = buffer('beta', 'beta', new Float32Array(C));
-    this.runningMean = buffer('runningMean', 'running mean', new Float32Array(C));
-    this.runningVar = buffer('runningVar', 'running var', new Float32Array(C).fill(1));
-    this.numBatchesTracked = buffer('numBatchesTracked', 'num batches tracked', new Uint32Array(1));
-    this.gammaGrad = buffer('gammaGrad', 'gamma grad', new Float32Array(C));
-    this.betaGrad = buffer('betaGrad', 'beta grad', new Float32Array(C));
+    const core = this.core;
+    this.gamma = core.stateBuffer(given.gamma, 'gamma', new Float32Array(C).fill(1));
+    this.beta = core.stateBuffer(given.beta, 'beta', new Float32Array(C));
+    this.runningMean = core.stateBuffer(given.runningMean, 'running mean', new Float32Array(C));
+    this.runningVar = core.stateBuffer(given.runningVar, 'running var', new Float32Array(C).fill(1));
+    this.numBatchesTracked = core.stateBuffer(given.numBatchesTracked, 'num batches tracked', new Uint32Array(1));
+    this.gammaGrad = core.stateBuffer(given.gammaGrad, 'gamma grad', new Float32Array(C));
+    this.betaGrad = core.stateBuffer(given.betaGrad, 'beta grad', new Float32Array(C));
     this.state = {
       gamma: this.gamma,
       beta: this.beta,
@@ -272,6 +261,21 @@ export class BatchNorm {
       saved: given.saved ?? this.core.ownBuffer('normalize coefficients', new Float32Array((CHANNEL_COEF_BYTES / 4) * C), Usage.STORAGE | Usage.COPY_SRC),
       gradCoef: this.core.ownBuffer('gradient coefficients', new ArrayBuffer(GRAD_COEF_BYTES * C), Usage.STORAGE),
       nonFinite: this.core.ownBuffer('non-finite flag', new Uint32Array(1), Usage.STORAGE),
+    };
+    this.stateSpec = {
+      names: STATE_KEYS,
+      hints: STATE_HINTS,
+      arrays: { gamma: this.gamma, beta: this.beta, runningMean: this.runningMean, runningVar: this.runningVar },
+      length: C,
+      fixed: { gamma: o.scale ? undefined : 'affine: false, or scale: false', beta: o.center ? undefined : 'affine: false, or center: false' },
+      nonFiniteBatches: o.nonFiniteBatches,
+      scalars: ({ numBatchesTracked: batches }) => {
+        if (batches === undefined) return [];
+        if (!Number.isSafeInteger(batches) || (batches as number) < 0 || (batches as number) > 0xffffffff) {
+          throw new RangeError(`state.numBatchesTracked must be an integer in [0, 2^32 - 1]; got ${describe(batches)}`);
+        }
+        return [[this.numBatchesTracked, new Uint32Array([batches as number])]];
+      },
     };
   }
 
@@ -297,7 +301,7 @@ export class BatchNorm {
     const view = checkForwardArgs(this.device, this.options, args);
     checkForwardAliasing(this.device, this.options, view, args, { prefix: this.label, buffers: this.state });
     const mode = forwardMode(this.options, args.training);
-    const recorded = `${args.training ? 'training' : 'inference'} forward of shape [${args.shape.join(', ')}], x ${bufferName(args.x)}, y ${bufferName(args.y)}`;
+    const recorded = describePass(`${args.training ? 'training' : 'inference'} forward`, args.shape, { x: args.x, y: args.y });
     this.core.guard.recordChecked('encodeForward', () => this.recordForwardPass(encoder, view, mode, args.x, args.y, args.shape, this.state.saved, null), recorded);
   }
 
@@ -310,11 +314,11 @@ export class BatchNorm {
     this.core.guard.checkUsable();
     checkArity('encodeBackward', arguments, ['encoder', 'args']);
     checkEncoder('encoder', encoder);
-    const last = this.lastOf.encode;
+    const last = this.core.passes.encoded;
     const view = checkBackwardArgs(this.device, this.options, args, last);
     checkParamsUnchanged(this.label, last, 'encodeBackward');
     checkBackwardAliasing(this.device, this.options, view, args, { prefix: this.label, buffers: this.state });
-    const recorded = `backward of shape [${args.shape.join(', ')}], x ${bufferName(args.x)}, dy ${bufferName(args.dy)}, dx ${bufferName(args.dx)}`;
+    const recorded = describePass('backward', args.shape, { x: args.x, dy: args.dy, dx: args.dx });
     this.core.guard.recordChecked('encodeBackward', () => this.recordBackwardPass(encoder, last!, view, args.x, args.dy, args.dx), recorded);
   }
 
@@ -326,21 +330,22 @@ export class BatchNorm {
    * order they were made.
    */
   forward(x: Float32Array | Uint16Array, shape: readonly number[], options: { training: boolean }): Promise<Float32Array> {
-    return this.core.call('forward()', (encoder, outcome) => {
-      checkArity('forward', arguments, ['x', 'shape', 'options']);
-      const view = checkedView(this.device, this.options, shape, 'shape');
-      const upload = tensorUpload('x', x, this.dtype, viewSize(view), `shape [${shape.join(', ')}]`);
-      const training = checkCallOptions('options', options, { what: 'an option of BatchNorm.forward', layerOptions: BATCHNORM_OPTIONS });
-      // Checked before the I/O buffers may be replaced, so a refused call loses no state.
-      checkTrainable(view, shape, training);
-      const io = this.core.ioBuffers(upload.byteLength);
-      this.arraySaved ??= this.core.ownBuffer('array API normalize coefficients', new ArrayBuffer(CHANNEL_COEF_BYTES * this.numFeatures), Usage.STORAGE | Usage.COPY_SRC);
-      this.recordForwardPass(encoder, view, forwardMode(this.options, training), io.x, io.y, shape, this.arraySaved, outcome);
-      return {
-        uploads: [[io.x, upload]],
-        read: [{ buffer: io.y, size: upload.byteLength }],
-        result: ([y]) => tensorDownload(y, this.dtype, viewSize(view)),
-      };
+    return this.core.passCall('forward()', {
+      arity: ['forward', arguments, ['x', 'shape', 'options']],
+      input: { name: 'x', data: x, shape, dtype: this.dtype },
+      view: () => {
+        const view = checkedView(this.device, this.options, shape, 'shape');
+        return [view, viewSize(view)];
+      },
+      check: (view) => {
+        const training = checkCallOptions('options', options, { what: 'an option of BatchNorm.forward', layerOptions: BATCHNORM_OPTIONS });
+        checkTrainable(view, shape, training);
+        return training;
+      },
+      record: (encoder, io, view, training, outcome) => {
+        this.arraySaved ??= this.core.ownBuffer('array API normalize coefficients', new ArrayBuffer(CHANNEL_COEF_BYTES * this.numFeatures), Usage.STORAGE | Usage.COPY_SRC);
+        this.recordForwardPass(encoder, view, forwardMode(this.options, training), io.x, io.y, shape, this.arraySaved, outcome);
+      },
     });
   }
 
@@ -350,37 +355,25 @@ export class BatchNorm {
    * {@link gammaGrad} and {@link betaGrad}).
    */
   backward(dy: Float32Array | Uint16Array): Promise<BackwardResult> {
-    return this.core.call('backward()', (encoder) => {
-      checkArity('backward', arguments, ['dy']);
-      const last = this.lastOf.array;
-      const io = this.core.currentIo;
-      if (!io || !last || last.x !== io.x) {
-        throw new Error('backward() needs forward() first (after encodeForward, use encodeBackward)');
-      }
-      checkParamsUnchanged(this.label, last, 'backward');
-      const n = viewSize(last.view);
-      const upload = tensorUpload('dy', dy, this.dtype, n, `the last forward pass's shape [${last.shape.join(', ')}]`);
-      this.recordBackwardPass(encoder, last, last.view, io.x, io.dy, io.dx);
-      const C = this.numFeatures * 4;
-      return {
-        uploads: [[io.dy, upload]],
-        read: [{ buffer: io.dx, size: upload.byteLength }, regionOf(this.gammaGrad, C), regionOf(this.betaGrad, C)],
-        after: last.outcome,
-        result: ([dx, dgamma, dbeta]) => ({
-          dx: tensorDownload(dx, this.dtype, n),
-          dgamma: this.scale ? new Float32Array(dgamma) : null,
-          dbeta: this.center ? new Float32Array(dbeta) : null,
-        }),
-      };
+    return this.core.backwardCall({
+      arity: ['backward', arguments, ['dy']],
+      dy,
+      dtype: this.dtype,
+      elements: (last) => viewSize(last.view),
+      record: (encoder, last, io) => this.recordBackwardPass(encoder, last, last.view, io.x, io.dy, io.dx),
+      gammaGrad: this.gammaGrad,
+      betaGrad: this.betaGrad,
+      paramBytes: this.numFeatures * 4,
+      learnable: [this.scale, this.center],
     });
   }
 
   /** Reads γ, β, the running statistics and numBatchesTracked back from the GPU, as the calls made before left them. */
   getState(): Promise<BatchNormState> {
-    return this.core.call('getState()', () => {
-      checkArity('getState', arguments, []);
-      const C = this.numFeatures * 4;
-      return {
+    const C = this.numFeatures * 4;
+    return this.core.call(
+      'getState()',
+      () => ({
         read: [regionOf(this.gamma, C), regionOf(this.beta, C), regionOf(this.runningMean, C), regionOf(this.runningVar, C), regionOf(this.numBatchesTracked, 4)],
         result: ([gamma, beta, runningMean, runningVar, batches]) => ({
           gamma: new Float32Array(gamma),
@@ -389,8 +382,9 @@ export class BatchNorm {
           runningVar: new Float32Array(runningVar),
           numBatchesTracked: new Uint32Array(batches)[0],
         }),
-      };
-    });
+      }),
+      ['getState', arguments, []],
+    );
   }
 
   /**
@@ -400,28 +394,23 @@ export class BatchNorm {
    * layers and FeatureScaler call theirs getStats too; {@link getBatchStats} is the same call.)
    */
   getStats(): Promise<NormalizationStats> {
-    return this.core.call('getStats()', () => {
-      checkArity('getStats', arguments, []);
-      const last = this.lastForward;
-      if (!last) throw new Error('getStats() needs a forward pass first');
-      const C = this.numFeatures;
-      return {
-        read: [regionOf(last.saved, C * CHANNEL_COEF_BYTES)],
-        after: last.outcome,
-        result: ([bytes]) => {
-          const coef = new Float32Array(bytes);
-          // Planes: field f of channel c at f * C + c (common.wgsl).
-          const [shift, mean, variance] = (['shift', 'mean', 'variance'] as const).map((field) => COEF_PLANES[field] * C);
-          const means = new Float64Array(C);
-          const variances = new Float64Array(C);
-          for (let c = 0; c < C; c++) {
-            means[c] = coef[shift + c] + coef[mean + c];
-            variances[c] = coef[variance + c];
-          }
-          return { mean: means, variance: variances };
-        },
-      };
-    });
+    const C = this.numFeatures;
+    return this.core.statsCall(
+      () => C * CHANNEL_COEF_BYTES,
+      (bytes) => {
+        const coef = new Float32Array(bytes);
+        // Planes: field f of channel c at f * C + c (common.wgsl).
+        const [shift, mean, variance] = (['shift', 'mean', 'variance'] as const).map((field) => COEF_PLANES[field] * C);
+        const means = new Float64Array(C);
+        const variances = new Float64Array(C);
+        for (let c = 0; c < C; c++) {
+          means[c] = coef[shift + c] + coef[mean + c];
+          variances[c] = coef[variance + c];
+        }
+        return { mean: means, variance: variances };
+      },
+      ['getStats', arguments, []],
+    );
   }
 
   /** The same as {@link getStats} (its name before the family layers came). */
@@ -442,43 +431,7 @@ export class BatchNorm {
   setState(state: BatchNormStateInput): void {
     this.core.guard.checkUsable();
     checkArity('setState', arguments, ['state']);
-    if (!state || typeof state !== 'object') throw new TypeError(`state must be an object of ${STATE_KEYS.join(', ')}; got ${describe(state)}`);
-    checkKnownKeys('state', state, { names: STATE_KEYS, what: 'a state entry of BatchNorm', hints: STATE_HINTS });
-    const writes: StateWrite[] = [];
-    const arrays = { gamma: this.gamma, beta: this.beta, runningMean: this.runningMean, runningVar: this.runningVar } as const;
-    // Training folds NaN into the running statistics only with nonFiniteBatches: 'update'.
-    const runningRule =
-      this.nonFiniteBatches === 'update' ? { finite: false } : { finite: true, nonFiniteHint: "a layer holds non-finite running statistics only with nonFiniteBatches: 'update'" };
-    for (const key of Object.keys(arrays) as (keyof typeof arrays)[]) {
-      const value = state[key];
-      if (value === undefined) continue;
-      checkStateArray(`state.${key}`, value, this.numFeatures);
-      const fixed = (key === 'gamma' && !this.scale) || (key === 'beta' && !this.center);
-      if (fixed) {
-        const fixedValue = key === 'gamma' ? 1 : 0;
-        const i = Array.prototype.findIndex.call(value, (v) => v !== fixedValue);
-        if (i >= 0) {
-          throw new TypeError(
-            `state.${key} cannot be set: it is fixed in this layer (affine: false, or ${key === 'gamma' ? 'scale' : 'center'}: false) ` +
-              `and takes only its fixed value ${fixedValue}; got ${describe(value[i])} at state.${key}[${i}]`,
-          );
-        }
-        continue; // the buffer already holds it
-      }
-      const rule = key === 'gamma' || key === 'beta' ? { finite: true } : { ...runningRule, nonNegative: key === 'runningVar' };
-      writes.push([arrays[key], checkStateValues(`state.${key}`, value, rule)]);
-    }
-    const batches = state.numBatchesTracked;
-    if (batches !== undefined) {
-      if (!Number.isSafeInteger(batches) || batches < 0 || batches > 0xffffffff) {
-        throw new RangeError(`state.numBatchesTracked must be an integer in [0, 2^32 - 1]; got ${describe(batches)}`);
-      }
-      writes.push([this.numBatchesTracked, new Uint32Array([batches])]);
-    }
-    this.core.write('setState', writes);
-    if (writes.some(([target]) => target === this.gamma || target === this.beta)) {
-      for (const last of [this.lastOf.encode, this.lastOf.array]) if (last) last.paramsSet = true;
-    }
+    this.core.writeState(state, this.stateSpec);
   }
 
   /**
@@ -488,7 +441,6 @@ export class BatchNorm {
   destroy(): void {
     checkArity('destroy', arguments, []);
     this.core.destroy();
-    this.lastForward = this.lastOf.encode = this.lastOf.array = null;
     this.arraySaved = null;
   }
 
@@ -505,7 +457,7 @@ export class BatchNorm {
   ): void {
     const [plan, partials] = this.plan(view, mode);
     recordForward(this.device, encoder, plan, mode, { ...this.state, saved, partials, x, y }, `${this.label} forward`);
-    this.lastForward = this.lastOf[outcome ? 'array' : 'encode'] = { view, x, shape: [...shape], batchStats: mode.batchStats, saved, outcome };
+    this.core.passes.add({ view, x, shape: [...shape], batchStats: mode.batchStats, saved, outcome });
   }
 
   /** Records the backward pass of the forward pass `last`. */

@@ -11,11 +11,11 @@
 import { CHANNEL_COEF_BYTES, fieldWord, packStruct, structBytes } from '../core/contract.js';
 import { recordScaling, recordScalingAdapt } from './record.js';
 import { scalingPlan, type ScalingPlan } from './plan.js';
-import { Usage, bufferName, checkSeparateOutput, regionOf, type TensorBuffer } from '../core/gpu.js';
+import { Usage, checkSeparateOutput, regionOf, type TensorBuffer } from '../core/gpu.js';
 import { acquireScratch } from '../core/scratch.js';
 import { arityError, checkArity, checkEncoder, checkKnownKeys, checkLabel, checkNoOverlap, checkObjectArg, checkTensorBuffer, checkTensorFits, describe, type KnownKeys } from '../core/validate.js';
 import { channelView, checkLayout, viewSize, type ChannelView, type Layout } from '../core/layout.js';
-import { LayerCore, checkBufferUsage, tensorDownload, tensorUpload, type CallOutcome } from '../core/layer.js';
+import { LayerCore, checkBufferUsage, checkLayerDevice, describePass, type CallOutcome, type IoBuffers } from '../core/layer.js';
 
 /** How {@link FeatureScaler} scales each feature. */
 export type ScalingMethod = 'min-max' | 'standardize';
@@ -141,7 +141,7 @@ export class FeatureScaler {
   private adapts: CallOutcome | null = null;
 
   constructor(device: GPUDevice, options: FeatureScalerOptions) {
-    if (!device || typeof (device as GPUDevice).createBuffer !== 'function') throw new TypeError(`device must be a GPUDevice; got ${describe(device)}`);
+    checkLayerDevice(device);
     if (!options || typeof options !== 'object') throw new TypeError(`options must be an object with numFeatures and method; got ${describe(options)}`);
     const { numFeatures, method, layout, correction } = resolveScalingOptions(options);
     const label = checkLabel('options.label', options.label, 'FeatureScaler');
@@ -185,7 +185,7 @@ export class FeatureScaler {
     const view = this.viewOf(args?.shape, 'args.shape');
     checkScalingTensors(this.device, view, args.shape, { 'args.x': args.x });
     checkSeparateOutput([this.callerState ? 'options.state' : 'the state', this.state], { 'args.x': args.x });
-    this.core.guard.recordChecked('encodeAdapt', () => this.recordAdapt(encoder, view, args.x), `adapt of shape [${args.shape.join(', ')}], x ${bufferName(args.x)}`);
+    this.core.guard.recordChecked('encodeAdapt', () => this.recordAdapt(encoder, view, args.x), describePass('adapt', args.shape, { x: args.x }));
   }
 
   /** Records y = scaled x. Needs {@link adapt} (or encodeAdapt) first. */
@@ -203,8 +203,8 @@ export class FeatureScaler {
   /** Accumulates the statistics of `data` (float32 values of `shape`; both copied at the call). */
   async adapt(data: Float32Array, shape: readonly number[]): Promise<void> {
     checkArity('adapt', arguments, ['data', 'shape']);
-    await this.run('adapt()', data, shape, (encoder, x, view, _y, outcome) => {
-      this.recordAdapt(encoder, view, x);
+    await this.run('adapt()', data, shape, (encoder, io, view, outcome) => {
+      this.recordAdapt(encoder, view, io.x);
       const done = this.adapts ? Promise.all([this.adapts.done, outcome.done]).then(() => undefined) : outcome.done;
       done.catch(() => undefined); // each adapt's own promise reports its failure
       this.adapts = { what: 'an adapt() made since the last reset()', done };
@@ -217,13 +217,13 @@ export class FeatureScaler {
    */
   transform(data: Float32Array, shape: readonly number[]): Promise<Float32Array> {
     const error = arityError('transform', arguments, ['data', 'shape']);
-    return error ? Promise.reject(error) : this.run('transform()', data, shape, (encoder, x, view, y) => this.recordScale(encoder, view, x, y, 'transform'));
+    return error ? Promise.reject(error) : this.run('transform()', data, shape, (encoder, io, view) => this.recordScale(encoder, view, io.x, io.y, 'transform'));
   }
 
   /** Undoes {@link transform}. */
   inverse(data: Float32Array, shape: readonly number[]): Promise<Float32Array> {
     const error = arityError('inverse', arguments, ['data', 'shape']);
-    return error ? Promise.reject(error) : this.run('inverse()', data, shape, (encoder, x, view, y) => this.recordScale(encoder, view, x, y, 'inverse'));
+    return error ? Promise.reject(error) : this.run('inverse()', data, shape, (encoder, io, view) => this.recordScale(encoder, view, io.x, io.y, 'inverse'));
   }
 
   /** Reads the accumulated statistics back, as the calls made before left them. Rejects if an adapt() since the last reset() failed. */
@@ -276,7 +276,7 @@ export class FeatureScaler {
     this.core.guard.recordChecked(
       direction === 'transform' ? 'encodeTransform' : 'encodeInverse',
       () => this.recordScale(encoder, view, args.x, args.y, direction),
-      `${direction} of shape [${args.shape.join(', ')}], x ${bufferName(args.x)}, y ${bufferName(args.y)}`,
+      describePass(direction, args.shape, { x: args.x, y: args.y }),
     );
   }
 
@@ -297,28 +297,28 @@ export class FeatureScaler {
   }
 
   /**
-   * One array-API call: checks `data` and `shape`, records `record` on a copy of `data`, submits,
-   * and reads the output back (transform, inverse: after every adapt since the last reset ran).
+   * One array-API call on a copy of `data` (see LayerCore.passCall): records `record` and reads the
+   * output back (transform, inverse: after every adapt since the last reset ran).
    */
   private run(
     what: 'adapt()' | 'transform()' | 'inverse()',
     data: Float32Array,
     shape: readonly number[],
-    record: (encoder: GPUCommandEncoder, x: GPUBuffer, view: ChannelView, y: GPUBuffer, outcome: CallOutcome) => void,
+    record: (encoder: GPUCommandEncoder, io: IoBuffers, view: ChannelView, outcome: CallOutcome) => void,
   ): Promise<Float32Array> {
-    const readOutput = what !== 'adapt()';
-    return this.core.call(what, (encoder, outcome) => {
-      const view = this.viewOf(shape, 'shape');
-      const upload = tensorUpload('data', data, 'float32', viewSize(view), `shape [${shape.join(', ')}]`);
-      const after = this.adapts;
-      const io = this.core.ioBuffers(upload.byteLength);
-      record(encoder, io.x, view, io.y, outcome);
-      return {
-        uploads: [[io.x, upload]],
-        read: readOutput ? [{ buffer: io.y, size: upload.byteLength }] : [],
-        after: readOutput ? after : null,
-        result: ([bytes]) => (readOutput ? tensorDownload(bytes, 'float32', viewSize(view)) : new Float32Array(0)),
-      };
+    const output = what !== 'adapt()';
+    return this.core.passCall(what, {
+      input: { name: 'data', data, shape, dtype: 'float32' },
+      view: () => {
+        const view = this.viewOf(shape, 'shape');
+        return [view, viewSize(view)];
+      },
+      record: (encoder, io, view, _checked, outcome) => {
+        const after = this.adapts;
+        record(encoder, io, view, outcome);
+        return { after };
+      },
+      output,
     });
   }
 
