@@ -9,6 +9,7 @@ import type { ChannelView } from '../core/layout.js';
 import { viewSize } from '../core/layout.js';
 import { checkBoolean, checkInteger, checkMomentum, checkNonNegativeEps, checkNumbers, checkObject, checkOneOf, checkParamKeys, checkView, describe } from '../core/validate.js';
 
+/** @inline */
 type Numbers = ArrayLike<number>;
 
 /** Per-channel batch statistics. */
