@@ -9,10 +9,10 @@
  * bench/README.md resolving to a file, and an anchor to a heading; every docs page linked from
  * the README; no issue numbers; every test file named in docs/tests.md and every library file
  * (the .ts files under src/, the .wgsl files under shaders/) in docs/how-it-works.md, under the
- * heading of its folder; the big benchmark table in bench/README.md; the test count quoted once, under the
- * README's Tests (and equal to the count of a complete run's .ci/test-results.json when one is
- * there); the note that Node has WebGPU's globals only after getDevice() where the README first
- * names one.
+ * heading of its folder, and no file that is not there; the big benchmark table in
+ * bench/README.md; the test count quoted once, under the README's Tests (and equal to the count
+ * of a complete run's .ci/test-results.json when one is there); the note that Node has WebGPU's
+ * globals only after getDevice() where the README first names one.
  */
 import { describe, expect, it } from 'vitest';
 import { execFileSync } from 'node:child_process';
@@ -300,6 +300,13 @@ describe('README and docs/', () => {
       return !folderSections(how, folder).includes(`\`${file.slice(folder.length)}\``);
     });
     expect(missing).toEqual([]);
+  });
+
+  it('names no source, shader or test file that is not there', () => {
+    const gone = ['README.md', ...docPages].flatMap((page) =>
+      [...read(page).matchAll(/`((?:src|shaders|test)\/[\w./-]+\.(?:ts|wgsl|json))`/g)].filter((m) => !existsSync(join(repo, m[1]))).map((m) => `${page}: ${m[1]}`),
+    );
+    expect(gone).toEqual([]);
   });
 
   it('keeps the big benchmark table in bench/README.md', () => {
