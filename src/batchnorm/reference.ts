@@ -10,6 +10,7 @@ import type { Gradients } from '../core/reference.js';
 import { checkView, viewSize } from '../core/layout.js';
 import { checkBoolean, checkInteger, checkMomentum, checkNonNegativeEps, checkNumbers, checkObject, checkOneOf, checkParamKeys, describe } from '../core/validate.js';
 
+/** @inline */
 type Numbers = ArrayLike<number>;
 
 /** Per-channel batch statistics. */

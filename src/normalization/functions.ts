@@ -68,14 +68,14 @@ interface NormFunctionCommon {
   dtype?: DType;
 }
 
-/** Forward tensors. */
+/** Forward tensors. @inline */
 interface ForwardTensors {
   x: TensorBuffer;
   y: TensorBuffer;
   shape: readonly number[];
 }
 
-/** Backward tensors, and where to write dγ and dβ (each optional). */
+/** Backward tensors, and where to write dγ and dβ (each optional). @inline */
 interface BackwardTensors {
   x: TensorBuffer;
   dy: TensorBuffer;

@@ -26,7 +26,7 @@ import {
 } from '../core/validate.js';
 import { channelView, checkLayout, type Layout } from '../core/layout.js';
 
-/** An activation fused after the normalization's affine transform, forward and backward. */
+/** An activation fused after the normalization's affine transform, forward and backward: 'none', 'relu' or 'silu'. */
 export type NormActivation = FusedActivation;
 
 /** Options every family layer takes. */
@@ -41,7 +41,7 @@ export interface NormCommonOptions {
   label?: string;
 }
 
-/** Caller-owned buffers a layer uses instead of creating its own (float32; sizes as the layer's fields). */
+/** Caller-owned buffers a layer uses instead of creating its own (float32; sizes as the layer's fields). @inline */
 export type NormBufferName = 'gamma' | 'beta' | 'gammaGrad' | 'betaGrad' | 'runningMean' | 'runningVar';
 
 /** Options of {@link LayerNorm}: PyTorch's nn.LayerNorm. */

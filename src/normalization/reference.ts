@@ -23,6 +23,7 @@ import { channelAxis, channelView, checkLayout } from '../core/layout.js';
 import { checkInteger, checkMomentum, checkNonNegativeEps, checkNumbers, checkObject, checkParamKeys, describe } from '../core/validate.js';
 import type { Gradients } from '../core/reference.js';
 
+/** @inline */
 type Numbers = ArrayLike<number>;
 
 /** Forward result of layer, group or instance norm: y and the statistics of every group. */

@@ -1,21 +1,24 @@
 /**
- * Every TypeScript snippet in the README type-checks against the library's own declarations,
- * each as a module of its own, with the values the prose assumes (a device, input arrays,
- * buffers) declared where a snippet uses them. A renamed export, option or argument, or a
+ * Every TypeScript snippet in the README and in docs/ type-checks against the library's own
+ * declarations, each as a module of its own, with the values the prose assumes (a device, input
+ * arrays, buffers) declared where a snippet uses them. A renamed export, option or argument, or a
  * snippet a user could not compile as written, breaks this test.
  *
- * The README's structure is checked too: prerequisites, the two commands, then the contents;
- * no issue numbers; every test file named under Tests and every library file under How it
- * works; the big benchmark table in bench/README.md; every in-page and bench/README.md anchor
- * resolving to a heading; the test count quoted once, under Tests (and equal to the count of a
- * complete run's .ci/test-results.json when one is there); the note that Node has WebGPU's
+ * The documentation's structure is checked too: the README's prerequisites, the two commands,
+ * then the contents, and at most 350 lines; every link between README.md, docs/*.md and
+ * bench/README.md resolving to a file, and an anchor to a heading; every docs page linked from
+ * the README; no issue numbers; every test file named in docs/tests.md and every library file
+ * (the .ts files under src/, the .wgsl files under shaders/) in docs/how-it-works.md, under the
+ * heading of its folder, and no file that is not there; the big benchmark table in
+ * bench/README.md; the test count quoted once, under the README's Tests (and equal to the count
+ * of a complete run's .ci/test-results.json when one is there); the note that Node has WebGPU's
  * globals only after getDevice() where the README first names one.
  */
 import { describe, expect, it } from 'vitest';
 import { execFileSync } from 'node:child_process';
 import { existsSync, mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
-import { join, relative, resolve, sep } from 'node:path';
+import { dirname, join, relative, resolve, sep } from 'node:path';
 
 const repo = resolve(import.meta.dirname, '../..');
 
@@ -141,28 +144,40 @@ function walk(dir: string, ends: string[]): string[] {
 }
 
 /**
- * The lines of a list item or bold-led paragraph that starts with `lead` (e.g. "- `test/gpu/`" or
- * "**`src/kernels/`"), up to the next line that `isNext` says starts a sibling.
+ * The text under each heading that names `folder` in backticks (e.g. "### `test/gpu/core/`"), up
+ * to the next heading of the same or a higher level.
  */
-function block(text: string, lead: string, isNext: (line: string) => boolean): string | undefined {
-  const lines = text.split('\n');
-  const i = lines.findIndex((l) => l.startsWith(lead));
-  if (i < 0) return undefined;
-  const j = lines.findIndex((l, k) => k > i && isNext(l));
-  return lines.slice(i, j < 0 ? undefined : j).join('\n');
+function folderSections(md: string, folder: string): string {
+  const all = headings(md);
+  const lines = md.split('\n');
+  return all
+    .map((h, i) => ({ h, i }))
+    .filter(({ h }) => h.title.includes(`\`${folder}\``))
+    .map(({ h, i }) => {
+      const next = all.slice(i + 1).find((n) => n.level <= h.level);
+      return lines.slice(h.line + 1, next?.line).join('\n');
+    })
+    .join('\n');
 }
 
-const readme = readFileSync(join(repo, 'README.md'), 'utf8');
-const benchReadme = readFileSync(join(repo, 'bench', 'README.md'), 'utf8');
+const read = (file: string) => readFileSync(join(repo, file), 'utf8');
+const readme = read('README.md');
+const benchReadme = read('bench/README.md');
+/** The pages of docs/ (the generated API reference in docs/api/ is not one). */
+const docPages = walk(join(repo, 'docs'), ['.md']).filter((f) => !f.startsWith('api/')).map((f) => `docs/${f}`);
+/** Every Markdown page whose links are checked: README.md, docs/*.md and bench/README.md. */
+const pages = ['README.md', ...docPages, 'bench/README.md'];
 
-describe('README', () => {
+describe('README and docs/', () => {
   it('every TypeScript snippet type-checks against the library', () => {
-    const snippets = [...readme.matchAll(/```ts\n([\s\S]*?)```/g)].map((m) => m[1]);
-    expect(snippets.length).toBeGreaterThanOrEqual(9);
+    const snippetsOf = (md: string) => [...md.matchAll(/```ts\n([\s\S]*?)```/g)].map((m) => m[1]);
+    expect(snippetsOf(readme).length, 'snippets in README.md').toBeGreaterThanOrEqual(5);
+    const snippets = ['README.md', ...docPages].flatMap((page) => snippetsOf(read(page)).map((code, i) => ({ name: `${page.replace(/[/.]/g, '_')}_snippet${i}`, code })));
+    expect(snippets.length).toBeGreaterThanOrEqual(20);
     const dir = mkdtempSync(join(tmpdir(), 'webgpu-batchnorm-readme-'));
     try {
-      const files = snippets.map((code, i) => {
-        const file = join(dir, `snippet${i}.ts`);
+      const files = snippets.map(({ name, code }) => {
+        const file = join(dir, `${name}.ts`);
         writeFileSync(file, `${prelude(code)}${code}\nexport {};\n`);
         return file;
       });
@@ -192,7 +207,7 @@ describe('README', () => {
         output = (e as { stdout?: string }).stdout ?? String(e);
       }
       // Errors in the library's own files would be caught by the typecheck; only the snippets count here.
-      const snippetErrors = output.split('\n').filter((line) => line.includes('snippet'));
+      const snippetErrors = output.split('\n').filter((line) => line.includes('_snippet'));
       expect(snippetErrors).toEqual([]);
     } finally {
       rmSync(dir, { recursive: true, force: true });
@@ -209,7 +224,7 @@ describe('README', () => {
     // The prerequisites: the Node version of package.json's engines, and the apt-get line.
     const intro = lines.slice(0, prerequisites.start).join('\n');
     expect(intro).toMatch(/Prerequisites/);
-    const engines = JSON.parse(readFileSync(join(repo, 'package.json'), 'utf8')).engines.node as string;
+    const engines = JSON.parse(read('package.json')).engines.node as string;
     const version = /(\d+(?:\.\d+)*)/.exec(engines)![1];
     expect(intro).toContain(`Node ${version}`);
     expect(prerequisites.body).toMatch(/\bapt-get install\b.*\bchromium libvulkan1\b/);
@@ -224,55 +239,74 @@ describe('README', () => {
     expect(prose(commands.end + 1, firstSection!.line), 'lines between the commands and the contents').toEqual([]);
   });
 
-  it('lists every section in the contents, and every anchor resolves', () => {
+  it('keeps the README short: at most 350 lines, the rest in docs/', () => {
+    expect(readme.replace(/\n$/, '').split('\n').length).toBeLessThanOrEqual(350);
+  });
+
+  it('lists every README section in its contents', () => {
     const contents = section(readme, 'Contents');
     expect(contents.split('\n').filter((l) => l.trim())[0]).toMatch(/^- \[/);
-    const own = new Set(headings(readme).map((h) => slug(h.title)));
-    const bench = new Set(headings(benchReadme).map((h) => slug(h.title)));
     for (const h of headings(readme).filter((h) => h.level === 2 && h.title !== 'Contents')) {
       expect(contents, `the contents link "## ${h.title}"`).toContain(`](#${slug(h.title)})`);
     }
-    const prose = fenced(readme).filter((l) => !l.code).map((l) => l.text).join('\n');
-    for (const [, anchor] of prose.matchAll(/\]\(#([^)]+)\)/g)) expect(own, `README.md#${anchor}`).toContain(anchor);
-    for (const [, anchor] of prose.matchAll(/\]\(bench\/README\.md#([^)]+)\)/g)) expect(bench, `bench/README.md#${anchor}`).toContain(anchor);
+  });
+
+  it('links every docs page from the README, and every link between the pages resolves', () => {
+    for (const page of docPages) expect(readme, `README.md links ${page}`).toContain(`](${page}`);
+    const anchors = new Map(pages.map((page) => [page, new Set(headings(read(page)).map((h) => slug(h.title)))]));
+    const broken: string[] = [];
+    for (const page of pages) {
+      const prose = fenced(read(page)).filter((l) => !l.code).map((l) => l.text).join('\n').replace(/`[^`\n]*`/g, '');
+      for (const [, target] of prose.matchAll(/\]\(([^)\s]+)\)/g)) {
+        if (/^[a-z]+:/i.test(target)) continue; // https:, mailto:
+        const [path, anchor] = target.split('#');
+        const file = path ? relative(repo, resolve(repo, dirname(page), path)).split(sep).join('/') : page;
+        if (!existsSync(join(repo, file))) broken.push(`${page}: ${target} (no file ${file})`);
+        else if (anchor !== undefined && !anchors.get(file)?.has(anchor)) broken.push(`${page}: ${target} (no heading #${anchor} in ${file})`);
+      }
+    }
+    expect(broken).toEqual([]);
   });
 
   it('quotes no issue numbers', () => {
-    for (const [name, text] of [['README.md', readme], ['bench/README.md', benchReadme]]) {
-      const hits = text.split('\n').filter((l) => /\bissues?\s*#?\s*\d+/i.test(l));
-      expect(hits, name).toEqual([]);
+    for (const page of pages) {
+      const hits = read(page).split('\n').filter((l) => /\bissues?\s*#?\s*\d+/i.test(l));
+      expect(hits, page).toEqual([]);
     }
   });
 
-  it('names every test file under Tests', () => {
-    const tests = section(readme, 'Tests');
-    const files = walk(join(repo, 'test'), ['.test.ts']);
+  it('names every test file in docs/tests.md, under its folder', () => {
+    const tests = read('docs/tests.md');
+    const files = walk(join(repo, 'test'), ['.test.ts']).map((f) => `test/${f}`);
     expect(files.length).toBeGreaterThan(20);
     const missing = files.filter((file) => {
-      if (tests.includes(`\`test/${file}\``)) return false;
-      const dir = file.includes('/') ? file.slice(0, file.lastIndexOf('/') + 1) : undefined;
-      if (!dir) return true;
-      // A subfolder's files are named by their stem in the nested list under "- `test/<dir>`".
-      const list = block(tests, `- \`test/${dir}\``, (l) => l.startsWith('- '));
-      const stem = file.slice(dir.length).replace(/\.test\.ts$/, '');
-      return !list?.includes(`\`${stem}\``);
+      if (tests.includes(`\`${file}\``)) return false;
+      // A folder's files are named by their stem, leading a list item under the folder's heading.
+      const folder = file.slice(0, file.lastIndexOf('/') + 1);
+      const stem = file.slice(folder.length).replace(/\.test\.ts$/, '');
+      return !folderSections(tests, folder).split('\n').some((l) => l.startsWith(`- \`${stem}\``));
     });
     expect(missing).toEqual([]);
   });
 
-  it('names every library file under How it works', () => {
-    const how = section(readme, 'How it works');
-    const files = walk(join(repo, 'src'), ['.ts', '.wgsl']);
-    expect(files.length).toBeGreaterThan(20);
+  it('names every library file in docs/how-it-works.md, under its folder', () => {
+    const how = read('docs/how-it-works.md');
+    const files = [...walk(join(repo, 'src'), ['.ts']).map((f) => `src/${f}`), ...walk(join(repo, 'shaders'), ['.wgsl']).map((f) => `shaders/${f}`)];
+    expect(files.length).toBeGreaterThan(40);
     const missing = files.filter((file) => {
-      if (how.includes(`\`src/${file}\``)) return false;
-      const dir = file.includes('/') ? file.slice(0, file.lastIndexOf('/') + 1) : undefined;
-      if (!dir) return true;
-      // A folder's files are named by their file name in the paragraph led by **`src/<dir>`**.
-      const part = block(how, `**\`src/${dir}\``, (l) => l.startsWith('**`src/'));
-      return !part?.includes(`\`${file.slice(dir.length)}\``);
+      if (how.includes(`\`${file}\``)) return false;
+      // A folder's files are named by their file name under the folder's heading.
+      const folder = file.slice(0, file.lastIndexOf('/') + 1);
+      return !folderSections(how, folder).includes(`\`${file.slice(folder.length)}\``);
     });
     expect(missing).toEqual([]);
+  });
+
+  it('names no source, shader or test file that is not there', () => {
+    const gone = ['README.md', ...docPages].flatMap((page) =>
+      [...read(page).matchAll(/`((?:src|shaders|test)\/[\w./-]+\.(?:ts|wgsl|json))`/g)].filter((m) => !existsSync(join(repo, m[1]))).map((m) => `${page}: ${m[1]}`),
+    );
+    expect(gone).toEqual([]);
   });
 
   it('keeps the big benchmark table in bench/README.md', () => {
@@ -293,13 +327,14 @@ describe('README', () => {
     expect(quotes.length, 'quotes of `Tests: N passed, N failed, N skipped`').toBe(1);
     const tests = section(readme, 'Tests').replace(/\s+/g, ' ');
     expect(tests).toContain(quotes[0][0]);
-    // No other count or time of the suite anywhere, the first screen included.
+    // No other count or time of the suite anywhere, the first screen and docs/ included.
     const counts = flat.match(/\b\d[\d,]* (?:tests|passed)\b/gi) ?? [];
     expect(counts, 'counts of tests').toEqual([`${quotes[0][1]} passed`]);
     expect(flat.match(/\d[\d,]* s of test time/g), 'times of the suite').toHaveLength(1);
     expect(tests).toMatch(/\d[\d,]* s of test time/);
     const firstScreen = readme.slice(0, readme.indexOf('\n## '));
     expect(firstScreen).not.toMatch(/\d+ (?:tests|passed)|test time/);
+    for (const page of docPages) expect(read(page), page).not.toMatch(/Tests: \d+ passed|\d[\d,]* s of test time/);
 
     // A complete run's results (.ci/run writes them; absent on a clean clone and while it runs):
     // the README quotes that run.
