@@ -39,7 +39,7 @@ import {
   shapeFeatures,
   type FunctionsState,
 } from '../core/function-forms.js';
-import { Usage, bufferName, bufferOf, createBufferWithData, isBufferRange, type TensorBuffer } from '../core/gpu.js';
+import { Usage, bufferName, bufferOf, createBufferWithData, isBufferRange, inComputePass, type TensorBuffer } from '../core/gpu.js';
 import { acquireScratch } from '../core/scratch.js';
 import { checkArity, checkFixedParams, checkKnownKeys, describe, isPlainObject } from '../core/validate.js';
 import type { Layout } from '../core/layout.js';
@@ -126,7 +126,7 @@ export function encodeBatchNormForward(
   state.guard.recordChecked('encodeBatchNormForward', () => {
     const plan = batchNormPlan(device, view, o, mode, state.holder);
     const partials = acquireScratch(device, plan.partialBytes, state.holder);
-    recordForward(device, encoder, plan, mode, { ...buffers, ...record, partials, x: args.x, y: args.y }, `${FUNCTION_LABEL} forward`);
+    inComputePass(encoder, `${FUNCTION_LABEL} forward`, (pass) => recordForward(device, pass, plan, mode, { ...buffers, ...record, partials, x: args.x, y: args.y }));
   }, `${args.training ? 'training' : 'inference'} forward of shape [${args.shape.join(', ')}], x ${bufferName(args.x)}, y ${bufferName(args.y)}, saved ${bufferName(buffers.saved)}`);
   record.forward = {
     view,
@@ -164,7 +164,7 @@ export function encodeBatchNormBackward(
   state.guard.recordChecked('encodeBatchNormBackward', () => {
     const plan = batchNormPlan(device, view, o, { batchStats: last!.batchStats, updateRunning: false }, state.holder);
     const partials = acquireScratch(device, plan.partialBytes, state.holder);
-    recordBackward(device, encoder, plan, { ...buffers, ...record, partials, x: args.x, dy: args.dy, dx: args.dx }, `${FUNCTION_LABEL} backward`);
+    inComputePass(encoder, `${FUNCTION_LABEL} backward`, (pass) => recordBackward(device, pass, plan, { ...buffers, ...record, partials, x: args.x, dy: args.dy, dx: args.dx }));
   }, `backward of shape [${args.shape.join(', ')}], x ${bufferName(args.x)}, dy ${bufferName(args.dy)}, dx ${bufferName(args.dx)}, saved ${bufferName(buffers.saved)}`);
 }
 

@@ -7,7 +7,7 @@
 import { CHANNEL_COEF_BYTES, COEF_PLANES, GRAD_COEF_BYTES, type FusedActivation } from '../core/contract.js';
 import { recordBackward, recordForward, type BatchNormStateBuffers } from './record.js';
 import { batchNormPlan, type BatchNormMode } from './plan.js';
-import { Usage, regionOf, type TensorBuffer } from '../core/gpu.js';
+import { Usage, regionOf, inComputePass, type TensorBuffer } from '../core/gpu.js';
 import { acquireScratch } from '../core/scratch.js';
 import { arityError, checkArity, checkCallOptions, checkEncoder, checkFixedParams, describe } from '../core/validate.js';
 import { viewSize, type ChannelView, type Layout } from '../core/layout.js';
@@ -456,14 +456,14 @@ export class BatchNorm {
     outcome: CallOutcome | null,
   ): void {
     const [plan, partials] = this.plan(view, mode);
-    recordForward(this.device, encoder, plan, mode, { ...this.state, saved, partials, x, y }, `${this.label} forward`);
+    inComputePass(encoder, `${this.label} forward`, (pass) => recordForward(this.device, pass, plan, mode, { ...this.state, saved, partials, x, y }));
     this.core.passes.add({ view, x, shape: [...shape], batchStats: mode.batchStats, saved, outcome });
   }
 
   /** Records the backward pass of the forward pass `last`. */
   private recordBackwardPass(encoder: GPUCommandEncoder, last: BatchNormForwardPass, view: ChannelView, x: TensorBuffer, dy: TensorBuffer, dx: TensorBuffer): void {
     const [plan, partials] = this.plan(view, { batchStats: last.batchStats, updateRunning: false });
-    recordBackward(this.device, encoder, plan, { ...this.state, saved: last.saved, partials, x, dy, dx }, `${this.label} backward`);
+    inComputePass(encoder, `${this.label} backward`, (pass) => recordBackward(this.device, pass, plan, { ...this.state, saved: last.saved, partials, x, dy, dx }));
   }
 
   /** The plan of a pass over `view` in `mode`, and scratch for its partials, both held by this layer. */

@@ -157,16 +157,14 @@ export function recordInputGrad(
   });
 }
 
-/** Records a whole forward pass (one compute pass) of `plan` in `mode` into `encoder`. */
+/** Records a whole forward pass of `plan` in `mode` into `pass`. */
 export function recordForward(
   device: GPUDevice,
-  encoder: GPUCommandEncoder,
+  pass: GPUComputePassEncoder,
   plan: BatchNormPlan,
   mode: BatchNormMode,
   b: BatchNormStateBuffers & { x: TensorBuffer; y: TensorBuffer },
-  label: string,
 ): void {
-  const pass = encoder.beginComputePass({ label });
   if (mode.batchStats) {
     recordBatchStats(device, pass, plan, b);
     if (mode.updateRunning) recordRunningUpdate(device, pass, plan, b);
@@ -174,19 +172,15 @@ export function recordForward(
     recordCoefFromRunning(device, pass, plan, b);
   }
   recordNormalize(device, pass, plan, { x: b.x, y: b.y, coef: b.saved });
-  pass.end();
 }
 
-/** Records a whole backward pass (one compute pass) of `plan` into `encoder`. */
+/** Records a whole backward pass of `plan` into `pass`. */
 export function recordBackward(
   device: GPUDevice,
-  encoder: GPUCommandEncoder,
+  pass: GPUComputePassEncoder,
   plan: BatchNormPlan,
   b: BatchNormStateBuffers & { x: TensorBuffer; dy: TensorBuffer; dx: TensorBuffer },
-  label: string,
 ): void {
-  const pass = encoder.beginComputePass({ label });
   recordGradReductions(device, pass, plan, b);
   recordInputGrad(device, pass, plan, b);
-  pass.end();
 }

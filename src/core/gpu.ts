@@ -159,3 +159,13 @@ export function writeTensor(device: GPUDevice, target: TensorBuffer, data: Array
   const region = regionOf(target, data.byteLength);
   device.queue.writeBuffer(region.buffer, region.offset ?? 0, data.buffer, data.byteOffset, data.byteLength);
 }
+
+/**
+ * Records one compute pass labelled `label` into `encoder`: `record` records its dispatches into
+ * the pass. Every record function of the families takes a pass, so the begin/end lives here only.
+ */
+export function inComputePass(encoder: GPUCommandEncoder, label: string, record: (pass: GPUComputePassEncoder) => void): void {
+  const pass = encoder.beginComputePass({ label });
+  record(pass);
+  pass.end();
+}

@@ -27,7 +27,7 @@ import {
   shapeFeatures,
   type FunctionsState,
 } from '../core/function-forms.js';
-import { Usage, bufferName, checkSeparateOutput, createBufferWithData, type TensorBuffer } from '../core/gpu.js';
+import { Usage, bufferName, checkSeparateOutput, createBufferWithData, inComputePass, type TensorBuffer } from '../core/gpu.js';
 import { acquireScratch } from '../core/scratch.js';
 import { checkArity, checkNoOverlap, checkTensorBuffer, describe } from '../core/validate.js';
 import { viewSize } from '../core/layout.js';
@@ -86,9 +86,9 @@ export function encodeFeatureScalingAdapt(
   functions.guard.recordChecked('encodeFeatureScalingAdapt', () => {
     const plan = scalingPlan(device, view, functions.holder);
     const partials = acquireScratch(device, plan.partialBytes, functions.holder);
-    const pass = encoder.beginComputePass({ label: `${FUNCTION_LABEL} adapt` });
-    recordScalingAdapt(device, pass, plan, { x: args.x, state: args.state, partials });
-    pass.end();
+    inComputePass(encoder, `${FUNCTION_LABEL} adapt`, (pass) => {
+      recordScalingAdapt(device, pass, plan, { x: args.x, state: args.state, partials });
+    });
   }, `adapt of shape [${args.shape.join(', ')}], x ${bufferName(args.x)}, state ${bufferName(args.state)}`);
 }
 
@@ -135,9 +135,9 @@ function encodeScaling(
   functions.guard.recordChecked(direction === 'transform' ? 'encodeFeatureScalingTransform' : 'encodeFeatureScalingInverse', () => {
     const plan = scalingPlan(device, view, functions.holder);
     acquireScratch(device, plan.partialBytes, functions.holder);
-    const pass = encoder.beginComputePass({ label: `${FUNCTION_LABEL} ${direction}` });
-    recordScaling(device, pass, plan, direction, { x: args.x, y: args.y, state: args.state, ...record, options: uniform });
-    pass.end();
+    inComputePass(encoder, `${FUNCTION_LABEL} ${direction}`, (pass) => {
+      recordScaling(device, pass, plan, direction, { x: args.x, y: args.y, state: args.state, ...record, options: uniform });
+    });
   }, `${direction} of shape [${args.shape.join(', ')}], x ${bufferName(args.x)}, y ${bufferName(args.y)}, state ${bufferName(args.state)}`);
 }
 

@@ -11,7 +11,7 @@
 import { CHANNEL_COEF_BYTES, fieldWord, packStruct, structBytes } from '../core/contract.js';
 import { recordScaling, recordScalingAdapt } from './record.js';
 import { scalingPlan, type ScalingPlan } from './plan.js';
-import { Usage, checkSeparateOutput, regionOf, type TensorBuffer } from '../core/gpu.js';
+import { Usage, checkSeparateOutput, regionOf, inComputePass, type TensorBuffer } from '../core/gpu.js';
 import { acquireScratch } from '../core/scratch.js';
 import { arityError, checkArity, checkEncoder, checkKnownKeys, checkLabel, checkNoOverlap, checkObjectArg, checkTensorBuffer, checkTensorFits, describe, type KnownKeys } from '../core/validate.js';
 import { channelView, checkLayout, viewSize, type ChannelView, type Layout } from '../core/layout.js';
@@ -282,18 +282,18 @@ export class FeatureScaler {
 
   private recordAdapt(encoder: GPUCommandEncoder, view: ChannelView, x: TensorBuffer): void {
     const [plan, partials] = this.plan(view);
-    const pass = encoder.beginComputePass({ label: `${this.label} adapt` });
-    recordScalingAdapt(this.device, pass, plan, { x, state: this.state, partials });
-    pass.end();
+    inComputePass(encoder, `${this.label} adapt`, (pass) => {
+      recordScalingAdapt(this.device, pass, plan, { x, state: this.state, partials });
+    });
     this.adaptedCount += view.outer * view.inner;
   }
 
   private recordScale(encoder: GPUCommandEncoder, view: ChannelView, x: TensorBuffer, y: TensorBuffer, direction: 'transform' | 'inverse'): void {
     if (!this.adapted) throw new Error(`${this.label}: ${direction} needs adapt() on some data first`);
     const [plan] = this.plan(view);
-    const pass = encoder.beginComputePass({ label: `${this.label} ${direction}` });
-    recordScaling(this.device, pass, plan, direction, { x, y, state: this.state, coef: this.coef, inverseCoef: this.inverseCoef, options: this.options });
-    pass.end();
+    inComputePass(encoder, `${this.label} ${direction}`, (pass) => {
+      recordScaling(this.device, pass, plan, direction, { x, y, state: this.state, coef: this.coef, inverseCoef: this.inverseCoef, options: this.options });
+    });
   }
 
   /**

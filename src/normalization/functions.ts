@@ -32,7 +32,7 @@ import {
 } from './options.js';
 import { normPlan, recordNormBackward, recordNormForward, type NormGeometry } from './record.js';
 import type { DType } from '../core/plans.js';
-import { bufferName, bufferOf, isBufferRange, type TensorBuffer } from '../core/gpu.js';
+import { bufferName, bufferOf, isBufferRange, inComputePass, type TensorBuffer } from '../core/gpu.js';
 import { acquireScratch, acquireSink } from '../core/scratch.js';
 import { checkArity, checkDevice, checkEncoder, checkKnownKeys, checkTensorBuffer, describe } from '../core/validate.js';
 import { channelView, checkLayout, type Layout } from '../core/layout.js';
@@ -198,17 +198,17 @@ function encodeForward(kind: Kind, device: GPUDevice, encoder: GPUCommandEncoder
   const mode = { useRunning: o.trackRunningStats && !training, updateRunning: o.trackRunningStats && training };
   state.guard.recordChecked(`encode${kind}Forward`, () => {
     const plan = normPlan(device, geometry, o, mode, state.holder);
-    const pass = encoder.beginComputePass({ label: `webgpu-batchnorm ${kind} forward` });
-    recordNormForward(device, pass, plan, {
-      x: args.x,
-      y: args.y,
-      saved: args.saved as TensorBuffer,
-      gamma: args.gamma as TensorBuffer | undefined,
-      beta: args.beta as TensorBuffer | undefined,
-      runningMean: args.runningMean as TensorBuffer | undefined,
-      runningVar: args.runningVar as TensorBuffer | undefined,
+    inComputePass(encoder, `webgpu-batchnorm ${kind} forward`, (pass) => {
+      recordNormForward(device, pass, plan, {
+        x: args.x,
+        y: args.y,
+        saved: args.saved as TensorBuffer,
+        gamma: args.gamma as TensorBuffer | undefined,
+        beta: args.beta as TensorBuffer | undefined,
+        runningMean: args.runningMean as TensorBuffer | undefined,
+        runningVar: args.runningVar as TensorBuffer | undefined,
+      });
     });
-    pass.end();
   }, `${o.trackRunningStats ? (training ? 'training ' : 'inference ') : ''}forward of shape [${args.shape.join(', ')}], x ${bufferName(args.x)}, y ${bufferName(args.y)}, saved ${bufferName(args.saved as TensorBuffer)}`);
   // What the backward pass on this saved must repeat (checkRecordedForward).
   const { records, offset } = savedRecords(state, args.saved as TensorBuffer);
@@ -238,24 +238,24 @@ function encodeBackward(kind: Kind, device: GPUDevice, encoder: GPUCommandEncode
   state.guard.recordChecked(`encode${kind}Backward`, () => {
     const plan = normPlan(device, geometry, o, { useRunning: o.trackRunningStats && !training, updateRunning: false }, state.holder);
     const scratch = { partials: acquireScratch(device, plan.partialBytes, state.holder), sink: acquireSink(device, state.holder) };
-    const pass = encoder.beginComputePass({ label: `webgpu-batchnorm ${kind} backward` });
-    recordNormBackward(
-      device,
-      pass,
-      plan,
-      {
-        x: args.x,
-        dy: args.dy,
-        dx: args.dx,
-        saved: args.saved as TensorBuffer,
-        gamma: args.gamma as TensorBuffer | undefined,
-        beta: args.beta as TensorBuffer | undefined,
-        dgamma: args.dgamma,
-        dbeta: args.dbeta,
-      },
-      scratch,
-    );
-    pass.end();
+    inComputePass(encoder, `webgpu-batchnorm ${kind} backward`, (pass) => {
+      recordNormBackward(
+        device,
+        pass,
+        plan,
+        {
+          x: args.x,
+          dy: args.dy,
+          dx: args.dx,
+          saved: args.saved as TensorBuffer,
+          gamma: args.gamma as TensorBuffer | undefined,
+          beta: args.beta as TensorBuffer | undefined,
+          dgamma: args.dgamma,
+          dbeta: args.dbeta,
+        },
+        scratch,
+      );
+    });
   }, `backward of shape [${args.shape.join(', ')}], x ${bufferName(args.x)}, dy ${bufferName(args.dy)}, dx ${bufferName(args.dx)}, saved ${bufferName(args.saved as TensorBuffer)}`);
 }
 

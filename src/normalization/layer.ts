@@ -9,7 +9,7 @@
 import { NORM_SAVED_BYTES_PER_GROUP } from '../core/contract.js';
 import { geometrySize, normPlan, recordNormBackward, recordNormForward, type NormGeometry, type NormMode, type NormPlan } from './record.js';
 import type { DType } from '../core/plans.js';
-import { Usage, regionOf, type TensorBuffer } from '../core/gpu.js';
+import { Usage, regionOf, inComputePass, type TensorBuffer } from '../core/gpu.js';
 import { acquireScratch, acquireSink } from '../core/scratch.js';
 import { arityError, checkArity, checkCallOptions, checkEncoder, checkFixedParams, checkKnownKeys, checkTensorBuffer, describe } from '../core/validate.js';
 import type { Layout } from '../core/layout.js';
@@ -434,17 +434,17 @@ abstract class NormalizationLayer {
   ): void {
     const saved = this.savedFor(geometry, outcome ? 'array' : 'encode');
     const plan = this.plan(geometry, mode);
-    const pass = encoder.beginComputePass({ label: `${this.label} forward` });
-    recordNormForward(this.device, pass, plan, {
-      x,
-      y,
-      saved,
-      gamma: this.o.hasGamma ? this.gamma : undefined,
-      beta: this.o.hasBeta ? this.beta : undefined,
-      runningMean: this.runningMean ?? undefined,
-      runningVar: this.runningVar ?? undefined,
+    inComputePass(encoder, `${this.label} forward`, (pass) => {
+      recordNormForward(this.device, pass, plan, {
+        x,
+        y,
+        saved,
+        gamma: this.o.hasGamma ? this.gamma : undefined,
+        beta: this.o.hasBeta ? this.beta : undefined,
+        runningMean: this.runningMean ?? undefined,
+        runningVar: this.runningVar ?? undefined,
+      });
     });
-    pass.end();
     this.core.passes.add({ shape: [...shape], geometry, mode, saved, x, outcome });
   }
 
@@ -452,24 +452,24 @@ abstract class NormalizationLayer {
   private recordBackwardPass(encoder: GPUCommandEncoder, last: NormForwardRecord, geometry: NormGeometry, x: TensorBuffer, dy: TensorBuffer, dx: TensorBuffer): void {
     const plan = this.plan(geometry, { useRunning: last.mode.useRunning, updateRunning: false });
     const scratch = { partials: acquireScratch(this.device, plan.partialBytes, this.core), sink: acquireSink(this.device, this.core) };
-    const pass = encoder.beginComputePass({ label: `${this.label} backward` });
-    recordNormBackward(
-      this.device,
-      pass,
-      plan,
-      {
-        x,
-        dy,
-        dx,
-        saved: last.saved,
-        gamma: this.o.hasGamma ? this.gamma : undefined,
-        beta: this.o.hasBeta ? this.beta : undefined,
-        dgamma: this.o.hasGamma ? this.gammaGrad : undefined,
-        dbeta: this.o.hasBeta ? this.betaGrad : undefined,
-      },
-      scratch,
-    );
-    pass.end();
+    inComputePass(encoder, `${this.label} backward`, (pass) => {
+      recordNormBackward(
+        this.device,
+        pass,
+        plan,
+        {
+          x,
+          dy,
+          dx,
+          saved: last.saved,
+          gamma: this.o.hasGamma ? this.gamma : undefined,
+          beta: this.o.hasBeta ? this.beta : undefined,
+          dgamma: this.o.hasGamma ? this.gammaGrad : undefined,
+          dbeta: this.o.hasBeta ? this.betaGrad : undefined,
+        },
+        scratch,
+      );
+    });
   }
 }
 
