@@ -12,7 +12,7 @@ import {
   scalingOptionsBytes,
   scalingView,
   type FeatureScalerOptions,
-} from './layer.js';
+} from './options.js';
 import { recordScaling, recordScalingAdapt } from './record.js';
 import { scalingPlan } from './plan.js';
 import {
