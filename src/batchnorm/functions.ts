@@ -11,7 +11,7 @@
  * `saved` range (normalization-functions.ts), its last forward pass; and the plans and scratch
  * they use. {@link releaseFunctionCaches} frees them.
  */
-import { CHANNEL_COEF_BYTES, GRAD_COEF_BYTES } from '../core/contract.js';
+import { CHANNEL_COEF_BYTES, GRAD_COEF_BYTES } from './kernels.js';
 import {
   BATCHNORM_OPTIONS,
   STATE_BUFFERS,

@@ -7,8 +7,10 @@
  * A plan's uniform is immutable: passes recorded into one encoder before a submit never see each
  * other's parameters, and no uniform a recorded pass uses is rewritten before it runs.
  */
-import { BN_PARTIAL_BYTES, KERNEL_CONSTANTS, packStruct, structBytes, type FusedActivation } from './contract.js';
-import { SLOT_ELEMENTS, isChannelsLastVec4, tensorStorage, type TensorStorage } from './shaders.js';
+import type { FusedActivation } from './contract.js';
+import type { TensorStorage } from './shaders.js';
+import { BN_PARTIAL_BYTES, KERNEL_CONSTANTS, SLOT_ELEMENTS, isChannelsLastVec4, packStruct, tensorStorage } from '../batchnorm/kernels.js';
+import { structBytes } from '../feature-scaling/kernels.js';
 import { MAX_PLANS, deviceContext } from './context.js';
 import { Usage, align4, createBufferWithData } from './gpu.js';
 import type { ChannelView } from './layout.js';

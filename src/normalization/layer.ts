@@ -5,7 +5,7 @@
  * hands them to one shared NormLayer, which owns the buffers and records the ops
  * (ops/normalization.ts) into the caller's encoder.
  */
-import { NORM_SAVED_BYTES_PER_GROUP } from '../core/contract.js';
+import { NORM_SAVED_BYTES_PER_GROUP } from './kernels.js';
 import { geometrySize, normPlan, recordNormBackward, recordNormForward, type NormGeometry, type NormMode, type NormPlan } from './record.js';
 import type { DType } from '../core/plan.js';
 import { Usage, bufferName, regionOf, type TensorBuffer } from '../core/gpu.js';
