@@ -6,11 +6,14 @@
  * that takes batch norm's WGSL for it.
  */
 import scalingWgsl from '../../shaders/feature-scaling/scaling.wgsl?raw';
-import { COMMON_WGSL as BATCHNORM_COMMON_WGSL, KERNEL_CONSTANTS as BATCHNORM_CONSTANTS, STRUCTS as BATCHNORM_STRUCTS, TENSOR_STORAGE_WGSL as BATCHNORM_TENSOR_STORAGE_WGSL } from '../batchnorm/kernels.js';
+import { CHANNEL_COEF_BYTES, COMMON_WGSL as BATCHNORM_COMMON_WGSL, KERNEL_CONSTANTS as BATCHNORM_CONSTANTS, STRUCTS as BATCHNORM_STRUCTS, TENSOR_STORAGE_WGSL as BATCHNORM_TENSOR_STORAGE_WGSL } from '../batchnorm/kernels.js';
 import { TENSOR_BINDINGS, layoutBytes, layoutWord, packLayout, type StructValues } from '../core/contract.js';
 import { dispatchFamilyKernel, type KernelFamily, type KernelTarget } from '../core/pipelines.js';
 import { NUMERICS_WGSL, WORKGROUPS_WGSL, joinWgsl, workgroupReduceWgsl, type TensorStorage } from '../core/shaders.js';
 import type { TensorBuffer } from '../core/gpu.js';
+
+/** Bytes per feature of the transform's and the inverse's coefficients: ChannelCoef planes (batchnorm/common.wgsl). */
+export { CHANNEL_COEF_BYTES };
 
 /** Binding numbers by WGSL variable name, per feature-scaling shader module. */
 export const BINDINGS = {

@@ -8,8 +8,7 @@
  *
  * Features are the channels of the layout's [outer, C, inner] view (the last axis for 'NC').
  */
-import { CHANNEL_COEF_BYTES } from '../batchnorm/kernels.js';
-import { fieldWord, packStruct, structBytes } from './kernels.js';
+import { CHANNEL_COEF_BYTES, fieldWord, packStruct, structBytes } from './kernels.js';
 import { recordScaling, recordScalingAdapt } from './record.js';
 import { scalingPlan, type ScalingPlan } from '../core/plan.js';
 import { Usage, bufferName, checkSeparateOutput, regionOf, type TensorBuffer } from '../core/gpu.js';
