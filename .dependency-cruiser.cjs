@@ -4,7 +4,8 @@
  * record functions: its transform runs batch norm's normalize kernel); interop imports the
  * families' public modules; an adapter for another framework (src/tfjs/) imports only the
  * package's public API (src/index.ts); nothing in src imports demo, bench, test, examples or
- * support; no cycles, type-only imports included.
+ * support; no cycles, type-only imports included. The WGSL (imported as ?raw text) follows the
+ * same lines: core takes shaders/core only, a family shaders/core and its own folder.
  */
 const FAMILIES = 'batchnorm|normalization|feature-scaling';
 
@@ -72,11 +73,17 @@ module.exports = {
       from: { path: '^src/' },
       to: { couldNotResolve: true, pathNot: ['\\.wgsl\\?raw$', '^@webgpu/types$'] },
     },
+    {
+      name: 'shaders-by-family',
+      comment: "The WGSL follows the same rules: core's TypeScript takes only shaders/core; a family's, shaders/core and its own (feature scaling: also batch norm's, through batchnorm/kernels.ts).",
+      severity: 'error',
+      from: { path: '^src/(core|batchnorm|normalization|feature-scaling)/' },
+      to: { path: '^shaders/', pathNot: ['^shaders/core/', '^shaders/$1/'] },
+    },
   ],
   options: {
     doNotFollow: { path: 'node_modules' },
     tsPreCompilationDeps: true,
     tsConfig: { fileName: 'tsconfig.json' },
-    exclude: { path: '\\.wgsl' },
   },
 };

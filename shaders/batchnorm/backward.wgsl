@@ -14,7 +14,7 @@
 //                    slot's channels (see slot_period) -> dx
 //                    (input_grad_channels_last_vec4: one thread per (channel group, row lane))
 
-// The forward pass's coefficients (ChannelCoef planes, common.wgsl).
+// The forward pass's coefficients (ChannelCoef planes, batchnorm/common.wgsl).
 @group(0) @binding(5) var<storage, read> coef: array<vec4f>;
 @group(0) @binding(6) var<storage, read_write> partials: array<vec4f>;
 @group(0) @binding(7) var<storage, read> gamma: array<f32>;
@@ -133,13 +133,13 @@ fn partial_grad_sums_channels_last(@builtin(workgroup_id) wid: vec3u,
   partials[c * params.chunks + block] = vec4f(acc, 0.0, 0.0);
 }
 
-fn group_coef(c: u32) -> GroupCoef {
-  return GroupCoef(coef[plane_group(COEF_SHIFT, c)], coef[plane_group(COEF_MEAN, c)],
+fn load_coef4(c: u32) -> ChannelCoef4 {
+  return ChannelCoef4(coef[plane_group(COEF_SHIFT, c)], coef[plane_group(COEF_MEAN, c)],
                    coef[plane_group(COEF_SCALE, c)], coef[plane_group(COEF_BETA, c)]);
 }
 
 // activation_gate4 for a channel group.
-fn group_gate(dy: vec4f, x: vec4f, k: GroupCoef) -> vec4f {
+fn group_gate(dy: vec4f, x: vec4f, k: ChannelCoef4) -> vec4f {
   if (ACTIVATION == 0u) { return dy; }
   return activation_grad4(dy, ((x - k.shift) - k.mean) * k.scale + k.beta);
 }
@@ -158,7 +158,7 @@ fn partial_grad_sums_channels_last_vec4(@builtin(workgroup_id) wid: vec3u,
   var sum_dyx = vec4f(0.0);
   if (tile_in_range(t)) {
     let c = 4u * t.group;
-    let k = group_coef(c);
+    let k = load_coef4(c);
     for (var r = t.start + t.lane; r < t.end; r += tile_lanes()) {
       let e = r * params.channels + c;
       let xs = load_x4(e);
@@ -233,7 +233,7 @@ fn input_grad(@builtin(workgroup_id) wid: vec3u,
   let g = slot_grad_coef(c);
   for (var slot = t.x; slot < slots; slot += t.y) {
     let v = load_x_slot(slot);
-    store_dx(slot, slot_tail(slot, g.k * group_gate(load_dy_slot(slot), v, k) - (v - g.shift) * g.q - g.p));
+    store_dx_slot(slot, slot_tail(slot, g.k * group_gate(load_dy_slot(slot), v, k) - (v - g.shift) * g.q - g.p));
   }
 }
 
@@ -246,7 +246,7 @@ fn input_grad_channels_last_vec4(@builtin(workgroup_id) wid: vec3u,
   let g = group_thread(wid, nwg, lid); // (row lane, first channel, lanes)
   if (g.x >= g.z) { return; }
   let c = g.y;
-  let k = group_coef(c);
+  let k = load_coef4(c);
   // dx = k * dy - (x - shift) * q - p', per channel (see finalize_grads): one vec4 per plane.
   let t = GradCoef(grad_coef_in[plane_group(0u, c)], grad_coef_in[plane_group(1u, c)],
                    grad_coef_in[plane_group(2u, c)], grad_coef_in[plane_group(3u, c)]);

@@ -1,5 +1,8 @@
-// Shared by every batch-norm kernel: the host builds each shader as
-// tensor_<dtype>.wgsl + common.wgsl + the kernel file.
+// Shared by every batch-norm kernel and feature scaling's: the host builds each shader as
+// batchnorm/tensor_<storage>.wgsl + core/numerics.wgsl + core/workgroups.wgsl
+// (+ core/activations.wgsl) + batchnorm/common.wgsl (+ the workgroup reduction:
+// core/reduce_partial.wgsl and core/reduce_tree.wgsl or core/reduce_subgroups.wgsl) + the kernel
+// file (src/batchnorm/kernels.ts, src/feature-scaling/kernels.ts).
 //
 // Every layout is viewed as [outer, channels, inner] (row-major): element (o, c, i) lives at
 // (o * channels + c) * inner + i, and per-channel statistics reduce over o and i.
@@ -39,30 +42,11 @@ struct ChannelCoef {
 
 @group(0) @binding(0) var<uniform> params: Params;
 
-// The activation fused after normalize, applied to z = ((x - shift) - mean) * scale + beta:
-// 0 none; 1 ReLU, y = max(z, 0), its mask applied to dy in backward; 2 SiLU, y = z * sigmoid(z),
-// dy multiplied by its derivative in backward. The backward kernels recompute z from x and the
-// saved coefficients exactly as normalize computed it. A pipeline constant rather than a Params
-// field, so that pipelines without it carry no per-element test (a uniform field cost 20 % on
-// (N,C) inference on SwiftShader).
-override ACTIVATION: u32 = 0u;
-
-// Threads per workgroup of the elementwise kernels.
-const WG: u32 = 256u;
-// Threads per workgroup of the reduction kernels: a 64-wide tree needs 6 barriers, and small
-// channels (a dense layer's few rows) leave fewer threads idle.
-const RWG: u32 = 64u;
-// Elements of one channel that one partial-reduction workgroup covers (32 per thread).
+// Elements of one channel that one partial-reduction workgroup (RWG threads) covers (32 per thread).
 const CHUNK: u32 = 2048u;
 // Channels-last reductions (inner == 1): a workgroup covers RWG consecutive channels, one per
 // thread, over a block of this many rows.
 const ROWS: u32 = 256u;
-
-// Large dispatches are split over x and y (maxComputeWorkgroupsPerDimension is 65535 on many
-// adapters); this folds the 2-D workgroup id back into one linear index.
-fn linear_workgroup(wid: vec3u, nwg: vec3u) -> u32 {
-  return wid.x + wid.y * nwg.x;
-}
 
 // Channels-last partial reductions (one workgroup per tile of RWG channels and block of ROWS
 // rows): the thread's (channel, block).
@@ -92,8 +76,9 @@ fn group_thread(wid: vec3u, nwg: vec3u, lid: u32) -> vec3u {
   return vec3u(lane, 4u * (t - lane * groups), lanes);
 }
 
-// A channel group's forward coefficients, as vectors over its four channels.
-struct GroupCoef {
+// A channel group's forward coefficients (ChannelCoef's fields the elementwise kernels read), as
+// vectors over its four channels, or over a slot's lanes (lane_coef).
+struct ChannelCoef4 {
   shift: vec4f,
   mean: vec4f,
   scale: vec4f,
@@ -101,9 +86,9 @@ struct GroupCoef {
 }
 
 // The coefficients of a slot's elements, lane l from its channel's (slot_channels).
-fn lane_coef(k: array<ChannelCoef, 4>) -> GroupCoef {
-  return GroupCoef(vec4f(k[0].shift, k[1].shift, k[2].shift, k[3].shift), vec4f(k[0].mean, k[1].mean, k[2].mean, k[3].mean),
-                   vec4f(k[0].scale, k[1].scale, k[2].scale, k[3].scale), vec4f(k[0].beta, k[1].beta, k[2].beta, k[3].beta));
+fn lane_coef(k: array<ChannelCoef, 4>) -> ChannelCoef4 {
+  return ChannelCoef4(vec4f(k[0].shift, k[1].shift, k[2].shift, k[3].shift), vec4f(k[0].mean, k[1].mean, k[2].mean, k[3].mean),
+                       vec4f(k[0].scale, k[1].scale, k[2].scale, k[3].scale), vec4f(k[0].beta, k[1].beta, k[2].beta, k[3].beta));
 }
 
 // Fields of ChannelCoef kept in a buffer, in plane order.
@@ -243,38 +228,6 @@ fn slot_tail(slot: u32, v: vec4f) -> vec4f {
   return select(v, vec4f(0.0), vec4u(first) + vec4u(0u, 1u, 2u, 3u) >= vec4u(params.total));
 }
 
-// The (min, max) of no value.
-const EMPTY_RANGE = vec2f(3.4e38, -3.4e38);
-
-// NaN wins, as in the float64 reference (WGSL leaves min and max of a NaN to the implementation,
-// and some drop it): a feature whose data holds a NaN has NaN min and max.
-fn merge_range(a: vec2f, b: vec2f) -> vec2f {
-  if (is_nan(a.x) || is_nan(a.y) || is_nan(b.x) || is_nan(b.y)) { return vec2f(nan()); }
-  return vec2f(min(a.x, b.x), max(a.y, b.y));
-}
-
-// A thread's part of a workgroup reduction (workgroup_reduce: reduce_tree.wgsl, or
-// reduce_subgroups.wgsl where the device has subgroups): a (mean, M2, n) summary and a pair,
-// combined as the reduction's kind says.
-struct Partial {
-  moments: vec3f,
-  extra: vec2f,
-}
-
-const EMPTY_PARTIAL = Partial(vec3f(0.0), EMPTY_RANGE);
-
-// Kinds of workgroup reductions: Chan's merge of the moments; plain sums of the pairs; both the
-// merge and the (min, max) of the pairs.
-const REDUCE_MOMENTS: u32 = 0u;
-const REDUCE_SUMS: u32 = 1u;
-const REDUCE_MOMENTS_RANGE: u32 = 2u;
-
-fn combine(a: Partial, b: Partial, kind: u32) -> Partial {
-  if (kind == REDUCE_SUMS) { return Partial(a.moments, a.extra + b.extra); }
-  if (kind == REDUCE_MOMENTS_RANGE) { return Partial(merge(a.moments, b.moments), merge_range(a.extra, b.extra)); }
-  return Partial(merge(a.moments, b.moments), a.extra);
-}
-
 // (mean, M2) of four channels over n values each (a channel group of a channels-last tensor).
 struct Moments4 {
   mean: vec4f,
@@ -290,33 +243,4 @@ fn merge4(a: Moments4, b: Moments4) -> Moments4 {
   let delta = b.mean - a.mean;
   let wb = b.n / n;
   return Moments4(a.mean + delta * wb, a.m2 + b.m2 + delta * delta * (a.n * wb), n);
-}
-
-// The fused activation of z (ACTIVATION). SiLU of a non-finite z is z * sigmoid(z) in IEEE
-// arithmetic, made explicit rather than left to the hardware: +Inf stays +Inf, -Inf and NaN give
-// NaN, so a non-finite channel or element stays visible in y.
-fn activate4(z: vec4f) -> vec4f {
-  if (ACTIVATION == 1u) { return max(z, vec4f(0.0)); }
-  if (ACTIVATION == 2u) {
-    let inf_or_nan = select(vec4f(nan()), z, z > vec4f(0.0));
-    return select(inf_or_nan, z * sigmoid4(z), is_finite4(z));
-  }
-  return z;
-}
-
-// dy times the activation's derivative at z, the gradient with respect to z: ReLU lets dy through
-// where z > 0; SiLU's derivative is sigmoid(z) * (1 + z * (1 - sigmoid(z))), NaN where z is not
-// finite.
-fn activation_grad4(dy: vec4f, z: vec4f) -> vec4f {
-  if (ACTIVATION == 1u) { return select(vec4f(0.0), dy, z > vec4f(0.0)); }
-  if (ACTIVATION == 2u) {
-    // sigmoid(z) and 1 - sigmoid(z) = sigmoid(-z), each without cancellation (see sigmoid4).
-    let e = exp(-abs(z));
-    let r = 1.0 / (1.0 + e);
-    let positive = z >= vec4f(0.0);
-    let s = select(e * r, r, positive);
-    let s_neg = select(r, e * r, positive);
-    return select(vec4f(nan()), dy * (s * (1.0 + z * s_neg)), is_finite4(z));
-  }
-  return dy;
 }

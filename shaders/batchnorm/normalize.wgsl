@@ -1,7 +1,7 @@
 // Normalize-scale-shift: y = ((x - shift) - mean) * (gamma * invstd) + beta, with the per-channel
 // coefficients folded into one ChannelCoef. Subtracting before scaling (rather than
 // y = x * scale + offset) keeps full precision when the mean is large against the spread. A fused
-// activation (ACTIVATION, common.wgsl) follows.
+// activation (ACTIVATION, core/activations.wgsl) follows.
 //
 // coef_from_running: one thread per channel; coefficients from the running (population) statistics.
 // normalize:         a fixed grid of threads over slots (1, 2 or 4 elements, see the tensor_*.wgsl
@@ -12,7 +12,7 @@
 @group(0) @binding(6) var<storage, read> running_var: array<f32>;
 @group(0) @binding(7) var<storage, read> gamma: array<f32>;
 @group(0) @binding(8) var<storage, read> beta: array<f32>;
-// ChannelCoef planes (common.wgsl).
+// ChannelCoef planes (batchnorm/common.wgsl).
 @group(0) @binding(9) var<storage, read_write> coef: array<vec4f>;
 @group(0) @binding(10) var<storage, read> coef_in: array<vec4f>;
 
@@ -54,7 +54,7 @@ fn normalize(@builtin(workgroup_id) wid: vec3u,
   let c = slot_channels(t.x);
   let k = lane_coef(array(load_coef_in(c.x), load_coef_in(c.y), load_coef_in(c.z), load_coef_in(c.w)));
   for (var slot = t.x; slot < slots; slot += t.y) {
-    store_y(slot, slot_tail(slot, activate4(((load_x_slot(slot) - k.shift) - k.mean) * k.scale + k.beta)));
+    store_y_slot(slot, slot_tail(slot, activate4(((load_x_slot(slot) - k.shift) - k.mean) * k.scale + k.beta)));
   }
 }
 
@@ -67,7 +67,7 @@ fn normalize_channels_last_vec4(@builtin(workgroup_id) wid: vec3u,
   let g = group_thread(wid, nwg, lid); // (row lane, first channel, lanes)
   if (g.x >= g.z) { return; }
   let c = g.y;
-  let k = GroupCoef(coef_in[plane_group(COEF_SHIFT, c)], coef_in[plane_group(COEF_MEAN, c)],
+  let k = ChannelCoef4(coef_in[plane_group(COEF_SHIFT, c)], coef_in[plane_group(COEF_MEAN, c)],
                     coef_in[plane_group(COEF_SCALE, c)], coef_in[plane_group(COEF_BETA, c)]);
   for (var r = g.x; r < params.outer; r += g.z) {
     let e = r * params.channels + c;

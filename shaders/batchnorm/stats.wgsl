@@ -22,7 +22,7 @@
 @group(0) @binding(8) var<storage, read_write> running_mean: array<f32>;
 @group(0) @binding(9) var<storage, read_write> running_var: array<f32>;
 @group(0) @binding(10) var<storage, read_write> batches_tracked: array<u32>;
-@group(0) @binding(11) var<storage, read_write> coef: array<vec4f>; // ChannelCoef planes (common.wgsl)
+@group(0) @binding(11) var<storage, read_write> coef: array<vec4f>; // ChannelCoef planes (batchnorm/common.wgsl)
 // Set when any channel of the current training pass has a non-finite mean or variance.
 @group(0) @binding(12) var<storage, read_write> non_finite: atomic<u32>;
 

@@ -18,11 +18,11 @@ fn load_x4(e: u32) -> vec4f { return vec4f(f32(x[e]), f32(x[e + 1u]), f32(x[e + 
 fn load_dy4(e: u32) -> vec4f { return vec4f(f32(dy[e]), f32(dy[e + 1u]), f32(dy[e + 2u]), f32(dy[e + 3u])); }
 fn load_x_slot(slot: u32) -> vec4f { return vec4f(f32(x[2u * slot]), f32(x[2u * slot + 1u]), 0.0, 0.0); }
 fn load_dy_slot(slot: u32) -> vec4f { return vec4f(f32(dy[2u * slot]), f32(dy[2u * slot + 1u]), 0.0, 0.0); }
-fn store_y(slot: u32, v: vec4f) {
+fn store_y_slot(slot: u32, v: vec4f) {
   y[2u * slot] = f16(v.x);
   y[2u * slot + 1u] = f16(v.y);
 }
-fn store_dx(slot: u32, v: vec4f) {
+fn store_dx_slot(slot: u32, v: vec4f) {
   dx[2u * slot] = f16(v.x);
   dx[2u * slot + 1u] = f16(v.y);
 }

@@ -17,8 +17,8 @@ fn load_x4(e: u32) -> vec4f { return vec4f(unpack2x16float(x[e >> 1u]), unpack2x
 fn load_dy4(e: u32) -> vec4f { return vec4f(unpack2x16float(dy[e >> 1u]), unpack2x16float(dy[(e >> 1u) + 1u])); }
 fn load_x_slot(slot: u32) -> vec4f { return vec4f(unpack2x16float(x[slot]), 0.0, 0.0); }
 fn load_dy_slot(slot: u32) -> vec4f { return vec4f(unpack2x16float(dy[slot]), 0.0, 0.0); }
-fn store_y(slot: u32, v: vec4f) { y[slot] = pack_f16(v.x, v.y); }
-fn store_dx(slot: u32, v: vec4f) { dx[slot] = pack_f16(v.x, v.y); }
+fn store_y_slot(slot: u32, v: vec4f) { y[slot] = pack_f16(v.x, v.y); }
+fn store_dx_slot(slot: u32, v: vec4f) { dx[slot] = pack_f16(v.x, v.y); }
 // Four consecutive elements from e, a multiple of 4 (channels-last rows of C % 4 == 0 channels):
 // two whole words, so no other thread writes them.
 fn store_y4(e: u32, v: vec4f) { y[e >> 1u] = pack_f16(v.x, v.y); y[(e >> 1u) + 1u] = pack_f16(v.z, v.w); }

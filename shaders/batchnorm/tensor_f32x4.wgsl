@@ -15,8 +15,8 @@ fn load_x4(e: u32) -> vec4f { return x[e >> 2u]; }
 fn load_dy4(e: u32) -> vec4f { return dy[e >> 2u]; }
 fn load_x_slot(slot: u32) -> vec4f { return x[slot]; }
 fn load_dy_slot(slot: u32) -> vec4f { return dy[slot]; }
-fn store_y(slot: u32, v: vec4f) { y[slot] = v; }
-fn store_dx(slot: u32, v: vec4f) { dx[slot] = v; }
+fn store_y_slot(slot: u32, v: vec4f) { y[slot] = v; }
+fn store_dx_slot(slot: u32, v: vec4f) { dx[slot] = v; }
 // Four consecutive elements from e, a multiple of 4 (channels-last rows of C % 4 == 0 channels).
 fn store_y4(e: u32, v: vec4f) { y[e >> 2u] = v; }
 fn store_dx4(e: u32, v: vec4f) { dx[e >> 2u] = v; }

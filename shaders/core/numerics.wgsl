@@ -64,3 +64,8 @@ fn sigmoid4(z: vec4f) -> vec4f {
 fn is_finite4(v: vec4f) -> vec4<bool> {
   return (bitcast<vec4u>(v) & vec4u(0x7f800000u)) != vec4u(0x7f800000u);
 }
+
+// NaN test of each component (is_nan on a vec4).
+fn is_nan4(v: vec4f) -> vec4<bool> {
+  return (bitcast<vec4u>(v) & vec4u(0x7fffffffu)) > vec4u(0x7f800000u);
+}

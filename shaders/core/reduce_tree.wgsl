@@ -11,7 +11,7 @@ struct ReduceIds {
 
 var<workgroup> wg_partials: array<Partial, RWG>;
 
-// Every thread's partial combined as `kind` says (combine() in common.wgsl), pairwise.
+// Every thread's partial combined as `kind` says (combine() in reduce_partial.wgsl), pairwise.
 fn workgroup_reduce(acc: Partial, ids: ReduceIds, kind: u32) -> Partial {
   let lid = ids.lid;
   wg_partials[lid] = acc;

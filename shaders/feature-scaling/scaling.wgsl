@@ -39,7 +39,7 @@ struct ScalePartial {
 
 @group(0) @binding(5) var<storage, read_write> partials: array<ScalePartial>;
 @group(0) @binding(6) var<storage, read_write> state: array<ScaleState>;
-// ChannelCoef planes (common.wgsl).
+// ChannelCoef planes (batchnorm/common.wgsl).
 @group(0) @binding(7) var<storage, read_write> coef: array<vec4f>;
 @group(0) @binding(8) var<storage, read_write> inverse_coef: array<vec4f>;
 @group(0) @binding(9) var<uniform> options: ScalingOptions;
@@ -91,7 +91,7 @@ fn scaling_accumulate(@builtin(workgroup_id) wid: vec3u,
   var range = select(EMPTY_RANGE, vec2f(s.min, s.max), n > 0u);
   for (var k = 0u; k < params.chunks; k++) {
     let p = partials[c * params.chunks + k];
-    // Chan's merge (as merge() in common.wgsl) with the counts kept exact as integers; a chunk's
+    // Chan's merge (as merge() in core/numerics.wgsl) with the counts kept exact as integers; a chunk's
     // count (at most CHUNK) is exact in its f32 partial.
     let nb = u32(p.moments.z);
     if (nb == 0u) { continue; }

@@ -2,14 +2,14 @@
 //
 // With x̂ the normalized input, z = γ·x̂ + β, dz = dL/dz (through the fused activation) and
 // g = γ·dz, per group of n elements:
-//   dx = rstd · (g − mean(g) − x̂·mean(g·x̂))   (RMSNorm: no mean(g) term);
-//   normalized with running statistics (InstanceNorm inference): dx = rstd · g.
+//   dx = invstd · (g − mean(g) − x̂·mean(g·x̂))   (RMSNorm: no mean(g) term);
+//   normalized with running statistics (InstanceNorm inference): dx = invstd · g.
 // norm_backward: 2^lane_bits threads per group (Lanes); two walks over it (the sums, then dx).
 // dγ = Σ dz·x̂ and dβ = Σ dz per γ entry are partial sums over blocks of the
 // [a_outer, a_count, a_inner] view (NormParams), taken in the same walk as dx per block of rows
 // (LayerNorm, RMSNorm: norm_backward_columns) or per (sample, channel) (channels-first groups:
 // norm_backward_planes); norm_affine_partials_rows reads x and dy again for them where neither
-// applies (channels-last groups, rows over MAX_COLUMNS · NWG values). norm_affine_finalize adds a γ entry's partials in a fixed
+// applies (channels-last groups, rows over MAX_COLUMNS · WG values). norm_affine_finalize adds a γ entry's partials in a fixed
 // order, so the result does not depend on scheduling.
 
 @group(0) @binding(5) var<storage, read> saved: array<vec4f>;
@@ -17,12 +17,12 @@
 @group(0) @binding(9) var<storage, read_write> dgamma: array<f32>;
 @group(0) @binding(10) var<storage, read_write> dbeta: array<f32>;
 
-var<workgroup> sums: array<vec2f, NWG>;
+var<workgroup> sums: array<vec2f, WG>;
 // The first CACHE_STEPS (x, dy) of each thread's walk in norm_backward, kept on chip between the
 // sums and dx (see normalization/forward.wgsl).
 override CACHE_STEPS: u32 = 1u;
-var<workgroup> cache_x: array<f32, NWG * CACHE_STEPS>;
-var<workgroup> cache_dy: array<f32, NWG * CACHE_STEPS>;
+var<workgroup> cache_x: array<f32, WG * CACHE_STEPS>;
+var<workgroup> cache_dy: array<f32, WG * CACHE_STEPS>;
 
 // γ entries a tile of the rows kernel covers, one per thread column.
 const AFFINE_WIDTH: u32 = 64u;
@@ -33,7 +33,7 @@ fn grad_z(k: GroupCoef, v: f32, dyv: f32, p: u32) -> vec2f {
   return vec2f(activation_grad(dyv, xh * gamma_at(p) + beta_at(p)), xh);
 }
 
-@compute @workgroup_size(NWG)
+@compute @workgroup_size(WG)
 fn norm_backward(@builtin(workgroup_id) wid: vec3u,
                  @builtin(num_workgroups) nwg: vec3u,
                  @builtin(local_invocation_index) lid: u32) {
@@ -49,8 +49,8 @@ fn norm_backward(@builtin(workgroup_id) wid: vec3u,
       let v = load_x(e);
       let d = load_dy(e);
       if (j < CACHE_STEPS) {
-        cache_x[lid + j * NWG] = v;
-        cache_dy[lid + j * NWG] = d;
+        cache_x[lid + j * WG] = v;
+        cache_dy[lid + j * WG] = d;
       }
       j++;
       let z = grad_z(k, v, d, p);
@@ -75,33 +75,33 @@ fn norm_backward(@builtin(workgroup_id) wid: vec3u,
     let p = walk_param(t.g, w);
     var z: vec2f;
     if (j < cached) {
-      z = grad_z(k, cache_x[lid + j * NWG], cache_dy[lid + j * NWG], p);
+      z = grad_z(k, cache_x[lid + j * WG], cache_dy[lid + j * WG], p);
     } else {
       z = grad_z(k, load_x(e), load_dy(e), p);
     }
     j++;
-    store_dx(e, k.rstd * (z.x * gamma_at(p) - mean_g - z.y * mean_gx));
+    store_dx(e, k.invstd * (z.x * gamma_at(p) - mean_g - z.y * mean_gx));
   }
 }
 
 // Columns of a row a thread of norm_backward_columns keeps dγ/dβ sums for: rows of up to
-// MAX_COLUMNS · NWG values (8192 at 256 lanes); the host sends longer rows to norm_backward.
+// MAX_COLUMNS · WG values (8192 at 256 lanes); the host sends longer rows to norm_backward.
 const MAX_COLUMNS: u32 = 32u;
 
 // LayerNorm and RMSNorm (rows of one group, a γ entry per position): workgroup w takes the
-// batches of NWG >> lane_bits rows w, w + W, w + 2W, ... (W = a_blocks workgroups). A thread's
+// batches of WG >> lane_bits rows w, w + W, w + 2W, ... (W = a_blocks workgroups). A thread's
 // columns are lane + j · 2^lane_bits in every row it takes, so it keeps their (Σ dz·x̂, Σ dz) in
 // registers across rows: x and dy are read once for dx, dγ and dβ. At the end the workgroup
 // merges its row slots' sums in a tree and writes them as partial w.
-@compute @workgroup_size(NWG)
+@compute @workgroup_size(WG)
 fn norm_backward_columns(@builtin(workgroup_id) wid: vec3u,
                          @builtin(num_workgroups) nwg: vec3u,
                          @builtin(local_invocation_index) lid: u32) {
   let lanes = 1u << params.lane_bits;
   let lane = lid & (lanes - 1u);
   let slot = lid >> params.lane_bits;
-  let slots = NWG >> params.lane_bits;
-  let w = norm_workgroup(wid, nwg);
+  let slots = WG >> params.lane_bits;
+  let w = linear_workgroup(wid, nwg);
   // The overshoot of a 2-D grid.
   if (w >= params.a_blocks) { return; }
   let steps = (params.count + lanes - 1u) / lanes;
@@ -120,8 +120,8 @@ fn norm_backward_columns(@builtin(workgroup_id) wid: vec3u,
         let v = load_x(start + col);
         let d = load_dy(start + col);
         if (j < CACHE_STEPS) {
-          cache_x[lid + j * NWG] = v;
-          cache_dy[lid + j * NWG] = d;
+          cache_x[lid + j * WG] = v;
+          cache_dy[lid + j * WG] = d;
         }
         let z = grad_z(k, v, d, col);
         acc[j] += vec2f(z.x * z.y, z.x);
@@ -145,11 +145,11 @@ fn norm_backward_columns(@builtin(workgroup_id) wid: vec3u,
         if (col >= params.count) { break; }
         var z: vec2f;
         if (j < CACHE_STEPS) {
-          z = grad_z(k, cache_x[lid + j * NWG], cache_dy[lid + j * NWG], col);
+          z = grad_z(k, cache_x[lid + j * WG], cache_dy[lid + j * WG], col);
         } else {
           z = grad_z(k, load_x(start + col), load_dy(start + col), col);
         }
-        store_dx(start + col, k.rstd * (z.x * gamma_at(col) - mean_g - z.y * mean_gx));
+        store_dx(start + col, k.invstd * (z.x * gamma_at(col) - mean_g - z.y * mean_gx));
       }
     }
     // The next batch rewrites sums.
@@ -174,7 +174,7 @@ fn norm_backward_columns(@builtin(workgroup_id) wid: vec3u,
 // the lanes take one plane at a time, merge its (Σ dz·x̂, Σ dz) in a tree, and lane 0 writes them
 // as that sample's partial (block n of the affine view) and folds them, times γ, into the group's
 // sums. dγ and dβ then need no second read of x and dy: norm_affine_finalize adds the N partials.
-@compute @workgroup_size(NWG)
+@compute @workgroup_size(WG)
 fn norm_backward_planes(@builtin(workgroup_id) wid: vec3u,
                         @builtin(num_workgroups) nwg: vec3u,
                         @builtin(local_invocation_index) lid: u32) {
@@ -192,8 +192,8 @@ fn norm_backward_planes(@builtin(workgroup_id) wid: vec3u,
         let v = load_x(plane + i);
         let d = load_dy(plane + i);
         if (j < CACHE_STEPS) {
-          cache_x[lid + j * NWG] = v;
-          cache_dy[lid + j * NWG] = d;
+          cache_x[lid + j * WG] = v;
+          cache_dy[lid + j * WG] = d;
         }
         j++;
         let z = grad_z(k, v, d, c);
@@ -227,12 +227,12 @@ fn norm_backward_planes(@builtin(workgroup_id) wid: vec3u,
     for (var i = t.lane; i < params.seg_len; i += lanes) {
       var z: vec2f;
       if (j < CACHE_STEPS) {
-        z = grad_z(k, cache_x[lid + j * NWG], cache_dy[lid + j * NWG], c);
+        z = grad_z(k, cache_x[lid + j * WG], cache_dy[lid + j * WG], c);
       } else {
         z = grad_z(k, load_x(plane + i), load_dy(plane + i), c);
       }
       j++;
-      store_dx(plane + i, k.rstd * (z.x * gamma_at(c) - mean_g - z.y * mean_gx));
+      store_dx(plane + i, k.invstd * (z.x * gamma_at(c) - mean_g - z.y * mean_gx));
     }
   }
 }
@@ -244,16 +244,16 @@ fn affine_terms(k: GroupCoef, e: u32, a: u32) -> vec2f {
 }
 
 // a_inner == 1 (LayerNorm, RMSNorm, channels-last GroupNorm and InstanceNorm): a workgroup is a
-// tile of AFFINE_WIDTH consecutive γ entries (coalesced loads along a row) by NWG / width row
+// tile of AFFINE_WIDTH consecutive γ entries (coalesced loads along a row) by WG / width row
 // lanes, over one block of rows; the lanes are merged in a tree.
-@compute @workgroup_size(NWG)
+@compute @workgroup_size(WG)
 fn norm_affine_partials_rows(@builtin(workgroup_id) wid: vec3u,
                              @builtin(num_workgroups) nwg: vec3u,
                              @builtin(local_invocation_index) lid: u32) {
   let width = min(params.a_count, AFFINE_WIDTH);
-  let lanes = NWG / width;
+  let lanes = WG / width;
   let tiles = (params.a_count + width - 1u) / width;
-  let wg = norm_workgroup(wid, nwg);
+  let wg = linear_workgroup(wid, nwg);
   let block = wg / tiles;
   let lane = lid / width;
   let a = (wg - block * tiles) * width + lid - lane * width;
@@ -292,17 +292,17 @@ fn norm_affine_partials_rows(@builtin(workgroup_id) wid: vec3u,
 }
 
 // One thread per γ entry: its partials in block order.
-@compute @workgroup_size(NWG)
+@compute @workgroup_size(WG)
 fn norm_affine_finalize(@builtin(workgroup_id) wid: vec3u,
                         @builtin(num_workgroups) nwg: vec3u,
                         @builtin(local_invocation_index) lid: u32) {
-  let a = norm_workgroup(wid, nwg) * NWG + lid;
+  let a = linear_workgroup(wid, nwg) * WG + lid;
   if (a >= params.a_count) { return; }
   var s = vec2f(0.0);
   for (var b = 0u; b < params.a_blocks; b++) {
     s += partials[b * params.a_count + a];
   }
-  // Both are written; an absent one is bound to a sink (ops/normalization.ts).
+  // Both are written; an absent one is bound to a sink (src/normalization/record.ts).
   dgamma[a] = s.x;
   dbeta[a] = s.y;
 }

@@ -1,6 +1,7 @@
 // Shared by the normalization family's kernels (LayerNorm, RMSNorm, GroupNorm, InstanceNorm): the
-// host builds each shader as norm_tensor_<dtype>.wgsl + numerics.wgsl + normalization/common.wgsl + the
-// kernel file.
+// host builds each shader as normalization/tensor_<storage>.wgsl + core/numerics.wgsl +
+// core/workgroups.wgsl + core/activations.wgsl + normalization/common.wgsl + the kernel file
+// (src/normalization/kernels.ts).
 //
 // A statistics *group* is what shares one mean and variance: a LayerNorm/RMSNorm row, a
 // (sample, group of C/G channels) of GroupNorm, a (sample, channel) of InstanceNorm. Every group
@@ -43,7 +44,7 @@ struct NormParams {
   a_per_group: u32,
   a_blocks: u32,
   a_block_rows: u32,
-  lane_bits: u32,       // log2 of the threads per group (a power of two <= NWG): NWG >> lane_bits groups per workgroup
+  lane_bits: u32,       // log2 of the threads per group (a power of two <= WG): WG >> lane_bits groups per workgroup
   _pad0: u32,
   _pad1: u32,
   _pad2: u32,
@@ -52,21 +53,11 @@ struct NormParams {
 
 @group(0) @binding(0) var<uniform> params: NormParams;
 
-// 0: none; 1: ReLU; 2: SiLU (z · sigmoid(z)), fused after the affine transform; compiled in.
-override ACTIVATION: u32 = 0u;
 // 1: RMSNorm: no mean is subtracted; the statistic is mean(x²).
 override RMS: u32 = 0u;
 
-// Threads per workgroup of every family kernel.
-const NWG: u32 = 256u;
-
-// Large dispatches are split over x and y (see common.wgsl); the linear workgroup index.
-fn norm_workgroup(wid: vec3u, nwg: vec3u) -> u32 {
-  return wid.x + wid.y * nwg.x;
-}
-
 // The rows kernels (norm_forward, norm_backward) give each statistics group 2^lane_bits threads
-// (its lanes), so that a workgroup holds NWG >> lane_bits short groups (a LayerNorm over 64
+// (its lanes), so that a workgroup holds WG >> lane_bits short groups (a LayerNorm over 64
 // features) or one long one. A thread's group, its lane, and its first thread in the workgroup.
 // (The tree loops take their bound from params directly: uniformity analysis would not see
 // through the struct.)
@@ -82,30 +73,10 @@ struct Lanes {
 
 fn lanes_of(wid: vec3u, nwg: vec3u, lid: u32) -> Lanes {
   let lane = lid & ((1u << params.lane_bits) - 1u);
-  let r = norm_workgroup(wid, nwg) * (NWG >> params.lane_bits) + (lid >> params.lane_bits);
+  let r = linear_workgroup(wid, nwg) * (WG >> params.lane_bits) + (lid >> params.lane_bits);
   let n = r / params.groups;
   let g = r - n * params.groups;
   return Lanes(r, lane, lid - lane, r < params.rows, n * params.sample_stride + g * params.group_stride, n, g);
-}
-
-// The activation after the affine transform. ReLU keeps NaN (max(NaN, 0) may be 0 on some
-// GPUs), so that a non-finite group's outputs stay NaN; SiLU takes sigmoid4 (numerics.wgsl), which
-// never overflows.
-fn activate(z: f32) -> f32 {
-  if (ACTIVATION == 1u) { return select(max(z, 0.0), z, (bitcast<u32>(z) & 0x7fffffffu) > 0x7f800000u); }
-  if (ACTIVATION == 2u) { return z * sigmoid4(vec4f(z)).x; }
-  return z;
-}
-
-// dL/dz from dL/dy through the activation at z: SiLU's derivative is
-// sigmoid(z) · (1 + z · sigmoid(−z)), each sigmoid without cancellation.
-fn activation_grad(dy: f32, z: f32) -> f32 {
-  if (ACTIVATION == 1u) { return select(0.0, dy, z > 0.0); }
-  if (ACTIVATION == 2u) {
-    let s = sigmoid4(vec4f(z, -z, 0.0, 0.0));
-    return dy * s.x * (1.0 + z * s.y);
-  }
-  return dy;
 }
 
 // A thread's position in its group: segment and offset within it. A group's lanes walk it
@@ -139,12 +110,12 @@ fn walk_param(g: u32, w: Walk) -> u32 {
 }
 
 // A group's coefficients, as kept in `saved` (one vec4f per group): the shift (one value of the
-// group: x - shift is exact for values near it), the mean of x - shift, 1 / sqrt(var + eps) and
-// the biased variance. RMSNorm: (0, 0, 1 / sqrt(mean(x²) + eps), mean(x²)).
+// group: x - shift is exact for values near it), the mean of x - shift, 1 / sqrt(var + eps) (invstd)
+// and the biased variance. RMSNorm: (0, 0, 1 / sqrt(mean(x²) + eps), mean(x²)).
 struct GroupCoef {
   shift: f32,
   mean: f32,
-  rstd: f32,
+  invstd: f32,
   variance: f32,
 }
 
@@ -154,8 +125,8 @@ fn to_coef(v: vec4f) -> GroupCoef {
 
 // x̂ of one element.
 fn normalized(k: GroupCoef, v: f32) -> f32 {
-  if (RMS == 1u) { return v * k.rstd; }
-  return ((v - k.shift) - k.mean) * k.rstd;
+  if (RMS == 1u) { return v * k.invstd; }
+  return ((v - k.shift) - k.mean) * k.invstd;
 }
 
 @group(0) @binding(6) var<storage, read> gamma: array<f32>;

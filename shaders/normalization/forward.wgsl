@@ -11,15 +11,15 @@
 @group(0) @binding(8) var<storage, read> running_mean: array<f32>;
 @group(0) @binding(9) var<storage, read> running_var: array<f32>;
 
-var<workgroup> tree: array<vec3f, NWG>;
+var<workgroup> tree: array<vec3f, WG>;
 // Each group's coefficients, at its first thread.
-var<workgroup> coefs: array<vec4f, NWG>;
+var<workgroup> coefs: array<vec4f, WG>;
 // The first CACHE_STEPS values of each thread's walk, kept on chip between the reduction and the
-// normalization (thread lid's step j at lid + j * NWG: its own slots, so no barrier), so that a
+// normalization (thread lid's step j at lid + j * WG: its own slots, so no barrier), so that a
 // group that fits is read from memory once. CACHE_STEPS is set from the device's workgroup
-// storage limit (ops/normalization.ts).
+// storage limit (src/normalization/record.ts).
 override CACHE_STEPS: u32 = 1u;
-var<workgroup> cache_x: array<f32, NWG * CACHE_STEPS>;
+var<workgroup> cache_x: array<f32, WG * CACHE_STEPS>;
 
 // Neumaier's compensated sums (sum, compensation, count), of squares for RMSNorm: mean(x²)
 // keeps float32 precision over a long row, and the tree merges them pairwise.
@@ -33,7 +33,9 @@ fn add_compensated(acc: vec3f, v: f32) -> vec3f {
   return merge_compensated(acc, vec3f(v, 0.0, 1.0));
 }
 
-fn combine(a: vec3f, b: vec3f) -> vec3f {
+// Two of a group's summaries merged in the tree: Chan's merge of (mean, M2, n), or (RMSNorm) the
+// compensated sums of squares.
+fn merge_summaries(a: vec3f, b: vec3f) -> vec3f {
   if (RMS == 1u) { return merge_compensated(a, b); }
   return merge(a, b);
 }
@@ -56,7 +58,7 @@ fn group_coef(shift: f32, s: vec3f) -> vec4f {
   return vec4f(shift, mean, 1.0 / sqrt(variance + params.eps), variance);
 }
 
-@compute @workgroup_size(NWG)
+@compute @workgroup_size(WG)
 fn norm_forward(@builtin(workgroup_id) wid: vec3u,
                 @builtin(num_workgroups) nwg: vec3u,
                 @builtin(local_invocation_index) lid: u32) {
@@ -77,7 +79,7 @@ fn norm_forward(@builtin(workgroup_id) wid: vec3u,
       var j = 0u;
       for (var w = walk_start(t.lane); w.seg < params.segs; w = walk_next(w)) {
         let v = load_x(walk_element(t.start, w));
-        if (j < CACHE_STEPS) { cache_x[lid + j * NWG] = v; }
+        if (j < CACHE_STEPS) { cache_x[lid + j * WG] = v; }
         j++;
         finite = finite && is_finite(v);
         if (RMS == 1u) {
@@ -92,7 +94,7 @@ fn norm_forward(@builtin(workgroup_id) wid: vec3u,
     tree[lid] = acc;
     workgroupBarrier();
     for (var stride = (1u << params.lane_bits) / 2u; stride > 0u; stride >>= 1u) {
-      if (t.lane < stride) { tree[lid] = combine(tree[lid], tree[lid + stride]); }
+      if (t.lane < stride) { tree[lid] = merge_summaries(tree[lid], tree[lid + stride]); }
       workgroupBarrier();
     }
     if (t.in_range && t.lane == 0u) {
@@ -110,7 +112,7 @@ fn norm_forward(@builtin(workgroup_id) wid: vec3u,
     let e = walk_element(t.start, w);
     let p = walk_param(t.g, w);
     var v: f32;
-    if (j < cached) { v = cache_x[lid + j * NWG]; } else { v = load_x(e); }
+    if (j < cached) { v = cache_x[lid + j * WG]; } else { v = load_x(e); }
     j++;
     store_y(e, activate(normalized(k, v) * gamma_at(p) + beta_at(p)));
   }

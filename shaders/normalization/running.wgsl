@@ -11,12 +11,12 @@ var<workgroup> non_finite: atomic<u32>;
 // running = (1 − m)·running + m·(mean over samples of the instance statistic), the variance
 // unbiased (count / (count − 1)). Under nonFiniteBatches 'skip' a batch with any NaN or ±Inf
 // instance changes nothing: one workgroup sees every instance's flag before any write.
-@compute @workgroup_size(NWG)
+@compute @workgroup_size(WG)
 fn norm_update_running(@builtin(local_invocation_index) lid: u32) {
   if (lid == 0u) { atomicStore(&non_finite, 0u); }
   workgroupBarrier();
   var finite = true;
-  for (var r = lid; r < params.rows; r += NWG) {
+  for (var r = lid; r < params.rows; r += WG) {
     let s = saved[r];
     finite = finite && is_finite(s.x + s.y) && is_finite(s.w);
   }
@@ -28,7 +28,7 @@ fn norm_update_running(@builtin(local_invocation_index) lid: u32) {
   let n = f32(params.count);
   let unbias = n / (n - 1.0);
   let m = params.momentum;
-  for (var c = lid; c < params.groups; c += NWG) {
+  for (var c = lid; c < params.groups; c += WG) {
     var mean = 0.0;
     var variance = 0.0;
     for (var s = 0u; s < samples; s++) {

@@ -9,7 +9,7 @@
  * buffers of intermediate coefficients; and the plans and scratch they use.
  * releaseFunctionCaches frees them.
  */
-import { CHANNEL_COEF_BYTES, GRAD_COEF_BYTES } from '../core/contract.js';
+import { CHANNEL_COEF_BYTES, GRAD_COEF_BYTES } from './kernels.js';
 import {
   BATCHNORM_OPTIONS,
   STATE_BUFFERS,

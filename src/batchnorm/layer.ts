@@ -4,7 +4,8 @@
  * (ops/batchnorm.ts) into the caller's command encoder. The array API (forward, backward,
  * getState, ...) stages arrays through buffers of its own.
  */
-import { CHANNEL_COEF_BYTES, COEF_PLANES, GRAD_COEF_BYTES, type FusedActivation } from '../core/contract.js';
+import type { FusedActivation } from '../core/contract.js';
+import { CHANNEL_COEF_BYTES, COEF_PLANES, GRAD_COEF_BYTES } from './kernels.js';
 import { recordBackward, recordForward, type BatchNormStateBuffers } from './record.js';
 import { batchNormPlan, type BatchNormMode } from './plan.js';
 import { Usage, regionOf, inComputePass, type TensorBuffer } from '../core/gpu.js';

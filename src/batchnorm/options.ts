@@ -3,8 +3,9 @@
  * options resolved to their defaults, state buffers, and the tensors of a forward or backward
  * pass. Each failure names the argument, the expected value and the actual one.
  */
-import { ACTIVATIONS, CHANNEL_COEF_BYTES, type FusedActivation } from '../core/contract.js';
-import { tensorBytes, tensorStorage } from '../core/shaders.js';
+import { ACTIVATIONS, type FusedActivation } from '../core/contract.js';
+import { tensorBytes } from '../core/shaders.js';
+import { CHANNEL_COEF_BYTES, tensorStorage } from './kernels.js';
 import type { BatchNormMode, BatchNormPlanOptions, DType } from './plan.js';
 import { checkSeparateOutput, type TensorBuffer } from '../core/gpu.js';
 import {

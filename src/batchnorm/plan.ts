@@ -4,8 +4,9 @@
  * kept in the device's plan cache (core/plans.ts). The elementwise geometry is shared with
  * feature scaling, which normalizes with batch norm's kernels.
  */
-import { BN_PARTIAL_BYTES, KERNEL_CONSTANTS, packStruct, type FusedActivation } from '../core/contract.js';
-import { SLOT_ELEMENTS, isChannelsLastVec4, tensorStorage, type TensorStorage } from '../core/shaders.js';
+import type { FusedActivation } from '../core/contract.js';
+import type { TensorStorage } from '../core/shaders.js';
+import { BN_PARTIAL_BYTES, KERNEL_CONSTANTS, SLOT_ELEMENTS, isChannelsLastVec4, packStruct, tensorStorage } from './kernels.js';
 import { REDUCTION_SIZES, cachedPlan, isCpuAdapter, uniform, type DType } from '../core/plans.js';
 import { align4 } from '../core/gpu.js';
 import type { ChannelView } from '../core/layout.js';

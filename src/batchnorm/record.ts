@@ -6,7 +6,7 @@
  * A forward pass is batch statistics → (running update) → normalize, or coefficients from the
  * running statistics → normalize; a backward pass is gradient reductions → input gradient.
  */
-import { dispatchKernel } from '../core/pipelines.js';
+import { dispatchKernel } from './kernels.js';
 import type { TensorBuffer } from '../core/gpu.js';
 import type { BatchNormMode, BatchNormPlan, ElementwisePlan } from './plan.js';
 

@@ -1,120 +1,90 @@
 /**
- * Compute pipelines, created once per device, tensor storage and fused activation, kept in the
- * device's context; and dispatches of a kernel with its buffers bound by name.
+ * Compute pipelines, created once per device and kept in the device's context, and dispatches of
+ * a kernel with its buffers bound by name. Each family describes its kernels in a
+ * {@link KernelFamily} (src/<family>/kernels.ts); this module knows none of them.
  */
 import { deviceContext } from './context.js';
 import { dispatchPipeline, type TensorBuffer } from './gpu.js';
-import { ACTIVATIONS, BINDINGS, type BindingName, type FusedActivation, type ShaderName } from './contract.js';
-import { shaderSource, type TensorStorage } from './shaders.js';
-
-/** Every kernel entry point and the shader module it lives in. */
-export const KERNELS = {
-  partial_stats: 'stats',
-  partial_stats_channels_last: 'stats',
-  partial_stats_channels_last_vec4: 'stats',
-  finalize_stats: 'stats',
-  update_running: 'stats',
-  coef_from_running: 'normalize',
-  normalize: 'normalize',
-  normalize_channels_last_vec4: 'normalize',
-  partial_grad_sums: 'backward',
-  partial_grad_sums_channels_last: 'backward',
-  partial_grad_sums_channels_last_vec4: 'backward',
-  finalize_grads: 'backward',
-  input_grad: 'backward',
-  input_grad_channels_last_vec4: 'backward',
-  scaling_begin: 'scaling',
-  scaling_partials: 'scaling',
-  scaling_accumulate: 'scaling',
-  scaling_coefficients: 'scaling',
-  norm_forward: 'norm_forward',
-  norm_update_running: 'norm_running',
-  norm_backward: 'norm_backward',
-  norm_affine_partials_rows: 'norm_backward',
-  norm_backward_planes: 'norm_backward',
-  norm_backward_columns: 'norm_backward',
-  norm_affine_finalize: 'norm_backward',
-} as const satisfies Record<string, ShaderName>;
-
-/** Name of a compute kernel (a WGSL entry point). */
-export type KernelName = keyof typeof KERNELS;
-
-/** The buffers of one dispatch of `kernel`, by the WGSL names of its module's bindings. */
-export type KernelBuffers<K extends KernelName> = Partial<Record<BindingName<(typeof KERNELS)[K]>, TensorBuffer>>;
-
-/** The kernels whose code reads ACTIVATION; only their pipelines are specialized for it. */
-const ACTIVATION_KERNELS: ReadonlySet<KernelName> = new Set([
-  'normalize',
-  'normalize_channels_last_vec4',
-  'partial_grad_sums',
-  'partial_grad_sums_channels_last',
-  'partial_grad_sums_channels_last_vec4',
-  'input_grad',
-  'input_grad_channels_last_vec4',
-  'norm_forward',
-  'norm_backward',
-  'norm_affine_partials_rows',
-  'norm_backward_planes',
-  'norm_backward_columns',
-]);
-
-/** The family's kernels that keep values on chip, CACHE_STEPS per thread (normalization/forward.wgsl). */
-const CACHE_KERNELS: ReadonlySet<KernelName> = new Set(['norm_forward', 'norm_backward', 'norm_backward_planes', 'norm_backward_columns']);
-
-/** The family's kernels whose code reads RMS (normalization/common.wgsl). */
-const RMS_KERNELS: ReadonlySet<KernelName> = new Set([
-  'norm_forward',
-  'norm_backward',
-  'norm_affine_partials_rows',
-  'norm_backward_planes',
-  'norm_backward_columns',
-]);
+import { ACTIVATIONS, type FusedActivation, type StructLayout } from './contract.js';
+import type { TensorStorage } from './shaders.js';
 
 /**
- * The kernels that merge across a workgroup (workgroup_reduce); on a device with `subgroups`
- * their pipelines come from the module's subgroups variant (reduce_subgroups.wgsl).
+ * A family's kernels and its part of the host–kernel contract. `K` names its kernels (WGSL entry
+ * points), `M` its shader modules: a module's name is its kernel file's path under shaders/
+ * without `.wgsl` ('batchnorm/stats').
  */
-export const SUBGROUP_KERNELS: ReadonlySet<KernelName> = new Set(['partial_stats', 'finalize_stats', 'partial_grad_sums', 'finalize_grads', 'scaling_partials']);
+export interface KernelFamily<K extends string = string, M extends string = string> {
+  /** Every kernel entry point and the shader module it lives in. */
+  readonly kernels: Readonly<Record<K, M>>;
+  /** Binding numbers by WGSL variable name, per shader module. */
+  readonly bindings: Readonly<Record<M, Readonly<Record<string, number>>>>;
+  /** The structs the host packs or decodes, each with its fields and a module that declares it. */
+  readonly structs: Readonly<Record<string, { readonly module: M; readonly fields: StructLayout }>>;
+  /** WGSL constants the host relies on, by name (`const NAME: u32 = ...u;` in the family's modules). */
+  readonly constants: Readonly<Record<string, number>>;
+  /** The kernels whose code reads ACTIVATION; only their pipelines are specialized for it. */
+  readonly activationKernels: ReadonlySet<K>;
+  /**
+   * The kernels that merge across a workgroup (workgroup_reduce); on a device with `subgroups`
+   * their pipelines come from the module's subgroups variant (shaders/core/reduce_subgroups.wgsl).
+   */
+  readonly subgroupKernels: ReadonlySet<K>;
+  /** The kernels whose code reads the RMS override (RMSNorm). */
+  readonly rmsKernels: ReadonlySet<K>;
+  /** The kernels that keep values on chip, CACHE_STEPS per thread (an override). */
+  readonly cacheKernels: ReadonlySet<K>;
+  /**
+   * The complete WGSL of `module` for tensors stored as `storage`; in its subgroups variant (which
+   * begins with `enable subgroups;`) where `subgroups` and the module has one.
+   */
+  source(module: M, storage: TensorStorage, subgroups?: boolean): string;
+}
+
+/** What a pipeline is compiled for: the tensor storage and the variants its kernel has. */
+export interface KernelTarget {
+  readonly storage: TensorStorage;
+  /** The fused activation (kernels in activationKernels). */
+  readonly activation?: FusedActivation;
+  /** RMSNorm (kernels in rmsKernels). */
+  readonly rms?: boolean;
+  /** Values each thread keeps on chip (kernels in cacheKernels); 0: none. */
+  readonly cacheSteps?: number;
+}
 
 /** Whether `kernel`'s pipeline on `device` is the subgroups variant: the device has the feature and the kernel merges across its workgroup. */
-export function usesSubgroups(device: GPUDevice, kernel: KernelName): boolean {
-  return SUBGROUP_KERNELS.has(kernel) && device.features.has('subgroups');
+export function usesSubgroups<K extends string>(device: GPUDevice, family: KernelFamily<K>, kernel: K): boolean {
+  return family.subgroupKernels.has(kernel) && device.features.has('subgroups');
 }
 
 /**
- * The compute pipeline for `kernel` with tensors stored as `storage` and, for the kernels that
- * fuse one, `activation` compiled in; the subgroups variant where {@link usesSubgroups}; created
- * on first use. Its label names the storage and each variant.
+ * The compute pipeline for `kernel` of `family` compiled for `target`: the storage and, for the
+ * kernels that have them, the activation, RMS and cache steps as pipeline constants; the
+ * subgroups variant where {@link usesSubgroups}; created on first use. Its label names the kernel,
+ * the storage and each variant: `webgpu-batchnorm <kernel> (<storage>[, <activation>][, subgroups][, rms][, cache <n>])`.
  */
-export function getPipeline(
-  device: GPUDevice,
-  kernel: KernelName,
-  storage: TensorStorage,
-  activation: FusedActivation = 'none',
-  rms = false,
-  cacheSteps = 0,
-): GPUComputePipeline {
-  const shader = KERNELS[kernel];
-  const subgroups = usesSubgroups(device, kernel);
+export function kernelPipeline<K extends string, M extends string>(device: GPUDevice, family: KernelFamily<K, M>, kernel: K, target: KernelTarget): GPUComputePipeline {
+  const { storage, activation = 'none', rms = false, cacheSteps = 0 } = target;
+  const module = family.kernels[kernel];
+  const subgroups = usesSubgroups(device, family, kernel);
   const constants: Record<string, number> = {};
   const variant: string[] = [storage];
-  if (activation !== 'none' && ACTIVATION_KERNELS.has(kernel)) {
+  if (activation !== 'none' && family.activationKernels.has(kernel)) {
     constants.ACTIVATION = ACTIVATIONS[activation];
     variant.push(activation);
   }
   if (subgroups) variant.push('subgroups');
-  if (rms && RMS_KERNELS.has(kernel)) {
+  if (rms && family.rmsKernels.has(kernel)) {
     constants.RMS = 1;
     variant.push('rms');
   }
-  if (cacheSteps > 0 && CACHE_KERNELS.has(kernel)) {
+  if (cacheSteps > 0 && family.cacheKernels.has(kernel)) {
     constants.CACHE_STEPS = cacheSteps;
     variant.push(`cache ${cacheSteps}`);
   }
   return cachedPipeline(
     device,
-    `webgpu-batchnorm ${shader}.wgsl (${storage}${subgroups ? ', subgroups' : ''})`,
-    () => shaderSource(shader, storage, subgroups),
+    `webgpu-batchnorm ${module}.wgsl (${storage}${subgroups ? ', subgroups' : ''})`,
+    () => family.source(module, storage, subgroups),
     kernel,
     `webgpu-batchnorm ${kernel} (${variant.join(', ')})`,
     Object.keys(constants).length > 0 ? constants : undefined,
@@ -122,23 +92,26 @@ export function getPipeline(
 }
 
 /**
- * Records one dispatch of `kernel` (built for tensors stored as `storage`, with `activation`
- * fused where the kernel has one) over `workgroups` workgroups, its buffers bound by name.
+ * Records one dispatch of `kernel` of `family` (its pipeline compiled for `target`) over
+ * `workgroups` workgroups, `buffers` bound by the WGSL names of its module's bindings.
  */
-export function dispatchKernel<K extends KernelName>(
+export function dispatchFamilyKernel<K extends string, M extends string>(
   device: GPUDevice,
   pass: GPUComputePassEncoder,
+  family: KernelFamily<K, M>,
   kernel: K,
-  target: { storage: TensorStorage; activation?: FusedActivation; rms?: boolean; cacheSteps?: number },
+  target: KernelTarget,
   workgroups: number,
-  buffers: KernelBuffers<K>,
+  buffers: Readonly<Record<string, TensorBuffer | undefined>>,
 ): void {
-  const numbers: Record<string, number> = BINDINGS[KERNELS[kernel]];
+  const numbers = family.bindings[family.kernels[kernel]];
   const bound: Record<number, TensorBuffer> = {};
-  for (const [name, buffer] of Object.entries(buffers) as [string, TensorBuffer | undefined][]) {
-    if (buffer !== undefined) bound[numbers[name]] = buffer;
+  for (const [name, buffer] of Object.entries(buffers)) {
+    if (buffer === undefined) continue;
+    if (!(name in numbers)) throw new Error(`kernel ${kernel} has no binding named ${name}`);
+    bound[numbers[name]] = buffer;
   }
-  dispatchPipeline(device, pass, getPipeline(device, kernel, target.storage, target.activation, target.rms, target.cacheSteps), workgroups, bound);
+  dispatchPipeline(device, pass, kernelPipeline(device, family, kernel, target), workgroups, bound);
 }
 
 /**

@@ -3,7 +3,7 @@
  * are the caller's. Nothing is submitted or read back. Between calls they keep, per `state` range,
  * the coefficients of the transform and the inverse (released by releaseFunctionCaches).
  */
-import { CHANNEL_COEF_BYTES } from '../core/contract.js';
+import { CHANNEL_COEF_BYTES } from './kernels.js';
 import {
   SCALER_OPTIONS,
   SCALING_STATE_BYTES_PER_FEATURE,

@@ -8,7 +8,7 @@
  *
  * Features are the channels of the layout's [outer, C, inner] view (the last axis for 'NC').
  */
-import { CHANNEL_COEF_BYTES, fieldWord } from '../core/contract.js';
+import { CHANNEL_COEF_BYTES, fieldWord } from './kernels.js';
 import { recordScaling, recordScalingAdapt } from './record.js';
 import { scalingPlan, type ScalingPlan } from './plan.js';
 import { Usage, checkSeparateOutput, regionOf, inComputePass, type TensorBuffer } from '../core/gpu.js';

@@ -3,7 +3,7 @@
  * function forms: options resolved to their defaults, the state's size, the view of a batch and
  * its tensors.
  */
-import { packStruct, structBytes } from '../core/contract.js';
+import { packStruct, structBytes } from './kernels.js';
 import type { TensorBuffer } from '../core/gpu.js';
 import { checkKnownKeys, checkTensorBuffer, checkTensorFits, describe, type KnownKeys } from '../core/validate.js';
 import { channelView, checkLayout, viewSize, type ChannelView, type Layout } from '../core/layout.js';

@@ -2,8 +2,8 @@
  * Feature scaling's plans: the view's elementwise geometry (batch norm's: the transform runs
  * batch norm's normalize kernel) and the chunked partials of adapt.
  */
-import { KERNEL_CONSTANTS, packStruct, structBytes } from '../core/contract.js';
-import { tensorStorage } from '../core/shaders.js';
+import { structBytes } from './kernels.js';
+import { KERNEL_CONSTANTS, packStruct, tensorStorage } from '../batchnorm/kernels.js';
 import { cachedPlan, uniform } from '../core/plans.js';
 import type { ChannelView } from '../core/layout.js';
 import { elementwise, viewFields, viewKey, type ElementwisePlan } from '../batchnorm/plan.js';

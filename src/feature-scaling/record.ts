@@ -3,7 +3,7 @@
  * the geometry and uniform of a scaling plan. The transform and its inverse run through the
  * batch-norm normalize kernel (recordNormalize) with the coefficients made here.
  */
-import { dispatchKernel } from '../core/pipelines.js';
+import { dispatchKernel } from './kernels.js';
 import type { TensorBuffer } from '../core/gpu.js';
 import { recordNormalize } from '../batchnorm/record.js';
 import type { ScalingPlan } from './plan.js';

@@ -12,7 +12,7 @@
  * pass recorded on its `saved`, or where its layer, shape or an argument its math depends on
  * differs from that forward pass's.
  */
-import { NORM_SAVED_BYTES_PER_GROUP } from '../core/contract.js';
+import { NORM_SAVED_BYTES_PER_GROUP } from './kernels.js';
 import {
   checkArgsObject,
   checkInstanceTrainable,

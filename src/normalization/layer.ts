@@ -6,7 +6,7 @@
  * (normalization/record.ts) into the caller's encoder; the array calls, state writes and device
  * checks are the shared layer skeleton's (core/layer.ts).
  */
-import { NORM_SAVED_BYTES_PER_GROUP } from '../core/contract.js';
+import { NORM_SAVED_BYTES_PER_GROUP } from './kernels.js';
 import { geometrySize, normPlan, recordNormBackward, recordNormForward, type NormGeometry, type NormMode, type NormPlan } from './record.js';
 import type { DType } from '../core/plans.js';
 import { Usage, regionOf, inComputePass, type TensorBuffer } from '../core/gpu.js';

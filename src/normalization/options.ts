@@ -4,8 +4,9 @@
  * turned into a NormGeometry (ops/normalization.ts), and the tensors of a pass. Each failure
  * names the argument, the expected value and the actual one.
  */
-import { NORM_SAVED_BYTES_PER_GROUP, type FusedActivation } from '../core/contract.js';
-import { normStorage, tensorBytes } from '../core/shaders.js';
+import type { FusedActivation } from '../core/contract.js';
+import { tensorBytes } from '../core/shaders.js';
+import { NORM_SAVED_BYTES_PER_GROUP, normStorage } from './kernels.js';
 import { channelGroupGeometry, geometrySize, groupCount, rowGeometry, type NormGeometry, type FamilyMember, type NormPlanOptions } from './record.js';
 import type { DType } from '../core/plans.js';
 import { checkSeparateOutput, type TensorBuffer } from '../core/gpu.js';

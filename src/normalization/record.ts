@@ -8,9 +8,9 @@
  * InstanceNorm's training with running statistics norm_update_running. Backward: norm_backward
  * (dx), then where γ or β is learnable norm_affine_partials_* and norm_affine_finalize.
  */
-import { NORM_AFFINE_WIDTH, NORM_MAX_COLUMNS, NORM_PARTIAL_BYTES, NORM_WORKGROUP_SIZE, packStruct, type FusedActivation } from '../core/contract.js';
-import { dispatchKernel } from '../core/pipelines.js';
-import { normStorage, type TensorStorage } from '../core/shaders.js';
+import type { FusedActivation } from '../core/contract.js';
+import type { TensorStorage } from '../core/shaders.js';
+import { NORM_AFFINE_WIDTH, NORM_MAX_COLUMNS, NORM_PARTIAL_BYTES, NORM_WORKGROUP_SIZE, dispatchKernel, normStorage, packStruct } from './kernels.js';
 import type { TensorBuffer } from '../core/gpu.js';
 import type { ChannelView } from '../core/layout.js';
 import { REDUCTION_SIZES, cachedPlan, isCpuAdapter, uniform, type DType } from '../core/plans.js';

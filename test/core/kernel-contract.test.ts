@@ -1,30 +1,26 @@
 /**
- * The host–kernel contract (src/core/contract.ts) against the WGSL itself: every module's
- * `@group(0) @binding(n) var… name`, the fields of the structs the host packs or decodes, the
- * shared constants and the ACTIVATION override. Host code binds only through the table.
+ * The host–kernel contract against the WGSL itself, for every family (test/helpers/kernel-families.ts):
+ * each module's `@group(0) @binding(n) var… name`, the fields of the structs the host packs or
+ * decodes, the constants the host relies on, and the shared pieces of src/core/contract.ts
+ * (tensor bindings, workgroup sizes, the ACTIVATION override). Host code binds only through the
+ * families' tables.
  */
 import { readFileSync, readdirSync } from 'node:fs';
 import { fileURLToPath } from 'node:url';
 import { describe, expect, it } from 'vitest';
+import { ACTIVATIONS, CORE_CONSTANTS, TENSOR_BINDINGS, WORKGROUP_SIZE, layoutBytes } from '../../src/core/contract.js';
+import { TENSOR_STORAGES } from '../../src/core/shaders.js';
+import { BN_PARTIAL_BYTES, COEF_PLANES, GRAD_COEF_BYTES, SLOT_ELEMENTS, STRUCTS as BATCHNORM_STRUCTS, BATCHNORM_KERNELS } from '../../src/batchnorm/kernels.js';
+import { STRUCTS as SCALING_STRUCTS, fieldWord } from '../../src/feature-scaling/kernels.js';
 import {
-  ACTIVATIONS,
-  BINDINGS,
-  BN_PARTIAL_BYTES,
-  COEF_PLANES,
   NORM_AFFINE_WIDTH,
   NORM_MAX_COLUMNS,
   NORM_PARTIAL_BYTES,
   NORM_SAVED_BYTES_PER_GROUP,
   NORM_WORKGROUP_SIZE,
-  GRAD_COEF_BYTES,
-  KERNEL_CONSTANTS,
-  SLOT_ELEMENTS,
-  STRUCTS,
-  structBytes,
-  type ShaderName,
-} from '../../src/core/contract.js';
-import { KERNELS } from '../../src/core/pipelines.js';
-import { TENSOR_STORAGES, shaderSource } from '../../src/core/shaders.js';
+  STRUCTS as NORM_STRUCTS,
+} from '../../src/normalization/kernels.js';
+import { ALL_KERNELS, KERNEL_FAMILIES } from '../helpers/kernel-families.js';
 
 /** Binding number by variable name, as declared in `wgsl`. */
 function declaredBindings(wgsl: string): Record<string, number> {
@@ -43,29 +39,81 @@ function declaredStruct(wgsl: string, name: string): [string, string][] {
   return [...body.replace(/\/\/[^\n]*/g, '').matchAll(/(\w+)\s*:\s*(\w+)/g)].map((m) => [m[1], m[2]]);
 }
 
-const sources = Object.fromEntries(
-  (Object.keys(BINDINGS) as ShaderName[]).map((shader) => [shader, TENSOR_STORAGES.map((storage) => shaderSource(shader, storage))]),
-) as Record<ShaderName, string[]>;
+/** The values `const NAME: u32 = <value>u;` declares in `wgsl`. */
+function declaredConstants(wgsl: string, name: string): number[] {
+  return [...wgsl.matchAll(new RegExp(`const\\s+${name}\\s*:\\s*u32\\s*=\\s*(\\d+)u\\s*;`, 'g'))].map((m) => Number(m[1]));
+}
 
-describe('binding tables', () => {
-  for (const shader of Object.keys(BINDINGS) as ShaderName[]) {
-    it(`${shader}: the table names every binding the WGSL declares, with its number, for every tensor storage`, () => {
-      for (const source of sources[shader]) expect(declaredBindings(source)).toEqual({ ...BINDINGS[shader] });
-    });
-  }
+/** A file of shaders/, by its path there. */
+function shaderFile(path: string): string {
+  return readFileSync(fileURLToPath(new URL(`../../shaders/${path}`, import.meta.url)), 'utf8');
+}
 
-  it('a table that disagrees with the WGSL is caught', () => {
-    const source = sources.stats[0].replace('@binding(5) var<storage, read_write> partials', '@binding(13) var<storage, read_write> partials');
-    expect(declaredBindings(source)).not.toEqual({ ...BINDINGS.stats });
-  });
+/** Every module's WGSL for every tensor storage, by family and module. */
+const sources: Record<string, Record<string, string[]>> = Object.fromEntries(
+  Object.entries(KERNEL_FAMILIES).map(([family, table]) => [
+    family,
+    Object.fromEntries(Object.keys(table.bindings).map((module) => [module, TENSOR_STORAGES.map((storage) => table.source(module, storage))])),
+  ]),
+);
 
-  it('every kernel entry point is a @compute function of its module', () => {
-    for (const [kernel, shader] of Object.entries(KERNELS)) {
-      expect(sources[shader][0], kernel).toMatch(new RegExp(`@compute\\s+@workgroup_size\\([^)]*\\)\\s*fn\\s+${kernel}\\s*\\(`));
+describe.each(Object.entries(KERNEL_FAMILIES))('the %s family', (family, table) => {
+  it("each module's name is its kernel file (shaders/<module>.wgsl, in the family's folder), whose text its WGSL ends with", () => {
+    for (const module of Object.keys(table.bindings)) {
+      expect(module.startsWith(`${family}/`), module).toBe(true);
+      expect(sources[family][module][0].endsWith(shaderFile(`${module}.wgsl`)), module).toBe(true);
     }
   });
 
-  it('no library module outside the kernels binds by bare number', () => {
+  it('its binding table names every binding each module declares, with its number, for every tensor storage', () => {
+    for (const [module, bindings] of Object.entries(table.bindings)) {
+      for (const source of sources[family][module]) expect(declaredBindings(source), module).toEqual({ ...bindings });
+      // The tensor bindings are the same in every family.
+      expect(bindings, module).toMatchObject(TENSOR_BINDINGS);
+    }
+  });
+
+  it('every kernel entry point is a @compute function of its module', () => {
+    for (const [kernel, module] of Object.entries(table.kernels)) {
+      expect(sources[family][module][0], kernel).toMatch(new RegExp(`@compute\\s+@workgroup_size\\([^)]*\\)\\s*fn\\s+${kernel}\\s*\\(`));
+    }
+  });
+
+  it('the variant tables name only kernels of the family', () => {
+    for (const set of [table.activationKernels, table.subgroupKernels, table.rmsKernels, table.cacheKernels]) {
+      for (const kernel of set) expect(Object.keys(table.kernels), kernel).toContain(kernel);
+    }
+  });
+
+  it("each struct's fields, types and order match the WGSL", () => {
+    const wgslType = { u32: 'u32', f32: 'f32', vec4f: 'vec4f' } as const;
+    for (const [name, { module, fields }] of Object.entries(table.structs)) {
+      expect(declaredStruct(sources[family][module][0], name), name).toEqual(Object.entries(fields).map(([f, t]) => [f, wgslType[t]]));
+    }
+  });
+
+  it('each constant is declared, with its value, by a module of the family, and by none with another value', () => {
+    const all = Object.values(sources[family]).map((storages) => storages[0]);
+    for (const [name, value] of Object.entries(table.constants)) {
+      const declared = all.flatMap((source) => declaredConstants(source, name));
+      expect(declared.length, name).toBeGreaterThan(0);
+      expect(new Set(declared), name).toEqual(new Set([value]));
+    }
+  });
+});
+
+describe('across families', () => {
+  it('kernel names are unique: a pipeline is cached under its label, which names the kernel and not its family', () => {
+    const names = ALL_KERNELS.map((k) => k.kernel);
+    expect(new Set(names).size).toBe(names.length);
+  });
+
+  it('a table that disagrees with the WGSL is caught', () => {
+    const source = sources.batchnorm['batchnorm/stats'][0].replace('@binding(5) var<storage, read_write> partials', '@binding(13) var<storage, read_write> partials');
+    expect(declaredBindings(source)).not.toEqual({ ...BATCHNORM_KERNELS.bindings['batchnorm/stats'] });
+  });
+
+  it('no library module outside the kernel layer binds by bare number', () => {
     const root = fileURLToPath(new URL('../../src/', import.meta.url));
     const files = (readdirSync(root, { recursive: true }) as string[]).filter((f) => f.endsWith('.ts'));
     const callers = files.filter((f) => /dispatchPipeline\(/.test(readFileSync(root + f, 'utf8')));
@@ -73,71 +121,82 @@ describe('binding tables', () => {
   });
 });
 
-describe('struct layouts', () => {
-  const wgslType = { u32: 'u32', f32: 'f32', vec4f: 'vec4f' } as const;
-  for (const [name, fields] of Object.entries(STRUCTS)) {
-    it(`${name}: fields, types and order match the WGSL`, () => {
-      const wgsl = name.startsWith('Scal') ? sources.scaling[0] : name === 'NormParams' ? sources.norm_forward[0] : sources.stats[0];
-      expect(declaredStruct(wgsl, name)).toEqual(Object.entries(fields).map(([f, t]) => [f, wgslType[t]]));
-    });
-  }
+describe('shared pieces (shaders/core)', () => {
+  const workgroups = shaderFile('core/workgroups.wgsl');
+  const activations = shaderFile('core/activations.wgsl');
 
-  it('sizes: Params is 48 bytes (a multiple of 16 for a uniform), ChannelCoef and ScaleState 32, NormParams 128', () => {
-    expect([structBytes('Params'), structBytes('ChannelCoef'), structBytes('ScaleState'), structBytes('ScalingOptions'), structBytes('NormParams')]).toEqual([48, 32, 32, 16, 128]);
+  it('each CORE_CONSTANTS value is the const of the same name in core/workgroups.wgsl, which every module includes', () => {
+    for (const [name, value] of Object.entries(CORE_CONSTANTS)) expect(declaredConstants(workgroups, name), name).toEqual([value]);
+    expect(WORKGROUP_SIZE).toBe(CORE_CONSTANTS.WG);
+    expect(NORM_WORKGROUP_SIZE).toBe(CORE_CONSTANTS.WG);
+    for (const { family, module } of ALL_KERNELS) expect(sources[family][module][0], module).toContain(workgroups);
+  });
+
+  it("ACTIVATION's default is 'none' and its values are ACTIVATIONS'; both families take the activations from core/activations.wgsl", () => {
+    expect(activations).toMatch(new RegExp(`override\\s+ACTIVATION\\s*:\\s*u32\\s*=\\s*${ACTIVATIONS.none}u\\s*;`));
+    expect(activations).toContain(`ACTIVATION == ${ACTIVATIONS.relu}u`);
+    expect(activations).toContain(`ACTIVATION == ${ACTIVATIONS.silu}u`);
+    for (const table of [KERNEL_FAMILIES.batchnorm, KERNEL_FAMILIES.normalization]) {
+      for (const kernel of table.activationKernels) {
+        const source = table.source(table.kernels[kernel], 'f32');
+        expect(source, kernel).toContain(activations);
+        // Declared once, there.
+        expect(source.match(/override\s+ACTIVATION\b/g), kernel).toHaveLength(1);
+        expect(source.match(/fn\s+activate4?\s*\(/g), kernel).toHaveLength(2);
+      }
+    }
   });
 });
 
-describe('shared constants', () => {
-  const common = readFileSync(fileURLToPath(new URL('../../shaders/batchnorm/common.wgsl', import.meta.url)), 'utf8');
-  it('each KERNEL_CONSTANTS value is the WGSL const of the same name', () => {
-    for (const [name, value] of Object.entries(KERNEL_CONSTANTS)) {
-      expect(common, name).toMatch(new RegExp(`const\\s+${name}\\s*:\\s*u32\\s*=\\s*${value}u\\s*;`));
-    }
-  });
+describe("batch norm's and feature scaling's constants and buffers", () => {
+  const common = shaderFile('batchnorm/common.wgsl');
+  const bn = sources.batchnorm;
 
   it('each COEF_PLANES entry is the WGSL COEF_<FIELD> plane, in ChannelCoef order', () => {
     for (const [field, plane] of Object.entries(COEF_PLANES)) {
-      expect(common, field).toMatch(new RegExp(`const\\s+COEF_${field.toUpperCase()}\\s*:\\s*u32\\s*=\\s*${plane}u\\s*;`));
-      expect(Object.keys(STRUCTS.ChannelCoef).indexOf(field), field).toBe(plane);
+      expect(declaredConstants(common, `COEF_${field.toUpperCase()}`), field).toEqual([plane]);
+      expect(Object.keys(BATCHNORM_STRUCTS.ChannelCoef).indexOf(field), field).toBe(plane);
     }
   });
 
-  it('SLOT_ELEMENTS is each tensor storage\'s SLOT', () => {
+  it("SLOT_ELEMENTS is each tensor storage's SLOT", () => {
     for (const storage of TENSOR_STORAGES) {
-      expect(shaderSource('normalize', storage), storage).toMatch(new RegExp(`const\\s+SLOT\\s*:\\s*u32\\s*=\\s*${SLOT_ELEMENTS[storage]}u\\s*;`));
+      expect(declaredConstants(BATCHNORM_KERNELS.source('batchnorm/normalize', storage), 'SLOT'), storage).toEqual([SLOT_ELEMENTS[storage]]);
     }
+  });
+
+  it('sizes: Params is 48 bytes (a multiple of 16 for a uniform), ChannelCoef and ScaleState 32, ScalingOptions 16, NormParams 128', () => {
+    expect([BATCHNORM_STRUCTS.Params, BATCHNORM_STRUCTS.ChannelCoef, SCALING_STRUCTS.ScaleState, SCALING_STRUCTS.ScalingOptions, NORM_STRUCTS.NormParams].map(layoutBytes)).toEqual([48, 32, 32, 16, 128]);
+    expect(fieldWord('ScaleState', 'count')).toBe(3);
   });
 
   it('partials and dx coefficients have the sizes the host allocates', () => {
     expect(BN_PARTIAL_BYTES).toBe(16);
-    for (const shader of ['stats', 'backward'] as const) {
-      expect(sources[shader][0], shader).toMatch(/var<storage, read_write> partials\s*:\s*array<vec4f>/);
+    for (const module of ['batchnorm/stats', 'batchnorm/backward']) {
+      expect(bn[module][0], module).toMatch(/var<storage, read_write> partials\s*:\s*array<vec4f>/);
     }
-    expect(sources.scaling[0]).toMatch(/var<storage, read_write> partials\s*:\s*array<ScalePartial>/);
+    expect(sources['feature-scaling']['feature-scaling/scaling'][0]).toMatch(/var<storage, read_write> partials\s*:\s*array<ScalePartial>/);
     // grad_coef: four planes (k, q, p', shift) of one f32 per channel.
     expect(GRAD_COEF_BYTES).toBe(4 * 4);
-    expect(sources.backward[0]).toMatch(/var<storage, read_write> grad_coef\s*:\s*array<vec4f>/);
-    expect(sources.backward[0]).toMatch(/for \(var f = 0u; f < 4u; f\+\+\)/);
+    expect(bn['batchnorm/backward'][0]).toMatch(/var<storage, read_write> grad_coef\s*:\s*array<vec4f>/);
+    expect(bn['batchnorm/backward'][0]).toMatch(/for \(var f = 0u; f < 4u; f\+\+\)/);
+  });
+});
+
+describe("the normalization family's buffers", () => {
+  const norm = sources.normalization;
+
+  it('AFFINE_WIDTH and MAX_COLUMNS are the host constants', () => {
+    expect(declaredConstants(norm['normalization/backward'][0], 'AFFINE_WIDTH')).toEqual([NORM_AFFINE_WIDTH]);
+    expect(declaredConstants(norm['normalization/backward'][0], 'MAX_COLUMNS')).toEqual([NORM_MAX_COLUMNS]);
   });
 
-  it("ACTIVATION's default is 'none', and the family's values are ACTIVATIONS'", () => {
-    expect(common).toMatch(new RegExp(`override\\s+ACTIVATION\\s*:\\s*u32\\s*=\\s*${ACTIVATIONS.none}u\\s*;`));
-    const norm = sources.norm_forward[0];
-    expect(norm).toMatch(new RegExp(`override\\s+ACTIVATION\\s*:\\s*u32\\s*=\\s*${ACTIVATIONS.none}u\\s*;`));
-    expect(norm).toContain(`ACTIVATION == ${ACTIVATIONS.relu}u`);
-    expect(norm).toContain(`ACTIVATION == ${ACTIVATIONS.silu}u`);
-  });
-
-  it("the family's constants and buffer sizes are the WGSL's", () => {
-    expect(sources.norm_forward[0]).toMatch(new RegExp(`const\\s+NWG\\s*:\\s*u32\\s*=\\s*${NORM_WORKGROUP_SIZE}u\\s*;`));
-    expect(sources.norm_backward[0]).toMatch(new RegExp(`const\\s+AFFINE_WIDTH\\s*:\\s*u32\\s*=\\s*${NORM_AFFINE_WIDTH}u\\s*;`));
-    expect(sources.norm_backward[0]).toMatch(new RegExp(`const\\s+MAX_COLUMNS\\s*:\\s*u32\\s*=\\s*${NORM_MAX_COLUMNS}u\\s*;`));
-    // saved: one vec4f per group; partials: one vec2f per (block, γ entry).
+  it('saved: one vec4f per group; partials: one vec2f per (block, γ entry)', () => {
     expect(NORM_SAVED_BYTES_PER_GROUP).toBe(16);
     expect(NORM_PARTIAL_BYTES).toBe(8);
-    for (const shader of ['norm_forward', 'norm_running', 'norm_backward'] as const) {
-      expect(sources[shader][0], shader).toMatch(/var<storage, read(_write)?> saved\s*:\s*array<vec4f>/);
+    for (const module of ['normalization/forward', 'normalization/running', 'normalization/backward']) {
+      expect(norm[module][0], module).toMatch(/var<storage, read(_write)?> saved\s*:\s*array<vec4f>/);
     }
-    expect(sources.norm_backward[0]).toMatch(/var<storage, read_write> partials\s*:\s*array<vec2f>/);
+    expect(norm['normalization/backward'][0]).toMatch(/var<storage, read_write> partials\s*:\s*array<vec2f>/);
   });
 });

@@ -2,12 +2,13 @@
  * Every kernel of every tensor storage compiles and validates, including native f16, which the
  * SwiftShader adapter lacks: Dawn's null backend offers shader-f16 and runs the full WGSL
  * validation and pipeline creation, though it executes nothing. The subgroups variants of the
- * merging kernels (SUBGROUP_KERNELS) compile on a null-backend device with `subgroups` too, native
+ * merging kernels (each family's subgroupKernels) compile on a null-backend device with `subgroups` too, native
  * f16 included; the device without it gets the workgroup-memory tree.
  */
 import { describe, it, expect, beforeAll } from 'vitest';
-import { KERNELS, SUBGROUP_KERNELS, getPipeline, type KernelName } from '../../src/core/pipelines.js';
-import { TENSOR_STORAGES, shaderSource } from '../../src/core/shaders.js';
+import { kernelPipeline } from '../../src/core/pipelines.js';
+import { TENSOR_STORAGES } from '../../src/core/shaders.js';
+import { ALL_KERNELS, KERNEL_FAMILIES } from '../helpers/kernel-families.js';
 
 // Kept referenced for the whole process (Dawn crashes if it is collected with work in flight).
 let nullGpu: GPU;
@@ -28,11 +29,14 @@ beforeAll(async () => {
   subgroupDevice = await second.requestDevice({ requiredFeatures: ['shader-f16', 'subgroups'], label: 'null-backend device with subgroups' });
 });
 
+const kernels = ALL_KERNELS.map((k) => [k.kernel, k] as const);
+const subgroupKernels = ALL_KERNELS.filter((k) => k.table.subgroupKernels.has(k.kernel)).map((k) => [k.kernel, k] as const);
+
 describe.each(TENSOR_STORAGES)('tensor storage %s', (storage) => {
-  it.each(Object.keys(KERNELS) as KernelName[])('%s compiles and its pipeline validates', async (kernel) => {
+  it.each(kernels)('%s compiles and its pipeline validates', async (kernel, { table, module: name }) => {
     device.pushErrorScope('validation');
-    const pipeline = getPipeline(device, kernel, storage);
-    const module = device.createShaderModule({ code: shaderSource(KERNELS[kernel], storage) });
+    const pipeline = kernelPipeline(device, table, kernel, { storage });
+    const module = device.createShaderModule({ code: table.source(name, storage) });
     const messages = (await module.getCompilationInfo()).messages.filter((m) => m.type !== 'info');
     const error = await device.popErrorScope();
     expect(messages.map((m) => `${m.lineNum}:${m.linePos} ${m.message}`)).toEqual([]);
@@ -42,10 +46,10 @@ describe.each(TENSOR_STORAGES)('tensor storage %s', (storage) => {
 });
 
 describe.each(TENSOR_STORAGES)('tensor storage %s, subgroups variant', (storage) => {
-  it.each([...SUBGROUP_KERNELS])('%s compiles and its pipeline validates', async (kernel) => {
+  it.each(subgroupKernels)('%s compiles and its pipeline validates', async (kernel, { table, module: name }) => {
     subgroupDevice.pushErrorScope('validation');
-    const pipeline = getPipeline(subgroupDevice, kernel, storage);
-    const source = shaderSource(KERNELS[kernel], storage, true);
+    const pipeline = kernelPipeline(subgroupDevice, table, kernel, { storage });
+    const source = table.source(name, storage, true);
     expect(source.startsWith('enable subgroups;')).toBe(true);
     const module = subgroupDevice.createShaderModule({ code: source });
     const messages = (await module.getCompilationInfo()).messages.filter((m) => m.type !== 'info');
@@ -58,7 +62,9 @@ describe.each(TENSOR_STORAGES)('tensor storage %s, subgroups variant', (storage)
 
 it('only the subgroups variant enables subgroups', () => {
   for (const storage of TENSOR_STORAGES) {
-    for (const shader of new Set(Object.values(KERNELS))) expect(shaderSource(shader, storage), `${shader} (${storage})`).not.toMatch(/enable subgroups|subgroup[A-Z]/);
+    for (const table of Object.values(KERNEL_FAMILIES)) {
+      for (const module of Object.keys(table.bindings)) expect(table.source(module, storage), `${module} (${storage})`).not.toMatch(/enable subgroups|subgroup[A-Z]/);
+    }
   }
 });
 

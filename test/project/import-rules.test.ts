@@ -2,7 +2,8 @@
  * The import rules of the library (.dependency-cruiser.cjs, run in CI by `npm run lint:imports`)
  * hold for src/, and each rule fails when an import that breaks it is planted in a scratch copy of
  * src/: an upward import from core, a family importing another, interop reaching a family's
- * internals, a cycle through a type-only import, and the library importing test code.
+ * internals, a cycle through a type-only import, the library importing test code, and core taking
+ * a family's WGSL.
  */
 import { describe, expect, it } from 'vitest';
 import { execFileSync } from 'node:child_process';
@@ -39,7 +40,7 @@ describe('import rules', () => {
   it('each rule fails on a planted import', () => {
     const scratch = mkdtempSync(join(tmpdir(), 'import-rules-'));
     try {
-      for (const name of ['src', 'test', '.dependency-cruiser.cjs', 'tsconfig.json', 'package.json']) cpSync(join(repo, name), join(scratch, name), { recursive: true });
+      for (const name of ['src', 'shaders', 'test', '.dependency-cruiser.cjs', 'tsconfig.json', 'package.json']) cpSync(join(repo, name), join(scratch, name), { recursive: true });
       symlinkSync(join(repo, 'node_modules'), join(scratch, 'node_modules'), 'dir');
       const plant = (file: string, line: string) => appendFileSync(join(scratch, file), `\n${line}\n`);
       plant('src/core/gpu.ts', "export { BatchNorm as PlantedUpward } from '../batchnorm/layer.js';");
@@ -47,11 +48,13 @@ describe('import rules', () => {
       plant('src/interop/folding.ts', "export { recordForward as PlantedInternal } from '../batchnorm/record.js';");
       plant('src/core/gpu.ts', "export type { KnownKeys as PlantedTypeCycle } from './validate.js';");
       plant('src/normalization/reference.ts', "export { testDevice as PlantedTest } from '../../test/helpers/gpu.js';");
+      plant('src/core/shaders.ts', "import plantedWgsl from '../../shaders/batchnorm/common.wgsl?raw'; export { plantedWgsl };");
       const found = violations(scratch).map((v) => `${v.rule.name}: ${v.from} → ${v.to}`);
       expect(found).toContain('core-imports-no-family: src/core/gpu.ts → src/batchnorm/layer.ts');
       expect(found).toContain('batchnorm-imports-core: src/batchnorm/record.ts → src/normalization/record.ts');
       expect(found).toContain('interop-imports-public-modules: src/interop/folding.ts → src/batchnorm/record.ts');
       expect(found).toContain('library-imports-no-support-code: src/normalization/reference.ts → test/helpers/gpu.ts');
+      expect(found).toContain('shaders-by-family: src/core/shaders.ts → shaders/batchnorm/common.wgsl');
       expect(found.some((v) => v.startsWith('no-circular: ') && v.includes('src/core/validate.ts'))).toBe(true);
     } finally {
       rmSync(scratch, { recursive: true, force: true });

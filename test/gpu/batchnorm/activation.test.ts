@@ -152,6 +152,33 @@ describe('fused SiLU and non-finite values', () => {
   });
 });
 
+describe('fused ReLU and non-finite values', () => {
+  // As the reference's max(NaN, 0) = NaN (referenceActivation): a NaN z stays NaN through the ReLU
+  // (shaders/core/activations.wgsl), where WGSL's max(NaN, 0) may give 0. Scalar slots, vec4
+  // slots, channels-last vec4 groups and packed halves.
+  it.each([
+    ['NCL', [4, 3, 7], 'float32'],
+    ['NCHW', [2, 3, 2, 2], 'float32'],
+    ['NC', [6, 8], 'float32'],
+    ['NCL', [4, 3, 7], 'float16'],
+  ] as [Layout, number[], 'float32' | 'float16'][])('%s %j %s: a NaN makes its channel NaN in training and only its element NaN at inference', async (layout, shape, dtype) => {
+    const device = await testDevice();
+    const view = channelView(layout, shape);
+    const x = channelData(view, 92);
+    const nanAt = view.inner; // channel 1 of the first row
+    x[nanAt] = NaN;
+    const channelOf = (e: number) => Math.floor(e / view.inner) % view.channels;
+    expect(referenceActivation([NaN, -1, 2], 'relu')[0]).toBeNaN();
+    const bn = new BatchNorm(device, { numFeatures: view.channels, layout, activation: 'relu', dtype });
+    const y = await bn.forward(x, shape, { training: true });
+    y.forEach((v, e) => expect(Number.isNaN(v), `training y[${e}]`).toBe(channelOf(e) === 1));
+    // Inference (running statistics untouched by the skipped batch): only the NaN element.
+    const yTest = await bn.forward(x, shape, { training: false });
+    yTest.forEach((v, e) => expect(Number.isNaN(v), `inference y[${e}]`).toBe(e === nanAt));
+    bn.destroy();
+  });
+});
+
 it('refuses an unknown activation, naming it and the accepted ones', async () => {
   const device = await testDevice();
   expect(() => new BatchNorm(device, { numFeatures: 2, layout: 'NC', activation: 'gelu' as never })).toThrow(

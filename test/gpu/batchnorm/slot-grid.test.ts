@@ -1,6 +1,6 @@
 /**
  * The slot kernels (normalize and input_grad outside channels-last C % 4 == 0) run a fixed grid:
- * each thread keeps one slot's channels and walks row after row (slot_period in common.wgsl), so
+ * each thread keeps one slot's channels and walks row after row (slot_period in batchnorm/common.wgsl), so
  * no element pays an integer division. These tensors have more slots than the grid has threads,
  * so threads take several rows: channels-first scalar float32, channels-last float32 with
  * C % 4 ≠ 0, packed halves whose rows are an odd number of halves (slots straddling channels

@@ -20,7 +20,7 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { BatchNorm } from '../../../src/batchnorm/layer.js';
 import { FeatureScaler } from '../../../src/feature-scaling/layer.js';
-import { SUBGROUP_KERNELS } from '../../../src/core/pipelines.js';
+import { SUBGROUP_KERNELS } from '../../helpers/kernel-families.js';
 import { getDevice } from '../../../src/core/device.js';
 import { channelView, type Layout } from '../../../src/core/layout.js';
 import { referenceFeatureScaling, referenceTrainingForward } from '../../../src/batchnorm/reference.js';

@@ -635,7 +635,7 @@ describe('several passes in one encoder, and large tensors', () => {
   });
 
   // Dispatches beyond maxComputeWorkgroupsPerDimension run on a 2-D grid that the kernels fold
-  // back (norm_workgroup). A real device needs 65,536+ workgroups for that, which SwiftShader takes
+  // back (linear_workgroup). A real device needs 65,536+ workgroups for that, which SwiftShader takes
   // minutes over; here the test device reports a limit of 5 per dimension, so that every
   // dispatch of more than 5 workgroups -- rows, γ/β partials and finalize -- goes 2-D.
   it.each([

@@ -1,0 +1,167 @@
+/**
+ * The normalization family's kernels (shaders/normalization/: LayerNorm, RMSNorm, GroupNorm,
+ * InstanceNorm): their part of the host–kernel contract -- the bindings of each module by name,
+ * the uniform NormParams, the constants and buffer sizes both sides share -- and how the modules
+ * are assembled from WGSL files. The family has tensor storages and a common.wgsl of its own, and
+ * no subgroups variant.
+ */
+import tensorF32Wgsl from '../../shaders/normalization/tensor_f32.wgsl?raw';
+import tensorF16Wgsl from '../../shaders/normalization/tensor_f16.wgsl?raw';
+import tensorF16PackedWgsl from '../../shaders/normalization/tensor_f16_packed.wgsl?raw';
+import commonWgsl from '../../shaders/normalization/common.wgsl?raw';
+import forwardWgsl from '../../shaders/normalization/forward.wgsl?raw';
+import runningWgsl from '../../shaders/normalization/running.wgsl?raw';
+import backwardWgsl from '../../shaders/normalization/backward.wgsl?raw';
+import { CORE_CONSTANTS, TENSOR_BINDINGS, packLayout, type StructValues } from '../core/contract.js';
+import { dispatchFamilyKernel, type KernelFamily, type KernelTarget } from '../core/pipelines.js';
+import { ACTIVATIONS_WGSL, NUMERICS_WGSL, WORKGROUPS_WGSL, joinWgsl, type TensorStorage } from '../core/shaders.js';
+import type { TensorBuffer } from '../core/gpu.js';
+
+/** Binding numbers by WGSL variable name, per shader module of the family. */
+export const BINDINGS = {
+  'normalization/forward': { ...TENSOR_BINDINGS, saved: 5, gamma: 6, beta: 7, running_mean: 8, running_var: 9 },
+  'normalization/running': { ...TENSOR_BINDINGS, saved: 5, gamma: 6, beta: 7, running_mean: 8, running_var: 9 },
+  'normalization/backward': { ...TENSOR_BINDINGS, saved: 5, gamma: 6, beta: 7, partials: 8, dgamma: 9, dbeta: 10 },
+} as const;
+
+/** Name of a shader module of the family: its file under shaders/, without `.wgsl`. */
+export type NormModule = keyof typeof BINDINGS;
+
+/** Fields of the structs of normalization/common.wgsl the host packs, in WGSL order (all 4-byte scalars). */
+export const STRUCTS = {
+  /** The uniform of every dispatch of the family. */
+  NormParams: {
+    groups: 'u32',
+    rows: 'u32',
+    segs: 'u32',
+    seg_len: 'u32',
+    seg_stride: 'u32',
+    group_stride: 'u32',
+    sample_stride: 'u32',
+    count: 'u32',
+    step_seg: 'u32',
+    step_elem: 'u32',
+    aff_group: 'u32',
+    aff_seg: 'u32',
+    aff_elem: 'u32',
+    total: 'u32',
+    eps: 'f32',
+    momentum: 'f32',
+    has_gamma: 'u32',
+    has_beta: 'u32',
+    use_running: 'u32',
+    update_non_finite: 'u32',
+    a_outer: 'u32',
+    a_count: 'u32',
+    a_inner: 'u32',
+    a_rows_per_sample: 'u32',
+    a_per_group: 'u32',
+    a_blocks: 'u32',
+    a_block_rows: 'u32',
+    lane_bits: 'u32',
+    _pad0: 'u32',
+    _pad1: 'u32',
+    _pad2: 'u32',
+    _pad3: 'u32',
+  },
+} as const;
+
+/** The bytes of the uniform NormParams, from a value for every field. */
+export function packStruct(struct: 'NormParams', values: StructValues<typeof STRUCTS.NormParams>): ArrayBuffer {
+  return packLayout(STRUCTS[struct], values);
+}
+
+/** Bytes per statistics group of the family's `saved` buffer (GroupCoef in normalization/common.wgsl: one vec4f). */
+export const NORM_SAVED_BYTES_PER_GROUP = 16;
+
+/** Bytes of one partial of the family's γ/β gradients (`partials: array<vec2f>` in normalization/backward.wgsl). */
+export const NORM_PARTIAL_BYTES = 8;
+
+/** Threads per workgroup of the family's kernels: WG of shaders/core/workgroups.wgsl. */
+export const NORM_WORKGROUP_SIZE = CORE_CONSTANTS.WG;
+
+/** γ entries per tile of norm_affine_partials_rows (AFFINE_WIDTH in normalization/backward.wgsl). */
+export const NORM_AFFINE_WIDTH = 64;
+
+/** Columns of a row a thread of norm_backward_columns keeps dγ/dβ sums for (MAX_COLUMNS in normalization/backward.wgsl). */
+export const NORM_MAX_COLUMNS = 32;
+
+/**
+ * The family's tensor storages (normalization/tensor_*.wgsl): one element at a time, halves
+ * stored with atomics where packed. Both float32 storages map to the scalar file.
+ */
+const TENSOR_STORAGE_WGSL: Readonly<Record<TensorStorage, string>> = {
+  f32: tensorF32Wgsl,
+  f32x4: tensorF32Wgsl,
+  f16: tensorF16Wgsl,
+  'f16-packed': tensorF16PackedWgsl,
+};
+
+/** The storage of the family's tensors of `dtype` on `device` (float32: always 'f32'). */
+export function normStorage(device: GPUDevice, dtype: 'float32' | 'float16'): TensorStorage {
+  if (dtype === 'float32') return 'f32';
+  return device.features.has('shader-f16') ? 'f16' : 'f16-packed';
+}
+
+const KERNEL_WGSL: Readonly<Record<NormModule, string>> = {
+  'normalization/forward': forwardWgsl,
+  'normalization/running': runningWgsl,
+  'normalization/backward': backwardWgsl,
+};
+
+/**
+ * The complete WGSL of a module of the family: the tensor storage first (it may hold
+ * `enable f16;`), the shared core pieces, common.wgsl and the kernel file. There is no subgroups
+ * variant (`subgroups` is ignored).
+ */
+export function shaderSource(module: NormModule, storage: TensorStorage, _subgroups = false): string {
+  return joinWgsl(TENSOR_STORAGE_WGSL[storage], NUMERICS_WGSL, WORKGROUPS_WGSL, ACTIVATIONS_WGSL, commonWgsl, KERNEL_WGSL[module]);
+}
+
+/** Every kernel entry point of the family and the shader module it lives in. */
+export const KERNELS = {
+  norm_forward: 'normalization/forward',
+  norm_update_running: 'normalization/running',
+  norm_backward: 'normalization/backward',
+  norm_affine_partials_rows: 'normalization/backward',
+  norm_backward_planes: 'normalization/backward',
+  norm_backward_columns: 'normalization/backward',
+  norm_affine_finalize: 'normalization/backward',
+} as const satisfies Record<string, NormModule>;
+
+/** Name of a kernel of the family (a WGSL entry point). */
+export type NormKernel = keyof typeof KERNELS;
+
+/** The family's kernels, bindings, structs and constants, for the pipelines and the contract test. */
+export const NORMALIZATION_KERNELS: KernelFamily<NormKernel, NormModule> = {
+  kernels: KERNELS,
+  bindings: BINDINGS,
+  structs: { NormParams: { module: 'normalization/forward', fields: STRUCTS.NormParams } },
+  constants: { WG: NORM_WORKGROUP_SIZE, AFFINE_WIDTH: NORM_AFFINE_WIDTH, MAX_COLUMNS: NORM_MAX_COLUMNS },
+  activationKernels: new Set(['norm_forward', 'norm_backward', 'norm_affine_partials_rows', 'norm_backward_planes', 'norm_backward_columns']),
+  subgroupKernels: new Set(),
+  // The kernels whose code reads RMS (normalization/common.wgsl).
+  rmsKernels: new Set(['norm_forward', 'norm_backward', 'norm_affine_partials_rows', 'norm_backward_planes', 'norm_backward_columns']),
+  // The kernels that keep values on chip, CACHE_STEPS per thread (normalization/forward.wgsl, backward.wgsl).
+  cacheKernels: new Set(['norm_forward', 'norm_backward', 'norm_backward_planes', 'norm_backward_columns']),
+  source: shaderSource,
+};
+
+/** The buffers of one dispatch of `kernel`, by the WGSL names of its module's bindings. */
+export type KernelBuffers<K extends NormKernel> = Partial<Record<keyof (typeof BINDINGS)[(typeof KERNELS)[K]], TensorBuffer>>;
+
+/**
+ * Records one dispatch of the family's `kernel` (built for tensors stored as `target.storage`,
+ * with the activation, RMS and cache steps its kernel has) over `workgroups` workgroups, its
+ * buffers bound by name.
+ */
+export function dispatchKernel<K extends NormKernel>(
+  device: GPUDevice,
+  pass: GPUComputePassEncoder,
+  kernel: K,
+  target: KernelTarget,
+  workgroups: number,
+  buffers: KernelBuffers<K>,
+): void {
+  dispatchFamilyKernel(device, pass, NORMALIZATION_KERNELS, kernel, target, workgroups, buffers);
+}
