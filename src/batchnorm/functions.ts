@@ -41,7 +41,7 @@ import {
 } from '../core/function-forms.js';
 import { Usage, bufferName, bufferOf, createBufferWithData, isBufferRange, inComputePass, type TensorBuffer } from '../core/gpu.js';
 import { acquireScratch } from '../core/scratch.js';
-import { checkArity, checkFixedParams, checkKnownKeys, describe, isPlainObject } from '../core/validate.js';
+import { checkArity, checkFixedParams, checkKnownKeys, describeValue, isPlainObject } from '../core/validate.js';
 import type { Layout } from '../core/layout.js';
 
 /** Bytes per feature of the `saved` buffer (one ChannelCoef). */
@@ -181,11 +181,11 @@ function fixedParam(device: GPUDevice, state: FunctionsState, value: 0 | 1, C: n
 
 /** The options and buffers of a batch-norm call, checked; numFeatures comes from the shape. */
 function checkBatchNormCall(device: GPUDevice, args: { shape: readonly number[]; buffers: BatchNormFunctionBuffers; options: BatchNormFunctionOptions }) {
-  if (!args || typeof args !== 'object') throw new TypeError(`args must be an object; got ${describe(args)}`);
+  if (!args || typeof args !== 'object') throw new TypeError(`args must be an object; got ${describeValue(args)}`);
   const { options, buffers } = args;
   // Plain objects: a Map's entries are no properties, and would be silently taken for none.
-  if (!isPlainObject(options)) throw new TypeError(`args.options must be an object with at least layout; got ${describe(options)}`);
-  if (!isPlainObject(buffers)) throw new TypeError(`args.buffers must be an object with ${STATE_BUFFERS.join(', ')}; got ${describe(buffers)}`);
+  if (!isPlainObject(options)) throw new TypeError(`args.options must be an object with at least layout; got ${describeValue(options)}`);
+  if (!isPlainObject(buffers)) throw new TypeError(`args.buffers must be an object with ${STATE_BUFFERS.join(', ')}; got ${describeValue(buffers)}`);
   checkKnownKeys('args.buffers', buffers, { names: STATE_BUFFERS, what: 'a state buffer of the batch-norm functions', hints: { gradCoef: 'kept by the functions per args.buffers.saved' } });
   const numFeatures = shapeFeatures(options, options.layout, args.shape, 'channels');
   const o = resolveBatchNormOptions(device, { ...options, numFeatures }, 'args.options', BATCHNORM_FUNCTION_KEYS);
@@ -196,7 +196,7 @@ function checkBatchNormCall(device: GPUDevice, args: { shape: readonly number[];
   checkFixedParams('args.buffers', buffers as Record<string, TensorBuffer | undefined>, fixed as Record<string, string | null>, 'function');
   for (const name of STATE_BUFFERS) {
     if (!buffers[name] && !fixed[name]) {
-      throw new TypeError(`args.buffers.${name} is required: the function forms take every state buffer (${STATE_BUFFERS.join(', ')}; γ and β only where learnable); got ${describe(buffers[name])}`);
+      throw new TypeError(`args.buffers.${name} is required: the function forms take every state buffer (${STATE_BUFFERS.join(', ')}; γ and β only where learnable); got ${describeValue(buffers[name])}`);
     }
   }
   const state = functionsState(device);
@@ -217,7 +217,7 @@ function checkSameOptions(o: ResolvedBatchNormOptions, options: BatchNormFunctio
   for (const name of ['activation', 'dtype', 'layout'] as const) {
     if (o[name] === forward[name]) continue;
     const given = options[name];
-    const got = given === undefined ? `undefined (the default, '${o[name]}')` : describe(given);
+    const got = given === undefined ? `undefined (the default, '${o[name]}')` : describeValue(given);
     const fallback = name !== 'layout' && forward[name] === defaults[name] ? ' or left out' : '';
     throw new TypeError(
       `args.options.${name} must be '${forward[name]}'${fallback}, as in the forward pass recorded on this args.buffers.saved (a backward pass takes the options of its forward pass); got ${got}`,
@@ -235,8 +235,8 @@ function checkSameOptions(o: ResolvedBatchNormOptions, options: BatchNormFunctio
     if ((before === null) !== !learnable) {
       throw new TypeError(
         before === null
-          ? `args.options.${flag} (or affine) must be false, ${why}: it held ${name === 'gamma' ? 'γ' : 'β'} fixed at ${fixedValue}; got ${flag} ${describe(options[flag])}, affine ${describe(options.affine)}`
-          : `args.options.${flag} and affine must be true or left out, ${why}: it took args.buffers.${name}; got ${flag} ${describe(options[flag])}, affine ${describe(options.affine)}`,
+          ? `args.options.${flag} (or affine) must be false, ${why}: it held ${name === 'gamma' ? 'γ' : 'β'} fixed at ${fixedValue}; got ${flag} ${describeValue(options[flag])}, affine ${describeValue(options.affine)}`
+          : `args.options.${flag} and affine must be true or left out, ${why}: it took args.buffers.${name}; got ${flag} ${describeValue(options[flag])}, affine ${describeValue(options.affine)}`,
       );
     }
     if (before !== null && !sameRange(before, buffers[name])) {

@@ -10,7 +10,7 @@ import { recordBackward, recordForward, type BatchNormStateBuffers } from './rec
 import { batchNormPlan, type BatchNormMode } from './plan.js';
 import { Usage, regionOf, inComputePass, type TensorBuffer } from '../core/gpu.js';
 import { acquireScratch } from '../core/scratch.js';
-import { arityError, checkArity, checkCallOptions, checkEncoder, checkFixedParams, describe } from '../core/validate.js';
+import { arityError, checkArity, checkCallOptions, checkEncoder, checkFixedParams, describeValue } from '../core/validate.js';
 import { viewSize, type ChannelView, type Layout } from '../core/layout.js';
 import {
   BATCHNORM_OPTIONS,
@@ -214,7 +214,7 @@ export class BatchNorm {
    */
   constructor(device: GPUDevice, options: BatchNormOptions) {
     checkLayerDevice(device);
-    if (!options || typeof options !== 'object') throw new TypeError(`options must be an object with numFeatures and layout; got ${describe(options)}`);
+    if (!options || typeof options !== 'object') throw new TypeError(`options must be an object with numFeatures and layout; got ${describeValue(options)}`);
     const o = resolveBatchNormOptions(device, options);
     const label = options.label ?? 'BatchNorm';
     const given = options.buffers ?? {};
@@ -273,7 +273,7 @@ export class BatchNorm {
       scalars: ({ numBatchesTracked: batches }) => {
         if (batches === undefined) return [];
         if (!Number.isSafeInteger(batches) || (batches as number) < 0 || (batches as number) > 0xffffffff) {
-          throw new RangeError(`state.numBatchesTracked must be an integer in [0, 2^32 - 1]; got ${describe(batches)}`);
+          throw new RangeError(`state.numBatchesTracked must be an integer in [0, 2^32 - 1]; got ${describeValue(batches)}`);
         }
         return [[this.numBatchesTracked, new Uint32Array([batches as number])]];
       },

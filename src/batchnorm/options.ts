@@ -18,7 +18,7 @@ import {
   checkObjectArg,
   checkTensorBuffer,
   checkTensorFits,
-  describe,
+  describeValue,
   isPlainObject,
   type KnownKeys,
   type UsedRange,
@@ -201,24 +201,24 @@ export function resolveBatchNormOptions(device: GPUDevice, options: BatchNormOpt
   } = options;
   const { runningVariance = 'unbiased', activation = 'none' } = options;
   if (!Number.isSafeInteger(numFeatures) || numFeatures < 1) {
-    throw new TypeError(`${prefix}.numFeatures must be a positive integer; got ${describe(numFeatures)}`);
+    throw new TypeError(`${prefix}.numFeatures must be a positive integer; got ${describeValue(numFeatures)}`);
   }
   checkLayout(layout, `${prefix}.layout`);
   checkGpuEps(`${prefix}.eps`, eps);
   if (momentum !== null && (typeof momentum !== 'number' || !(momentum >= 0 && momentum <= 1))) {
-    throw new RangeError(`${prefix}.momentum must be a number in [0, 1] or null; got ${describe(momentum)}`);
+    throw new RangeError(`${prefix}.momentum must be a number in [0, 1] or null; got ${describeValue(momentum)}`);
   }
   if (dtype !== 'float32' && dtype !== 'float16') {
-    throw new TypeError(`${prefix}.dtype must be 'float32' or 'float16'; got ${describe(dtype)}`);
+    throw new TypeError(`${prefix}.dtype must be 'float32' or 'float16'; got ${describeValue(dtype)}`);
   }
   if (typeof activation !== 'string' || !Object.hasOwn(ACTIVATIONS, activation)) {
-    throw new TypeError(`${prefix}.activation must be ${ACTIVATION_NAMES}; got ${describe(activation)}`);
+    throw new TypeError(`${prefix}.activation must be ${ACTIVATION_NAMES}; got ${describeValue(activation)}`);
   }
   if (runningVariance !== 'unbiased' && runningVariance !== 'biased') {
-    throw new TypeError(`${prefix}.runningVariance must be 'unbiased' or 'biased'; got ${describe(runningVariance)}`);
+    throw new TypeError(`${prefix}.runningVariance must be 'unbiased' or 'biased'; got ${describeValue(runningVariance)}`);
   }
   if (nonFiniteBatches !== 'skip' && nonFiniteBatches !== 'update') {
-    throw new TypeError(`${prefix}.nonFiniteBatches must be 'skip' or 'update'; got ${describe(nonFiniteBatches)}`);
+    throw new TypeError(`${prefix}.nonFiniteBatches must be 'skip' or 'update'; got ${describeValue(nonFiniteBatches)}`);
   }
   // Booleans are booleans: 'false' and 0 would otherwise read as their truthiness.
   checkBoolean(`${prefix}.affine`, affine);
@@ -229,7 +229,7 @@ export function resolveBatchNormOptions(device: GPUDevice, options: BatchNormOpt
   const buffers = (options as { buffers?: unknown }).buffers;
   // A plain object: a Map's entries are no properties, and would be silently taken for none.
   if (buffers !== undefined && !isPlainObject(buffers)) {
-    throw new TypeError(`${prefix}.buffers must be an object of GPUBuffers (or ranges) by state name; got ${describe(buffers)}`);
+    throw new TypeError(`${prefix}.buffers must be an object of GPUBuffers (or ranges) by state name; got ${describeValue(buffers)}`);
   }
   const coefBytes = numFeatures * CHANNEL_COEF_BYTES;
   if (coefBytes > device.limits.maxStorageBufferBindingSize) {
@@ -272,7 +272,7 @@ const WRITTEN_STATE: readonly StateBufferName[] = ['runningMean', 'runningVar', 
  * object (not a Map). Entries set to undefined are skipped.
  */
 export function checkStateBuffers(device: GPUDevice, C: number, given: Partial<Record<string, TensorBuffer>>, prefix: string): void {
-  if (!isPlainObject(given)) throw new TypeError(`${prefix} must be an object of buffers by state name; got ${describe(given)}`);
+  if (!isPlainObject(given)) throw new TypeError(`${prefix} must be an object of buffers by state name; got ${describeValue(given)}`);
   for (const [name, buffer] of Object.entries(given)) {
     if (buffer === undefined) continue;
     if (!STATE_BUFFERS.includes(name as StateBufferName)) throw new TypeError(`${prefix}.${name} is not a state buffer; expected one of ${STATE_BUFFERS.join(', ')}`);
@@ -414,7 +414,7 @@ export function checkForwardArgs(
 ): ChannelView {
   checkObjectArg('args', args, 'an object { x, y, shape, training }', keys ?? undefined);
   const view = checkedView(device, o, args.shape, 'args.shape');
-  if (typeof args.training !== 'boolean') throw new TypeError(`args.training must be a boolean; got ${describe(args.training)}`);
+  if (typeof args.training !== 'boolean') throw new TypeError(`args.training must be a boolean; got ${describeValue(args.training)}`);
   checkTensors(device, o, view, args.shape, { 'args.x': args.x, 'args.y': args.y });
   checkSeparateOutput(['args.y', args.y], { 'args.x': args.x });
   checkTrainable(view, args.shape, args.training);

@@ -8,7 +8,7 @@
 import type { ChannelView } from '../core/layout.js';
 import type { Gradients } from '../core/reference.js';
 import { checkView, viewSize } from '../core/layout.js';
-import { checkBoolean, checkInteger, checkMomentum, checkNonNegativeEps, checkNumbers, checkObject, checkOneOf, checkParamKeys, describe } from '../core/validate.js';
+import { checkBoolean, checkInteger, checkMomentum, checkNonNegativeEps, checkNumbers, checkObject, checkOneOf, checkParamKeys, describeValue } from '../core/validate.js';
 
 /** @inline */
 type Numbers = ArrayLike<number>;
@@ -256,7 +256,7 @@ export interface ScalingReference {
 /** Min-max normalization or standardization per channel, as in the lecture notes. */
 export function referenceFeatureScaling(x: Numbers, view: ChannelView, method: 'min-max' | 'standardize', correction: 0 | 1 = 1): ScalingReference {
   checkOneOf('method', method, ['min-max', 'standardize'] as const);
-  if (correction !== 0 && correction !== 1) throw new TypeError(`correction must be 0 or 1; got ${describe(correction)}`);
+  if (correction !== 0 && correction !== 1) throw new TypeError(`correction must be 0 or 1; got ${describeValue(correction)}`);
   const { mean, variance: biased, count } = referenceStats(x, view);
   const variance = biased.map((v) => (v * count) / Math.max(count - correction, 1));
   const min = new Float64Array(view.channels).fill(Infinity);

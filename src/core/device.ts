@@ -2,7 +2,7 @@
  * Getting a GPUDevice in the browser (navigator.gpu) or in Node (Dawn through the `webgpu` npm
  * package), with SwiftShader as the fallback on machines without a GPU driver.
  */
-import { checkArity, checkKnownKeys, describe, type KnownKeys } from './validate.js';
+import { checkArity, checkKnownKeys, describeValue, type KnownKeys } from './validate.js';
 
 /** Options for {@link getDevice}. */
 export interface GetDeviceOptions {
@@ -142,9 +142,9 @@ function isNode(): boolean {
 /** Throws a TypeError naming the option, the expected value and the actual one. */
 function checkOptions(options: GetDeviceOptions): void {
   const fail = (name: string, expected: string, value: unknown) => {
-    throw new TypeError(`getDevice: options.${name} must be ${expected}; got ${describe(value)}`);
+    throw new TypeError(`getDevice: options.${name} must be ${expected}; got ${describeValue(value)}`);
   };
-  if (options === null || typeof options !== 'object') throw new TypeError(`getDevice: options must be an object; got ${describe(options)}`);
+  if (options === null || typeof options !== 'object') throw new TypeError(`getDevice: options must be an object; got ${describeValue(options)}`);
   checkKnownKeys('options', options, OPTION_KEYS);
   const { powerPreference, adapterFeatures, requiredFeatures, adapterLimits, requiredLimits, dawnFlags, label } = options;
   if (powerPreference !== undefined && powerPreference !== 'low-power' && powerPreference !== 'high-performance') {

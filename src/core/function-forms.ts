@@ -7,7 +7,7 @@
 import { deviceContext, releaseDeviceContext } from './context.js';
 import { DeviceGuard } from './guard.js';
 import { bufferOf, isBufferRange, type TensorBuffer } from './gpu.js';
-import { checkArity, checkDevice, checkEncoder, checkObjectArg, describe, type KnownKeys } from './validate.js';
+import { checkArity, checkDevice, checkEncoder, checkObjectArg, describeValue, type KnownKeys } from './validate.js';
 import { channelView, type Layout } from './layout.js';
 
 /** The label of the GPU objects the function forms create. */
@@ -104,7 +104,7 @@ export function shapeFeatures(options: object, layout: Layout, shape: readonly n
   const C = channelView(layout, shape, 'args.shape').channels;
   const given = (options as { numFeatures?: unknown }).numFeatures;
   if (given !== undefined && given !== C) {
-    throw new RangeError(`args.options.numFeatures must match the ${C} ${what} of args.shape [${shape.join(', ')}] (or be left out: the shape gives it); got ${describe(given)}`);
+    throw new RangeError(`args.options.numFeatures must match the ${C} ${what} of args.shape [${shape.join(', ')}] (or be left out: the shape gives it); got ${describeValue(given)}`);
   }
   return C;
 }

@@ -20,7 +20,7 @@ import { heldBuffers, releaseHolder } from './context.js';
 import { DeviceGuard } from './guard.js';
 import { Usage, align4, bufferName, bufferOf, createBufferWithData, regionOf, submitWithReadback, writeTensor, type BufferRegion, type TensorBuffer } from './gpu.js';
 import { fromFloat16Bits, toFloat16Bits } from './float16.js';
-import { checkArity, checkKnownKeys, checkStateArray, checkStateValues, describe, usageText } from './validate.js';
+import { checkArity, checkKnownKeys, checkStateArray, checkStateValues, describeValue, usageText } from './validate.js';
 import type { DType } from './plans.js';
 
 /** The array API's staging buffers, grown to fit: an input and an output, and their gradients. */
@@ -114,7 +114,7 @@ export function checkParamsUnchanged(label: string, last: { paramsSet?: boolean 
  * constructor.
  */
 export function checkLayerDevice(device: unknown): asserts device is GPUDevice {
-  if (!device || typeof (device as GPUDevice).createBuffer !== 'function') throw new TypeError(`device must be a GPUDevice; got ${describe(device)}`);
+  if (!device || typeof (device as GPUDevice).createBuffer !== 'function') throw new TypeError(`device must be a GPUDevice; got ${describeValue(device)}`);
 }
 
 /** A method's name, the arguments it got and the names it takes: checked by checkArity. */
@@ -472,7 +472,7 @@ export class LayerCore<P extends RecordedPass = RecordedPass> {
    * earlier forward pass throw.
    */
   writeState(state: unknown, spec: StateSpec): void {
-    if (!state || typeof state !== 'object') throw new TypeError(`state must be an object of ${spec.names.join(', ')}; got ${describe(state)}`);
+    if (!state || typeof state !== 'object') throw new TypeError(`state must be an object of ${spec.names.join(', ')}; got ${describeValue(state)}`);
     checkKnownKeys('state', state, { names: spec.names, what: `a state entry of ${this.kind}`, hints: spec.hints });
     const entries = state as Readonly<Record<string, unknown>>;
     // Training folds NaN into the running statistics only with nonFiniteBatches: 'update'.
@@ -489,7 +489,7 @@ export class LayerCore<P extends RecordedPass = RecordedPass> {
         const i = Array.prototype.findIndex.call(value, (v) => v !== fixedValue);
         if (i >= 0) {
           throw new TypeError(
-            `state.${key} cannot be set: it is fixed in this layer (${fixedBy}) and takes only its fixed value ${fixedValue}; got ${describe(value[i])} at state.${key}[${i}]`,
+            `state.${key} cannot be set: it is fixed in this layer (${fixedBy}) and takes only its fixed value ${fixedValue}; got ${describeValue(value[i])} at state.${key}[${i}]`,
           );
         }
         continue; // the buffer already holds it
@@ -564,7 +564,7 @@ export class LayerCore<P extends RecordedPass = RecordedPass> {
 export function tensorUpload(argName: string, data: unknown, dtype: DType, elements: number, what: string): Uint8Array<ArrayBuffer> {
   const accepted = dtype === 'float16' ? 'a Float32Array or a Uint16Array of half bits' : 'a Float32Array';
   const ok = data instanceof Float32Array || (dtype === 'float16' && data instanceof Uint16Array);
-  if (!ok) throw new TypeError(`${argName} must be ${accepted} for a ${dtype} layer; got ${describe(data)}`);
+  if (!ok) throw new TypeError(`${argName} must be ${accepted} for a ${dtype} layer; got ${describeValue(data)}`);
   const array = data as Float32Array | Uint16Array;
   if (array.length !== elements) throw new RangeError(`${argName} must have ${elements} elements for ${what}; got ${array.length}`);
   const typed = dtype === 'float16' && array instanceof Float32Array ? toFloat16Bits(array) : array;

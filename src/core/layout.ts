@@ -5,7 +5,7 @@
  * reduces over every other axis. Every supported layout is a row-major tensor whose channel axis
  * splits the remaining axes into an `outer` block before it and an `inner` block after it.
  */
-import { describe } from './validate.js';
+import { describeValue } from './validate.js';
 
 /**
  * Supported tensor layouts. `NC` is a dense layer's (batch, features); `NCL`, `NCHW` and `NCDHW`
@@ -40,7 +40,7 @@ export const LAYOUTS = Object.keys(AXES) as Layout[];
 /** Throws unless `layout` names a supported layout. */
 export function checkLayout(layout: unknown, argName = 'layout'): asserts layout is Layout {
   if (typeof layout !== 'string' || !(layout in AXES)) {
-    throw new TypeError(`${argName} must be one of ${LAYOUTS.map((l) => `'${l}'`).join(', ')}; got ${describe(layout)}`);
+    throw new TypeError(`${argName} must be one of ${LAYOUTS.map((l) => `'${l}'`).join(', ')}; got ${describeValue(layout)}`);
   }
 }
 
@@ -57,12 +57,12 @@ export function findLayout(rank: number, axis: number): Layout | undefined {
  */
 export function layoutFor(rank: number, axis: number): Layout {
   const ranks = [...new Set(LAYOUTS.map((l) => AXES[l].rank))];
-  if (!Number.isSafeInteger(rank) || !ranks.includes(rank)) throw new RangeError(`layoutFor: rank must be ${ranks.join(', ')} (a supported layout's rank); got ${describe(rank)}`);
+  if (!Number.isSafeInteger(rank) || !ranks.includes(rank)) throw new RangeError(`layoutFor: rank must be ${ranks.join(', ')} (a supported layout's rank); got ${describeValue(rank)}`);
   const layout = Number.isSafeInteger(axis) ? findLayout(rank, axis) : undefined;
   if (!layout) {
     const options = LAYOUTS.filter((l) => AXES[l].rank === rank);
     const axes = options.map((l) => `${AXES[l].channelAxis} or ${AXES[l].channelAxis - rank} ('${l}')`).join(', ');
-    throw new RangeError(`layoutFor: axis must be the channel axis of a supported rank-${rank} layout, ${axes}; got ${describe(axis)}`);
+    throw new RangeError(`layoutFor: axis must be the channel axis of a supported rank-${rank} layout, ${axes}; got ${describeValue(axis)}`);
   }
   return layout;
 }
@@ -81,13 +81,13 @@ export function channelView(layout: Layout, shape: readonly number[], argName = 
   checkLayout(layout);
   const { rank, channelAxis: axis } = AXES[layout];
   if (!Array.isArray(shape) || shape.length !== rank) {
-    throw new TypeError(`${argName} must have ${rank} dimensions for layout '${layout}'; got ${Array.isArray(shape) ? `[${shape.join(', ')}]` : describe(shape)}`);
+    throw new TypeError(`${argName} must have ${rank} dimensions for layout '${layout}'; got ${Array.isArray(shape) ? `[${shape.join(', ')}]` : describeValue(shape)}`);
   }
   // An index loop: forEach would skip the holes of a sparse array ([2, 2, , 2]).
   for (let i = 0; i < shape.length; i++) {
     const d = shape[i];
     if (!Number.isSafeInteger(d) || d < 1) {
-      throw new TypeError(`${argName}[${i}] must be a positive integer; got ${describe(d)} in [${shape.join(', ')}]`);
+      throw new TypeError(`${argName}[${i}] must be a positive integer; got ${describeValue(d)} in [${shape.join(', ')}]`);
     }
   }
   const product = (dims: readonly number[]) => dims.reduce((a, b) => a * b, 1);
@@ -105,7 +105,7 @@ export function checkView(view: unknown, argName = 'view'): asserts view is Chan
   const v = view as Partial<ChannelView> | null;
   const ok = v !== null && typeof v === 'object' && [v.outer, v.channels, v.inner].every((d) => Number.isSafeInteger(d) && (d as number) >= 1);
   if (!ok) {
-    const got = v !== null && typeof v === 'object' ? `{ outer: ${describe(v.outer)}, channels: ${describe(v.channels)}, inner: ${describe(v.inner)} }` : describe(view);
+    const got = v !== null && typeof v === 'object' ? `{ outer: ${describeValue(v.outer)}, channels: ${describeValue(v.channels)}, inner: ${describeValue(v.inner)} }` : describeValue(view);
     throw new TypeError(`${argName} must be a ChannelView { outer, channels, inner } of positive integers (see channelView(layout, shape)); got ${got}`);
   }
 }

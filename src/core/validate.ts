@@ -14,7 +14,7 @@ function withArticle(name: string): string {
  * differently: "the string '16'", "16", "undefined", "an Array of 2", "a Float32Array of 8",
  * "an ArrayBuffer of 32 bytes", "an object", "a GPUBuffer" (other objects by constructor name).
  */
-export function describe(value: unknown): string {
+export function describeValue(value: unknown): string {
   switch (typeof value) {
     case 'string':
       return `the string '${value.length > 40 ? `${value.slice(0, 40)}…` : value}'`;
@@ -85,7 +85,7 @@ export const FLOAT32_MAX = 3.4028234663852886e38;
  * constant channel or row at 0 / sqrt(0) = NaN; beyond float32's range it would be Infinity.
  */
 export function checkGpuEps(argName: string, eps: unknown): asserts eps is number {
-  if (typeof eps !== 'number' || !Number.isFinite(eps) || eps <= 0) throw new RangeError(`${argName} must be a finite number > 0; got ${describe(eps)}`);
+  if (typeof eps !== 'number' || !Number.isFinite(eps) || eps <= 0) throw new RangeError(`${argName} must be a finite number > 0; got ${describeValue(eps)}`);
   const f = Math.fround(eps);
   if (f < FLOAT32_MIN_NORMAL) {
     throw new RangeError(
@@ -160,7 +160,7 @@ export function arityError(method: string, args: ArrayLike<unknown>, names: read
   for (let i = args.length - 1; i >= names.length; i--) {
     if (args[i] === undefined) continue;
     const takes = names.length === 0 ? 'no arguments' : `${names.length} argument${names.length === 1 ? '' : 's'} (${names.join(', ')})`;
-    return new TypeError(`${method}() takes ${takes}; got ${describe(args[i])} as argument ${i + 1}`);
+    return new TypeError(`${method}() takes ${takes}; got ${describeValue(args[i])} as argument ${i + 1}`);
   }
   return null;
 }
@@ -185,7 +185,7 @@ export function checkTensorBuffer(argName: string, arg: TensorBuffer, bytes: num
   // A Float32Array has a .buffer too (an ArrayBuffer): name the array, not its .buffer.
   if (isHostData(arg)) {
     throw new TypeError(
-      `${argName} must be a GPUBuffer or a range { buffer, offset, size } of one; got ${describe(arg)}: ` +
+      `${argName} must be a GPUBuffer or a range { buffer, offset, size } of one; got ${describeValue(arg)}: ` +
         'write the data into a GPUBuffer with STORAGE usage (device.queue.writeBuffer), or pass arrays to the array API (forward, transform)',
     );
   }
@@ -204,18 +204,18 @@ export function checkTensorBuffer(argName: string, arg: TensorBuffer, bytes: num
     typeof buffer.usage !== 'number' ||
     (typeof GPUBufferClass === 'function' && !(buffer instanceof GPUBufferClass))
   ) {
-    throw new TypeError(`${name} must be a GPUBuffer (or ${argName} a range { buffer, offset, size } of one); got ${describe(buffer)}`);
+    throw new TypeError(`${name} must be a GPUBuffer (or ${argName} a range { buffer, offset, size } of one); got ${describeValue(buffer)}`);
   }
   let available = buffer.size;
   if (range) {
     const offset = range.offset ?? 0;
     const align = device?.limits.minStorageBufferOffsetAlignment ?? 256;
     if (!Number.isSafeInteger(offset) || offset < 0 || offset % align !== 0) {
-      throw new RangeError(`${argName}.offset must be a multiple of ${align} (the device's minStorageBufferOffsetAlignment); got ${describe(offset)}`);
+      throw new RangeError(`${argName}.offset must be a multiple of ${align} (the device's minStorageBufferOffsetAlignment); got ${describeValue(offset)}`);
     }
     const size = range.size ?? buffer.size - offset;
     if (!Number.isSafeInteger(size) || size < 0 || offset + size > buffer.size) {
-      throw new RangeError(`${argName}: offset ${offset} + size ${describe(size)} exceeds its buffer's ${buffer.size} bytes`);
+      throw new RangeError(`${argName}: offset ${offset} + size ${describeValue(size)} exceeds its buffer's ${buffer.size} bytes`);
     }
     if (size % 4 !== 0) throw new RangeError(`${argName}.size must be a multiple of 4 (WebGPU binds storage in 4-byte words); got ${size}`);
     available = size;
@@ -251,7 +251,7 @@ export function checkTensorFits(device: GPUDevice, argName: string, shape: reado
 /** A per-channel state array: array-like of `length` numbers. */
 export function checkStateArray(argName: string, value: unknown, length: number, sizeName = 'numFeatures'): asserts value is ArrayLike<number> {
   if (value === null || typeof value !== 'object' || typeof (value as ArrayLike<number>).length !== 'number') {
-    throw new TypeError(`${argName} must be an array of ${length} numbers; got ${describe(value)}`);
+    throw new TypeError(`${argName} must be an array of ${length} numbers; got ${describeValue(value)}`);
   }
   const actual = (value as ArrayLike<number>).length;
   if (actual !== length) throw new RangeError(`${argName} must have ${length} elements (${sizeName}); got ${actual}`);
@@ -275,7 +275,7 @@ export function checkStateValues(argName: string, values: ArrayLike<number>, rul
   const data = new Float32Array(values.length);
   for (let i = 0; i < values.length; i++) {
     const v = values[i] as unknown;
-    if (typeof v !== 'number') throw new TypeError(`${argName}[${i}] must be a number; got ${describe(v)}`);
+    if (typeof v !== 'number') throw new TypeError(`${argName}[${i}] must be a number; got ${describeValue(v)}`);
     if (rule.nonNegative && v < 0) throw new RangeError(`${argName}[${i}] must be >= 0 (a variance); got ${v}`);
     data[i] = v;
     if (rule.finite && !Number.isFinite(data[i])) {
@@ -289,14 +289,14 @@ export function checkStateValues(argName: string, values: ArrayLike<number>, rul
 /** Throws unless `value` is a boolean (not 'false', not 0 or 1); undefined gives `fallback` where one is given. */
 export function checkBoolean(argName: string, value: unknown, fallback?: boolean): boolean {
   if (value === undefined && fallback !== undefined) return fallback;
-  if (typeof value !== 'boolean') throw new TypeError(`${argName} must be a boolean; got ${describe(value)}`);
+  if (typeof value !== 'boolean') throw new TypeError(`${argName} must be a boolean; got ${describeValue(value)}`);
   return value;
 }
 
 /** A label option: a string; undefined gives `fallback`. */
 export function checkLabel(argName: string, value: unknown, fallback: string): string {
   if (value === undefined) return fallback;
-  if (typeof value !== 'string') throw new TypeError(`${argName} must be a string; got ${describe(value)}`);
+  if (typeof value !== 'string') throw new TypeError(`${argName} must be a string; got ${describeValue(value)}`);
   return value;
 }
 
@@ -304,7 +304,7 @@ export function checkLabel(argName: string, value: unknown, fallback: string): s
 export function checkDevice(argName: string, device: unknown): asserts device is GPUDevice {
   const d = device as Partial<GPUDevice> | null;
   if (!d || typeof d !== 'object' || typeof d.createBuffer !== 'function' || typeof d.createCommandEncoder !== 'function') {
-    throw new TypeError(`${argName} must be a GPUDevice; got ${describe(device)}`);
+    throw new TypeError(`${argName} must be a GPUDevice; got ${describeValue(device)}`);
   }
 }
 
@@ -312,7 +312,7 @@ export function checkDevice(argName: string, device: unknown): asserts device is
 export function checkEncoder(argName: string, encoder: unknown): asserts encoder is GPUCommandEncoder {
   const e = encoder as Partial<GPUCommandEncoder> | null;
   if (!e || typeof e !== 'object' || typeof e.beginComputePass !== 'function' || typeof e.finish !== 'function') {
-    throw new TypeError(`${argName} must be a GPUCommandEncoder (device.createCommandEncoder()); got ${describe(encoder)}`);
+    throw new TypeError(`${argName} must be a GPUCommandEncoder (device.createCommandEncoder()); got ${describeValue(encoder)}`);
   }
 }
 
@@ -321,7 +321,7 @@ export function checkEncoder(argName: string, encoder: unknown): asserts encoder
  * `keys.names` ({@link checkKnownKeys}); `expected` describes it in the message ('an object { x, y, shape }').
  */
 export function checkObjectArg(argName: string, args: unknown, expected: string, keys?: KnownKeys): asserts args is Record<string, unknown> {
-  if (args === null || typeof args !== 'object' || Array.isArray(args)) throw new TypeError(`${argName} must be ${expected}; got ${describe(args)}`);
+  if (args === null || typeof args !== 'object' || Array.isArray(args)) throw new TypeError(`${argName} must be ${expected}; got ${describeValue(args)}`);
   if (keys) checkKnownKeys(argName, args, keys);
 }
 
@@ -356,7 +356,7 @@ export function checkCallOptions(
   checkObjectArg(argName, options, `an object { training${optional ? '?' : ''} }`, { names: ['training'], what: spec.what, hints });
   const training = options.training;
   if (training === undefined && optional) return spec.trainingDefault!;
-  if (typeof training !== 'boolean') throw new TypeError(`${argName}.training must be a boolean; got ${describe(training)}`);
+  if (typeof training !== 'boolean') throw new TypeError(`${argName}.training must be a boolean; got ${describeValue(training)}`);
   return training;
 }
 
@@ -419,7 +419,7 @@ export function checkDisjoint(entries: Readonly<Record<string, UsedRange>>): voi
 
 /** Throws unless `value` is an object (not null, not an array); `expected` says which ('an object { gamma, beta, eps }'). */
 export function checkObject(argName: string, value: unknown, expected: string): asserts value is Record<string, unknown> {
-  if (value === null || typeof value !== 'object' || Array.isArray(value)) throw new TypeError(`${argName} must be ${expected}; got ${describe(value)}`);
+  if (value === null || typeof value !== 'object' || Array.isArray(value)) throw new TypeError(`${argName} must be ${expected}; got ${describeValue(value)}`);
 }
 
 /**
@@ -453,21 +453,21 @@ export function checkParamKeys(
 export function checkNumbers(argName: string, data: unknown, length?: number): asserts data is ArrayLike<number> {
   const a = data as ArrayLike<unknown> | null;
   if (a === null || typeof a !== 'object' || !Number.isSafeInteger(a.length) || a.length < 0 || data instanceof ArrayBuffer || data instanceof DataView) {
-    throw new TypeError(`${argName} must be an array of ${length ?? ''}${length === undefined ? '' : ' '}numbers; got ${describe(data)}`);
+    throw new TypeError(`${argName} must be an array of ${length ?? ''}${length === undefined ? '' : ' '}numbers; got ${describeValue(data)}`);
   }
   if (length !== undefined && a.length !== length) throw new RangeError(`${argName} must have ${length} elements; got ${a.length}`);
   if (Array.isArray(a)) {
     // An index loop: forEach would skip the holes of a sparse array ([1, , 3]).
     for (let i = 0; i < a.length; i++) {
       const v = a[i];
-      if (typeof v !== 'number') throw new TypeError(`${argName}[${i}] must be a number; got ${describe(v)}`);
+      if (typeof v !== 'number') throw new TypeError(`${argName}[${i}] must be a number; got ${describeValue(v)}`);
     }
   }
 }
 
 /** An eps the CPU reference takes as given, 0 included: a finite number ≥ 0. */
 export function checkNonNegativeEps(argName: string, eps: unknown): asserts eps is number {
-  if (typeof eps !== 'number' || !Number.isFinite(eps) || eps < 0) throw new RangeError(`${argName} must be a finite number >= 0; got ${describe(eps)}`);
+  if (typeof eps !== 'number' || !Number.isFinite(eps) || eps < 0) throw new RangeError(`${argName} must be a finite number >= 0; got ${describeValue(eps)}`);
 }
 
 /** Throws unless `value` is one of the strings `allowed`. */
@@ -475,7 +475,7 @@ export function checkOneOf<T extends string>(argName: string, value: unknown, al
   if (typeof value !== 'string' || !allowed.includes(value as T)) {
     const names = allowed.map((a) => `'${a}'`);
     const list = names.length > 1 ? `${names.slice(0, -1).join(', ')} or ${names[names.length - 1]}` : names[0];
-    throw new TypeError(`${argName} must be ${list}; got ${describe(value)}`);
+    throw new TypeError(`${argName} must be ${list}; got ${describeValue(value)}`);
   }
 }
 
@@ -483,13 +483,13 @@ export function checkOneOf<T extends string>(argName: string, value: unknown, al
 export function checkMomentum(argName: string, momentum: unknown, nullMeans?: string): asserts momentum is number | null {
   if (momentum === null && nullMeans) return;
   if (typeof momentum !== 'number' || !(momentum >= 0 && momentum <= 1)) {
-    throw new RangeError(`${argName} must be a number in [0, 1]${nullMeans ? ` or null (${nullMeans})` : ''}; got ${describe(momentum)}`);
+    throw new RangeError(`${argName} must be a number in [0, 1]${nullMeans ? ` or null (${nullMeans})` : ''}; got ${describeValue(momentum)}`);
   }
 }
 
 /** A count: a safe integer ≥ `min`. */
 export function checkInteger(argName: string, value: unknown, min: number, why = ''): asserts value is number {
   if (!Number.isSafeInteger(value) || (value as number) < min) {
-    throw new RangeError(`${argName} must be an integer >= ${min}${why ? ` (${why})` : ''}; got ${describe(value)}`);
+    throw new RangeError(`${argName} must be an integer >= ${min}${why ? ` (${why})` : ''}; got ${describeValue(value)}`);
   }
 }

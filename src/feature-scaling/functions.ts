@@ -29,7 +29,7 @@ import {
 } from '../core/function-forms.js';
 import { Usage, bufferName, checkSeparateOutput, createBufferWithData, inComputePass, type TensorBuffer } from '../core/gpu.js';
 import { acquireScratch } from '../core/scratch.js';
-import { checkArity, checkNoOverlap, checkTensorBuffer, describe } from '../core/validate.js';
+import { checkArity, checkNoOverlap, checkTensorBuffer, describeValue } from '../core/validate.js';
 import { viewSize } from '../core/layout.js';
 
 /**
@@ -147,9 +147,9 @@ function checkScalingCall(
   args: { shape: readonly number[]; state: TensorBuffer; options: FeatureScalingFunctionOptions },
   tensors: Record<string, TensorBuffer>,
 ) {
-  if (!args || typeof args !== 'object') throw new TypeError(`args must be an object; got ${describe(args)}`);
-  if (!args.options || typeof args.options !== 'object') throw new TypeError(`args.options must be an object with at least method; got ${describe(args.options)}`);
-  if (!args.state) throw new TypeError(`args.state is required: a GPUBuffer (or range) of numFeatures × ${SCALING_STATE_BYTES_PER_FEATURE} bytes; got ${describe(args.state)}`);
+  if (!args || typeof args !== 'object') throw new TypeError(`args must be an object; got ${describeValue(args)}`);
+  if (!args.options || typeof args.options !== 'object') throw new TypeError(`args.options must be an object with at least method; got ${describeValue(args.options)}`);
+  if (!args.state) throw new TypeError(`args.state is required: a GPUBuffer (or range) of numFeatures × ${SCALING_STATE_BYTES_PER_FEATURE} bytes; got ${describeValue(args.state)}`);
   const numFeatures = shapeFeatures(args.options, args.options.layout ?? 'NC', args.shape, 'features');
   const options = resolveScalingOptions({ ...args.options, numFeatures }, 'args.options', SCALING_FUNCTION_KEYS);
   const view = scalingView(device, options.layout, numFeatures, args.shape, 'args.shape');

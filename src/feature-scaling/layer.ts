@@ -13,7 +13,7 @@ import { recordScaling, recordScalingAdapt } from './record.js';
 import { scalingPlan, type ScalingPlan } from './plan.js';
 import { Usage, checkSeparateOutput, regionOf, inComputePass, type TensorBuffer } from '../core/gpu.js';
 import { acquireScratch } from '../core/scratch.js';
-import { arityError, checkArity, checkEncoder, checkLabel, checkNoOverlap, checkObjectArg, checkTensorBuffer, describe } from '../core/validate.js';
+import { arityError, checkArity, checkEncoder, checkLabel, checkNoOverlap, checkObjectArg, checkTensorBuffer, describeValue } from '../core/validate.js';
 import { viewSize, type ChannelView, type Layout } from '../core/layout.js';
 import {
   SCALING_STATE_BYTES_PER_FEATURE,
@@ -69,7 +69,7 @@ export class FeatureScaler {
 
   constructor(device: GPUDevice, options: FeatureScalerOptions) {
     checkLayerDevice(device);
-    if (!options || typeof options !== 'object') throw new TypeError(`options must be an object with numFeatures and method; got ${describe(options)}`);
+    if (!options || typeof options !== 'object') throw new TypeError(`options must be an object with numFeatures and method; got ${describeValue(options)}`);
     const { numFeatures, method, layout, correction } = resolveScalingOptions(options);
     const label = checkLabel('options.label', options.label, 'FeatureScaler');
     if (options.state !== undefined) {

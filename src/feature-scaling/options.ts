@@ -5,7 +5,7 @@
  */
 import { packStruct, structBytes } from './kernels.js';
 import type { TensorBuffer } from '../core/gpu.js';
-import { checkKnownKeys, checkTensorBuffer, checkTensorFits, describe, type KnownKeys } from '../core/validate.js';
+import { checkKnownKeys, checkTensorBuffer, checkTensorFits, describeValue, type KnownKeys } from '../core/validate.js';
 import { channelView, checkLayout, viewSize, type ChannelView, type Layout } from '../core/layout.js';
 
 /** How {@link FeatureScaler} scales each feature. */
@@ -67,10 +67,10 @@ export function resolveScalingOptions(
 ): Required<Omit<FeatureScalerOptions, 'state' | 'label'>> {
   checkKnownKeys(prefix, options, { ...keys, hints: { ...SCALER_OPTION_HINTS, ...keys.hints } });
   const { numFeatures, method, layout = 'NC', correction = 1 } = options;
-  if (!Number.isSafeInteger(numFeatures) || numFeatures < 1) throw new TypeError(`${prefix}.numFeatures must be a positive integer; got ${describe(numFeatures)}`);
-  if (method !== 'min-max' && method !== 'standardize') throw new TypeError(`${prefix}.method must be 'min-max' or 'standardize'; got ${describe(method)}`);
+  if (!Number.isSafeInteger(numFeatures) || numFeatures < 1) throw new TypeError(`${prefix}.numFeatures must be a positive integer; got ${describeValue(numFeatures)}`);
+  if (method !== 'min-max' && method !== 'standardize') throw new TypeError(`${prefix}.method must be 'min-max' or 'standardize'; got ${describeValue(method)}`);
   checkLayout(layout, `${prefix}.layout`);
-  if (correction !== 0 && correction !== 1) throw new TypeError(`${prefix}.correction must be 0 or 1; got ${describe(correction)}`);
+  if (correction !== 0 && correction !== 1) throw new TypeError(`${prefix}.correction must be 0 or 1; got ${describeValue(correction)}`);
   return { numFeatures, method, layout, correction };
 }
 

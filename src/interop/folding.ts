@@ -5,7 +5,7 @@
  *
  *   s_c = γ_c / sqrt(runningVar_c + eps),  w'_c = s_c · w_c,  b'_c = s_c · (b_c − runningMean_c) + β_c
  */
-import { checkKnownKeys, checkObject, describe } from '../core/validate.js';
+import { checkKnownKeys, checkObject, describeValue } from '../core/validate.js';
 
 /** The statistics and parameters of the BN layer to fold (as {@link BatchNorm.getState} returns them, with its eps). */
 export interface FoldableBatchNorm {
@@ -40,18 +40,18 @@ export function foldBatchNorm(layer: FoldableLayer, bn: FoldableBatchNorm): { we
     what: 'a field of the BN layer to fold',
     hints: { epsilon: 'eps here', weight: "PyTorch's weight is gamma here", bias: "PyTorch's bias is beta here", running_mean: 'runningMean', running_var: 'runningVar' },
   });
-  if (!bn.gamma || typeof bn.gamma.length !== 'number') throw new TypeError(`bn.gamma must be an array of numbers; got ${describe(bn.gamma)}`);
+  if (!bn.gamma || typeof bn.gamma.length !== 'number') throw new TypeError(`bn.gamma must be an array of numbers; got ${describeValue(bn.gamma)}`);
   const C = bn.gamma.length;
   for (const [name, a] of [['beta', bn.beta], ['runningMean', bn.runningMean], ['runningVar', bn.runningVar]] as const) {
     if (!a || a.length !== C) throw new RangeError(`bn.${name} must have ${C} values (bn.gamma's length); got ${a?.length}`);
   }
-  if (!(bn.eps > 0)) throw new RangeError(`bn.eps must be > 0; got ${describe(bn.eps)}`);
+  if (!(bn.eps > 0)) throw new RangeError(`bn.eps must be > 0; got ${describeValue(bn.eps)}`);
   const { weight, bias = null, outAxis = 'first' } = layer;
   if (!weight || weight.length % C !== 0 || weight.length === 0) {
     throw new RangeError(`layer.weight must hold a multiple of ${C} values (one slice per output channel); got ${weight?.length}`);
   }
   if (bias && bias.length !== C) throw new RangeError(`layer.bias must have ${C} values; got ${bias.length}`);
-  if (outAxis !== 'first' && outAxis !== 'last') throw new TypeError(`layer.outAxis must be 'first' or 'last'; got ${describe(outAxis)}`);
+  if (outAxis !== 'first' && outAxis !== 'last') throw new TypeError(`layer.outAxis must be 'first' or 'last'; got ${describeValue(outAxis)}`);
   const scale = Float64Array.from({ length: C }, (_, c) => bn.gamma[c] / Math.sqrt(bn.runningVar[c] + bn.eps));
   const per = weight.length / C;
   const channelOf = outAxis === 'first' ? (i: number) => Math.floor(i / per) : (i: number) => i % C;

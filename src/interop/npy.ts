@@ -13,12 +13,12 @@ export interface NpyArray {
 
 const MAGIC = [0x93, 0x4e, 0x55, 0x4d, 0x50, 0x59]; // \x93NUMPY
 
-import { describe } from '../core/validate.js';
+import { describeValue } from '../core/validate.js';
 
 /** Parses a .npy file. */
 export function parseNpy(file: ArrayBuffer | Uint8Array): NpyArray {
   if (!(file instanceof Uint8Array) && !(file instanceof ArrayBuffer)) {
-    throw new TypeError(`file must be the bytes of a .npy file, a Uint8Array or an ArrayBuffer; got ${describe(file)}`);
+    throw new TypeError(`file must be the bytes of a .npy file, a Uint8Array or an ArrayBuffer; got ${describeValue(file)}`);
   }
   const bytes = file instanceof Uint8Array ? file : new Uint8Array(file);
   if (bytes.length < 10 || MAGIC.some((b, i) => bytes[i] !== b)) throw new TypeError('not a .npy file: it must start with \\x93NUMPY');
@@ -99,14 +99,14 @@ function halfToFloat(h: number): number {
 export function toNpy(data: Float32Array | Float64Array | BigInt64Array, shape?: readonly number[]): Uint8Array {
   if (!(data instanceof Float32Array) && !(data instanceof Float64Array) && !(data instanceof BigInt64Array)) {
     const hint = Array.isArray(data) ? ' (an array: Float32Array.from(array) or Float64Array.from(array) first)' : '';
-    throw new TypeError(`data must be a Float32Array, a Float64Array or a BigInt64Array${hint}; got ${describe(data)}`);
+    throw new TypeError(`data must be a Float32Array, a Float64Array or a BigInt64Array${hint}; got ${describeValue(data)}`);
   }
   shape ??= [data.length];
-  if (!Array.isArray(shape)) throw new TypeError(`shape must be an array of non-negative integers; got ${describe(shape)}`);
+  if (!Array.isArray(shape)) throw new TypeError(`shape must be an array of non-negative integers; got ${describeValue(shape)}`);
   // An index loop: forEach would skip the holes of a sparse array.
   for (let i = 0; i < shape.length; i++) {
     const d: unknown = shape[i];
-    if (!Number.isSafeInteger(d) || (d as number) < 0) throw new TypeError(`shape[${i}] must be a non-negative integer; got ${describe(d)}`);
+    if (!Number.isSafeInteger(d) || (d as number) < 0) throw new TypeError(`shape[${i}] must be a non-negative integer; got ${describeValue(d)}`);
   }
   const count = shape.reduce((a, b) => a * b, 1);
   if (count !== data.length) throw new RangeError(`shape [${shape.join(', ')}] holds ${count} values; data has ${data.length}`);

@@ -17,13 +17,13 @@ import type { BatchNormOptions } from '../batchnorm/layer.js';
 import type { GroupNormOptions, InstanceNormOptions, LayerNormOptions, RMSNormOptions } from '../normalization/layer.js';
 import { BATCHNORM_OPTIONS, markConvertedMomentum } from '../batchnorm/options.js';
 import { NORM_OPTION_KEYS } from '../normalization/options.js';
-import { checkBoolean, checkGpuEps, checkKnownKeys, checkStateValues, describe, type KnownKeys } from '../core/validate.js';
+import { checkBoolean, checkGpuEps, checkKnownKeys, checkStateValues, describeValue, type KnownKeys } from '../core/validate.js';
 import { checkLayout, findLayout, type Layout } from '../core/layout.js';
 
 /** Throws a TypeError unless `args` is an object whose every key the preset knows. */
 function checkArgs(args: object, keys: KnownKeys, argName = 'args'): void {
   if (args === null || typeof args !== 'object' || Array.isArray(args)) {
-    throw new TypeError(`${argName} must be an object; got ${describe(args)}`);
+    throw new TypeError(`${argName} must be an object; got ${describeValue(args)}`);
   }
   checkKnownKeys(argName, args, keys);
 }
@@ -84,7 +84,7 @@ export function pytorchOptions(args: PyTorchBatchNormArgs): BatchNormOptions {
   checkLayout(layout, 'args.layout');
   checkPositiveEps('args.eps', eps);
   if (momentum !== null && (typeof momentum !== 'number' || !(momentum >= 0 && momentum <= 1))) {
-    throw new RangeError(`args.momentum must be a number in [0, 1] (PyTorch's weight of the new batch) or null (a cumulative moving average); got ${describe(momentum)}`);
+    throw new RangeError(`args.momentum must be a number in [0, 1] (PyTorch's weight of the new batch) or null (a cumulative moving average); got ${describeValue(momentum)}`);
   }
   checkBoolean('args.affine', affine);
   checkBoolean('args.trackRunningStats', trackRunningStats);
@@ -130,15 +130,15 @@ export function kerasOptions(args: KerasBatchNormArgs): BatchNormOptions {
   const { numFeatures, rank, axis = -1, momentum = 0.99, epsilon = 1e-3, center = true, scale = true } = args;
   checkCount('args.numFeatures', numFeatures);
   if (typeof rank !== 'number' || !Number.isInteger(rank) || rank < 2 || rank > 5) {
-    throw new RangeError(`args.rank must be 2, 3, 4 or 5 (the input's rank, batch axis included); got ${describe(rank)}`);
+    throw new RangeError(`args.rank must be 2, 3, 4 or 5 (the input's rank, batch axis included); got ${describeValue(rank)}`);
   }
-  if (typeof axis !== 'number' || !Number.isInteger(axis)) throw new TypeError(`args.axis must be an integer (negative counts from the end); got ${describe(axis)}`);
+  if (typeof axis !== 'number' || !Number.isInteger(axis)) throw new TypeError(`args.axis must be an integer (negative counts from the end); got ${describeValue(axis)}`);
   const layout = findLayout(rank, axis);
   if (!layout) {
     throw new RangeError(`axis ${axis} of a rank-${rank} input has no supported layout: use axis 1 or -1 on inputs of rank 2 to 5`);
   }
   if (typeof momentum !== 'number' || !(momentum >= 0 && momentum <= 1)) {
-    throw new RangeError(`args.momentum must be a number in [0, 1] (Keras's weight of the old value); got ${describe(momentum)}`);
+    throw new RangeError(`args.momentum must be a number in [0, 1] (Keras's weight of the old value); got ${describeValue(momentum)}`);
   }
   checkPositiveEps('args.epsilon', epsilon);
   checkBoolean('args.center', center);
@@ -201,10 +201,10 @@ export function onnxOptions(args: OnnxBatchNormArgs): BatchNormOptions {
   checkCount('args.numFeatures', numFeatures);
   const layout = Number.isInteger(rank) ? findLayout(rank, 1) : undefined;
   if (!layout) {
-    throw new RangeError(`args.rank must be 2, 3, 4 or 5 (X is (N, C, D1, …, Dn), channels first: 'NC', 'NCL', 'NCHW', 'NCDHW'); got ${describe(rank)}`);
+    throw new RangeError(`args.rank must be 2, 3, 4 or 5 (X is (N, C, D1, …, Dn), channels first: 'NC', 'NCL', 'NCHW', 'NCDHW'); got ${describeValue(rank)}`);
   }
   if (typeof momentum !== 'number' || !(momentum >= 0 && momentum <= 1)) {
-    throw new RangeError(`args.momentum must be a number in [0, 1] (ONNX's weight of the old value); got ${describe(momentum)}`);
+    throw new RangeError(`args.momentum must be a number in [0, 1] (ONNX's weight of the old value); got ${describeValue(momentum)}`);
   }
   checkPositiveEps('args.epsilon', epsilon);
   return markConvertedMomentum({ numFeatures, layout, eps: epsilon, momentum: 1 - momentum, affine: true, trackRunningStats: true, runningVariance: 'biased' });
@@ -234,7 +234,7 @@ function checkStashType(op: string, stashType: unknown): void {
   if (stashType === 1) return;
   const name = typeof stashType === 'number' && TENSOR_TYPES[stashType] ? ` (${TENSOR_TYPES[stashType]})` : '';
   throw new RangeError(
-    `attributes.stash_type must be 1 (FLOAT): ${op}'s statistics are computed in float32 here, the only precision the kernels have; got ${describe(stashType)}${name}`,
+    `attributes.stash_type must be 1 (FLOAT): ${op}'s statistics are computed in float32 here, the only precision the kernels have; got ${describeValue(stashType)}${name}`,
   );
 }
 
@@ -250,7 +250,7 @@ function checkPositiveEps(argName: string, epsilon: unknown): asserts epsilon is
 /** A positive integer count (`numChannels`, `numFeatures`), named `argName` in the message. */
 function checkCount(argName: string, value: unknown): asserts value is number {
   if (typeof value !== 'number' || !Number.isSafeInteger(value) || value < 1) {
-    throw new RangeError(`${argName} must be a positive integer; got ${describe(value)}`);
+    throw new RangeError(`${argName} must be a positive integer; got ${describeValue(value)}`);
   }
 }
 
@@ -258,7 +258,7 @@ function checkCount(argName: string, value: unknown): asserts value is number {
 function channelsFirst(rank: unknown): Layout {
   const layout = typeof rank === 'number' && Number.isInteger(rank) ? findLayout(rank, 1) : undefined;
   if (!layout) {
-    throw new RangeError(`rank must be 2, 3, 4 or 5 (X is (N, C, D1, …, Dn), channels first: 'NC', 'NCL', 'NCHW', 'NCDHW'); got ${describe(rank)}`);
+    throw new RangeError(`rank must be 2, 3, 4 or 5 (X is (N, C, D1, …, Dn), channels first: 'NC', 'NCL', 'NCHW', 'NCDHW'); got ${describeValue(rank)}`);
   }
   return layout;
 }
@@ -302,16 +302,16 @@ const ONNX_LAYER_NORM_KEYS = onnxAttributeKeys(
 /** normalizedShape = inputShape[axis:] for an ONNX `axis` in [-r, r) (r the rank of X). */
 function normalizedShapeFrom(inputShape: readonly number[], axis: unknown): number[] {
   if (!Array.isArray(inputShape) || inputShape.length === 0) {
-    throw new TypeError(`inputShape must be the shape of X, an array of at least one dimension; got ${describe(inputShape)}`);
+    throw new TypeError(`inputShape must be the shape of X, an array of at least one dimension; got ${describeValue(inputShape)}`);
   }
   // An index loop: forEach would skip the holes of a sparse array.
   for (let i = 0; i < inputShape.length; i++) {
     const d: unknown = inputShape[i];
-    if (!Number.isSafeInteger(d) || (d as number) < 1) throw new TypeError(`inputShape[${i}] must be a positive integer; got ${describe(d)}`);
+    if (!Number.isSafeInteger(d) || (d as number) < 1) throw new TypeError(`inputShape[${i}] must be a positive integer; got ${describeValue(d)}`);
   }
   const r = inputShape.length;
   if (typeof axis !== 'number' || !Number.isInteger(axis) || axis < -r || axis >= r) {
-    throw new RangeError(`attributes.axis must be an integer in [${-r}, ${r - 1}] for X of rank ${r} (shape [${inputShape.join(', ')}]); got ${describe(axis)}`);
+    throw new RangeError(`attributes.axis must be an integer in [${-r}, ${r - 1}] for X of rank ${r} (shape [${inputShape.join(', ')}]); got ${describeValue(axis)}`);
   }
   return inputShape.slice(axis);
 }
@@ -448,7 +448,7 @@ export function onnxGroupNormOptions(attributes: OnnxGroupNormAttributes, numCha
 function checkNumGroups(numGroups: unknown, numChannels: number, argName: string): asserts numGroups is number {
   if (typeof numGroups !== 'number' || !Number.isSafeInteger(numGroups) || numGroups < 1 || numChannels % numGroups !== 0) {
     const divisors = Array.from({ length: numChannels }, (_, i) => i + 1).filter((d) => numChannels % d === 0);
-    throw new RangeError(`${argName} must divide the number of channels C = ${numChannels} (one of ${divisors.join(', ')}); got ${describe(numGroups)}`);
+    throw new RangeError(`${argName} must divide the number of channels C = ${numChannels} (one of ${divisors.join(', ')}); got ${describeValue(numGroups)}`);
   }
 }
 
@@ -469,7 +469,7 @@ export function groupNormScaleFromOpset18(
   const perGroup = numChannels / numGroups;
   const expand = (name: string, values: ArrayLike<number>) => {
     if (values === null || typeof values !== 'object' || typeof values.length !== 'number') {
-      throw new TypeError(`${name} must be an array of ${numGroups} numbers (one per group, opset 18); got ${describe(values)}`);
+      throw new TypeError(`${name} must be an array of ${numGroups} numbers (one per group, opset 18); got ${describeValue(values)}`);
     }
     if (values.length !== numGroups) {
       const hint = values.length === numChannels ? ': one per channel is already opset 21\'s form, use it as is' : '';

@@ -14,7 +14,7 @@
  * Values may be arrays of numbers or .npy files (as numpy.save writes them).
  */
 import type { BatchNormState, BatchNormStateInput } from '../batchnorm/layer.js';
-import { checkBoolean, checkKnownKeys, describe, type KnownKeys } from '../core/validate.js';
+import { checkBoolean, checkKnownKeys, describeValue, type KnownKeys } from '../core/validate.js';
 import { parseNpy, toNpy } from './npy.js';
 
 /** A tensor as an array of numbers (or bigints, as PyTorch's int64), a parsed .npy, or the bytes of a .npy file. */
@@ -59,19 +59,19 @@ export interface PyTorchStateOptions<K extends NormKind = NormKind> {
 
 function checkKind(kind: unknown): asserts kind is NormKind {
   if (!KINDS.includes(kind as NormKind)) {
-    throw new RangeError(`options.kind must be one of ${KINDS.map((k) => `'${k}'`).join(', ')}; got ${describe(kind)}`);
+    throw new RangeError(`options.kind must be one of ${KINDS.map((k) => `'${k}'`).join(', ')}; got ${describeValue(kind)}`);
   }
 }
 
 /** The prefix and kind from fromPyTorchState's second argument: a prefix string (a BatchNorm) or options. */
 function stateOptions(arg: string | PyTorchStateOptions | undefined): { prefix: string; kind: NormKind } {
   if (arg === undefined || typeof arg === 'string') return { prefix: arg ?? '', kind: 'BatchNorm' };
-  if (arg === null || typeof arg !== 'object') throw new TypeError(`the second argument must be a prefix string or options { prefix, kind }; got ${describe(arg)}`);
+  if (arg === null || typeof arg !== 'object') throw new TypeError(`the second argument must be a prefix string or options { prefix, kind }; got ${describeValue(arg)}`);
   for (const key of Object.keys(arg)) {
     if (key !== 'prefix' && key !== 'kind') throw new TypeError(`options.${key} is not an option of fromPyTorchState; expected one of prefix, kind`);
   }
   const { prefix = '', kind = 'BatchNorm' } = arg;
-  if (typeof prefix !== 'string') throw new TypeError(`options.prefix must be a string; got ${describe(prefix)}`);
+  if (typeof prefix !== 'string') throw new TypeError(`options.prefix must be a string; got ${describeValue(prefix)}`);
   checkKind(kind);
   return { prefix, kind };
 }
@@ -186,7 +186,7 @@ export type PyTorchStateSource = BatchNormState | Partial<Record<'gamma' | 'beta
 function checkOptions(fn: string, options: unknown, names: readonly string[], hints?: Readonly<Record<string, string>>): Record<string, unknown> {
   if (options === undefined) return {};
   if (options === null || typeof options !== 'object' || Array.isArray(options)) {
-    throw new TypeError(`options must be an object { ${names.join(', ')} }; got ${describe(options)}`);
+    throw new TypeError(`options must be an object { ${names.join(', ')} }; got ${describeValue(options)}`);
   }
   const keys: KnownKeys = { names, what: `an option of ${fn}`, hints };
   checkKnownKeys('options', options, keys);
@@ -211,13 +211,13 @@ const KERAS_HINTS = { centre: 'did you mean center?', epsilon: 'the weights carr
 export function toPyTorchState(state: PyTorchStateSource, options: string | ToPyTorchStateOptions = {}): Record<string, Float32Array | BigInt64Array | Uint8Array> {
   const o = typeof options === 'string' ? { prefix: options } : checkOptions('toPyTorchState', options, ['prefix', 'npy', 'kind', 'layer']);
   const { prefix = '', kind = 'BatchNorm', layer } = o as ToPyTorchStateOptions;
-  if (typeof prefix !== 'string') throw new TypeError(`options.prefix must be a string; got ${describe(prefix)}`);
+  if (typeof prefix !== 'string') throw new TypeError(`options.prefix must be a string; got ${describeValue(prefix)}`);
   const npy = flag(o, 'npy', false);
   checkKind(kind);
   if (layer !== undefined && (layer === null || typeof layer !== 'object')) {
-    throw new TypeError(`options.layer must be the family layer or its flags { elementwiseAffine, bias, affine, trackRunningStats }; got ${describe(layer)}`);
+    throw new TypeError(`options.layer must be the family layer or its flags { elementwiseAffine, bias, affine, trackRunningStats }; got ${describeValue(layer)}`);
   }
-  if (!state || typeof state !== 'object') throw new TypeError(`state must be a layer's getState() result; got ${describe(state)}`);
+  if (!state || typeof state !== 'object') throw new TypeError(`state must be a layer's getState() result; got ${describeValue(state)}`);
   let entries: [string, Float32Array | BigInt64Array][];
   if (kind === 'BatchNorm') {
     const bn = state as BatchNormState;
@@ -281,7 +281,7 @@ export function toKerasWeights(state: BatchNormState, options: { center?: boolea
   const center = flag(o, 'center', true);
   const scale = flag(o, 'scale', true);
   const npy = flag(o, 'npy', false);
-  if (!state || typeof state !== 'object') throw new TypeError(`state must be a BatchNorm's getState() result; got ${describe(state)}`);
+  if (!state || typeof state !== 'object') throw new TypeError(`state must be a BatchNorm's getState() result; got ${describeValue(state)}`);
   const list = [...(scale ? [state.gamma] : []), ...(center ? [state.beta] : []), state.runningMean, state.runningVar];
   return npy ? list.map((a) => toNpy(a)) : list;
 }
@@ -324,7 +324,7 @@ export function fromOnnxInputs(inputs: Partial<OnnxBatchNormInputs>): BatchNormS
 /** The state as ONNX `BatchNormalization`'s inputs (see {@link fromOnnxInputs}), as typed arrays or (`npy: true`) as .npy file bytes. */
 export function toOnnxInputs(state: BatchNormState, options: { npy?: boolean } = {}): OnnxBatchNormInputs<Float32Array | Uint8Array> {
   const npy = flag(checkOptions('toOnnxInputs', options, ['npy']), 'npy', false);
-  if (!state || typeof state !== 'object') throw new TypeError(`state must be a BatchNorm's getState() result; got ${describe(state)}`);
+  if (!state || typeof state !== 'object') throw new TypeError(`state must be a BatchNorm's getState() result; got ${describeValue(state)}`);
   const out = (a: Float32Array) => (npy ? toNpy(a) : a);
   return { scale: out(state.gamma), B: out(state.beta), input_mean: out(state.runningMean), input_var: out(state.runningVar) };
 }
@@ -346,7 +346,7 @@ function values(input: TensorInput, argName: string): number[] {
   const out: number[] = [];
   for (let i = 0; i < list.length; i++) {
     const v = list[i];
-    if (typeof v !== 'number' && typeof v !== 'bigint') throw new TypeError(`${base}[${i}]${note} must be a number; got ${describe(v)}`);
+    if (typeof v !== 'number' && typeof v !== 'bigint') throw new TypeError(`${base}[${i}]${note} must be a number; got ${describeValue(v)}`);
     out.push(Number(v));
   }
   return out;
@@ -382,7 +382,7 @@ const ONNX_OPS = Object.keys(ONNX_NORM_INPUTS) as OnnxNormOp[];
 function checkOnnxOp(op: unknown): asserts op is OnnxNormOp {
   if (!ONNX_OPS.includes(op as OnnxNormOp)) {
     const hint = op === 'BatchNormalization' ? ' (BatchNormalization: fromOnnxInputs)' : '';
-    throw new RangeError(`op must be one of ${ONNX_OPS.map((o) => `'${o}'`).join(', ')}${hint}; got ${describe(op)}`);
+    throw new RangeError(`op must be one of ${ONNX_OPS.map((o) => `'${o}'`).join(', ')}${hint}; got ${describeValue(op)}`);
   }
 }
 
@@ -397,7 +397,7 @@ function checkOnnxOp(op: unknown): asserts op is OnnxNormOp {
 export function fromOnnxNormInputs<Op extends OnnxNormOp>(op: Op, inputs: OnnxNormInputs<Op>): NormStateEntries<KindOfOp<Op>> {
   checkOnnxOp(op);
   const names: Readonly<Record<string, string>> = ONNX_NORM_INPUTS[op];
-  if (!inputs || typeof inputs !== 'object') throw new TypeError(`inputs must be an object of ONNX ${op} inputs (${Object.keys(names).join(', ')}); got ${describe(inputs)}`);
+  if (!inputs || typeof inputs !== 'object') throw new TypeError(`inputs must be an object of ONNX ${op} inputs (${Object.keys(names).join(', ')}); got ${describeValue(inputs)}`);
   checkKnownKeys('inputs', inputs, {
     names: Object.keys(names),
     what: `an input of ONNX ${op}`,
@@ -426,7 +426,7 @@ export function toOnnxNormInputs<Op extends OnnxNormOp>(
 ): OnnxNormInputs<Op, Float32Array | Uint8Array> {
   checkOnnxOp(op);
   const npy = flag(checkOptions('toOnnxNormInputs', options, ['npy']), 'npy', false);
-  if (!state || typeof state !== 'object') throw new TypeError(`state must be a family layer's getState() result; got ${describe(state)}`);
+  if (!state || typeof state !== 'object') throw new TypeError(`state must be a family layer's getState() result; got ${describeValue(state)}`);
   const out: Record<string, Float32Array | Uint8Array> = {};
   for (const [key, field] of Object.entries(ONNX_NORM_INPUTS[op] as Record<string, 'gamma' | 'beta'>)) {
     const value = state[field];

@@ -34,7 +34,7 @@ import { normPlan, recordNormBackward, recordNormForward, type NormGeometry } fr
 import type { DType } from '../core/plans.js';
 import { bufferName, bufferOf, isBufferRange, inComputePass, type TensorBuffer } from '../core/gpu.js';
 import { acquireScratch, acquireSink } from '../core/scratch.js';
-import { checkArity, checkDevice, checkEncoder, checkKnownKeys, checkTensorBuffer, describe } from '../core/validate.js';
+import { checkArity, checkDevice, checkEncoder, checkKnownKeys, checkTensorBuffer, describeValue } from '../core/validate.js';
 import { channelView, checkLayout, type Layout } from '../core/layout.js';
 import { familyRecords, functionsState, type FunctionsState } from '../core/function-forms.js';
 
@@ -335,7 +335,7 @@ function checkRecordedForward(kind: Kind, state: FunctionsState, o: ResolvedNorm
     const value = args[argName];
     if (expected === 'given' || expected === 'left out') {
       const what = expected === 'given' ? 'given' : `left out (${argName === 'gamma' ? 'γ = 1' : 'β = 0'})`;
-      throw new TypeError(`${name} must be ${what}, ${AS_FORWARD}; got ${describe(value)}`);
+      throw new TypeError(`${name} must be ${what}, ${AS_FORWARD}; got ${describeValue(value)}`);
     }
     throw new TypeError(`${name} must be ${expected}, ${AS_FORWARD}; got ${shown(value, actual)}`);
   }
@@ -343,7 +343,7 @@ function checkRecordedForward(kind: Kind, state: FunctionsState, o: ResolvedNorm
 
 /** A given value as a message shows it; left out: undefined, and the default it stands for. */
 function shown(value: unknown, resolved: string | undefined): string {
-  return value === undefined ? `undefined (the default, ${resolved})` : Array.isArray(value) ? `[${value.join(', ')}]` : describe(value);
+  return value === undefined ? `undefined (the default, ${resolved})` : Array.isArray(value) ? `[${value.join(', ')}]` : describeValue(value);
 }
 
 /** Records LayerNorm's forward pass (see {@link LayerNorm}) on the caller's buffers. */

@@ -11,7 +11,7 @@ import { geometrySize, normPlan, recordNormBackward, recordNormForward, type Nor
 import type { DType } from '../core/plans.js';
 import { Usage, regionOf, inComputePass, type TensorBuffer } from '../core/gpu.js';
 import { acquireScratch, acquireSink } from '../core/scratch.js';
-import { arityError, checkArity, checkCallOptions, checkEncoder, checkFixedParams, checkKnownKeys, checkTensorBuffer, describe } from '../core/validate.js';
+import { arityError, checkArity, checkCallOptions, checkEncoder, checkFixedParams, checkKnownKeys, checkTensorBuffer, describeValue } from '../core/validate.js';
 import type { Layout } from '../core/layout.js';
 import {
   NORM_OPTION_KEYS,
@@ -173,7 +173,7 @@ abstract class NormalizationLayer {
     if (o.kind !== 'rms') names.push('beta', 'betaGrad');
     if (o.trackRunningStats) names.push('runningMean', 'runningVar');
     const buffers = given ?? {};
-    if (typeof buffers !== 'object') throw new TypeError(`options.buffers must be an object of GPUBuffers; got ${describe(buffers)}`);
+    if (typeof buffers !== 'object') throw new TypeError(`options.buffers must be an object of GPUBuffers; got ${describeValue(buffers)}`);
     checkKnownKeys('options.buffers', buffers, { names, what: `a buffer of ${o.className}${o.kind === 'rms' ? ' (RMSNorm has no β)' : ''}` });
     const P = o.paramSize;
     for (const [name, b] of Object.entries(buffers) as [NormBufferName, TensorBuffer][]) {

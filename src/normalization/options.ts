@@ -19,7 +19,7 @@ import {
   checkObjectArg,
   checkTensorBuffer,
   checkTensorFits,
-  describe,
+  describeValue,
   isPlainObject,
   type KnownKeys,
   type UsedRange,
@@ -130,13 +130,13 @@ const OPTION_HINTS: Readonly<Record<string, string>> = {
 };
 
 function positiveInteger(argName: string, v: unknown): number {
-  if (!Number.isSafeInteger(v) || (v as number) < 1) throw new RangeError(`${argName} must be a positive integer; got ${describe(v)}`);
+  if (!Number.isSafeInteger(v) || (v as number) < 1) throw new RangeError(`${argName} must be a positive integer; got ${describeValue(v)}`);
   return v as number;
 }
 
 function booleanOption(argName: string, v: unknown, fallback: boolean): boolean {
   if (v === undefined) return fallback;
-  if (typeof v !== 'boolean') throw new TypeError(`${argName} must be a boolean; got ${describe(v)}`);
+  if (typeof v !== 'boolean') throw new TypeError(`${argName} must be a boolean; got ${describeValue(v)}`);
   return v;
 }
 
@@ -150,21 +150,21 @@ function commonOptions(options: NormCommonOptions, defaultEps: number, className
   checkGpuEps(`${at}.eps`, eps);
   const activation = orDefault(options.activation, 'none');
   if (activation !== 'none' && activation !== 'relu' && activation !== 'silu') {
-    throw new TypeError(`${at}.activation must be 'none', 'relu' or 'silu'; got ${describe(options.activation)}`);
+    throw new TypeError(`${at}.activation must be 'none', 'relu' or 'silu'; got ${describeValue(options.activation)}`);
   }
   const dtype = orDefault(options.dtype, 'float32');
-  if (dtype !== 'float32' && dtype !== 'float16') throw new TypeError(`${at}.dtype must be 'float32' or 'float16'; got ${describe(options.dtype)}`);
+  if (dtype !== 'float32' && dtype !== 'float16') throw new TypeError(`${at}.dtype must be 'float32' or 'float16'; got ${describeValue(options.dtype)}`);
   const label = checkLabel(`${at}.label`, options.label, className);
   return { eps, activation, dtype, label };
 }
 
 function checkOptionsObject(className: keyof typeof NORM_OPTION_KEYS, options: unknown, required: string, at: string): asserts options is object {
-  if (!options || typeof options !== 'object' || Array.isArray(options)) throw new TypeError(`${at} must be an object with ${required}; got ${describe(options)}`);
+  if (!options || typeof options !== 'object' || Array.isArray(options)) throw new TypeError(`${at} must be an object with ${required}; got ${describeValue(options)}`);
   checkKnownKeys(at, options, { names: NORM_OPTION_KEYS[className], what: `an option of ${className}`, hints: OPTION_HINTS });
   const buffers = (options as { buffers?: unknown }).buffers;
   // A plain object: a Map's entries are no properties, and would be silently taken for none.
   if (buffers !== undefined && !isPlainObject(buffers)) {
-    throw new TypeError(`${at}.buffers must be an object of GPUBuffers (or ranges) by name; got ${describe(buffers)}`);
+    throw new TypeError(`${at}.buffers must be an object of GPUBuffers (or ranges) by name; got ${describeValue(buffers)}`);
   }
 }
 
@@ -172,7 +172,7 @@ function checkOptionsObject(className: keyof typeof NORM_OPTION_KEYS, options: u
 function normalizedShapeOf(v: unknown, at: string): number[] {
   const dims = typeof v === 'number' ? [v] : v;
   if (!Array.isArray(dims) || dims.length === 0) {
-    throw new TypeError(`${at}.normalizedShape must be a positive integer or a non-empty array of them; got ${describe(v)}`);
+    throw new TypeError(`${at}.normalizedShape must be a positive integer or a non-empty array of them; got ${describeValue(v)}`);
   }
   // An index loop: map would skip the holes of a sparse array ([, 2]).
   const checked: number[] = [];
@@ -249,11 +249,11 @@ export function resolveInstanceNormOptions(options: InstanceNormOptions, at = 'o
   const numFeatures = positiveInteger(`${at}.numFeatures`, options.numFeatures);
   const momentum = orDefault(options.momentum, 0.1);
   if (typeof momentum !== 'number' || !(momentum >= 0 && momentum <= 1)) {
-    throw new RangeError(`${at}.momentum must be a number in [0, 1] (InstanceNorm has no cumulative average: null is BatchNorm's); got ${describe(options.momentum)}`);
+    throw new RangeError(`${at}.momentum must be a number in [0, 1] (InstanceNorm has no cumulative average: null is BatchNorm's); got ${describeValue(options.momentum)}`);
   }
   const nonFiniteBatches = orDefault(options.nonFiniteBatches, 'skip');
   if (nonFiniteBatches !== 'skip' && nonFiniteBatches !== 'update') {
-    throw new TypeError(`${at}.nonFiniteBatches must be 'skip' or 'update'; got ${describe(options.nonFiniteBatches)}`);
+    throw new TypeError(`${at}.nonFiniteBatches must be 'skip' or 'update'; got ${describeValue(options.nonFiniteBatches)}`);
   }
   const layout = orDefault(options.layout, 'NCHW');
   checkLayout(layout, `${at}.layout`);
@@ -277,7 +277,7 @@ function channelOptions(
 
 /** The geometry of a tensor of `shape` for the layer `o`, checked (the shape named `argName`). */
 export function normGeometryOf(device: GPUDevice, o: ResolvedNormOptions, shape: readonly number[], argName: string): NormGeometry {
-  if (!Array.isArray(shape)) throw new TypeError(`${argName} must be an array of positive integers; got ${describe(shape)}`);
+  if (!Array.isArray(shape)) throw new TypeError(`${argName} must be an array of positive integers; got ${describeValue(shape)}`);
   // An index loop: forEach would skip the holes of a sparse array ([, 2]).
   for (let i = 0; i < shape.length; i++) positiveInteger(`${argName}[${i}]`, shape[i]);
   let geometry: NormGeometry;
@@ -330,7 +330,7 @@ export function checkNormTensors(device: GPUDevice, o: ResolvedNormOptions, geom
 
 /** A pass's arguments object. */
 export function checkArgsObject(args: unknown, names: string): asserts args is object {
-  if (!args || typeof args !== 'object') throw new TypeError(`args must be an object { ${names} }; got ${describe(args)}`);
+  if (!args || typeof args !== 'object') throw new TypeError(`args must be an object { ${names} }; got ${describeValue(args)}`);
 }
 
 /** Advice on names a layer's pass arguments do not take: the layers' options, and near names. */
@@ -388,7 +388,7 @@ export function checkNormBackwardTensors(
 /** The optional `training` flag (default true). */
 export function trainingFlag(v: unknown, argName: string): boolean {
   if (v === undefined) return true;
-  if (typeof v !== 'boolean') throw new TypeError(`${argName} must be a boolean; got ${describe(v)}`);
+  if (typeof v !== 'boolean') throw new TypeError(`${argName} must be a boolean; got ${describeValue(v)}`);
   return v;
 }
 

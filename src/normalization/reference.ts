@@ -20,7 +20,7 @@
  */
 import type { Layout } from '../core/layout.js';
 import { channelAxis, channelView, checkLayout } from '../core/layout.js';
-import { checkInteger, checkMomentum, checkNonNegativeEps, checkNumbers, checkObject, checkParamKeys, describe } from '../core/validate.js';
+import { checkInteger, checkMomentum, checkNonNegativeEps, checkNumbers, checkObject, checkParamKeys, describeValue } from '../core/validate.js';
 import type { Gradients } from '../core/reference.js';
 
 /** @inline */
@@ -177,18 +177,18 @@ const showShape = (shape: readonly number[]) => `[${shape.join(', ')}]`;
  * `normalizedShape` is its trailing dimensions; returns the row count N and the row length K.
  */
 function rows(x: Numbers, shape: readonly number[], normalizedShape: number | readonly number[]): { rows: number; rowLength: number } {
-  if (!Array.isArray(shape) || shape.length === 0) throw new TypeError(`shape must be an array of at least one dimension; got ${describe(shape)}`);
+  if (!Array.isArray(shape) || shape.length === 0) throw new TypeError(`shape must be an array of at least one dimension; got ${describeValue(shape)}`);
   // Index loops: forEach and some would skip the holes of a sparse array ([2, , 3]).
   for (let i = 0; i < shape.length; i++) {
     const d = shape[i];
-    if (!Number.isSafeInteger(d) || d < 1) throw new TypeError(`shape[${i}] must be a positive integer; got ${describe(d)} in ${showShape(shape)}`);
+    if (!Number.isSafeInteger(d) || d < 1) throw new TypeError(`shape[${i}] must be a positive integer; got ${describeValue(d)} in ${showShape(shape)}`);
   }
   const size = shape.reduce((a, b) => a * b, 1);
   checkNumbers('x', x, size);
   const norm: readonly number[] = typeof normalizedShape === 'number' ? [normalizedShape] : normalizedShape;
   if (!Array.isArray(norm) || norm.length < 1 || norm.length > shape.length) {
     throw new TypeError(
-      `normalizedShape must have 1 to ${shape.length} dimensions, the trailing dimensions of shape ${showShape(shape)}; got ${Array.isArray(norm) ? showShape(norm) : describe(normalizedShape)}`,
+      `normalizedShape must have 1 to ${shape.length} dimensions, the trailing dimensions of shape ${showShape(shape)}; got ${Array.isArray(norm) ? showShape(norm) : describeValue(normalizedShape)}`,
     );
   }
   const trailing = shape.slice(shape.length - norm.length);
@@ -231,7 +231,7 @@ function groupNormPartition(x: Numbers, shape: readonly number[], p: { layout: L
   const G = p.numGroups;
   if (!Number.isSafeInteger(G) || G < 1 || t.C % G !== 0) {
     const divisors = Array.from({ length: t.C }, (_, i) => i + 1).filter((d) => t.C % d === 0);
-    throw new RangeError(`numGroups must divide the number of channels C = ${t.C} (one of ${divisors.join(', ')}); got ${describe(G)}`);
+    throw new RangeError(`numGroups must divide the number of channels C = ${t.C} (one of ${divisors.join(', ')}); got ${describeValue(G)}`);
   }
   const perGroup = t.C / G;
   return partitionBy(t.size, t.N * G, (e) => t.sample(e) * G + Math.floor(t.channel(e) / perGroup), t.channel, t.C);
@@ -422,7 +422,7 @@ export function referenceInstanceNormRunningStats(
   }
   checkNumbers('batch.variance', batch.variance, batch.mean.length);
   if (typeof batch.count !== 'number' || !(batch.count >= 2)) {
-    throw new RangeError(`batch.count must be more than 1 spatial element per instance to update running statistics; got ${describe(batch.count)}`);
+    throw new RangeError(`batch.count must be more than 1 spatial element per instance to update running statistics; got ${describeValue(batch.count)}`);
   }
   checkInteger('batch.count', batch.count, 2);
   checkMomentum('momentum', momentum);

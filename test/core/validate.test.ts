@@ -2,10 +2,10 @@
  * How error messages show what they received: the value with its type, so that '16' and 16 read
  * differently; unknown keys named with the accepted ones; state values checked one by one.
  */
-import { describe as group, expect, it } from 'vitest';
-import { checkKnownKeys, checkStateValues, describe } from '../../src/core/validate.js';
+import { describe, expect, it } from 'vitest';
+import { checkKnownKeys, checkStateValues, describeValue } from '../../src/core/validate.js';
 
-group('describe', () => {
+describe('describeValue', () => {
   it.each([
     ['16', "the string '16'"],
     [16, '16'],
@@ -25,15 +25,15 @@ group('describe', () => {
     [new Map(), 'a Map'],
     [function layer() {}, 'the function layer'],
   ])('%s', (value, expected) => {
-    expect(describe(value)).toBe(expected);
+    expect(describeValue(value)).toBe(expected);
   });
 
   it('shortens a long string', () => {
-    expect(describe('x'.repeat(100))).toBe(`the string '${'x'.repeat(40)}…'`);
+    expect(describeValue('x'.repeat(100))).toBe(`the string '${'x'.repeat(40)}…'`);
   });
 });
 
-group('checkKnownKeys', () => {
+describe('checkKnownKeys', () => {
   const keys = { names: ['numFeatures', 'trackRunningStats'], what: 'an option of Thing', hints: { epsilon: 'eps here' } };
 
   it('names the unknown key and the accepted ones, with a hint or a near name', () => {
@@ -51,7 +51,7 @@ group('checkKnownKeys', () => {
   });
 });
 
-group('checkStateValues', () => {
+describe('checkStateValues', () => {
   it('returns float32 values; names the entry that is not a number, negative or not finite', () => {
     expect(checkStateValues('state.gamma', [1, 2.5], { finite: true })).toEqual(Float32Array.of(1, 2.5));
     expect(() => checkStateValues('state.gamma', [1, 2, 3, NaN], { finite: true })).toThrow('state.gamma[3] must be finite; got NaN');
