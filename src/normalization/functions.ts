@@ -30,7 +30,8 @@ import {
   type NormActivation,
   type ResolvedNormOptions,
 } from './options.js';
-import { normPlan, recordNormBackward, recordNormForward, type NormGeometry } from './record.js';
+import { normPlan, type NormGeometry } from './plan.js';
+import { recordNormBackward, recordNormForward } from './record.js';
 import type { DType } from '../core/plans.js';
 import { bufferName, bufferOf, isBufferRange, inComputePass, type TensorBuffer } from '../core/gpu.js';
 import { acquireScratch, acquireSink } from '../core/scratch.js';

@@ -7,7 +7,8 @@
  * checks are the shared layer skeleton's (core/layer.ts).
  */
 import { NORM_SAVED_BYTES_PER_GROUP } from './kernels.js';
-import { geometrySize, normPlan, recordNormBackward, recordNormForward, type NormGeometry, type NormMode, type NormPlan } from './record.js';
+import { geometrySize, normPlan, type NormGeometry, type NormMode, type NormPlan } from './plan.js';
+import { recordNormBackward, recordNormForward } from './record.js';
 import type { DType } from '../core/plans.js';
 import { Usage, regionOf, inComputePass, type TensorBuffer } from '../core/gpu.js';
 import { acquireScratch, acquireSink } from '../core/scratch.js';

@@ -7,7 +7,7 @@
 import type { FusedActivation } from '../core/contract.js';
 import { tensorBytes } from '../core/shaders.js';
 import { NORM_SAVED_BYTES_PER_GROUP, normStorage } from './kernels.js';
-import { channelGroupGeometry, geometrySize, groupCount, rowGeometry, type NormGeometry, type FamilyMember, type NormPlanOptions } from './record.js';
+import { channelGroupGeometry, geometrySize, groupCount, rowGeometry, type NormGeometry, type FamilyMember, type NormPlanOptions } from './plan.js';
 import type { DType } from '../core/plans.js';
 import { checkSeparateOutput, type TensorBuffer } from '../core/gpu.js';
 import {

@@ -44,14 +44,14 @@ describe('import rules', () => {
       symlinkSync(join(repo, 'node_modules'), join(scratch, 'node_modules'), 'dir');
       const plant = (file: string, line: string) => appendFileSync(join(scratch, file), `\n${line}\n`);
       plant('src/core/gpu.ts', "export { BatchNorm as PlantedUpward } from '../batchnorm/layer.js';");
-      plant('src/batchnorm/record.ts', "export type { NormGeometry as PlantedAcross } from '../normalization/record.js';");
+      plant('src/batchnorm/record.ts', "export type { NormGeometry as PlantedAcross } from '../normalization/plan.js';");
       plant('src/interop/folding.ts', "export { recordForward as PlantedInternal } from '../batchnorm/record.js';");
       plant('src/core/gpu.ts', "export type { KnownKeys as PlantedTypeCycle } from './validate.js';");
       plant('src/normalization/reference.ts', "export { testDevice as PlantedTest } from '../../test/helpers/gpu.js';");
       plant('src/core/shaders.ts', "import plantedWgsl from '../../shaders/batchnorm/common.wgsl?raw'; export { plantedWgsl };");
       const found = violations(scratch).map((v) => `${v.rule.name}: ${v.from} → ${v.to}`);
       expect(found).toContain('core-imports-no-family: src/core/gpu.ts → src/batchnorm/layer.ts');
-      expect(found).toContain('batchnorm-imports-core: src/batchnorm/record.ts → src/normalization/record.ts');
+      expect(found).toContain('batchnorm-imports-core: src/batchnorm/record.ts → src/normalization/plan.ts');
       expect(found).toContain('interop-imports-public-modules: src/interop/folding.ts → src/batchnorm/record.ts');
       expect(found).toContain('library-imports-no-support-code: src/normalization/reference.ts → test/helpers/gpu.ts');
       expect(found).toContain('shaders-by-family: src/core/shaders.ts → shaders/batchnorm/common.wgsl');

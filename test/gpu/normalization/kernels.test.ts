@@ -8,7 +8,8 @@
  * the float64 reference. The last case runs the CPU sizing with several row batches per workgroup.
  */
 import { it } from 'vitest';
-import { channelGroupGeometry, normPlan, recordNormBackward, recordNormForward, rowGeometry, type NormGeometry, type NormPlanOptions } from '../../../src/normalization/record.js';
+import { channelGroupGeometry, normPlan, rowGeometry, type NormGeometry, type NormPlanOptions } from '../../../src/normalization/plan.js';
+import { recordNormBackward, recordNormForward } from '../../../src/normalization/record.js';
 import { GroupNorm, InstanceNorm, LayerNorm, RMSNorm } from '../../../src/normalization/layer.js';
 import {
   referenceGroupNorm,

@@ -1,0 +1,259 @@
+/**
+ * The normalization family's plans (LayerNorm, RMSNorm, GroupNorm, InstanceNorm): how each
+ * layer's tensor splits into statistics groups (NormGeometry), and plans holding the uniform
+ * NormParams and dispatch sizes, cached in the device's plan cache (core/plans.ts).
+ */
+import type { FusedActivation } from '../core/contract.js';
+import type { TensorStorage } from '../core/shaders.js';
+import { NORM_AFFINE_WIDTH, NORM_MAX_COLUMNS, NORM_PARTIAL_BYTES, NORM_WORKGROUP_SIZE, normStorage, packStruct } from './kernels.js';
+import type { ChannelView } from '../core/layout.js';
+import { REDUCTION_SIZES, cachedPlan, isCpuAdapter, uniform, type DType } from '../core/plans.js';
+
+/** Which family member: RMSNorm subtracts no mean; the others share every kernel. */
+export type FamilyMember = 'layer' | 'rms' | 'group' | 'instance';
+
+/**
+ * How a tensor splits into statistics groups and γ entries (normalization/common.wgsl): `samples`·`groups`
+ * groups of `segs` segments of `segLen` contiguous elements, and the γ/β gradients' view
+ * [aOuter, paramSize, aInner].
+ */
+export interface NormGeometry {
+  readonly samples: number;
+  readonly groups: number;
+  readonly segs: number;
+  readonly segLen: number;
+  readonly segStride: number;
+  readonly groupStride: number;
+  readonly sampleStride: number;
+  readonly affGroup: number;
+  readonly affSeg: number;
+  readonly affElem: number;
+  /** Entries of γ and β. */
+  readonly paramSize: number;
+  readonly aOuter: number;
+  readonly aInner: number;
+  /** aOuter / samples. */
+  readonly aRowsPerSample: number;
+  /** γ entries per statistics group (LayerNorm: all of them). */
+  readonly aPerGroup: number;
+}
+
+/** Elements per statistics group. */
+export function groupCount(g: NormGeometry): number {
+  return g.segs * g.segLen;
+}
+
+/** Elements of the tensor. */
+export function geometrySize(g: NormGeometry): number {
+  return g.samples * g.groups * groupCount(g);
+}
+
+/** LayerNorm/RMSNorm: `rows` rows of `rowLength` (the product of normalizedShape), one γ entry per position. */
+export function rowGeometry(rows: number, rowLength: number): NormGeometry {
+  return {
+    samples: rows,
+    groups: 1,
+    segs: 1,
+    segLen: rowLength,
+    segStride: rowLength,
+    groupStride: 0,
+    sampleStride: rowLength,
+    affGroup: 0,
+    affSeg: 0,
+    affElem: 1,
+    paramSize: rowLength,
+    aOuter: rows,
+    aInner: 1,
+    aRowsPerSample: 1,
+    aPerGroup: rowLength,
+  };
+}
+
+/**
+ * GroupNorm (and InstanceNorm, numGroups = C) over the [outer, C, inner] view of a layout whose
+ * first axis is the sample: channels-first (outer = N, inner = spatial) or channels-last
+ * (inner = 1, outer = N·spatial, given `samples` = N). γ has one entry per channel.
+ */
+export function channelGroupGeometry(view: ChannelView, samples: number, numGroups: number): NormGeometry {
+  const C = view.channels;
+  const perGroup = C / numGroups;
+  const spatial = (view.outer / samples) * view.inner;
+  const common = { samples, groups: numGroups, paramSize: C, aOuter: view.outer, aInner: view.inner, aRowsPerSample: view.outer / samples, aPerGroup: perGroup, affGroup: perGroup };
+  if (view.inner > 1 || view.outer === samples) {
+    // Channels-first: a segment is one channel's plane.
+    return { ...common, segs: perGroup, segLen: spatial, segStride: spatial, groupStride: perGroup * spatial, sampleStride: C * spatial, affSeg: 1, affElem: 0 };
+  }
+  // Channels-last: a segment is the group's channels at one position.
+  return { ...common, segs: spatial, segLen: perGroup, segStride: C, groupStride: perGroup, sampleStride: spatial * C, affSeg: 0, affElem: 1 };
+}
+
+/** The layer options a family plan depends on. */
+export interface NormPlanOptions {
+  kind: FamilyMember;
+  dtype: DType;
+  activation: FusedActivation;
+  eps: number;
+  /** InstanceNorm's running update; 0 elsewhere. */
+  momentum: number;
+  nonFiniteBatches: 'skip' | 'update';
+  /** Whether γ and β are bound (function forms may leave them out: γ = 1, β = 0). */
+  hasGamma: boolean;
+  hasBeta: boolean;
+}
+
+/** What a forward pass normalizes with: batch statistics, or (InstanceNorm inference) the running ones. */
+export interface NormMode {
+  useRunning: boolean;
+  updateRunning: boolean;
+}
+
+/** A plan of the family's kernels for one geometry, options and mode. */
+export interface NormPlan {
+  readonly geometry: NormGeometry;
+  readonly storage: TensorStorage;
+  readonly activation: FusedActivation;
+  readonly rms: boolean;
+  readonly params: GPUBuffer;
+  readonly mode: NormMode;
+  /** Values each thread of norm_forward, and (x, dy) pairs of norm_backward, keeps on chip (CACHE_STEPS). */
+  readonly forwardCache: number;
+  readonly backwardCache: number;
+  /** Workgroups of norm_forward and norm_backward: NORM_WORKGROUP_SIZE / 2^lane_bits groups each. */
+  readonly rowWorkgroups: number;
+  /**
+   * The backward kernel: LayerNorm/RMSNorm rows (of up to MAX_COLUMNS · 256 values) take the γ/β
+   * partial sums per block of rows, and channels-first groups (whole channel planes) per (sample,
+   * channel), in the same walk as dx; the others leave them to norm_affine_partials_rows.
+   */
+  readonly backwardKernel: BackwardKernel;
+  /** Workgroups of the backward kernel (norm_backward_columns: a_blocks, each over several row batches). */
+  readonly backwardWorkgroups: number;
+  /** Workgroups of norm_affine_partials_rows, and the scratch bytes of the partials. */
+  readonly affineWorkgroups: number;
+  readonly partialBytes: number;
+  readonly finalizeWorkgroups: number;
+}
+
+/** The family plan of `geometry` for `options` and `mode`, held by `holder`. */
+export function normPlan(device: GPUDevice, geometry: NormGeometry, options: NormPlanOptions, mode: NormMode, holder: object): NormPlan {
+  const storage = normStorage(device, options.dtype);
+  const g = geometry;
+  const key = `norm ${storage} ${JSON.stringify(g)} ${JSON.stringify(options)} ${mode.useRunning} ${mode.updateRunning}`;
+  return cachedPlan(device, key, holder, () => {
+    const count = groupCount(g);
+    const WG = NORM_WORKGROUP_SIZE;
+    const laneBits = groupLaneBits(device, count);
+    const lanes = 2 ** laneBits;
+    const rowWorkgroups = Math.ceil((g.samples * g.groups) / (WG / lanes));
+    const backwardKernel = backwardKernelOf(g, lanes);
+    const affine = affineGeometry(device, g, backwardKernel, rowWorkgroups);
+    const params = packStruct('NormParams', {
+      groups: g.groups,
+      rows: g.samples * g.groups,
+      segs: g.segs,
+      seg_len: g.segLen,
+      seg_stride: g.segStride,
+      group_stride: g.groupStride,
+      sample_stride: g.sampleStride,
+      count,
+      step_seg: Math.floor(lanes / g.segLen),
+      step_elem: lanes % g.segLen,
+      aff_group: g.affGroup,
+      aff_seg: g.affSeg,
+      aff_elem: g.affElem,
+      total: geometrySize(g),
+      eps: options.eps,
+      momentum: options.momentum,
+      has_gamma: Number(options.hasGamma),
+      has_beta: Number(options.hasBeta && options.kind !== 'rms'),
+      use_running: Number(mode.useRunning),
+      update_non_finite: Number(options.nonFiniteBatches === 'update'),
+      a_outer: g.aOuter,
+      a_count: g.paramSize,
+      a_inner: g.aInner,
+      a_rows_per_sample: g.aRowsPerSample,
+      a_per_group: g.aPerGroup,
+      a_blocks: affine.blocks,
+      a_block_rows: affine.blockRows,
+      lane_bits: laneBits,
+    });
+    return {
+      geometry: g,
+      storage,
+      activation: options.activation,
+      rms: options.kind === 'rms',
+      params: uniform(device, `${options.kind} norm`, params),
+      mode,
+      ...cacheSteps(device, g, lanes, backwardKernel),
+      rowWorkgroups,
+      backwardKernel,
+      backwardWorkgroups: backwardKernel === 'norm_backward_columns' ? affine.blocks : rowWorkgroups,
+      affineWorkgroups: affine.workgroups,
+      partialBytes: affine.blocks * g.paramSize * NORM_PARTIAL_BYTES,
+      finalizeWorkgroups: Math.ceil(g.paramSize / WG),
+    };
+  });
+}
+
+/**
+ * CACHE_STEPS of norm_forward and norm_backward: the steps a thread's walk over its group takes,
+ * as many of them as the device's workgroup storage holds beside the kernels' other workgroup
+ * arrays (forward: tree and coefs, 32 bytes a thread; backward: sums, 8), at 4 bytes a thread per
+ * step (backward: x and dy, 8). 16 KiB (WebGPU's default) holds 8 and 7 steps; 48 KiB, a
+ * 4096-float LayerNorm row at 16 values a thread, forward and backward. No more than the walk
+ * takes, so that a short group's workgroups stay small and many fit on a multiprocessor.
+ */
+function cacheSteps(device: GPUDevice, g: NormGeometry, lanes: number, backward: BackwardKernel): { forwardCache: number; backwardCache: number } {
+  // A CPU adapter's "chip" is its memory; there the arrays only cost (measured on SwiftShader).
+  if (isCpuAdapter(device)) return { forwardCache: 1, backwardCache: 1 };
+  const bytes = device.limits.maxComputeWorkgroupStorageSize;
+  const WG = NORM_WORKGROUP_SIZE;
+  const walk = Math.ceil(groupCount(g) / lanes);
+  // norm_backward_planes walks each channel plane from its start.
+  const backwardWalk = backward === 'norm_backward_planes' ? g.segs * Math.ceil(g.segLen / lanes) : walk;
+  return {
+    forwardCache: Math.max(1, Math.min(walk, Math.floor((bytes - 32 * WG) / (4 * WG)))),
+    backwardCache: Math.max(1, Math.min(backwardWalk, Math.floor((bytes - 8 * WG) / (8 * WG)))),
+  };
+}
+
+/**
+ * Elements a thread of the rows kernels takes at least, before a group gets more lanes: on a GPU
+ * a few loads in flight per thread; on a CPU adapter (SwiftShader) many, since every workgroup
+ * pays for each barrier of its tree (a LayerNorm over [5000, 3] took 21 s with a workgroup per row).
+ */
+const ELEMENTS_PER_LANE = { gpu: 8, cpu: 256 } as const;
+
+/** log2 of the lanes of a group of `count` elements: a power of two up to NORM_WORKGROUP_SIZE. */
+function groupLaneBits(device: GPUDevice, count: number): number {
+  const wanted = Math.ceil(count / ELEMENTS_PER_LANE[isCpuAdapter(device) ? 'cpu' : 'gpu']);
+  let bits = 0;
+  while (2 ** bits < wanted && 2 ** bits < NORM_WORKGROUP_SIZE) bits++;
+  return bits;
+}
+
+/**
+ * Blocks of the γ/β partial sums: for norm_affine_partials_rows enough workgroups to cover the
+ * device (REDUCTION_SIZES, as the batch-norm reductions), each block still a few rows per lane.
+ */
+function affineGeometry(device: GPUDevice, g: NormGeometry, kernel: BackwardKernel, rowWorkgroups: number): { blocks: number; blockRows: number; workgroups: number } {
+  const target = REDUCTION_SIZES[isCpuAdapter(device) ? 'cpu' : 'gpu'].workgroups;
+  if (kernel === 'norm_backward_planes') return { blocks: g.samples, blockRows: 1, workgroups: 0 };
+  // One partial per workgroup, each over rowWorkgroups / blocks batches of rows.
+  if (kernel === 'norm_backward_columns') return { blocks: Math.min(rowWorkgroups, target), blockRows: 0, workgroups: 0 };
+  const width = Math.min(g.paramSize, NORM_AFFINE_WIDTH);
+  const lanes = Math.floor(NORM_WORKGROUP_SIZE / width);
+  const tiles = Math.ceil(g.paramSize / width);
+  const blockRows = Math.max(4 * lanes, Math.ceil(g.aOuter / Math.max(1, Math.floor(target / tiles))));
+  const blocks = Math.ceil(g.aOuter / blockRows);
+  return { blocks, blockRows, workgroups: tiles * blocks };
+}
+
+type BackwardKernel = 'norm_backward' | 'norm_backward_planes' | 'norm_backward_columns';
+
+/** Which backward kernel takes a geometry whose groups have `lanes` threads (see NormPlan.backwardKernel). */
+function backwardKernelOf(g: NormGeometry, lanes: number): BackwardKernel {
+  if (g.aInner > 1) return 'norm_backward_planes';
+  const rows = g.groups === 1 && g.segs === 1 && g.affElem === 1 && g.aPerGroup === g.paramSize;
+  return rows && Math.ceil(g.segLen / lanes) <= NORM_MAX_COLUMNS ? 'norm_backward_columns' : 'norm_backward';
+}
