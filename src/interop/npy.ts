@@ -13,6 +13,7 @@ export interface NpyArray {
 
 const MAGIC = [0x93, 0x4e, 0x55, 0x4d, 0x50, 0x59]; // \x93NUMPY
 
+import { fromHalfBits } from '../core/float16.js';
 import { describeValue } from '../core/validate.js';
 
 /** Parses a .npy file. */
@@ -53,7 +54,7 @@ function reader(descr: string, view: DataView): (at: number) => number {
   const kind = descr.slice(1);
   switch (kind) {
     case 'f2':
-      return (at) => halfToFloat(view.getUint16(at, little));
+      return (at) => fromHalfBits(view.getUint16(at, little));
     case 'f4':
       return (at) => view.getFloat32(at, little);
     case 'f8':
@@ -81,15 +82,6 @@ function reader(descr: string, view: DataView): (at: number) => number {
     default:
       throw new TypeError(`.npy dtype '${descr}' is not supported (float16/32/64 and integers are)`);
   }
-}
-
-function halfToFloat(h: number): number {
-  const sign = h & 0x8000 ? -1 : 1;
-  const exp = (h >> 10) & 0x1f;
-  const frac = h & 0x3ff;
-  if (exp === 0) return sign * frac * 2 ** -24;
-  if (exp === 31) return frac ? NaN : sign * Infinity;
-  return sign * (1 + frac / 1024) * 2 ** (exp - 15);
 }
 
 /**
