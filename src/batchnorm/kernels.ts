@@ -193,8 +193,7 @@ export const BATCHNORM_KERNELS: KernelFamily<BatchNormKernel, BatchNormModule> =
     'input_grad_channels_last_vec4',
   ]),
   subgroupKernels: new Set(['partial_stats', 'finalize_stats', 'partial_grad_sums', 'finalize_grads']),
-  rmsKernels: new Set(),
-  cacheKernels: new Set(),
+  overrides: {},
   source: shaderSource,
 };
 

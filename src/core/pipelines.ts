@@ -29,10 +29,12 @@ export interface KernelFamily<K extends string = string, M extends string = stri
    * their pipelines come from the module's subgroups variant (shaders/core/reduce_subgroups.wgsl).
    */
   readonly subgroupKernels: ReadonlySet<K>;
-  /** The kernels whose code reads the RMS override (RMSNorm). */
-  readonly rmsKernels: ReadonlySet<K>;
-  /** The kernels that keep values on chip, CACHE_STEPS per thread (an override). */
-  readonly cacheKernels: ReadonlySet<K>;
+  /**
+   * The family's own pipeline-overridable constants (WGSL `override NAME`), by name: the kernels
+   * whose code reads it, and how a pipeline's label shows its value. A pipeline sets one where its
+   * target gives it a value other than 0; the labels list them in this order.
+   */
+  readonly overrides: Readonly<Record<string, { readonly kernels: ReadonlySet<K>; readonly label: (value: number) => string }>>;
   /**
    * The complete WGSL of `module` for tensors stored as `storage`; in its subgroups variant (which
    * begins with `enable subgroups;`) where `subgroups` and the module has one.
@@ -45,10 +47,8 @@ export interface KernelTarget {
   readonly storage: TensorStorage;
   /** The fused activation (kernels in activationKernels). */
   readonly activation?: FusedActivation;
-  /** RMSNorm (kernels in rmsKernels). */
-  readonly rms?: boolean;
-  /** Values each thread keeps on chip (kernels in cacheKernels); 0: none. */
-  readonly cacheSteps?: number;
+  /** Values of the family's overrides, by name (0 or absent: not set). */
+  readonly overrides?: Readonly<Record<string, number>>;
 }
 
 /** Whether `kernel`'s pipeline on `device` is the subgroups variant: the device has the feature and the kernel merges across its workgroup. */
@@ -58,12 +58,12 @@ export function usesSubgroups<K extends string>(device: GPUDevice, family: Kerne
 
 /**
  * The compute pipeline for `kernel` of `family` compiled for `target`: the storage and, for the
- * kernels that have them, the activation, RMS and cache steps as pipeline constants; the
+ * kernels that have them, the activation and the family's overrides as pipeline constants; the
  * subgroups variant where {@link usesSubgroups}; created on first use. Its label names the kernel,
- * the storage and each variant: `webgpu-batchnorm <kernel> (<storage>[, <activation>][, subgroups][, rms][, cache <n>])`.
+ * the storage and each variant: `webgpu-batchnorm <kernel> (<storage>[, <activation>][, subgroups][, <override>…])`.
  */
 export function kernelPipeline<K extends string, M extends string>(device: GPUDevice, family: KernelFamily<K, M>, kernel: K, target: KernelTarget): GPUComputePipeline {
-  const { storage, activation = 'none', rms = false, cacheSteps = 0 } = target;
+  const { storage, activation = 'none', overrides = {} } = target;
   const module = family.kernels[kernel];
   const subgroups = usesSubgroups(device, family, kernel);
   const constants: Record<string, number> = {};
@@ -73,13 +73,11 @@ export function kernelPipeline<K extends string, M extends string>(device: GPUDe
     variant.push(activation);
   }
   if (subgroups) variant.push('subgroups');
-  if (rms && family.rmsKernels.has(kernel)) {
-    constants.RMS = 1;
-    variant.push('rms');
-  }
-  if (cacheSteps > 0 && family.cacheKernels.has(kernel)) {
-    constants.CACHE_STEPS = cacheSteps;
-    variant.push(`cache ${cacheSteps}`);
+  for (const [name, { kernels, label }] of Object.entries(family.overrides)) {
+    const value = overrides[name] ?? 0;
+    if (value === 0 || !kernels.has(kernel)) continue;
+    constants[name] = value;
+    variant.push(label(value));
   }
   return cachedPipeline(
     device,

@@ -89,8 +89,7 @@ export const FEATURE_SCALING_KERNELS: KernelFamily<FeatureScalingKernel, Feature
   constants: BATCHNORM_CONSTANTS,
   activationKernels: new Set(),
   subgroupKernels: new Set(['scaling_partials']),
-  rmsKernels: new Set(),
-  cacheKernels: new Set(),
+  overrides: {},
   source: shaderSource,
 };
 

@@ -140,10 +140,12 @@ export const NORMALIZATION_KERNELS: KernelFamily<NormKernel, NormModule> = {
   constants: { WG: NORM_WORKGROUP_SIZE, AFFINE_WIDTH: NORM_AFFINE_WIDTH, MAX_COLUMNS: NORM_MAX_COLUMNS },
   activationKernels: new Set(['norm_forward', 'norm_backward', 'norm_affine_partials_rows', 'norm_backward_planes', 'norm_backward_columns']),
   subgroupKernels: new Set(),
-  // The kernels whose code reads RMS (normalization/common.wgsl).
-  rmsKernels: new Set(['norm_forward', 'norm_backward', 'norm_affine_partials_rows', 'norm_backward_planes', 'norm_backward_columns']),
-  // The kernels that keep values on chip, CACHE_STEPS per thread (normalization/forward.wgsl, backward.wgsl).
-  cacheKernels: new Set(['norm_forward', 'norm_backward', 'norm_backward_planes', 'norm_backward_columns']),
+  overrides: {
+    // RMSNorm: no mean subtracted (normalization/common.wgsl).
+    RMS: { kernels: new Set(['norm_forward', 'norm_backward', 'norm_affine_partials_rows', 'norm_backward_planes', 'norm_backward_columns']), label: () => 'rms' },
+    // Values each thread keeps on chip (normalization/forward.wgsl, backward.wgsl).
+    CACHE_STEPS: { kernels: new Set(['norm_forward', 'norm_backward', 'norm_backward_planes', 'norm_backward_columns']), label: (n) => `cache ${n}` },
+  },
   source: shaderSource,
 };
 
@@ -159,9 +161,10 @@ export function dispatchKernel<K extends NormKernel>(
   device: GPUDevice,
   pass: GPUComputePassEncoder,
   kernel: K,
-  target: KernelTarget,
+  target: { storage: TensorStorage; activation?: KernelTarget['activation']; rms?: boolean; cacheSteps?: number },
   workgroups: number,
   buffers: KernelBuffers<K>,
 ): void {
-  dispatchFamilyKernel(device, pass, NORMALIZATION_KERNELS, kernel, target, workgroups, buffers);
+  const overrides = { RMS: target.rms ? 1 : 0, CACHE_STEPS: target.cacheSteps ?? 0 };
+  dispatchFamilyKernel(device, pass, NORMALIZATION_KERNELS, kernel, { storage: target.storage, activation: target.activation, overrides }, workgroups, buffers);
 }

@@ -80,8 +80,12 @@ describe.each(Object.entries(KERNEL_FAMILIES))('the %s family', (family, table) 
   });
 
   it('the variant tables name only kernels of the family', () => {
-    for (const set of [table.activationKernels, table.subgroupKernels, table.rmsKernels, table.cacheKernels]) {
+    for (const set of [table.activationKernels, table.subgroupKernels, ...Object.values(table.overrides).map((o) => o.kernels)]) {
       for (const kernel of set) expect(Object.keys(table.kernels), kernel).toContain(kernel);
+    }
+    // Each override the host sets is declared in the module of every kernel that reads it.
+    for (const [name, { kernels }] of Object.entries(table.overrides)) {
+      for (const kernel of kernels) expect(sources[family][table.kernels[kernel]][0], `${name} in ${kernel}`).toMatch(new RegExp(`override\\s+${name}\\s*:`));
     }
   });
 
