@@ -1,8 +1,8 @@
 /**
  * Import rules of the library (src/), checked in CI with `npm run lint:imports`:
- * core imports no op family; a family imports core (feature scaling also batch norm's plan and
- * record functions: its transform runs batch norm's normalize kernel); interop imports the
- * families' public modules; an adapter for another framework (src/tfjs/) imports only the
+ * core imports no op family; a family imports core (feature scaling also batch norm's kernels,
+ * plan, record functions and reference: its transform runs batch norm's normalize kernel);
+ * interop imports the families' public modules; an adapter for another framework (src/tfjs/) imports only the
  * package's public API (src/index.ts); nothing in src imports demo, bench, test, examples or
  * support; no cycles, type-only imports included. The WGSL (imported as ?raw text) follows the
  * same lines: core takes shaders/core only, a family shaders/core and its own folder.
@@ -40,10 +40,10 @@ module.exports = {
     },
     {
       name: 'feature-scaling-imports-core-and-batchnorm-kernels',
-      comment: "Feature scaling's transform runs batch norm's normalize kernel: it may import batch norm's plan and record functions, nothing else of another family.",
+      comment: "Feature scaling builds on batch norm: its transform runs batch norm's normalize kernel, and its reference takes batch norm's statistics. It may import batch norm's kernels, plan, record functions and reference, nothing else of another family.",
       severity: 'error',
       from: { path: '^src/feature-scaling/' },
-      to: { path: '^src/', pathNot: '^src/(core|feature-scaling)/|^src/batchnorm/(plan|record|kernels)\\.ts$' },
+      to: { path: '^src/', pathNot: '^src/(core|feature-scaling)/|^src/batchnorm/(plan|record|kernels|reference)\\.ts$' },
     },
     {
       name: 'interop-imports-public-modules',

@@ -116,11 +116,11 @@ export {
   referenceInference,
   referenceUpdateRunningStats,
   referenceBackward,
-  referenceFeatureScaling,
   referenceActivation,
   referenceActivationGrad,
 } from './batchnorm/reference.js';
-export type { BatchStats, RunningStats, Gradients, ScalingReference, ReferenceActivation } from './batchnorm/reference.js';
+export type { BatchStats, RunningStats, Gradients, ReferenceActivation } from './batchnorm/reference.js';
+export { referenceFeatureScaling, type ScalingReference } from './feature-scaling/reference.js';
 export {
   referenceLayerNorm,
   referenceLayerNormBackward,

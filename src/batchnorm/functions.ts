@@ -25,7 +25,7 @@ import {
   type ForwardRecord,
   type ResolvedBatchNormOptions,
 } from './options.js';
-import { recordBackward, recordForward, type BatchNormBuffers } from './record.js';
+import { recordBackward, recordForward, type BatchNormRecordBuffers } from './record.js';
 import { batchNormPlan } from './plan.js';
 import {
   FUNCTION_LABEL,
@@ -82,7 +82,7 @@ interface SavedRecord {
  * at 1 (`scale` or `affine` false) and β where it is fixed at 0 (`center` or `affine` false),
  * which must be left out (the functions keep the fixed values themselves).
  */
-export type BatchNormFunctionBuffers = Omit<BatchNormBuffers, 'gamma' | 'beta'> & { gamma?: TensorBuffer; beta?: TensorBuffer };
+export type BatchNormFunctionBuffers = Omit<BatchNormRecordBuffers, 'gamma' | 'beta'> & { gamma?: TensorBuffer; beta?: TensorBuffer };
 export type { BatchNormFunctionBuffers as BatchNormBuffers };
 
 const BATCHNORM_FUNCTION_KEYS = {
@@ -200,7 +200,7 @@ function checkBatchNormCall(device: GPUDevice, args: { shape: readonly number[];
     }
   }
   const state = functionsState(device);
-  const picked = Object.fromEntries(STATE_BUFFERS.map((n) => [n, buffers[n]])) as unknown as BatchNormBuffers;
+  const picked = Object.fromEntries(STATE_BUFFERS.map((n) => [n, buffers[n]])) as unknown as BatchNormRecordBuffers;
   picked.gamma ??= fixedParam(device, state, 1, numFeatures);
   picked.beta ??= fixedParam(device, state, 0, numFeatures);
   checkStateBuffers(device, numFeatures, picked as unknown as Record<string, TensorBuffer>, 'args.buffers');
@@ -212,7 +212,7 @@ function checkBatchNormCall(device: GPUDevice, args: { shape: readonly number[];
  * depends on: the fused activation (whose derivative it applies, recomputing z from x and
  * saved), the dtype (how x, dy and dx are stored) and the layout (where the channels are).
  */
-function checkSameOptions(o: ResolvedBatchNormOptions, options: BatchNormFunctionOptions, buffers: BatchNormBuffers, forward: BatchNormForwardRecord): void {
+function checkSameOptions(o: ResolvedBatchNormOptions, options: BatchNormFunctionOptions, buffers: BatchNormRecordBuffers, forward: BatchNormForwardRecord): void {
   const defaults = { activation: 'none', dtype: 'float32' } as const;
   for (const name of ['activation', 'dtype', 'layout'] as const) {
     if (o[name] === forward[name]) continue;

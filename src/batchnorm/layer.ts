@@ -1,7 +1,7 @@
 /**
  * The BatchNorm layer: owns γ, β, the running statistics and the gradient buffers on one
  * GPUDevice (or uses the caller's), checks each call, and records the batch-norm ops
- * (ops/batchnorm.ts) into the caller's command encoder. The array API (forward, backward,
+ * (record.ts) into the caller's command encoder. The array API (forward, backward,
  * getState, ...) stages arrays through buffers of its own.
  */
 import type { FusedActivation } from '../core/contract.js';

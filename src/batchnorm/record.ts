@@ -1,6 +1,6 @@
 /**
  * The batch-norm ops: plain functions that record the kernels of one step into a compute pass,
- * on buffers they are given, with the geometry and uniform of a plan (ops/plan.ts). They check
+ * on buffers they are given, with the geometry and uniform of a plan (plan.ts). They check
  * nothing and own nothing; layers and the function forms validate first and compose them.
  *
  * A forward pass is batch statistics → (running update) → normalize, or coefficients from the
@@ -11,7 +11,7 @@ import type { TensorBuffer } from '../core/gpu.js';
 import type { BatchNormMode, BatchNormPlan, ElementwisePlan } from './plan.js';
 
 /** Every buffer of one batch-norm layer's state (whole buffers or ranges): what a caller owns in the function forms. */
-export interface BatchNormBuffers {
+export interface BatchNormRecordBuffers {
   /** γ, β, running mean and running variance: numFeatures float32 each. */
   gamma: TensorBuffer;
   beta: TensorBuffer;
@@ -27,7 +27,7 @@ export interface BatchNormBuffers {
 }
 
 /** The buffers the forward and backward passes read and write besides the tensors: the state and three intermediates. */
-export interface BatchNormStateBuffers extends BatchNormBuffers {
+export interface BatchNormStateBuffers extends BatchNormRecordBuffers {
   /** C vec4f: the backward pass's per-channel coefficients of dx. */
   gradCoef: TensorBuffer;
   /** One u32: set while a training pass has seen non-finite statistics. */

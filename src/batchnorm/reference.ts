@@ -8,7 +8,7 @@
 import type { ChannelView } from '../core/layout.js';
 import type { Gradients } from '../core/reference.js';
 import { checkView, viewSize } from '../core/layout.js';
-import { checkBoolean, checkInteger, checkMomentum, checkNonNegativeEps, checkNumbers, checkObject, checkOneOf, checkParamKeys, describeValue } from '../core/validate.js';
+import { checkBoolean, checkInteger, checkMomentum, checkNonNegativeEps, checkNumbers, checkObject, checkOneOf, checkParamKeys } from '../core/validate.js';
 
 /** @inline */
 type Numbers = ArrayLike<number>;
@@ -56,7 +56,7 @@ function checkKeys(p: Record<string, unknown>, fn: string, own: readonly string[
 }
 
 /** Calls `fn(c, index)` for every element of channel `c`, in buffer order. */
-function forEachInChannel(view: ChannelView, c: number, fn: (index: number) => void): void {
+export function forEachInChannel(view: ChannelView, c: number, fn: (index: number) => void): void {
   const { outer, channels, inner } = view;
   for (let o = 0; o < outer; o++) {
     const base = (o * channels + c) * inner;
@@ -211,65 +211,4 @@ export function referenceBackward(
   return { dx, dgamma, dbeta };
 }
 
-/** An activation fused after batch norm (BatchNormOptions.activation). */
-export type ReferenceActivation = 'none' | 'relu' | 'silu';
-
-const ACTIVATION_NAMES: readonly ReferenceActivation[] = ['none', 'relu', 'silu'];
-
-/**
- * The fused activation of the normalized values z: max(z, 0), or SiLU z·σ(z) = z / (1 + e^(−z))
- * (+∞ stays +∞; −∞ and NaN give NaN).
- */
-export function referenceActivation(z: Numbers, activation: ReferenceActivation): Float64Array {
-  checkNumbers('z', z);
-  checkOneOf('activation', activation, ACTIVATION_NAMES);
-  return Float64Array.from(z, (v) => (activation === 'relu' ? Math.max(v, 0) : activation === 'silu' ? v / (1 + Math.exp(-v)) : v));
-}
-
-/**
- * The gradient with respect to z of a fused activation, given the gradient dy of its output:
- * dy where z > 0 (ReLU), or dy·σ(z)·(1 + z·(1 − σ(z))) (SiLU; NaN where z is not finite).
- */
-export function referenceActivationGrad(z: Numbers, dy: Numbers, activation: ReferenceActivation): Float64Array {
-  checkNumbers('z', z);
-  checkNumbers('dy', dy, z.length);
-  checkOneOf('activation', activation, ACTIVATION_NAMES);
-  return Float64Array.from(z, (v, e) => {
-    if (activation === 'relu') return v > 0 ? dy[e] : 0;
-    if (activation === 'none') return dy[e];
-    const s = 1 / (1 + Math.exp(-v));
-    return dy[e] * s * (1 + v * (1 - s));
-  });
-}
-
-/** Per-feature statistics and scaled values of feature scaling (see FeatureScaler). */
-export interface ScalingReference {
-  min: Float64Array;
-  max: Float64Array;
-  mean: Float64Array;
-  /** Σ(x − mean)² / (count − correction). */
-  variance: Float64Array;
-  /** x scaled: (x − min) / (max − min), or (x − mean) / sqrt(variance); a feature without spread is not divided. */
-  y: Float64Array;
-}
-
-/** Min-max normalization or standardization per channel, as in the lecture notes. */
-export function referenceFeatureScaling(x: Numbers, view: ChannelView, method: 'min-max' | 'standardize', correction: 0 | 1 = 1): ScalingReference {
-  checkOneOf('method', method, ['min-max', 'standardize'] as const);
-  if (correction !== 0 && correction !== 1) throw new TypeError(`correction must be 0 or 1; got ${describeValue(correction)}`);
-  const { mean, variance: biased, count } = referenceStats(x, view);
-  const variance = biased.map((v) => (v * count) / Math.max(count - correction, 1));
-  const min = new Float64Array(view.channels).fill(Infinity);
-  const max = new Float64Array(view.channels).fill(-Infinity);
-  const y = new Float64Array(x.length);
-  for (let c = 0; c < view.channels; c++) {
-    forEachInChannel(view, c, (e) => {
-      min[c] = Math.min(min[c], x[e]);
-      max[c] = Math.max(max[c], x[e]);
-    });
-    const offset = method === 'min-max' ? min[c] : mean[c];
-    const spread = method === 'min-max' ? max[c] - min[c] : Math.sqrt(variance[c]);
-    forEachInChannel(view, c, (e) => (y[e] = (x[e] - offset) / (spread === 0 ? 1 : spread)));
-  }
-  return { min, max, mean, variance, y };
-}
+export { referenceActivation, referenceActivationGrad, type ReferenceActivation } from '../core/reference.js';

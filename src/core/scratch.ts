@@ -2,7 +2,7 @@
  * Scratch memory pooled per device: every layer and function on a device shares one scratch
  * buffer for its per-chunk partial reductions, grown as needed. A pass writes its partials and
  * consumes them before it ends, and the queue runs passes in order, so users never see each
- * other's partials. A buffer is destroyed once no holder holds it (runtime/context.ts).
+ * other's partials. A buffer is destroyed once no holder holds it (context.ts).
  */
 import { deviceContext } from './context.js';
 import { Usage } from './gpu.js';

@@ -42,7 +42,7 @@ function isHostData(value: unknown): boolean {
   return Array.isArray(value) || ArrayBuffer.isView(value) || value instanceof ArrayBuffer;
 }
 
-/** GPUBufferUsage's flags by name, for messages (as layer-core.ts's usage check names them). */
+/** GPUBufferUsage's flags by name, for messages (as layer.ts's usage check names them). */
 const USAGE_NAMES: readonly [string, number][] = [
   ['MAP_READ', 0x1],
   ['MAP_WRITE', 0x2],

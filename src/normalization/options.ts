@@ -1,7 +1,7 @@
 /**
  * The normalization family's options and argument checks, shared by the four layers and their
  * function forms: options resolved to PyTorch's defaults, the shape checked against them and
- * turned into a NormGeometry (ops/normalization.ts), and the tensors of a pass. Each failure
+ * turned into a NormGeometry (plan.ts), and the tensors of a pass. Each failure
  * names the argument, the expected value and the actual one.
  */
 import type { FusedActivation } from '../core/contract.js';

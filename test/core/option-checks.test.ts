@@ -6,17 +6,8 @@
 import { describe, expect, it } from 'vitest';
 import { expectError } from '../helpers/data.js';
 import { checkBoolean, checkCallOptions, checkDevice, checkEncoder, checkLabel, checkNoOverlap, checkObjectArg, checkTensorBuffer } from '../../src/core/validate.js';
-import {
-  referenceActivation,
-  referenceActivationGrad,
-  referenceBackward,
-  referenceFeatureScaling,
-  referenceInference,
-  referenceNormalize,
-  referenceStats,
-  referenceTrainingForward,
-  referenceUpdateRunningStats,
-} from '../../src/batchnorm/reference.js';
+import { referenceActivation, referenceActivationGrad, referenceBackward, referenceInference, referenceNormalize, referenceStats, referenceTrainingForward, referenceUpdateRunningStats } from '../../src/batchnorm/reference.js';
+import { referenceFeatureScaling } from '../../src/feature-scaling/reference.js';
 import {
   referenceGroupNorm,
   referenceInstanceNorm,

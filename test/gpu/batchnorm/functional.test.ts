@@ -11,14 +11,8 @@ import { SCALING_STATE_BYTES_PER_FEATURE } from '../../../src/feature-scaling/la
 import { kerasOptions } from '../../../src/interop/presets.js';
 import { readBuffers } from '../../../src/core/gpu.js';
 import { channelView } from '../../../src/core/layout.js';
-import {
-  referenceBackward,
-  referenceFeatureScaling,
-  referenceInference,
-  referenceStats,
-  referenceTrainingForward,
-  referenceUpdateRunningStats,
-} from '../../../src/batchnorm/reference.js';
+import { referenceBackward, referenceInference, referenceStats, referenceTrainingForward, referenceUpdateRunningStats } from '../../../src/batchnorm/reference.js';
+import { referenceFeatureScaling } from '../../../src/feature-scaling/reference.js';
 import { channelData, expectClose, randn } from '../../helpers/data.js';
 import { batchNormBuffers, countingDevice, storageBuffer, testDevice } from '../../helpers/gpu.js';
 import { STATS_TOL, dxTolerance, yTolerance } from '../../helpers/tolerances.js';

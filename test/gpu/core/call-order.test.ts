@@ -20,7 +20,8 @@ import { NORM_SAVED_BYTES_PER_GROUP, encodeLayerNormForward } from '../../../src
 import { BatchNorm } from '../../../src/batchnorm/layer.js';
 import { FeatureScaler } from '../../../src/feature-scaling/layer.js';
 import { InstanceNorm, LayerNorm } from '../../../src/normalization/layer.js';
-import { referenceBackward, referenceFeatureScaling, referenceTrainingForward } from '../../../src/batchnorm/reference.js';
+import { referenceBackward, referenceTrainingForward } from '../../../src/batchnorm/reference.js';
+import { referenceFeatureScaling } from '../../../src/feature-scaling/reference.js';
 import { channelView } from '../../../src/core/layout.js';
 import { readBuffers } from '../../../src/core/gpu.js';
 import { expectClose, randn } from '../../helpers/data.js';

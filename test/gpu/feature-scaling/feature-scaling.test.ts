@@ -9,7 +9,7 @@
 import { describe, expect, it } from 'vitest';
 import { FeatureScaler } from '../../../src/feature-scaling/layer.js';
 import { channelView, type Layout } from '../../../src/core/layout.js';
-import { referenceFeatureScaling } from '../../../src/batchnorm/reference.js';
+import { referenceFeatureScaling } from '../../../src/feature-scaling/reference.js';
 import { expectClose, randn } from '../../helpers/data.js';
 import { testDevice } from '../../helpers/gpu.js';
 
