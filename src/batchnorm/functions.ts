@@ -171,10 +171,11 @@ export function encodeBatchNormBackward(
 /** A buffer of `C` float32 `value`s, kept per device for calls whose γ (1) or β (0) is fixed. */
 function fixedParam(device: GPUDevice, state: FunctionsState, value: 0 | 1, C: number): GPUBuffer {
   const key = `${value}:${C}`;
-  let buffer = batchNormRecords(state).fixedParams.get(key);
+  const { fixedParams } = batchNormRecords(state);
+  let buffer = fixedParams.get(key);
   if (!buffer) {
     buffer = ownBuffer(device, state, createBufferWithData(device, `${FUNCTION_LABEL} fixed ${value === 1 ? 'γ' : 'β'} ×${C}`, new Float32Array(C).fill(value), Usage.STORAGE));
-    batchNormRecords(state).fixedParams.set(key, buffer);
+    fixedParams.set(key, buffer);
   }
   return buffer;
 }

@@ -127,10 +127,11 @@ function encodeScaling(
   checkNoOverlap(['args.y', args.y, viewSize(view) * 4], { 'args.state': [args.state, view.channels * SCALING_STATE_BYTES_PER_FEATURE] });
   const record = stateRecord(device, functions, args.state, view.channels);
   const optionsKey = `${options.method}:${options.correction}`;
-  let uniform = scalingRecords(functions).scalingOptions.get(optionsKey);
+  const { scalingOptions } = scalingRecords(functions);
+  let uniform = scalingOptions.get(optionsKey);
   if (!uniform) {
     uniform = ownBuffer(device, functions, createBufferWithData(device, `${FUNCTION_LABEL} scaling options ${optionsKey}`, scalingOptionsBytes(options.method, options.correction), Usage.UNIFORM));
-    scalingRecords(functions).scalingOptions.set(optionsKey, uniform);
+    scalingOptions.set(optionsKey, uniform);
   }
   functions.guard.recordChecked(direction === 'transform' ? 'encodeFeatureScalingTransform' : 'encodeFeatureScalingInverse', () => {
     const plan = scalingPlan(device, view, functions.holder);

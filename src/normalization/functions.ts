@@ -263,8 +263,9 @@ function encodeBackward(kind: Kind, device: GPUDevice, encoder: GPUCommandEncode
 /** The records of the forward passes on `saved`'s GPUBuffer, by offset, and `saved`'s offset. */
 function savedRecords(state: FunctionsState, saved: TensorBuffer): { records: Map<number, NormForwardRecord>; offset: number } {
   const buffer = bufferOf(saved);
-  let records = savedForwards(state).get(buffer);
-  if (!records) savedForwards(state).set(buffer, (records = new Map()));
+  const forwards = savedForwards(state);
+  let records = forwards.get(buffer);
+  if (!records) forwards.set(buffer, (records = new Map()));
   return { records, offset: isBufferRange(saved) ? (saved.offset ?? 0) : 0 };
 }
 
