@@ -11,6 +11,10 @@
  * - {@link getDevice}: a GPUDevice in the browser or in Node (Dawn, SwiftShader fallback).
  * - The float64 CPU reference every GPU result is checked against, and of layer, RMS, group and instance norm.
  * - Layout helpers: every layout is a [outer, C, inner] view.
+ *
+ * The TF.js adapter is the subpath `webgpu-batchnorm/tfjs`.
+ *
+ * @module webgpu-batchnorm
  */
 export { BatchNorm } from './batchnorm/layer.js';
 export type {

@@ -2,8 +2,8 @@
  * The import rules of the library (.dependency-cruiser.cjs, run in CI by `npm run lint:imports`)
  * hold for src/, and each rule fails when an import that breaks it is planted in a scratch copy of
  * src/: an upward import from core, a family importing another, interop reaching a family's
- * internals, a cycle through a type-only import, the library importing test code, and core taking
- * a family's WGSL.
+ * internals, a cycle through a type-only import, the library importing test code, core taking
+ * a family's WGSL, and the TF.js adapter (src/tfjs/) reaching past the public API.
  */
 import { describe, expect, it } from 'vitest';
 import { execFileSync } from 'node:child_process';
@@ -49,12 +49,14 @@ describe('import rules', () => {
       plant('src/core/gpu.ts', "export type { KnownKeys as PlantedTypeCycle } from './validate.js';");
       plant('src/normalization/reference.ts', "export { testDevice as PlantedTest } from '../../test/helpers/gpu.js';");
       plant('src/core/shaders.ts', "import plantedWgsl from '../../shaders/batchnorm/common.wgsl?raw'; export { plantedWgsl };");
+      plant('src/tfjs/batch-norm.ts', "export { recordForward as PlantedPastTheApi } from '../batchnorm/record.js';");
       const found = violations(scratch).map((v) => `${v.rule.name}: ${v.from} → ${v.to}`);
       expect(found).toContain('core-imports-no-family: src/core/gpu.ts → src/batchnorm/layer.ts');
       expect(found).toContain('batchnorm-imports-core: src/batchnorm/record.ts → src/normalization/plan.ts');
       expect(found).toContain('interop-imports-public-modules: src/interop/folding.ts → src/batchnorm/record.ts');
       expect(found).toContain('library-imports-no-support-code: src/normalization/reference.ts → test/helpers/gpu.ts');
       expect(found).toContain('shaders-by-family: src/core/shaders.ts → shaders/batchnorm/common.wgsl');
+      expect(found).toContain('adapter-imports-public-api: src/tfjs/batch-norm.ts → src/batchnorm/record.ts');
       expect(found.some((v) => v.startsWith('no-circular: ') && v.includes('src/core/validate.ts'))).toBe(true);
     } finally {
       rmSync(scratch, { recursive: true, force: true });

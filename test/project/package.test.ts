@@ -16,6 +16,8 @@
  * (`@webgpu/types` is a dependency that the declarations reference). The tarball also goes into
  * a project without `webgpu` (the optional peer, Dawn for Node): nothing of Dawn is installed,
  * `getDevice()` in Node says what to install, and a vite-built page works in headless chromium.
+ * With @tensorflow/tfjs and its webgpu backend installed beside it, the `webgpu-batchnorm/tfjs`
+ * subpath trains a model on our kernels from plain Node (tf.profile names them) and type-checks.
  */
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { execFileSync } from 'node:child_process';
@@ -67,8 +69,11 @@ export async function check() {
 function checkDist(project: string): void {
   const dist = join(project, 'node_modules', 'webgpu-batchnorm', 'dist');
   expect(existsSync(dist), `${dist} (built by the package's prepare script)`).toBe(true);
-  expect(readdirSync(dist).sort()).toEqual(['types', 'webgpu-batchnorm.js']);
+  expect(readdirSync(dist).sort()).toEqual(['tfjs.js', 'types', 'webgpu-batchnorm-src.js', 'webgpu-batchnorm.js']);
   expect(readFileSync(join(dist, 'types', 'index.d.ts'), 'utf8')).toMatch(/^\/\/\/ <reference types="@webgpu\/types" preserve="true" \/>\n/);
+  expect(existsSync(join(dist, 'types', 'tfjs', 'index.d.ts')), 'the tfjs subpath\'s declarations').toBe(true);
+  // Both entries import the library's one shared chunk: one copy of its per-device state.
+  for (const entry of ['webgpu-batchnorm.js', 'tfjs.js']) expect(readFileSync(join(dist, entry), 'utf8')).toMatch(/from "\.\/webgpu-batchnorm-src\.js"/);
 }
 
 /** The forward pass from plain Node. */
@@ -162,16 +167,75 @@ describe('installed from a tarball (npm pack)', () => {
 
   it('ships the ESM build, the type declarations and the README only', () => {
     expect(packedFiles).toContain('dist/webgpu-batchnorm.js');
+    expect(packedFiles).toContain('dist/tfjs.js');
+    expect(packedFiles).toContain('dist/types/tfjs/index.d.ts');
     expect(packedFiles).toContain('dist/types/index.d.ts');
     expect(packedFiles).toContain('package.json');
     expect(packedFiles).toContain('README.md');
-    const unexpected = packedFiles.filter((f) => !/^(dist\/webgpu-batchnorm\.js|dist\/types\/.+\.d\.ts|package\.json|README\.md)$/.test(f));
+    const unexpected = packedFiles.filter((f) => !/^(dist\/(webgpu-batchnorm|webgpu-batchnorm-src|tfjs)\.js|dist\/types\/.+\.d\.ts|package\.json|README\.md)$/.test(f));
     expect(unexpected).toEqual([]);
     // The WGSL is inlined: no shader files ship.
     expect(packedFiles.some((f) => f.endsWith('.wgsl'))).toBe(false);
   });
 
   usedFromNodeAndTypeScript(() => project);
+
+  describe('the tfjs subpath, with @tensorflow/tfjs and its webgpu backend installed beside it', () => {
+    beforeAll(() => {
+      const version = (name: string) => (JSON.parse(readFileSync(join(repo, 'node_modules', name, 'package.json'), 'utf8')) as { version: string }).version;
+      npmInstall(project, ['@tensorflow/tfjs', '@tensorflow/tfjs-backend-webgpu'].map((name) => `${name}@${version(name)}`));
+    }, 300_000);
+
+    it("trains a BatchNormalization model on the adapter's kernels from plain Node", () => {
+      writeFileSync(
+        join(project, 'tfjs.mjs'),
+        `import * as tf from '@tensorflow/tfjs';
+         import { WebGPUBackend } from '@tensorflow/tfjs-backend-webgpu';
+         import { getDevice } from 'webgpu-batchnorm';
+         import { registerTfjsKernels, useDeviceForTfjs } from 'webgpu-batchnorm/tfjs';
+         const device = await getDevice();
+         await useDeviceForTfjs(tf, device, { WebGPUBackend });
+         const uninstall = registerTfjsKernels(tf);
+         const model = tf.sequential({ layers: [tf.layers.dense({ inputShape: [4], units: 3 }), tf.layers.batchNormalization({ axis: 1, scale: false })] });
+         model.compile({ optimizer: 'sgd', loss: 'meanSquaredError' });
+         const kernels = new Set();
+         const profile = await tf.profile(() => model.trainOnBatch(tf.ones([5, 4]), tf.zeros([5, 3])));
+         for (const k of profile.kernels) kernels.add(k.name);
+         const y = model.predict(tf.tensor([[1, 2, 3, 4], [4, 3, 2, 1]]));
+         console.log(JSON.stringify({ kernels: [...kernels].filter((k) => k.startsWith('webgpu-batchnorm/')), finite: (await y.data()).every(Number.isFinite) }));
+         uninstall();
+         process.exit(0);\n`,
+      );
+      const out = JSON.parse(run('node', ['tfjs.mjs'], project).trim().split('\n').pop()!) as { kernels: string[]; finite: boolean };
+      expect(out.kernels.sort()).toEqual(['webgpu-batchnorm/BatchNorm', 'webgpu-batchnorm/BatchNormGrad']);
+      expect(out.finite).toBe(true);
+    });
+
+    it("type-checks a strict TypeScript consumer of 'webgpu-batchnorm/tfjs'", () => {
+      writeFileSync(
+        join(project, 'typed-tfjs.ts'),
+        `import * as tf from '@tensorflow/tfjs';
+         import { WebGPUBackend } from '@tensorflow/tfjs-backend-webgpu';
+         import { registerTfjsKernels, useDeviceForTfjs, type TfjsKernelOptions } from 'webgpu-batchnorm/tfjs';
+         export async function install(device: GPUDevice): Promise<() => void> {
+           await useDeviceForTfjs(tf, device, { WebGPUBackend });
+           const options: TfjsKernelOptions = { nonFiniteBatches: 'skip' };
+           return registerTfjsKernels(tf, options);
+         }
+         // @ts-expect-error a misspelled option is a type error
+         export const bad: TfjsKernelOptions = { fused: false };\n`,
+      );
+      writeFileSync(
+        join(project, 'tsconfig.tfjs.json'),
+        JSON.stringify({ compilerOptions: { strict: true, noEmit: true, skipLibCheck: true, module: 'NodeNext', moduleResolution: 'NodeNext', target: 'ES2022' }, files: ['typed-tfjs.ts'] }),
+      );
+      try {
+        run('node', [join(repo, 'node_modules', 'typescript', 'bin', 'tsc'), '-p', join(project, 'tsconfig.tfjs.json')], project);
+      } catch (e) {
+        throw new Error(`tsc failed:\n${(e as { stdout?: string }).stdout ?? ''}${(e as { stderr?: string }).stderr ?? ''}`);
+      }
+    });
+  });
 
   describe('without webgpu, the optional peer', () => {
     let bare: string;

@@ -194,7 +194,11 @@ describe('README and docs/', () => {
             types: ['@webgpu/types', 'vite/client', 'node'],
             typeRoots: [join(repo, 'node_modules', '@types'), join(repo, 'node_modules')],
             baseUrl: repo,
-            paths: { 'webgpu-batchnorm': [join(repo, 'src', 'index.ts')] },
+            paths: {
+              'webgpu-batchnorm': [join(repo, 'src', 'index.ts')],
+              'webgpu-batchnorm/tfjs': [join(repo, 'src', 'tfjs', 'index.ts')],
+              '@tensorflow/*': [join(repo, 'node_modules', '@tensorflow', '*')],
+            },
             skipLibCheck: true,
           },
           files,
