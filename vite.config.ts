@@ -5,7 +5,7 @@ import { mnistDigits } from './demo/mnist-digits.js';
 const demoPage = (file: string) => fileURLToPath(new URL(`./demo/${file}`, import.meta.url));
 
 // A site of its own: `demo` (npm run demo / build:demo: the training demo at /, the layout check
-// at /check.html) or `bench` (npm run bench).
+// at /check.html, TF.js with and without the adapter at /tfjs.html) or `bench` (npm run bench).
 const page = (root: string) => ({
   root,
   base: './',
@@ -17,7 +17,7 @@ const page = (root: string) => ({
     // The inlined digits make one large chunk by design (no fetch at run time).
     chunkSizeWarningLimit: 16_000,
     rollupOptions:
-      root === 'demo' ? { input: { main: demoPage('index.html'), check: demoPage('check.html') } } : undefined,
+      root === 'demo' ? { input: { main: demoPage('index.html'), check: demoPage('check.html'), tfjs: demoPage('tfjs.html') } } : undefined,
   },
   server: { host: '127.0.0.1' },
 });
@@ -27,9 +27,16 @@ export default defineConfig(({ mode }) =>
     ? page(mode)
     : {
         build: {
-          // Library build: one ESM file with the WGSL inlined; the Node-only imports stay external.
-          lib: { entry: 'src/index.ts', formats: ['es'], fileName: 'webgpu-batchnorm' },
-          rollupOptions: { external: ['webgpu', /^node:/] },
+          // Library build, ESM with the WGSL inlined: the main entry and the tfjs subpath's, both
+          // importing one shared chunk (one copy of the library and its per-device state); the
+          // Node-only imports stay external.
+          lib: {
+            entry: { 'webgpu-batchnorm': 'src/index.ts', tfjs: 'src/tfjs/index.ts' },
+            formats: ['es'],
+            fileName: (_format, name) => `${name}.js`,
+          },
+          // The code both entries share goes to one chunk of a fixed name (no hash: package.json lists it).
+          rollupOptions: { external: ['webgpu', /^node:/], output: { chunkFileNames: 'webgpu-batchnorm-[name].js' } },
           target: 'es2022',
           // Not minified: class and function names stay as written (bn.constructor.name is
           // 'BatchNorm', stack traces say BatchNorm.forward); the app that bundles it minifies.

@@ -5,6 +5,8 @@ import type { RunProgress } from './training.js';
 import type { ScalingResult } from './scaling.js';
 
 const COLORS = ['#1f77b4', '#d62728', '#2ca02c'];
+/** What the training charts draw of a run (the TF.js page's runs have these too). */
+type RunCurves = Pick<RunProgress, 'name' | 'losses' | 'accuracies'>;
 /** One color per feature representation of the scaling panel, by ScalingResult.key. */
 const SCALING_COLORS: Record<ScalingResult['key'], string> = { raw: '#1f77b4', units: '#ff7f0e', 'min-max': '#d62728', standardize: '#2ca02c' };
 
@@ -43,7 +45,7 @@ function legendValue(format: Format, latest: boolean): uPlot.Series['value'] {
  * the whole session (0 to `totalSteps`) from the start, so both charts show their axes before
  * the first point and the curves grow from left to right.
  */
-export function trainingPlots(lossEl: HTMLElement, accuracyEl: HTMLElement, runs: RunProgress[], totalSteps: number) {
+export function trainingPlots(lossEl: HTMLElement, accuracyEl: HTMLElement, runs: RunCurves[], totalSteps: number) {
   const steps: uPlot.Range.Function = () => [0, Math.max(1, totalSteps)];
   const series = (format: Format): uPlot.Series[] => [
     { label: 'step', value: legendValue(integer, true) },
@@ -85,7 +87,7 @@ export function trainingPlots(lossEl: HTMLElement, accuracyEl: HTMLElement, runs
   show(loss, empty());
   show(accuracy, empty());
   return {
-    update(current: RunProgress[]) {
+    update(current: RunCurves[]) {
       show(loss, aligned(current.map((r) => r.losses)));
       show(accuracy, aligned(current.map((r) => r.accuracies)));
     },

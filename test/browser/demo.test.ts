@@ -8,16 +8,23 @@
  *   equal steps, and the page's own check (what `npm run demo:headless` exits on) must pass; the
  *   model summary shows the seeds' parameter counts, and the feature-scaling panel the condition
  *   numbers (raw, change of units, min-max, standardized) and gradient-descent steps;
- * - without WebGPU (no navigator.gpu, or no adapter) both pages tell a browser visitor which
+ * - without WebGPU (no navigator.gpu, or no adapter) the pages tell a browser visitor which
  *   browsers and which flag, not getDevice's apt-get advice for Node;
  * - the check page (/check.html): getDevice() takes the browser's navigator.gpu path, every one of
  *   the seven layouts matches the float64 reference, and so do LayerNorm, RMSNorm, GroupNorm and
- *   InstanceNorm, forward and backward.
+ *   InstanceNorm, forward and backward;
+ * - the TF.js page (/tfjs.html): one small tf.layers CNN trained with plain TF.js and with
+ *   webgpu-batchnorm/tfjs's kernels registered, from the same initial weights on the same batches;
+ *   both runs finish, step 1 of the adapter's run ran its BatchNorm and BatchNormGrad kernels (and
+ *   plain TF.js's none of them), both validation accuracies are at least 50 points above chance,
+ *   and the runs agree: validation accuracy within 1 point, losses within 1e-3, every weight within
+ *   1e-4 (|Δ| / (1 + |w|)); without WebGPU it gives a visitor the same advice as the other pages.
  */
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { mkdirSync } from 'node:fs';
 import type { DemoResult } from '../../demo/check.js';
 import type { DemoState } from '../../demo/main.js';
+import type { TfjsDemoState } from '../../demo/tfjs.js';
 import { evaluatesAt } from '../../demo/training.js';
 import { checkResult, chooseSchedule, FULL_SCHEDULE, isCpuAdapter, REQUIRED_MARGIN, SHORT_SCHEDULE } from '../../demo/schedule.js';
 import { LAYOUTS } from '../../src/index.js';
@@ -326,7 +333,7 @@ describe('training demo in chromium (WebGPU on SwiftShader)', () => {
     600_000,
   );
 
-  /** What both pages must tell a visitor without WebGPU: where it runs, the flag, a secure context; no apt-get. */
+  /** What every page must tell a visitor without WebGPU: where it runs, the flag, a secure context; no apt-get. */
   const expectBrowserAdvice = (text: string) => {
     for (const words of ['Chrome and Edge 113', 'Safari 26', 'Firefox 141', 'chrome://flags/#enable-unsafe-webgpu', 'https', 'localhost']) {
       expect(text).toContain(words);
@@ -359,9 +366,103 @@ describe('training demo in chromium (WebGPU on SwiftShader)', () => {
       const checkStatus = (await page.textContent('#status'))!;
       expect(checkStatus).toContain(headline);
       expectBrowserAdvice(checkStatus);
+
+      await page.goto(`${site.url}tfjs.html`);
+      await page.waitForFunction(() => window.tfjsDemo?.status === 'no-webgpu');
+      const tfjsStatus = (await page.textContent('#status'))!;
+      expect(tfjsStatus).toContain(headline);
+      expectBrowserAdvice(tfjsStatus);
+      expect(await page.isHidden('#app')).toBe(true);
       await page.close();
     });
   }
+});
+
+/** The TF.js page's defaults (TFJS_DEFAULTS in demo/tfjs-training.ts, not imported here: it imports TF.js). */
+const TFJS_CONFIG = { steps: 40, batch: 32, lr: 0.1, bnMomentum: 0.9, evalEvery: 10, seed: 1, validationSamples: 500 };
+/**
+ * Measured on SwiftShader (headless chromium): 82.2% for both runs after 40 steps, with the
+ * validation losses 1.2e-7 apart, the last training losses 6e-8 and every weight within 8e-8 (both
+ * runs compute the same float32 math in different summation orders, and smooth SGD hardly
+ * amplifies the rounding). Chance is 10%: both runs must be at least 50 points above it.
+ */
+const TFJS_MIN_ACCURACY = 0.6;
+/**
+ * How closely the runs must agree: about 1,000 times the measured differences, yet below what a
+ * semantic slip would give (a moving variance with Bessel's correction over the 32·5·5 = 800
+ * values per channel differs by 1/799 ≈ 1.3e-3; Keras's momentum read as PyTorch's, far more).
+ * 1 point of accuracy is 5 of the 500 validation digits.
+ */
+const TFJS_TOLERANCE = { accuracy: 0.01, loss: 1e-3, weight: 1e-4 };
+
+describe('TF.js page in chromium (WebGPU on SwiftShader)', () => {
+  it(
+    'trains one TF.js model with plain TF.js and with the adapter: its kernels run, and the runs agree',
+    async () => {
+      const page = await site.browser.newPage({ viewport: { width: 1320, height: 1000 } });
+      const errors: string[] = [];
+      page.on('pageerror', (e) => errors.push(e.message));
+      page.on('console', (m) => m.type() === 'error' && errors.push(m.text()));
+      await page.goto(`${site.url}tfjs.html`);
+      await page.waitForFunction(() => ['done', 'error', 'no-webgpu'].includes(window.tfjsDemo?.status), undefined, { timeout: 240_000, polling: 500 });
+      const state = (await page.evaluate(() => window.tfjsDemo)) as TfjsDemoState;
+      mkdirSync('test/output', { recursive: true });
+      await page.screenshot({ path: 'test/output/demo-tfjs.png', fullPage: true });
+
+      expect(state.message, 'page error').toBeUndefined();
+      expect(state.status).toBe('done');
+      expect(state.tfjs).toMatchObject({ version: '4.22.0', backend: 'webgpu' });
+      expect(state.config).toMatchObject(TFJS_CONFIG);
+      const [plain, ours] = state.runs!;
+      expect([plain.adapter, ours.adapter]).toEqual([false, true]);
+      for (const r of [plain, ours]) {
+        expect(r.done, r.name).toBe(true);
+        expect(r.step).toBe(TFJS_CONFIG.steps);
+        expect(r.losses.map(([step]) => step)).toEqual(Array.from({ length: TFJS_CONFIG.steps }, (_, i) => i + 1));
+        expect(r.accuracies.map(([step]) => step)).toEqual([10, 20, 30, 40]);
+        expect(r.stepsPerSecond).toBeGreaterThan(0);
+        expect(Number.isFinite(r.trainLoss) && Number.isFinite(r.valLoss)).toBe(true);
+        expect(r.valAccuracy, `${r.name}: validation accuracy`).toBeGreaterThanOrEqual(TFJS_MIN_ACCURACY);
+      }
+      console.log(
+        `TF.js page: ${[plain, ours].map((r) => `${r.name}: ${r.stepsPerSecond.toFixed(1)} steps/s, validation accuracy ${r.accuracies.map(([, a]) => (100 * a).toFixed(1)).join(', ')}%, loss ${r.valLoss.toFixed(4)}`).join('; ')}; ` +
+          `max weight difference ${state.comparison!.maxWeightDifference.toExponential(1)}`,
+      );
+
+      // Step 1 under tf.profile: the adapter's run normalized and back-propagated through our kernels;
+      // plain TF.js ran its own FusedBatchNorm and none of ours.
+      expect(ours.kernels['webgpu-batchnorm/BatchNorm']).toBeGreaterThanOrEqual(1);
+      expect(ours.kernels['webgpu-batchnorm/BatchNormGrad']).toBeGreaterThanOrEqual(1);
+      expect(ours.kernels.FusedBatchNorm ?? 0).toBe(0);
+      expect(ours.adapterKernelCalls).toBeGreaterThanOrEqual(2);
+      expect(plain.adapterKernelCalls).toBe(0);
+      expect(Object.keys(plain.kernels).filter((k) => k.startsWith('webgpu-batchnorm/'))).toEqual([]);
+      expect(plain.kernels.FusedBatchNorm).toBeGreaterThanOrEqual(1);
+
+      // The same initial weights and batches: the runs agree.
+      const c = state.comparison!;
+      expect(c.valAccuracyDifference).toBeCloseTo(Math.abs(ours.valAccuracy - plain.valAccuracy), 12);
+      expect(c.maxAccuracyDifference).toBeLessThanOrEqual(TFJS_TOLERANCE.accuracy);
+      expect(c.valLossDifference).toBeLessThanOrEqual(TFJS_TOLERANCE.loss);
+      expect(c.trainLossDifference).toBeLessThanOrEqual(TFJS_TOLERANCE.loss);
+      expect(c.maxWeightDifference).toBeLessThanOrEqual(TFJS_TOLERANCE.weight);
+      for (const [i, [step, a]] of plain.losses.entries()) {
+        expect(ours.losses[i][0]).toBe(step);
+        expect(Math.abs(ours.losses[i][1] - a), `training loss at step ${step}`).toBeLessThanOrEqual(TFJS_TOLERANCE.loss);
+      }
+
+      // What the page shows agrees with what it published.
+      expect(await page.$$eval('.val-accuracy', (els) => els.map((e) => e.textContent))).toEqual([plain, ours].map((r) => `${(100 * r.valAccuracy).toFixed(1)}%`));
+      expect(await page.$$eval('.steps-per-second', (els) => els.map((e) => e.textContent))).toEqual([plain, ours].map((r) => r.stepsPerSecond.toFixed(1)));
+      expect(await page.textContent('#comparison')).toContain("The adapter's kernels ran");
+      expect(await page.$$eval('#accuracy-results tbody tr', (trs) => trs.length)).toBe(4);
+      expect(await page.$$eval('.uplot', (plots) => plots.length)).toBe(2);
+      expect(await page.getAttribute('a[href="./"]', 'href')).toBe('./');
+      expect(errors).toEqual([]);
+      await page.close();
+    },
+    300_000,
+  );
 });
 
 describe('the demo\'s schedules (no browser)', () => {
