@@ -68,6 +68,37 @@ export const NODE_QUICK_CASES: BenchCase[] = [...QUICK_CASES, ...FAMILY_QUICK_CA
 export const MODES = ['inference', 'training forward', 'forward+backward'] as const;
 export type Mode = (typeof MODES)[number];
 
+/** A case of bench:node's TF.js rows (node/cases-tfjs.ts): one BatchNormalization layer, or a conv2d → BN → reLU training step; inputs NHWC. */
+export interface TfjsCase {
+  kind: 'layer' | 'step';
+  shape: number[];
+  /** conv2d's filters (a step). */
+  filters?: number;
+}
+
+/** The TF.js rows' modes: the layer's training forward and forward+backward, the model's training step. */
+export type TfjsMode = 'training forward' | 'forward+backward' | 'training step';
+
+/** The TF.js rows' cases (`--cases tfjs`, part of bench:node's default run). */
+export const TFJS_CASES: TfjsCase[] = [
+  { kind: 'layer', shape: [8, 32, 32, 32] },
+  { kind: 'layer', shape: [32, 16, 16, 64] },
+  { kind: 'layer', shape: [64, 8, 8, 256] },
+  { kind: 'step', shape: [8, 32, 32, 16], filters: 32 },
+];
+
+/** Their small set (`--cases tfjs-quick`, part of `--quick`): a few seconds in CI on SwiftShader. */
+export const TFJS_QUICK_CASES: TfjsCase[] = [
+  { kind: 'layer', shape: [4, 8, 8, 16] },
+  { kind: 'step', shape: [4, 8, 8, 4], filters: 8 },
+];
+
+/** What --cases selected of the TF.js rows; `required`: named (tfjs, tfjs-quick), so that a missing TF.js fails the run. */
+export interface TfjsSelection {
+  cases: TfjsCase[];
+  required: boolean;
+}
+
 /**
  * The family's modes: the forward pass (training and inference are the same computation for
  * these layers), and the backward pass alone (dx, dγ and dβ from x, dy and the statistics saved

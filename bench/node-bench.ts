@@ -15,10 +15,17 @@
  * two timestamp writes, K chosen per implementation so that one sample holds at least
  * --min-sample-ms of GPU work. Times are per call (sample / K); medians; ratios on GPU time.
  *
+ * TF.js rows (cases-tfjs.ts, `--cases tfjs`, part of the default run and of --quick): plain
+ * TF.js on its webgpu backend against the same TF.js after registerTfjsKernels, a
+ * BatchNormalization layer and a conv2d → BN → reLU training step, timed by wall clock, their
+ * outputs checked against each other; TF.js is imported only then, and where it is not installed
+ * the rows are skipped (a failure where --cases named tfjs or tfjs-quick).
+ *
  * This file is the entry: main() runs the cases and writes the results. Its parts, in bench/node/:
  * cli.ts (options, --help), rows.ts (the row and names they share), sampling.ts (K and the
- * interleaved samples), case-run.ts, cases-batchnorm.ts and cases-family.ts (running one case),
- * peer-pytorch.ts (bench/pytorch_peer.py), report.ts (the table) and metadata.ts (commit, driver).
+ * interleaved samples), case-run.ts, cases-batchnorm.ts, cases-family.ts and cases-tfjs.ts
+ * (running one case), peer-pytorch.ts (bench/pytorch_peer.py), report.ts (the table) and
+ * metadata.ts (commit, driver).
  *
  * bench/node.mjs builds this file with vite and calls main(); run `npm run bench:node -- --help`.
  */
@@ -31,10 +38,11 @@ import { familyModes } from './cases.js';
 import { GpuTimer } from './timing.js';
 import { benchBatchNormCase } from './node/cases-batchnorm.js';
 import { benchFamilyCase } from './node/cases-family.js';
+import { TFJS_MISSING, benchTfjs, tfjsCaseName, type TfjsResult } from './node/cases-tfjs.js';
 import { USAGE, parseOptions, type Options } from './node/cli.js';
 import { adapterSlug, gitCommit, nvidiaDriver, packageVersion } from './node/metadata.js';
 import { runPeer, type PeerResult } from './node/peer-pytorch.js';
-import { fmtErr, fmtGBs, fmtMs, makeTable, readCompare, rooflineCheck } from './node/report.js';
+import { fmtErr, fmtGBs, fmtMs, makeTable, makeTfjsTable, readCompare, rooflineCheck } from './node/report.js';
 import { BASELINE, EPS, MOMENTUM, OURS, caseModes, caseName, type NodeRow } from './node/rows.js';
 import { K_MARGIN } from './node/sampling.js';
 
@@ -71,7 +79,7 @@ export async function main(argv: string[]): Promise<number> {
   const copyNames = Object.keys(COPY_VARIANTS);
   const total = o.cases.reduce((sum, c) => sum + caseModes(c, o.modes).length, 0) * (2 + copyNames.length);
   log(`adapter: ${adapterName}${driver && driver !== info.description ? ` (${driver})` : ''}; timing: ${timer.method}; Dawn flags: ${DAWN_FLAGS.join(' ')}; commit ${commit}`);
-  log(`${o.cases.length} cases x their modes (${o.modes.join(', ')}; family: ${familyModes(o.modes).join(', ') || 'none'}); ${o.checkOnly ? 'outputs checked, nothing timed (--check-only)' : `${o.samples} samples of >= ${o.minSampleMs} ms each, ${o.warmupMs} ms warm-up`}; implementations: ${OURS}, ${BASELINE}, ${copyNames.join(', ')}`);
+  log(`${o.cases.length} cases x their modes (${o.modes.join(', ')}; family: ${familyModes(o.modes).join(', ') || 'none'})${o.tfjs ? `, ${o.tfjs.cases.length} TF.js cases` : ''}; ${o.checkOnly ? 'outputs checked, nothing timed (--check-only)' : `${o.samples} samples of >= ${o.minSampleMs} ms each, ${o.warmupMs} ms warm-up`}; implementations: ${OURS}, ${BASELINE}, ${copyNames.join(', ')}`);
 
   let step = 0;
   const progress = (r: NodeRow) => {
@@ -99,6 +107,21 @@ export async function main(argv: string[]): Promise<number> {
   }
   timer.destroy();
 
+  // The TF.js rows, last: TF.js's backend is rebuilt on this device and keeps its buffers.
+  let tfjs: TfjsResult | null = null;
+  if (o.tfjs && !failure) {
+    try {
+      tfjs = await benchTfjs({ device, o, log, gpuErrors }, o.tfjs);
+      if (!tfjs.available) {
+        if (o.tfjs.required) failure = `${TFJS_MISSING}, but --cases asked for them (it is a devDependency: npm install)`;
+        else log(TFJS_MISSING);
+      }
+    } catch (e) {
+      failure = `TF.js rows: ${(e as Error).stack ?? e}`;
+      log(`error in ${failure}`);
+    }
+  }
+
   let peer: PeerResult | null = null;
   if (o.peer === 'pytorch' && !failure) {
     log(`PyTorch peer: ${o.python} bench/pytorch_peer.py${o.torchCompile ? ' (with torch.compile)' : ''}`);
@@ -107,7 +130,10 @@ export async function main(argv: string[]): Promise<number> {
     if (peer.error) log(`PyTorch peer stopped early: ${peer.error}`);
   }
 
-  const table = makeTable(rows, peer, compare);
+  const tfjsTable = tfjs?.rows.length ? makeTfjsTable(tfjs.rows) : '';
+  const table = [rows.length || !tfjsTable ? makeTable(rows, peer, compare) : '', tfjsTable && `${rows.length ? 'TF.js: plain against registerTfjsKernels (wall time per call until the GPU is done):\n\n' : ''}${tfjsTable}`]
+    .filter(Boolean)
+    .join('\n\n');
   const peerNote = !peer ? '' : peer.available ? `PyTorch ${peer.torch} (CUDA ${peer.cuda}, cuDNN ${peer.cudnn}) on ${peer.device}.${peer.error ? ` It stopped early: ${peer.error}.` : ''}` : `PyTorch peer not run: ${peer.reason}.`;
   const roofline = rooflineCheck(rows, peer);
   // The peer's rows that failed or missed its float64 check (not a failure of this run).
@@ -134,18 +160,21 @@ export async function main(argv: string[]): Promise<number> {
       kMargin: K_MARGIN,
       note: 'times per call (sample / K), medians of interleaved samples; GPU time from timestamp queries',
     },
-    options: { cases: o.cases.map((c) => caseName(c)), modes: o.modes, familyModes: familyModes(o.modes), quick: o.quick, peer: o.peer, torchCompile: o.torchCompile, checkOnly: o.checkOnly },
+    options: { cases: o.cases.map((c) => caseName(c)), tfjs: o.tfjs && { cases: o.tfjs.cases.map((c) => tfjsCaseName(c)), required: o.tfjs.required }, modes: o.modes, familyModes: familyModes(o.modes), quick: o.quick, peer: o.peer, torchCompile: o.torchCompile, checkOnly: o.checkOnly },
     rows,
     peer,
     rooflineCheck: roofline,
     peerProblems,
     failure,
     offReference: bad.map((r) => `${caseName(r)} ${r.mode} ${r.impl}: ${r.error ?? `max error ${r.maxError}`}`),
+    tfjs,
     table,
   };
 
   console.log(`\n${adapterName}; ${result.machine.cpus} CPUs, ${result.machine.cpuModel}; commit ${commit}; ${result.date}`);
-  console.log(`GPU time per call (${timer.method}), median of ${o.samples}; roofline × = time / fastest copy's time; "vs" columns: other time / ours (> 1: ours faster).\n`);
+  if (rows.length) console.log(`GPU time per call (${timer.method}), median of ${o.samples}; roofline × = time / fastest copy's time; "vs" columns: other time / ours (> 1: ours faster).`);
+  if (tfjsTable) console.log(`TF.js rows: wall time per call until the GPU is done, median of ${o.samples}; vs TF.js = plain TF.js's time / the adapter's (> 1: the adapter faster).`);
+  console.log('');
   console.log(table);
   if (peerNote) console.log(`\n${peerNote}`);
   if (roofline.length) console.log(`\nRoofline check against PyTorch's copy (tensors >= 25 MB):\n${roofline.map((l) => `  ${l}`).join('\n')}`);
@@ -155,17 +184,21 @@ export async function main(argv: string[]): Promise<number> {
   mkdirSync(dirname(outPath), { recursive: true });
   writeFileSync(outPath, `${JSON.stringify(result, null, 2)}\n`);
   const mdPath = outPath.replace(/\.json$/, '') + '.md';
-  writeFileSync(mdPath, `# bench:node on ${adapterName}\n\n${driver ? `Driver: ${driver}. ` : ''}Commit ${commit}, ${result.date}, Node ${process.version}, webgpu ${result.webgpu}.${peerNote ? ` ${peerNote}` : ''}\n\n${table}\n${roofline.length ? `\nRoofline check against PyTorch's copy (tensors >= 25 MB):\n\n${roofline.map((l) => `- ${l}`).join('\n')}\n` : ''}${peerProblems.length ? `\nPyTorch rows not timed or off their reference:\n\n${peerProblems.map((l) => `- ${l}`).join('\n')}\n` : ''}`);
+  writeFileSync(mdPath, `# bench:node on ${adapterName}\n\n${driver ? `Driver: ${driver}. ` : ''}Commit ${commit}, ${result.date}, Node ${process.version}, webgpu ${result.webgpu}${tfjs?.version ? `, @tensorflow/tfjs ${tfjs.version}` : ''}.${tfjs && !tfjs.available ? ` ${TFJS_MISSING}.` : ''}${peerNote ? ` ${peerNote}` : ''}\n\n${table}\n${roofline.length ? `\nRoofline check against PyTorch's copy (tensors >= 25 MB):\n\n${roofline.map((l) => `- ${l}`).join('\n')}\n` : ''}${peerProblems.length ? `\nPyTorch rows not timed or off their reference:\n\n${peerProblems.map((l) => `- ${l}`).join('\n')}\n` : ''}`);
   console.log(`\nwrote ${outPath} and ${mdPath}`);
 
   if (failure) {
     console.error(`bench:node: FAILED: ${failure}`);
     return 1;
   }
+  if (tfjs?.problems.length) {
+    console.error(`bench:node: FAILED: ${tfjs.problems.length} TF.js row(s) off plain TF.js (tolerance ${o.tolerance}), leaking or not run:\n  ${tfjs.problems.join('\n  ')}`);
+    return 1;
+  }
   if (bad.length) {
     console.error(`bench:node: FAILED: ${bad.length} output(s) off the reference (tolerance ${o.tolerance}):\n  ${result.offReference.join('\n  ')}`);
     return 1;
   }
-  log(`all ${rows.filter((r) => r.maxError !== null).length} outputs match the reference`);
+  log(`all ${rows.filter((r) => r.maxError !== null).length} outputs match the reference${tfjs?.rows.length ? `; TF.js + adapter agrees with plain TF.js in all ${tfjs.rows.length / 2} TF.js rows` : ''}`);
   return 0;
 }

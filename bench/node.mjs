@@ -22,7 +22,7 @@ try {
       emptyOutDir: false,
       target: 'node20',
       minify: false,
-      rolldownOptions: { external: ['webgpu', /^node:/], output: { entryFileNames: 'bench-node.mjs', format: 'es' } },
+      rolldownOptions: { external: ['webgpu', /^@tensorflow\//, /^node:/], output: { entryFileNames: 'bench-node.mjs', format: 'es' } },
     },
   });
   const { main } = await import(pathToFileURL(join(outDir, 'bench-node.mjs')).href);

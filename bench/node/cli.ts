@@ -12,8 +12,11 @@ import {
   MODES,
   NODE_CASES,
   NODE_QUICK_CASES,
+  TFJS_CASES,
+  TFJS_QUICK_CASES,
   type BenchCase,
   type Mode,
+  type TfjsSelection,
 } from '../cases.js';
 import { rowLayout } from '../family.js';
 import { caseName } from './rows.js';
@@ -23,20 +26,24 @@ export const ALL_NODE_CASES: BenchCase[] = [...NODE_CASES, ...FAMILY_CASES];
 
 export const USAGE = `npm run bench:node -- [options]
 
-  --quick              the quick cases (${NODE_QUICK_CASES.map((c) => caseName(c)).join(', ')})
+  --quick              the quick cases (${NODE_QUICK_CASES.map((c) => caseName(c)).join(', ')}) and tfjs-quick
   --cases LIST         comma-separated: LAYOUT:DIMS (a BatchNorm case, e.g. NCHW:8x32x32x32, NC:4096x1024),
                        LayerNorm:DIMS, RMSNorm:DIMS (normalizedShape = the last dimension, e.g.
                        LayerNorm:8192x4096), GroupNorm/G:LAYOUT:DIMS (e.g. GroupNorm/32:NHWC:16x64x64x256),
                        InstanceNorm:LAYOUT:DIMS, or a set: default (the browser bench's 7), large (3 of
                        several hundred MB), batchnorm (the 10 BatchNorm cases), family (the family's 7),
-                       family-quick (their 5 small twins), quick, all (17); default: all (quick with --quick)
+                       family-quick (their 5 small twins), tfjs (TF.js layers, plain against
+                       registerTfjsKernels: ${TFJS_CASES.length} cases), tfjs-quick (${TFJS_QUICK_CASES.length} small ones), quick (with
+                       tfjs-quick), all (17, with tfjs); default: all (quick with --quick). TF.js rows need
+                       @tensorflow/tfjs: skipped without it, unless tfjs or tfjs-quick is named
   --modes LIST         comma-separated: inference, training, backward (= forward+backward), forward
                        (= training); default: all 3. Family cases run forward when inference or training
                        is selected, and backward (alone) when backward is
   --samples N          samples per implementation, median reported (>= 7; default 7)
   --min-sample-ms MS   GPU work per sample; K repetitions per sample are chosen to reach it (default 4)
   --warmup-ms MS       warm-up per case and mode, implementations interleaved (default 300)
-  --tolerance T        largest |output - float64 reference| accepted (default 1e-4)
+  --tolerance T        largest |output - float64 reference| accepted (default 1e-4); TF.js rows:
+                       largest max |adapter - plain TF.js| / max |plain TF.js| of an output
   --peer pytorch       also run torch.nn.functional.batch_norm (bench/pytorch_peer.py) when python3
                        has torch with CUDA: eager and CUDA-graph replay, plus PyTorch's copy
   --torch-compile      with --peer pytorch, also torch.compile (slow to compile: best with few --cases)
@@ -47,12 +54,15 @@ export const USAGE = `npm run bench:node -- [options]
   --out FILE           results JSON path (default: $OUT/results-node-<adapter>.json when OUT is set,
                        else bench/results-node-<adapter>.json); the table goes beside it as .md
 
-Exits 1 if any output of webgpu-batchnorm, the baseline or a copy is off the reference (or a GPU
-error occurred); timings are never asserted.`;
+Exits 1 if any output of webgpu-batchnorm, the baseline or a copy is off the reference, if a TF.js
+row's adapter disagrees with plain TF.js or leaks tensors (or a GPU error occurred); timings are
+never asserted.`;
 
 /** Command-line options. */
 export interface Options {
   cases: BenchCase[];
+  /** The TF.js rows (cases-tfjs.ts), or null. */
+  tfjs: TfjsSelection | null;
   modes: Mode[];
   quick: boolean;
   samples: number;
@@ -111,10 +121,18 @@ function parseFamilyCase(item: string): BenchCase | null {
   return c;
 }
 
-function parseCases(list: string): BenchCase[] {
+function parseCases(list: string): { cases: BenchCase[]; tfjs: TfjsSelection | null } {
   const out: BenchCase[] = [];
+  let tfjs = null as TfjsSelection | null;
   // Commas separate cases, except inside a name's brackets (NCHW [8,32,32,32]).
   for (const item of list.split(/,(?![^[]*])/).map((s) => s.trim()).filter(Boolean)) {
+    // TF.js's sets: named, they are required; within quick and all, skipped where TF.js is missing.
+    const tfjsSet = item === 'tfjs' || item === 'all' ? TFJS_CASES : item === 'tfjs-quick' || item === 'quick' ? TFJS_QUICK_CASES : null;
+    if (tfjsSet) {
+      const before = tfjs;
+      tfjs = { cases: [...(before?.cases ?? []), ...tfjsSet.filter((c) => !before?.cases.includes(c))], required: item.startsWith('tfjs') || (before?.required ?? false) };
+      if (item.startsWith('tfjs')) continue;
+    }
     const named: Record<string, BenchCase[]> = {
       default: CASES,
       large: LARGE_CASES,
@@ -136,7 +154,7 @@ function parseCases(list: string): BenchCase[] {
     const m = /^([A-Z]+)\s*[:[]([0-9x, ]+)]?$/.exec(item);
     if (!m) {
       throw new Error(
-        `--cases: '${item}' is not LAYOUT:DIMS (e.g. NCHW:8x32x32x32), LayerNorm:DIMS, RMSNorm:DIMS, GroupNorm/G:LAYOUT:DIMS, InstanceNorm:LAYOUT:DIMS or default, large, batchnorm, family, family-quick, quick, all`,
+        `--cases: '${item}' is not LAYOUT:DIMS (e.g. NCHW:8x32x32x32), LayerNorm:DIMS, RMSNorm:DIMS, GroupNorm/G:LAYOUT:DIMS, InstanceNorm:LAYOUT:DIMS or default, large, batchnorm, family, family-quick, tfjs, tfjs-quick, quick, all`,
       );
     }
     const layout = m[1];
@@ -146,13 +164,14 @@ function parseCases(list: string): BenchCase[] {
     out.push({ layout, shape });
   }
   const seen = new Set<string>();
-  return out.filter((c) => !seen.has(caseName(c)) && (seen.add(caseName(c)), true));
+  return { cases: out.filter((c) => !seen.has(caseName(c)) && (seen.add(caseName(c)), true)), tfjs };
 }
 
 /** Parses the command line (throws an Error naming the bad option). */
 export function parseOptions(argv: string[]): Options {
   const o: Options = {
     cases: ALL_NODE_CASES,
+    tfjs: null,
     modes: [...MODES],
     quick: false,
     samples: 7,
@@ -242,8 +261,8 @@ export function parseOptions(argv: string[]): Options {
         throw new Error(`unknown option '${arg}'`);
     }
   }
-  o.cases = cases !== null ? parseCases(cases) : o.quick ? NODE_QUICK_CASES : ALL_NODE_CASES;
-  if (o.cases.length === 0) throw new Error('--cases selects no case');
+  ({ cases: o.cases, tfjs: o.tfjs } = parseCases(cases ?? (o.quick ? 'quick' : 'all')));
+  if (o.cases.length === 0 && !o.tfjs) throw new Error('--cases selects no case');
   if (o.modes.length === 0) throw new Error('--modes selects no mode');
   if (o.torchCompile && !o.peer) throw new Error('--torch-compile needs --peer pytorch');
   if (o.checkOnly && o.peer) throw new Error('--check-only times nothing: it takes no --peer');

@@ -4,6 +4,7 @@
  */
 import { readFileSync } from 'node:fs';
 import { familyTarget, twoPassFloor, type FamilyMode } from '../cases.js';
+import { TFJS, TFJS_ADAPTER, type TfjsRow } from './cases-tfjs.js';
 import type { PeerResult } from './peer-pytorch.js';
 import { BASELINE, OURS, caseName, type NodeRow } from './rows.js';
 
@@ -100,6 +101,21 @@ function makeOneTable(rows: NodeRow[], peer: PeerResult | null, compare: Compare
     }
     lines.push(line);
   }
+  return [header, header.map(() => '---'), ...lines].map((cols) => `| ${cols.join(' | ')} |`).join('\n');
+}
+
+/**
+ * The TF.js rows' table: per case and mode, plain TF.js and TF.js + adapter, their wall times,
+ * the adapter's speed-up (plain median / adapter median) and its largest relative difference
+ * from plain TF.js.
+ */
+export function makeTfjsTable(rows: TfjsRow[]): string {
+  const header = ['TF.js case', 'mode', 'implementation', 'median ms', 'min ms', 'vs TF.js', 'max rel. diff vs TF.js', 'check'];
+  const lines = rows.map((r) => {
+    const plain = r.impl === TFJS_ADAPTER ? rows.find((p) => p.impl === TFJS && p.case === r.case && p.mode === r.mode) : undefined;
+    const speedup = ratio(plain?.wall?.medianMs ?? null, r.wall?.medianMs ?? null);
+    return [r.case, r.mode, r.impl, fmtMs(r.wall?.medianMs), fmtMs(r.wall?.minMs), speedup === null ? '' : `${speedup.toFixed(2)}×`, fmtErr(r.maxRelDiff), r.ok ? 'ok' : `FAILED: ${r.error}`];
+  });
   return [header, header.map(() => '---'), ...lines].map((cols) => `| ${cols.join(' | ')} |`).join('\n');
 }
 

@@ -3,7 +3,9 @@
  * and the PyTorch peer's answer where torch (or CUDA) is missing. The benchmark itself runs in CI
  * as `npm run bench:node -- --quick`, which exits non-zero on an output off the reference; the
  * normalization family's quick rows also run here, on the test GPU (SwiftShader in CI), their
- * outputs checked against the float64 reference (no timing asserted).
+ * outputs checked against the float64 reference (no timing asserted), and so do the TF.js rows'
+ * quick cases, plain TF.js against TF.js + adapter (registerTfjsKernels), their outputs checked
+ * against each other.
  */
 import { execFileSync } from 'node:child_process';
 import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
@@ -18,6 +20,8 @@ import {
   NODE_CASES,
   NODE_QUICK_CASES,
   QUICK_CASES,
+  TFJS_CASES,
+  TFJS_QUICK_CASES,
   compulsoryFloats,
   familyModes,
   familyTarget,
@@ -25,6 +29,7 @@ import {
 } from '../../bench/cases.js';
 import { familyGeometry } from '../../bench/family.js';
 import { main } from '../../bench/node-bench.js';
+import { TFJS, TFJS_ADAPTER, TFJS_MISSING, isMissingPackage, maxRelDiff, tfjsCaseName, tfjsModes, type TfjsResult } from '../../bench/node/cases-tfjs.js';
 import { ALL_NODE_CASES, parseOptions } from '../../bench/node/cli.js';
 import { adapterSlug } from '../../bench/node/metadata.js';
 import type { PeerResult } from '../../bench/node/peer-pytorch.js';
@@ -45,6 +50,27 @@ describe('parseOptions', () => {
     expect(NODE_QUICK_CASES).toEqual([...QUICK_CASES, ...FAMILY_QUICK_CASES]);
     expect(parseOptions(['--cases', 'batchnorm']).cases).toEqual(NODE_CASES);
     expect(parseOptions(['--cases', 'family']).cases).toEqual(FAMILY_CASES);
+  });
+
+  it('selects the TF.js rows: required where named, skippable within quick and all', () => {
+    expect(parseOptions([]).tfjs).toEqual({ cases: TFJS_CASES, required: false });
+    expect(parseOptions(['--quick']).tfjs).toEqual({ cases: TFJS_QUICK_CASES, required: false });
+    expect(parseOptions(['--cases', 'family']).tfjs).toBeNull();
+    const only = parseOptions(['--cases', 'tfjs']);
+    expect(only.cases).toEqual([]);
+    expect(only.tfjs).toEqual({ cases: TFJS_CASES, required: true });
+    const both = parseOptions(['--cases', 'quick,tfjs-quick']);
+    expect(both.cases).toEqual(NODE_QUICK_CASES);
+    expect(both.tfjs).toEqual({ cases: TFJS_QUICK_CASES, required: true });
+    expect(TFJS_CASES.map((c) => tfjsCaseName(c))).toContain('conv2d 3x3 → BN → reLU step NHWC [8,32,32,16] → 32');
+    expect(tfjsModes(TFJS_CASES[0], MODES)).toEqual(['training forward', 'forward+backward']);
+    expect(tfjsModes(TFJS_QUICK_CASES[1], ['inference', 'training forward'])).toEqual([]);
+    // Where TF.js is missing: the import's error is told from others.
+    const missing = Object.assign(new Error("Cannot find package '@tensorflow/tfjs' imported from /x/bench-node.mjs"), { code: 'ERR_MODULE_NOT_FOUND' });
+    expect(isMissingPackage(missing, '@tensorflow/')).toBe(true);
+    expect(isMissingPackage(new Error('Cannot find package \'webgpu\''), '@tensorflow/')).toBe(false);
+    expect(isMissingPackage(new TypeError('x is not a function'), '@tensorflow/')).toBe(false);
+    expect(TFJS_MISSING).toBe('TF.js rows skipped: @tensorflow/tfjs not installed');
   });
 
   it('reads the family cases, by set, by the syntax of --help and by their names', () => {
@@ -129,6 +155,15 @@ describe('parseOptions', () => {
     expect(() => parseOptions(['--check-only', '--peer', 'pytorch'])).toThrow(/--check-only/);
     expect(() => parseOptions(['--fast'])).toThrow(/unknown option/);
   });
+});
+
+it("measures the TF.js rows' agreement relative to each output's size", () => {
+  // Small gradients (of a mean-squared-error loss): a difference of 1e-6 on 1e-5 is 10 %, not 1e-6.
+  expect(maxRelDiff([2e-5, 1.1e-5], [2e-5, 1e-5])).toBeCloseTo(0.05, 10);
+  expect(maxRelDiff([300.03, -2], [300, -2])).toBeCloseTo(1e-4, 10);
+  expect(maxRelDiff([0, 1e-9], [0, 0])).toBe(1e-9);
+  expect(maxRelDiff([NaN, 1], [1, 1])).toBe(Infinity);
+  expect(maxRelDiff([1], [1, 1])).toBe(Infinity);
 });
 
 it('chooses K so that a sample holds at least the minimum GPU time', () => {
@@ -232,6 +267,49 @@ it("runs the family's quick cases with every output on the reference", async () 
       }
     }
     expect(result.table).toContain('| LayerNorm [32, 4096] | forward |');
+  } finally {
+    rmSync(dir, { recursive: true, force: true });
+  }
+}, 300_000);
+
+// TF.js's quick rows on the test GPU: plain TF.js against TF.js + adapter in one process, both
+// timed, their outputs checked against each other; no timing is asserted beyond being a time.
+it('runs the TF.js quick rows, plain against the adapter, with their outputs agreeing', async () => {
+  const dir = mkdtempSync(join(tmpdir(), 'bench-node-test-'));
+  try {
+    const out = join(dir, 'results.json');
+    const code = await main(['--cases', 'tfjs-quick', '--warmup-ms', '0', '--out', out]);
+    const result = JSON.parse(readFileSync(out, 'utf8')) as { rows: NodeRow[]; failure: string | null; tfjs: TfjsResult; table: string };
+    expect(result.failure).toBeNull();
+    expect(result.rows).toEqual([]);
+    expect(result.tfjs.available).toBe(true);
+    expect(result.tfjs.problems).toEqual([]);
+    expect(code).toBe(0);
+    const expected = TFJS_QUICK_CASES.flatMap((c) => tfjsModes(c, MODES).map((mode) => ({ name: tfjsCaseName(c), mode })));
+    expect(expected.length).toBe(3);
+    expect(result.tfjs.rows.map((r) => [r.case, r.mode, r.impl])).toEqual(expected.flatMap(({ name, mode }) => [[name, mode, TFJS], [name, mode, TFJS_ADAPTER]]));
+    expect(TFJS).toBe('TF.js');
+    expect(TFJS_ADAPTER).toBe('TF.js + adapter');
+    for (const r of result.tfjs.rows) {
+      const what = `${r.case} ${r.mode} ${r.impl}`;
+      expect(r.ok, what).toBe(true);
+      expect(r.error, what).toBeUndefined();
+      expect(r.leakedTensors, what).toBe(0);
+      expect(r.wall!.iterations, what).toBe(7);
+      for (const ms of [r.wall!.medianMs, r.wall!.minMs]) {
+        expect(Number.isFinite(ms) && ms > 0, `${what}: ${ms} ms`).toBe(true);
+      }
+      if (r.impl === TFJS) {
+        expect(r.maxRelDiff).toBeNull();
+        continue;
+      }
+      // The agreement check: every output of the adapter against plain TF.js.
+      expect(r.maxRelDiff!, what).toBeLessThanOrEqual(1e-4);
+      const outputs = r.mode === 'training forward' ? ['y', 'movingMean', 'movingVariance'] : r.mode === 'forward+backward' ? ['dx', 'dgamma', 'dbeta', 'movingMean', 'movingVariance'] : ['loss', 'dkernel', 'dgamma', 'dbeta', 'movingMean', 'movingVariance'];
+      for (const name of outputs) expect(r.diffs![name], `${what}: ${name}`).toBeLessThanOrEqual(1e-4);
+    }
+    expect(result.table).toContain('| BatchNormalization NHWC [4,8,8,16] | forward+backward | TF.js + adapter |');
+    expect(result.table).not.toContain('| layout [shape] |');
   } finally {
     rmSync(dir, { recursive: true, force: true });
   }
