@@ -56,6 +56,12 @@ fn slot_grad_coef(channels: vec4u) -> GradCoef {
   return GradCoef(t[0], t[1], t[2], t[3]);
 }
 
+// (x - shift) * q, dx's term through the batch statistics. At inference there is none (q = 0),
+// and a non-finite x must not turn it into NaN: there dx = k * dy does not depend on x.
+fn stats_term(v: vec4f, shift: vec4f, q: vec4f) -> vec4f {
+  return select(vec4f(0.0), (v - shift) * q, params.batch_stats == 1u);
+}
+
 // With a fused activation, the gradient with respect to the normalized value z (see
 // activation_grad4): z is recomputed from x exactly as normalize computed it.
 fn activation_gate(dy: f32, x: f32, c: u32) -> f32 {
@@ -233,7 +239,7 @@ fn input_grad(@builtin(workgroup_id) wid: vec3u,
   let g = slot_grad_coef(c);
   for (var slot = t.x; slot < slots; slot += t.y) {
     let v = load_x_slot(slot);
-    store_dx_slot(slot, slot_tail(slot, g.k * group_gate(load_dy_slot(slot), v, k) - (v - g.shift) * g.q - g.p));
+    store_dx_slot(slot, slot_tail(slot, g.k * group_gate(load_dy_slot(slot), v, k) - stats_term(v, g.shift, g.q) - g.p));
   }
 }
 
@@ -253,6 +259,6 @@ fn input_grad_channels_last_vec4(@builtin(workgroup_id) wid: vec3u,
   for (var r = g.x; r < params.outer; r += g.z) {
     let e = r * params.channels + c;
     let v = load_x4(e);
-    store_dx4(e, t.k * group_gate(load_dy4(e), v, k) - (v - t.shift) * t.q - t.p);
+    store_dx4(e, t.k * group_gate(load_dy4(e), v, k) - stats_term(v, t.shift, t.q) - t.p);
   }
 }

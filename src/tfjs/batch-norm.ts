@@ -8,7 +8,8 @@
  *   batch statistics folded into copies of the moving ones by our running-statistics kernel
  *   (Keras momentum, biased variance). Inference: [y, saved], normalized with the moving ones.
  *   `saved` (8 float32 per channel) is what the backward pass reads.
- * - `webgpu-batchnorm/BatchNormGrad`, wired with registerGradient: [dx, dγ?, dβ?] in one pass.
+ * - `webgpu-batchnorm/BatchNormGrad`, wired with registerGradient: [dx, dγ, dβ] in one pass (at
+ *   inference the gradient of the moving statistics follows from dγ and dβ).
  * - `FusedBatchNorm` (tf.batchNorm) for inference where mean, variance, scale and offset are
  *   per-channel over one axis; anything else goes to the kernel it replaced.
  *
@@ -142,10 +143,9 @@ export function batchNormKernels(tf: TfjsNamespace, scratch: AdapterScratch): { 
       const [xb, dyb, savedB] = [buf(x, 'x'), buf(dy, 'dy'), buf(saved, 'saved')];
       const gammaB = gamma && buf(gamma, 'gamma');
       const betaB = beta && buf(beta, 'beta');
-      const dx = outputTensor(backend, x.shape);
-      const dgamma = a.scale ? outputTensor(backend, [view.C]) : null;
-      const dbeta = a.center ? outputTensor(backend, [view.C]) : null;
-      const outputs = [dx, dgamma, dbeta].filter((t): t is TensorInfo => t !== null);
+      // dγ and dβ always: the inference gradient of the moving statistics is made of them.
+      const outputs = [outputTensor(backend, x.shape), outputTensor(backend, [view.C]), outputTensor(backend, [view.C])];
+      const [dx, dgamma, dbeta] = outputs;
       recordOnBackend(tf, backend, list, outputs, (encoder) => {
         encodeBatchNormBackward(device, encoder, {
           x: xb,
@@ -158,8 +158,8 @@ export function batchNormKernels(tf: TfjsNamespace, scratch: AdapterScratch): { 
             runningMean: scratch.get(device, 'unread running mean', view.C * 4),
             runningVar: scratch.get(device, 'unread running variance', view.C * 4),
             numBatchesTracked: scratch.get(device, 'numBatchesTracked', 4),
-            gammaGrad: dgamma ? buf(dgamma, 'dγ') : scratch.get(device, 'unused dγ', view.C * 4),
-            betaGrad: dbeta ? buf(dbeta, 'dβ') : scratch.get(device, 'unused dβ', view.C * 4),
+            gammaGrad: buf(dgamma, 'dγ'),
+            betaGrad: buf(dbeta, 'dβ'),
             saved: savedB,
           },
           options: functionOptions(a, view.layout, view.C),
@@ -181,13 +181,21 @@ export function batchNormKernels(tf: TfjsNamespace, scratch: AdapterScratch): { 
       const savedCoef = saved[saved.length - 1];
       // One backward pass gives dx, dγ and dβ: run it once, here, and hand out its outputs.
       const grads = tf.engine().runKernel(BATCHNORM_GRAD_KERNEL, [x, dy, savedCoef, ...(gamma ? [gamma] : []), ...(beta ? [beta] : [])] as never, attrs as NamedAttrMap) as Tensor[];
-      const [dx, ...rest] = grads;
-      const { gamma: dgamma, beta: dbeta } = namedInputs(rest, 0, a);
+      const [dx, dgamma, dbeta] = grads;
+      // In training, the moving statistics do not reach y.
       const zeros = (t: Tensor) => () => tf.engine().runKernel('ZerosLike', { x: t }) as Tensor;
       const out: Record<string, () => Tensor> = { 0: () => dx, 1: zeros(movingMean), 2: zeros(movingVariance) };
+      if (!a.training) {
+        // At inference y = γ·(x − μ)·s + β with s = 1/sqrt(σ² + ε) from the moving statistics:
+        // dL/dμ = −γ·s·Σdy = −γ·s·dβ and dL/dσ² = −½·γ·s²·Σdy·x̂ = −½·γ·s²·dγ.
+        const s = () => tf.rsqrt(tf.add(movingVariance, a.epsilon));
+        const gs = () => (gamma ? tf.mul(gamma, s()) : s());
+        out[1] = () => tf.mul(gs(), tf.mul(dbeta, -1));
+        out[2] = () => tf.mul(tf.mul(gs(), s()), tf.mul(dgamma, -0.5));
+      }
       let i = 3;
-      if (dgamma) out[i++] = () => dgamma;
-      if (dbeta) out[i++] = () => dbeta;
+      if (gamma) out[i++] = () => dgamma;
+      if (beta) out[i++] = () => dbeta;
       return out;
     },
   };

@@ -1,8 +1,9 @@
 /**
  * The tf.layers patches: BatchNormalization's and LayerNormalization's `call` run our kernels on
  * the webgpu backend, and the layer's own `call` (plain TF.js) everywhere else: another backend,
- * an input that is not float32, an empty batch, an epsilon or momentum the library refuses, or a
- * LayerNormalization whose axes are not the trailing ones.
+ * an input that is not float32, an empty batch, an epsilon or momentum the library refuses, a
+ * training batch with one value per channel, or a LayerNormalization whose axes are not the
+ * trailing ones.
  *
  * BatchNormalization, any axis: training normalizes with the batch statistics and writes the
  * moving mean and variance our kernel updated (Keras's momentum, biased variance) back to the
@@ -68,10 +69,14 @@ export function batchNormalizationCall(tf: TfjsNamespace, original: LayerPrototy
       momentum: layer.momentum,
       scale: layer.scale,
       center: layer.center,
-      training: kwargs?.training === true,
+      // Truthy, as TF.js's own call reads it.
+      training: Boolean(kwargs?.training),
       nonFiniteBatches,
     };
     if (!x || !onWebGPU(tf, x) || axis < 0 || axis >= rank || !supportedAttrs(attrs)) return original.call(this, inputs, kwargs);
+    // One value per channel (a last batch of one sample): the library refuses to train on it, as
+    // PyTorch does; TF.js normalizes it to β.
+    if (attrs.training && x.size === x.shape[axis]) return original.call(this, inputs, kwargs);
     return tf.tidy(() => {
       const list = [x, layer.movingMean.read(), layer.movingVariance.read()];
       if (layer.scale) list.push(layer.gamma!.read());

@@ -2,12 +2,12 @@
  * registerTfjsKernels: installs the adapter's kernels, gradients and layer patches on a `tf`
  * namespace, and returns the function that takes every one of them back out.
  */
-import { batchNormKernels, fusedBatchNormKernel, BATCHNORM_KERNEL } from './batch-norm.js';
+import { batchNormKernels, fusedBatchNormKernel, BATCHNORM_GRAD_KERNEL, BATCHNORM_KERNEL } from './batch-norm.js';
 import { checkBackend } from './backend.js';
-import { layerNormKernels } from './layer-norm.js';
+import { layerNormKernels, LAYERNORM_GRAD_KERNEL } from './layer-norm.js';
 import { batchNormalizationCall, layerNormalizationCall } from './layers.js';
 import { AdapterScratch } from './scratch.js';
-import type { KernelConfig, LayerPrototype, TfjsNamespace } from './tfjs-types.js';
+import type { GradConfig, KernelConfig, LayerPrototype, TfjsNamespace } from './tfjs-types.js';
 
 /** Options of {@link registerTfjsKernels}. */
 export interface TfjsKernelOptions {
@@ -27,7 +27,7 @@ export interface TfjsKernelOptions {
 
 const OPTION_NAMES = ['fusedBatchNorm', 'batchNormalization', 'layerNormalization', 'nonFiniteBatches'];
 const FUSED_BATCH_NORM = 'FusedBatchNorm';
-const TF_MEMBERS = ['registerKernel', 'unregisterKernel', 'getKernel', 'registerGradient', 'unregisterGradient', 'getGradient', 'engine', 'env', 'tidy', 'getBackend', 'findBackend'] as const;
+const TF_MEMBERS = ['registerKernel', 'unregisterKernel', 'getKernel', 'registerGradient', 'unregisterGradient', 'getGradient', 'engine', 'env', 'tidy', 'add', 'mul', 'rsqrt', 'getBackend', 'findBackend'] as const;
 
 function checkOptions(options: unknown): Required<TfjsKernelOptions> & { layersGiven: boolean } {
   if (options === null || typeof options !== 'object' || Array.isArray(options)) {
@@ -104,10 +104,26 @@ export function registerTfjsKernels(tf: TfjsNamespace, options: TfjsKernelOption
     tf.registerKernel(k);
     undo.push(() => tf.unregisterKernel(k.kernelName, k.backendName));
   };
+  const registerGradient = (g: GradConfig) => {
+    tf.registerGradient(g);
+    undo.push(() => tf.unregisterGradient(g.kernelName));
+  };
   for (const { kernels, gradient } of [batchNormKernels(tf, scratch), layerNormKernels(tf)]) {
     kernels.forEach(register);
-    tf.registerGradient(gradient);
-    undo.push(() => tf.unregisterGradient(gradient.kernelName));
+    registerGradient(gradient);
+  }
+  // A gradient of our gradient kernels would be a second-order gradient: say so, rather than
+  // TF.js's "gradient function not found".
+  for (const [kernelName, layer] of [
+    [BATCHNORM_GRAD_KERNEL, 'BatchNormalization'],
+    [LAYERNORM_GRAD_KERNEL, 'LayerNormalization'],
+  ]) {
+    registerGradient({
+      kernelName,
+      gradFunc: () => {
+        throw new Error(`webgpu-batchnorm/tfjs: no second-order gradient through ${layer} (a gradient of its gradient); compute it with plain TF.js, after uninstall()`);
+      },
+    });
   }
   if (o.fusedBatchNorm) {
     tf.unregisterKernel(FUSED_BATCH_NORM, 'webgpu');

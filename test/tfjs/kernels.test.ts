@@ -7,7 +7,7 @@
  * - the BatchNorm training kernel and its registered gradient (NHWC, C not a multiple of 4, a
  *   large M, axis 1 of NCHW): y, the new moving statistics, dx, dγ, dβ on the float64 reference
  *   within the stated tolerances, and on TF.js's own autodiff of moments + batchNorm; the
- *   inference kernel's gradient (running statistics) likewise;
+ *   inference kernel's gradient (running statistics), that of the moving statistics included;
  * - tensors created on the CPU right before each call and disposed right after it (uploads
  *   recorded in TF.js's encoder before our pass; buffers handed back to TF.js's pool before the
  *   submit): every result on its own reference;
@@ -219,7 +219,7 @@ describe('BatchNorm kernel and its gradient', () => {
     });
   }
 
-  it('inference kernel: y and its gradients with the moving statistics, on the float64 reference', async () => {
+  it('inference kernel: y and its gradients (x, γ, β and the moving statistics) with the moving statistics, on the float64 reference', async () => {
     const shape = [3, 4, 5, 6];
     const axis = 1;
     const view = viewOf(shape, axis);
@@ -232,18 +232,33 @@ describe('BatchNorm kernel and its gradient', () => {
     const mv = randn(C, 36).map((v) => 0.5 + v * v);
     const uninstall = registerTfjsKernels(tf);
     const ours = tf.tidy(() => {
-      const f = kernelForward(axis, false, [tf.tensor(mm), tf.tensor(mv)], []);
-      const { value, grads } = tf.valueAndGrads(f)([tf.tensor(xv, shape), tf.tensor(gv), tf.tensor(bv)], tf.tensor(dyv, shape));
+      const f = (x: tf.Tensor, g: tf.Tensor, b: tf.Tensor, m: tf.Tensor, v: tf.Tensor) =>
+        (tf.engine().runKernel('webgpu-batchnorm/BatchNorm', [x, m, v, g, b] as never, bnAttrs(axis, false)) as tf.Tensor[])[0];
+      const args = [tf.tensor(xv, shape), tf.tensor(gv), tf.tensor(bv), tf.tensor(mm), tf.tensor(mv)];
+      const { value, grads } = tf.valueAndGrads(f as (...t: tf.Tensor[]) => tf.Tensor)(args, tf.tensor(dyv, shape));
       return [value, ...grads];
     });
     uninstall();
-    const [y, dx, dgamma, dbeta] = await Promise.all(ours.map(values));
+    const [y, dx, dgamma, dbeta, dmean, dvariance] = await Promise.all(ours.map(values));
     const stats = { mean: mm, variance: mv, gamma: gv, eps: 1e-3 };
     const grads = referenceBackward(xv, dyv, view, { ...stats, batchStats: false });
     expectClose(y, referenceInference(xv, view, { runningMean: mm, runningVar: mv, gamma: gv, beta: bv, eps: 1e-3 }), yTolerance(xv, view, stats), 'y');
     expectClose(dx, grads.dx, dxTolerance(xv, dyv, view, stats), 'dx');
     expectClose(dgamma, grads.dgamma, dgammaTolerance(xv, dyv, view, stats), 'dγ');
     expectClose(dbeta, grads.dbeta, sumTolerance(dyv, view), 'dβ');
+    // y = γ·(x − μ)·s + β, s = 1/sqrt(σ² + ε): dL/dμ = −γ·s·Σdy, dL/dσ² = −½·γ·s³·Σdy·(x − μ).
+    const s = Array.from(mv, (v) => 1 / Math.sqrt(v + 1e-3));
+    const scaled = (t: { rtol: number; atol: number | ArrayLike<number> }, k: (c: number) => number): Tolerance => ({
+      rtol: t.rtol,
+      atol: Array.from({ length: C }, (_, c) => (typeof t.atol === 'number' ? t.atol : t.atol[c]) * Math.abs(k(c))),
+    });
+    expectClose(dmean, Array.from({ length: C }, (_, c) => -gv[c] * s[c] * grads.dbeta[c]), scaled(sumTolerance(dyv, view), (c) => 2 * gv[c] * s[c]), 'dL/dμ');
+    expectClose(
+      dvariance,
+      Array.from({ length: C }, (_, c) => -0.5 * gv[c] * s[c] * s[c] * grads.dgamma[c]),
+      scaled(dgammaTolerance(xv, dyv, view, stats), (c) => gv[c] * s[c] * s[c]),
+      'dL/dσ²',
+    );
     tf.dispose(ours);
   });
 

@@ -10,7 +10,9 @@
  *   at install and at the next call; bad arguments to registerTfjsKernels and useDeviceForTfjs
  *   are refused with the argument named;
  * - plain TF.js where ours does not apply (another backend, LayerNormalization over a leading
- *   axis, epsilon 0), and nonFiniteBatches: 'update' (TF.js's NaN) and 'skip' (unchanged).
+ *   axis, epsilon 0, a training batch of one sample), `training: 1` read as TF.js reads it, a
+ *   second-order gradient refused with its reason, and nonFiniteBatches: 'update' (TF.js's NaN)
+ *   and 'skip' (unchanged).
  */
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { registerTfjsKernels, useDeviceForTfjs } from '../../src/tfjs/index.js';
@@ -238,6 +240,49 @@ describe('where plain TF.js keeps the work', () => {
       uninstall();
     }
     x.dispose();
+  });
+
+  it('a last batch of one sample trains as in plain TF.js (its own call, y = β); training: 1 trains as TF.js reads it', async () => {
+    const build = () => tf.sequential({ layers: [tf.layers.dense({ inputShape: [4], units: 3 }), tf.layers.batchNormalization({})] });
+    const model = build();
+    const init = model.getWeights().map((w) => w.clone());
+    const xs = tf.tensor(randn(33 * 4, 7), [33, 4]);
+    const ys = tf.tensor(randn(33 * 3, 8), [33, 3]);
+    const fit = async () => {
+      model.setWeights(init);
+      model.compile({ optimizer: tf.train.sgd(0.05), loss: 'meanSquaredError' });
+      await model.fit(xs, ys, { epochs: 1, batchSize: 32, shuffle: false, verbose: 0 });
+      return Promise.all(model.getWeights().map(values));
+    };
+    const plainWeights = await fit();
+    const layer = tf.layers.batchNormalization({});
+    const x = tf.tensor(randn(12, 9), [4, 3]);
+    const plainY = await values(layer.apply(x, { training: 1 } as never) as tf.Tensor);
+    const uninstall = registerTfjsKernels(tf);
+    try {
+      const passes = ourPasses();
+      const ours = await fit();
+      expect(ourPasses(), 'the 32-sample batch ran on ours').toBeGreaterThan(passes);
+      ours.forEach((w, i) => expectClose(w, plainWeights[i], { rtol: 1e-5, atol: 1e-5 }, `weight ${i}`));
+      expectClose(await values(layer.apply(x, { training: 1 } as never) as tf.Tensor), plainY, { rtol: 1e-5, atol: 1e-5 }, 'y with training: 1');
+    } finally {
+      uninstall();
+    }
+    tf.dispose([...init, xs, ys, x]);
+    model.dispose();
+  });
+
+  it('a second-order gradient through our kernels fails, saying so', () => {
+    const uninstall = registerTfjsKernels(tf);
+    try {
+      const layer = tf.layers.batchNormalization({});
+      const f = (x: tf.Tensor) => tf.sum(tf.square(layer.apply(x, { training: true }) as tf.Tensor));
+      expect(() => tf.tidy(() => tf.grad((x: tf.Tensor) => tf.sum(tf.grad(f)(x)))(tf.tensor(randn(12, 10), [4, 3])))).toThrow(
+        'webgpu-batchnorm/tfjs: no second-order gradient through BatchNormalization (a gradient of its gradient); compute it with plain TF.js, after uninstall()',
+      );
+    } finally {
+      uninstall();
+    }
   });
 
   it("nonFiniteBatches: 'update' folds a NaN batch into the moving statistics as TF.js does; 'skip' leaves them", async () => {

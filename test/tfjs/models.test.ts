@@ -5,8 +5,9 @@
  * - conv2d → batchNormalization → reLU → flatten → dense, and dense → layerNormalization → dense:
  *   every weight (moving statistics included) within 1e-5 after the steps, predict within 1e-5,
  *   and our kernels did run;
- * - batchNormalization({ axis: 1 }) and ({ scale: false }), ({ center: false }), where plain
- *   TF.js 4.22 throws in model.fit: plain TF.js's error is asserted, and our training agrees
+ * - batchNormalization({ axis: 1 }), ({ scale: false }), ({ center: false }) and
+ *   layerNormalization's `scale` and `center` false, where plain TF.js 4.22 throws in model.fit:
+ *   plain TF.js's error is asserted, and our training agrees
  *   within 1e-5 with the plain model that computes the same function (axis 1 through permute
  *   layers around an axis −1 layer; a fixed γ or β as a weight written back to 1 or 0 after
  *   each SGD step, batch by batch).
@@ -184,17 +185,33 @@ describe('cases plain TF.js 4.22 cannot train', () => {
     truthModel.dispose();
   });
 
-  for (const fixed of ['scale', 'center'] as const) {
-    it(`${fixed}: false: plain throws; ours trains as plain TF.js with ${fixed === 'scale' ? 'γ held at 1' : 'β held at 0'}`, async () => {
-      const model = bnModel({ axis: -1, [fixed]: false });
-      const truthModel = bnModel({ axis: -1 });
+  /** A model whose LayerNormalization has `ln` arguments (normalized over the input's last axis, of 5). */
+  function lnModel(ln: Record<string, unknown>) {
+    const m = tf.sequential();
+    m.add(tf.layers.dense({ inputShape: [6, 5], units: 5 }));
+    m.add(tf.layers.layerNormalization(ln));
+    m.add(tf.layers.flatten());
+    m.add(tf.layers.dense({ units: 2 }));
+    return m;
+  }
+
+  const fixedCases = [
+    { layer: 'batchNormalization', build: bnModel, fixed: 'scale', error: /Cannot read properties of undefined \(reading 'read'\)/ },
+    { layer: 'batchNormalization', build: bnModel, fixed: 'center', error: /Cannot read properties of undefined \(reading 'read'\)/ },
+    { layer: 'layerNormalization', build: lnModel, fixed: 'scale', error: /Cannot read properties of undefined \(reading 'dataId'\)/ },
+    { layer: 'layerNormalization', build: lnModel, fixed: 'center', error: /Cannot read properties of undefined \(reading 'id'\)/ },
+  ] as const;
+  for (const { layer, build, fixed, error } of fixedCases) {
+    it(`${layer}({ ${fixed}: false }): plain throws; ours trains as plain TF.js with ${fixed === 'scale' ? 'γ held at 1' : 'β held at 0'}`, async () => {
+      const model = build({ axis: -1, [fixed]: false });
+      const truthModel = build({ axis: -1 });
       const param = fixed === 'scale' ? 'gamma' : 'beta';
       const value = fixed === 'scale' ? 1 : 0;
       const variable = (truthModel.layers[1] as unknown as Record<string, FixedWeight['variable']>)[param];
       const { ours, truth } = await trainsWherePlainThrows(
         model,
         truthModel,
-        /Cannot read properties of undefined \(reading 'read'\)/,
+        error,
         // The model's weights, with the truth's fixed one (its initial 1 or 0) in its place.
         (init) => {
           let next = 0;

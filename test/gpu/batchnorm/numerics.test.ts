@@ -162,12 +162,23 @@ describe('non-finite data', () => {
     bn.destroy();
   });
 
-  it('inference with NaN in x affects only those elements', async () => {
+  it('inference with NaN in x affects only those elements of y and dx', async () => {
     const device = await testDevice();
     const bn = new BatchNorm(device, { numFeatures: 5, layout: 'NCL' });
     const x = poisoned(320);
     const y = await bn.forward(x, shape, { training: false });
     y.forEach((v, e) => expect(Number.isFinite(v), `y[${e}]`).toBe(Number.isFinite(x[e])));
+    // dx = γ·invstd·dy does not depend on x at inference: finite everywhere, on the reference;
+    // dγ sums dy·x̂: not finite in the affected channels only, as the reference's.
+    const dy = randn(120, 321);
+    const { dx, dgamma } = await bn.backward(dy);
+    const ref = referenceBackward(x, dy, view, { mean: [0, 0, 0, 0, 0], variance: [1, 1, 1, 1, 1], gamma: [1, 1, 1, 1, 1], eps: 1e-5, batchStats: false });
+    dx.forEach((v, e) => expect(Math.abs(v - ref.dx[e]), `dx[${e}]`).toBeLessThan(1e-5));
+    dgamma!.forEach((v, c) => {
+      expect(Number.isFinite(v), `dγ[${c}] finite`).toBe(![1, 2, 3].includes(c));
+      expect(Number.isFinite(ref.dgamma[c]), `reference dγ[${c}] finite`).toBe(![1, 2, 3].includes(c));
+      if (Number.isFinite(v)) expect(Math.abs(v - ref.dgamma[c]), `dγ[${c}]`).toBeLessThan(1e-4);
+    });
     bn.destroy();
   });
 });
