@@ -12,7 +12,7 @@
  * The members used here are TF.js 4.22's (not its public API); {@link checkBackend} names any
  * that a TF.js upgrade removed, instead of failing somewhere inside a kernel.
  */
-import type { TensorInfo, TfjsNamespace } from './tfjs-types.js';
+import type { NamedAttrMap, Tensor, TensorInfo, TfjsNamespace } from './tfjs-types.js';
 
 /** A tensor's entry in the backend's tensorMap. */
 interface TensorData {
@@ -84,6 +84,37 @@ export function inGPUBuffers(backend: WebGPUBackendLike, tensors: readonly Tenso
 function isGPUBuffer(resource: unknown): resource is GPUBuffer {
   const r = resource as Partial<GPUBuffer> | null;
   return !!r && typeof r === 'object' && typeof r.size === 'number' && typeof r.mapAsync === 'function';
+}
+
+/** γ and β in a kernel's input array: after its first `fixed` inputs, each present where its flag says. */
+export function optionalParams<T>(list: readonly T[], fixed: number, flags: { scale: boolean; center: boolean }): { gamma?: T; beta?: T } {
+  let i = fixed;
+  const gamma = flags.scale ? list[i++] : undefined;
+  const beta = flags.center ? list[i++] : undefined;
+  return { gamma, beta };
+}
+
+/**
+ * What each kernel starts from: the backend (checked), its input list, a GPUBuffer getter, and
+ * γ and β (after the first `fixed` inputs) as tensors and as the function forms' optional
+ * `gamma`/`beta` arguments.
+ */
+export function kernelInputs(backend: unknown, inputs: unknown, flags: { scale: boolean; center: boolean }, fixed: number) {
+  checkBackend(backend);
+  const list = inputs as TensorInfo[];
+  const buf = (t: TensorInfo, name: string) => tensorBuffer(backend, t, name);
+  const { gamma, beta } = optionalParams(list, fixed, flags);
+  const params = { ...(gamma && { gamma: buf(gamma, 'gamma') }), ...(beta && { beta: buf(beta, 'beta') }) };
+  return { backend, list, buf, gamma, beta, params };
+}
+
+/**
+ * From a gradient function: `gradKernel` on [...tensors, γ?, β?], one backward pass whose outputs
+ * are every input's gradient, run once (TF.js then asks for each input's gradient in turn).
+ */
+export function runGradKernel(tf: TfjsNamespace, gradKernel: string, tensors: Tensor[], gamma: Tensor | undefined, beta: Tensor | undefined, attrs: unknown): Tensor[] {
+  const list = [...tensors, ...(gamma ? [gamma] : []), ...(beta ? [beta] : [])];
+  return tf.engine().runKernel(gradKernel, list as never, attrs as NamedAttrMap) as Tensor[];
 }
 
 /** A new float32 output tensor with its GPUBuffer allocated. */

@@ -17,9 +17,9 @@
  * axis NCL over [outer, C, inner] (axis 1 of NCHW is NCL over [N, C, H·W]).
  */
 import { encodeBatchNormBackward, encodeBatchNormForward, kerasOptions, SAVED_BYTES_PER_FEATURE, type BatchNormFunctionOptions } from '../index.js';
-import { checkBackend, inGPUBuffers, outputTensor, recordOnBackend, sizeOf, tensorBuffer, type WebGPUBackendLike } from './backend.js';
+import { checkBackend, inGPUBuffers, kernelInputs, optionalParams, outputTensor, recordOnBackend, runGradKernel, sizeOf, tensorBuffer, type WebGPUBackendLike } from './backend.js';
 import type { AdapterScratch } from './scratch.js';
-import type { GradConfig, KernelConfig, NamedAttrMap, Tensor, TensorInfo, TfjsNamespace } from './tfjs-types.js';
+import type { GradConfig, KernelConfig, Tensor, TensorInfo, TfjsNamespace } from './tfjs-types.js';
 
 export const BATCHNORM_KERNEL = 'webgpu-batchnorm/BatchNorm';
 export const BATCHNORM_GRAD_KERNEL = 'webgpu-batchnorm/BatchNormGrad';
@@ -65,12 +65,16 @@ export function supportedAttrs(attrs: Pick<BatchNormAttrs, 'epsilon' | 'momentum
   return Number.isFinite(attrs.epsilon) && attrs.epsilon > 0 && Number.isFinite(attrs.momentum) && attrs.momentum >= 0 && attrs.momentum <= 1;
 }
 
-/** Splits the kernel's input array into named tensors by the γ/β flags. */
-function namedInputs<T>(inputs: readonly T[], first: number, attrs: { scale: boolean; center: boolean }) {
-  let i = first;
-  const gamma = attrs.scale ? inputs[i++] : undefined;
-  const beta = attrs.center ? inputs[i++] : undefined;
-  return { gamma, beta };
+/**
+ * The state buffers a forward pass takes but TF.js has no tensor for: numBatchesTracked (Keras's
+ * momentum never reads it) and dγ/dβ (a forward pass does not write them).
+ */
+function forwardScratch(scratch: AdapterScratch, device: GPUDevice, C: number) {
+  return {
+    numBatchesTracked: scratch.get(device, 'numBatchesTracked', 4),
+    gammaGrad: scratch.get(device, 'unused dγ', C * 4),
+    betaGrad: scratch.get(device, 'unused dβ', C * 4),
+  };
 }
 
 /** The BatchNorm forward kernel and its gradient kernel. */
@@ -78,20 +82,13 @@ export function batchNormKernels(tf: TfjsNamespace, scratch: AdapterScratch): { 
   const forward: KernelConfig = {
     kernelName: BATCHNORM_KERNEL,
     backendName: 'webgpu',
-    kernelFunc: ({ inputs, backend, attrs }) => {
-      checkBackend(backend);
+    kernelFunc: ({ inputs, backend: b, attrs }) => {
       const a = attrs as unknown as BatchNormAttrs;
-      const list = inputs as unknown as TensorInfo[];
+      const { backend, list, buf, params } = kernelInputs(b, inputs, a, 3);
       const [x, movingMean, movingVariance] = list;
-      const { gamma, beta } = namedInputs(list, 3, a);
       const view = channelView(x.shape, a.axis);
       const device = backend.device;
-      const buf = (t: TensorInfo, name: string) => tensorBuffer(backend, t, name);
-      const xb = buf(x, 'x');
-      const meanB = buf(movingMean, 'movingMean');
-      const varB = buf(movingVariance, 'movingVariance');
-      const gammaB = gamma && buf(gamma, 'gamma');
-      const betaB = beta && buf(beta, 'beta');
+      const [xb, meanB, varB] = [buf(x, 'x'), buf(movingMean, 'movingMean'), buf(movingVariance, 'movingVariance')];
       const y = outputTensor(backend, x.shape);
       const saved = outputTensor(backend, [view.C * FLOATS_PER_SAVED]);
       const outputs = a.training ? [y, saved, outputTensor(backend, [view.C]), outputTensor(backend, [view.C])] : [y, saved];
@@ -112,13 +109,10 @@ export function batchNormKernels(tf: TfjsNamespace, scratch: AdapterScratch): { 
           shape: view.shape,
           training: a.training,
           buffers: {
-            ...(gammaB && { gamma: gammaB }),
-            ...(betaB && { beta: betaB }),
+            ...params,
             runningMean,
             runningVar,
-            numBatchesTracked: scratch.get(device, 'numBatchesTracked', 4),
-            gammaGrad: scratch.get(device, 'unused dγ', view.C * 4),
-            betaGrad: scratch.get(device, 'unused dβ', view.C * 4),
+            ...forwardScratch(scratch, device, view.C),
             saved: savedB,
           },
           options: functionOptions(a, view.layout, view.C),
@@ -131,18 +125,13 @@ export function batchNormKernels(tf: TfjsNamespace, scratch: AdapterScratch): { 
   const backward: KernelConfig = {
     kernelName: BATCHNORM_GRAD_KERNEL,
     backendName: 'webgpu',
-    kernelFunc: ({ inputs, backend, attrs }) => {
-      checkBackend(backend);
+    kernelFunc: ({ inputs, backend: b, attrs }) => {
       const a = attrs as unknown as BatchNormAttrs;
-      const list = inputs as unknown as TensorInfo[];
+      const { backend, list, buf, params } = kernelInputs(b, inputs, a, 3);
       const [x, dy, saved] = list;
-      const { gamma, beta } = namedInputs(list, 3, a);
       const view = channelView(x.shape, a.axis);
       const device = backend.device;
-      const buf = (t: TensorInfo, name: string) => tensorBuffer(backend, t, name);
       const [xb, dyb, savedB] = [buf(x, 'x'), buf(dy, 'dy'), buf(saved, 'saved')];
-      const gammaB = gamma && buf(gamma, 'gamma');
-      const betaB = beta && buf(beta, 'beta');
       // dγ and dβ always: the inference gradient of the moving statistics is made of them.
       const outputs = [outputTensor(backend, x.shape), outputTensor(backend, [view.C]), outputTensor(backend, [view.C])];
       const [dx, dgamma, dbeta] = outputs;
@@ -153,8 +142,7 @@ export function batchNormKernels(tf: TfjsNamespace, scratch: AdapterScratch): { 
           dx: buf(dx, 'dx'),
           shape: view.shape,
           buffers: {
-            ...(gammaB && { gamma: gammaB }),
-            ...(betaB && { beta: betaB }),
+            ...params,
             runningMean: scratch.get(device, 'unread running mean', view.C * 4),
             runningVar: scratch.get(device, 'unread running variance', view.C * 4),
             numBatchesTracked: scratch.get(device, 'numBatchesTracked', 4),
@@ -177,11 +165,8 @@ export function batchNormKernels(tf: TfjsNamespace, scratch: AdapterScratch): { 
       const a = attrs as unknown as BatchNormAttrs;
       const dy = (Array.isArray(dys) ? dys[0] : dys) as Tensor;
       const [x, movingMean, movingVariance] = saved;
-      const { gamma, beta } = namedInputs(saved, 3, a);
-      const savedCoef = saved[saved.length - 1];
-      // One backward pass gives dx, dγ and dβ: run it once, here, and hand out its outputs.
-      const grads = tf.engine().runKernel(BATCHNORM_GRAD_KERNEL, [x, dy, savedCoef, ...(gamma ? [gamma] : []), ...(beta ? [beta] : [])] as never, attrs as NamedAttrMap) as Tensor[];
-      const [dx, dgamma, dbeta] = grads;
+      const { gamma, beta } = optionalParams(saved, 3, a);
+      const [dx, dgamma, dbeta] = runGradKernel(tf, BATCHNORM_GRAD_KERNEL, [x, dy, saved[saved.length - 1]], gamma, beta, attrs);
       // In training, the moving statistics do not reach y.
       const zeros = (t: Tensor) => () => tf.engine().runKernel('ZerosLike', { x: t }) as Tensor;
       const out: Record<string, () => Tensor> = { 0: () => dx, 1: zeros(movingMean), 2: zeros(movingVariance) };
@@ -273,9 +258,7 @@ function inference(
         ...(betaB && { beta: betaB }),
         runningMean: meanB,
         runningVar: varB,
-        numBatchesTracked: scratch.get(device, 'numBatchesTracked', 4),
-        gammaGrad: scratch.get(device, 'unused dγ', view.C * 4),
-        betaGrad: scratch.get(device, 'unused dβ', view.C * 4),
+        ...forwardScratch(scratch, device, view.C),
         saved: scratch.get(device, 'unused saved', view.C * SAVED_BYTES_PER_FEATURE),
       },
       options: functionOptions(attrs, view.layout, view.C),

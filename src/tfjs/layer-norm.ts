@@ -9,8 +9,8 @@
  * - `webgpu-batchnorm/LayerNormGrad`, wired with registerGradient: [dx, dγ?, dβ?] in one pass.
  */
 import { encodeLayerNormBackward, encodeLayerNormForward, NORM_SAVED_BYTES_PER_GROUP } from '../index.js';
-import { checkBackend, outputTensor, recordOnBackend, sizeOf, tensorBuffer } from './backend.js';
-import type { GradConfig, KernelConfig, NamedAttrMap, Tensor, TensorInfo, TfjsNamespace } from './tfjs-types.js';
+import { kernelInputs, optionalParams, outputTensor, recordOnBackend, runGradKernel, sizeOf } from './backend.js';
+import type { GradConfig, KernelConfig, Tensor, TensorInfo, TfjsNamespace } from './tfjs-types.js';
 
 export const LAYERNORM_KERNEL = 'webgpu-batchnorm/LayerNorm';
 export const LAYERNORM_GRAD_KERNEL = 'webgpu-batchnorm/LayerNormGrad';
@@ -29,29 +29,17 @@ function split(shape: readonly number[], normalizedDims: number) {
   return { normalizedShape, rows: sizeOf(shape) / Math.max(1, sizeOf(normalizedShape)) };
 }
 
-function params<T>(list: readonly T[], first: number, a: LayerNormAttrs) {
-  let i = first;
-  const gamma = a.scale ? list[i++] : undefined;
-  const beta = a.center ? list[i++] : undefined;
-  return { gamma, beta };
-}
-
 /** The LayerNorm forward kernel, its gradient kernel and the gradient. */
 export function layerNormKernels(tf: TfjsNamespace): { kernels: KernelConfig[]; gradient: GradConfig } {
   const forward: KernelConfig = {
     kernelName: LAYERNORM_KERNEL,
     backendName: 'webgpu',
-    kernelFunc: ({ inputs, backend, attrs }) => {
-      checkBackend(backend);
+    kernelFunc: ({ inputs, backend: b, attrs }) => {
       const a = attrs as unknown as LayerNormAttrs;
-      const list = inputs as unknown as TensorInfo[];
+      const { backend, list, buf, params } = kernelInputs(b, inputs, a, 1);
       const x = list[0];
-      const { gamma, beta } = params(list, 1, a);
       const { normalizedShape, rows } = split(x.shape, a.normalizedDims);
-      const buf = (t: TensorInfo, name: string) => tensorBuffer(backend, t, name);
       const xb = buf(x, 'x');
-      const gammaB = gamma && buf(gamma, 'gamma');
-      const betaB = beta && buf(beta, 'beta');
       const y = outputTensor(backend, x.shape);
       const saved = outputTensor(backend, [(rows * NORM_SAVED_BYTES_PER_GROUP) / 4]);
       recordOnBackend(tf, backend, list, [y, saved], (encoder) =>
@@ -62,8 +50,7 @@ export function layerNormKernels(tf: TfjsNamespace): { kernels: KernelConfig[]; 
           saved: buf(saved, 'saved'),
           normalizedShape,
           eps: a.epsilon,
-          ...(gammaB && { gamma: gammaB }),
-          ...(betaB && { beta: betaB }),
+          ...params,
         }),
       );
       return [y, saved];
@@ -73,17 +60,12 @@ export function layerNormKernels(tf: TfjsNamespace): { kernels: KernelConfig[]; 
   const backward: KernelConfig = {
     kernelName: LAYERNORM_GRAD_KERNEL,
     backendName: 'webgpu',
-    kernelFunc: ({ inputs, backend, attrs }) => {
-      checkBackend(backend);
+    kernelFunc: ({ inputs, backend: b, attrs }) => {
       const a = attrs as unknown as LayerNormAttrs;
-      const list = inputs as unknown as TensorInfo[];
+      const { backend, list, buf, gamma, beta, params } = kernelInputs(b, inputs, a, 3);
       const [x, dy, saved] = list;
-      const { gamma, beta } = params(list, 3, a);
       const { normalizedShape } = split(x.shape, a.normalizedDims);
-      const buf = (t: TensorInfo, name: string) => tensorBuffer(backend, t, name);
       const [xb, dyb, savedB] = [buf(x, 'x'), buf(dy, 'dy'), buf(saved, 'saved')];
-      const gammaB = gamma && buf(gamma, 'gamma');
-      const betaB = beta && buf(beta, 'beta');
       const dx = outputTensor(backend, x.shape);
       const dgamma = gamma ? outputTensor(backend, gamma.shape) : null;
       const dbeta = beta ? outputTensor(backend, beta.shape) : null;
@@ -97,8 +79,7 @@ export function layerNormKernels(tf: TfjsNamespace): { kernels: KernelConfig[]; 
           saved: savedB,
           normalizedShape,
           eps: a.epsilon,
-          ...(gammaB && { gamma: gammaB }),
-          ...(betaB && { beta: betaB }),
+          ...params,
           ...(dgamma && { dgamma: buf(dgamma, 'dγ') }),
           ...(dbeta && { dbeta: buf(dbeta, 'dβ') }),
         }),
@@ -115,12 +96,9 @@ export function layerNormKernels(tf: TfjsNamespace): { kernels: KernelConfig[]; 
       const a = attrs as unknown as LayerNormAttrs;
       const dy = (Array.isArray(dys) ? dys[0] : dys) as Tensor;
       const x = saved[0];
-      const { gamma, beta } = params(saved, 1, a);
-      const savedRows = saved[saved.length - 1];
-      // One backward pass gives dx, dγ and dβ: run it once, here, and hand out its outputs.
-      const grads = tf.engine().runKernel(LAYERNORM_GRAD_KERNEL, [x, dy, savedRows, ...(gamma ? [gamma] : []), ...(beta ? [beta] : [])] as never, attrs as NamedAttrMap) as Tensor[];
-      const [dx, ...rest] = grads;
-      const d = params(rest, 0, a);
+      const { gamma, beta } = optionalParams(saved, 1, a);
+      const [dx, ...rest] = runGradKernel(tf, LAYERNORM_GRAD_KERNEL, [x, dy, saved[saved.length - 1]], gamma, beta, attrs);
+      const d = optionalParams(rest, 0, a);
       const out: Record<string, () => Tensor> = { 0: () => dx };
       let i = 1;
       if (d.gamma) out[i++] = () => d.gamma!;
