@@ -39,7 +39,7 @@ export interface BatchNormAttrs {
 }
 
 /** The [outer, C, inner] view of `shape` around `axis` as the function forms take it: layout and shape. */
-export function channelView(shape: readonly number[], axis: number): { layout: 'NC' | 'NCL'; shape: number[]; C: number } {
+function axisView(shape: readonly number[], axis: number): { layout: 'NC' | 'NCL'; shape: number[]; C: number } {
   const C = shape[axis];
   const outer = sizeOf(shape.slice(0, axis));
   const inner = sizeOf(shape.slice(axis + 1));
@@ -86,7 +86,7 @@ export function batchNormKernels(tf: TfjsNamespace, scratch: AdapterScratch): { 
       const a = attrs as unknown as BatchNormAttrs;
       const { backend, list, buf, params } = kernelInputs(b, inputs, a, 3);
       const [x, movingMean, movingVariance] = list;
-      const view = channelView(x.shape, a.axis);
+      const view = axisView(x.shape, a.axis);
       const device = backend.device;
       const [xb, meanB, varB] = [buf(x, 'x'), buf(movingMean, 'movingMean'), buf(movingVariance, 'movingVariance')];
       const y = outputTensor(backend, x.shape);
@@ -129,7 +129,7 @@ export function batchNormKernels(tf: TfjsNamespace, scratch: AdapterScratch): { 
       const a = attrs as unknown as BatchNormAttrs;
       const { backend, list, buf, params } = kernelInputs(b, inputs, a, 3);
       const [x, dy, saved] = list;
-      const view = channelView(x.shape, a.axis);
+      const view = axisView(x.shape, a.axis);
       const device = backend.device;
       const [xb, dyb, savedB] = [buf(x, 'x'), buf(dy, 'dy'), buf(saved, 'saved')];
       // dγ and dβ always: the inference gradient of the moving statistics is made of them.
@@ -238,7 +238,7 @@ function inference(
   scratch: AdapterScratch,
   t: { x: TensorInfo; mean: TensorInfo; variance: TensorInfo; scale?: TensorInfo | null; offset?: TensorInfo | null; axis: number; epsilon: number },
 ): TensorInfo {
-  const view = channelView(t.x.shape, t.axis);
+  const view = axisView(t.x.shape, t.axis);
   const device = backend.device;
   const buf = (u: TensorInfo, name: string) => tensorBuffer(backend, u, name);
   const attrs: BatchNormAttrs = { axis: t.axis, epsilon: t.epsilon, momentum: 0.99, scale: !!t.scale, center: !!t.offset, training: false, nonFiniteBatches: 'update' };
