@@ -13,7 +13,12 @@
  * --warmup-ms with the implementations interleaved; then --samples rounds, each timing every
  * implementation once (order rotated each round): K repetitions recorded into one encoder between
  * two timestamp writes, K chosen per implementation so that one sample holds at least
- * --min-sample-ms of GPU work. Times are per call (sample / K); medians; ratios on GPU time.
+ * --min-sample-ms of GPU work. Times are per call (sample / K); medians and minima; ratios on GPU
+ * time. The clock state WebGPU cannot read is checked through the copies: a case and mode whose
+ * copy ran below 80 % of the fastest comparable copy is re-sampled after all cases (up to
+ * --resample times) and marked "slow clock?" if it stays there; nvidia-smi's clocks, where there
+ * is one, are recorded before and after. A micro-benchmark of chained one-thread dispatches gives
+ * the cost of one dependent dispatch on the adapter, in the header.
  *
  * TF.js rows (cases-tfjs.ts, `--cases tfjs`, part of the default run and of --quick): plain
  * TF.js on its webgpu backend against the same TF.js after registerTfjsKernels, a
@@ -24,8 +29,9 @@
  * This file is the entry: main() runs the cases and writes the results. Its parts, in bench/node/:
  * cli.ts (options, --help), rows.ts (the row and names they share), sampling.ts (K and the
  * interleaved samples), case-run.ts, cases-batchnorm.ts, cases-family.ts and cases-tfjs.ts
- * (running one case), peer-pytorch.ts (bench/pytorch_peer.py), report.ts (the table) and
- * metadata.ts (commit, driver).
+ * (running one case), clock-check.ts (re-sampling rows of a slow copy), dispatch-cost.ts (the
+ * micro-benchmark), peer-pytorch.ts (bench/pytorch_peer.py), report.ts (the table) and
+ * metadata.ts (commit, driver, clocks).
  *
  * bench/node.mjs builds this file with vite and calls main(); run `npm run bench:node -- --help`.
  */
@@ -34,19 +40,34 @@ import os from 'node:os';
 import { dirname, join, resolve } from 'node:path';
 import { getDevice } from '../src/core/device.js';
 import { COPY_VARIANTS, CopyKernels } from './baseline.js';
-import { familyModes } from './cases.js';
+import { familyModes, type BenchCase } from './cases.js';
 import { GpuTimer } from './timing.js';
 import { benchBatchNormCase } from './node/cases-batchnorm.js';
 import { benchFamilyCase } from './node/cases-family.js';
+import type { CaseContext } from './node/case-run.js';
 import { TFJS_MISSING, benchTfjs, tfjsCaseName, type TfjsResult } from './node/cases-tfjs.js';
+import { SLOW_COPY_SHARE, resampleLines, resampleSlowRows, type ClockCheck } from './node/clock-check.js';
 import { USAGE, parseOptions, type Options } from './node/cli.js';
-import { adapterSlug, gitCommit, nvidiaDriver, packageVersion } from './node/metadata.js';
+import { dispatchCostLine, measureDispatchCost, type DispatchCost } from './node/dispatch-cost.js';
+import { adapterSlug, fmtClocks, gitCommit, nvidiaClocks, nvidiaDriver, packageVersion } from './node/metadata.js';
 import { runPeer, type PeerResult } from './node/peer-pytorch.js';
 import { fmtErr, fmtGBs, fmtMs, makeTable, makeTfjsTable, readCompare, rooflineCheck } from './node/report.js';
-import { BASELINE, EPS, MOMENTUM, OURS, caseModes, caseName, type NodeRow } from './node/rows.js';
+import { BASELINE, EPS, MOMENTUM, OURS, caseModes, caseName, modesOf, type NodeRow } from './node/rows.js';
 import { K_MARGIN } from './node/sampling.js';
 
 const DAWN_FLAGS = ['disable-dawn-features=timestamp_quantization'];
+
+/** Runs one case (BatchNorm's or the family's) in the selected modes: its rows. */
+export function runCase(ctx: CaseContext, c: BenchCase): Promise<NodeRow[]> {
+  return (c.norm ? benchFamilyCase : benchBatchNormCase)(ctx, c);
+}
+
+/** Runs the case and mode of a row again (checked and timed): its new rows. */
+export function rerunRow(ctx: CaseContext, row: NodeRow): Promise<NodeRow[]> {
+  const c = ctx.o.cases.find((c) => caseName(c) === caseName(row));
+  if (!c) throw new Error(`no case ${caseName(row)} among --cases`);
+  return runCase({ ...ctx, o: { ...ctx.o, modes: modesOf(row.mode) } }, c);
+}
 
 /** Runs the benchmark; resolves with the process exit code. */
 export async function main(argv: string[]): Promise<number> {
@@ -63,6 +84,7 @@ export async function main(argv: string[]): Promise<number> {
   }
   const compare = o.compare ? readCompare(o.compare) : null;
   const started = Date.now();
+  const clocksBefore = nvidiaClocks();
   const log = (line: string) => console.log(`${((Date.now() - started) / 1000).toFixed(0).padStart(5)} s  ${line}`);
 
   const device = await getDevice({ dawnFlags: DAWN_FLAGS, label: 'bench:node device' });
@@ -79,23 +101,25 @@ export async function main(argv: string[]): Promise<number> {
   const copyNames = Object.keys(COPY_VARIANTS);
   const total = o.cases.reduce((sum, c) => sum + caseModes(c, o.modes).length, 0) * (2 + copyNames.length);
   log(`adapter: ${adapterName}${driver && driver !== info.description ? ` (${driver})` : ''}; timing: ${timer.method}; Dawn flags: ${DAWN_FLAGS.join(' ')}; commit ${commit}`);
+  if (clocksBefore) log(`GPU clocks (nvidia-smi): ${fmtClocks(clocksBefore)}`);
   log(`${o.cases.length} cases x their modes (${o.modes.join(', ')}; family: ${familyModes(o.modes).join(', ') || 'none'})${o.tfjs ? `, ${o.tfjs.cases.length} TF.js cases` : ''}; ${o.checkOnly ? 'outputs checked, nothing timed (--check-only)' : `${o.samples} samples of >= ${o.minSampleMs} ms each, ${o.warmupMs} ms warm-up`}; implementations: ${OURS}, ${BASELINE}, ${copyNames.join(', ')}`);
 
   let step = 0;
-  const progress = (r: NodeRow) => {
+  const rowLine = (r: NodeRow) => {
     const t = r.gpu ?? r.wall;
     const check = r.impl.startsWith('copy') ? (r.maxError === 0 ? 'exact' : `${r.maxError} words differ`) : `max error ${fmtErr(r.maxError)}`;
-    log(
-      `[${++step}/${total}] ${caseName(r)} · ${r.mode} · ${r.impl}: ` +
-        (t ? `${fmtMs(t.medianMs)} ms (min ${fmtMs(t.minMs)}, K=${r.k}${r.gpu ? '' : ', wall'}), ${fmtGBs(r.gbPerS)} GB/s, ` : 'not timed, ') +
-        `${check}${r.ok ? '' : ' OFF THE REFERENCE'}${r.error ? ` (${r.error})` : ''}`,
+    return (
+      `${caseName(r)} · ${r.mode} · ${r.impl}: ` +
+      (t ? `${fmtMs(t.medianMs)} ms (min ${fmtMs(t.minMs)}, K=${r.k}${r.gpu ? '' : ', wall'}), ${fmtGBs(r.gbPerS)} GB/s, ` : 'not timed, ') +
+      `${check}${r.ok ? '' : ' OFF THE REFERENCE'}${r.error ? ` (${r.error})` : ''}`
     );
   };
+  const ctx: CaseContext = { device, timer, copies, o, progress: (r) => log(`[${++step}/${total}] ${rowLine(r)}`), gpuErrors };
   const rows: NodeRow[] = [];
   let failure: string | null = null;
   for (const c of o.cases) {
     try {
-      const caseRows = await (c.norm ? benchFamilyCase : benchBatchNormCase)({ device, timer, copies, o, progress, gpuErrors }, c);
+      const caseRows = await runCase(ctx, c);
       for (const r of caseRows.filter((r) => r.error?.startsWith('skipped'))) log(`${caseName(c)} · ${r.mode}: ${r.error}`);
       step += caseRows.filter((r) => r.error?.startsWith('skipped')).length * (2 + copyNames.length);
       rows.push(...caseRows);
@@ -103,6 +127,36 @@ export async function main(argv: string[]): Promise<number> {
       failure = `${caseName(c)}: ${(e as Error).stack ?? e}`;
       log(`error in ${failure}`);
       break;
+    }
+  }
+
+  // Rows whose copy ran slow (a slower clock state), timed again: clock-check.ts. Not on a CPU
+  // adapter by default: it has no clock states, and its copies vary with the CPU's load.
+  const resample = o.resample ?? (info.isFallbackAdapter ? 0 : 2);
+  let clockCheck: ClockCheck | null = null;
+  if (!o.checkOnly && !failure && rows.length) {
+    const at = Date.now();
+    try {
+      clockCheck = await resampleSlowRows(rows, resample, (r, attempt) => rerunRow({ ...ctx, progress: (row) => log(`re-sample ${attempt}: ${rowLine(row)}`) }, r));
+      clockCheck.ms = Date.now() - at;
+      log(`clock check: ${clockCheck.resampled.length} row(s) re-sampled (up to ${resample}×), ${clockCheck.slow.length} with a copy below ${100 * SLOW_COPY_SHARE} % of the fastest copy of at most its bytes; ${clockCheck.ms} ms`);
+    } catch (e) {
+      failure = `re-sampling: ${(e as Error).stack ?? e}`;
+      log(`error in ${failure}`);
+    }
+  }
+
+  // The cost of one dependent dispatch, measured last, with the GPU warm from the cases.
+  let dispatchCost: DispatchCost | null = null;
+  if (!o.checkOnly && !failure) {
+    const at = Date.now();
+    try {
+      dispatchCost = await measureDispatchCost(device, timer, { n: o.quick ? 32 : 64, samples: o.quick ? 9 : 15, warmupMs: Math.min(o.warmupMs, 300) });
+      if (gpuErrors.length) throw new Error(gpuErrors.splice(0).join('; '));
+      log(`${dispatchCostLine(dispatchCost)}; ${Date.now() - at} ms`);
+    } catch (e) {
+      failure = `dispatch cost: ${(e as Error).stack ?? e}`;
+      log(`error in ${failure}`);
     }
   }
   timer.destroy();
@@ -130,6 +184,11 @@ export async function main(argv: string[]): Promise<number> {
     if (peer.error) log(`PyTorch peer stopped early: ${peer.error}`);
   }
 
+  const clocksAfter = nvidiaClocks();
+  const gpuClocks = clocksBefore || clocksAfter ? { before: clocksBefore, after: clocksAfter } : null;
+  const clockLine = gpuClocks ? `GPU clocks (nvidia-smi) before: ${gpuClocks.before ? fmtClocks(gpuClocks.before) : 'not read'}; after: ${gpuClocks.after ? fmtClocks(gpuClocks.after) : 'not read'}.` : '';
+  const clockNotes = clockCheck ? resampleLines(clockCheck) : [];
+  const clockTitle = `Re-sampled, up to ${resample}× (the copy below ${100 * SLOW_COPY_SHARE} % of the fastest copy of at most its bytes):`;
   const tfjsTable = tfjs?.rows.length ? makeTfjsTable(tfjs.rows) : '';
   const table = [rows.length || !tfjsTable ? makeTable(rows, peer, compare) : '', tfjsTable && `${rows.length ? 'TF.js: plain against registerTfjsKernels (wall time per call until the GPU is done):\n\n' : ''}${tfjsTable}`]
     .filter(Boolean)
@@ -149,6 +208,8 @@ export async function main(argv: string[]): Promise<number> {
     date: new Date().toISOString(),
     node: process.version,
     webgpu: packageVersion('webgpu'),
+    gpuClocks,
+    dispatchCost,
     machine: { cpus: os.cpus().length, cpuModel: os.cpus()[0]?.model, memoryGiB: Math.round(os.totalmem() / 2 ** 30), platform: `${os.platform()} ${os.release()}` },
     method: {
       samples: o.samples,
@@ -158,10 +219,12 @@ export async function main(argv: string[]): Promise<number> {
       eps: EPS,
       momentum: MOMENTUM,
       kMargin: K_MARGIN,
-      note: 'times per call (sample / K), medians of interleaved samples; GPU time from timestamp queries',
+      resample,
+      note: 'times per call (sample / K), medians and minima of interleaved samples; GPU time from timestamp queries; rows whose copy ran below 80 % of the fastest copy of at most its bytes re-sampled (clockCheck)',
     },
     options: { cases: o.cases.map((c) => caseName(c)), tfjs: o.tfjs && { cases: o.tfjs.cases.map((c) => tfjsCaseName(c)), required: o.tfjs.required }, modes: o.modes, familyModes: familyModes(o.modes), quick: o.quick, peer: o.peer, torchCompile: o.torchCompile, checkOnly: o.checkOnly },
     rows,
+    clockCheck,
     peer,
     rooflineCheck: roofline,
     peerProblems,
@@ -172,10 +235,13 @@ export async function main(argv: string[]): Promise<number> {
   };
 
   console.log(`\n${adapterName}; ${result.machine.cpus} CPUs, ${result.machine.cpuModel}; commit ${commit}; ${result.date}`);
-  if (rows.length) console.log(`GPU time per call (${timer.method}), median of ${o.samples}; roofline × = time / fastest copy's time; "vs" columns: other time / ours (> 1: ours faster).`);
+  if (clockLine) console.log(clockLine);
+  if (dispatchCost) console.log(`${dispatchCostLine(dispatchCost)}.`);
+  if (rows.length) console.log(`GPU time per call (${timer.method}), median and min of ${o.samples}; roofline × = time / fastest copy's time; "vs" columns: other time / ours (> 1: ours faster).`);
   if (tfjsTable) console.log(`TF.js rows: wall time per call until the GPU is done, median of ${o.samples}; vs TF.js = plain TF.js's time / the adapter's (> 1: the adapter faster).`);
   console.log('');
   console.log(table);
+  if (clockNotes.length) console.log(`\n${clockTitle}\n${clockNotes.map((l) => `  ${l}`).join('\n')}`);
   if (peerNote) console.log(`\n${peerNote}`);
   if (roofline.length) console.log(`\nRoofline check against PyTorch's copy (tensors >= 25 MB):\n${roofline.map((l) => `  ${l}`).join('\n')}`);
   if (peerProblems.length) console.log(`\nPyTorch rows not timed or off their reference:\n${peerProblems.map((l) => `  ${l}`).join('\n')}`);
@@ -184,7 +250,19 @@ export async function main(argv: string[]): Promise<number> {
   mkdirSync(dirname(outPath), { recursive: true });
   writeFileSync(outPath, `${JSON.stringify(result, null, 2)}\n`);
   const mdPath = outPath.replace(/\.json$/, '') + '.md';
-  writeFileSync(mdPath, `# bench:node on ${adapterName}\n\n${driver ? `Driver: ${driver}. ` : ''}Commit ${commit}, ${result.date}, Node ${process.version}, webgpu ${result.webgpu}${tfjs?.version ? `, @tensorflow/tfjs ${tfjs.version}` : ''}.${tfjs && !tfjs.available ? ` ${TFJS_MISSING}.` : ''}${peerNote ? ` ${peerNote}` : ''}\n\n${table}\n${roofline.length ? `\nRoofline check against PyTorch's copy (tensors >= 25 MB):\n\n${roofline.map((l) => `- ${l}`).join('\n')}\n` : ''}${peerProblems.length ? `\nPyTorch rows not timed or off their reference:\n\n${peerProblems.map((l) => `- ${l}`).join('\n')}\n` : ''}`);
+  const mdHeader = [
+    `${driver ? `Driver: ${driver}. ` : ''}Commit ${commit}, ${result.date}, Node ${process.version}, webgpu ${result.webgpu}${tfjs?.version ? `, @tensorflow/tfjs ${tfjs.version}` : ''}.${tfjs && !tfjs.available ? ` ${TFJS_MISSING}.` : ''}${peerNote ? ` ${peerNote}` : ''}`,
+    clockLine,
+    dispatchCost ? `${dispatchCostLine(dispatchCost)}.` : '',
+  ].filter(Boolean);
+  const mdList = (title: string, lines: string[]) => (lines.length ? `\n${title}\n\n${lines.map((l) => `- ${l}`).join('\n')}\n` : '');
+  writeFileSync(
+    mdPath,
+    `# bench:node on ${adapterName}\n\n${mdHeader.join('\n\n')}\n\n${table}\n` +
+      mdList(clockTitle, clockNotes) +
+      mdList("Roofline check against PyTorch's copy (tensors >= 25 MB):", roofline) +
+      mdList('PyTorch rows not timed or off their reference:', peerProblems),
+  );
   console.log(`\nwrote ${outPath} and ${mdPath}`);
 
   if (failure) {

@@ -47,6 +47,9 @@ export const USAGE = `npm run bench:node -- [options]
   --peer pytorch       also run torch.nn.functional.batch_norm (bench/pytorch_peer.py) when python3
                        has torch with CUDA: eager and CUDA-graph replay, plus PyTorch's copy
   --torch-compile      with --peer pytorch, also torch.compile (slow to compile: best with few --cases)
+  --resample N         times a row is re-sampled at most when its copy ran below 80 % of the fastest copy
+                       of at most its bytes (a slower clock state): default 2 on a GPU, 0 on a CPU
+                       adapter such as SwiftShader (no clocks; its copies vary with the CPU's load)
   --check-only         check every output against the reference and time nothing (large cases on a
                        slow adapter such as SwiftShader); no PyTorch peer
   --python PATH        the Python to run the peer with (default python3)
@@ -71,6 +74,8 @@ export interface Options {
   tolerance: number;
   peer: 'pytorch' | null;
   torchCompile: boolean;
+  /** Re-samples at most of a row whose copy ran slow (clock-check.ts); null: 2 on a GPU, 0 on a CPU adapter. */
+  resample: number | null;
   /** Check every output, time nothing. */
   checkOnly: boolean;
   python: string;
@@ -180,6 +185,7 @@ export function parseOptions(argv: string[]): Options {
     tolerance: 1e-4,
     peer: null,
     torchCompile: false,
+    resample: null,
     checkOnly: false,
     python: 'python3',
     compare: null,
@@ -238,6 +244,10 @@ export function parseOptions(argv: string[]): Options {
         o.peer = 'pytorch';
         break;
       }
+      case '--resample':
+        o.resample = number(flag, value(), 0);
+        if (!Number.isInteger(o.resample)) throw new Error(`--resample must be an integer; got ${o.resample}`);
+        break;
       case '--check-only':
         o.checkOnly = true;
         break;

@@ -1,6 +1,7 @@
 /**
- * bench:node's metadata of a run: the adapter's file name, the commit, the NVIDIA driver and
- * package versions that go into the results JSON and markdown.
+ * bench:node's metadata of a run: the adapter's file name, the commit, the NVIDIA driver, its
+ * clocks (nvidia-smi, before and after the run: WebGPU cannot read them) and package versions
+ * that go into the results JSON and markdown.
  */
 import { execFileSync } from 'node:child_process';
 import { existsSync, readFileSync } from 'node:fs';
@@ -25,7 +26,6 @@ export function gitCommit(): string {
   }
 }
 
-
 /** The NVIDIA GPU's name and driver version from nvidia-smi, or null without one. */
 export function nvidiaDriver(): string | null {
   try {
@@ -35,6 +35,42 @@ export function nvidiaDriver(): string | null {
   } catch {
     return null;
   }
+}
+
+/** The GPU's clocks as nvidia-smi reports them ("1980 MHz", "P0", temperature in °C). */
+export interface GpuClocks {
+  sm: string;
+  mem: string;
+  maxSm: string;
+  maxMem: string;
+  pstate: string;
+  temperatureC: string;
+}
+
+const CLOCK_FIELDS = ['clocks.sm', 'clocks.mem', 'clocks.max.sm', 'clocks.max.mem', 'pstate', 'temperature.gpu'];
+
+/** One line of `nvidia-smi --query-gpu=<CLOCK_FIELDS> --format=csv,noheader`, or null if it is not one. */
+export function parseNvidiaClocks(line: string): GpuClocks | null {
+  const f = line.split(',').map((s) => s.trim());
+  if (f.length !== CLOCK_FIELDS.length) return null;
+  const [sm, mem, maxSm, maxMem, pstate, temperatureC] = f;
+  return { sm, mem, maxSm, maxMem, pstate, temperatureC };
+}
+
+/** The first NVIDIA GPU's clocks now, or null without nvidia-smi (or when it fails or hangs). */
+export function nvidiaClocks(): GpuClocks | null {
+  try {
+    const out = execFileSync('nvidia-smi', [`--query-gpu=${CLOCK_FIELDS.join(',')}`, '--format=csv,noheader'], { encoding: 'utf8', stdio: ['ignore', 'pipe', 'ignore'], timeout: 5_000 });
+    return parseNvidiaClocks(out.trim().split('\n')[0]);
+  } catch {
+    return null;
+  }
+}
+
+/** Clocks in a line: SM 1980 of 1980 MHz, memory 3201 of 3201 MHz, P0, 34 °C. */
+export function fmtClocks(c: GpuClocks): string {
+  const of = (now: string, max: string) => `${now.replace(/ MHz$/, '')} of ${max}`;
+  return `SM ${of(c.sm, c.maxSm)}, memory ${of(c.mem, c.maxMem)}, ${c.pstate}, ${c.temperatureC} °C`;
 }
 
 /** An installed package's version, or null. */

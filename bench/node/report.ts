@@ -1,12 +1,14 @@
 /**
- * bench:node's report: the number formats, the markdown table(s) (BatchNorm's, the family's),
- * the roofline check against PyTorch's copy, and reading a run to --compare with.
+ * bench:node's report: the number formats, the markdown table(s) (BatchNorm's, the family's;
+ * medians and minima, each row's copy against the run's, clock-check.ts), the roofline check
+ * against PyTorch's copy, and reading a run to --compare with.
  */
 import { readFileSync } from 'node:fs';
 import { familyTarget, twoPassFloor, type FamilyMode } from '../cases.js';
 import { TFJS, TFJS_ADAPTER, type TfjsRow } from './cases-tfjs.js';
+import { copyBandwidths, copyShares, fmtCopyShare } from './clock-check.js';
 import type { PeerResult } from './peer-pytorch.js';
-import { BASELINE, OURS, caseName, type NodeRow } from './rows.js';
+import { BASELINE, OURS, caseName, rowKey, type NodeRow } from './rows.js';
 
 /** A time in ms with 4 significant digits or so (empty when missing). */
 export function fmtMs(ms: number | null | undefined): string {
@@ -17,6 +19,7 @@ const fmt = (v: number | null | undefined, digits = 2) => (v === null || v === u
 export const fmtGBs = (v: number | null | undefined) => (v === null || v === undefined || !Number.isFinite(v) ? '' : v >= 100 ? v.toFixed(0) : v >= 10 ? v.toFixed(1) : v.toFixed(2));
 export const fmtErr = (v: number | null) => (v === null ? '' : v.toExponential(1));
 const time = (r: NodeRow | undefined) => (r ? (r.gpu ?? r.wall)?.medianMs ?? null : null);
+const minTime = (r: NodeRow | undefined) => (r ? (r.gpu ?? r.wall)?.minMs ?? null : null);
 const ratio = (a: number | null, b: number | null) => (a !== null && b !== null && b > 0 ? a / b : null);
 
 export interface ComparedRun {
@@ -24,36 +27,38 @@ export interface ComparedRun {
   rows: NodeRow[];
 }
 
-type RowKey = { layout: string; shape: number[]; mode: string; norm?: string; numGroups?: number };
-/** What identifies a case and mode among rows (ours, the peer's, a compared run's). */
-const rowKey = (r: RowKey) => `${r.norm ?? 'BatchNorm'}${r.numGroups ? `/${r.numGroups}` : ''} ${r.layout} ${r.shape.join('x')} ${r.mode}`;
+type RowKey = Parameters<typeof rowKey>[0];
 
 /**
- * The markdown table: one line per case and mode; the family's rows (if any) in a second table
- * after BatchNorm's, with the issue's two-pass floor and target as multiples of the copy.
+ * The markdown table: one line per case and mode, medians with their minima; the family's rows
+ * (if any) in a second table after BatchNorm's, with the issue's two-pass floor and target as
+ * multiples of the copy. *copy / best copy* compares each row's copy with the fastest copy of at
+ * most its bytes in all the rows (clock-check.ts), "slow clock?" below 0.8.
  */
 export function makeTable(rows: NodeRow[], peer: PeerResult | null, compare: ComparedRun | null): string {
   const bn = rows.filter((r) => !r.norm);
   const family = rows.filter((r) => r.norm);
+  const shares = copyShares(copyBandwidths(rows));
   const tables: string[] = [];
-  if (bn.length || !family.length) tables.push(makeOneTable(bn, peer, compare, false));
-  if (family.length) tables.push(`${bn.length ? 'Normalization family:\n\n' : ''}${makeOneTable(family, peer, compare, true)}`);
+  if (bn.length || !family.length) tables.push(makeOneTable(bn, peer, compare, false, shares));
+  if (family.length) tables.push(`${bn.length ? 'Normalization family:\n\n' : ''}${makeOneTable(family, peer, compare, true, shares)}`);
   return tables.join('\n\n');
 }
 
-function makeOneTable(rows: NodeRow[], peer: PeerResult | null, compare: ComparedRun | null, family: boolean): string {
+function makeOneTable(rows: NodeRow[], peer: PeerResult | null, compare: ComparedRun | null, family: boolean, shares: Map<string, number>): string {
   const key = rowKey;
   const groups = new Map<string, NodeRow[]>();
   for (const r of rows) groups.set(key(r), [...(groups.get(key(r)) ?? []), r]);
   const peerRows = peer?.available ? (peer.rows ?? []).filter((p) => !p.norm === !family) : [];
   const peerBy = (r: NodeRow, impl: string) => peerRows.find((p) => key(p) === key(r) && p.impl === impl) as NodeRow | undefined;
   const hasCompile = peerRows.some((p) => p.impl === 'torch.compile' && p.gpu);
+  const times = ['ours ms', 'ours min ms', 'two-pass ms', 'two-pass min ms', 'copy ms', 'copy min ms', 'copy GB/s', 'copy / best copy', 'fastest copy', 'ours GB/s', 'ours roofline ×'];
   const header = family
-    ? ['norm [shape]', 'mode', 'ours ms', 'two-pass ms', 'copy ms', 'copy GB/s', 'fastest copy', 'ours GB/s', 'ours roofline ×', 'two-pass floor ×', 'target ×', 'ours / floor', 'ours vs two-pass', 'max error ours / two-pass']
-    : ['layout [shape]', 'mode', 'ours ms', 'two-pass ms', 'copy ms', 'copy GB/s', 'fastest copy', 'ours GB/s', 'ours roofline ×', 'ours vs two-pass', 'max error ours / two-pass'];
+    ? ['norm [shape]', 'mode', ...times, 'two-pass floor ×', 'target ×', 'ours / floor', 'ours vs two-pass', 'max error ours / two-pass']
+    : ['layout [shape]', 'mode', ...times, 'ours vs two-pass', 'max error ours / two-pass'];
   if (peerRows.length) {
-    header.push('torch eager ms', 'torch graph ms', 'vs torch eager', 'vs torch graph', 'torch roofline ×', 'torch copy GB/s', 'copy / torch copy');
-    if (hasCompile) header.push('torch.compile ms', 'vs torch.compile');
+    header.push('torch eager ms', 'torch eager min ms', 'torch graph ms', 'torch graph min ms', 'vs torch eager', 'vs torch graph', 'torch roofline ×', 'torch copy GB/s', 'copy / torch copy');
+    if (hasCompile) header.push('torch.compile ms', 'torch.compile min ms', 'vs torch.compile');
   }
   if (compare) header.push(`vs ${compare.label}`);
   const lines: string[][] = [];
@@ -68,7 +73,9 @@ function makeOneTable(rows: NodeRow[], peer: PeerResult | null, compare: Compare
     const base = group.find((r) => r.impl === BASELINE);
     const copy = group.filter((r) => r.impl.startsWith('copy') && time(r) !== null).sort((a, b) => time(a)! - time(b)!)[0];
     const roofline = ratio(time(ours), time(copy));
-    const line = [name, r0.mode, fmtMs(time(ours)), fmtMs(time(base)), fmtMs(time(copy)), fmtGBs(copy?.gbPerS), copy?.impl.replace(/^copy /, '') ?? '', fmtGBs(ours.gbPerS), fmt(roofline)];
+    const share = shares.get(key(ours));
+    const line = [name, r0.mode, fmtMs(time(ours)), fmtMs(minTime(ours)), fmtMs(time(base)), fmtMs(minTime(base)), fmtMs(time(copy)), fmtMs(minTime(copy))];
+    line.push(fmtGBs(copy?.gbPerS), share === undefined ? '' : fmtCopyShare(share), copy?.impl.replace(/^copy /, '') ?? '', fmtGBs(ours.gbPerS), fmt(roofline));
     if (family) {
       const floor = twoPassFloor(r0.norm!, r0.mode as FamilyMode);
       line.push(fmt(floor), fmt(familyTarget(r0.norm!, r0.mode as FamilyMode)), fmt(roofline === null ? null : roofline / floor));
@@ -83,7 +90,9 @@ function makeOneTable(rows: NodeRow[], peer: PeerResult | null, compare: Compare
       const bestTorch = [eager, graph].filter((r) => r && time(r) !== null).sort((a, b) => time(a!)! - time(b!)!)[0];
       line.push(
         fmtMs(time(eager)),
+        fmtMs(minTime(eager)),
         fmtMs(time(graph)),
+        fmtMs(minTime(graph)),
         fmt(ratio(time(eager), time(ours))),
         fmt(ratio(time(graph), time(ours))),
         fmt(ratio(time(bestTorch), time(copy))),
@@ -92,7 +101,7 @@ function makeOneTable(rows: NodeRow[], peer: PeerResult | null, compare: Compare
       );
       if (hasCompile) {
         const compiled = peerBy(ours, 'torch.compile');
-        line.push(fmtMs(time(compiled)), fmt(ratio(time(compiled), time(ours))));
+        line.push(fmtMs(time(compiled)), fmtMs(minTime(compiled)), fmt(ratio(time(compiled), time(ours))));
       }
     }
     if (compare) {

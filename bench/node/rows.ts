@@ -1,6 +1,7 @@
 /**
  * bench:node's rows and the names the other modules share: the implementations' names (OURS,
- * BASELINE), ε and momentum of every case, one measured row (NodeRow), a case's name and modes.
+ * BASELINE), ε and momentum of every case, one measured row (NodeRow), a case's name, modes and
+ * the key of a case and mode among rows.
  */
 import type { Layout } from '../../src/core/layout.js';
 import { familyModes, type BenchCase, type FamilyNorm, type Mode, type RowMode } from '../cases.js';
@@ -35,6 +36,8 @@ export interface NodeRow {
   maxError: number | null;
   ok: boolean;
   error?: string;
+  /** Times this row's case and mode was re-sampled because its copy ran slow (clock-check.ts); absent: never. */
+  resamples?: number;
 }
 
 /** A case's name: NCHW [8,32,32,32] (BatchNorm), LayerNorm [8192,4096], GroupNorm/32 NHWC [16,64,64,256], InstanceNorm NCHW [8,64,256,256]. */
@@ -48,4 +51,14 @@ export function caseName(c: Pick<BenchCase, 'layout' | 'shape' | 'norm' | 'numGr
 /** The modes a case runs in for a selection of modes: BatchNorm's as selected, the family's by familyModes. */
 export function caseModes(c: BenchCase, modes: readonly Mode[]): RowMode[] {
   return c.norm ? familyModes(modes) : [...modes];
+}
+
+/** What identifies a case and mode among rows (ours, the peer's, a compared run's). */
+export function rowKey(r: { layout: string; shape: number[]; mode: string; norm?: string; numGroups?: number }): string {
+  return `${r.norm ?? 'BatchNorm'}${r.numGroups ? `/${r.numGroups}` : ''} ${r.layout} ${r.shape.join('x')} ${r.mode}`;
+}
+
+/** The modes to select to run a case in one of its row modes again (a family mode: the BatchNorm mode that maps to it). */
+export function modesOf(mode: RowMode): Mode[] {
+  return mode === 'forward' ? ['training forward'] : mode === 'backward' ? ['forward+backward'] : [mode];
 }

@@ -1,6 +1,8 @@
 /**
- * bench:node's pieces that need no GPU: the command line, K, the adapter's file name, the table,
- * and the PyTorch peer's answer where torch (or CUDA) is missing. The benchmark itself runs in CI
+ * bench:node's pieces that need no GPU: the command line, K, the adapter's file name, the table
+ * (medians and minima, the copy's share of the fastest), which rows a slow copy re-samples,
+ * nvidia-smi's clocks, and the PyTorch peer's answer where torch (or CUDA) is missing; and the
+ * dispatch-cost micro-benchmark on the test GPU. The benchmark itself runs in CI
  * as `npm run bench:node -- --quick`, which exits non-zero on an output off the reference; the
  * normalization family's quick rows also run here, on the test GPU (SwiftShader in CI), their
  * outputs checked against the float64 reference (no timing asserted), and so do the TF.js rows'
@@ -12,6 +14,7 @@ import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
+import { CopyKernels } from '../../bench/baseline.js';
 import {
   FAMILY_CASES,
   FAMILY_QUICK_CASES,
@@ -28,14 +31,18 @@ import {
   twoPassFloor,
 } from '../../bench/cases.js';
 import { familyGeometry } from '../../bench/family.js';
-import { main } from '../../bench/node-bench.js';
+import { main, rerunRow } from '../../bench/node-bench.js';
 import { TFJS, TFJS_ADAPTER, TFJS_MISSING, isMissingPackage, maxRelDiff, tfjsCaseName, tfjsModes, type TfjsResult } from '../../bench/node/cases-tfjs.js';
 import { ALL_NODE_CASES, parseOptions } from '../../bench/node/cli.js';
-import { adapterSlug } from '../../bench/node/metadata.js';
+import { SLOW_COPY_SHARE, copyBandwidths, copyShares, fmtCopyShare, resampleSlowRows, rowsToResample, type ClockCheck } from '../../bench/node/clock-check.js';
+import { dispatchCostLine, measureDispatchCost, type DispatchCost } from '../../bench/node/dispatch-cost.js';
+import { adapterSlug, fmtClocks, parseNvidiaClocks } from '../../bench/node/metadata.js';
 import type { PeerResult } from '../../bench/node/peer-pytorch.js';
 import { makeTable } from '../../bench/node/report.js';
-import { BASELINE, OURS, caseName, type NodeRow } from '../../bench/node/rows.js';
+import { BASELINE, OURS, caseName, modesOf, rowKey, type NodeRow } from '../../bench/node/rows.js';
 import { chooseK } from '../../bench/node/sampling.js';
+import { GpuTimer } from '../../bench/timing.js';
+import { getDevice } from '../../src/core/device.js';
 
 describe('parseOptions', () => {
   it('defaults to every case and mode, and --quick to the quick cases', () => {
@@ -142,6 +149,8 @@ describe('parseOptions', () => {
     expect(o.out).toBe('x.json');
     expect(o.samples).toBe(9);
     expect(o.checkOnly).toBe(false);
+    expect(o.resample).toBeNull();
+    expect(parseOptions(['--resample', '0']).resample).toBe(0);
     expect(parseOptions(['--check-only', '--cases', 'family']).checkOnly).toBe(true);
   });
 
@@ -150,6 +159,7 @@ describe('parseOptions', () => {
     expect(() => parseOptions(['--cases', 'XYZ:2x3'])).toThrow(/layout/);
     expect(() => parseOptions(['--modes', 'sideways'])).toThrow(/--modes/);
     expect(() => parseOptions(['--samples', '3'])).toThrow(/--samples/);
+    expect(() => parseOptions(['--resample', '1.5'])).toThrow(/--resample/);
     expect(() => parseOptions(['--peer', 'jax'])).toThrow(/--peer/);
     expect(() => parseOptions(['--torch-compile'])).toThrow(/--peer pytorch/);
     expect(() => parseOptions(['--check-only', '--peer', 'pytorch'])).toThrow(/--check-only/);
@@ -179,14 +189,14 @@ it('names results files after the adapter', () => {
   expect(adapterSlug({ vendor: '', architecture: '', description: 'Some GPU (x)' })).toBe('some-gpu-x');
 });
 
-it('makes one table line per case and mode, with the PyTorch columns when the peer ran', () => {
+it('makes one table line per case and mode, medians beside minima, with the PyTorch columns when the peer ran', () => {
   const row = (impl: string, ms: number, bytes = 800): NodeRow => ({
     layout: 'NC',
     shape: [10, 10],
     mode: 'inference',
     impl,
     k: 1,
-    gpu: { medianMs: ms, minMs: ms, iterations: 7 },
+    gpu: { medianMs: ms, minMs: 0.9 * ms, iterations: 7 },
     wall: { medianMs: ms, minMs: ms, iterations: 7 },
     bytes,
     gbPerS: bytes / (ms * 1e6),
@@ -196,13 +206,14 @@ it('makes one table line per case and mode, with the PyTorch columns when the pe
   const rows = [row(OURS, 2), row(BASELINE, 4), row('copy vec4', 1), row('copy vec4x4', 0.5)];
   const table = makeTable(rows, null, null).split('\n');
   expect(table.length).toBe(3);
-  expect(table[2]).toContain('| NC [10, 10] | inference | 2.000 | 4.000 | 0.5000 |');
-  expect(table[2]).toContain('| vec4x4 |');
+  expect(table[0]).toMatch(/^\| layout \[shape\] \| mode \| ours ms \| ours min ms \| two-pass ms \| two-pass min ms \| copy ms \| copy min ms \| copy GB\/s \| copy \/ best copy \|/);
+  // Each median, then its min; the fastest copy (by median), its min, bandwidth and share of the fastest copy (itself).
+  expect(table[2]).toContain('| NC [10, 10] | inference | 2.000 | 1.800 | 4.000 | 3.600 | 0.5000 | 0.4500 | 0.00 | 1.00 | vec4x4 |');
   const peer: PeerResult = { available: true, rows: [{ ...row('eager', 8), k: 1 }, { ...row('cuda graph', 3), k: 1 }, { ...row('copy_ eager', 0.4), k: 1 }] };
   const withPeer = makeTable(rows, peer, { label: 'abc123', rows: [row(OURS, 4)] }).split('\n');
-  expect(withPeer[0]).toContain('vs torch eager');
+  expect(withPeer[0]).toContain('| torch eager ms | torch eager min ms | torch graph ms | torch graph min ms | vs torch eager |');
   expect(withPeer[0]).toContain('vs abc123');
-  expect(withPeer[2]).toMatch(/\| 8\.000 \| 3\.000 \| 4\.00 \| 1\.50 \|/);
+  expect(withPeer[2]).toMatch(/\| 8\.000 \| 7\.200 \| 3\.000 \| 2\.700 \| 4\.00 \| 1\.50 \|/);
   expect(withPeer[2]).toMatch(/\| 2\.00 \|$/);
 });
 
@@ -229,15 +240,135 @@ it('puts the family rows in a table of their own, with the two-pass floor and th
   expect(table[0]).toMatch(/^\| layout \[shape\]/);
   const at = table.indexOf('Normalization family:');
   expect(at).toBeGreaterThan(2);
-  expect(table[at + 2]).toMatch(/^\| norm \[shape\] \| mode \| ours ms \| two-pass ms .*\| two-pass floor × \| target × \| ours \/ floor \|.*\| vs torch eager \|/);
+  expect(table[at + 2]).toMatch(/^\| norm \[shape\] \| mode \| ours ms \| ours min ms \| two-pass ms \| two-pass min ms .*\| two-pass floor × \| target × \| ours \/ floor \|.*\| vs torch eager \|/);
   // ours 2 ms against the copy's 1: roofline 2.00, floor 1.67, target 1.83, 1.20 of the floor, 2× the two-pass; torch 8 and 3 ms.
-  expect(table[at + 4]).toMatch(/^\| GroupNorm\/32 NHWC \[2, 4, 4, 64\] \| backward \| 2\.000 \| 4\.000 \| 1\.000 \|.*\| 2\.00 \| 1\.67 \| 1\.83 \| 1\.20 \| 2\.00 \| 1\.0e-7 \/ 1\.0e-7 \| 8\.000 \| 3\.000 \| 4\.00 \| 1\.50 \|/);
+  expect(table[at + 4]).toMatch(/^\| GroupNorm\/32 NHWC \[2, 4, 4, 64\] \| backward \| 2\.000 \| 2\.000 \| 4\.000 \| 4\.000 \| 1\.000 \| 1\.000 \|.*\| 2\.00 \| 1\.67 \| 1\.83 \| 1\.20 \| 2\.00 \| 1\.0e-7 \/ 1\.0e-7 \| 8\.000 \| 8\.000 \| 3\.000 \| 3\.000 \| 4\.00 \| 1\.50 \|/);
   // The BatchNorm table does not take the family's peer rows.
-  expect(table[2]).toMatch(/^\| NC \[10, 10\] \| inference \| 1\.000 \|  \|/);
+  expect(table[2]).toMatch(/^\| NC \[10, 10\] \| inference \| 1\.000 \| 1\.000 \|  \|/);
   expect(table[0]).not.toContain('torch');
   // Only family rows: only the family table.
   expect(makeTable(rows.slice(1), null, null).split('\n')[0]).toMatch(/^\| norm \[shape\]/);
 });
+
+describe('the clock check', () => {
+  // One case and mode of BatchNorm NC [n, 4]: ours, and a copy of `bytes` at `gbPerS`.
+  const caseRows = (n: number, gbPerS: number, bytes = 32 * n): NodeRow[] =>
+    [OURS, 'copy vec4'].map((impl) => ({
+      layout: 'NC',
+      shape: [n, 4],
+      mode: 'inference',
+      impl,
+      k: 1,
+      gpu: { medianMs: 1, minMs: 1, iterations: 7 },
+      wall: null,
+      bytes,
+      gbPerS: impl === OURS ? 1 : gbPerS,
+      maxError: 0,
+      ok: true,
+    }));
+  const key = (n: number) => rowKey(caseRows(n, 1)[0]);
+
+  it('re-samples a row whose copy ran below 80 % of the fastest copy of at most its bytes', () => {
+    const copies = [
+      { key: 'small', bytes: 1e6, gbPerS: 900 },
+      { key: 'small slow', bytes: 1e6, gbPerS: 700 }, // 78 % of the other small one
+      { key: 'medium slow', bytes: 25e6, gbPerS: 1500 }, // 48 % of the 12 MB one
+      { key: 'medium', bytes: 12e6, gbPerS: 3100 },
+      { key: 'large', bytes: 400e6, gbPerS: 4200 },
+      { key: 'large, a bit slower', bytes: 500e6, gbPerS: 3400 }, // 81 %
+    ];
+    expect(SLOW_COPY_SHARE).toBe(0.8);
+    // A small copy is not held to a large one's bandwidth: 900 GB/s at 1 MB is no slow clock.
+    expect(rowsToResample(copies).sort()).toEqual(['medium slow', 'small slow']);
+    const shares = copyShares(copies);
+    expect(shares.get('small')).toBe(1);
+    expect(shares.get('large')).toBe(1);
+    expect(shares.get('medium slow')).toBeCloseTo(1500 / 3100, 10);
+    expect(shares.get('large, a bit slower')).toBeCloseTo(3400 / 4200, 10);
+    expect(rowsToResample(copies, 0.9).sort()).toEqual(['large, a bit slower', 'medium slow', 'small slow']);
+    expect(rowsToResample([])).toEqual([]);
+    // The table's flag: rounded down, so that a share just below 0.8 does not read 0.80.
+    expect(fmtCopyShare(0.7999)).toBe('0.79 slow clock?');
+    expect(fmtCopyShare(0.8)).toBe('0.80');
+    // From rows: each case and mode's fastest copy.
+    const rows = [...caseRows(8, 2), ...caseRows(8, 3).slice(1).map((r) => ({ ...r, impl: 'copy vec4x4' }))];
+    expect(copyBandwidths(rows)).toEqual([{ key: key(8), bytes: 256, gbPerS: 3 }]);
+    expect(modesOf('forward')).toEqual(['training forward']);
+    expect(modesOf('backward')).toEqual(['forward+backward']);
+    expect(modesOf('inference')).toEqual(['inference']);
+  });
+
+  it('keeps a re-sample where its copy ran faster, at most the given times, and marks what stayed slow', async () => {
+    const rows = [...caseRows(8, 1), ...caseRows(16, 0.5), ...caseRows(32, 0.2)];
+    const reruns: string[] = [];
+    // The 16-row case's copy runs at full speed when timed again; the 32-row case's stays slow.
+    const check = await resampleSlowRows(rows, 2, async (r, attempt) => {
+      reruns.push(`${r.shape[0]}:${attempt}`);
+      return caseRows(r.shape[0], r.shape[0] === 16 ? 1.5 : 0.3);
+    });
+    expect(reruns).toEqual(['16:1', '32:1', '32:2']);
+    expect(rows.length).toBe(6);
+    expect(rows.map((r) => r.shape[0])).toEqual([8, 8, 16, 16, 32, 32]);
+    expect(rows[3].gbPerS).toBe(1.5);
+    expect(rows[5].gbPerS).toBe(0.3);
+    expect(rows.map((r) => r.resamples)).toEqual([undefined, undefined, 1, 1, 2, 2]);
+    expect(check.resampled).toEqual([
+      { row: 'NC [16,4] · inference', attempts: 1, copyGBs: [0.5, 1.5], kept: true },
+      { row: 'NC [32,4] · inference', attempts: 2, copyGBs: [0.2, 0.3, 0.3], kept: true },
+    ]);
+    expect(check.slow).toEqual([{ row: 'NC [32,4] · inference', copyShare: 0.3 / 1.5 }]);
+    // With no attempts, the slow rows are only marked.
+    const none = await resampleSlowRows([...caseRows(8, 1), ...caseRows(16, 0.5)], 0, () => Promise.reject(new Error('not called')));
+    expect(none.resampled).toEqual([]);
+    expect(none.slow.map((s) => s.row)).toEqual(['NC [16,4] · inference']);
+    // The table marks it.
+    const table = makeTable([...caseRows(8, 1), ...caseRows(16, 0.5)], null, null).split('\n');
+    expect(table[2]).toContain('| 1.00 | vec4 |');
+    expect(table[3]).toContain('| 0.50 slow clock? | vec4 |');
+  });
+});
+
+it("reads nvidia-smi's clocks", () => {
+  const clocks = parseNvidiaClocks('1980 MHz, 3201 MHz, 1980 MHz, 3201 MHz, P0, 34');
+  expect(clocks).toEqual({ sm: '1980 MHz', mem: '3201 MHz', maxSm: '1980 MHz', maxMem: '3201 MHz', pstate: 'P0', temperatureC: '34' });
+  expect(fmtClocks(clocks!)).toBe('SM 1980 of 1980 MHz, memory 3201 of 3201 MHz, P0, 34 °C');
+  expect(parseNvidiaClocks('No devices were found')).toBeNull();
+});
+
+// What a re-sample runs: a row's case in its mode alone, checked and timed again (a family row and a BatchNorm row).
+it("times a row's case and mode again", async () => {
+  const device = await getDevice({ label: 're-sample test' });
+  const timer = new GpuTimer(device);
+  const gpuErrors: string[] = [];
+  try {
+    const o = parseOptions(['--cases', 'InstanceNorm:NCHW:2x16x32x32,NC:64x8', '--warmup-ms', '0', '--min-sample-ms', '0']);
+    const ctx = { device, timer, copies: new CopyKernels(device), o, progress: () => {}, gpuErrors };
+    const row: NodeRow = { ...o.cases[0], mode: 'backward', impl: OURS, k: 1, gpu: null, wall: null, bytes: 0, gbPerS: null, maxError: null, ok: true };
+    const again = await rerunRow(ctx, row);
+    expect(again.map((r) => [r.mode, r.impl, r.ok])).toEqual([OURS, BASELINE, 'copy vec4', 'copy vec4x4', 'copy vec4x8', 'copy grid-stride'].map((impl) => ['backward', impl, true]));
+    const bn = await rerunRow(ctx, { ...row, ...o.cases[1], norm: undefined, mode: 'training forward' });
+    expect(bn.map((r) => r.mode)).toEqual(Array(6).fill('training forward'));
+    for (const r of [...again, ...bn]) expect(r.gpu!.medianMs).toBeGreaterThan(0);
+    expect(gpuErrors).toEqual([]);
+  } finally {
+    timer.destroy();
+  }
+}, 120_000);
+
+// The micro-benchmark on the test GPU (SwiftShader in CI): a cost per dispatch, whatever it is.
+it('measures the cost of one dependent dispatch on the test GPU', async () => {
+  const device = await getDevice({ dawnFlags: ['disable-dawn-features=timestamp_quantization'], label: 'dispatch cost test' });
+  const timer = new GpuTimer(device);
+  try {
+    const cost = await measureDispatchCost(device, timer, { n: 16, samples: 5, warmupMs: 0 });
+    expect(cost).toMatchObject({ n: 16, samples: 5, timing: timer.method });
+    for (const us of [cost.onePassUs, cost.perPassUs]) expect(Number.isFinite(us) && us > 0, `${us} µs`).toBe(true);
+    expect(dispatchCostLine(cost)).toMatch(/^dispatch cost: [0-9.]+ µs per dependent dispatch in one pass, [0-9.]+ µs per pass \(N = 16, medians of 5, /);
+  } finally {
+    timer.destroy();
+    device.destroy();
+  }
+}, 60_000);
 
 // The family's quick rows on the test GPU: every output against the float64 reference (as CI's
 // `npm run bench:node -- --quick` does for all quick cases); no timing is asserted.
@@ -246,7 +377,7 @@ it("runs the family's quick cases with every output on the reference", async () 
   try {
     const out = join(dir, 'results.json');
     const code = await main(['--cases', 'family-quick', '--warmup-ms', '0', '--min-sample-ms', '0', '--out', out]);
-    const result = JSON.parse(readFileSync(out, 'utf8')) as { rows: NodeRow[]; offReference: string[]; failure: string | null; table: string };
+    const result = JSON.parse(readFileSync(out, 'utf8')) as { rows: NodeRow[]; offReference: string[]; failure: string | null; table: string; clockCheck: ClockCheck; dispatchCost: DispatchCost };
     expect(result.failure).toBeNull();
     expect(result.offReference).toEqual([]);
     expect(code).toBe(0);
@@ -267,6 +398,10 @@ it("runs the family's quick cases with every output on the reference", async () 
       }
     }
     expect(result.table).toContain('| LayerNorm [32, 4096] | forward |');
+    // On SwiftShader (a CPU adapter) slow copies are marked, not re-sampled, unless --resample says so.
+    expect(result.clockCheck.maxAttempts).toBe(0);
+    expect(result.clockCheck.resampled).toEqual([]);
+    expect(result.dispatchCost.onePassUs).toBeGreaterThan(0);
   } finally {
     rmSync(dir, { recursive: true, force: true });
   }
