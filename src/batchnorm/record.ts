@@ -81,23 +81,6 @@ export function recordRunningUpdate(
   });
 }
 
-/** Coefficients into `saved` from the running (population) statistics, for inference. */
-export function recordCoefFromRunning(
-  device: GPUDevice,
-  pass: GPUComputePassEncoder,
-  plan: BatchNormPlan,
-  b: Pick<BatchNormStateBuffers, 'runningMean' | 'runningVar' | 'gamma' | 'beta' | 'saved'>,
-): void {
-  dispatchKernel(device, pass, 'coef_from_running', plan, plan.perChannelWorkgroups, {
-    params: plan.params,
-    running_mean: b.runningMean,
-    running_var: b.runningVar,
-    gamma: b.gamma,
-    beta: b.beta,
-    coef: b.saved,
-  });
-}
-
 /** y = ((x − shift) − mean) · scale + β per channel, from the coefficients in `coef` (then the fused activation). */
 export function recordNormalize(
   device: GPUDevice,
@@ -165,13 +148,36 @@ export function recordForward(
   mode: BatchNormMode,
   b: BatchNormStateBuffers & { x: TensorBuffer; y: TensorBuffer },
 ): void {
-  if (mode.batchStats) {
-    recordBatchStats(device, pass, plan, b);
-    if (mode.updateRunning) recordRunningUpdate(device, pass, plan, b);
-  } else {
-    recordCoefFromRunning(device, pass, plan, b);
+  if (!mode.batchStats) {
+    recordNormalizeFromRunning(device, pass, plan, b);
+    return;
   }
+  recordBatchStats(device, pass, plan, b);
+  if (mode.updateRunning) recordRunningUpdate(device, pass, plan, b);
   recordNormalize(device, pass, plan, { x: b.x, y: b.y, coef: b.saved });
+}
+
+/**
+ * Inference in one dispatch: y normalized with coefficients each thread takes from the running
+ * statistics, which one workgroup also writes to `saved` (for a backward pass and getStats).
+ */
+export function recordNormalizeFromRunning(
+  device: GPUDevice,
+  pass: GPUComputePassEncoder,
+  plan: BatchNormPlan,
+  b: Pick<BatchNormStateBuffers, 'runningMean' | 'runningVar' | 'gamma' | 'beta' | 'saved'> & { x: TensorBuffer; y: TensorBuffer },
+): void {
+  const kernel = plan.channelsLastVec4 ? 'normalize_running_channels_last_vec4' : 'normalize_running';
+  dispatchKernel(device, pass, kernel, plan, plan.elementwiseWorkgroups, {
+    params: plan.params,
+    running_mean: b.runningMean,
+    running_var: b.runningVar,
+    gamma: b.gamma,
+    beta: b.beta,
+    coef: b.saved,
+    x: b.x,
+    y: b.y,
+  });
 }
 
 /** Records a whole backward pass of `plan` into `pass`. */
