@@ -54,6 +54,23 @@ fn store_running_coefs(wid: vec3u, nwg: vec3u, lid: u32) {
   }
 }
 
+// The slot grid's walk: thread t (first slot, stride) normalizes its slot of every row it visits
+// with its slot's coefficients k, kept in registers.
+fn normalize_slots(t: vec2u, slots: u32, k: ChannelCoef4) {
+  for (var slot = t.x; slot < slots; slot += t.y) {
+    store_y_slot(slot, slot_tail(slot, activate4(((load_x_slot(slot) - k.shift) - k.mean) * k.scale + k.beta)));
+  }
+}
+
+// The channels-last vec4 walk: thread g (row lane, first channel, lanes) normalizes its four
+// channels of every row it visits with their coefficients k.
+fn normalize_rows4(g: vec3u, k: ChannelCoef4) {
+  for (var r = g.x; r < params.outer; r += g.z) {
+    let e = r * params.channels + g.y;
+    store_y4(e, activate4(((load_x4(e) - k.shift) - k.mean) * k.scale + k.beta));
+  }
+}
+
 // One thread per slot of each period of slots (see slot_period): its slot's coefficients are
 // loaded once and kept for every row it visits.
 @compute @workgroup_size(WG)
@@ -64,10 +81,7 @@ fn normalize(@builtin(workgroup_id) wid: vec3u,
   let slots = slot_count();
   if (t.x >= slots) { return; }
   let c = slot_channels(t.x);
-  let k = lane_coef(array(load_coef_in(c.x), load_coef_in(c.y), load_coef_in(c.z), load_coef_in(c.w)));
-  for (var slot = t.x; slot < slots; slot += t.y) {
-    store_y_slot(slot, slot_tail(slot, activate4(((load_x_slot(slot) - k.shift) - k.mean) * k.scale + k.beta)));
-  }
+  normalize_slots(t, slots, lane_coef(array(load_coef_in(c.x), load_coef_in(c.y), load_coef_in(c.z), load_coef_in(c.w))));
 }
 
 // Channels-last with C % 4 == 0 (see group_lanes): the thread's four channels' coefficients are
@@ -79,12 +93,8 @@ fn normalize_channels_last_vec4(@builtin(workgroup_id) wid: vec3u,
   let g = group_thread(wid, nwg, lid); // (row lane, first channel, lanes)
   if (g.x >= g.z) { return; }
   let c = g.y;
-  let k = ChannelCoef4(coef_in[plane_group(COEF_SHIFT, c)], coef_in[plane_group(COEF_MEAN, c)],
-                    coef_in[plane_group(COEF_SCALE, c)], coef_in[plane_group(COEF_BETA, c)]);
-  for (var r = g.x; r < params.outer; r += g.z) {
-    let e = r * params.channels + c;
-    store_y4(e, activate4(((load_x4(e) - k.shift) - k.mean) * k.scale + k.beta));
-  }
+  normalize_rows4(g, ChannelCoef4(coef_in[plane_group(COEF_SHIFT, c)], coef_in[plane_group(COEF_MEAN, c)],
+                                  coef_in[plane_group(COEF_SCALE, c)], coef_in[plane_group(COEF_BETA, c)]));
 }
 
 @compute @workgroup_size(WG)
@@ -96,10 +106,7 @@ fn normalize_running(@builtin(workgroup_id) wid: vec3u,
   let slots = slot_count();
   if (t.x >= slots) { return; }
   let c = slot_channels(t.x);
-  let k = lane_coef(array(running_coef(c.x), running_coef(c.y), running_coef(c.z), running_coef(c.w)));
-  for (var slot = t.x; slot < slots; slot += t.y) {
-    store_y_slot(slot, slot_tail(slot, activate4(((load_x_slot(slot) - k.shift) - k.mean) * k.scale + k.beta)));
-  }
+  normalize_slots(t, slots, lane_coef(array(running_coef(c.x), running_coef(c.y), running_coef(c.z), running_coef(c.w))));
 }
 
 @compute @workgroup_size(WG)
@@ -110,9 +117,5 @@ fn normalize_running_channels_last_vec4(@builtin(workgroup_id) wid: vec3u,
   let g = group_thread(wid, nwg, lid); // (row lane, first channel, lanes)
   if (g.x >= g.z) { return; }
   let c = g.y;
-  let k = lane_coef(array(running_coef(c), running_coef(c + 1u), running_coef(c + 2u), running_coef(c + 3u)));
-  for (var r = g.x; r < params.outer; r += g.z) {
-    let e = r * params.channels + c;
-    store_y4(e, activate4(((load_x4(e) - k.shift) - k.mean) * k.scale + k.beta));
-  }
+  normalize_rows4(g, lane_coef(array(running_coef(c), running_coef(c + 1u), running_coef(c + 2u), running_coef(c + 3u))));
 }

@@ -110,3 +110,22 @@ export function recordingDevice(device: GPUDevice): DispatchRecorder {
   });
   return { device: proxy, take: () => log.splice(0) };
 }
+
+/** An uninitialized STORAGE buffer of at least `bytes` (16 at least), for recording passes that never run. */
+export function blankBuffer(device: GPUDevice, bytes: number): GPUBuffer {
+  return device.createBuffer({ size: Math.max(16, Math.ceil(bytes / 4) * 4), usage: GPUBufferUsage.STORAGE | GPUBufferUsage.COPY_SRC | GPUBufferUsage.COPY_DST });
+}
+
+/** Every state buffer of the batch-norm function forms for `C` channels, blank. */
+export function blankStateBuffers(device: GPUDevice, C: number, savedBytesPerFeature: number) {
+  return {
+    gamma: blankBuffer(device, C * 4),
+    beta: blankBuffer(device, C * 4),
+    runningMean: blankBuffer(device, C * 4),
+    runningVar: blankBuffer(device, C * 4),
+    numBatchesTracked: blankBuffer(device, 4),
+    gammaGrad: blankBuffer(device, C * 4),
+    betaGrad: blankBuffer(device, C * 4),
+    saved: blankBuffer(device, C * savedBytesPerFeature),
+  };
+}

@@ -19,7 +19,7 @@ import {
   type DType,
   type Layout,
 } from '../../../src/index.js';
-import { recordingDevice } from '../../helpers/dispatch-recorder.js';
+import { blankBuffer, blankStateBuffers, recordingDevice } from '../../helpers/dispatch-recorder.js';
 import { testDevice } from '../../helpers/gpu.js';
 
 /** Dispatches per compute pass of the recorded lines ('--' ends a pass). */
@@ -35,9 +35,7 @@ function perPass(lines: string[]): number[] {
   return counts;
 }
 
-function buffer(device: GPUDevice, bytes: number): GPUBuffer {
-  return device.createBuffer({ size: Math.max(16, Math.ceil(bytes / 4) * 4), usage: GPUBufferUsage.STORAGE | GPUBufferUsage.COPY_SRC | GPUBufferUsage.COPY_DST });
-}
+const buffer = blankBuffer;
 
 const CASES: [Layout, number[]][] = [
   ['NC', [600, 7]],
@@ -88,16 +86,7 @@ describe('dispatches per call', async () => {
     const C = channelView(layout, shape).channels;
     const size = shape.reduce((p, d) => p * d, 1) * 4;
     const [x, y, dy, dx] = [0, 1, 2, 3].map(() => buffer(device, size));
-    const buffers = {
-      gamma: buffer(device, C * 4),
-      beta: buffer(device, C * 4),
-      runningMean: buffer(device, C * 4),
-      runningVar: buffer(device, C * 4),
-      numBatchesTracked: buffer(device, 4),
-      gammaGrad: buffer(device, C * 4),
-      betaGrad: buffer(device, C * 4),
-      saved: buffer(device, C * SAVED_BYTES_PER_FEATURE),
-    };
+    const buffers = blankStateBuffers(device, C, SAVED_BYTES_PER_FEATURE);
     for (const training of [true, false]) {
       const encoder = device.createCommandEncoder();
       encodeBatchNormForward(device, encoder, { x, y, shape, training, buffers, options: { layout } });

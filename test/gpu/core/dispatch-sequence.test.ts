@@ -27,7 +27,7 @@ import {
   type DType,
   type Layout,
 } from '../../../src/index.js';
-import { recordingDevice, type DispatchRecorder } from '../../helpers/dispatch-recorder.js';
+import { blankBuffer, blankStateBuffers, recordingDevice, type DispatchRecorder } from '../../helpers/dispatch-recorder.js';
 import { testDevice } from '../../helpers/gpu.js';
 
 const EXPECTED = fileURLToPath(new URL('./dispatch-sequence.expected.json', import.meta.url));
@@ -58,9 +58,7 @@ const DTYPES: DType[] = ['float32', 'float16'];
 
 let recorder: DispatchRecorder;
 
-function buffer(device: GPUDevice, bytes: number): GPUBuffer {
-  return device.createBuffer({ size: Math.max(16, Math.ceil(bytes / 4) * 4), usage: GPUBufferUsage.STORAGE | GPUBufferUsage.COPY_SRC | GPUBufferUsage.COPY_DST });
-}
+const buffer = blankBuffer;
 
 function check(name: string): void {
   const lines = recorder.take();
@@ -105,16 +103,7 @@ describe('the dispatch sequence is unchanged', async () => {
       const view = channelView(layout, shape);
       const C = view.channels;
       const [x, y, dy, dx] = [0, 1, 2, 3].map(() => buffer(device, viewSize(view) * 4));
-      const buffers = {
-        gamma: buffer(device, C * 4),
-        beta: buffer(device, C * 4),
-        runningMean: buffer(device, C * 4),
-        runningVar: buffer(device, C * 4),
-        numBatchesTracked: buffer(device, 4),
-        gammaGrad: buffer(device, C * 4),
-        betaGrad: buffer(device, C * 4),
-        saved: buffer(device, C * SAVED_BYTES_PER_FEATURE),
-      };
+      const buffers = blankStateBuffers(device, C, SAVED_BYTES_PER_FEATURE);
       for (const training of [true, false]) {
         const encoder = device.createCommandEncoder();
         const options = { layout, eps: 1e-4, momentum: 0.3, activation: 'relu' } as const;
