@@ -27,6 +27,7 @@ import {
 } from '../src/index.js';
 import { normalSamples } from '../support/random.js';
 import { browserDevice, NoWebGpu } from './no-webgpu.js';
+import { adapterName, escapeHtml } from './page.js';
 
 interface CaseResult {
   layout: Layout;
@@ -257,8 +258,7 @@ async function main(): Promise<DemoResult> {
     status.className = 'fail-box';
     return { ok: false, adapter: 'none', cases: [], family: [], error: e.message };
   }
-  const info = device.adapterInfo;
-  const adapter = [info?.vendor, info?.architecture, info?.description].filter(Boolean).join(' ') || 'unknown adapter';
+  const adapter = adapterName(device);
   status.textContent = `Running on ${adapter}…`;
   const cases: CaseResult[] = [];
   for (const [layout, shape] of CASES) {
@@ -281,13 +281,9 @@ async function main(): Promise<DemoResult> {
   return { ok, adapter, cases, family };
 }
 
-function escape(text: string): string {
-  return text.replace(/[&<>"]/g, (c) => ({ '&': '&amp;', '<': '&lt;', '>': '&gt;', '"': '&quot;' })[c]!);
-}
-
 main()
   .catch((e: Error): DemoResult => {
-    status.innerHTML = `<span class="fail">Error:</span> ${escape(e.message)}`;
+    status.innerHTML = `<span class="fail">Error:</span> ${escapeHtml(e.message)}`;
     return { ok: false, adapter: 'unknown', cases: [], family: [], error: e.message };
   })
   .then((result) => (window.demoResult = result));

@@ -10,7 +10,7 @@
  */
 import './style.css';
 import digits from 'virtual:mnist-digits';
-import { browserDevice, NoWebGpu } from './no-webgpu.js';
+import { $, adapterName, escapeHtml, failureShower, pageDevice } from './page.js';
 import { MnistCnn, type SummaryRow } from './nn/mnist-cnn.js';
 import { firstSamples, splitDigits } from './dataset.js';
 import { SideBySideTraining, type TrainingConfig, type TrainingProgress } from './training.js';
@@ -39,34 +39,20 @@ declare global {
   }
 }
 
-const $ = <T extends HTMLElement = HTMLElement>(id: string) => document.getElementById(id) as T;
 const query = new URLSearchParams(location.search);
 const state: DemoState = (window.demoState = { status: 'loading' });
 const status = $('status');
-
-function fail(kind: 'no-webgpu' | 'error', html: string, message: string): void {
-  state.status = kind;
-  state.message = message;
-  status.innerHTML = html;
-  status.className = 'status fail';
-}
+const fail = failureShower(state, status);
 
 async function main(): Promise<void> {
-  let device: GPUDevice;
-  try {
-    device = await browserDevice('demo device');
-  } catch (e) {
-    if (!(e instanceof NoWebGpu)) throw e;
-    fail('no-webgpu', e.html, e.message);
-    return;
-  }
+  const device = await pageDevice('demo device', fail);
+  if (!device) return;
   const info = device.adapterInfo;
-  state.adapter = [info?.vendor, info?.architecture, info?.description].filter(Boolean).join(' ') || 'unknown adapter';
+  state.adapter = adapterName(device);
   // Chromium's adapterInfo has no `type` yet (other browsers may): isCpuAdapter falls back on names.
   const choice = chooseSchedule(query, info as AdapterDescription | undefined);
   const { settings, ...chosen } = choice;
   state.schedule = { ...chosen, other: choice.name === 'full' ? 'short' : 'full' };
-  device.lost.then((lost) => lost.reason !== 'destroyed' && fail('error', `<strong>The GPU device was lost:</strong> ${escape(lost.message)}`, lost.message));
 
   status.textContent = 'Loading 10,000 MNIST digits…';
   const bytes = Uint8Array.from(atob(digits.base64), (c) => c.charCodeAt(0));
@@ -124,8 +110,8 @@ function showSchedule(choice: ScheduleChoice, trainCount: number, validationCoun
   const overridden = choice.overrides.length > 0 ? ` URL parameters changed ${choice.overrides.join(', ')}.` : '';
   const how =
     other === 'full'
-      ? `The full experiment, ${otherText}: <a id="other-schedule" href="?${escape(link.toString())}">open it with schedule=full</a>, or run <code>npm run demo:headless -- --full</code>.`
-      : `The short schedule, ${otherText}: <a id="other-schedule" href="?${escape(link.toString())}">open it with schedule=short</a>.`;
+      ? `The full experiment, ${otherText}: <a id="other-schedule" href="?${escapeHtml(link.toString())}">open it with schedule=full</a>, or run <code>npm run demo:headless -- --full</code>.`
+      : `The short schedule, ${otherText}: <a id="other-schedule" href="?${escapeHtml(link.toString())}">open it with schedule=short</a>.`;
   const description = describeSchedule(choice.settings, trainCount, validationCount);
   Object.assign(state.schedule!, { description, otherDescription: otherText });
   $('schedule').innerHTML =
@@ -230,7 +216,7 @@ function setUpTraining(device: GPUDevice, train: ReturnType<typeof firstSamples>
 }
 
 function trainingFailed(e: Error): void {
-  fail('error', `<strong>Training failed:</strong> ${escape(e.message)}`, e.message);
+  fail('error', `<strong>Training failed:</strong> ${escapeHtml(e.message)}`, e.message);
 }
 
 /** The notes' condition numbers for their own samples, beside the page's. */
@@ -252,8 +238,4 @@ async function showScaling(device: GPUDevice): Promise<void> {
   scalingPlot($('scaling-plot'), results);
 }
 
-function escape(text: string): string {
-  return text.replace(/[&<>"]/g, (c) => ({ '&': '&amp;', '<': '&lt;', '>': '&gt;', '"': '&quot;' })[c]!);
-}
-
-main().catch((e: Error) => fail('error', `<strong>Error:</strong> ${escape(e.message)}`, e.message));
+main().catch((e: Error) => fail('error', `<strong>Error:</strong> ${escapeHtml(e.message)}`, e.message));

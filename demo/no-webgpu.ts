@@ -34,7 +34,8 @@ const NO_ADAPTER_HINTS =
   'Settings → System → "Use graphics acceleration when available"). <code>chrome://gpu</code> shows WebGPU\'s status; ' +
   '<code>chrome://flags/#enable-unsafe-webgpu</code> lifts the blocklist.</p>';
 
-function escape(text: string): string {
+/** `text` safe inside HTML text and attribute values. */
+export function escapeHtml(text: string): string {
   return text.replace(/[&<>"]/g, (c) => ({ '&': '&amp;', '<': '&lt;', '>': '&gt;', '"': '&quot;' })[c]!);
 }
 
@@ -43,7 +44,7 @@ export function noWebGpuHtml(reason: NoWebGpuReason, detail?: string): string {
   switch (reason) {
     case 'insecure':
       return (
-        `<strong>This browser has no WebGPU on this page:</strong> it is served over plain http from ${escape(location.host)}, ` +
+        `<strong>This browser has no WebGPU on this page:</strong> it is served over plain http from ${escapeHtml(location.host)}, ` +
         `and WebGPU exists only in secure contexts. Open it over https, or serve it from localhost.${WHERE_IT_RUNS}`
       );
     case 'no-api':
@@ -51,7 +52,7 @@ export function noWebGpuHtml(reason: NoWebGpuReason, detail?: string): string {
     case 'no-adapter':
       return `<strong>WebGPU is on in this browser, but it offered no GPU adapter.</strong>${NO_ADAPTER_HINTS}${WHERE_IT_RUNS}`;
     case 'no-device':
-      return `<strong>WebGPU found a GPU adapter, but the device request failed:</strong> ${escape(detail ?? 'unknown error')}${NO_ADAPTER_HINTS}`;
+      return `<strong>WebGPU found a GPU adapter, but the device request failed:</strong> ${escapeHtml(detail ?? 'unknown error')}${NO_ADAPTER_HINTS}`;
   }
 }
 

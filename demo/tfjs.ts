@@ -13,7 +13,7 @@ import * as tf from '@tensorflow/tfjs';
 import { WebGPUBackend } from '@tensorflow/tfjs-backend-webgpu';
 import digits from 'virtual:mnist-digits';
 import { useDeviceForTfjs } from '../src/tfjs/index.js';
-import { browserDevice, NoWebGpu } from './no-webgpu.js';
+import { $, adapterName, escapeHtml, failureShower, pageDevice } from './page.js';
 import { firstSamples, splitDigits } from './dataset.js';
 import { ADAPTER_KERNEL_PREFIX, compareRuns, digitTensors, newRun, tfjsModel, trainRun, TFJS_DEFAULTS, type TfjsComparison, type TfjsConfig, type TfjsRun } from './tfjs-training.js';
 import { trainingPlots } from './plots.js';
@@ -41,17 +41,10 @@ declare global {
   }
 }
 
-const $ = <T extends HTMLElement = HTMLElement>(id: string) => document.getElementById(id) as T;
 const query = new URLSearchParams(location.search);
 const state: TfjsDemoState = (window.tfjsDemo = { status: 'loading' });
 const status = $('status');
-
-function fail(kind: 'no-webgpu' | 'error', html: string, message: string): void {
-  state.status = kind;
-  state.message = message;
-  status.innerHTML = html;
-  status.className = 'status fail';
-}
+const fail = failureShower(state, status);
 
 /** A positive number from the URL, or the default. */
 function setting(name: string, fallback: number): number {
@@ -60,17 +53,9 @@ function setting(name: string, fallback: number): number {
 }
 
 async function main(): Promise<void> {
-  let device: GPUDevice;
-  try {
-    device = await browserDevice('TF.js demo device');
-  } catch (e) {
-    if (!(e instanceof NoWebGpu)) throw e;
-    fail('no-webgpu', e.html, e.message);
-    return;
-  }
-  const info = device.adapterInfo;
-  state.adapter = [info?.vendor, info?.architecture, info?.description].filter(Boolean).join(' ') || 'unknown adapter';
-  device.lost.then((lost) => lost.reason !== 'destroyed' && fail('error', `<strong>The GPU device was lost:</strong> ${escape(lost.message)}`, lost.message));
+  const device = await pageDevice('TF.js demo device', fail);
+  if (!device) return;
+  state.adapter = adapterName(device);
   await useDeviceForTfjs(tf, device, { WebGPUBackend });
   state.tfjs = { version: tf.version.tfjs, backend: tf.getBackend() };
 
@@ -166,8 +151,4 @@ function showComparison(c: TfjsComparison, runs: TfjsRun[]): void {
     `in any weight (|Δ| / (1 + |w|)). Steps/s: ${plain.stepsPerSecond.toFixed(1)} plain, ${ours.stepsPerSecond.toFixed(1)} with the adapter.`;
 }
 
-function escape(text: string): string {
-  return text.replace(/[&<>"]/g, (c) => ({ '&': '&amp;', '<': '&lt;', '>': '&gt;', '"': '&quot;' })[c]!);
-}
-
-main().catch((e: Error) => fail('error', `<strong>Error:</strong> ${escape(e.message)}`, e.message));
+main().catch((e: Error) => fail('error', `<strong>Error:</strong> ${escapeHtml(e.message)}`, e.message));

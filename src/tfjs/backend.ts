@@ -104,8 +104,12 @@ export function kernelInputs(backend: unknown, inputs: unknown, flags: { scale: 
   const list = inputs as TensorInfo[];
   const buf = (t: TensorInfo, name: string) => tensorBuffer(backend, t, name);
   const { gamma, beta } = optionalParams(list, fixed, flags);
-  const params = { ...(gamma && { gamma: buf(gamma, 'gamma') }), ...(beta && { beta: buf(beta, 'beta') }) };
-  return { backend, list, buf, gamma, beta, params };
+  return { backend, list, buf, gamma, beta, params: paramBuffers(buf, gamma, beta) };
+}
+
+/** γ and β, where given, as the function forms' optional `gamma`/`beta` arguments. */
+export function paramBuffers(buf: (t: TensorInfo, name: string) => GPUBufferBinding, gamma?: TensorInfo | null, beta?: TensorInfo | null) {
+  return { ...(gamma && { gamma: buf(gamma, 'gamma') }), ...(beta && { beta: buf(beta, 'beta') }) };
 }
 
 /**

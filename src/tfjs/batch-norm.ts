@@ -17,7 +17,7 @@
  * axis NCL over [outer, C, inner] (axis 1 of NCHW is NCL over [N, C, H·W]).
  */
 import { encodeBatchNormBackward, encodeBatchNormForward, kerasOptions, SAVED_BYTES_PER_FEATURE, type BatchNormFunctionOptions } from '../index.js';
-import { checkBackend, inGPUBuffers, kernelInputs, optionalParams, outputTensor, recordOnBackend, runGradKernel, sizeOf, tensorBuffer, type WebGPUBackendLike } from './backend.js';
+import { checkBackend, inGPUBuffers, kernelInputs, optionalParams, outputTensor, paramBuffers, recordOnBackend, runGradKernel, sizeOf, tensorBuffer, type WebGPUBackendLike } from './backend.js';
 import type { AdapterScratch } from './scratch.js';
 import type { GradConfig, KernelConfig, Tensor, TensorInfo, TfjsNamespace } from './tfjs-types.js';
 
@@ -243,8 +243,6 @@ function inference(
   const buf = (u: TensorInfo, name: string) => tensorBuffer(backend, u, name);
   const attrs: BatchNormAttrs = { axis: t.axis, epsilon: t.epsilon, momentum: 0.99, scale: !!t.scale, center: !!t.offset, training: false, nonFiniteBatches: 'update' };
   const [xb, meanB, varB] = [buf(t.x, 'x'), buf(t.mean, 'mean'), buf(t.variance, 'variance')];
-  const gammaB = t.scale ? buf(t.scale, 'scale') : undefined;
-  const betaB = t.offset ? buf(t.offset, 'offset') : undefined;
   const y = outputTensor(backend, t.x.shape);
   const inputs = [t.x, t.mean, t.variance, ...(t.scale ? [t.scale] : []), ...(t.offset ? [t.offset] : [])];
   recordOnBackend(tf, backend, inputs, [y], (encoder) =>
@@ -254,8 +252,7 @@ function inference(
       shape: view.shape,
       training: false,
       buffers: {
-        ...(gammaB && { gamma: gammaB }),
-        ...(betaB && { beta: betaB }),
+        ...paramBuffers(buf, t.scale, t.offset),
         runningMean: meanB,
         runningVar: varB,
         ...forwardScratch(scratch, device, view.C),
