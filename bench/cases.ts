@@ -137,10 +137,10 @@ export function twoPassFloor(norm: FamilyNorm, mode: FamilyMode): number {
 }
 
 /**
- * The issue's target for a family row on an H200 (time / copy time): LayerNorm and RMSNorm
- * forward 1.2, backward 1.3; GroupNorm and InstanceNorm within 10 % of the two-pass floor.
+ * The target for a family row on an H200 (time / copy time), as last tightened: LayerNorm
+ * and RMSNorm forward 1.15, backward 1.3; GroupNorm and InstanceNorm within 10 % of the two-pass floor.
  */
 export function familyTarget(norm: FamilyNorm, mode: FamilyMode): number {
-  if (norm === 'LayerNorm' || norm === 'RMSNorm') return mode === 'forward' ? 1.2 : 1.3;
+  if (norm === 'LayerNorm' || norm === 'RMSNorm') return mode === 'forward' ? 1.15 : 1.3;
   return 1.1 * twoPassFloor(norm, mode);
 }

@@ -4,37 +4,61 @@
 // catastrophically when the mean is large against the spread. Values are taken relative to the
 // channel's first value (see ChannelCoef).
 //
-// partial_stats:  one workgroup per (channel, chunk of CHUNK elements) -> partials[channel * chunks + chunk]
-//                 (partial_stats_channels_last and _vec4: the same for inner == 1, see there);
-//                 also clears the non-finite flag for this pass
-// finalize_stats: one workgroup per channel; merges its partials into coef, flags non-finite
-//                 batches, and stores the channel's weight of this batch in the running update
-// update_running: one thread per channel; running statistics and num_batches_tracked, unless the
-//                 batch was flagged
-//
-// Each dispatch only reads what an earlier one wrote: the flag is cleared, set and read in three
-// dispatches, and num_batches_tracked is read by finalize_stats (for the cumulative average) and
-// bumped by update_running.
+// partial_stats:  one workgroup per (channel, chunk of params.chunk elements) -> partials[channel * chunks + chunk]
+//                 = (mean, M2, n) (partial_stats_channels_last and _vec4: the same for inner == 1,
+//                 see there); also clears the non-finite flag for this pass. The thread that
+//                 writes partials[0] also puts the batch's weight in the running update (the
+//                 factor) in partials[0].w, from num_batches_tracked, which it alone reads, and
+//                 under nonFiniteBatches 'update' counts the batch there and then. Behind the
+//                 partials: each channel's (gamma, beta), copied (see store_partial).
+// finalize_stats: one workgroup per channel; merges its partials into coef and flags non-finite
+//                 batches -- the whole-batch decision of nonFiniteBatches: 'skip', which
+//                 normalize_update (normalize.wgsl) reads. Where no such decision is needed,
+//                 normalize_batch merges the partials itself and this dispatch is not recorded.
 
 @group(0) @binding(5) var<storage, read_write> partials: array<vec4f>;
 @group(0) @binding(6) var<storage, read> gamma: array<f32>;
 @group(0) @binding(7) var<storage, read> beta: array<f32>;
-@group(0) @binding(8) var<storage, read_write> running_mean: array<f32>;
-@group(0) @binding(9) var<storage, read_write> running_var: array<f32>;
 @group(0) @binding(10) var<storage, read_write> batches_tracked: array<u32>;
 @group(0) @binding(11) var<storage, read_write> coef: array<vec4f>; // ChannelCoef planes (batchnorm/common.wgsl)
 // Set when any channel of the current training pass has a non-finite mean or variance.
 @group(0) @binding(12) var<storage, read_write> non_finite: atomic<u32>;
 
-fn coef_field(f: u32, c: u32) -> f32 {
-  let s = plane_slot(f, c);
-  return coef[s.x][s.y];
-}
-
 // The first thread of a pass's partial reduction clears the non-finite flag of the last pass.
 fn clear_non_finite(wid: vec3u, nwg: vec3u, lid: u32) {
   if (linear_workgroup(wid, nwg) == 0u && lid == 0u) {
     atomicStore(&non_finite, 0u);
+  }
+}
+
+// partials[0], by the one thread that writes it: with this batch's weight in the running update
+// (momentum, or 1 / (batches + 1) for the cumulative average) as w. Where no whole-batch decision
+// follows (nonFiniteBatches 'update'), the batch counts now: nothing after reads the count.
+fn store_first_partial(moments: vec3f) {
+  let batches = batches_tracked[0];
+  var factor = params.momentum;
+  if (factor < 0.0) {
+    factor = 1.0 / f32(batches + 1u);
+  }
+  partials[0] = vec4f(moments, factor);
+  if (params.update_running == 1u && params.update_non_finite == 1u) {
+    batches_tracked[0] = batches + 1u;
+  }
+}
+
+// A partial of the statistics into partials[i]. The thread that writes a channel's first partial
+// also copies its gamma and beta behind the partials (partials[channels * chunks + c]), so that
+// normalize_batch reads no caller buffer but x: the running statistics it writes may share a
+// GPUBuffer with gamma and beta (WebGPU refuses a buffer bound read-only and writable in one dispatch).
+fn store_partial(i: u32, moments: vec3f) {
+  if (i == 0u) {
+    store_first_partial(moments);
+  } else {
+    partials[i] = vec4f(moments, 0.0);
+  }
+  let c = i / params.chunks;
+  if (i == c * params.chunks) {
+    partials[params.channels * params.chunks + c] = vec4f(gamma[c], beta[c], 0.0, 0.0);
   }
 }
 
@@ -55,7 +79,7 @@ fn partial_stats(@builtin(workgroup_id) wid: vec3u,
   var acc = vec3f(0.0); // (mean, M2, n) of x - shift
   if (params.inner % 4u == 0u) {
     // Runs of 4 contiguous elements of the channel: each run's exact (mean, M2) is merged in by
-    // Chan's formula, one division per 4 elements. (count and CHUNK are multiples of 4 here.)
+    // Chan's formula, one division per 4 elements. (count and params.chunk are multiples of 4 here.)
     for (var j = start + 4u * lid; j < end; j += 4u * RWG) {
       let v = load_x4(channel_element(c, j)) - shift;
       let m = (v.x + v.y + v.z + v.w) * 0.25;
@@ -63,19 +87,25 @@ fn partial_stats(@builtin(workgroup_id) wid: vec3u,
       acc = merge(acc, vec3f(m, dot(d, d), 4.0));
     }
   } else {
-    for (var j = start + lid; j < end; j += RWG) {
-      acc = welford(acc, load_x(channel_element(c, j)) - shift);
+    // Welford's update within runs of RUN values, each run merged in by Chan's formula: a long
+    // chunk (MERGE_ELEMENTS_PER_READ may lengthen them) rounds like a short one.
+    for (var j0 = start + lid; j0 < end; j0 += RUN * RWG) {
+      var run = vec3f(0.0);
+      for (var j = j0; j < min(j0 + RUN * RWG, end); j += RWG) {
+        run = welford(run, load_x(channel_element(c, j)) - shift);
+      }
+      acc = merge(acc, run);
     }
   }
   let total = workgroup_reduce(Partial(acc, vec2f(0.0)), ids, REDUCE_MOMENTS).moments;
   if (lid == 0u) {
-    partials[g] = vec4f(total, 0.0);
+    store_partial(g, total);
   }
 }
 
 // Channels-last variant of partial_stats (inner == 1, so element (row o, channel c) is at
-// o * channels + c): each thread runs Welford's update down one channel over a block of ROWS
-// rows; neighbouring threads read neighbouring channels, and no barrier is needed. One
+// o * channels + c): each thread runs Welford's update down one channel over a block of
+// params.chunk rows; neighbouring threads read neighbouring channels, and no barrier is needed. One
 // workgroup per (tile of RWG channels, block of rows); partials[channel * chunks + block].
 @compute @workgroup_size(RWG)
 fn partial_stats_channels_last(@builtin(workgroup_id) wid: vec3u,
@@ -86,15 +116,19 @@ fn partial_stats_channels_last(@builtin(workgroup_id) wid: vec3u,
   let c = item.x;
   let block = item.y;
   if (block >= params.chunks || c >= params.channels) { return; }
-  let start = block * ROWS;
-  let end = min(start + ROWS, params.outer);
+  let start = block * params.chunk;
+  let end = min(start + params.chunk, params.outer);
   let shift = load_x(c);
 
   var acc = vec3f(0.0);
-  for (var o = start; o < end; o++) {
-    acc = welford(acc, load_x(o * params.channels + c) - shift);
+  for (var o0 = start; o0 < end; o0 += RUN) {
+    var run = vec3f(0.0);
+    for (var o = o0; o < min(o0 + RUN, end); o++) {
+      run = welford(run, load_x(o * params.channels + c) - shift);
+    }
+    acc = merge(acc, run);
   }
-  partials[c * params.chunks + block] = vec4f(acc, 0.0);
+  store_partial(c * params.chunks + block, acc);
 }
 
 var<workgroup> group_moments: array<Moments4, WG>;
@@ -146,8 +180,18 @@ fn partial_stats_channels_last_vec4(@builtin(workgroup_id) wid: vec3u,
   if (tile_in_range(t) && t.lane == 0u) {
     let m = group_moments[lid];
     for (var k = 0u; k < 4u; k++) {
-      partials[(4u * t.group + k) * params.chunks + t.block] = vec4f(m.mean[k], m.m2[k], m.n, 0.0);
+      store_partial((4u * t.group + k) * params.chunks + t.block, vec3f(m.mean[k], m.m2[k], m.n));
     }
+  }
+}
+
+// Channel c's coefficients into the coef planes (the same store as normalize.wgsl's, whose coef
+// has another binding).
+fn store_coef(c: u32, k: ChannelCoef) {
+  let fields = coef_fields(k);
+  for (var f = 0u; f < 7u; f++) {
+    let s = plane_slot(f, c);
+    coef[s.x][s.y] = fields[f];
   }
 }
 
@@ -166,57 +210,9 @@ fn finalize_stats(@builtin(workgroup_id) wid: vec3u,
   let total = workgroup_reduce(Partial(acc, vec2f(0.0)), ids, REDUCE_MOMENTS).moments;
   if (lid != 0u) { return; }
 
-  let shift = load_x(channel_element(c, 0u));
-  var mean = total.x;
-  var variance = total.y / f32(params.count);
-  if (!(is_finite(shift) && is_finite(mean) && is_finite(variance))) {
-    // NaN or Inf anywhere in the channel: its statistics and outputs are NaN, whatever the
-    // hardware does with infinities.
-    mean = nan();
-    variance = nan();
-    if (params.update_running == 1u) {
-      atomicOr(&non_finite, 1u);
-    }
+  let k = batch_coef(load_x(channel_element(c, 0u)), total, gamma[c], beta[c], partials[0].w);
+  if (is_nan(k.variance) && params.update_running == 1u) {
+    atomicOr(&non_finite, 1u);
   }
-  let invstd = inverseSqrt(variance + params.eps);
-  let fields = coef_fields(ChannelCoef(shift, mean, variance, invstd, gamma[c] * invstd, beta[c], 0.0, 0.0));
-  for (var f = 0u; f < 6u; f++) {
-    let s = plane_slot(f, c);
-    coef[s.x][s.y] = fields[f];
-  }
-  // The batch's weight in the running update: momentum, or 1 / (batches + 1) for the cumulative
-  // average, read here because update_running bumps the count in its own dispatch.
-  var factor = params.momentum;
-  if (factor < 0.0) {
-    factor = 1.0 / f32(batches_tracked[0] + 1u);
-  }
-  let s = plane_slot(COEF_FACTOR, c);
-  coef[s.x][s.y] = factor;
-}
-
-// running = (1 - f) * running + f * batch (f: the factor finalize_stats stored), with the unbiased
-// (PyTorch) or biased (Keras) batch variance as Params selects; and num_batches_tracked + 1. A
-// batch flagged non-finite changes neither, unless Params says to update anyway.
-@compute @workgroup_size(WG)
-fn update_running(@builtin(workgroup_id) wid: vec3u,
-                  @builtin(num_workgroups) nwg: vec3u,
-                  @builtin(local_invocation_index) lid: u32) {
-  let c = linear_workgroup(wid, nwg) * WG + lid;
-  if (atomicLoad(&non_finite) != 0u && params.update_non_finite == 0u) { return; }
-  if (c == 0u) {
-    batches_tracked[0] = batches_tracked[0] + 1u;
-  }
-  if (c >= params.channels) { return; }
-  let f = coef_field(COEF_FACTOR, c);
-  let shift = coef_field(COEF_SHIFT, c);
-  let mean = coef_field(COEF_MEAN, c);
-  let variance = coef_field(COEF_VARIANCE, c);
-  let n = f32(params.count);
-  let unbias = select(1.0, n / (n - 1.0), params.unbiased_running == 1u);
-  // Written out rather than mix(): WGSL leaves mix's formula to the backend, and
-  // running + f * (batch - running) (SwiftShader's) rounds to the spacing of numbers near the
-  // old value, which loses the new value when it is far smaller (momentum 1, the cumulative
-  // average's first step, a large drop). Each product here rounds relative to itself.
-  running_mean[c] = (1.0 - f) * running_mean[c] + f * (shift + mean);
-  running_var[c] = (1.0 - f) * running_var[c] + f * (variance * unbias);
+  store_coef(c, k);
 }

@@ -10,6 +10,8 @@ enable f16;
 @group(0) @binding(4) var<storage, read_write> dx: array<f16>;
 
 const SLOT: u32 = 2u;
+// The smallest inner a slot kernel meets with this storage (any inner): sizes SLOT_SPAN.
+const SLOT_MIN_INNER: u32 = 1u;
 
 fn load_x(e: u32) -> f32 { return f32(x[e]); }
 fn load_dy(e: u32) -> f32 { return f32(dy[e]); }

@@ -9,6 +9,8 @@
 @group(0) @binding(4) var<storage, read_write> dx: array<u32>;
 
 const SLOT: u32 = 2u;
+// The smallest inner a slot kernel meets with this storage (any inner): sizes SLOT_SPAN.
+const SLOT_MIN_INNER: u32 = 1u;
 
 fn load_x(e: u32) -> f32 { return unpack2x16float(x[e >> 1u])[e & 1u]; }
 fn load_dy(e: u32) -> f32 { return unpack2x16float(dy[e >> 1u])[e & 1u]; }

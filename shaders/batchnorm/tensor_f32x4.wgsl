@@ -7,6 +7,9 @@
 @group(0) @binding(4) var<storage, read_write> dx: array<vec4f>;
 
 const SLOT: u32 = 4u;
+// The smallest inner a slot kernel meets with this storage, which sizes SLOT_SPAN: the slot
+// kernels take it only where inner % 4 == 0 (channels-last vec4 tensors have kernels of their own).
+const SLOT_MIN_INNER: u32 = 4u;
 
 fn load_x(e: u32) -> f32 { return x[e >> 2u][e & 3u]; }
 fn load_dy(e: u32) -> f32 { return dy[e >> 2u][e & 3u]; }

@@ -1,14 +1,16 @@
 // Feature scaling (the lecture notes' first half): per-feature min and max, or mean and sample
 // standard deviation, accumulated over any number of batches (`adapt`), then turned into the
-// ChannelCoef of a transform, y = ((x - shift) - mean) * scale, and of its inverse. Both run
-// through batchnorm/normalize.wgsl's normalize kernel. Features are the channels of the
+// ChannelCoef of a transform, y = ((x - shift) - mean) * scale, and of its inverse, walked as
+// batch norm's normalize walks (batchnorm/common.wgsl). Features are the channels of the
 // [outer, C, inner] view.
 //
 // scaling_begin:        one thread per feature; fixes each feature's shift (its first value) on the first batch
-// scaling_partials:     one workgroup per (feature, chunk of CHUNK elements) -> partials, merged over the
+// scaling_partials:     one workgroup per (feature, chunk of params.chunk elements) -> partials, merged over the
 //                       workgroup by workgroup_reduce (reduce_tree.wgsl or reduce_subgroups.wgsl)
 // scaling_accumulate:   one thread per feature; merges this batch's partials into the state
-// scaling_coefficients: one thread per feature; transform and inverse coefficients from the state
+// scale_transform, scale_inverse (and _channels_last_vec4): y from x in one dispatch, batch norm's
+//                       normalize grid (see slot_period, group_lanes); each thread makes its
+//                       features' coefficients from the state itself (scaling_coef)
 
 // Accumulated over every adapted batch. Moments are of x - shift (see ChannelCoef): a large
 // common offset costs no precision. The count is a u32, exact up to 2^32 - 1 samples (a float32
@@ -39,9 +41,6 @@ struct ScalePartial {
 
 @group(0) @binding(5) var<storage, read_write> partials: array<ScalePartial>;
 @group(0) @binding(6) var<storage, read_write> state: array<ScaleState>;
-// ChannelCoef planes (batchnorm/common.wgsl).
-@group(0) @binding(7) var<storage, read_write> coef: array<vec4f>;
-@group(0) @binding(8) var<storage, read_write> inverse_coef: array<vec4f>;
 @group(0) @binding(9) var<uniform> options: ScalingOptions;
 
 @compute @workgroup_size(WG)
@@ -92,7 +91,7 @@ fn scaling_accumulate(@builtin(workgroup_id) wid: vec3u,
   for (var k = 0u; k < params.chunks; k++) {
     let p = partials[c * params.chunks + k];
     // Chan's merge (as merge() in core/numerics.wgsl) with the counts kept exact as integers; a chunk's
-    // count (at most CHUNK) is exact in its f32 partial.
+    // count (at most params.chunk, 2048 here) is exact in its f32 partial.
     let nb = u32(p.moments.z);
     if (nb == 0u) { continue; }
     let total = n + nb;
@@ -106,37 +105,78 @@ fn scaling_accumulate(@builtin(workgroup_id) wid: vec3u,
   state[c] = ScaleState(s.shift, mean, m2, n, range.x, range.y, 0.0, 0.0);
 }
 
-// A feature with no spread (max == min, or zero variance) is scaled by 1, not divided by zero.
-@compute @workgroup_size(WG)
-fn scaling_coefficients(@builtin(workgroup_id) wid: vec3u,
-                        @builtin(num_workgroups) nwg: vec3u,
-                        @builtin(local_invocation_index) lid: u32) {
-  let c = linear_workgroup(wid, nwg) * WG + lid;
-  if (c >= params.channels) { return; }
+// Feature c's coefficients of the transform (inverse false) or of its inverse, from the state. A
+// feature with no spread (max == min, or zero variance) is scaled by 1, not divided by zero.
+fn scaling_coef(c: u32, inverse: bool) -> ChannelCoef {
   let s = state[c];
   var shift = s.min;
   var mean = 0.0;
   var spread = s.max - s.min;
-  var variance = 0.0;
   if (options.method == 1u) {
     shift = s.shift;
     mean = s.mean;
-    variance = s.m2 / max(f32(s.count) - options.correction, 1.0);
-    spread = sqrt(variance);
+    spread = sqrt(s.m2 / max(f32(s.count) - options.correction, 1.0));
   }
   // A feature no data was adapted for (count 0: a fresh caller state, or an encodeAdapt not yet
   // submitted) has no statistics: its outputs are NaN, not x passed through unscaled.
   if (s.count == 0u) {
     shift = nan();
   }
-  let scale = select(1.0 / spread, 1.0, spread == 0.0);
-  let inverse = select(spread, 1.0, spread == 0.0);
-  let forward = coef_fields(ChannelCoef(shift, mean, variance, scale, scale, 0.0, 0.0, 0.0));
-  // x = y * spread + (shift + mean)
-  let back = coef_fields(ChannelCoef(0.0, 0.0, variance, inverse, inverse, shift + mean, 0.0, 0.0));
-  for (var f = 0u; f < 6u; f++) {
-    let s = plane_slot(f, c);
-    coef[s.x][s.y] = forward[f];
-    inverse_coef[s.x][s.y] = back[f];
+  // Min-max over a feature whose max - min exceeds 2^126 (about 8.5e37; or overflows float32)
+  // though both ends are finite: the slope of the transform, 1 / (max - min), is below float32's
+  // smallest normal (a GPU may flush it to 0, making every y 0), and past float32's range that of
+  // the inverse has no value: both give NaN, rather than wrong finite values.
+  if (options.method == 0u && !(spread <= 8.507059e37) && is_finite(s.min) && is_finite(s.max)) {
+    shift = nan();
   }
+  if (inverse) {
+    // x = y * spread + (shift + mean)
+    let scale = select(spread, 1.0, spread == 0.0);
+    return ChannelCoef(0.0, 0.0, 0.0, scale, scale, shift + mean, 0.0, 0.0);
+  }
+  let scale = select(1.0 / spread, 1.0, spread == 0.0);
+  return ChannelCoef(shift, mean, 0.0, scale, scale, 0.0, 0.0, 0.0);
+}
+
+fn scale_slots(wid: vec3u, nwg: vec3u, lid: u32, inverse: bool) {
+  let t = slot_thread(wid, nwg, lid); // (first slot, stride)
+  let slots = slot_count();
+  if (t.x >= slots) { return; }
+  let c = slot_channels(t.x);
+  normalize_slots(t, slots, lane_coef(array(scaling_coef(c.x, inverse), scaling_coef(c.y, inverse), scaling_coef(c.z, inverse), scaling_coef(c.w, inverse))));
+}
+
+fn scale_rows4(wid: vec3u, nwg: vec3u, lid: u32, inverse: bool) {
+  let g = group_thread(wid, nwg, lid); // (row lane, first channel, lanes)
+  if (g.x >= g.z) { return; }
+  let c = g.y;
+  normalize_rows4(g, lane_coef(array(scaling_coef(c, inverse), scaling_coef(c + 1u, inverse), scaling_coef(c + 2u, inverse), scaling_coef(c + 3u, inverse))));
+}
+
+@compute @workgroup_size(WG)
+fn scale_transform(@builtin(workgroup_id) wid: vec3u,
+                   @builtin(num_workgroups) nwg: vec3u,
+                   @builtin(local_invocation_index) lid: u32) {
+  scale_slots(wid, nwg, lid, false);
+}
+
+@compute @workgroup_size(WG)
+fn scale_transform_channels_last_vec4(@builtin(workgroup_id) wid: vec3u,
+                                      @builtin(num_workgroups) nwg: vec3u,
+                                      @builtin(local_invocation_index) lid: u32) {
+  scale_rows4(wid, nwg, lid, false);
+}
+
+@compute @workgroup_size(WG)
+fn scale_inverse(@builtin(workgroup_id) wid: vec3u,
+                 @builtin(num_workgroups) nwg: vec3u,
+                 @builtin(local_invocation_index) lid: u32) {
+  scale_slots(wid, nwg, lid, true);
+}
+
+@compute @workgroup_size(WG)
+fn scale_inverse_channels_last_vec4(@builtin(workgroup_id) wid: vec3u,
+                                    @builtin(num_workgroups) nwg: vec3u,
+                                    @builtin(local_invocation_index) lid: u32) {
+  scale_rows4(wid, nwg, lid, true);
 }

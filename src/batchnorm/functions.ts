@@ -9,7 +9,7 @@
  * buffers of intermediate coefficients; and the plans and scratch they use.
  * releaseFunctionCaches frees them.
  */
-import { CHANNEL_COEF_BYTES, GRAD_COEF_BYTES } from './kernels.js';
+import { CHANNEL_COEF_BYTES } from './kernels.js';
 import {
   BATCHNORM_OPTIONS,
   STATE_BUFFERS,
@@ -69,8 +69,6 @@ interface BatchNormForwardRecord extends ForwardRecord {
 interface SavedRecord {
   /** The last forward pass recorded with this `saved`, which its backward pass must match. */
   forward: BatchNormForwardRecord | null;
-  /** C vec4f: the backward pass's coefficients of dx. */
-  gradCoef: GPUBuffer;
   /** One u32: the training pass's non-finite flag. */
   nonFinite: GPUBuffer;
   /** Whether the momentum warning was shown for this `saved`, the functions' stand-in for a layer. */
@@ -187,7 +185,7 @@ function checkBatchNormCall(device: GPUDevice, args: { shape: readonly number[];
   // Plain objects: a Map's entries are no properties, and would be silently taken for none.
   if (!isPlainObject(options)) throw new TypeError(`args.options must be an object with at least layout; got ${describeValue(options)}`);
   if (!isPlainObject(buffers)) throw new TypeError(`args.buffers must be an object with ${STATE_BUFFERS.join(', ')}; got ${describeValue(buffers)}`);
-  checkKnownKeys('args.buffers', buffers, { names: STATE_BUFFERS, what: 'a state buffer of the batch-norm functions', hints: { gradCoef: 'kept by the functions per args.buffers.saved' } });
+  checkKnownKeys('args.buffers', buffers, { names: STATE_BUFFERS, what: 'a state buffer of the batch-norm functions', hints: { nonFinite: 'kept by the functions per args.buffers.saved' } });
   const numFeatures = shapeFeatures(options, options.layout, args.shape, 'channels');
   const o = resolveBatchNormOptions(device, { ...options, numFeatures }, 'args.options', BATCHNORM_FUNCTION_KEYS);
   const fixed: Partial<Record<string, string | null>> = {
@@ -264,7 +262,6 @@ function warnMomentumOnce(record: SavedRecord, o: ResolvedBatchNormOptions, opti
 function savedRecord(device: GPUDevice, state: FunctionsState, saved: TensorBuffer, C: number): SavedRecord {
   return keyedByRange(batchNormRecords(state).saved, saved, C, () => ({
     forward: null,
-    gradCoef: ownBuffer(device, state, createBufferWithData(device, `${FUNCTION_LABEL} gradient coefficients`, new ArrayBuffer(GRAD_COEF_BYTES * C), Usage.STORAGE)),
     nonFinite: ownBuffer(device, state, createBufferWithData(device, `${FUNCTION_LABEL} non-finite flag`, new Uint32Array(1), Usage.STORAGE)),
   }));
 }

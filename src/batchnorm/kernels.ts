@@ -20,9 +20,21 @@ import type { TensorBuffer } from '../core/gpu.js';
 
 /** Binding numbers by WGSL variable name, per batch-norm shader module. */
 export const BINDINGS = {
-  'batchnorm/stats': { ...TENSOR_BINDINGS, partials: 5, gamma: 6, beta: 7, running_mean: 8, running_var: 9, batches_tracked: 10, coef: 11, non_finite: 12 },
-  'batchnorm/normalize': { ...TENSOR_BINDINGS, running_mean: 5, running_var: 6, gamma: 7, beta: 8, coef: 9, coef_in: 10 },
-  'batchnorm/backward': { ...TENSOR_BINDINGS, coef: 5, partials: 6, gamma: 7, dgamma: 8, dbeta: 9, grad_coef: 10, grad_coef_in: 11 },
+  'batchnorm/stats': { ...TENSOR_BINDINGS, partials: 5, gamma: 6, beta: 7, batches_tracked: 10, coef: 11, non_finite: 12 },
+  'batchnorm/normalize': {
+    ...TENSOR_BINDINGS,
+    running_mean: 5,
+    running_var: 6,
+    gamma: 7,
+    beta: 8,
+    coef: 9,
+    partials: 11,
+    batches_tracked: 12,
+    non_finite: 13,
+    running_mean_update: 14,
+    running_var_update: 15,
+  },
+  'batchnorm/backward': { ...TENSOR_BINDINGS, coef: 5, partials: 6, gamma: 7, dgamma: 8, dbeta: 9 },
 } as const;
 
 /** Name of a batch-norm shader module: its file under shaders/, without `.wgsl`. */
@@ -47,6 +59,10 @@ export const STRUCTS = {
     batch_stats: 'u32',
     update_non_finite: 'u32',
     unbiased_running: 'u32',
+    chunk: 'u32',
+    _pad0: 'u32',
+    _pad1: 'u32',
+    _pad2: 'u32',
   },
   /** Per-channel coefficients of a forward pass (kept in buffers as planes: COEF_PLANES). */
   ChannelCoef: { shift: 'f32', mean: 'f32', variance: 'f32', invstd: 'f32', scale: 'f32', beta: 'f32', factor: 'f32', _pad1: 'f32' },
@@ -62,20 +78,8 @@ export function packStruct(struct: 'Params', values: StructValues<typeof STRUCTS
   return packLayout(STRUCTS[struct], values);
 }
 
-/**
- * Constants shared by the host and the batch-norm kernels: WG and RWG of
- * shaders/core/workgroups.wgsl, CHUNK and ROWS of batchnorm/common.wgsl.
- */
-export const KERNEL_CONSTANTS = {
-  ...CORE_CONSTANTS,
-  /** Elements of a channel reduced by one chunked partial workgroup. */
-  CHUNK: 2048,
-  /** Rows of a channels-last partial workgroup. */
-  ROWS: 256,
-} as const;
-
-/** Elements of a channel reduced by one partial workgroup (CHUNK in batchnorm/common.wgsl). */
-export const REDUCTION_CHUNK = KERNEL_CONSTANTS.CHUNK;
+/** Constants shared by the host and the batch-norm kernels: WG and RWG of shaders/core/workgroups.wgsl. */
+export const KERNEL_CONSTANTS = CORE_CONSTANTS;
 
 /**
  * The planes of a coefficient buffer (`saved`, and FeatureScaler's coefficients): field f of
@@ -89,9 +93,6 @@ export const SLOT_ELEMENTS: Readonly<Record<TensorStorage, number>> = { f32: 1, 
 
 /** Bytes of one partial of the batch-norm reductions (`partials: array<vec4f>` in batchnorm/stats.wgsl and batchnorm/backward.wgsl). */
 export const BN_PARTIAL_BYTES = 16;
-
-/** Bytes per channel of the backward pass's dx coefficients (`grad_coef`: four planes of f32). */
-export const GRAD_COEF_BYTES = 16;
 
 /** Bytes of one ChannelCoef: the per-feature size of a forward pass's `saved` buffer. */
 export const CHANNEL_COEF_BYTES = structBytes('ChannelCoef');
@@ -159,15 +160,15 @@ export const KERNELS = {
   partial_stats_channels_last: 'batchnorm/stats',
   partial_stats_channels_last_vec4: 'batchnorm/stats',
   finalize_stats: 'batchnorm/stats',
-  update_running: 'batchnorm/stats',
-  normalize: 'batchnorm/normalize',
-  normalize_channels_last_vec4: 'batchnorm/normalize',
   normalize_running: 'batchnorm/normalize',
   normalize_running_channels_last_vec4: 'batchnorm/normalize',
+  normalize_batch: 'batchnorm/normalize',
+  normalize_batch_channels_last_vec4: 'batchnorm/normalize',
+  normalize_update: 'batchnorm/normalize',
+  normalize_update_channels_last_vec4: 'batchnorm/normalize',
   partial_grad_sums: 'batchnorm/backward',
   partial_grad_sums_channels_last: 'batchnorm/backward',
   partial_grad_sums_channels_last_vec4: 'batchnorm/backward',
-  finalize_grads: 'batchnorm/backward',
   input_grad: 'batchnorm/backward',
   input_grad_channels_last_vec4: 'batchnorm/backward',
 } as const satisfies Record<string, BatchNormModule>;
@@ -185,17 +186,19 @@ export const BATCHNORM_KERNELS: KernelFamily<BatchNormKernel, BatchNormModule> =
   },
   constants: KERNEL_CONSTANTS,
   activationKernels: new Set([
-    'normalize',
-    'normalize_channels_last_vec4',
     'normalize_running',
     'normalize_running_channels_last_vec4',
+    'normalize_batch',
+    'normalize_batch_channels_last_vec4',
+    'normalize_update',
+    'normalize_update_channels_last_vec4',
     'partial_grad_sums',
     'partial_grad_sums_channels_last',
     'partial_grad_sums_channels_last_vec4',
     'input_grad',
     'input_grad_channels_last_vec4',
   ]),
-  subgroupKernels: new Set(['partial_stats', 'finalize_stats', 'partial_grad_sums', 'finalize_grads']),
+  subgroupKernels: new Set(['partial_stats', 'finalize_stats', 'partial_grad_sums']),
   overrides: {},
   source: shaderSource,
 };

@@ -5,7 +5,7 @@
  * getState, ...) stages arrays through buffers of its own.
  */
 import type { FusedActivation } from '../core/contract.js';
-import { CHANNEL_COEF_BYTES, COEF_PLANES, GRAD_COEF_BYTES } from './kernels.js';
+import { CHANNEL_COEF_BYTES, COEF_PLANES } from './kernels.js';
 import { recordBackward, recordForward, type BatchNormStateBuffers } from './record.js';
 import { batchNormPlan, type BatchNormMode } from './plan.js';
 import { Usage, regionOf, inComputePass, type TensorBuffer } from '../core/gpu.js';
@@ -260,7 +260,6 @@ export class BatchNorm {
       gammaGrad: this.gammaGrad,
       betaGrad: this.betaGrad,
       saved: given.saved ?? this.core.ownBuffer('normalize coefficients', new Float32Array((CHANNEL_COEF_BYTES / 4) * C), Usage.STORAGE | Usage.COPY_SRC),
-      gradCoef: this.core.ownBuffer('gradient coefficients', new ArrayBuffer(GRAD_COEF_BYTES * C), Usage.STORAGE),
       nonFinite: this.core.ownBuffer('non-finite flag', new Uint32Array(1), Usage.STORAGE),
     };
     this.stateSpec = {

@@ -253,7 +253,8 @@ export function resolveBatchNormOptions(device: GPUDevice, options: BatchNormOpt
 }
 
 /** Bytes each state buffer must hold for C channels, and how to say it. */
-function stateBufferBytes(name: StateBufferName, C: number): [number, string] {
+/** Bytes a pass uses of state buffer `name` for C channels, and how messages describe them. */
+export function stateBufferBytes(name: StateBufferName, C: number): [number, string] {
   if (name === 'numBatchesTracked') return [4, 'one u32'];
   if (name === 'saved') return [C * CHANNEL_COEF_BYTES, `${C} x ${CHANNEL_COEF_BYTES} bytes`];
   return [C * 4, `${C} float32`];
@@ -310,12 +311,17 @@ function stateUse(o: ResolvedBatchNormOptions, state: NamedState, names: readonl
   );
 }
 
+/** The buffers of `state` among `names` that it has, by their names in messages. */
+function stateBuffersByName(state: NamedState, names: readonly StateBufferName[]): Record<string, TensorBuffer> {
+  return Object.fromEntries(names.filter((n) => state.buffers[n] !== undefined).map((n) => [`${state.prefix}.${n}`, state.buffers[n]!]));
+}
+
 /**
  * The tensors of a forward pass against the state it reads and writes: y must be in another
- * GPUBuffer than saved (the normalize kernel reads saved while it writes y), x in another than
- * saved and numBatchesTracked (the batch statistics write them while they read x); y must
- * overlap no state buffer, and x neither running statistic (a training pass writes them before
- * it reads x again). Call after {@link checkForwardArgs}.
+ * GPUBuffer than saved, γ, β and the running statistics (inference writes y in the dispatch that
+ * reads them; one rule for both modes), x in another than saved, numBatchesTracked and the
+ * running statistics (a training pass writes them in the dispatches that read x); y must overlap
+ * no state buffer. Call after {@link checkForwardArgs}.
  */
 export function checkForwardAliasing(
   device: GPUDevice,
@@ -324,26 +330,18 @@ export function checkForwardAliasing(
   args: { x: TensorBuffer; y: TensorBuffer },
   state: NamedState,
 ): void {
-  const s = state.buffers;
-  const at = (n: StateBufferName) => `${state.prefix}.${n}`;
-  checkSeparateOutput(['args.y', args.y], s.saved ? { [at('saved')]: s.saved } : {});
-  for (const n of ['saved', 'numBatchesTracked'] as const) {
-    const b = s[n];
-    if (b) checkSeparateOutput([at(n), b], { 'args.x': args.x });
+  checkSeparateOutput(['args.y', args.y], stateBuffersByName(state, ['saved', 'gamma', 'beta', 'runningMean', 'runningVar']));
+  for (const [name, b] of Object.entries(stateBuffersByName(state, ['saved', 'numBatchesTracked', 'runningMean', 'runningVar']))) {
+    checkSeparateOutput([name, b], { 'args.x': args.x });
   }
-  const bytes = tensorBytesOf(device, o, view);
-  checkNoOverlap(['args.y', args.y, bytes], stateUse(o, state, STATE_BUFFERS));
-  for (const n of ['runningMean', 'runningVar'] as const) {
-    const b = s[n];
-    if (b) checkNoOverlap([at(n), b, stateBufferBytes(n, o.numFeatures)[0]], { 'args.x': [args.x, bytes] });
-  }
+  checkNoOverlap(['args.y', args.y, tensorBytesOf(device, o, view)], stateUse(o, state, STATE_BUFFERS));
 }
 
 /**
  * The tensors of a backward pass against the state: dx must be in another GPUBuffer than saved
- * (the input-gradient kernel reads saved while it writes dx) and overlap no state buffer; the
- * gradients of γ and β must overlap neither x nor dy (they are written before dx reads them
- * again). Call after {@link checkBackwardArgs}.
+ * and γ (the input-gradient kernel reads them while it writes dx) and overlap no state buffer; the
+ * gradients of γ and β must be in other GPUBuffers than x and dy (the input-gradient kernel
+ * writes them while it reads x and dy). Call after {@link checkBackwardArgs}.
  */
 export function checkBackwardAliasing(
   device: GPUDevice,
@@ -352,13 +350,10 @@ export function checkBackwardAliasing(
   args: { x: TensorBuffer; dy: TensorBuffer; dx: TensorBuffer },
   state: NamedState,
 ): void {
-  const s = state.buffers;
-  checkSeparateOutput(['args.dx', args.dx], s.saved ? { [`${state.prefix}.saved`]: s.saved } : {});
-  const bytes = tensorBytesOf(device, o, view);
-  checkNoOverlap(['args.dx', args.dx, bytes], stateUse(o, state, STATE_BUFFERS));
-  for (const n of ['gammaGrad', 'betaGrad'] as const) {
-    const b = s[n];
-    if (b) checkNoOverlap([`${state.prefix}.${n}`, b, stateBufferBytes(n, o.numFeatures)[0]], { 'args.x': [args.x, bytes], 'args.dy': [args.dy, bytes] });
+  checkSeparateOutput(['args.dx', args.dx], stateBuffersByName(state, ['saved', 'gamma']));
+  checkNoOverlap(['args.dx', args.dx, tensorBytesOf(device, o, view)], stateUse(o, state, STATE_BUFFERS));
+  for (const [name, b] of Object.entries(stateBuffersByName(state, ['gammaGrad', 'betaGrad']))) {
+    checkSeparateOutput([name, b], { 'args.x': args.x, 'args.dy': args.dy });
   }
 }
 

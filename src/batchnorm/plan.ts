@@ -11,7 +11,25 @@ import { REDUCTION_SIZES, cachedPlan, isCpuAdapter, uniform, type DType } from '
 import { align4 } from '../core/gpu.js';
 import type { ChannelView } from '../core/layout.js';
 
-const { WG, RWG, CHUNK, ROWS } = KERNEL_CONSTANTS;
+const { WG, RWG } = KERNEL_CONSTANTS;
+
+/** Elements of a channel one chunked partial workgroup reduces, at least (Params.chunk; 32 per thread). */
+export const CHUNK = 2048;
+/** Rows of a channels-last partial workgroup (RWG channels, one per thread), at least (Params.chunk). */
+const ROWS = 256;
+/**
+ * The cost bound of merging partials where they are used. The last dispatch of a training forward
+ * or backward pass merges, in each workgroup, the partials of every channel it touches, so its
+ * partial reads grow with the product of its workgroups and the partials per channel. A plan
+ * takes at most one partial read (16 bytes, from L2: a channel's partials are read by every
+ * workgroup that touches it) per this many elements of the tensor -- half a float32 tensor's
+ * bytes: it halves the larger of the two (longer partial chunks, or fewer lanes of the merging
+ * grid, down to MERGE_MIN_THREADS) until it does, or until one partial per channel is left.
+ * Chosen by this arithmetic, not yet measured on a GPU.
+ */
+export const MERGE_ELEMENTS_PER_READ = 8;
+/** Threads the merging dispatch keeps at least, where the tensor has that many slots (or channel groups × rows). */
+const MERGE_MIN_THREADS = 1 << 14;
 
 // Dispatch sizes of the channels-last vec4 kernels. On a GPU: enough work to keep a large one busy
 // (an H200 keeps 132 SMs × 2048 threads resident and needs megabytes of loads in flight), measured
@@ -57,6 +75,12 @@ export interface BatchNormPlan extends ElementwisePlan {
   readonly partialWorkgroups: number;
   /** Scratch bytes of the partials: one vec4f per (channel, chunk). */
   readonly partialBytes: number;
+  /** Workgroups of the dispatches that merge the partials (normalize_batch, input_grad): the elementwise grid, with fewer lanes where MERGE_ELEMENTS_PER_READ asks. */
+  readonly mergeWorkgroups: number;
+  /** Partial reads of one merging dispatch: at most total / MERGE_ELEMENTS_PER_READ, unless one partial per channel is left. */
+  readonly mergeReads: number;
+  /** Training under nonFiniteBatches 'skip' with running statistics: a finalize dispatch decides whether the batch counts. */
+  readonly skipsNonFinite: boolean;
 }
 
 /** The layer options a batch-norm plan depends on. */
@@ -85,9 +109,10 @@ export function batchNormPlan(device: GPUDevice, view: ChannelView, options: Bat
   const { activation, eps, momentum, nonFiniteBatches, runningVariance } = options;
   const key = `bn ${storage} ${activation} ${viewKey(view)} eps ${eps} momentum ${momentum} ${nonFiniteBatches} ${runningVariance} ${mode.batchStats} ${mode.updateRunning}`;
   return cachedPlan(device, key, holder, () => {
-    const reduction = reductionGeometry(device, view);
+    const geometry = elementwiseGeometry(view, storage);
+    const reduction = reductionGeometry(device, view, storage);
     const params = packStruct('Params', {
-      ...viewFields(view, reduction.chunks),
+      ...viewFields(view, reduction.chunks, reduction.chunk),
       eps,
       momentum: momentum ?? -1, // < 0 selects the cumulative average (finalize_stats)
       update_running: Number(mode.updateRunning),
@@ -96,10 +121,17 @@ export function batchNormPlan(device: GPUDevice, view: ChannelView, options: Bat
       unbiased_running: Number(runningVariance === 'unbiased'),
     });
     return {
-      ...elementwise(view, storage, activation, uniform(device, `bn ${viewKey(view)}`, params)),
+      ...geometry,
+      activation,
+      params: uniform(device, `bn ${viewKey(view)}`, params),
       channelsLast: view.inner === 1,
-      ...reduction,
-      partialBytes: align4(view.channels * reduction.chunks * BN_PARTIAL_BYTES),
+      chunks: reduction.chunks,
+      partialWorkgroups: reduction.partialWorkgroups,
+      // The partials, then each channel's (γ, β), which the partial statistics copy for normalize_batch.
+      partialBytes: align4(view.channels * (reduction.chunks + 1) * BN_PARTIAL_BYTES),
+      mergeWorkgroups: reduction.merge.workgroups,
+      mergeReads: reduction.merge.reads,
+      skipsNonFinite: mode.updateRunning && nonFiniteBatches === 'skip',
     };
   });
 }
@@ -108,60 +140,112 @@ export function viewKey(view: ChannelView): string {
   return `[${view.outer}, ${view.channels}, ${view.inner}]`;
 }
 
-export function viewFields(view: ChannelView, chunks: number) {
+export function viewFields(view: ChannelView, chunks: number, chunk: number) {
   const count = view.outer * view.inner;
-  return { outer: view.outer, channels: view.channels, inner: view.inner, count, chunks, total: count * view.channels };
+  return { outer: view.outer, channels: view.channels, inner: view.inner, count, chunks, total: count * view.channels, chunk };
+}
+
+/** A fixed grid of threads: `lanes` (row lanes, or periods of slots) of `period` threads (channel groups, or slots). */
+interface Grid {
+  period: number;
+  lanes: number;
+}
+
+function gridWorkgroups(grid: Grid): number {
+  return Math.ceil((grid.lanes * grid.period) / WG);
 }
 
 /**
- * The batch-norm reductions' partials per channel and workgroups. Chunked: CHUNK elements per
- * workgroup. Channels-last: ROWS rows of RWG channels per workgroup, or with C % 4 == 0 a tile of
- * channel groups and row lanes (RowTile in common.wgsl) over blocks of rows sized so that the
- * launch covers the device and each lane still takes a few runs of 4 rows (REDUCTION_SIZES).
+ * Partial reads of a merging dispatch over `grid` with `chunks` partials per channel: each
+ * workgroup merges every channel its threads touch -- a slot kernel's WG · SLOT consecutive
+ * elements (workgroup_channels in common.wgsl), a channels-last vec4 kernel's WG consecutive
+ * channel groups (workgroup_groups).
  */
-function reductionGeometry(device: GPUDevice, view: ChannelView): { chunks: number; partialWorkgroups: number } {
-  if (view.inner !== 1) {
-    const chunks = Math.ceil((view.outer * view.inner) / CHUNK);
-    return { chunks, partialWorkgroups: view.channels * chunks };
-  }
-  if (!isChannelsLastVec4(view)) {
-    const chunks = Math.ceil(view.outer / ROWS);
-    return { chunks, partialWorkgroups: Math.ceil(view.channels / RWG) * chunks };
-  }
+function mergeReads(view: ChannelView, storage: TensorStorage, grid: Grid, chunks: number): number {
+  const { channels, inner } = view;
+  const span = isChannelsLastVec4(view) ? Math.min(channels, 4 * WG) : Math.min(channels, Math.floor((WG * SLOT_ELEMENTS[storage] + inner - 2) / inner) + 1);
+  return gridWorkgroups(grid) * span * chunks;
+}
+
+/**
+ * The batch-norm reductions' partials per channel and workgroups, and the merging dispatch's grid.
+ * Chunked: at least CHUNK elements per workgroup. Channels-last: at least ROWS rows of RWG channels
+ * per workgroup, or with C % 4 == 0 a tile of channel groups and row lanes (RowTile in
+ * common.wgsl) over blocks of rows sized so that the launch covers the device and each lane still
+ * takes a few runs of 4 rows (REDUCTION_SIZES). Then fewer partials and merging lanes, as
+ * MERGE_ELEMENTS_PER_READ asks.
+ */
+function reductionGeometry(device: GPUDevice, view: ChannelView, storage: TensorStorage) {
+  const total = view.outer * view.channels * view.inner;
   const groups = view.channels / 4;
   const width = Math.min(groups, RWG);
-  const lanes = Math.floor(WG / width);
   const tiles = Math.ceil(groups / width);
-  const sizes = REDUCTION_SIZES[isCpuAdapter(device) ? 'cpu' : 'gpu'];
-  const rowsPerBlock = Math.max(4 * lanes * sizes.minRunsPerLane, Math.ceil(view.outer / Math.max(1, Math.floor(sizes.workgroups / tiles))));
-  const chunks = Math.ceil(view.outer / rowsPerBlock);
-  return { chunks, partialWorkgroups: tiles * chunks };
+  let defaultChunks: number;
+  if (view.inner !== 1) defaultChunks = Math.ceil((view.outer * view.inner) / CHUNK);
+  else if (!isChannelsLastVec4(view)) defaultChunks = Math.ceil(view.outer / ROWS);
+  else {
+    const lanes = Math.floor(WG / width);
+    const sizes = REDUCTION_SIZES[isCpuAdapter(device) ? 'cpu' : 'gpu'];
+    const rowsPerBlock = Math.max(4 * lanes * sizes.minRunsPerLane, Math.ceil(view.outer / Math.max(1, Math.floor(sizes.workgroups / tiles))));
+    defaultChunks = Math.ceil(view.outer / rowsPerBlock);
+  }
+
+  const grid = elementwiseGrid(view, storage);
+  const minLanes = Math.min(grid.lanes, Math.ceil(MERGE_MIN_THREADS / grid.period));
+  let chunks = defaultChunks;
+  while (mergeReads(view, storage, grid, chunks) > total / MERGE_ELEMENTS_PER_READ && chunks > 1) {
+    if (grid.lanes > minLanes && grid.lanes >= chunks) grid.lanes = Math.max(minLanes, Math.ceil(grid.lanes / 2));
+    else chunks = Math.ceil(chunks / 2);
+  }
+  const merge = { workgroups: gridWorkgroups(grid), reads: mergeReads(view, storage, grid, chunks) };
+
+  // `unit` elements (or rows) per partial, widened by a whole factor to at most `chunks` partials.
+  const sized = (length: number, unit: number) => {
+    const chunk = unit * Math.ceil(Math.ceil(length / unit) / chunks);
+    return { chunk, chunks: Math.ceil(length / chunk) };
+  };
+  if (view.inner !== 1) {
+    const c = sized(view.outer * view.inner, CHUNK);
+    return { ...c, partialWorkgroups: view.channels * c.chunks, merge };
+  }
+  if (!isChannelsLastVec4(view)) {
+    const c = sized(view.outer, ROWS);
+    return { ...c, partialWorkgroups: Math.ceil(view.channels / RWG) * c.chunks, merge };
+  }
+  // The kernels split the rows evenly over the blocks themselves (row_tile); chunk is unused.
+  return { chunks, chunk: 0, partialWorkgroups: tiles * chunks, merge };
 }
 
-/** Workgroups of a fixed grid of `lanes` (at most `units`, at least 1, about `threads` / `period`) times `period` threads. */
-function laneWorkgroups(period: number, units: number, threads: number): number {
-  const lanes = Math.min(units, Math.max(1, Math.floor(threads / period)));
-  return Math.ceil((lanes * period) / WG);
-}
-
+/** The elementwise kernels' plan of `view` stored as `storage`, with the uniform `params`. */
 export function elementwise(view: ChannelView, storage: TensorStorage, activation: FusedActivation, params: GPUBuffer): ElementwisePlan {
-  const channelsLastVec4 = isChannelsLastVec4(view);
-  // Channels-last vec4: (channel group, row lane) threads, group_lanes() in common.wgsl. Otherwise
-  // (slot, row lane) threads over periods of slots, slot_period() in common.wgsl.
+  return { ...elementwiseGeometry(view, storage), activation, params };
+}
+
+/** Which elementwise kernels a view takes and their dispatch sizes. */
+type ElementwiseGeometry = Pick<ElementwisePlan, 'view' | 'storage' | 'channelsLastVec4' | 'elementwiseWorkgroups' | 'perChannelWorkgroups'>;
+
+function elementwiseGeometry(view: ChannelView, storage: TensorStorage): ElementwiseGeometry {
+  return {
+    view,
+    storage,
+    channelsLastVec4: isChannelsLastVec4(view),
+    elementwiseWorkgroups: gridWorkgroups(elementwiseGrid(view, storage)),
+    perChannelWorkgroups: Math.ceil(view.channels / WG),
+  };
+}
+
+/**
+ * The elementwise grid: channels-last vec4, (channel group, row lane) threads (group_lanes() in
+ * common.wgsl); otherwise (slot, row lane) threads over periods of slots (slot_period() there).
+ * About `threads` threads, at least one lane, at most one lane per row (or period).
+ */
+function elementwiseGrid(view: ChannelView, storage: TensorStorage): Grid {
+  const lanes = (period: number, units: number, threads: number) => ({ period, lanes: Math.min(units, Math.max(1, Math.floor(threads / period))) });
+  if (isChannelsLastVec4(view)) return lanes(view.channels / 4, view.outer, ELEMENTWISE_THREADS);
   const slot = SLOT_ELEMENTS[storage];
   const row = view.channels * view.inner;
   const period = row / Math.min(slot, row & -row);
   const slots = Math.ceil((view.outer * row) / slot);
-  return {
-    view,
-    storage,
-    activation,
-    params,
-    channelsLastVec4,
-    elementwiseWorkgroups: channelsLastVec4
-      ? laneWorkgroups(view.channels / 4, view.outer, ELEMENTWISE_THREADS)
-      : laneWorkgroups(period, Math.ceil(slots / period), SLOT_THREADS),
-    perChannelWorkgroups: Math.ceil(view.channels / WG),
-  };
+  return lanes(period, Math.ceil(slots / period), SLOT_THREADS);
 }
 export type { DType };

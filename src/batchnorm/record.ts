@@ -3,12 +3,16 @@
  * on buffers they are given, with the geometry and uniform of a plan (plan.ts). They check
  * nothing and own nothing; layers and the function forms validate first and compose them.
  *
- * A forward pass is batch statistics → (running update) → normalize, or coefficients from the
- * running statistics → normalize; a backward pass is gradient reductions → input gradient.
+ * A training forward pass is partial statistics → normalize (which merges them; a finalize
+ * between under nonFiniteBatches 'skip'), inference one normalize from the running statistics; a
+ * backward pass is partial gradient sums → input gradient (which merges them).
  */
 import { dispatchKernel } from './kernels.js';
-import type { TensorBuffer } from '../core/gpu.js';
-import type { BatchNormMode, BatchNormPlan, ElementwisePlan } from './plan.js';
+import { STATE_BUFFERS, stateBufferBytes } from './options.js';
+import { exactBindings, type TensorBuffer } from '../core/gpu.js';
+import { viewSize } from '../core/layout.js';
+import { tensorBytes } from '../core/shaders.js';
+import type { BatchNormMode, BatchNormPlan } from './plan.js';
 
 /** Every buffer of one batch-norm layer's state (whole buffers or ranges): what a caller owns in the function forms. */
 export interface BatchNormRecordBuffers {
@@ -26,118 +30,77 @@ export interface BatchNormRecordBuffers {
   saved: TensorBuffer;
 }
 
-/** The buffers the forward and backward passes read and write besides the tensors: the state and three intermediates. */
+/** The buffers the forward and backward passes read and write besides the tensors: the state and two intermediates. */
 export interface BatchNormStateBuffers extends BatchNormRecordBuffers {
-  /** C vec4f: the backward pass's per-channel coefficients of dx. */
-  gradCoef: TensorBuffer;
   /** One u32: set while a training pass has seen non-finite statistics. */
   nonFinite: TensorBuffer;
   /** Scratch of at least plan.partialBytes for the partial reductions. */
   partials: TensorBuffer;
 }
 
-/** Per-channel mean and biased variance of `x` into `saved` (and the non-finite flag, and each channel's factor for the running update): partial reductions, then their merge. */
-export function recordBatchStats(
+/** Per-channel partial (mean, M2, n) of `x`, this batch's weight in the running update and each channel's (γ, β) into `partials`; clears the non-finite flag. */
+function recordPartialStats(
   device: GPUDevice,
   pass: GPUComputePassEncoder,
   plan: BatchNormPlan,
-  b: Pick<BatchNormStateBuffers, 'gamma' | 'beta' | 'numBatchesTracked' | 'saved' | 'nonFinite' | 'partials'> & { x: TensorBuffer },
+  b: Pick<BatchNormStateBuffers, 'gamma' | 'beta' | 'numBatchesTracked' | 'nonFinite' | 'partials'> & { x: TensorBuffer },
 ): void {
-  const { params } = plan;
-  const partialKernel = plan.channelsLastVec4 ? 'partial_stats_channels_last_vec4' : plan.channelsLast ? 'partial_stats_channels_last' : 'partial_stats';
-  dispatchKernel(device, pass, partialKernel, plan, plan.partialWorkgroups, {
-    params,
-    x: b.x,
-    partials: b.partials,
-    non_finite: b.nonFinite,
-  });
-  dispatchKernel(device, pass, 'finalize_stats', plan, plan.view.channels, {
-    params,
+  const kernel = plan.channelsLastVec4 ? 'partial_stats_channels_last_vec4' : plan.channelsLast ? 'partial_stats_channels_last' : 'partial_stats';
+  dispatchKernel(device, pass, kernel, plan, plan.partialWorkgroups, {
+    params: plan.params,
     x: b.x,
     partials: b.partials,
     gamma: b.gamma,
     beta: b.beta,
     batches_tracked: b.numBatchesTracked,
-    coef: b.saved,
     non_finite: b.nonFinite,
   });
 }
 
-/** The running statistics and numBatchesTracked from the batch statistics and factor in `saved`, unless the batch was flagged non-finite and the plan skips such batches. */
-export function recordRunningUpdate(
+/**
+ * A training forward pass (or one normalizing with the batch statistics): partial statistics,
+ * then one dispatch that normalizes and writes `saved`, the running statistics and
+ * numBatchesTracked -- merging each channel's partials in every workgroup that needs them. Under
+ * nonFiniteBatches 'skip' with running statistics, whether the batch counts is a decision over
+ * every channel's merged statistics, so a finalize dispatch between makes it (three in all).
+ */
+function recordBatchForward(
   device: GPUDevice,
   pass: GPUComputePassEncoder,
   plan: BatchNormPlan,
-  b: Pick<BatchNormStateBuffers, 'runningMean' | 'runningVar' | 'numBatchesTracked' | 'saved' | 'nonFinite'>,
+  b: BatchNormStateBuffers & { x: TensorBuffer; y: TensorBuffer },
 ): void {
   const { params } = plan;
-  dispatchKernel(device, pass, 'update_running', plan, plan.perChannelWorkgroups, {
-    params,
-    running_mean: b.runningMean,
-    running_var: b.runningVar,
-    batches_tracked: b.numBatchesTracked,
-    coef: b.saved,
-    non_finite: b.nonFinite,
-  });
+  recordPartialStats(device, pass, plan, b);
+  if (plan.skipsNonFinite) {
+    dispatchKernel(device, pass, 'finalize_stats', plan, plan.view.channels, {
+      params,
+      x: b.x,
+      partials: b.partials,
+      gamma: b.gamma,
+      beta: b.beta,
+      coef: b.saved,
+      non_finite: b.nonFinite,
+    });
+  }
+  const suffix = plan.channelsLastVec4 ? '_channels_last_vec4' : '';
+  const io = { params, x: b.x, y: b.y, coef: b.saved, running_mean_update: b.runningMean, running_var_update: b.runningVar };
+  if (plan.skipsNonFinite) {
+    dispatchKernel(device, pass, `normalize_update${suffix}`, plan, plan.elementwiseWorkgroups, {
+      ...io,
+      batches_tracked: b.numBatchesTracked,
+      non_finite: b.nonFinite,
+    });
+  } else {
+    dispatchKernel(device, pass, `normalize_batch${suffix}`, plan, plan.mergeWorkgroups, { ...io, partials: b.partials });
+  }
 }
 
-/** y = ((x − shift) − mean) · scale + β per channel, from the coefficients in `coef` (then the fused activation). */
-export function recordNormalize(
-  device: GPUDevice,
-  pass: GPUComputePassEncoder,
-  plan: ElementwisePlan,
-  b: { x: TensorBuffer; y: TensorBuffer; coef: TensorBuffer },
-): void {
-  const kernel = plan.channelsLastVec4 ? 'normalize_channels_last_vec4' : 'normalize';
-  dispatchKernel(device, pass, kernel, plan, plan.elementwiseWorkgroups, { params: plan.params, x: b.x, y: b.y, coef_in: b.coef });
-}
-
-/** dL/dγ and dL/dβ into the gradient buffers, and the per-channel coefficients of dx into `gradCoef`. */
-export function recordGradReductions(
-  device: GPUDevice,
-  pass: GPUComputePassEncoder,
-  plan: BatchNormPlan,
-  b: Pick<BatchNormStateBuffers, 'saved' | 'partials' | 'gamma' | 'gammaGrad' | 'betaGrad' | 'gradCoef'> & { x: TensorBuffer; dy: TensorBuffer },
-): void {
-  const { params } = plan;
-  const partialKernel = plan.channelsLastVec4
-    ? 'partial_grad_sums_channels_last_vec4'
-    : plan.channelsLast
-      ? 'partial_grad_sums_channels_last'
-      : 'partial_grad_sums';
-  dispatchKernel(device, pass, partialKernel, plan, plan.partialWorkgroups, {
-    params,
-    x: b.x,
-    dy: b.dy,
-    coef: b.saved,
-    partials: b.partials,
-  });
-  dispatchKernel(device, pass, 'finalize_grads', plan, plan.view.channels, {
-    params,
-    coef: b.saved,
-    partials: b.partials,
-    gamma: b.gamma,
-    dgamma: b.gammaGrad,
-    dbeta: b.betaGrad,
-    grad_coef: b.gradCoef,
-  });
-}
-
-/** dx = k·dy − (x − shift)·q − p' per channel, from the coefficients of recordGradReductions. */
-export function recordInputGrad(
-  device: GPUDevice,
-  pass: GPUComputePassEncoder,
-  plan: BatchNormPlan,
-  b: Pick<BatchNormStateBuffers, 'saved' | 'gradCoef'> & { x: TensorBuffer; dy: TensorBuffer; dx: TensorBuffer },
-): void {
-  dispatchKernel(device, pass, plan.channelsLastVec4 ? 'input_grad_channels_last_vec4' : 'input_grad', plan, plan.elementwiseWorkgroups, {
-    params: plan.params,
-    x: b.x,
-    dy: b.dy,
-    dx: b.dx,
-    coef: b.saved,
-    grad_coef_in: b.gradCoef,
-  });
+/** The caller's buffers of a pass bound to exactly the bytes it uses (see exactBindings). */
+function boundExactly<B extends object>(plan: BatchNormPlan, b: B): B {
+  const tensor = tensorBytes(plan.storage, viewSize(plan.view));
+  const state = STATE_BUFFERS.map((name) => [name, stateBufferBytes(name, plan.view.channels)[0]]);
+  return exactBindings(b, { x: tensor, y: tensor, dy: tensor, dx: tensor, ...Object.fromEntries(state) });
 }
 
 /** Records a whole forward pass of `plan` in `mode` into `pass`. */
@@ -146,22 +109,18 @@ export function recordForward(
   pass: GPUComputePassEncoder,
   plan: BatchNormPlan,
   mode: BatchNormMode,
-  b: BatchNormStateBuffers & { x: TensorBuffer; y: TensorBuffer },
+  buffers: BatchNormStateBuffers & { x: TensorBuffer; y: TensorBuffer },
 ): void {
-  if (!mode.batchStats) {
-    recordNormalizeFromRunning(device, pass, plan, b);
-    return;
-  }
-  recordBatchStats(device, pass, plan, b);
-  if (mode.updateRunning) recordRunningUpdate(device, pass, plan, b);
-  recordNormalize(device, pass, plan, { x: b.x, y: b.y, coef: b.saved });
+  const b = boundExactly(plan, buffers);
+  if (mode.batchStats) recordBatchForward(device, pass, plan, b);
+  else recordNormalizeFromRunning(device, pass, plan, b);
 }
 
 /**
  * Inference in one dispatch: y normalized with coefficients each thread takes from the running
  * statistics, which one workgroup also writes to `saved` (for a backward pass and getStats).
  */
-export function recordNormalizeFromRunning(
+function recordNormalizeFromRunning(
   device: GPUDevice,
   pass: GPUComputePassEncoder,
   plan: BatchNormPlan,
@@ -180,13 +139,33 @@ export function recordNormalizeFromRunning(
   });
 }
 
-/** Records a whole backward pass of `plan` into `pass`. */
+/**
+ * Records a whole backward pass of `plan` into `pass`: partial gradient sums, then dx, where each
+ * workgroup sums the partials of its channels itself and one per channel writes dL/dγ and dL/dβ.
+ */
 export function recordBackward(
   device: GPUDevice,
   pass: GPUComputePassEncoder,
   plan: BatchNormPlan,
-  b: BatchNormStateBuffers & { x: TensorBuffer; dy: TensorBuffer; dx: TensorBuffer },
+  buffers: BatchNormStateBuffers & { x: TensorBuffer; dy: TensorBuffer; dx: TensorBuffer },
 ): void {
-  recordGradReductions(device, pass, plan, b);
-  recordInputGrad(device, pass, plan, b);
+  const b = boundExactly(plan, buffers);
+  const { params } = plan;
+  const partialKernel = plan.channelsLastVec4
+    ? 'partial_grad_sums_channels_last_vec4'
+    : plan.channelsLast
+      ? 'partial_grad_sums_channels_last'
+      : 'partial_grad_sums';
+  dispatchKernel(device, pass, partialKernel, plan, plan.partialWorkgroups, { params, x: b.x, dy: b.dy, coef: b.saved, partials: b.partials });
+  dispatchKernel(device, pass, plan.channelsLastVec4 ? 'input_grad_channels_last_vec4' : 'input_grad', plan, plan.mergeWorkgroups, {
+    params,
+    x: b.x,
+    dy: b.dy,
+    dx: b.dx,
+    coef: b.saved,
+    partials: b.partials,
+    gamma: b.gamma,
+    dgamma: b.gammaGrad,
+    dbeta: b.betaGrad,
+  });
 }

@@ -47,6 +47,22 @@ export function regionOf(t: TensorBuffer, size: number): BufferRegion {
   return isBufferRange(t) ? { buffer: t.buffer, offset: t.offset ?? 0, size } : { buffer: t, size };
 }
 
+/**
+ * A pass's buffers with each caller buffer named in `bytes` bound to exactly its first
+ * `bytes[name]` bytes (the others as they are). WebGPU checks the bound ranges of a dispatch's
+ * writable bindings against each other, so a whole GPUBuffer, or a range given without a size or
+ * with a larger one, that also holds another buffer the dispatch writes would fail the dispatch,
+ * though the bytes the pass uses do not overlap.
+ */
+export function exactBindings<B extends object>(buffers: B, bytes: Readonly<Record<string, number>>): B {
+  const out = { ...buffers } as Record<string, unknown>;
+  for (const [name, size] of Object.entries(bytes)) {
+    const t = out[name] as TensorBuffer | undefined;
+    if (t !== undefined) out[name] = regionOf(t, size);
+  }
+  return out as B;
+}
+
 /** GPUBufferUsage flags by value, so that this module does not depend on the globals being set. */
 export const Usage = {
   MAP_READ: 0x0001,

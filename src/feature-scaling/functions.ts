@@ -1,9 +1,8 @@
 /**
  * Feature scaling as plain functions of (device, encoder, args): x, y and the accumulated `state`
- * are the caller's. Nothing is submitted or read back. Between calls they keep, per `state` range,
- * the coefficients of the transform and the inverse (released by releaseFunctionCaches).
+ * are the caller's. Nothing is submitted or read back. Between calls they keep the uniforms of
+ * the scaling options (released by releaseFunctionCaches).
  */
-import { CHANNEL_COEF_BYTES } from './kernels.js';
 import {
   SCALER_OPTIONS,
   SCALING_STATE_BYTES_PER_FEATURE,
@@ -22,7 +21,6 @@ import {
   checkCall,
   familyRecords,
   functionsState,
-  keyedByRange,
   ownBuffer,
   shapeFeatures,
   type FunctionsState,
@@ -38,23 +36,15 @@ import { viewSize } from '../core/layout.js';
  */
 export type FeatureScalingFunctionOptions = Omit<FeatureScalerOptions, 'numFeatures' | 'state' | 'label'>;
 
-/** What a scaling pass on a `state` range uses besides it: the transform's and the inverse's coefficients. */
-interface StateRecord {
-  coef: GPUBuffer;
-  inverseCoef: GPUBuffer;
-}
-
 /** What the feature-scaling functions keep between calls. */
 interface ScalingRecords {
-  /** Per scaling `state` buffer, per `offset:C`. */
-  readonly states: WeakMap<GPUBuffer, Map<string, StateRecord>>;
   /** ScalingOptions uniforms by `method:correction` (immutable). */
   readonly scalingOptions: Map<string, GPUBuffer>;
 }
 
 /** The feature-scaling functions' records in the function forms' state. */
 function scalingRecords(state: FunctionsState): ScalingRecords {
-  return familyRecords(state, 'feature-scaling', () => ({ states: new WeakMap(), scalingOptions: new Map() }));
+  return familyRecords(state, 'feature-scaling', () => ({ scalingOptions: new Map() }));
 }
 
 const SCALING_FUNCTION_KEYS = {
@@ -123,9 +113,11 @@ function encodeScaling(
   functions.guard.checkUsable();
   const { view, options } = checkScalingCall(device, args, { 'args.x': args.x, 'args.y': args.y });
   checkSeparateOutput(['args.y', args.y], { 'args.x': args.x });
-  // The transform reads the state (through its coefficients) and must not overwrite it.
+  // The state is bound writable, as in adapt (WebGPU refuses a GPUBuffer bound read-only and
+  // writable in one dispatch), so x stays out of its GPUBuffer; y may share it, but must not
+  // overwrite the state the transform reads.
+  checkSeparateOutput(['args.state', args.state], { 'args.x': args.x });
   checkNoOverlap(['args.y', args.y, viewSize(view) * 4], { 'args.state': [args.state, view.channels * SCALING_STATE_BYTES_PER_FEATURE] });
-  const record = stateRecord(device, functions, args.state, view.channels);
   const optionsKey = `${options.method}:${options.correction}`;
   const { scalingOptions } = scalingRecords(functions);
   let uniform = scalingOptions.get(optionsKey);
@@ -137,7 +129,7 @@ function encodeScaling(
     const plan = scalingPlan(device, view, functions.holder);
     acquireScratch(device, plan.partialBytes, functions.holder);
     inComputePass(encoder, `${FUNCTION_LABEL} ${direction}`, (pass) => {
-      recordScaling(device, pass, plan, direction, { x: args.x, y: args.y, state: args.state, ...record, options: uniform });
+      recordScaling(device, pass, plan, direction, { x: args.x, y: args.y, state: args.state, options: uniform });
     });
   }, `${direction} of shape [${args.shape.join(', ')}], x ${bufferName(args.x)}, y ${bufferName(args.y)}, state ${bufferName(args.state)}`);
 }
@@ -157,12 +149,4 @@ function checkScalingCall(
   checkScalingTensors(device, view, args.shape, tensors);
   checkTensorBuffer('args.state', args.state, numFeatures * SCALING_STATE_BYTES_PER_FEATURE, `${numFeatures} x ${SCALING_STATE_BYTES_PER_FEATURE} bytes`, device);
   return { view, options };
-}
-
-/** The record of a scaling `state` range for C features, created on first use. */
-function stateRecord(device: GPUDevice, state: FunctionsState, scalingState: TensorBuffer, C: number): StateRecord {
-  return keyedByRange(scalingRecords(state).states, scalingState, C, () => ({
-    coef: ownBuffer(device, state, createBufferWithData(device, `${FUNCTION_LABEL} coefficients`, new ArrayBuffer(C * CHANNEL_COEF_BYTES), Usage.STORAGE)),
-    inverseCoef: ownBuffer(device, state, createBufferWithData(device, `${FUNCTION_LABEL} inverse coefficients`, new ArrayBuffer(C * CHANNEL_COEF_BYTES), Usage.STORAGE)),
-  }));
 }

@@ -6,18 +6,15 @@
  * that takes batch norm's WGSL for it.
  */
 import scalingWgsl from '../../shaders/feature-scaling/scaling.wgsl?raw';
-import { CHANNEL_COEF_BYTES, COMMON_WGSL as BATCHNORM_COMMON_WGSL, KERNEL_CONSTANTS as BATCHNORM_CONSTANTS, STRUCTS as BATCHNORM_STRUCTS, TENSOR_STORAGE_WGSL as BATCHNORM_TENSOR_STORAGE_WGSL } from '../batchnorm/kernels.js';
+import { COMMON_WGSL as BATCHNORM_COMMON_WGSL, KERNEL_CONSTANTS as BATCHNORM_CONSTANTS, STRUCTS as BATCHNORM_STRUCTS, TENSOR_STORAGE_WGSL as BATCHNORM_TENSOR_STORAGE_WGSL } from '../batchnorm/kernels.js';
 import { TENSOR_BINDINGS, layoutBytes, layoutWord, packLayout, type StructValues } from '../core/contract.js';
 import { dispatchFamilyKernel, type KernelFamily, type KernelTarget } from '../core/pipelines.js';
-import { NUMERICS_WGSL, WORKGROUPS_WGSL, joinWgsl, workgroupReduceWgsl, type TensorStorage } from '../core/shaders.js';
+import { ACTIVATIONS_WGSL, NUMERICS_WGSL, WORKGROUPS_WGSL, joinWgsl, workgroupReduceWgsl, type TensorStorage } from '../core/shaders.js';
 import type { TensorBuffer } from '../core/gpu.js';
-
-/** Bytes per feature of the transform's and the inverse's coefficients: ChannelCoef planes (batchnorm/common.wgsl). */
-export { CHANNEL_COEF_BYTES };
 
 /** Binding numbers by WGSL variable name, per feature-scaling shader module. */
 export const BINDINGS = {
-  'feature-scaling/scaling': { ...TENSOR_BINDINGS, partials: 5, state: 6, coef: 7, inverse_coef: 8, options: 9 },
+  'feature-scaling/scaling': { ...TENSOR_BINDINGS, partials: 5, state: 6, options: 9 },
 } as const;
 
 /** Name of a feature-scaling shader module: its file under shaders/, without `.wgsl`. */
@@ -57,6 +54,7 @@ export function shaderSource(_module: FeatureScalingModule, storage: TensorStora
     `${subgroups ? 'enable subgroups;\n' : ''}${BATCHNORM_TENSOR_STORAGE_WGSL[storage]}`,
     NUMERICS_WGSL,
     WORKGROUPS_WGSL,
+    ACTIVATIONS_WGSL, // batchnorm/common.wgsl's walks apply one; feature scaling's is always none
     BATCHNORM_COMMON_WGSL,
     workgroupReduceWgsl(subgroups),
     scalingWgsl,
@@ -68,7 +66,10 @@ export const KERNELS = {
   scaling_begin: 'feature-scaling/scaling',
   scaling_partials: 'feature-scaling/scaling',
   scaling_accumulate: 'feature-scaling/scaling',
-  scaling_coefficients: 'feature-scaling/scaling',
+  scale_transform: 'feature-scaling/scaling',
+  scale_transform_channels_last_vec4: 'feature-scaling/scaling',
+  scale_inverse: 'feature-scaling/scaling',
+  scale_inverse_channels_last_vec4: 'feature-scaling/scaling',
 } as const satisfies Record<string, FeatureScalingModule>;
 
 /** Name of a feature-scaling kernel (a WGSL entry point). */

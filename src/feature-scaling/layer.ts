@@ -8,7 +8,7 @@
  *
  * Features are the channels of the layout's [outer, C, inner] view (the last axis for 'NC').
  */
-import { CHANNEL_COEF_BYTES, fieldWord } from './kernels.js';
+import { fieldWord } from './kernels.js';
 import { recordScaling, recordScalingAdapt } from './record.js';
 import { scalingPlan, type ScalingPlan } from './plan.js';
 import { Usage, checkSeparateOutput, regionOf, inComputePass, type TensorBuffer } from '../core/gpu.js';
@@ -60,8 +60,6 @@ export class FeatureScaler {
   private readonly state: TensorBuffer;
   /** The state is the caller's (options.state): it may hold statistics this object never saw. */
   private readonly callerState: boolean;
-  private readonly coef: GPUBuffer;
-  private readonly inverseCoef: GPUBuffer;
   private readonly options: GPUBuffer;
   private adaptedCount = 0;
   /** Whether every adapt() since the last reset() ran: transform, inverse and getStats read what they accumulated. */
@@ -85,8 +83,6 @@ export class FeatureScaler {
     this.core = new LayerCore(device, label, 'FeatureScaler');
     this.callerState = options.state !== undefined;
     this.state = options.state ?? this.core.ownBuffer('state', new ArrayBuffer(numFeatures * STATE_BYTES), Usage.STORAGE | Usage.COPY_SRC | Usage.COPY_DST);
-    this.coef = this.core.ownBuffer('coefficients', new ArrayBuffer(numFeatures * CHANNEL_COEF_BYTES), Usage.STORAGE);
-    this.inverseCoef = this.core.ownBuffer('inverse coefficients', new ArrayBuffer(numFeatures * CHANNEL_COEF_BYTES), Usage.STORAGE);
     this.options = this.core.ownBuffer('options', scalingOptionsBytes(method, correction), Usage.UNIFORM);
   }
 
@@ -111,7 +107,7 @@ export class FeatureScaler {
     checkObjectArg('args', args, 'an object { x, shape }', { names: ['x', 'shape'], what: 'an argument of encodeAdapt' });
     const view = this.viewOf(args?.shape, 'args.shape');
     checkScalingTensors(this.device, view, args.shape, { 'args.x': args.x });
-    checkSeparateOutput([this.callerState ? 'options.state' : 'the state', this.state], { 'args.x': args.x });
+    this.checkXOutsideState(args.x);
     this.core.guard.recordChecked('encodeAdapt', () => this.recordAdapt(encoder, view, args.x), describePass('adapt', args.shape, { x: args.x }));
   }
 
@@ -192,6 +188,11 @@ export class FeatureScaler {
     this.core.destroy();
   }
 
+  /** Every scaling kernel binds the state writable, so x (read) must be in another GPUBuffer. */
+  private checkXOutsideState(x: TensorBuffer): void {
+    checkSeparateOutput([this.callerState ? 'options.state' : 'the state', this.state], { 'args.x': x });
+  }
+
   private encodeScale(encoder: GPUCommandEncoder, args: { x: TensorBuffer; y: TensorBuffer; shape: readonly number[] }, direction: 'transform' | 'inverse'): void {
     this.core.guard.checkUsable();
     checkEncoder('encoder', encoder);
@@ -199,6 +200,7 @@ export class FeatureScaler {
     const view = this.viewOf(args?.shape, 'args.shape');
     checkScalingTensors(this.device, view, args.shape, { 'args.x': args.x, 'args.y': args.y });
     checkSeparateOutput(['args.y', args.y], { 'args.x': args.x });
+    this.checkXOutsideState(args.x);
     if (this.callerState) checkNoOverlap(['args.y', args.y, viewSize(view) * 4], { 'options.state': [this.state, this.numFeatures * STATE_BYTES] });
     this.core.guard.recordChecked(
       direction === 'transform' ? 'encodeTransform' : 'encodeInverse',
@@ -219,7 +221,7 @@ export class FeatureScaler {
     if (!this.adapted) throw new Error(`${this.label}: ${direction} needs adapt() on some data first`);
     const [plan] = this.plan(view);
     inComputePass(encoder, `${this.label} ${direction}`, (pass) => {
-      recordScaling(this.device, pass, plan, direction, { x, y, state: this.state, coef: this.coef, inverseCoef: this.inverseCoef, options: this.options });
+      recordScaling(this.device, pass, plan, direction, { x, y, state: this.state, options: this.options });
     });
   }
 

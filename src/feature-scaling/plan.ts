@@ -3,12 +3,10 @@
  * batch norm's normalize kernel) and the chunked partials of adapt.
  */
 import { structBytes } from './kernels.js';
-import { KERNEL_CONSTANTS, packStruct, tensorStorage } from '../batchnorm/kernels.js';
+import { packStruct, tensorStorage } from '../batchnorm/kernels.js';
 import { cachedPlan, uniform } from '../core/plans.js';
 import type { ChannelView } from '../core/layout.js';
-import { elementwise, viewFields, viewKey, type ElementwisePlan } from '../batchnorm/plan.js';
-
-const { CHUNK } = KERNEL_CONSTANTS;
+import { CHUNK, elementwise, viewFields, viewKey, type ElementwisePlan } from '../batchnorm/plan.js';
 
 /** What adapt and the transform need: the elementwise geometry and the partials of adapt. */
 export interface ScalingPlan extends ElementwisePlan {
@@ -24,7 +22,7 @@ export function scalingPlan(device: GPUDevice, view: ChannelView, holder: object
   return cachedPlan(device, `scaling ${storage} ${viewKey(view)}`, holder, () => {
     const chunks = Math.ceil((view.outer * view.inner) / CHUNK);
     const params = packStruct('Params', {
-      ...viewFields(view, chunks),
+      ...viewFields(view, chunks, CHUNK),
       eps: 0,
       momentum: -1,
       update_running: 0,

@@ -7,8 +7,30 @@
  * (dx), then where γ or β is learnable norm_affine_partials_* and norm_affine_finalize.
  */
 import { dispatchKernel } from './kernels.js';
-import type { NormPlan } from './plan.js';
-import type { TensorBuffer } from '../core/gpu.js';
+import { savedBytes } from './options.js';
+import { geometrySize, type NormPlan } from './plan.js';
+import { exactBindings, type TensorBuffer } from '../core/gpu.js';
+import { tensorBytes } from '../core/shaders.js';
+
+/** The caller's buffers of a pass bound to exactly the bytes it uses (see exactBindings). */
+function boundExactly<B extends object>(plan: NormPlan, b: B): B {
+  const g = plan.geometry;
+  const tensor = tensorBytes(plan.storage, geometrySize(g));
+  const param = g.paramSize * 4;
+  return exactBindings(b, {
+    x: tensor,
+    y: tensor,
+    dy: tensor,
+    dx: tensor,
+    gamma: param,
+    beta: param,
+    runningMean: param,
+    runningVar: param,
+    dgamma: param,
+    dbeta: param,
+    saved: savedBytes(g),
+  });
+}
 
 /** The buffers of a family layer's state (whole buffers or ranges). */
 export interface NormBuffers {
@@ -27,8 +49,9 @@ export function recordNormForward(
   device: GPUDevice,
   pass: GPUComputePassEncoder,
   plan: NormPlan,
-  b: NormBuffers & { x: TensorBuffer; y: TensorBuffer },
+  buffers: NormBuffers & { x: TensorBuffer; y: TensorBuffer },
 ): void {
+  const b = boundExactly(plan, buffers);
   const { params } = plan;
   const running = plan.mode.useRunning || plan.mode.updateRunning;
   dispatchKernel(device, pass, 'norm_forward', { ...plan, cacheSteps: plan.forwardCache }, plan.rowWorkgroups, {
@@ -60,9 +83,10 @@ export function recordNormBackward(
   device: GPUDevice,
   pass: GPUComputePassEncoder,
   plan: NormPlan,
-  b: Omit<NormBuffers, 'runningMean' | 'runningVar'> & { x: TensorBuffer; dy: TensorBuffer; dx: TensorBuffer; dgamma?: TensorBuffer; dbeta?: TensorBuffer },
+  buffers: Omit<NormBuffers, 'runningMean' | 'runningVar'> & { x: TensorBuffer; dy: TensorBuffer; dx: TensorBuffer; dgamma?: TensorBuffer; dbeta?: TensorBuffer },
   scratch: { partials: TensorBuffer; sink: TensorBuffer },
 ): void {
+  const b = boundExactly(plan, buffers);
   const { params } = plan;
   const read = { params, x: b.x, dy: b.dy, saved: b.saved, gamma: b.gamma ?? b.x, beta: b.beta ?? b.x };
   const fused = plan.backwardKernel !== 'norm_backward';

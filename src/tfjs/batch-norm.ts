@@ -224,7 +224,10 @@ export function fusedBatchNormKernel(tf: TfjsNamespace, original: KernelConfig, 
       const params = [mean, variance, scale, offset].filter((t): t is TensorInfo => t != null);
       const axis = x && mean && variance ? perChannelAxis(x.shape, params.map((t) => t.shape)) : null;
       checkBackend(backend);
-      if (axis === null || !supportedAttrs({ epsilon, momentum: 0 }) || sizeOf(x!.shape) === 0 || !inGPUBuffers(backend, [x!, ...params])) {
+      // One tensor passed twice (tf.batchNorm(x, s, s, s, s)) is one buffer, which the function
+      // forms refuse to bind twice: TF.js's own kernel takes it.
+      const shared = new Set([x, ...params].map((t) => t?.dataId)).size !== params.length + 1;
+      if (axis === null || shared || !supportedAttrs({ epsilon, momentum: 0 }) || sizeOf(x!.shape) === 0 || !inGPUBuffers(backend, [x!, ...params])) {
         return original.kernelFunc(args);
       }
       return inference(tf, backend, scratch, { x: x!, mean: mean!, variance: variance!, scale, offset, axis, epsilon });

@@ -128,7 +128,7 @@ describe('parseOptions', () => {
     expect(twoPassFloor('LayerNorm', 'forward')).toBe(1);
     expect(twoPassFloor('GroupNorm', 'forward')).toBe(1.5);
     expect(twoPassFloor('InstanceNorm', 'backward')).toBeCloseTo(1.667, 3);
-    expect(familyTarget('RMSNorm', 'forward')).toBe(1.2);
+    expect(familyTarget('RMSNorm', 'forward')).toBe(1.15);
     expect(familyTarget('LayerNorm', 'backward')).toBe(1.3);
     expect(familyTarget('GroupNorm', 'forward')).toBeCloseTo(1.65, 10);
   });
@@ -337,7 +337,8 @@ it("reads nvidia-smi's clocks", () => {
 
 // What a re-sample runs: a row's case in its mode alone, checked and timed again (a family row and a BatchNorm row).
 it("times a row's case and mode again", async () => {
-  const device = await getDevice({ label: 're-sample test' });
+  // Without the flag Dawn rounds timestamps to 65,536 ns, and a tiny case on a fast CPU then times 0.
+  const device = await getDevice({ dawnFlags: ['disable-dawn-features=timestamp_quantization'], label: 're-sample test' });
   const timer = new GpuTimer(device);
   const gpuErrors: string[] = [];
   try {

@@ -110,6 +110,14 @@ describe('FusedBatchNorm (tf.batchNorm) override', () => {
       run: () => tf.tidy(() => tf.batchNorm(tf.tensor(randn(36, 1), [6, 6]), tf.tensor(randn(6, 2), [6, 1]), tf.tensor(randn(6, 3).map((v) => 1 + v * v), [1, 6]))),
     },
     {
+      what: 'one tensor as mean, variance, scale and offset (one buffer bound four times)',
+      run: () =>
+        tf.tidy(() => {
+          const s = tf.tensor(randn(6, 2).map((v) => 1 + v * v), [6]);
+          return tf.batchNorm(tf.tensor(randn(24, 1), [4, 6]), s, s, s, s);
+        }),
+    },
+    {
       what: 'varianceEpsilon 0',
       run: () => tf.tidy(() => tf.batchNorm(tf.tensor(randn(24, 1), [4, 6]), tf.tensor(randn(6, 2), [6]), tf.tensor(randn(6, 3).map((v) => 1 + v * v), [6]), undefined, undefined, 0)),
     },

@@ -7,7 +7,7 @@ import { BatchNorm } from '../../../src/batchnorm/layer.js';
 import { channelView, viewSize } from '../../../src/core/layout.js';
 import { referenceTrainingForward } from '../../../src/batchnorm/reference.js';
 import { WORKGROUP_SIZE } from '../../../src/core/contract.js';
-import { REDUCTION_CHUNK } from '../../../src/batchnorm/kernels.js';
+import { CHUNK as REDUCTION_CHUNK } from '../../../src/batchnorm/plan.js';
 import { channelData, expectClose, randn } from '../../helpers/data.js';
 import { testDevice } from '../../helpers/gpu.js';
 import { expectTrainingGradients, yTolerance } from '../../helpers/tolerances.js';

@@ -5,6 +5,7 @@ import { describe, it, expect } from 'vitest';
 import { BatchNorm } from '../../../src/batchnorm/layer.js';
 import { channelView, type ChannelView, type Layout } from '../../../src/core/layout.js';
 import { referenceBackward, referenceStats, referenceTrainingForward } from '../../../src/batchnorm/reference.js';
+import { batchNormPlan } from '../../../src/batchnorm/plan.js';
 import { expectClose, randn, rng } from '../../helpers/data.js';
 import { testDevice } from '../../helpers/gpu.js';
 
@@ -183,6 +184,81 @@ describe('non-finite data', () => {
   });
 });
 
+describe('a batch whose partial statistics are finite but overflow when merged', () => {
+  // Channel 1 holds +2e19 in its first half and -2e19 in its second: each partial (a chunk of
+  // one sign) is finite with M2 = 0, and only their merge overflows (variance 4e38 > float32's
+  // 3.4e38). Channels 0 and 2 are clean. Chunked, channels-last scalar and channels-last vec4
+  // partials; the whole-batch decision under 'skip' must see the merged statistics.
+  const CASES: [Layout, number[]][] = [
+    ['NCL', [2, 3, 4096]],
+    ['NC', [8192, 3]],
+    ['NC', [131072, 4]],
+  ];
+  function splitData(view: ChannelView, seed: number): Float32Array {
+    const x = randn(view.outer * view.channels * view.inner, seed, 1, 2);
+    const count = view.outer * view.inner;
+    for (let o = 0; o < view.outer; o++)
+      for (let i = 0; i < view.inner; i++) x[(o * view.channels + 1) * view.inner + i] = o * view.inner + i < count / 2 ? 2e19 : -2e19;
+    return x;
+  }
+
+  describe.each(CASES)('%s %j', (layout, shape) => {
+    const view = channelView(layout, shape);
+    const channelOf = (e: number) => Math.floor(e / view.inner) % view.channels;
+
+    for (const nonFiniteBatches of ['skip', 'update'] as const) {
+      it(`nonFiniteBatches '${nonFiniteBatches}': channel 1 is NaN, the others on the reference; the running statistics ${nonFiniteBatches === 'skip' ? 'skip the batch' : 'take it'}`, async () => {
+        const device = await testDevice();
+        const plan = batchNormPlan(
+          device,
+          view,
+          { dtype: 'float32', activation: 'none', eps: 1e-5, momentum: 0.1, nonFiniteBatches, runningVariance: 'unbiased' },
+          { batchStats: true, updateRunning: true },
+          {},
+        );
+        expect(plan.chunks, 'partials per channel: the overflow happens in a merge').toBeGreaterThan(1);
+        const C = view.channels;
+        const bn = new BatchNorm(device, { numFeatures: C, layout, nonFiniteBatches });
+        await bn.forward(randn(view.outer * C * view.inner, 400), shape, { training: true });
+        const before = await bn.getState();
+        const x = splitData(view, 401);
+        const ref = referenceTrainingForward(x, view, { gamma: new Array(C).fill(1), beta: new Array(C).fill(0), eps: 1e-5 });
+        expect(ref.variance[1], 'float64 variance of channel 1: beyond float32').toBeGreaterThan(3.4028234663852886e38);
+        const y = await bn.forward(x, shape, { training: true });
+        const stats = await bn.getBatchStats();
+        expect(stats.mean[1]).toBeNaN();
+        expect(stats.variance[1]).toBeNaN();
+        for (const c of [0, 2]) expect(stats.variance[c], `variance ${c}`).toBeCloseTo(ref.variance[c], 4);
+        let finiteInChannel1 = 0;
+        let cleanError = 0;
+        y.forEach((v, e) => {
+          if (channelOf(e) === 1) finiteInChannel1 += Number(!Number.isNaN(v));
+          else cleanError = Math.max(cleanError, Math.abs(v - ref.y[e]));
+        });
+        expect(finiteInChannel1, 'elements of y in channel 1 that are not NaN').toBe(0);
+        expect(cleanError, 'largest |y - reference| in channels 0 and 2').toBeLessThan(1e-5);
+        const after = await bn.getState();
+        if (nonFiniteBatches === 'skip') {
+          expect(after, 'the batch left the running statistics and the count alone').toEqual(before);
+        } else {
+          expect(after.numBatchesTracked).toBe(before.numBatchesTracked + 1);
+          expect(after.runningMean[1]).toBeNaN();
+          expect(after.runningVar[1]).toBeNaN();
+          const n = view.outer * view.inner;
+          for (const c of [0, 2]) {
+            expect(after.runningMean[c], `running mean ${c}`).toBeCloseTo(0.9 * before.runningMean[c] + 0.1 * ref.mean[c], 5);
+            expect(after.runningVar[c], `running variance ${c}`).toBeCloseTo(0.9 * before.runningVar[c] + (0.1 * ref.variance[c] * n) / (n - 1), 5);
+          }
+        }
+        // The next clean batch counts.
+        await bn.forward(randn(view.outer * C * view.inner, 402), shape, { training: true });
+        expect((await bn.getState()).numBatchesTracked).toBe(after.numBatchesTracked + 1);
+        bn.destroy();
+      });
+    }
+  });
+});
+
 describe('getBatchStats', () => {
   it('reports the running statistics after an inference pass', async () => {
     const device = await testDevice();
@@ -193,6 +269,37 @@ describe('getBatchStats', () => {
     const stats = await bn.getBatchStats();
     expect(Array.from(stats.mean)).toEqual([1, 2, 3]);
     expect(Array.from(stats.variance)).toEqual([0.5, 1.5, 2.5]);
+    bn.destroy();
+  });
+});
+
+describe('the statistics carry the sum of squared deviations n·σ², so float32 bounds that, not σ²', () => {
+  // Channel 0 alternates ±1e18 (σ² = 1e36, finite in float32); channel 1 is clean. Over 100
+  // values n·σ² = 1e38 fits float32; over 1,000 it is 1e39 and overflows: NaN statistics, and
+  // under the default 'skip' a batch that does not count.
+  it.each([
+    [100, true],
+    [1000, false],
+  ])('%i values per channel: finite %s', async (n, finite) => {
+    const device = await testDevice();
+    const x = new Float32Array(2 * n);
+    for (let i = 0; i < n; i++) [x[2 * i], x[2 * i + 1]] = [i % 2 ? 1e18 : -1e18, i % 2 ? 1 : -1];
+    const view = channelView('NC', [n, 2]);
+    const ref = referenceTrainingForward(x, view, { gamma: [1, 1], beta: [0, 0], eps: 1e-5 });
+    const bn = new BatchNorm(device, { numFeatures: 2, layout: 'NC' });
+    const y = await bn.forward(x, [n, 2], { training: true });
+    const stats = await bn.getBatchStats();
+    const state = await bn.getState();
+    expect(stats.variance[1]).toBeCloseTo(ref.variance[1], 6);
+    if (finite) {
+      expect(stats.variance[0] / ref.variance[0], 'variance of channel 0 / reference').toBeCloseTo(1, 5);
+      y.forEach((v, e) => expect(Math.abs(v - ref.y[e]), `y[${e}]`).toBeLessThan(1e-5));
+      expect(state.numBatchesTracked).toBe(1);
+    } else {
+      expect(stats.variance[0]).toBeNaN();
+      expect(state.numBatchesTracked, 'the overflowing batch does not count').toBe(0);
+      expect(Array.from(state.runningVar)).toEqual([1, 1]);
+    }
     bn.destroy();
   });
 });

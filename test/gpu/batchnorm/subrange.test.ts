@@ -3,18 +3,24 @@
  * step reads x and dy from ranges of one input arena and writes y and dx into ranges of one
  * output arena (WebGPU does not let a dispatch write a buffer it also reads, so outputs live in
  * another buffer than the inputs), and the bytes around each range stay untouched. Ranges are
- * checked like whole buffers.
+ * checked like whole buffers. A buffer given whole, or as a range without a size or with a larger
+ * one, beside another buffer in its GPUBuffer is bound to the bytes the pass uses: WebGPU would
+ * otherwise fail a dispatch whose two written bindings overlap, though the used bytes do not.
  */
 import { describe, expect, it } from 'vitest';
 import { BatchNorm } from '../../../src/batchnorm/layer.js';
-import { FeatureScaler } from '../../../src/feature-scaling/layer.js';
-import { readBuffers } from '../../../src/core/gpu.js';
+import { FeatureScaler, SCALING_STATE_BYTES_PER_FEATURE } from '../../../src/feature-scaling/layer.js';
+import { readBuffers, type TensorBuffer } from '../../../src/core/gpu.js';
+import { SAVED_BYTES_PER_FEATURE, encodeBatchNormBackward, encodeBatchNormForward } from '../../../src/batchnorm/functions.js';
+import { encodeFeatureScalingAdapt, encodeFeatureScalingTransform } from '../../../src/feature-scaling/functions.js';
+import { encodeLayerNormForward } from '../../../src/normalization/functions.js';
+import { NORM_SAVED_BYTES_PER_GROUP } from '../../../src/normalization/kernels.js';
 import { channelView } from '../../../src/core/layout.js';
 import { encodeReluForward } from '../../../demo/nn/kernels.js';
 import { referenceBackward, referenceTrainingForward } from '../../../src/batchnorm/reference.js';
 import { referenceFeatureScaling } from '../../../src/feature-scaling/reference.js';
 import { channelData, expectClose, randn } from '../../helpers/data.js';
-import { tensorArenas, testDevice } from '../../helpers/gpu.js';
+import { batchNormBuffers, storageBuffer, tensorArenas, testDevice } from '../../helpers/gpu.js';
 import { dxTolerance, yTolerance } from '../../helpers/tolerances.js';
 
 
@@ -159,5 +165,94 @@ describe('caller-owned parameters (options.buffers)', () => {
     );
     small.destroy();
     big.destroy();
+  });
+});
+
+describe('a buffer given whole, without a size or with a larger one, beside another in its GPUBuffer', () => {
+  // Each case runs twice in one encoder: on separate buffers, and with `wide` holding a written
+  // output at its start as a whole GPUBuffer, a range without size or a larger range, and another
+  // buffer the same dispatch writes at 2·align. No validation error, and the same bits.
+  const C = 4;
+  const N = 8;
+  // GPUBufferUsage is a global once testDevice() has run.
+  const usage = () => GPUBufferUsage.STORAGE | GPUBufferUsage.COPY_SRC | GPUBufferUsage.COPY_DST;
+  type Wide = (arena: GPUBuffer) => TensorBuffer;
+  const WIDE: [string, Wide][] = [
+    ['a whole GPUBuffer', (arena) => arena],
+    ['a range without size', (arena) => ({ buffer: arena, offset: 0 })],
+    ['a range larger than the tensor', (arena) => ({ buffer: arena, offset: 0, size: 3 * 256 })],
+  ];
+  async function sameAsSeparate(
+    device: GPUDevice,
+    run: (encoder: GPUCommandEncoder, out: TensorBuffer, inner: TensorBuffer) => void,
+    innerBytes: number,
+    wide: Wide,
+  ): Promise<void> {
+    const align = device.limits.minStorageBufferOffsetAlignment;
+    const [out, inner] = [N * C * 4, innerBytes].map((size) => device.createBuffer({ size, usage: usage() }));
+    const arena = device.createBuffer({ size: 4 * align, usage: usage() });
+    const innerRange = { buffer: arena, offset: 2 * align, size: innerBytes };
+    device.pushErrorScope('validation');
+    const encoder = device.createCommandEncoder();
+    run(encoder, out, inner);
+    run(encoder, wide(arena), innerRange);
+    const [a, b, c, d] = await readBuffers(device, [{ buffer: out, size: N * C * 4 }, { buffer: arena, size: N * C * 4 }, { buffer: inner, size: innerBytes }, innerRange], encoder);
+    expect((await device.popErrorScope())?.message, 'WebGPU validation error').toBeUndefined();
+    expect(Array.from(new Float32Array(b)), 'the output').toEqual(Array.from(new Float32Array(a)));
+    expect(Array.from(new Uint32Array(d)), 'the other buffer').toEqual(Array.from(new Uint32Array(c)));
+    expect(new Float32Array(a).some((v) => v !== 0), 'a nonzero output').toBe(true);
+    for (const buffer of [out, inner, arena]) buffer.destroy();
+  }
+
+  it('a layer whose dγ is a whole GPUBuffer and dβ a range of it trains as one with separate buffers', async () => {
+    const device = await testDevice();
+    const grads = device.createBuffer({ size: 2 * device.limits.minStorageBufferOffsetAlignment, usage: usage() });
+    const shared = new BatchNorm(device, { numFeatures: C, layout: 'NC', buffers: { gammaGrad: grads, betaGrad: { buffer: grads, offset: device.limits.minStorageBufferOffsetAlignment } } });
+    const plain = new BatchNorm(device, { numFeatures: C, layout: 'NC' });
+    const [x, dy] = [randn(N * C, 4305), randn(N * C, 4306)];
+    for (const bn of [shared, plain]) await bn.forward(x, [N, C], { training: true });
+    const [a, b] = [await shared.backward(dy), await plain.backward(dy)];
+    expect(Array.from(a.dx)).toEqual(Array.from(b.dx));
+    expect(Array.from(a.dgamma!)).toEqual(Array.from(b.dgamma!));
+    expect(Array.from(a.dbeta!)).toEqual(Array.from(b.dbeta!));
+    shared.destroy();
+    plain.destroy();
+    grads.destroy();
+  });
+
+  describe.each(WIDE)('the output as %s', (_, wide) => {
+    it('BatchNorm training forward: y, and numBatchesTracked beside it; backward: dx, and dγ beside it', async () => {
+      const device = await testDevice();
+      const x = storageBuffer(device, randn(N * C, 4301));
+      const dy = storageBuffer(device, randn(N * C, 4302));
+      const options = { layout: 'NC' } as const;
+      const fresh = () => batchNormBuffers(device, C);
+      await sameAsSeparate(device, (encoder, y, count) => {
+        encodeBatchNormForward(device, encoder, { x, y, shape: [N, C], training: true, buffers: { ...fresh(), numBatchesTracked: count }, options });
+      }, 4, wide);
+      await sameAsSeparate(device, (encoder, dx, dgamma) => {
+        const buffers = { ...fresh(), gammaGrad: dgamma, saved: device.createBuffer({ size: C * SAVED_BYTES_PER_FEATURE, usage: usage() }) };
+        encodeBatchNormForward(device, encoder, { x, y: device.createBuffer({ size: N * C * 4, usage: usage() }), shape: [N, C], training: true, buffers, options });
+        encodeBatchNormBackward(device, encoder, { x, dy, dx, shape: [N, C], buffers, options });
+      }, C * 4, wide);
+    });
+
+    it('FeatureScaler transform: y, and the state beside it', async () => {
+      const device = await testDevice();
+      const x = storageBuffer(device, randn(N * C, 4303));
+      const options = { method: 'standardize' } as const;
+      await sameAsSeparate(device, (encoder, y, state) => {
+        encodeFeatureScalingAdapt(device, encoder, { x, shape: [N, C], state, options });
+        encodeFeatureScalingTransform(device, encoder, { x, y, shape: [N, C], state, options });
+      }, C * SCALING_STATE_BYTES_PER_FEATURE, wide);
+    });
+
+    it('LayerNorm forward: y, and saved beside it', async () => {
+      const device = await testDevice();
+      const x = storageBuffer(device, randn(N * C, 4304));
+      await sameAsSeparate(device, (encoder, y, saved) => {
+        encodeLayerNormForward(device, encoder, { x, y, shape: [N, C], normalizedShape: C, saved });
+      }, N * NORM_SAVED_BYTES_PER_GROUP, wide);
+    });
   });
 });

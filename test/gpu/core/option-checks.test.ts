@@ -13,7 +13,7 @@ import { BatchNorm, type BatchNormOptions } from '../../../src/batchnorm/layer.j
 import { GroupNorm, InstanceNorm, LayerNorm, RMSNorm } from '../../../src/normalization/layer.js';
 import { FeatureScaler, SCALING_STATE_BYTES_PER_FEATURE } from '../../../src/feature-scaling/layer.js';
 import { encodeBatchNormBackward, encodeBatchNormForward, type BatchNormBuffers } from '../../../src/batchnorm/functions.js';
-import { encodeFeatureScalingAdapt, encodeFeatureScalingTransform } from '../../../src/feature-scaling/functions.js';
+import { encodeFeatureScalingAdapt, encodeFeatureScalingInverse, encodeFeatureScalingTransform } from '../../../src/feature-scaling/functions.js';
 import { releaseFunctionCaches } from '../../../src/core/function-forms.js';
 import {
   encodeInstanceNormBackward,
@@ -169,9 +169,9 @@ describe('batch-norm function forms', () => {
       'args.training is not an argument of encodeBatchNormBackward (the backward pass follows the training flag of its forward pass); expected one of x, dy, dx, shape, buffers, options',
     );
     expectError(
-      () => encodeBatchNormForward(device, encoder, { ...args, buffers: { ...buffers, gradCoef: x } as never }),
+      () => encodeBatchNormForward(device, encoder, { ...args, buffers: { ...buffers, nonFinite: x } as never }),
       TypeError,
-      'args.buffers.gradCoef is not a state buffer of the batch-norm functions (kept by the functions per args.buffers.saved); expected one of gamma, beta, runningMean, runningVar, numBatchesTracked, gammaGrad, betaGrad, saved',
+      'args.buffers.nonFinite is not a state buffer of the batch-norm functions (kept by the functions per args.buffers.saved); expected one of gamma, beta, runningMean, runningVar, numBatchesTracked, gammaGrad, betaGrad, saved',
     );
     expectError(
       () => encodeBatchNormForward(device, encoder, { ...args, options: { layout: 'NC', affine: 'false' as never } }),
@@ -230,7 +230,7 @@ describe('batch-norm function forms', () => {
     releaseFunctionCaches(device);
   });
 
-  it('what one dispatch would write and read in one GPUBuffer: y and saved, x and saved, dx and saved, numBatchesTracked and γ', async () => {
+  it('what one dispatch would write and read in one GPUBuffer: y and saved, x and saved, x and a running statistic, y and γ/β/a running statistic, dx and saved or γ, numBatchesTracked and γ, a gradient of γ/β and x or dy', async () => {
     const device = await testDevice();
     const align = device.limits.minStorageBufferOffsetAlignment;
     const buffers = batchNormBuffers(device, 2);
@@ -254,11 +254,27 @@ describe('batch-norm function forms', () => {
       TypeError,
       `args.buffers.numBatchesTracked must be in a different GPUBuffer from args.buffers.gamma: ${WEBGPU_ALIAS}`,
     );
-    // y over a state buffer: no WebGPU error, a silently overwritten running mean.
+    // The running statistics are written by the kernels that read x.
     expectError(
-      forward({ y: inShared(0, 32), buffers: { ...buffers, runningMean: inShared(0, 8) } }),
+      forward({ x: inShared(0, 32), buffers: { ...buffers, runningVar: inShared(align, 8) } }),
       TypeError,
-      'args.y must not overlap args.buffers.runningMean, which the same pass reads or writes; got bytes [0, 32) of the GPUBuffer that holds args.buffers.runningMean at bytes [0, 8)',
+      `args.buffers.runningVar must be in a different GPUBuffer from args.x: ${WEBGPU_ALIAS}`,
+    );
+    // Inference writes y in the dispatch that reads γ, β and the running statistics (one rule for both modes).
+    for (const n of ['gamma', 'beta', 'runningMean', 'runningVar'] as const) {
+      for (const training of [false, true]) {
+        expectError(
+          forward({ y: inShared(0, 32), training, buffers: { ...buffers, [n]: inShared(align, 8) } }),
+          TypeError,
+          `args.y must be in a different GPUBuffer from args.buffers.${n}: ${WEBGPU_ALIAS}`,
+        );
+      }
+    }
+    // y over a state buffer: no WebGPU error (both are written), a silently overwritten count.
+    expectError(
+      forward({ y: inShared(0, 32), buffers: { ...buffers, numBatchesTracked: inShared(0, 4) } }),
+      TypeError,
+      'args.y must not overlap args.buffers.numBatchesTracked, which the same pass reads or writes; got bytes [0, 32) of the GPUBuffer that holds args.buffers.numBatchesTracked at bytes [0, 4)',
     );
     const saved = inShared(0, 64);
     encodeBatchNormForward(device, encoder, { x, y, shape, training: true, buffers: { ...buffers, saved }, options });
@@ -266,6 +282,15 @@ describe('batch-norm function forms', () => {
       () => encodeBatchNormBackward(device, encoder, { x, dy: x, dx: inShared(align, 32), shape, buffers: { ...buffers, saved }, options }),
       TypeError,
       `args.dx must be in a different GPUBuffer from args.buffers.saved: ${WEBGPU_ALIAS}`,
+    );
+    // The input-gradient kernel reads γ while it writes dx.
+    const gammaArena = arena(device, 2 * align);
+    const gammaHere = { ...buffers, saved: arena(device, 64), gamma: { buffer: gammaArena, offset: align, size: 8 } };
+    encodeBatchNormForward(device, encoder, { x, y, shape, training: true, buffers: gammaHere, options });
+    expectError(
+      () => encodeBatchNormBackward(device, encoder, { x, dy: x, dx: { buffer: gammaArena, offset: 0, size: 32 }, shape, buffers: gammaHere, options }),
+      TypeError,
+      `args.dx must be in a different GPUBuffer from args.buffers.gamma: ${WEBGPU_ALIAS}`,
     );
     // A gradient over dy: written before dx reads dy again.
     const dyArena = storageBuffer(device, randn(2 * align / 4, 4118));
@@ -280,11 +305,25 @@ describe('batch-norm function forms', () => {
           options,
         }),
       TypeError,
-      'args.buffers.gammaGrad must not overlap args.dy, which the same pass reads or writes; got bytes [0, 8) of the GPUBuffer that holds args.dy at bytes [0, 32)',
+      `args.buffers.gammaGrad must be in a different GPUBuffer from args.dy: ${WEBGPU_ALIAS}`,
+    );
+    // dγ/dβ are written by the kernel that reads x and dy.
+    expectError(
+      () =>
+        encodeBatchNormBackward(device, encoder, {
+          x: { buffer: dyArena, offset: 0, size: 32 },
+          dy: x,
+          dx,
+          shape,
+          buffers: { ...buffers, saved, betaGrad: { buffer: dyArena, offset: align, size: 8 } },
+          options,
+        }),
+      TypeError,
+      `args.buffers.betaGrad must be in a different GPUBuffer from args.x: ${WEBGPU_ALIAS}`,
     );
     encodeBatchNormBackward(device, encoder, { x, dy: x, dx, shape, buffers: { ...buffers, saved }, options });
     await readBuffers(device, [{ buffer: dx, size: 32 }], encoder);
-    destroyAll(buffers, x, y, dx, shared, dyArena);
+    destroyAll(buffers, x, y, dx, shared, dyArena, gammaArena, gammaHere.saved);
     releaseFunctionCaches(device);
   });
 });
@@ -400,7 +439,7 @@ describe('family function forms', () => {
 });
 
 describe('feature-scaling function forms', () => {
-  it('device, encoder, unknown args, and y over the state it scales with', async () => {
+  it('device, encoder, unknown args, y over the state it scales with, x in the state\'s GPUBuffer', async () => {
     const device = await testDevice();
     const align = device.limits.minStorageBufferOffsetAlignment;
     const stateBytes = 2 * SCALING_STATE_BYTES_PER_FEATURE;
@@ -421,6 +460,14 @@ describe('feature-scaling function forms', () => {
       TypeError,
       `args.y must not overlap args.state, which the same pass reads or writes; got bytes [0, 32) of the GPUBuffer that holds args.state at bytes [0, ${stateBytes})`,
     );
+    // The state is bound writable in every feature-scaling dispatch, so x stays out of its GPUBuffer.
+    for (const encode of [encodeFeatureScalingTransform, encodeFeatureScalingInverse]) {
+      expectError(
+        () => encode(device, encoder, { x: { buffer: shared, offset: align, size: 32 }, y: x, shape: [4, 2], state, options }),
+        TypeError,
+        `args.state must be in a different GPUBuffer from args.x: ${WEBGPU_ALIAS}`,
+      );
+    }
     // Side by side they run.
     encodeFeatureScalingAdapt(device, encoder, { x, shape: [4, 2], state, options });
     encodeFeatureScalingTransform(device, encoder, { x, y: { buffer: shared, offset: align, size: 32 }, shape: [4, 2], state, options });
@@ -531,7 +578,7 @@ describe('layer methods (after wiring: the layer files call the helpers)', () =>
     destroyAll(x, y);
   });
 
-  it('FeatureScaler: label, pass arguments, y over the caller state', async () => {
+  it('FeatureScaler: label, pass arguments, y over the caller state, x in its GPUBuffer', async () => {
     const device = await testDevice();
     expectError(() => new FeatureScaler(device, { numFeatures: 2, method: 'min-max', label: 42 as never }), TypeError, 'options.label must be a string; got 42');
     const align = device.limits.minStorageBufferOffsetAlignment;
@@ -550,12 +597,21 @@ describe('layer methods (after wiring: the layer files call the helpers)', () =>
       TypeError,
       /^args\.y must not overlap options\.state, which the same pass reads or writes; got bytes \[0, 32\)/,
     );
+    // Every scaling kernel binds the state writable, so x stays out of its GPUBuffer.
+    const y = arena(device, 32);
+    for (const encode of ['encodeAdapt', 'encodeTransform', 'encodeInverse'] as const) {
+      expectError(
+        () => scaler[encode](encoder, { x: { buffer: shared, offset: align, size: 32 }, shape: [4, 2], ...(encode === 'encodeAdapt' ? {} : { y }) } as never),
+        TypeError,
+        `options.state must be in a different GPUBuffer from args.x: ${WEBGPU_ALIAS}`,
+      );
+    }
     encoder.finish();
     scaler.destroy();
-    destroyAll(x, shared);
+    destroyAll(x, y, shared);
   });
 
-  it("BatchNorm with caller buffers: y in saved's GPUBuffer, y over the running mean", async () => {
+  it("BatchNorm with caller buffers: y in saved's or the running mean's GPUBuffer; dx in γ's", async () => {
     const device = await testDevice();
     const align = device.limits.minStorageBufferOffsetAlignment;
     const shared = arena(device, 2 * align);
@@ -572,13 +628,23 @@ describe('layer methods (after wiring: the layer files call the helpers)', () =>
     const bn2 = new BatchNorm(device, { numFeatures: 2, layout: 'NC', buffers: { runningMean: { buffer: shared, offset: 0, size: 8 } } });
     const encoder2 = device.createCommandEncoder();
     expectError(
-      () => bn2.encodeForward(encoder2, { x, y: { buffer: shared, offset: 0, size: 32 }, shape: [4, 2], training: true }),
+      () => bn2.encodeForward(encoder2, { x, y: { buffer: shared, offset: align, size: 32 }, shape: [4, 2], training: false }),
       TypeError,
-      /^args\.y must not overlap \S+\.runningMean, which the same pass reads or writes; got bytes \[0, 32\)/,
+      new RegExp(`^args\\.y must be in a different GPUBuffer from \\S+\\.runningMean: ${WEBGPU_ALIAS}$`),
     );
     encoder2.finish();
     bn2.destroy();
-    destroyAll(x, shared);
+    const bn3 = new BatchNorm(device, { numFeatures: 2, layout: 'NC', buffers: { gamma: { buffer: shared, offset: 0, size: 8 } } });
+    const [y, encoder3] = [arena(device, 32), device.createCommandEncoder()];
+    bn3.encodeForward(encoder3, { x, y, shape: [4, 2], training: true });
+    expectError(
+      () => bn3.encodeBackward(encoder3, { x, dy: x, dx: { buffer: shared, offset: align, size: 32 }, shape: [4, 2] }),
+      TypeError,
+      new RegExp(`^args\\.dx must be in a different GPUBuffer from \\S+\\.gamma: ${WEBGPU_ALIAS}$`),
+    );
+    encoder3.finish();
+    bn3.destroy();
+    destroyAll(x, y, shared);
   });
 
   it('family layers with caller buffers: running statistics over each other; y and dx in γ\'s GPUBuffer', async () => {

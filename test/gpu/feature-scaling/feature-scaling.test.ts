@@ -102,6 +102,34 @@ describe('layouts, options and edge cases', () => {
     }
   });
 
+  it('min-max over a feature whose max − min exceeds 2^126 or overflows float32 (both ends finite): NaN both ways, the other features on the reference', async () => {
+    const device = await testDevice();
+    // Feature 0 spans [-3e38, 3e38] (range 6e38 > 3.4e38: the slope 1 / 6e38 is not a normal
+    // float32); the others are ordinary. NC, and NHWC with C = 4 (the vec4 walk).
+    for (const [layout, C] of [['NC', 2], ['NHWC', 4]] as const) {
+      const n = 6;
+      const shape = layout === 'NC' ? [n, C] : [1, 2, 3, C];
+      const view = channelView(layout, shape);
+      // Feature 0's range overflows in NC; in NHWC it is 1.2e38 (finite, but 1 / 1.2e38 is subnormal).
+      const wide = layout === 'NC' ? [-3e38, 3e38, 0, 1.5e38, -1e38, 2.5e38] : [-6e37, 6e37, 0, 1.5e37, -1e37, 2.5e37];
+      const x = Float32Array.from({ length: n * C }, (_, e) => (e % C === 0 ? wide[Math.floor(e / C)] : (e % 7) - 3));
+      const scaler = new FeatureScaler(device, { numFeatures: C, method: 'min-max', layout });
+      await scaler.adapt(x, shape);
+      const ref = referenceFeatureScaling(x, view, 'min-max');
+      const y = await scaler.transform(x, shape);
+      const back = await scaler.inverse(y, shape);
+      y.forEach((v, e) => {
+        if (e % C === 0) expect(v, `transform of the wide feature, element ${e}`).toBeNaN();
+        else expect(Math.abs(v - ref.y[e]), `transform, element ${e}`).toBeLessThan(4 * U);
+      });
+      back.forEach((v, e) => {
+        if (e % C === 0) expect(v, `inverse of the wide feature, element ${e}`).toBeNaN();
+        else expect(Math.abs(v - x[e]), `inverse, element ${e}`).toBeLessThan(1e-5);
+      });
+      scaler.destroy();
+    }
+  });
+
   it.each(['min-max', 'standardize'] as const)('%s: a NaN in a feature makes its statistics and outputs NaN, as in the reference; the other feature is untouched', async (method) => {
     const device = await testDevice();
     const scaler = new FeatureScaler(device, { numFeatures: 2, method });
