@@ -8,9 +8,10 @@
 // dγ = Σ dz·x̂ and dβ = Σ dz per γ entry are partial sums over blocks of the
 // [a_outer, a_count, a_inner] view (NormParams), taken in the same walk as dx per block of rows
 // (LayerNorm, RMSNorm: norm_backward_columns) or per (sample, channel) (channels-first groups:
-// norm_backward_planes); norm_affine_partials_rows reads x and dy again for them where neither
-// applies (channels-last groups, rows over MAX_COLUMNS · WG values). norm_affine_finalize adds a γ entry's partials in a fixed
-// order, so the result does not depend on scheduling.
+// norm_backward_planes; channels-last groups: norm_backward_channels); norm_affine_partials_rows
+// reads x and dy again for them where none applies (rows over MAX_COLUMNS · WG values, groups of
+// more channels than that, GroupNorm without spatial axes). norm_affine_finalize adds a γ entry's
+// partials in a fixed order, so the result does not depend on scheduling.
 
 @group(0) @binding(5) var<storage, read> saved: array<vec4f>;
 @group(0) @binding(8) var<storage, read_write> partials: array<vec2f>;
@@ -31,6 +32,18 @@ const AFFINE_WIDTH: u32 = 64u;
 fn grad_z(k: GroupCoef, v: f32, dyv: f32, p: u32) -> vec2f {
   let xh = normalized(k, v);
   return vec2f(activation_grad(dyv, xh * gamma_at(p) + beta_at(p)), xh);
+}
+
+// dx of element e (γ entry p) in step j of a thread's second walk, its (x, dy) from the cache
+// where the first walk kept them (j < cached); means = (mean(γ·dz), mean(γ·dz·x̂)) of its group.
+fn dx_at(k: GroupCoef, lid: u32, j: u32, cached: u32, e: u32, p: u32, means: vec2f) -> f32 {
+  var z: vec2f;
+  if (j < cached) {
+    z = grad_z(k, cache_x[lid + j * WG], cache_dy[lid + j * WG], p);
+  } else {
+    z = grad_z(k, load_x(e), load_dy(e), p);
+  }
+  return k.invstd * (z.x * gamma_at(p) - means.x - z.y * means.y);
 }
 
 @compute @workgroup_size(WG)
@@ -64,23 +77,22 @@ fn norm_backward(@builtin(workgroup_id) wid: vec3u,
     if (t.lane < stride) { sums[lid] += sums[lid + stride]; }
     workgroupBarrier();
   }
-  if (!t.in_range) { return; }
   let inv_n = 1.0 / f32(params.count);
   let total = sums[t.first];
   let mean_g = select(total.x * inv_n, 0.0, RMS == 1u);
   let mean_gx = total.y * inv_n;
-  var j = 0u;
-  for (var w = walk_start(t.lane); w.seg < params.segs; w = walk_next(w)) {
+  // Every thread takes every step (the stores may pair threads); step j is the cache's step j.
+  var w = walk_start(t.lane);
+  for (var j = 0u; j < walk_steps(); j++) {
+    let has = t.in_range && w.seg < params.segs;
     let e = walk_element(t.start, w);
-    let p = walk_param(t.g, w);
-    var z: vec2f;
-    if (j < cached) {
-      z = grad_z(k, cache_x[lid + j * WG], cache_dy[lid + j * WG], p);
-    } else {
-      z = grad_z(k, load_x(e), load_dy(e), p);
+    var out = 0.0;
+    if (has) {
+      let p = walk_param(t.g, w);
+      out = dx_at(k, lid, j, cached, e, p, vec2f(mean_g, mean_gx));
     }
-    j++;
-    store_dx(e, k.invstd * (z.x * gamma_at(p) - mean_g - z.y * mean_gx));
+    store_dx_step(lid, has, e, out, has && walk_pairs_next(t.lane, w), has && walk_pairs_prev(t.lane, w));
+    w = walk_next(w);
   }
 }
 
@@ -139,18 +151,15 @@ fn norm_backward_columns(@builtin(workgroup_id) wid: vec3u,
     let inv_n = 1.0 / f32(params.count);
     let mean_g = select(total.x * inv_n, 0.0, RMS == 1u);
     let mean_gx = total.y * inv_n;
-    if (in_range) {
-      for (var j = 0u; j < MAX_COLUMNS; j++) {
-        let col = lane + j * lanes;
-        if (col >= params.count) { break; }
-        var z: vec2f;
-        if (j < CACHE_STEPS) {
-          z = grad_z(k, cache_x[lid + j * WG], cache_dy[lid + j * WG], col);
-        } else {
-          z = grad_z(k, load_x(start + col), load_dy(start + col), col);
-        }
-        store_dx(start + col, k.invstd * (z.x * gamma_at(col) - mean_g - z.y * mean_gx));
+    // Every thread takes every step (the stores may pair threads).
+    for (var j = 0u; j < steps; j++) {
+      let col = lane + j * lanes;
+      let has = in_range && col < params.count;
+      var out = 0.0;
+      if (has) {
+        out = dx_at(k, lid, j, CACHE_STEPS, start + col, col, vec2f(mean_g, mean_gx));
       }
+      store_dx_step(lid, has, start + col, out, has && lane + 1u < lanes && col + 1u < params.count, has && lane > 0u);
     }
     // The next batch rewrites sums.
     workgroupBarrier();
@@ -215,24 +224,121 @@ fn norm_backward_planes(@builtin(workgroup_id) wid: vec3u,
   }
   if (t.lane == 0u) { sums[lid] = group_sums; }
   workgroupBarrier();
-  if (!t.in_range) { return; }
   let inv_n = 1.0 / f32(params.count);
   let total = select(sums[t.first], vec2f(0.0), params.use_running == 1u);
   let mean_g = total.x * inv_n;
   let mean_gx = total.y * inv_n;
+  // Every thread takes every step of every plane (the stores may pair threads).
+  let plane_steps = (params.seg_len + lanes - 1u) / lanes;
   j = 0u;
   for (var seg = 0u; seg < params.segs; seg++) {
     let c = t.g * params.aff_group + seg;
     let plane = t.start + seg * params.seg_stride;
-    for (var i = t.lane; i < params.seg_len; i += lanes) {
-      var z: vec2f;
-      if (j < CACHE_STEPS) {
-        z = grad_z(k, cache_x[lid + j * WG], cache_dy[lid + j * WG], c);
-      } else {
-        z = grad_z(k, load_x(plane + i), load_dy(plane + i), c);
+    for (var q = 0u; q < plane_steps; q++) {
+      let i = t.lane + q * lanes;
+      let has = t.in_range && i < params.seg_len;
+      var out = 0.0;
+      if (has) {
+        out = dx_at(k, lid, j, CACHE_STEPS, plane + i, c, vec2f(mean_g, mean_gx));
+        j++;
       }
-      j++;
-      store_dx(plane + i, k.invstd * (z.x * gamma_at(c) - mean_g - z.y * mean_gx));
+      store_dx_step(lid, has, plane + i, out, has && t.lane + 1u < lanes && i + 1u < params.seg_len, has && t.lane > 0u);
+    }
+  }
+}
+
+// Channels-last groups (GroupNorm and InstanceNorm over NHWC-like layouts): a group's segments
+// are its positions, each the group's seg_len = C/G contiguous channels. Its lanes form `slots`
+// rows of width = min(seg_len, lanes): lane l takes the channels c = l % width + j·width (j < cols)
+// at positions l / width, + slots, + 2·slots, ..., so a thread keeps the same channels through the
+// walk and their (Σ dz·x̂, Σ dz) in registers, and neighbouring lanes read neighbouring channels.
+// A tree over the slots gives each (sample, channel)'s sums: lane 0 of the slot row writes them as
+// that sample's partial (block n of the affine view, as norm_backward_planes) and folds them,
+// times γ, into the group's sums for dx. x and dy are read once for dx, dγ and dβ (the host takes
+// this kernel where cols <= MAX_COLUMNS).
+@compute @workgroup_size(WG)
+fn norm_backward_channels(@builtin(workgroup_id) wid: vec3u,
+                          @builtin(num_workgroups) nwg: vec3u,
+                          @builtin(local_invocation_index) lid: u32) {
+  let t = lanes_of(wid, nwg, lid);
+  let k = to_coef(saved[min(t.group, params.rows - 1u)]);
+  let lanes = 1u << params.lane_bits;
+  let width = min(params.seg_len, lanes);
+  let slots = lanes / width;
+  let cols = (params.seg_len + width - 1u) / width;
+  let slot = t.lane / width;
+  let col = t.lane - slot * width;
+  // The lanes past slots · width (seg_len not dividing the lanes) take no element.
+  let walks = t.in_range && slot < slots;
+  let first_param = t.g * params.aff_group + col;
+  var acc: array<vec2f, MAX_COLUMNS>;
+  var j = 0u;
+  if (walks) {
+    for (var seg = slot; seg < params.segs; seg += slots) {
+      let row = t.start + seg * params.seg_stride + col;
+      for (var c = 0u; c < cols; c++) {
+        if (col + c * width >= params.seg_len) { break; }
+        let e = row + c * width;
+        let v = load_x(e);
+        let d = load_dy(e);
+        if (j < CACHE_STEPS) {
+          cache_x[lid + j * WG] = v;
+          cache_dy[lid + j * WG] = d;
+        }
+        j++;
+        let z = grad_z(k, v, d, first_param + c * width);
+        acc[c] += vec2f(z.x * z.y, z.x);
+      }
+    }
+  }
+  // Each channel's sums over the slots, in a tree whose shape depends only on the plan.
+  var top = 1u;
+  while (top < slots) { top *= 2u; }
+  var group_sums = vec2f(0.0);  // lanes of slot 0: (Σ γ·dz, Σ γ·dz·x̂) of their channels
+  for (var c = 0u; c < cols; c++) {
+    sums[lid] = acc[c];
+    workgroupBarrier();
+    for (var stride = top / 2u; stride > 0u; stride >>= 1u) {
+      if (slot < stride && slot + stride < slots) { sums[lid] += sums[lid + stride * width]; }
+      workgroupBarrier();
+    }
+    let channel = col + c * width;
+    if (t.in_range && slot == 0u && channel < params.seg_len) {
+      let s = sums[lid];
+      let a = first_param + c * width;
+      partials[t.n * params.a_count + a] = s;
+      group_sums += gamma_at(a) * vec2f(s.y, s.x);
+    }
+    workgroupBarrier();
+  }
+  sums[lid] = group_sums;
+  workgroupBarrier();
+  for (var stride = lanes / 2u; stride > 0u; stride >>= 1u) {
+    if (t.lane < stride) { sums[lid] += sums[lid + stride]; }
+    workgroupBarrier();
+  }
+  let inv_n = 1.0 / f32(params.count);
+  let total = select(sums[t.first], vec2f(0.0), params.use_running == 1u);
+  let mean_g = select(total.x * inv_n, 0.0, RMS == 1u);
+  let mean_gx = total.y * inv_n;
+  // Every thread takes every step (the stores may pair threads): the lanes of a slot row hold
+  // consecutive channels of one position.
+  let rows = (params.segs + slots - 1u) / slots;
+  j = 0u;
+  for (var q = 0u; q < rows; q++) {
+    let seg = slot + q * slots;
+    let row = t.start + seg * params.seg_stride + col;
+    for (var c = 0u; c < cols; c++) {
+      let offset = col + c * width;
+      let has = walks && seg < params.segs && offset < params.seg_len;
+      let e = row + c * width;
+      let p = first_param + c * width;
+      var out = 0.0;
+      if (has) {
+        out = dx_at(k, lid, j, CACHE_STEPS, e, p, vec2f(mean_g, mean_gx));
+        j++;
+      }
+      store_dx_step(lid, has, e, out, has && col + 1u < width && offset + 1u < params.seg_len, has && col > 0u);
     }
   }
 }

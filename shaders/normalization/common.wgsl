@@ -45,7 +45,7 @@ struct NormParams {
   a_blocks: u32,
   a_block_rows: u32,
   lane_bits: u32,       // log2 of the threads per group (a power of two <= WG): WG >> lane_bits groups per workgroup
-  _pad0: u32,
+  pair_stores: u32,     // 1: packed halves whose segments hold 2+ elements, so neighbouring threads may share a word (store_y_step)
   _pad1: u32,
   _pad2: u32,
   _pad3: u32,
@@ -99,6 +99,24 @@ fn walk_next(w: Walk) -> Walk {
     seg += 1u;
   }
   return Walk(seg, elem);
+}
+
+// A step's lanes hold consecutive elements of the group (lane l its l-th from the step's first),
+// so the next lane holds this thread's element + 1 where it lies in the same segment, and the
+// previous lane its element - 1 where this one is not a segment's first (see store_y_step).
+fn walk_pairs_next(lane: u32, w: Walk) -> bool {
+  return lane + 1u < (1u << params.lane_bits) && w.elem + 1u < params.seg_len;
+}
+
+fn walk_pairs_prev(lane: u32, w: Walk) -> bool {
+  return lane > 0u && w.elem > 0u;
+}
+
+// Steps of a walk over a whole group: the same for every thread of a workgroup, so that a walk
+// may hold a barrier (the paired stores of packed halves).
+fn walk_steps() -> u32 {
+  let lanes = 1u << params.lane_bits;
+  return (params.count + lanes - 1u) / lanes;
 }
 
 fn walk_element(start: u32, w: Walk) -> u32 {

@@ -103,17 +103,22 @@ fn norm_forward(@builtin(workgroup_id) wid: vec3u,
     }
   }
   workgroupBarrier();
-  if (!t.in_range) { return; }
   let k = to_coef(coefs[t.first]);
   // With running statistics nothing was cached.
   let cached = select(CACHE_STEPS, 0u, params.use_running == 1u);
-  var j = 0u;
-  for (var w = walk_start(t.lane); w.seg < params.segs; w = walk_next(w)) {
+  // Every thread takes every step (the stores may pair threads); step j is the cache's step j.
+  var w = walk_start(t.lane);
+  for (var j = 0u; j < walk_steps(); j++) {
+    let has = t.in_range && w.seg < params.segs;
     let e = walk_element(t.start, w);
-    let p = walk_param(t.g, w);
-    var v: f32;
-    if (j < cached) { v = cache_x[lid + j * WG]; } else { v = load_x(e); }
-    j++;
-    store_y(e, activate(normalized(k, v) * gamma_at(p) + beta_at(p)));
+    var out = 0.0;
+    if (has) {
+      let p = walk_param(t.g, w);
+      var v: f32;
+      if (j < cached) { v = cache_x[lid + j * WG]; } else { v = load_x(e); }
+      out = activate(normalized(k, v) * gamma_at(p) + beta_at(p));
+    }
+    store_y_step(lid, has, e, out, has && walk_pairs_next(t.lane, w), has && walk_pairs_prev(t.lane, w));
+    w = walk_next(w);
   }
 }

@@ -18,3 +18,10 @@ fn store_dx(e: u32, v: f32) {
   dx[e] = f16(v);
   if (e + 1u == params.total && (e & 1u) == 0u) { dx[e + 1u] = 0.0h; }
 }
+
+// The stores of a walk's step, which every thread of the workgroup calls together (uniform
+// control flow): element e gets v where `has`; `next` and `prev` say whether the neighbouring
+// threads hold e + 1 and e - 1 (normalization/tensor_f16_packed.wgsl pairs them).
+// Native halves are stored one at a time.
+fn store_y_step(lid: u32, has: bool, e: u32, v: f32, next: bool, prev: bool) { if (has) { store_y(e, v); } }
+fn store_dx_step(lid: u32, has: bool, e: u32, v: f32, next: bool, prev: bool) { if (has) { store_dx(e, v); } }

@@ -59,7 +59,7 @@ export const STRUCTS = {
     a_blocks: 'u32',
     a_block_rows: 'u32',
     lane_bits: 'u32',
-    _pad0: 'u32',
+    pair_stores: 'u32',
     _pad1: 'u32',
     _pad2: 'u32',
     _pad3: 'u32',
@@ -80,15 +80,19 @@ export const NORM_PARTIAL_BYTES = 8;
 /** Threads per workgroup of the family's kernels: WG of shaders/core/workgroups.wgsl. */
 export const NORM_WORKGROUP_SIZE = CORE_CONSTANTS.WG;
 
+/** Workgroup bytes per thread of the paired stores of packed halves (`stage: array<f32, 2u * WG>` in normalization/tensor_f16_packed.wgsl). */
+export const NORM_STAGE_BYTES_PER_THREAD = 8;
+
 /** γ entries per tile of norm_affine_partials_rows (AFFINE_WIDTH in normalization/backward.wgsl). */
 export const NORM_AFFINE_WIDTH = 64;
 
-/** Columns of a row a thread of norm_backward_columns keeps dγ/dβ sums for (MAX_COLUMNS in normalization/backward.wgsl). */
+/** Columns of a row a thread of norm_backward_columns, or channels of norm_backward_channels, keeps dγ/dβ sums for (MAX_COLUMNS in normalization/backward.wgsl). */
 export const NORM_MAX_COLUMNS = 32;
 
 /**
- * The family's tensor storages (normalization/tensor_*.wgsl): one element at a time, halves
- * stored with atomics where packed. Both float32 storages map to the scalar file.
+ * The family's tensor storages (normalization/tensor_*.wgsl): one element at a time; packed
+ * halves stored a whole word at a time by pairs of threads, with atomics on one half only at a
+ * word shared with another step or group. Both float32 storages map to the scalar file.
  */
 const TENSOR_STORAGE_WGSL: Readonly<Record<TensorStorage, string>> = {
   f32: tensorF32Wgsl,
@@ -126,6 +130,7 @@ export const KERNELS = {
   norm_affine_partials_rows: 'normalization/backward',
   norm_backward_planes: 'normalization/backward',
   norm_backward_columns: 'normalization/backward',
+  norm_backward_channels: 'normalization/backward',
   norm_affine_finalize: 'normalization/backward',
 } as const satisfies Record<string, NormModule>;
 
@@ -138,13 +143,13 @@ export const NORMALIZATION_KERNELS: KernelFamily<NormKernel, NormModule> = {
   bindings: BINDINGS,
   structs: { NormParams: { module: 'normalization/forward', fields: STRUCTS.NormParams } },
   constants: { WG: NORM_WORKGROUP_SIZE, AFFINE_WIDTH: NORM_AFFINE_WIDTH, MAX_COLUMNS: NORM_MAX_COLUMNS },
-  activationKernels: new Set(['norm_forward', 'norm_backward', 'norm_affine_partials_rows', 'norm_backward_planes', 'norm_backward_columns']),
+  activationKernels: new Set(['norm_forward', 'norm_backward', 'norm_affine_partials_rows', 'norm_backward_planes', 'norm_backward_columns', 'norm_backward_channels']),
   subgroupKernels: new Set(),
   overrides: {
     // RMSNorm: no mean subtracted (normalization/common.wgsl).
-    RMS: { kernels: new Set(['norm_forward', 'norm_backward', 'norm_affine_partials_rows', 'norm_backward_planes', 'norm_backward_columns']), label: () => 'rms' },
+    RMS: { kernels: new Set(['norm_forward', 'norm_backward', 'norm_affine_partials_rows', 'norm_backward_planes', 'norm_backward_columns', 'norm_backward_channels']), label: () => 'rms' },
     // Values each thread keeps on chip (normalization/forward.wgsl, backward.wgsl).
-    CACHE_STEPS: { kernels: new Set(['norm_forward', 'norm_backward', 'norm_backward_planes', 'norm_backward_columns']), label: (n) => `cache ${n}` },
+    CACHE_STEPS: { kernels: new Set(['norm_forward', 'norm_backward', 'norm_backward_planes', 'norm_backward_columns', 'norm_backward_channels']), label: (n) => `cache ${n}` },
   },
   source: shaderSource,
 };

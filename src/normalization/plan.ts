@@ -5,7 +5,7 @@
  */
 import type { FusedActivation } from '../core/contract.js';
 import type { TensorStorage } from '../core/shaders.js';
-import { NORM_AFFINE_WIDTH, NORM_MAX_COLUMNS, NORM_PARTIAL_BYTES, NORM_WORKGROUP_SIZE, normStorage, packStruct } from './kernels.js';
+import { NORM_AFFINE_WIDTH, NORM_MAX_COLUMNS, NORM_PARTIAL_BYTES, NORM_STAGE_BYTES_PER_THREAD, NORM_WORKGROUP_SIZE, normStorage, packStruct } from './kernels.js';
 import type { ChannelView } from '../core/layout.js';
 import { REDUCTION_SIZES, cachedPlan, isCpuAdapter, uniform, type DType } from '../core/plans.js';
 
@@ -122,8 +122,9 @@ export interface NormPlan {
   readonly rowWorkgroups: number;
   /**
    * The backward kernel: LayerNorm/RMSNorm rows (of up to MAX_COLUMNS · 256 values) take the γ/β
-   * partial sums per block of rows, and channels-first groups (whole channel planes) per (sample,
-   * channel), in the same walk as dx; the others leave them to norm_affine_partials_rows.
+   * partial sums per block of rows, and channels-first groups (whole channel planes) and
+   * channels-last groups (of up to MAX_COLUMNS · 256 channels) per (sample, channel), in the same
+   * walk as dx; the others leave them to norm_affine_partials_rows.
    */
   readonly backwardKernel: BackwardKernel;
   /** Workgroups of the backward kernel (norm_backward_columns: a_blocks, each over several row batches). */
@@ -176,6 +177,8 @@ export function normPlan(device: GPUDevice, geometry: NormGeometry, options: Nor
       a_blocks: affine.blocks,
       a_block_rows: affine.blockRows,
       lane_bits: laneBits,
+      // Segments of one element (InstanceNorm channels last) never put a word's halves in one step.
+      pair_stores: Number(storage === 'f16-packed' && g.segLen > 1),
     });
     return {
       geometry: g,
@@ -184,7 +187,7 @@ export function normPlan(device: GPUDevice, geometry: NormGeometry, options: Nor
       rms: options.kind === 'rms',
       params: uniform(device, `${options.kind} norm`, params),
       mode,
-      ...cacheSteps(device, g, lanes, backwardKernel),
+      ...cacheSteps(device, g, lanes, backwardKernel, storage),
       rowWorkgroups,
       backwardKernel,
       backwardWorkgroups: backwardKernel === 'norm_backward_columns' ? affine.blocks : rowWorkgroups,
@@ -198,19 +201,19 @@ export function normPlan(device: GPUDevice, geometry: NormGeometry, options: Nor
 /**
  * CACHE_STEPS of norm_forward and norm_backward: the steps a thread's walk over its group takes,
  * as many of them as the device's workgroup storage holds beside the kernels' other workgroup
- * arrays (forward: tree and coefs, 32 bytes a thread; backward: sums, 8), at 4 bytes a thread per
- * step (backward: x and dy, 8). 16 KiB (WebGPU's default) holds 8 and 7 steps; 48 KiB, a
- * 4096-float LayerNorm row at 16 values a thread, forward and backward. No more than the walk
- * takes, so that a short group's workgroups stay small and many fit on a multiprocessor.
+ * arrays (forward: tree and coefs, 32 bytes a thread; backward: sums, 8; packed halves also the
+ * paired stores' stage, 8), at 4 bytes a thread per step (backward: x and dy, 8). 16 KiB
+ * (WebGPU's default) holds 8 and 7 steps (packed halves 6); 48 KiB, a 4096-float LayerNorm row
+ * at 16 values a thread, forward and backward. No more than the walk takes, so that a short
+ * group's workgroups stay small and many fit on a multiprocessor.
  */
-function cacheSteps(device: GPUDevice, g: NormGeometry, lanes: number, backward: BackwardKernel): { forwardCache: number; backwardCache: number } {
+function cacheSteps(device: GPUDevice, g: NormGeometry, lanes: number, backward: BackwardKernel, storage: TensorStorage): { forwardCache: number; backwardCache: number } {
   // A CPU adapter's "chip" is its memory; there the arrays only cost (measured on SwiftShader).
   if (isCpuAdapter(device)) return { forwardCache: 1, backwardCache: 1 };
-  const bytes = device.limits.maxComputeWorkgroupStorageSize;
   const WG = NORM_WORKGROUP_SIZE;
+  const bytes = device.limits.maxComputeWorkgroupStorageSize - (storage === 'f16-packed' ? NORM_STAGE_BYTES_PER_THREAD * WG : 0);
   const walk = Math.ceil(groupCount(g) / lanes);
-  // norm_backward_planes walks each channel plane from its start.
-  const backwardWalk = backward === 'norm_backward_planes' ? g.segs * Math.ceil(g.segLen / lanes) : walk;
+  const backwardWalk = backwardSteps(g, lanes, backward);
   return {
     forwardCache: Math.max(1, Math.min(walk, Math.floor((bytes - 32 * WG) / (4 * WG)))),
     backwardCache: Math.max(1, Math.min(backwardWalk, Math.floor((bytes - 8 * WG) / (8 * WG)))),
@@ -239,6 +242,7 @@ function groupLaneBits(device: GPUDevice, count: number): number {
 function affineGeometry(device: GPUDevice, g: NormGeometry, kernel: BackwardKernel, rowWorkgroups: number): { blocks: number; blockRows: number; workgroups: number } {
   const target = REDUCTION_SIZES[isCpuAdapter(device) ? 'cpu' : 'gpu'].workgroups;
   if (kernel === 'norm_backward_planes') return { blocks: g.samples, blockRows: 1, workgroups: 0 };
+  if (kernel === 'norm_backward_channels') return { blocks: g.samples, blockRows: g.aRowsPerSample, workgroups: 0 };
   // One partial per workgroup, each over rowWorkgroups / blocks batches of rows.
   if (kernel === 'norm_backward_columns') return { blocks: Math.min(rowWorkgroups, target), blockRows: 0, workgroups: 0 };
   const width = Math.min(g.paramSize, NORM_AFFINE_WIDTH);
@@ -249,11 +253,29 @@ function affineGeometry(device: GPUDevice, g: NormGeometry, kernel: BackwardKern
   return { blocks, blockRows, workgroups: tiles * blocks };
 }
 
-type BackwardKernel = 'norm_backward' | 'norm_backward_planes' | 'norm_backward_columns';
+type BackwardKernel = 'norm_backward' | 'norm_backward_planes' | 'norm_backward_columns' | 'norm_backward_channels';
 
 /** Which backward kernel takes a geometry whose groups have `lanes` threads (see NormPlan.backwardKernel). */
 function backwardKernelOf(g: NormGeometry, lanes: number): BackwardKernel {
   if (g.aInner > 1) return 'norm_backward_planes';
+  const fits = Math.ceil(g.segLen / lanes) <= NORM_MAX_COLUMNS;
   const rows = g.groups === 1 && g.segs === 1 && g.affElem === 1 && g.aPerGroup === g.paramSize;
-  return rows && Math.ceil(g.segLen / lanes) <= NORM_MAX_COLUMNS ? 'norm_backward_columns' : 'norm_backward';
+  if (rows) return fits ? 'norm_backward_columns' : 'norm_backward';
+  // Channels-last groups: a segment is a position's C/G channels, one γ entry per channel.
+  const channelsLast = g.affSeg === 0 && g.affElem === 1;
+  return channelsLast && fits ? 'norm_backward_channels' : 'norm_backward';
+}
+
+/**
+ * Steps of a thread's walk in the backward kernel: norm_backward_planes walks each channel plane
+ * from its start; norm_backward_channels gives each thread columns of min(segLen, lanes) lanes'
+ * rows of positions (see its comment in normalization/backward.wgsl).
+ */
+function backwardSteps(g: NormGeometry, lanes: number, kernel: BackwardKernel): number {
+  if (kernel === 'norm_backward_planes') return g.segs * Math.ceil(g.segLen / lanes);
+  if (kernel === 'norm_backward_channels') {
+    const width = Math.min(g.segLen, lanes);
+    return Math.ceil(g.segs / Math.floor(lanes / width)) * Math.ceil(g.segLen / width);
+  }
+  return Math.ceil(groupCount(g) / lanes);
 }

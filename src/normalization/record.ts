@@ -3,8 +3,10 @@
  * GroupNorm, InstanceNorm). They check nothing; layers and function forms do.
  *
  * Forward: norm_forward (statistics and normalization, one workgroup per group), then for
- * InstanceNorm's training with running statistics norm_update_running. Backward: norm_backward
- * (dx), then where γ or β is learnable norm_affine_partials_* and norm_affine_finalize.
+ * InstanceNorm's training with running statistics norm_update_running. Backward: the plan's
+ * backward kernel (dx, and in the same walk the γ/β partial sums: norm_backward_columns, _planes,
+ * _channels), or norm_backward and then, where γ or β is learnable, norm_affine_partials_rows;
+ * then norm_affine_finalize.
  */
 import { dispatchKernel } from './kernels.js';
 import { savedBytes } from './options.js';

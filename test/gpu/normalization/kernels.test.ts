@@ -7,7 +7,7 @@
  * barely), and the layers run on the test device seen as a GPU; every result is checked against
  * the float64 reference. The last case runs the CPU sizing with several row batches per workgroup.
  */
-import { it } from 'vitest';
+import { expect, it } from 'vitest';
 import { channelGroupGeometry, normPlan, rowGeometry, type NormGeometry, type NormPlanOptions } from '../../../src/normalization/plan.js';
 import { recordNormBackward, recordNormForward } from '../../../src/normalization/record.js';
 import { GroupNorm, InstanceNorm, LayerNorm, RMSNorm } from '../../../src/normalization/layer.js';
@@ -26,6 +26,7 @@ import { createBufferWithData, readBuffers, Usage } from '../../../src/core/gpu.
 import { acquireScratch, acquireSink } from '../../../src/core/scratch.js';
 import { releaseHolder } from '../../../src/core/context.js';
 import { expectClose, randn } from '../../helpers/data.js';
+import { stored } from '../../helpers/family.js';
 import { testDevice } from '../../helpers/gpu.js';
 
 // Float32 against float64: y and dx are O(1) (|x̂| < 5), each a few roundings of O(1) terms.
@@ -49,10 +50,11 @@ async function run(device: GPUDevice, geometry: NormGeometry, options: NormPlanO
   recordNormForward(device, pass, plan, b);
   recordNormBackward(device, pass, plan, b, { partials: acquireScratch(device, plan.partialBytes, holder), sink: acquireSink(device, holder) });
   pass.end();
-  const [y, dx, dgamma] = (await readBuffers(device, [{ buffer: b.y, size: n * 4 }, { buffer: b.dx, size: n * 4 }, { buffer: b.dgamma, size: P * 4 }], encoder)).map((a) => new Float32Array(a));
+  const reads = [{ buffer: b.y, size: n * 4 }, { buffer: b.dx, size: n * 4 }, { buffer: b.dgamma, size: P * 4 }, { buffer: b.dbeta, size: P * 4 }];
+  const [y, dx, dgamma, dbeta] = (await readBuffers(device, reads, encoder)).map((a) => new Float32Array(a));
   for (const buffer of Object.values(b)) buffer.destroy();
   releaseHolder(device, holder);
-  return { y, dx, dgamma };
+  return { y, dx, dgamma, dbeta };
 }
 
 it('LayerNorm rows read from the cache, partly or not at all, give the reference results', async () => {
@@ -182,6 +184,112 @@ it('GroupNorm and InstanceNorm sized for a GPU: planes with dγ in the dx walk, 
     });
     expectClose(inferred, expected, Y_TOL, `InstanceNorm inference ${layout}`);
     inorm.destroy();
+  }
+});
+
+it('channels-last groups take dγ/dβ in the dx walk: slot rows not a power of two, several channels a lane, partial caches, the fallback', async () => {
+  const gpu = seenAsGpu(await testDevice());
+  const cpu = await testDevice();
+  // [shape NHWC, groups, device, the kernel its plan takes, cache steps forced (0: the plan's)]
+  const cases: [number[], number, GPUDevice, string, number][] = [
+    [[2, 16, 16, 20], 2, gpu, 'norm_backward_channels', 0], // 10 channels a group, 256 lanes: 25 rows of 10 lanes, 6 idle
+    [[2, 2, 3, 600], 1, gpu, 'norm_backward_channels', 0], // 600 channels over 256 lanes: 3 a lane, the last lane row partial
+    [[2, 2, 3, 600], 1, gpu, 'norm_backward_channels', 2], // the same, 2 of 3 steps from the cache
+    [[3, 4, 4, 64], 1, cpu, 'norm_backward_channels', 0], // CPU sizing: 4 lanes, 16 channels a lane
+    [[2, 9, 11, 12], 3, cpu, 'norm_backward_channels', 5], // 4 channels, 4 lanes, 99 positions: 5 of 99 steps cached
+    [[1, 2, 2, 200], 1, cpu, 'norm_backward', 0], // 4 lanes, 50 channels a lane: beyond MAX_COLUMNS
+  ];
+  for (const [shape, G, device, kernel, steps] of cases) {
+    const [N, H, W, C] = shape;
+    const n = N * H * W * C;
+    const what = `NHWC [${shape}] G=${G} ${device === gpu ? 'GPU' : 'CPU'} sizing, cache ${steps || 'planned'}`;
+    const x = randn(n, 81).map((v) => 2 * v - 3);
+    const dy = randn(n, 82);
+    const gamma = randn(C, 83).map((v) => 1 + 0.2 * v);
+    const beta = randn(C, 84);
+    const geometry = channelGroupGeometry({ outer: N * H * W, channels: C, inner: 1 }, N, G);
+    const options = { ...OPTIONS, kind: 'group' as const };
+    const plan = normPlan(device, geometry, options, { useRunning: false, updateRunning: false }, {});
+    expect(plan.backwardKernel, what).toBe(kernel);
+    const out = await run(device, geometry, options, steps || plan.backwardCache, x, dy, gamma, beta);
+    const ref = referenceGroupNorm(x, shape, { layout: 'NHWC', numGroups: G, gamma, beta, eps: 1e-5 });
+    const grads = referenceGroupNormBackward(x, dy, shape, { layout: 'NHWC', numGroups: G, gamma, eps: 1e-5 });
+    expectClose(out.y, ref.y, Y_TOL, `y ${what}`);
+    expectClose(out.dx, grads.dx, DX_TOL, `dx ${what}`);
+    expectClose(out.dgamma, grads.dgamma, SUM_TOL, `dgamma ${what}`);
+    expectClose(out.dbeta, grads.dbeta, SUM_TOL, `dbeta ${what}`);
+  }
+});
+
+it('channels-last InstanceNorm sized for a GPU: backward through the running statistics in the channels kernel', async () => {
+  const device = seenAsGpu(await testDevice());
+  const [N, H, W, C] = [2, 10, 10, 24];
+  const shape = [N, H, W, C];
+  const x = randn(N * H * W * C, 91).map((v) => 1.5 * v + 0.5);
+  const dy = randn(x.length, 92);
+  const gamma = randn(C, 93).map((v) => 1 + 0.3 * v);
+  const beta = randn(C, 94);
+  const runningMean = randn(C, 95).map((v) => 0.3 * v);
+  const runningVar = randn(C, 96).map((v) => 0.5 + Math.abs(v));
+  const geometry = channelGroupGeometry({ outer: N * H * W, channels: C, inner: 1 }, N, C);
+  expect(normPlan(device, geometry, { ...OPTIONS, kind: 'instance' }, { useRunning: true, updateRunning: false }, {}).backwardKernel).toBe('norm_backward_channels');
+  const inorm = new InstanceNorm(device, { numFeatures: C, layout: 'NHWC', affine: true, trackRunningStats: true });
+  inorm.setState({ gamma, beta, runningMean, runningVar });
+  await inorm.forward(x, shape, { training: false });
+  const g = await inorm.backward(dy);
+  // Fixed statistics: x̂ = (x − rm)/sqrt(rv + eps), dx = γ·dy/sqrt(rv + eps), dγ = Σ dy·x̂, dβ = Σ dy.
+  const dx = new Float64Array(x.length);
+  const dgamma = new Float64Array(C);
+  const dbeta = new Float64Array(C);
+  for (let e = 0; e < x.length; e++) {
+    const c = e % C;
+    const invstd = 1 / Math.sqrt(runningVar[c] + 1e-5);
+    dx[e] = gamma[c] * dy[e] * invstd;
+    dgamma[c] += dy[e] * (x[e] - runningMean[c]) * invstd;
+    dbeta[c] += dy[e];
+  }
+  expectClose(g.dx, dx, DX_TOL, 'dx');
+  expectClose(g.dgamma!, dgamma, SUM_TOL, 'dgamma');
+  expectClose(g.dbeta!, dbeta, SUM_TOL, 'dbeta');
+  inorm.destroy();
+});
+
+// Packed halves (no shader-f16: SwiftShader, and the H200 as measured) are stored a whole word at a
+// time by pairs of neighbouring threads; only words at an edge (a group or segment starting or
+// ending mid-word, a thread row's end) go by halves. GPU sizing gives groups the many lanes that
+// pair; odd lengths put every edge mid-word. y and dx hold halves: compared to 2^-10 relative.
+it('packed halves sized for a GPU: whole words from thread pairs, halves at odd group, segment and row edges', async () => {
+  const device = seenAsGpu(await testDevice());
+  const HALF = { rtol: 2e-3, atol: 2e-3 };
+  const cases: [string, number[], (d: GPUDevice) => GroupNorm | LayerNorm, (x: Float32Array, dy: Float32Array, gamma: Float32Array, beta: Float32Array) => { y: ArrayLike<number>; dx: ArrayLike<number>; dgamma: ArrayLike<number> }][] = [
+    ['LayerNorm rows of 701 (columns kernel)', [6, 701], (d) => new LayerNorm(d, { normalizedShape: 701, dtype: 'float16' }),
+      (x, dy, gamma, beta) => ({ ...referenceLayerNorm(x, [6, 701], 701, { gamma, beta, eps: 1e-5 }), ...referenceLayerNormBackward(x, dy, [6, 701], 701, { gamma, eps: 1e-5 }) })],
+    ['LayerNorm rows of 8999 (generic walk)', [2, 8999], (d) => new LayerNorm(d, { normalizedShape: 8999, dtype: 'float16' }),
+      (x, dy, gamma, beta) => ({ ...referenceLayerNorm(x, [2, 8999], 8999, { gamma, beta, eps: 1e-5 }), ...referenceLayerNormBackward(x, dy, [2, 8999], 8999, { gamma, eps: 1e-5 }) })],
+    ['GroupNorm channels first, planes of 63', [2, 6, 7, 9], (d) => new GroupNorm(d, { numGroups: 3, numChannels: 6, layout: 'NCHW', dtype: 'float16' }),
+      (x, dy, gamma, beta) => ({ ...referenceGroupNorm(x, [2, 6, 7, 9], { layout: 'NCHW', numGroups: 3, gamma, beta, eps: 1e-5 }), ...referenceGroupNormBackward(x, dy, [2, 6, 7, 9], { layout: 'NCHW', numGroups: 3, gamma, eps: 1e-5 }) })],
+    ['GroupNorm channels last, 5 channels a group', [2, 5, 7, 10], (d) => new GroupNorm(d, { numGroups: 2, numChannels: 10, layout: 'NHWC', dtype: 'float16' }),
+      (x, dy, gamma, beta) => ({ ...referenceGroupNorm(x, [2, 5, 7, 10], { layout: 'NHWC', numGroups: 2, gamma, beta, eps: 1e-5 }), ...referenceGroupNormBackward(x, dy, [2, 5, 7, 10], { layout: 'NHWC', numGroups: 2, gamma, eps: 1e-5 }) })],
+    // 601 channels: every other position starts at an odd element, so lane 255's element is even there.
+    ['GroupNorm channels last, 3 of 601 channels a lane', [1, 2, 3, 601], (d) => new GroupNorm(d, { numGroups: 1, numChannels: 601, layout: 'NHWC', dtype: 'float16' }),
+      (x, dy, gamma, beta) => ({ ...referenceGroupNorm(x, [1, 2, 3, 601], { layout: 'NHWC', numGroups: 1, gamma, beta, eps: 1e-5 }), ...referenceGroupNormBackward(x, dy, [1, 2, 3, 601], { layout: 'NHWC', numGroups: 1, gamma, eps: 1e-5 }) })],
+  ];
+  for (const [what, shape, make, reference] of cases) {
+    const n = shape.reduce((p, d) => p * d, 1);
+    const P = what.startsWith('LayerNorm') ? shape[1] : what.includes('first') ? shape[1] : shape[3];
+    const x = stored(randn(n, 101).map((v) => 1.5 * v + 2), 'float16');
+    const dy = stored(randn(n, 102), 'float16');
+    const gamma = randn(P, 103).map((v) => 1 + 0.2 * v);
+    const beta = randn(P, 104);
+    const layer = make(device);
+    layer.setState({ gamma, beta });
+    const y = await layer.forward(x, shape);
+    const g = await layer.backward(dy);
+    const ref = reference(x, dy, gamma, beta);
+    expectClose(y, ref.y, HALF, `y ${what}`);
+    expectClose(g.dx, ref.dx, HALF, `dx ${what}`);
+    expectClose(g.dgamma!, ref.dgamma, SUM_TOL, `dgamma ${what}`);
+    layer.destroy();
   }
 });
 
