@@ -34,15 +34,16 @@ fn grad_z(k: GroupCoef, v: f32, dyv: f32, p: u32) -> vec2f {
   return vec2f(activation_grad(dyv, xh * gamma_at(p) + beta_at(p)), xh);
 }
 
-// dx of element e (γ entry p) in step j of a thread's second walk, its (x, dy) from the cache
-// where the first walk kept them (j < cached); means = (mean(γ·dz), mean(γ·dz·x̂)) of its group.
-fn dx_at(k: GroupCoef, lid: u32, j: u32, cached: u32, e: u32, p: u32, means: vec2f) -> f32 {
-  var z: vec2f;
-  if (j < cached) {
-    z = grad_z(k, cache_x[lid + j * WG], cache_dy[lid + j * WG], p);
-  } else {
-    z = grad_z(k, load_x(e), load_dy(e), p);
-  }
+// (x, dy) of element e in step j of a thread's second walk: from the cache where the first walk
+// kept them (j < cached), else from memory.
+fn xdy_at(lid: u32, j: u32, cached: u32, e: u32) -> vec2f {
+  if (j < cached) { return vec2f(cache_x[lid + j * WG], cache_dy[lid + j * WG]); }
+  return vec2f(load_x(e), load_dy(e));
+}
+
+// dx of an element with (x, dy) = xdy and γ entry p; means = (mean(γ·dz), mean(γ·dz·x̂)) of its group.
+fn dx_of(k: GroupCoef, xdy: vec2f, p: u32, means: vec2f) -> f32 {
+  let z = grad_z(k, xdy.x, xdy.y, p);
   return k.invstd * (z.x * gamma_at(p) - means.x - z.y * means.y);
 }
 
@@ -55,20 +56,25 @@ fn norm_backward(@builtin(workgroup_id) wid: vec3u,
   var s = vec2f(0.0);
   let cached = select(CACHE_STEPS, 0u, params.use_running == 1u);
   if (params.use_running == 0u && t.in_range) {
-    var j = 0u;
-    for (var w = walk_start(t.lane); w.seg < params.segs; w = walk_next(w)) {
-      let e = walk_element(t.start, w);
-      let p = walk_param(t.g, w);
-      let v = load_x(e);
-      let d = load_dy(e);
-      if (j < CACHE_STEPS) {
-        cache_x[lid + j * WG] = v;
-        cache_dy[lid + j * WG] = d;
+    // IN_FLIGHT steps at a time, every load first (see walk_ahead).
+    var w = walk_start(t.lane);
+    for (var j = 0u; j < walk_steps(); j += IN_FLIGHT) {
+      let ahead = walk_ahead(t.start, t.g, &w);
+      var vs: array<vec2f, IN_FLIGHT>;
+      for (var u = 0u; u < IN_FLIGHT; u++) {
+        if (u < ahead.n) { vs[u] = vec2f(load_x(ahead.e[u]), load_dy(ahead.e[u])); }
       }
-      j++;
-      let z = grad_z(k, v, d, p);
-      let gz = z.x * gamma_at(p);
-      s += vec2f(gz, gz * z.y);
+      for (var u = 0u; u < IN_FLIGHT; u++) {
+        if (u >= ahead.n) { break; }
+        let p = ahead.p[u];
+        if (j + u < CACHE_STEPS) {
+          cache_x[lid + (j + u) * WG] = vs[u].x;
+          cache_dy[lid + (j + u) * WG] = vs[u].y;
+        }
+        let z = grad_z(k, vs[u].x, vs[u].y, p);
+        let gz = z.x * gamma_at(p);
+        s += vec2f(gz, gz * z.y);
+      }
     }
   }
   sums[lid] = s;
@@ -81,18 +87,22 @@ fn norm_backward(@builtin(workgroup_id) wid: vec3u,
   let total = sums[t.first];
   let mean_g = select(total.x * inv_n, 0.0, RMS == 1u);
   let mean_gx = total.y * inv_n;
-  // Every thread takes every step (the stores may pair threads); step j is the cache's step j.
+  // Every thread takes every step (the stores may pair threads), IN_FLIGHT at a time with every
+  // load first; step j is the cache's step j.
   var w = walk_start(t.lane);
-  for (var j = 0u; j < walk_steps(); j++) {
-    let has = t.in_range && w.seg < params.segs;
-    let e = walk_element(t.start, w);
-    var out = 0.0;
-    if (has) {
-      let p = walk_param(t.g, w);
-      out = dx_at(k, lid, j, cached, e, p, vec2f(mean_g, mean_gx));
+  for (var j0 = 0u; j0 < walk_steps(); j0 += IN_FLIGHT) {
+    let ahead = walk_ahead(t.start, t.g, &w);
+    var vs: array<vec2f, IN_FLIGHT>;
+    for (var u = 0u; u < IN_FLIGHT; u++) {
+      if (t.in_range && u < ahead.n) { vs[u] = xdy_at(lid, j0 + u, cached, ahead.e[u]); }
     }
-    store_dx_step(lid, has, e, out, has && walk_pairs_next(t.lane, w), has && walk_pairs_prev(t.lane, w));
-    w = walk_next(w);
+    for (var u = 0u; u < IN_FLIGHT; u++) {
+      let has = t.in_range && u < ahead.n;
+      var out = 0.0;
+      if (has) { out = dx_of(k, vs[u], ahead.p[u], vec2f(mean_g, mean_gx)); }
+      let elem = ahead.elem[u];
+      store_dx_step(lid, has, ahead.e[u], out, has && walk_pairs_next(t.lane, elem), has && walk_pairs_prev(t.lane, elem));
+    }
   }
 }
 
@@ -126,19 +136,26 @@ fn norm_backward_columns(@builtin(workgroup_id) wid: vec3u,
     let start = r * params.sample_stride;
     var s = vec2f(0.0);
     if (in_range) {
-      for (var j = 0u; j < MAX_COLUMNS; j++) {
-        let col = lane + j * lanes;
-        if (col >= params.count) { break; }
-        let v = load_x(start + col);
-        let d = load_dy(start + col);
-        if (j < CACHE_STEPS) {
-          cache_x[lid + j * WG] = v;
-          cache_dy[lid + j * WG] = d;
+      // IN_FLIGHT columns at a time, every load first (see walk_ahead).
+      for (var j0 = 0u; j0 < steps; j0 += IN_FLIGHT) {
+        var vs: array<vec2f, IN_FLIGHT>;
+        for (var u = 0u; u < IN_FLIGHT; u++) {
+          let col = lane + (j0 + u) * lanes;
+          if (col < params.count) { vs[u] = vec2f(load_x(start + col), load_dy(start + col)); }
         }
-        let z = grad_z(k, v, d, col);
-        acc[j] += vec2f(z.x * z.y, z.x);
-        let gz = z.x * gamma_at(col);
-        s += vec2f(gz, gz * z.y);
+        for (var u = 0u; u < IN_FLIGHT; u++) {
+          let j = j0 + u;
+          let col = lane + j * lanes;
+          if (col >= params.count) { break; }
+          if (j < CACHE_STEPS) {
+            cache_x[lid + j * WG] = vs[u].x;
+            cache_dy[lid + j * WG] = vs[u].y;
+          }
+          let z = grad_z(k, vs[u].x, vs[u].y, col);
+          acc[j] += vec2f(z.x * z.y, z.x);
+          let gz = z.x * gamma_at(col);
+          s += vec2f(gz, gz * z.y);
+        }
       }
     }
     sums[lid] = s;
@@ -151,15 +168,21 @@ fn norm_backward_columns(@builtin(workgroup_id) wid: vec3u,
     let inv_n = 1.0 / f32(params.count);
     let mean_g = select(total.x * inv_n, 0.0, RMS == 1u);
     let mean_gx = total.y * inv_n;
-    // Every thread takes every step (the stores may pair threads).
-    for (var j = 0u; j < steps; j++) {
-      let col = lane + j * lanes;
-      let has = in_range && col < params.count;
-      var out = 0.0;
-      if (has) {
-        out = dx_at(k, lid, j, CACHE_STEPS, start + col, col, vec2f(mean_g, mean_gx));
+    // Every thread takes every step (the stores may pair threads), IN_FLIGHT at a time with
+    // every load first.
+    for (var j0 = 0u; j0 < steps; j0 += IN_FLIGHT) {
+      var vs: array<vec2f, IN_FLIGHT>;
+      for (var u = 0u; u < IN_FLIGHT; u++) {
+        let col = lane + (j0 + u) * lanes;
+        if (in_range && col < params.count) { vs[u] = xdy_at(lid, j0 + u, CACHE_STEPS, start + col); }
       }
-      store_dx_step(lid, has, start + col, out, has && lane + 1u < lanes && col + 1u < params.count, has && lane > 0u);
+      for (var u = 0u; u < IN_FLIGHT; u++) {
+        let col = lane + (j0 + u) * lanes;
+        let has = in_range && col < params.count;
+        var out = 0.0;
+        if (has) { out = dx_of(k, vs[u], col, vec2f(mean_g, mean_gx)); }
+        store_dx_step(lid, has, start + col, out, has && lane + 1u < lanes && col + 1u < params.count, has && lane > 0u);
+      }
     }
     // The next batch rewrites sums.
     workgroupBarrier();
@@ -197,16 +220,23 @@ fn norm_backward_planes(@builtin(workgroup_id) wid: vec3u,
     let plane = t.start + seg * params.seg_stride;
     var s = vec2f(0.0);
     if (t.in_range) {
-      for (var i = t.lane; i < params.seg_len; i += lanes) {
-        let v = load_x(plane + i);
-        let d = load_dy(plane + i);
-        if (j < CACHE_STEPS) {
-          cache_x[lid + j * WG] = v;
-          cache_dy[lid + j * WG] = d;
+      // IN_FLIGHT steps at a time, every load first (see walk_ahead).
+      for (var i0 = t.lane; i0 < params.seg_len; i0 += IN_FLIGHT * lanes) {
+        var vs: array<vec2f, IN_FLIGHT>;
+        for (var u = 0u; u < IN_FLIGHT; u++) {
+          let i = i0 + u * lanes;
+          if (i < params.seg_len) { vs[u] = vec2f(load_x(plane + i), load_dy(plane + i)); }
         }
-        j++;
-        let z = grad_z(k, v, d, c);
-        s += vec2f(z.x * z.y, z.x);
+        for (var u = 0u; u < IN_FLIGHT; u++) {
+          if (i0 + u * lanes >= params.seg_len) { break; }
+          if (j < CACHE_STEPS) {
+            cache_x[lid + j * WG] = vs[u].x;
+            cache_dy[lid + j * WG] = vs[u].y;
+          }
+          j++;
+          let z = grad_z(k, vs[u].x, vs[u].y, c);
+          s += vec2f(z.x * z.y, z.x);
+        }
       }
     }
     sums[lid] = s;
@@ -228,30 +258,39 @@ fn norm_backward_planes(@builtin(workgroup_id) wid: vec3u,
   let total = select(sums[t.first], vec2f(0.0), params.use_running == 1u);
   let mean_g = total.x * inv_n;
   let mean_gx = total.y * inv_n;
-  // Every thread takes every step of every plane (the stores may pair threads).
+  // Every thread takes every step of every plane (the stores may pair threads), IN_FLIGHT at a
+  // time with every load first.
   let plane_steps = (params.seg_len + lanes - 1u) / lanes;
   j = 0u;
   for (var seg = 0u; seg < params.segs; seg++) {
     let c = t.g * params.aff_group + seg;
     let plane = t.start + seg * params.seg_stride;
-    for (var q = 0u; q < plane_steps; q++) {
-      let i = t.lane + q * lanes;
-      let has = t.in_range && i < params.seg_len;
-      var out = 0.0;
-      if (has) {
-        out = dx_at(k, lid, j, CACHE_STEPS, plane + i, c, vec2f(mean_g, mean_gx));
-        j++;
+    for (var q0 = 0u; q0 < plane_steps; q0 += IN_FLIGHT) {
+      var vs: array<vec2f, IN_FLIGHT>;
+      for (var u = 0u; u < IN_FLIGHT; u++) {
+        let i = t.lane + (q0 + u) * lanes;
+        if (t.in_range && i < params.seg_len) {
+          vs[u] = xdy_at(lid, j, CACHE_STEPS, plane + i);
+          j++;
+        }
       }
-      store_dx_step(lid, has, plane + i, out, has && t.lane + 1u < lanes && i + 1u < params.seg_len, has && t.lane > 0u);
+      for (var u = 0u; u < IN_FLIGHT; u++) {
+        let i = t.lane + (q0 + u) * lanes;
+        let has = t.in_range && i < params.seg_len;
+        var out = 0.0;
+        if (has) { out = dx_of(k, vs[u], c, vec2f(mean_g, mean_gx)); }
+        store_dx_step(lid, has, plane + i, out, has && t.lane + 1u < lanes && i + 1u < params.seg_len, has && t.lane > 0u);
+      }
     }
   }
 }
 
 // Channels-last groups (GroupNorm and InstanceNorm over NHWC-like layouts): a group's segments
 // are its positions, each the group's seg_len = C/G contiguous channels. Its lanes form `slots`
-// rows of width = min(seg_len, lanes): lane l takes the channels c = l % width + j·width (j < cols)
-// at positions l / width, + slots, + 2·slots, ..., so a thread keeps the same channels through the
-// walk and their (Σ dz·x̂, Σ dz) in registers, and neighbouring lanes read neighbouring channels.
+// rows of width = row_width lanes (chosen by the host, at most seg_len, so that few lanes idle):
+// lane l takes the channels c = l % width + j·width (j < cols) at positions l / width, + slots,
+// + 2·slots, ..., so a thread keeps the same channels through the walk and their (Σ dz·x̂, Σ dz)
+// in registers, and neighbouring lanes read neighbouring channels.
 // A tree over the slots gives each (sample, channel)'s sums: lane 0 of the slot row writes them as
 // that sample's partial (block n of the affine view, as norm_backward_planes) and folds them,
 // times γ, into the group's sums for dx. x and dy are read once for dx, dγ and dβ (the host takes
@@ -263,7 +302,7 @@ fn norm_backward_channels(@builtin(workgroup_id) wid: vec3u,
   let t = lanes_of(wid, nwg, lid);
   let k = to_coef(saved[min(t.group, params.rows - 1u)]);
   let lanes = 1u << params.lane_bits;
-  let width = min(params.seg_len, lanes);
+  let width = params.row_width;
   let slots = lanes / width;
   let cols = (params.seg_len + width - 1u) / width;
   let slot = t.lane / width;
@@ -274,20 +313,37 @@ fn norm_backward_channels(@builtin(workgroup_id) wid: vec3u,
   var acc: array<vec2f, MAX_COLUMNS>;
   var j = 0u;
   if (walks) {
-    for (var seg = slot; seg < params.segs; seg += slots) {
-      let row = t.start + seg * params.seg_stride + col;
-      for (var c = 0u; c < cols; c++) {
-        if (col + c * width >= params.seg_len) { break; }
-        let e = row + c * width;
-        let v = load_x(e);
-        let d = load_dy(e);
+    // The thread's (position, column) steps in order, IN_FLIGHT at a time, every load first (see
+    // walk_ahead). Its columns c are those with col + c·width < seg_len.
+    let own_cols = (params.seg_len - col + width - 1u) / width;
+    var seg = slot;
+    var c = 0u;
+    while (seg < params.segs) {
+      var vs: array<vec2f, IN_FLIGHT>;
+      var cs: array<u32, IN_FLIGHT>;
+      var n = 0u;
+      for (var u = 0u; u < IN_FLIGHT; u++) {
+        if (seg < params.segs) {
+          let e = t.start + seg * params.seg_stride + col + c * width;
+          vs[u] = vec2f(load_x(e), load_dy(e));
+          cs[u] = c;
+          n = u + 1u;
+          c++;
+          if (c == own_cols) {
+            c = 0u;
+            seg += slots;
+          }
+        }
+      }
+      for (var u = 0u; u < IN_FLIGHT; u++) {
+        if (u >= n) { break; }
         if (j < CACHE_STEPS) {
-          cache_x[lid + j * WG] = v;
-          cache_dy[lid + j * WG] = d;
+          cache_x[lid + j * WG] = vs[u].x;
+          cache_dy[lid + j * WG] = vs[u].y;
         }
         j++;
-        let z = grad_z(k, v, d, first_param + c * width);
-        acc[c] += vec2f(z.x * z.y, z.x);
+        let z = grad_z(k, vs[u].x, vs[u].y, first_param + cs[u] * width);
+        acc[cs[u]] += vec2f(z.x * z.y, z.x);
       }
     }
   }
@@ -321,24 +377,39 @@ fn norm_backward_channels(@builtin(workgroup_id) wid: vec3u,
   let total = select(sums[t.first], vec2f(0.0), params.use_running == 1u);
   let mean_g = select(total.x * inv_n, 0.0, RMS == 1u);
   let mean_gx = total.y * inv_n;
-  // Every thread takes every step (the stores may pair threads): the lanes of a slot row hold
-  // consecutive channels of one position.
+  // Every thread takes every (row, column) step (the stores may pair threads: the lanes of a slot
+  // row hold consecutive channels of one position), IN_FLIGHT at a time with every load first.
   let rows = (params.segs + slots - 1u) / slots;
   j = 0u;
-  for (var q = 0u; q < rows; q++) {
-    let seg = slot + q * slots;
-    let row = t.start + seg * params.seg_stride + col;
-    for (var c = 0u; c < cols; c++) {
+  var q = 0u;  // the (row, column) of step s0 + u
+  var c = 0u;
+  for (var s0 = 0u; s0 < rows * cols; s0 += IN_FLIGHT) {
+    var vs: array<vec2f, IN_FLIGHT>;
+    var es: array<u32, IN_FLIGHT>;
+    var cs: array<u32, IN_FLIGHT>;
+    var hs: array<bool, IN_FLIGHT>;
+    for (var u = 0u; u < IN_FLIGHT; u++) {
+      let seg = slot + q * slots;
       let offset = col + c * width;
-      let has = walks && seg < params.segs && offset < params.seg_len;
-      let e = row + c * width;
-      let p = first_param + c * width;
-      var out = 0.0;
-      if (has) {
-        out = dx_at(k, lid, j, CACHE_STEPS, e, p, vec2f(mean_g, mean_gx));
+      hs[u] = walks && q < rows && seg < params.segs && offset < params.seg_len;
+      es[u] = t.start + seg * params.seg_stride + offset;
+      cs[u] = c;
+      if (hs[u]) {
+        vs[u] = xdy_at(lid, j, CACHE_STEPS, es[u]);
         j++;
       }
-      store_dx_step(lid, has, e, out, has && col + 1u < width && offset + 1u < params.seg_len, has && col > 0u);
+      c++;
+      if (c == cols) {
+        c = 0u;
+        q++;
+      }
+    }
+    for (var u = 0u; u < IN_FLIGHT; u++) {
+      let has = hs[u];
+      let offset = col + cs[u] * width;
+      var out = 0.0;
+      if (has) { out = dx_of(k, vs[u], first_param + cs[u] * width, vec2f(mean_g, mean_gx)); }
+      store_dx_step(lid, has, es[u], out, has && col + 1u < width && offset + 1u < params.seg_len, has && col > 0u);
     }
   }
 }
@@ -397,18 +468,30 @@ fn norm_affine_partials_rows(@builtin(workgroup_id) wid: vec3u,
   }
 }
 
-// One thread per γ entry: its partials in block order.
+// FINALIZE_LANES threads per γ entry, so that the partials (up to a_blocks · a_count of them,
+// e.g. 32 MB for a LayerNorm over 4096 features) are read by four times as many threads as there
+// are entries: lane l adds blocks l, l + FINALIZE_LANES, ... in order, and the lanes' sums merge
+// in a fixed tree. A workgroup takes WG / FINALIZE_LANES consecutive entries (coalesced reads).
+const FINALIZE_LANES: u32 = 4u;
+
 @compute @workgroup_size(WG)
 fn norm_affine_finalize(@builtin(workgroup_id) wid: vec3u,
                         @builtin(num_workgroups) nwg: vec3u,
                         @builtin(local_invocation_index) lid: u32) {
-  let a = linear_workgroup(wid, nwg) * WG + lid;
-  if (a >= params.a_count) { return; }
+  let width = WG / FINALIZE_LANES;
+  let lane = lid / width;
+  let a = linear_workgroup(wid, nwg) * width + lid - lane * width;
   var s = vec2f(0.0);
-  for (var b = 0u; b < params.a_blocks; b++) {
-    s += partials[b * params.a_count + a];
+  if (a < params.a_count) {
+    for (var b = lane; b < params.a_blocks; b += FINALIZE_LANES) {
+      s += partials[b * params.a_count + a];
+    }
   }
+  sums[lid] = s;
+  workgroupBarrier();
+  if (lane > 0u || a >= params.a_count) { return; }
+  let total = (sums[lid] + sums[lid + width]) + (sums[lid + 2u * width] + sums[lid + 3u * width]);
   // Both are written; an absent one is bound to a sink (src/normalization/record.ts).
-  dgamma[a] = s.x;
-  dbeta[a] = s.y;
+  dgamma[a] = total.x;
+  dbeta[a] = total.y;
 }

@@ -46,7 +46,7 @@ struct NormParams {
   a_block_rows: u32,
   lane_bits: u32,       // log2 of the threads per group (a power of two <= WG): WG >> lane_bits groups per workgroup
   pair_stores: u32,     // 1: packed halves whose segments hold 2+ elements, so neighbouring threads may share a word (store_y_step)
-  _pad1: u32,
+  row_width: u32,       // norm_backward_channels: lanes per row of a group's lanes (see there)
   _pad2: u32,
   _pad3: u32,
 }
@@ -104,12 +104,12 @@ fn walk_next(w: Walk) -> Walk {
 // A step's lanes hold consecutive elements of the group (lane l its l-th from the step's first),
 // so the next lane holds this thread's element + 1 where it lies in the same segment, and the
 // previous lane its element - 1 where this one is not a segment's first (see store_y_step).
-fn walk_pairs_next(lane: u32, w: Walk) -> bool {
-  return lane + 1u < (1u << params.lane_bits) && w.elem + 1u < params.seg_len;
+fn walk_pairs_next(lane: u32, elem: u32) -> bool {
+  return lane + 1u < (1u << params.lane_bits) && elem + 1u < params.seg_len;
 }
 
-fn walk_pairs_prev(lane: u32, w: Walk) -> bool {
-  return lane > 0u && w.elem > 0u;
+fn walk_pairs_prev(lane: u32, elem: u32) -> bool {
+  return lane > 0u && elem > 0u;
 }
 
 // Steps of a walk over a whole group: the same for every thread of a workgroup, so that a walk
@@ -117,6 +117,37 @@ fn walk_pairs_prev(lane: u32, w: Walk) -> bool {
 fn walk_steps() -> u32 {
   let lanes = 1u << params.lane_bits;
   return (params.count + lanes - 1u) / lanes;
+}
+
+// The walks take IN_FLIGHT steps at a time, every load issued before the first is used: a loop
+// that uses each value before loading the next keeps one load in flight a thread, and a GPU
+// needs several to cover its memory latency. The sums still take the values in walk order, so
+// the results are those of a one-step walk.
+const IN_FLIGHT: u32 = 4u;
+
+// The next IN_FLIGHT steps of a walk from *w (which it advances): each step's element, γ entry
+// and offset in its segment, and how many of them lie in the group (a prefix: a walk past the
+// end stays past it).
+struct WalkSteps {
+  e: array<u32, IN_FLIGHT>,
+  p: array<u32, IN_FLIGHT>,
+  elem: array<u32, IN_FLIGHT>,
+  n: u32,
+}
+
+fn walk_ahead(start: u32, g: u32, w: ptr<function, Walk>) -> WalkSteps {
+  var s: WalkSteps;
+  s.n = 0u;
+  for (var u = 0u; u < IN_FLIGHT; u++) {
+    if ((*w).seg < params.segs) {
+      s.e[u] = walk_element(start, *w);
+      s.p[u] = walk_param(g, *w);
+      s.elem[u] = (*w).elem;
+      s.n = u + 1u;
+    }
+    *w = walk_next(*w);
+  }
+  return s;
 }
 
 fn walk_element(start: u32, w: Walk) -> u32 {

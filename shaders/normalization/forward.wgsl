@@ -76,16 +76,23 @@ fn norm_forward(@builtin(workgroup_id) wid: vec3u,
     var finite = true;
     if (t.in_range) {
       if (RMS == 0u) { shift = load_x(t.start); }
-      var j = 0u;
-      for (var w = walk_start(t.lane); w.seg < params.segs; w = walk_next(w)) {
-        let v = load_x(walk_element(t.start, w));
-        if (j < CACHE_STEPS) { cache_x[lid + j * WG] = v; }
-        j++;
-        finite = finite && is_finite(v);
-        if (RMS == 1u) {
-          acc = add_compensated(acc, v * v);
-        } else {
-          acc = welford(acc, v - shift);
+      var w = walk_start(t.lane);
+      for (var j = 0u; j < walk_steps(); j += IN_FLIGHT) {
+        let ahead = walk_ahead(t.start, t.g, &w);
+        var vs: array<f32, IN_FLIGHT>;
+        for (var u = 0u; u < IN_FLIGHT; u++) {
+          if (u < ahead.n) { vs[u] = load_x(ahead.e[u]); }
+        }
+        for (var u = 0u; u < IN_FLIGHT; u++) {
+          if (u >= ahead.n) { break; }
+          let v = vs[u];
+          if (j + u < CACHE_STEPS) { cache_x[lid + (j + u) * WG] = v; }
+          finite = finite && is_finite(v);
+          if (RMS == 1u) {
+            acc = add_compensated(acc, v * v);
+          } else {
+            acc = welford(acc, v - shift);
+          }
         }
       }
     }
@@ -106,19 +113,25 @@ fn norm_forward(@builtin(workgroup_id) wid: vec3u,
   let k = to_coef(coefs[t.first]);
   // With running statistics nothing was cached.
   let cached = select(CACHE_STEPS, 0u, params.use_running == 1u);
-  // Every thread takes every step (the stores may pair threads); step j is the cache's step j.
+  // Every thread takes every step (the stores may pair threads), IN_FLIGHT at a time with every
+  // load first; step j is the cache's step j.
   var w = walk_start(t.lane);
-  for (var j = 0u; j < walk_steps(); j++) {
-    let has = t.in_range && w.seg < params.segs;
-    let e = walk_element(t.start, w);
-    var out = 0.0;
-    if (has) {
-      let p = walk_param(t.g, w);
-      var v: f32;
-      if (j < cached) { v = cache_x[lid + j * WG]; } else { v = load_x(e); }
-      out = activate(normalized(k, v) * gamma_at(p) + beta_at(p));
+  for (var j0 = 0u; j0 < walk_steps(); j0 += IN_FLIGHT) {
+    let ahead = walk_ahead(t.start, t.g, &w);
+    var vs: array<f32, IN_FLIGHT>;
+    for (var u = 0u; u < IN_FLIGHT; u++) {
+      let j = j0 + u;
+      if (t.in_range && u < ahead.n) {
+        if (j < cached) { vs[u] = cache_x[lid + j * WG]; } else { vs[u] = load_x(ahead.e[u]); }
+      }
     }
-    store_y_step(lid, has, e, out, has && walk_pairs_next(t.lane, w), has && walk_pairs_prev(t.lane, w));
-    w = walk_next(w);
+    for (var u = 0u; u < IN_FLIGHT; u++) {
+      let has = t.in_range && u < ahead.n;
+      let p = ahead.p[u];
+      var out = 0.0;
+      if (has) { out = activate(normalized(k, vs[u]) * gamma_at(p) + beta_at(p)); }
+      let elem = ahead.elem[u];
+      store_y_step(lid, has, ahead.e[u], out, has && walk_pairs_next(t.lane, elem), has && walk_pairs_prev(t.lane, elem));
+    }
   }
 }

@@ -60,7 +60,7 @@ export const STRUCTS = {
     a_block_rows: 'u32',
     lane_bits: 'u32',
     pair_stores: 'u32',
-    _pad1: 'u32',
+    row_width: 'u32',
     _pad2: 'u32',
     _pad3: 'u32',
   },
@@ -82,6 +82,9 @@ export const NORM_WORKGROUP_SIZE = CORE_CONSTANTS.WG;
 
 /** Workgroup bytes per thread of the paired stores of packed halves (`stage: array<f32, 2u * WG>` in normalization/tensor_f16_packed.wgsl). */
 export const NORM_STAGE_BYTES_PER_THREAD = 8;
+
+/** Threads per γ entry of norm_affine_finalize (FINALIZE_LANES in normalization/backward.wgsl). */
+export const NORM_FINALIZE_LANES = 4;
 
 /** γ entries per tile of norm_affine_partials_rows (AFFINE_WIDTH in normalization/backward.wgsl). */
 export const NORM_AFFINE_WIDTH = 64;
@@ -142,7 +145,7 @@ export const NORMALIZATION_KERNELS: KernelFamily<NormKernel, NormModule> = {
   kernels: KERNELS,
   bindings: BINDINGS,
   structs: { NormParams: { module: 'normalization/forward', fields: STRUCTS.NormParams } },
-  constants: { WG: NORM_WORKGROUP_SIZE, AFFINE_WIDTH: NORM_AFFINE_WIDTH, MAX_COLUMNS: NORM_MAX_COLUMNS },
+  constants: { WG: NORM_WORKGROUP_SIZE, AFFINE_WIDTH: NORM_AFFINE_WIDTH, MAX_COLUMNS: NORM_MAX_COLUMNS, FINALIZE_LANES: NORM_FINALIZE_LANES },
   activationKernels: new Set(['norm_forward', 'norm_backward', 'norm_affine_partials_rows', 'norm_backward_planes', 'norm_backward_columns', 'norm_backward_channels']),
   subgroupKernels: new Set(),
   overrides: {

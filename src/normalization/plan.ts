@@ -5,7 +5,7 @@
  */
 import type { FusedActivation } from '../core/contract.js';
 import type { TensorStorage } from '../core/shaders.js';
-import { NORM_AFFINE_WIDTH, NORM_MAX_COLUMNS, NORM_PARTIAL_BYTES, NORM_STAGE_BYTES_PER_THREAD, NORM_WORKGROUP_SIZE, normStorage, packStruct } from './kernels.js';
+import { NORM_AFFINE_WIDTH, NORM_FINALIZE_LANES, NORM_MAX_COLUMNS, NORM_PARTIAL_BYTES, NORM_STAGE_BYTES_PER_THREAD, NORM_WORKGROUP_SIZE, normStorage, packStruct } from './kernels.js';
 import type { ChannelView } from '../core/layout.js';
 import { REDUCTION_SIZES, cachedPlan, isCpuAdapter, uniform, type DType } from '../core/plans.js';
 
@@ -179,6 +179,7 @@ export function normPlan(device: GPUDevice, geometry: NormGeometry, options: Nor
       lane_bits: laneBits,
       // Segments of one element (InstanceNorm channels last) never put a word's halves in one step.
       pair_stores: Number(storage === 'f16-packed' && g.segLen > 1),
+      row_width: backwardKernel === 'norm_backward_channels' ? channelRowWidth(g.segLen, lanes) : 0,
     });
     return {
       geometry: g,
@@ -193,7 +194,7 @@ export function normPlan(device: GPUDevice, geometry: NormGeometry, options: Nor
       backwardWorkgroups: backwardKernel === 'norm_backward_columns' ? affine.blocks : rowWorkgroups,
       affineWorkgroups: affine.workgroups,
       partialBytes: affine.blocks * g.paramSize * NORM_PARTIAL_BYTES,
-      finalizeWorkgroups: Math.ceil(g.paramSize / WG),
+      finalizeWorkgroups: Math.ceil(g.paramSize / (WG / NORM_FINALIZE_LANES)),
     };
   });
 }
@@ -274,8 +275,26 @@ function backwardKernelOf(g: NormGeometry, lanes: number): BackwardKernel {
 function backwardSteps(g: NormGeometry, lanes: number, kernel: BackwardKernel): number {
   if (kernel === 'norm_backward_planes') return g.segs * Math.ceil(g.segLen / lanes);
   if (kernel === 'norm_backward_channels') {
-    const width = Math.min(g.segLen, lanes);
+    const width = channelRowWidth(g.segLen, lanes);
     return Math.ceil(g.segs / Math.floor(lanes / width)) * Math.ceil(g.segLen / width);
   }
   return Math.ceil(groupCount(g) / lanes);
+}
+
+/**
+ * The row width of norm_backward_channels for segments of `segLen` channels over `lanes` lanes:
+ * rows of width lanes take ceil(segLen / width) columns each, floor(lanes / width) rows side by
+ * side. Of the widths ceil(segLen / cols) (cols up to MAX_COLUMNS) the first that keeps at least
+ * 7/8 of the lane steps busy, else the busiest: 129 channels over 256 lanes would leave half the
+ * lanes idle in one row of 129, and leave 12 % idle in 7 rows of 33 lanes, 4 columns each.
+ */
+function channelRowWidth(segLen: number, lanes: number): number {
+  let best = { width: Math.min(segLen, lanes), busy: 0 };
+  for (let cols = Math.ceil(segLen / lanes); cols <= NORM_MAX_COLUMNS; cols++) {
+    const width = Math.ceil(segLen / cols);
+    const busy = (segLen * Math.floor(lanes / width)) / (lanes * cols);
+    if (busy >= 7 / 8) return width;
+    if (busy > best.busy) best = { width, busy };
+  }
+  return best.width;
 }

@@ -187,14 +187,15 @@ it('GroupNorm and InstanceNorm sized for a GPU: planes with dγ in the dx walk, 
   }
 });
 
-it('channels-last groups take dγ/dβ in the dx walk: slot rows not a power of two, several channels a lane, partial caches, the fallback', async () => {
+it('channels-last groups take dγ/dβ in the dx walk: rows of lanes not a power of two, several channels a lane, partial caches, the fallback', async () => {
   const gpu = seenAsGpu(await testDevice());
   const cpu = await testDevice();
   // [shape NHWC, groups, device, the kernel its plan takes, cache steps forced (0: the plan's)]
   const cases: [number[], number, GPUDevice, string, number][] = [
     [[2, 16, 16, 20], 2, gpu, 'norm_backward_channels', 0], // 10 channels a group, 256 lanes: 25 rows of 10 lanes, 6 idle
-    [[2, 2, 3, 600], 1, gpu, 'norm_backward_channels', 0], // 600 channels over 256 lanes: 3 a lane, the last lane row partial
-    [[2, 2, 3, 600], 1, gpu, 'norm_backward_channels', 2], // the same, 2 of 3 steps from the cache
+    [[2, 2, 3, 600], 1, gpu, 'norm_backward_channels', 0], // 600 channels over 256 lanes: 2 rows of 120 lanes, 5 channels a lane
+    [[2, 2, 3, 600], 1, gpu, 'norm_backward_channels', 2], // the same, 2 of 8 steps from the cache
+    [[1, 4, 4, 129], 1, gpu, 'norm_backward_channels', 0], // 129 channels: 7 rows of 33 lanes, 4 channels a lane (the last lane 1)
     [[3, 4, 4, 64], 1, cpu, 'norm_backward_channels', 0], // CPU sizing: 4 lanes, 16 channels a lane
     [[2, 9, 11, 12], 3, cpu, 'norm_backward_channels', 5], // 4 channels, 4 lanes, 99 positions: 5 of 99 steps cached
     [[1, 2, 2, 200], 1, cpu, 'norm_backward', 0], // 4 lanes, 50 channels a lane: beyond MAX_COLUMNS
@@ -270,8 +271,8 @@ it('packed halves sized for a GPU: whole words from thread pairs, halves at odd 
       (x, dy, gamma, beta) => ({ ...referenceGroupNorm(x, [2, 6, 7, 9], { layout: 'NCHW', numGroups: 3, gamma, beta, eps: 1e-5 }), ...referenceGroupNormBackward(x, dy, [2, 6, 7, 9], { layout: 'NCHW', numGroups: 3, gamma, eps: 1e-5 }) })],
     ['GroupNorm channels last, 5 channels a group', [2, 5, 7, 10], (d) => new GroupNorm(d, { numGroups: 2, numChannels: 10, layout: 'NHWC', dtype: 'float16' }),
       (x, dy, gamma, beta) => ({ ...referenceGroupNorm(x, [2, 5, 7, 10], { layout: 'NHWC', numGroups: 2, gamma, beta, eps: 1e-5 }), ...referenceGroupNormBackward(x, dy, [2, 5, 7, 10], { layout: 'NHWC', numGroups: 2, gamma, eps: 1e-5 }) })],
-    // 601 channels: every other position starts at an odd element, so lane 255's element is even there.
-    ['GroupNorm channels last, 3 of 601 channels a lane', [1, 2, 3, 601], (d) => new GroupNorm(d, { numGroups: 1, numChannels: 601, layout: 'NHWC', dtype: 'float16' }),
+    // 601 channels: 2 rows of 121 lanes, 5 channels a lane; every other position starts at an odd element.
+    ['GroupNorm channels last, 5 of 601 channels a lane', [1, 2, 3, 601], (d) => new GroupNorm(d, { numGroups: 1, numChannels: 601, layout: 'NHWC', dtype: 'float16' }),
       (x, dy, gamma, beta) => ({ ...referenceGroupNorm(x, [1, 2, 3, 601], { layout: 'NHWC', numGroups: 1, gamma, beta, eps: 1e-5 }), ...referenceGroupNormBackward(x, dy, [1, 2, 3, 601], { layout: 'NHWC', numGroups: 1, gamma, eps: 1e-5 }) })],
   ];
   for (const [what, shape, make, reference] of cases) {
