@@ -269,8 +269,9 @@ function backwardKernelOf(g: NormGeometry, lanes: number): BackwardKernel {
 
 /**
  * Steps of a thread's walk in the backward kernel: norm_backward_planes walks each channel plane
- * from its start; norm_backward_channels gives each thread columns of min(segLen, lanes) lanes'
- * rows of positions (see its comment in normalization/backward.wgsl).
+ * from its start; norm_backward_channels gives each thread ceil(segLen / width) channels at every
+ * floor(lanes / width)-th position, width from channelRowWidth (see its comment in
+ * normalization/backward.wgsl).
  */
 function backwardSteps(g: NormGeometry, lanes: number, kernel: BackwardKernel): number {
   if (kernel === 'norm_backward_planes') return g.segs * Math.ceil(g.segLen / lanes);
