@@ -135,3 +135,18 @@ export function batchNormBuffers(device: GPUDevice, C: number, gamma = new Float
     saved: storageBuffer(device, new Float32Array((C * SAVED_BYTES_PER_FEATURE) / 4)),
   };
 }
+
+/**
+ * The test device as the plans see a GPU (`isCpuAdapter` false): its adapter info says it is no
+ * CPU adapter, so plans size kernels as on a GPU (more lanes, caches sized by workgroup storage).
+ */
+export function seenAsGpu(device: GPUDevice): GPUDevice {
+  const info = { vendor: 'test', architecture: 'seen-as-gpu', device: '', description: 'the test device seen as a GPU', isFallbackAdapter: false };
+  return new Proxy(device, {
+    get(target, prop) {
+      if (prop === 'adapterInfo') return info;
+      const value = Reflect.get(target, prop, target);
+      return typeof value === 'function' ? value.bind(target) : value;
+    },
+  });
+}

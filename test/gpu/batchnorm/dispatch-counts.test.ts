@@ -25,7 +25,7 @@ import {
 } from '../../../src/index.js';
 import { MERGE_ELEMENTS_PER_READ, batchNormPlan } from '../../../src/batchnorm/plan.js';
 import { blankBuffer, blankStateBuffers, recordingDevice } from '../../helpers/dispatch-recorder.js';
-import { testDevice } from '../../helpers/gpu.js';
+import { seenAsGpu, testDevice } from '../../helpers/gpu.js';
 
 /** Dispatches per compute pass of the recorded lines ('--' ends a pass). */
 function perPass(lines: string[]): number[] {
@@ -139,13 +139,7 @@ describe('dispatches per call', async () => {
     ['NC', [600, 7], 'float32'],
   ];
   // The plans of a GPU adapter too (the channels-last vec4 reductions are sized per adapter kind).
-  const gpuLike = new Proxy(device, {
-    get: (target, key) => {
-      if (key === 'adapterInfo') return { vendor: 'nvidia', architecture: 'hopper', description: 'a GPU', isFallbackAdapter: false };
-      const value = Reflect.get(target, key) as unknown;
-      return typeof value === 'function' ? value.bind(target) : value;
-    },
-  });
+  const gpuLike = seenAsGpu(device);
   it.each(BOUND_CASES)('merging partials where they are used is bounded: %s %j %s', (layout, shape, dtype) => {
     const view = channelView(layout, shape);
     const options = { dtype, activation: 'none', eps: 1e-5, momentum: 0.1, nonFiniteBatches: 'update', runningVariance: 'unbiased' } as const;

@@ -11,7 +11,7 @@
 import { describe, expect, it } from 'vitest';
 import { GroupNorm, InstanceNorm, LayerNorm, RMSNorm } from '../../../src/index.js';
 import { blankBuffer, recordingDevice } from '../../helpers/dispatch-recorder.js';
-import { testDevice } from '../../helpers/gpu.js';
+import { seenAsGpu, testDevice } from '../../helpers/gpu.js';
 
 /** The kernels of each compute pass of the recorded lines ('--' ends a pass), by entry point. */
 function kernelsPerPass(lines: string[]): string[][] {
@@ -52,13 +52,7 @@ const CASES: Case[] = [
 describe('family dispatches per call', async () => {
   const recorder = recordingDevice(await testDevice());
   // The plans of a GPU adapter too (lanes and kernels are sized per adapter kind).
-  const gpuLike = new Proxy(recorder.device, {
-    get: (target, key) => {
-      if (key === 'adapterInfo') return { vendor: 'nvidia', architecture: 'hopper', description: 'a GPU', isFallbackAdapter: false };
-      const value = Reflect.get(target, key) as unknown;
-      return typeof value === 'function' ? value.bind(target) : value;
-    },
-  });
+  const gpuLike = seenAsGpu(recorder.device);
 
   it.each(CASES)('%s', (what, make, shape, training, forward, backward, cpuBackward) => {
     for (const device of [recorder.device, gpuLike]) {

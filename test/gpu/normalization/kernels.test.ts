@@ -27,7 +27,7 @@ import { acquireScratch, acquireSink } from '../../../src/core/scratch.js';
 import { releaseHolder } from '../../../src/core/context.js';
 import { expectClose, randn } from '../../helpers/data.js';
 import { stored } from '../../helpers/family.js';
-import { testDevice } from '../../helpers/gpu.js';
+import { seenAsGpu, testDevice } from '../../helpers/gpu.js';
 
 // Float32 against float64: y and dx are O(1) (|x̂| < 5), each a few roundings of O(1) terms.
 const Y_TOL = { rtol: 1e-5, atol: 2e-5 };
@@ -92,18 +92,6 @@ it('channels-last GroupNorm (segments of C/G channels) through the cache gives t
     expectClose(out.dgamma, grads.dgamma, SUM_TOL, `dgamma with ${steps} cache steps`);
   }
 });
-
-/** The test device as the plans see a GPU: its adapter info says it is no CPU adapter. */
-function seenAsGpu(device: GPUDevice): GPUDevice {
-  const info = { vendor: 'test', architecture: 'seen-as-gpu', device: '', description: 'the test device seen as a GPU', isFallbackAdapter: false };
-  return new Proxy(device, {
-    get(target, prop) {
-      if (prop === 'adapterInfo') return info;
-      const value = Reflect.get(target, prop, target);
-      return typeof value === 'function' ? value.bind(target) : value;
-    },
-  });
-}
 
 it('LayerNorm and RMSNorm sized for a GPU: lane trees, full and partial caches, dγ in the dx walk and after it', async () => {
   const device = seenAsGpu(await testDevice());
