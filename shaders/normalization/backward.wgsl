@@ -41,6 +41,27 @@ fn xdy_at(lid: u32, j: u32, cached: u32, e: u32) -> vec2f {
   return vec2f(load_x(e), load_dy(e));
 }
 
+// (x, dy) of a batch of steps of the second walk, the first of them step j of the thread's walk:
+// as xdy_at, but a batch with any step past the cache is loaded whole (a chunk is one load).
+fn xdy_ahead(lid: u32, s: WalkSteps, j: u32, cached: u32) -> array<vec2f, IN_FLIGHT> {
+  var v: array<vec2f, IN_FLIGHT>;
+  if (j + s.n > cached) { v = load_xdy_ahead(s); }
+  for (var u = 0u; u < s.n; u++) {
+    if (j + u < cached) { v[u] = vec2f(cache_x[lid + (j + u) * WG], cache_dy[lid + (j + u) * WG]); }
+  }
+  return v;
+}
+
+// The first walk's batch: the first steps of a thread's walk (from step j) kept in the cache.
+fn cache_ahead(lid: u32, j: u32, n: u32, vs: array<vec2f, IN_FLIGHT>) {
+  for (var u = 0u; u < n; u++) {
+    if (j + u < CACHE_STEPS) {
+      cache_x[lid + (j + u) * WG] = vs[u].x;
+      cache_dy[lid + (j + u) * WG] = vs[u].y;
+    }
+  }
+}
+
 // dx of an element with (x, dy) = xdy and γ entry p; means = (mean(γ·dz), mean(γ·dz·x̂)) of its group.
 fn dx_of(k: GroupCoef, xdy: vec2f, p: u32, means: vec2f) -> f32 {
   let z = grad_z(k, xdy.x, xdy.y, p);
@@ -60,17 +81,10 @@ fn norm_backward(@builtin(workgroup_id) wid: vec3u,
     var w = walk_start(t.lane);
     for (var j = 0u; j < walk_steps(); j += IN_FLIGHT) {
       let ahead = walk_ahead(t.start, t.g, &w);
-      var vs: array<vec2f, IN_FLIGHT>;
-      for (var u = 0u; u < IN_FLIGHT; u++) {
-        if (u < ahead.n) { vs[u] = vec2f(load_x(ahead.e[u]), load_dy(ahead.e[u])); }
-      }
-      for (var u = 0u; u < IN_FLIGHT; u++) {
-        if (u >= ahead.n) { break; }
+      let vs = load_xdy_ahead(ahead);
+      cache_ahead(lid, j, ahead.n, vs);
+      for (var u = 0u; u < ahead.n; u++) {
         let p = ahead.p[u];
-        if (j + u < CACHE_STEPS) {
-          cache_x[lid + (j + u) * WG] = vs[u].x;
-          cache_dy[lid + (j + u) * WG] = vs[u].y;
-        }
         let z = grad_z(k, vs[u].x, vs[u].y, p);
         let gz = z.x * gamma_at(p);
         s += vec2f(gz, gz * z.y);
@@ -93,16 +107,10 @@ fn norm_backward(@builtin(workgroup_id) wid: vec3u,
   for (var j0 = 0u; j0 < walk_steps(); j0 += IN_FLIGHT) {
     let ahead = walk_ahead(t.start, t.g, &w);
     var vs: array<vec2f, IN_FLIGHT>;
-    for (var u = 0u; u < IN_FLIGHT; u++) {
-      if (t.in_range && u < ahead.n) { vs[u] = xdy_at(lid, j0 + u, cached, ahead.e[u]); }
-    }
-    for (var u = 0u; u < IN_FLIGHT; u++) {
-      let has = t.in_range && u < ahead.n;
-      var out = 0.0;
-      if (has) { out = dx_of(k, vs[u], ahead.p[u], vec2f(mean_g, mean_gx)); }
-      let elem = ahead.elem[u];
-      store_dx_step(lid, has, ahead.e[u], out, has && walk_pairs_next(t.lane, elem), has && walk_pairs_prev(t.lane, elem));
-    }
+    if (t.in_range) { vs = xdy_ahead(lid, ahead, j0, cached); }
+    var out: array<f32, IN_FLIGHT>;
+    for (var u = 0u; u < ahead.n; u++) { out[u] = dx_of(k, vs[u], ahead.p[u], vec2f(mean_g, mean_gx)); }
+    store_dx_ahead(lid, t.lane, ahead, t.in_range, out);
   }
 }
 
@@ -112,7 +120,7 @@ const MAX_COLUMNS: u32 = 32u;
 
 // LayerNorm and RMSNorm (rows of one group, a γ entry per position): workgroup w takes the
 // batches of WG >> lane_bits rows w, w + W, w + 2W, ... (W = a_blocks workgroups). A thread's
-// columns are lane + j · 2^lane_bits in every row it takes, so it keeps their (Σ dz·x̂, Σ dz) in
+// columns are run_offset(lane, j) in every row it takes, so it keeps their (Σ dz·x̂, Σ dz) in
 // registers across rows: x and dy are read once for dx, dγ and dβ. At the end the workgroup
 // merges its row slots' sums in a tree and writes them as partial w.
 @compute @workgroup_size(WG)
@@ -126,7 +134,7 @@ fn norm_backward_columns(@builtin(workgroup_id) wid: vec3u,
   let w = linear_workgroup(wid, nwg);
   // The overshoot of a 2-D grid.
   if (w >= params.a_blocks) { return; }
-  let steps = (params.count + lanes - 1u) / lanes;
+  let steps = walk_steps();
   let batches = (params.rows + slots - 1u) / slots;
   var acc: array<vec2f, MAX_COLUMNS>;
   for (var b = w; b < batches; b += params.a_blocks) {
@@ -138,21 +146,13 @@ fn norm_backward_columns(@builtin(workgroup_id) wid: vec3u,
     if (in_range) {
       // IN_FLIGHT columns at a time, every load first (see walk_ahead).
       for (var j0 = 0u; j0 < steps; j0 += IN_FLIGHT) {
-        var vs: array<vec2f, IN_FLIGHT>;
-        for (var u = 0u; u < IN_FLIGHT; u++) {
-          let col = lane + (j0 + u) * lanes;
-          if (col < params.count) { vs[u] = vec2f(load_x(start + col), load_dy(start + col)); }
-        }
-        for (var u = 0u; u < IN_FLIGHT; u++) {
-          let j = j0 + u;
-          let col = lane + j * lanes;
-          if (col >= params.count) { break; }
-          if (j < CACHE_STEPS) {
-            cache_x[lid + j * WG] = vs[u].x;
-            cache_dy[lid + j * WG] = vs[u].y;
-          }
+        let ahead = run_ahead(start, params.count, lane, j0);
+        let vs = load_xdy_ahead(ahead);
+        cache_ahead(lid, j0, ahead.n, vs);
+        for (var u = 0u; u < ahead.n; u++) {
+          let col = ahead.p[u];
           let z = grad_z(k, vs[u].x, vs[u].y, col);
-          acc[j] += vec2f(z.x * z.y, z.x);
+          acc[j0 + u] += vec2f(z.x * z.y, z.x);
           let gz = z.x * gamma_at(col);
           s += vec2f(gz, gz * z.y);
         }
@@ -171,18 +171,12 @@ fn norm_backward_columns(@builtin(workgroup_id) wid: vec3u,
     // Every thread takes every step (the stores may pair threads), IN_FLIGHT at a time with
     // every load first.
     for (var j0 = 0u; j0 < steps; j0 += IN_FLIGHT) {
+      let ahead = run_ahead(start, params.count, lane, j0);
       var vs: array<vec2f, IN_FLIGHT>;
-      for (var u = 0u; u < IN_FLIGHT; u++) {
-        let col = lane + (j0 + u) * lanes;
-        if (in_range && col < params.count) { vs[u] = xdy_at(lid, j0 + u, CACHE_STEPS, start + col); }
-      }
-      for (var u = 0u; u < IN_FLIGHT; u++) {
-        let col = lane + (j0 + u) * lanes;
-        let has = in_range && col < params.count;
-        var out = 0.0;
-        if (has) { out = dx_of(k, vs[u], col, vec2f(mean_g, mean_gx)); }
-        store_dx_step(lid, has, start + col, out, has && lane + 1u < lanes && col + 1u < params.count, has && lane > 0u);
-      }
+      if (in_range) { vs = xdy_ahead(lid, ahead, j0, CACHE_STEPS); }
+      var out: array<f32, IN_FLIGHT>;
+      for (var u = 0u; u < ahead.n; u++) { out[u] = dx_of(k, vs[u], ahead.p[u], vec2f(mean_g, mean_gx)); }
+      store_dx_ahead(lid, lane, ahead, in_range, out);
     }
     // The next batch rewrites sums.
     workgroupBarrier();
@@ -195,7 +189,7 @@ fn norm_backward_columns(@builtin(workgroup_id) wid: vec3u,
       if (slot < stride) { sums[lid] += sums[lid + stride * lanes]; }
       workgroupBarrier();
     }
-    let col = lane + j * lanes;
+    let col = run_offset(lane, j);
     if (slot == 0u && col < params.count) { partials[w * params.count + col] = sums[lid]; }
     workgroupBarrier();
   }
@@ -212,7 +206,9 @@ fn norm_backward_planes(@builtin(workgroup_id) wid: vec3u,
                         @builtin(local_invocation_index) lid: u32) {
   let t = lanes_of(wid, nwg, lid);
   let k = to_coef(saved[min(t.group, params.rows - 1u)]);
-  let lanes = 1u << params.lane_bits;
+  // A plane's walk: the run of seg_len elements in chunks (run_ahead).
+  let span = (1u << params.lane_bits) * VEC;
+  let plane_steps = (params.seg_len + span - 1u) / span * VEC;
   var group_sums = vec2f(0.0);  // lane 0: (Σ γ·dz, Σ γ·dz·x̂)
   var j = 0u;
   for (var seg = 0u; seg < params.segs; seg++) {
@@ -221,19 +217,12 @@ fn norm_backward_planes(@builtin(workgroup_id) wid: vec3u,
     var s = vec2f(0.0);
     if (t.in_range) {
       // IN_FLIGHT steps at a time, every load first (see walk_ahead).
-      for (var i0 = t.lane; i0 < params.seg_len; i0 += IN_FLIGHT * lanes) {
-        var vs: array<vec2f, IN_FLIGHT>;
-        for (var u = 0u; u < IN_FLIGHT; u++) {
-          let i = i0 + u * lanes;
-          if (i < params.seg_len) { vs[u] = vec2f(load_x(plane + i), load_dy(plane + i)); }
-        }
-        for (var u = 0u; u < IN_FLIGHT; u++) {
-          if (i0 + u * lanes >= params.seg_len) { break; }
-          if (j < CACHE_STEPS) {
-            cache_x[lid + j * WG] = vs[u].x;
-            cache_dy[lid + j * WG] = vs[u].y;
-          }
-          j++;
+      for (var q0 = 0u; q0 < plane_steps; q0 += IN_FLIGHT) {
+        let ahead = run_ahead(plane, params.seg_len, t.lane, q0);
+        let vs = load_xdy_ahead(ahead);
+        cache_ahead(lid, j, ahead.n, vs);
+        j += ahead.n;
+        for (var u = 0u; u < ahead.n; u++) {
           let z = grad_z(k, vs[u].x, vs[u].y, c);
           s += vec2f(z.x * z.y, z.x);
         }
@@ -260,27 +249,20 @@ fn norm_backward_planes(@builtin(workgroup_id) wid: vec3u,
   let mean_gx = total.y * inv_n;
   // Every thread takes every step of every plane (the stores may pair threads), IN_FLIGHT at a
   // time with every load first.
-  let plane_steps = (params.seg_len + lanes - 1u) / lanes;
   j = 0u;
   for (var seg = 0u; seg < params.segs; seg++) {
     let c = t.g * params.aff_group + seg;
     let plane = t.start + seg * params.seg_stride;
     for (var q0 = 0u; q0 < plane_steps; q0 += IN_FLIGHT) {
+      let ahead = run_ahead(plane, params.seg_len, t.lane, q0);
       var vs: array<vec2f, IN_FLIGHT>;
-      for (var u = 0u; u < IN_FLIGHT; u++) {
-        let i = t.lane + (q0 + u) * lanes;
-        if (t.in_range && i < params.seg_len) {
-          vs[u] = xdy_at(lid, j, CACHE_STEPS, plane + i);
-          j++;
-        }
+      if (t.in_range) {
+        vs = xdy_ahead(lid, ahead, j, CACHE_STEPS);
+        j += ahead.n;
       }
-      for (var u = 0u; u < IN_FLIGHT; u++) {
-        let i = t.lane + (q0 + u) * lanes;
-        let has = t.in_range && i < params.seg_len;
-        var out = 0.0;
-        if (has) { out = dx_of(k, vs[u], c, vec2f(mean_g, mean_gx)); }
-        store_dx_step(lid, has, plane + i, out, has && t.lane + 1u < lanes && i + 1u < params.seg_len, has && t.lane > 0u);
-      }
+      var out: array<f32, IN_FLIGHT>;
+      for (var u = 0u; u < ahead.n; u++) { out[u] = dx_of(k, vs[u], c, vec2f(mean_g, mean_gx)); }
+      store_dx_ahead(lid, t.lane, ahead, t.in_range, out);
     }
   }
 }

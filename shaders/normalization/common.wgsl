@@ -79,16 +79,20 @@ fn lanes_of(wid: vec3u, nwg: vec3u, lid: u32) -> Lanes {
   return Lanes(r, lane, lid - lane, r < params.rows, n * params.sample_stride + g * params.group_stride, n, g);
 }
 
-// A thread's position in its group: segment and offset within it. A group's lanes walk it
-// 2^lane_bits elements apart without an integer division per element (step_seg, step_elem).
+// A thread's position in its group: segment and offset within it. A group's lanes walk it in
+// chunks of VEC consecutive elements (one, or 4 with normalization/tensor_f32x4.wgsl, whose
+// segments hold multiples of 4), a lane's chunks 2^lane_bits chunks apart, without an integer
+// division per element: after a chunk's last element the walk moves on by
+// 2^lane_bits · VEC − (VEC − 1) elements (step_seg segments and step_elem elements).
 struct Walk {
   seg: u32,
   elem: u32,
 }
 
-fn walk_start(lid: u32) -> Walk {
-  let s = lid / params.seg_len;
-  return Walk(s, lid - s * params.seg_len);
+fn walk_start(lane: u32) -> Walk {
+  let first = lane * VEC;
+  let s = first / params.seg_len;
+  return Walk(s, first - s * params.seg_len);
 }
 
 fn walk_next(w: Walk) -> Walk {
@@ -101,9 +105,9 @@ fn walk_next(w: Walk) -> Walk {
   return Walk(seg, elem);
 }
 
-// A step's lanes hold consecutive elements of the group (lane l its l-th from the step's first),
-// so the next lane holds this thread's element + 1 where it lies in the same segment, and the
-// previous lane its element - 1 where this one is not a segment's first (see store_y_step).
+// A step's chunks are consecutive in the group (lane l holds the l-th from the step's first), so
+// the next lane holds this chunk's last element + 1 where it lies in the same segment, and the
+// previous lane its first element - 1 where this one is not a segment's first (see store_y_step).
 fn walk_pairs_next(lane: u32, elem: u32) -> bool {
   return lane + 1u < (1u << params.lane_bits) && elem + 1u < params.seg_len;
 }
@@ -115,19 +119,19 @@ fn walk_pairs_prev(lane: u32, elem: u32) -> bool {
 // Steps of a walk over a whole group: the same for every thread of a workgroup, so that a walk
 // may hold a barrier (the paired stores of packed halves).
 fn walk_steps() -> u32 {
-  let lanes = 1u << params.lane_bits;
-  return (params.count + lanes - 1u) / lanes;
+  let span = (1u << params.lane_bits) * VEC;
+  return (params.count + span - 1u) / span * VEC;
 }
 
-// The walks take IN_FLIGHT steps at a time, every load issued before the first is used: a loop
-// that uses each value before loading the next keeps one load in flight a thread, and a GPU
-// needs several to cover its memory latency. The sums still take the values in walk order, so
-// the results are those of a one-step walk.
+// The walks take IN_FLIGHT steps (a multiple of VEC) at a time, every load issued before the
+// first is used: a loop that uses each value before loading the next keeps one load in flight a
+// thread, and a GPU needs several to cover its memory latency. The sums still take the values in
+// walk order, so the results are those of a one-step walk.
 const IN_FLIGHT: u32 = 4u;
 
 // The next IN_FLIGHT steps of a walk from *w (which it advances): each step's element, γ entry
 // and offset in its segment, and how many of them lie in the group (a prefix: a walk past the
-// end stays past it).
+// end stays past it; whole chunks, since a chunk lies in one segment).
 struct WalkSteps {
   e: array<u32, IN_FLIGHT>,
   p: array<u32, IN_FLIGHT>,
@@ -145,9 +149,74 @@ fn walk_ahead(start: u32, g: u32, w: ptr<function, Walk>) -> WalkSteps {
       s.elem[u] = (*w).elem;
       s.n = u + 1u;
     }
-    *w = walk_next(*w);
+    if (u % VEC + 1u < VEC) {
+      (*w).elem += 1u;
+    } else {
+      *w = walk_next(*w);
+    }
   }
   return s;
+}
+
+// Offset of step j of lane `lane` in a walk over one contiguous run of elements (a row, a plane)
+// with the same chunks: chunk j / VEC of the lane, element j % VEC of it.
+fn run_offset(lane: u32, j: u32) -> u32 {
+  return ((j / VEC) * (1u << params.lane_bits) + lane) * VEC + j % VEC;
+}
+
+// Steps j0 .. j0 + IN_FLIGHT - 1 of such a walk over `len` elements from `start`; the γ entry of
+// a step is its offset in the run (a LayerNorm row's).
+fn run_ahead(start: u32, len: u32, lane: u32, j0: u32) -> WalkSteps {
+  var s: WalkSteps;
+  s.n = 0u;
+  for (var u = 0u; u < IN_FLIGHT; u++) {
+    let i = run_offset(lane, j0 + u);
+    s.e[u] = start + i;
+    s.p[u] = i;
+    s.elem[u] = i;
+    if (i < len) { s.n = u + 1u; }
+  }
+  return s;
+}
+
+// The values of a batch of steps, a chunk per load (steps past s.n are not read).
+fn load_x_ahead(s: WalkSteps) -> array<f32, IN_FLIGHT> {
+  var v: array<f32, IN_FLIGHT>;
+  for (var c = 0u; c < s.n; c += VEC) {
+    let q = load_x_chunk(s.e[c]);
+    for (var k = 0u; k < VEC; k++) { v[c + k] = q[k]; }
+  }
+  return v;
+}
+
+fn load_xdy_ahead(s: WalkSteps) -> array<vec2f, IN_FLIGHT> {
+  var v: array<vec2f, IN_FLIGHT>;
+  for (var c = 0u; c < s.n; c += VEC) {
+    let qx = load_x_chunk(s.e[c]);
+    let qdy = load_dy_chunk(s.e[c]);
+    for (var k = 0u; k < VEC; k++) { v[c + k] = vec2f(qx[k], qdy[k]); }
+  }
+  return v;
+}
+
+// The stores of a batch, which every thread of the workgroup calls together (uniform control
+// flow: packed halves pair threads): step u gets v[u] where `has` and u < s.n.
+fn store_y_ahead(lid: u32, lane: u32, s: WalkSteps, has: bool, v: array<f32, IN_FLIGHT>) {
+  for (var c = 0u; c < IN_FLIGHT; c += VEC) {
+    var q: array<f32, VEC>;
+    for (var k = 0u; k < VEC; k++) { q[k] = v[c + k]; }
+    let h = has && c < s.n;
+    store_y_chunk(lid, h, s.e[c], q, h && walk_pairs_next(lane, s.elem[c + VEC - 1u]), h && walk_pairs_prev(lane, s.elem[c]));
+  }
+}
+
+fn store_dx_ahead(lid: u32, lane: u32, s: WalkSteps, has: bool, v: array<f32, IN_FLIGHT>) {
+  for (var c = 0u; c < IN_FLIGHT; c += VEC) {
+    var q: array<f32, VEC>;
+    for (var k = 0u; k < VEC; k++) { q[k] = v[c + k]; }
+    let h = has && c < s.n;
+    store_dx_chunk(lid, h, s.e[c], q, h && walk_pairs_next(lane, s.elem[c + VEC - 1u]), h && walk_pairs_prev(lane, s.elem[c]));
+  }
 }
 
 fn walk_element(start: u32, w: Walk) -> u32 {

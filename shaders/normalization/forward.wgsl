@@ -79,10 +79,7 @@ fn norm_forward(@builtin(workgroup_id) wid: vec3u,
       var w = walk_start(t.lane);
       for (var j = 0u; j < walk_steps(); j += IN_FLIGHT) {
         let ahead = walk_ahead(t.start, t.g, &w);
-        var vs: array<f32, IN_FLIGHT>;
-        for (var u = 0u; u < IN_FLIGHT; u++) {
-          if (u < ahead.n) { vs[u] = load_x(ahead.e[u]); }
-        }
+        let vs = load_x_ahead(ahead);
         for (var u = 0u; u < IN_FLIGHT; u++) {
           if (u >= ahead.n) { break; }
           let v = vs[u];
@@ -119,19 +116,24 @@ fn norm_forward(@builtin(workgroup_id) wid: vec3u,
   for (var j0 = 0u; j0 < walk_steps(); j0 += IN_FLIGHT) {
     let ahead = walk_ahead(t.start, t.g, &w);
     var vs: array<f32, IN_FLIGHT>;
-    for (var u = 0u; u < IN_FLIGHT; u++) {
-      let j = j0 + u;
-      if (t.in_range && u < ahead.n) {
-        if (j < cached) { vs[u] = cache_x[lid + j * WG]; } else { vs[u] = load_x(ahead.e[u]); }
-      }
-    }
-    for (var u = 0u; u < IN_FLIGHT; u++) {
-      let has = t.in_range && u < ahead.n;
+    if (t.in_range) { vs = x_ahead(lid, ahead, j0, cached); }
+    var out: array<f32, IN_FLIGHT>;
+    for (var u = 0u; u < ahead.n; u++) {
       let p = ahead.p[u];
-      var out = 0.0;
-      if (has) { out = activate(normalized(k, vs[u]) * gamma_at(p) + beta_at(p)); }
-      let elem = ahead.elem[u];
-      store_y_step(lid, has, ahead.e[u], out, has && walk_pairs_next(t.lane, elem), has && walk_pairs_prev(t.lane, elem));
+      out[u] = activate(normalized(k, vs[u]) * gamma_at(p) + beta_at(p));
     }
+    store_y_ahead(lid, t.lane, ahead, t.in_range, out);
   }
+}
+
+// x of a batch of steps of the second walk, the first of them step j of the thread's walk: from
+// the cache where the first walk kept them (steps before `cached`), else from memory (a batch
+// with any step past the cache is loaded whole: a chunk is one load).
+fn x_ahead(lid: u32, s: WalkSteps, j: u32, cached: u32) -> array<f32, IN_FLIGHT> {
+  var v: array<f32, IN_FLIGHT>;
+  if (j + s.n > cached) { v = load_x_ahead(s); }
+  for (var u = 0u; u < s.n; u++) {
+    if (j + u < cached) { v[u] = cache_x[lid + (j + u) * WG]; }
+  }
+  return v;
 }

@@ -8,6 +8,8 @@
 import tensorF32Wgsl from '../../shaders/normalization/tensor_f32.wgsl?raw';
 import tensorF16Wgsl from '../../shaders/normalization/tensor_f16.wgsl?raw';
 import tensorF16PackedWgsl from '../../shaders/normalization/tensor_f16_packed.wgsl?raw';
+import tensorF32x4Wgsl from '../../shaders/normalization/tensor_f32x4.wgsl?raw';
+import chunksScalarWgsl from '../../shaders/normalization/chunks_scalar.wgsl?raw';
 import commonWgsl from '../../shaders/normalization/common.wgsl?raw';
 import forwardWgsl from '../../shaders/normalization/forward.wgsl?raw';
 import runningWgsl from '../../shaders/normalization/running.wgsl?raw';
@@ -86,6 +88,9 @@ export const NORM_STAGE_BYTES_PER_THREAD = 8;
 /** Threads per γ entry of norm_affine_finalize (FINALIZE_LANES in normalization/backward.wgsl). */
 export const NORM_FINALIZE_LANES = 4;
 
+/** Steps a thread of the family's walks takes at a time, their loads issued first (IN_FLIGHT in normalization/common.wgsl). */
+export const NORM_IN_FLIGHT = 4;
+
 /** γ entries per tile of norm_affine_partials_rows (AFFINE_WIDTH in normalization/backward.wgsl). */
 export const NORM_AFFINE_WIDTH = 64;
 
@@ -93,20 +98,31 @@ export const NORM_AFFINE_WIDTH = 64;
 export const NORM_MAX_COLUMNS = 32;
 
 /**
- * The family's tensor storages (normalization/tensor_*.wgsl): one element at a time; packed
- * halves stored a whole word at a time by pairs of threads, with atomics on one half only at a
- * word shared with another step or group. Both float32 storages map to the scalar file.
+ * The family's tensor storages (normalization/tensor_*.wgsl), each with the walks' chunks: one
+ * element at a time (chunks_scalar.wgsl; packed halves stored a whole word at a time by pairs of
+ * threads, with atomics on one half only at a word shared with another step or group), or
+ * float32 4 elements at a time where every segment allows (tensor_f32x4.wgsl).
  */
 const TENSOR_STORAGE_WGSL: Readonly<Record<TensorStorage, string>> = {
-  f32: tensorF32Wgsl,
-  f32x4: tensorF32Wgsl,
-  f16: tensorF16Wgsl,
-  'f16-packed': tensorF16PackedWgsl,
+  f32: joinWgsl(tensorF32Wgsl, chunksScalarWgsl),
+  f32x4: tensorF32x4Wgsl,
+  f16: joinWgsl(tensorF16Wgsl, chunksScalarWgsl),
+  'f16-packed': joinWgsl(tensorF16PackedWgsl, chunksScalarWgsl),
 };
 
-/** The storage of the family's tensors of `dtype` on `device` (float32: always 'f32'). */
-export function normStorage(device: GPUDevice, dtype: 'float32' | 'float16'): TensorStorage {
-  if (dtype === 'float32') return 'f32';
+/** Elements per chunk of the walks in a storage (VEC of its WGSL). */
+export function normChunk(storage: TensorStorage): number {
+  return storage === 'f32x4' ? 4 : 1;
+}
+
+/**
+ * The storage of the family's tensors of `dtype` on `device`: float32 as vec4s where `aligned`
+ * (every segment starts at a multiple of 4 elements and holds a multiple of 4), else one element
+ * at a time; halves native with shader-f16, else packed. Both float32 storages have the same
+ * bytes, and so have both half storages.
+ */
+export function normStorage(device: GPUDevice, dtype: 'float32' | 'float16', aligned = false): TensorStorage {
+  if (dtype === 'float32') return aligned ? 'f32x4' : 'f32';
   return device.features.has('shader-f16') ? 'f16' : 'f16-packed';
 }
 
@@ -145,7 +161,7 @@ export const NORMALIZATION_KERNELS: KernelFamily<NormKernel, NormModule> = {
   kernels: KERNELS,
   bindings: BINDINGS,
   structs: { NormParams: { module: 'normalization/forward', fields: STRUCTS.NormParams } },
-  constants: { WG: NORM_WORKGROUP_SIZE, AFFINE_WIDTH: NORM_AFFINE_WIDTH, MAX_COLUMNS: NORM_MAX_COLUMNS, FINALIZE_LANES: NORM_FINALIZE_LANES },
+  constants: { WG: NORM_WORKGROUP_SIZE, AFFINE_WIDTH: NORM_AFFINE_WIDTH, MAX_COLUMNS: NORM_MAX_COLUMNS, FINALIZE_LANES: NORM_FINALIZE_LANES, IN_FLIGHT: NORM_IN_FLIGHT },
   activationKernels: new Set(['norm_forward', 'norm_backward', 'norm_affine_partials_rows', 'norm_backward_planes', 'norm_backward_columns', 'norm_backward_channels']),
   subgroupKernels: new Set(),
   overrides: {

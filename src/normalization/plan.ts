@@ -5,7 +5,7 @@
  */
 import type { FusedActivation } from '../core/contract.js';
 import type { TensorStorage } from '../core/shaders.js';
-import { NORM_AFFINE_WIDTH, NORM_FINALIZE_LANES, NORM_MAX_COLUMNS, NORM_PARTIAL_BYTES, NORM_STAGE_BYTES_PER_THREAD, NORM_WORKGROUP_SIZE, normStorage, packStruct } from './kernels.js';
+import { NORM_AFFINE_WIDTH, NORM_FINALIZE_LANES, NORM_IN_FLIGHT, NORM_MAX_COLUMNS, NORM_PARTIAL_BYTES, NORM_STAGE_BYTES_PER_THREAD, NORM_WORKGROUP_SIZE, normChunk, normStorage, packStruct } from './kernels.js';
 import type { ChannelView } from '../core/layout.js';
 import { REDUCTION_SIZES, cachedPlan, isCpuAdapter, uniform, type DType } from '../core/plans.js';
 
@@ -41,6 +41,11 @@ export interface NormGeometry {
 /** Elements per statistics group. */
 export function groupCount(g: NormGeometry): number {
   return g.segs * g.segLen;
+}
+
+/** Whether every segment of every group starts at a multiple of 4 elements and holds a multiple of 4 (the walks may move 4 at a time). */
+export function chunksOfFour(g: NormGeometry): boolean {
+  return [g.segLen, g.segStride, g.groupStride, g.sampleStride].every((n) => n % 4 === 0);
 }
 
 /** Elements of the tensor. */
@@ -137,16 +142,19 @@ export interface NormPlan {
 
 /** The family plan of `geometry` for `options` and `mode`, held by `holder`. */
 export function normPlan(device: GPUDevice, geometry: NormGeometry, options: NormPlanOptions, mode: NormMode, holder: object): NormPlan {
-  const storage = normStorage(device, options.dtype);
   const g = geometry;
+  const storage = normStorage(device, options.dtype, chunksOfFour(g));
   const key = `norm ${storage} ${JSON.stringify(g)} ${JSON.stringify(options)} ${mode.useRunning} ${mode.updateRunning}`;
   return cachedPlan(device, key, holder, () => {
     const count = groupCount(g);
     const WG = NORM_WORKGROUP_SIZE;
     const laneBits = groupLaneBits(device, count);
     const lanes = 2 ** laneBits;
+    const walk = { lanes, chunk: normChunk(storage) };
+    // After a chunk's last element a lane's walk moves on by this many (normalization/common.wgsl).
+    const stride = lanes * walk.chunk - (walk.chunk - 1);
     const rowWorkgroups = Math.ceil((g.samples * g.groups) / (WG / lanes));
-    const backwardKernel = backwardKernelOf(g, lanes);
+    const backwardKernel = backwardKernelOf(g, walk);
     const affine = affineGeometry(device, g, backwardKernel, rowWorkgroups);
     const params = packStruct('NormParams', {
       groups: g.groups,
@@ -157,8 +165,8 @@ export function normPlan(device: GPUDevice, geometry: NormGeometry, options: Nor
       group_stride: g.groupStride,
       sample_stride: g.sampleStride,
       count,
-      step_seg: Math.floor(lanes / g.segLen),
-      step_elem: lanes % g.segLen,
+      step_seg: Math.floor(stride / g.segLen),
+      step_elem: stride % g.segLen,
       aff_group: g.affGroup,
       aff_seg: g.affSeg,
       aff_elem: g.affElem,
@@ -188,7 +196,7 @@ export function normPlan(device: GPUDevice, geometry: NormGeometry, options: Nor
       rms: options.kind === 'rms',
       params: uniform(device, `${options.kind} norm`, params),
       mode,
-      ...cacheSteps(device, g, lanes, backwardKernel, storage),
+      ...cacheSteps(device, g, walk, backwardKernel, storage),
       rowWorkgroups,
       backwardKernel,
       backwardWorkgroups: backwardKernel === 'norm_backward_columns' ? affine.blocks : rowWorkgroups,
@@ -206,18 +214,21 @@ export function normPlan(device: GPUDevice, geometry: NormGeometry, options: Nor
  * paired stores' stage, 8), at 4 bytes a thread per step (backward: x and dy, 8). 16 KiB
  * (WebGPU's default) holds 8 and 7 steps (packed halves 6); 48 KiB, a 4096-float LayerNorm row
  * at 16 values a thread, forward and backward. No more than the walk takes, so that a short
- * group's workgroups stay small and many fit on a multiprocessor.
+ * group's workgroups stay small and many fit on a multiprocessor; where the walk takes more, whole
+ * batches of IN_FLIGHT steps (a batch with a step past the cache is loaded whole, one load a
+ * chunk, so the cache's part of it would save nothing): 16 KiB then holds 8 and 4 steps.
  */
-function cacheSteps(device: GPUDevice, g: NormGeometry, lanes: number, backward: BackwardKernel, storage: TensorStorage): { forwardCache: number; backwardCache: number } {
+function cacheSteps(device: GPUDevice, g: NormGeometry, walk: LaneWalk, backward: BackwardKernel, storage: TensorStorage): { forwardCache: number; backwardCache: number } {
   // A CPU adapter's "chip" is its memory; there the arrays only cost (measured on SwiftShader).
   if (isCpuAdapter(device)) return { forwardCache: 1, backwardCache: 1 };
   const WG = NORM_WORKGROUP_SIZE;
   const bytes = device.limits.maxComputeWorkgroupStorageSize - (storage === 'f16-packed' ? NORM_STAGE_BYTES_PER_THREAD * WG : 0);
-  const walk = Math.ceil(groupCount(g) / lanes);
-  const backwardWalk = backwardSteps(g, lanes, backward);
+  const forwardWalk = walkSteps(groupCount(g), walk);
+  const backwardWalk = backwardSteps(g, walk, backward);
+  const steps = (walkLength: number, fit: number) => (fit >= walkLength ? walkLength : Math.max(1, fit - (fit % NORM_IN_FLIGHT)));
   return {
-    forwardCache: Math.max(1, Math.min(walk, Math.floor((bytes - 32 * WG) / (4 * WG)))),
-    backwardCache: Math.max(1, Math.min(backwardWalk, Math.floor((bytes - 8 * WG) / (8 * WG)))),
+    forwardCache: steps(forwardWalk, Math.floor((bytes - 32 * WG) / (4 * WG))),
+    backwardCache: steps(backwardWalk, Math.floor((bytes - 8 * WG) / (8 * WG))),
   };
 }
 
@@ -256,15 +267,26 @@ function affineGeometry(device: GPUDevice, g: NormGeometry, kernel: BackwardKern
 
 type BackwardKernel = 'norm_backward' | 'norm_backward_planes' | 'norm_backward_columns' | 'norm_backward_channels';
 
-/** Which backward kernel takes a geometry whose groups have `lanes` threads (see NormPlan.backwardKernel). */
-function backwardKernelOf(g: NormGeometry, lanes: number): BackwardKernel {
+/** How a group's lanes walk it: `lanes` threads, each taking `chunk` consecutive elements (VEC) at a time. */
+interface LaneWalk {
+  readonly lanes: number;
+  readonly chunk: number;
+}
+
+/** Steps of a lane's walk over a run of `length` elements (walk_steps, run_offset in normalization/common.wgsl). */
+function walkSteps(length: number, walk: LaneWalk): number {
+  return Math.ceil(length / (walk.lanes * walk.chunk)) * walk.chunk;
+}
+
+/** Which backward kernel takes a geometry whose groups are walked as `walk` (see NormPlan.backwardKernel). */
+function backwardKernelOf(g: NormGeometry, walk: LaneWalk): BackwardKernel {
   if (g.aInner > 1) return 'norm_backward_planes';
-  const fits = Math.ceil(g.segLen / lanes) <= NORM_MAX_COLUMNS;
   const rows = g.groups === 1 && g.segs === 1 && g.affElem === 1 && g.aPerGroup === g.paramSize;
-  if (rows) return fits ? 'norm_backward_columns' : 'norm_backward';
-  // Channels-last groups: a segment is a position's C/G channels, one γ entry per channel.
+  if (rows) return walkSteps(g.segLen, walk) <= NORM_MAX_COLUMNS ? 'norm_backward_columns' : 'norm_backward';
+  // Channels-last groups: a segment is a position's C/G channels, one γ entry per channel (a
+  // kernel that walks channels one at a time).
   const channelsLast = g.affSeg === 0 && g.affElem === 1;
-  return channelsLast && fits ? 'norm_backward_channels' : 'norm_backward';
+  return channelsLast && Math.ceil(g.segLen / walk.lanes) <= NORM_MAX_COLUMNS ? 'norm_backward_channels' : 'norm_backward';
 }
 
 /**
@@ -273,13 +295,13 @@ function backwardKernelOf(g: NormGeometry, lanes: number): BackwardKernel {
  * floor(lanes / width)-th position, width from channelRowWidth (see its comment in
  * normalization/backward.wgsl).
  */
-function backwardSteps(g: NormGeometry, lanes: number, kernel: BackwardKernel): number {
-  if (kernel === 'norm_backward_planes') return g.segs * Math.ceil(g.segLen / lanes);
+function backwardSteps(g: NormGeometry, walk: LaneWalk, kernel: BackwardKernel): number {
+  if (kernel === 'norm_backward_planes') return g.segs * walkSteps(g.segLen, walk);
   if (kernel === 'norm_backward_channels') {
-    const width = channelRowWidth(g.segLen, lanes);
-    return Math.ceil(g.segs / Math.floor(lanes / width)) * Math.ceil(g.segLen / width);
+    const width = channelRowWidth(g.segLen, walk.lanes);
+    return Math.ceil(g.segs / Math.floor(walk.lanes / width)) * Math.ceil(g.segLen / width);
   }
-  return Math.ceil(groupCount(g) / lanes);
+  return walkSteps(groupCount(g), walk);
 }
 
 /**

@@ -300,3 +300,82 @@ it('LayerNorm backward with several row batches per workgroup keeps each column\
   expectClose(g.dbeta!, ref.dbeta, SUM_TOL, 'dbeta');
   ln.destroy();
 });
+
+// float32 whose every segment starts at a multiple of 4 elements and holds a multiple of 4 is
+// bound as vec4s: the walks move a chunk of 4 consecutive elements per load and store, and the
+// kernels that walk channels apart read single components. Each case states the storage and the
+// backward kernel its plan takes (misaligned neighbours stay one element at a time), and runs
+// with the plan's cache and with a cache that ends inside a batch of steps.
+it('float32 walks in chunks of 4 where every segment allows: rows, planes, channels-last groups, partial caches', async () => {
+  const gpu = seenAsGpu(await testDevice());
+  const cpu = await testDevice();
+  type Case = { what: string; shape: number[]; kind: 'layer' | 'rms' | 'group'; layout?: 'NCHW' | 'NHWC'; G?: number; device: GPUDevice; storage: string; kernel: string; steps: number[] };
+  const cases: Case[] = [
+    // 128 lanes, 2 chunks a lane: 8 steps, dγ in the dx walk.
+    { what: 'LayerNorm rows of 1024', shape: [6, 1024], kind: 'layer', device: gpu, storage: 'f32x4', kernel: 'norm_backward_columns', steps: [0, 1, 6] },
+    // 257 chunks over 256 lanes: lane 0 takes a second batch, alone.
+    { what: 'RMSNorm rows of 1028', shape: [3, 1028], kind: 'rms', device: gpu, storage: 'f32x4', kernel: 'norm_backward_columns', steps: [0, 5] },
+    // 9 chunks a lane, 36 steps: past MAX_COLUMNS, so the generic walk and the γ/β partials kernel.
+    { what: 'LayerNorm rows of 9004', shape: [2, 9004], kind: 'layer', device: gpu, storage: 'f32x4', kernel: 'norm_backward', steps: [0, 6] },
+    { what: 'LayerNorm rows of 1022', shape: [4, 1022], kind: 'layer', device: gpu, storage: 'f32', kernel: 'norm_backward_columns', steps: [0] },
+    // CPU sizing: 4 lanes, 33 chunks a lane.
+    { what: 'RMSNorm rows of 516, CPU sizing', shape: [5, 516], kind: 'rms', device: cpu, storage: 'f32x4', kernel: 'norm_backward', steps: [0, 3] },
+    // Planes of 64: 16 lanes, one chunk each a plane, 2 planes a group.
+    { what: 'GroupNorm NCHW planes of 64', shape: [2, 6, 8, 8], kind: 'group', layout: 'NCHW', G: 3, device: gpu, storage: 'f32x4', kernel: 'norm_backward_planes', steps: [0, 3, 6] },
+    { what: 'GroupNorm NCHW planes of 63', shape: [2, 6, 7, 9], kind: 'group', layout: 'NCHW', G: 3, device: gpu, storage: 'f32', kernel: 'norm_backward_planes', steps: [0] },
+    // Segments of 8 channels, 16 apart: the forward walk's chunks skip from segment to segment;
+    // the channels kernel reads components.
+    { what: 'GroupNorm NHWC 8 channels a group', shape: [2, 5, 7, 16], kind: 'group', layout: 'NHWC', G: 2, device: gpu, storage: 'f32x4', kernel: 'norm_backward_channels', steps: [0, 2] },
+    { what: 'GroupNorm NHWC 6 channels a group', shape: [2, 5, 7, 12], kind: 'group', layout: 'NHWC', G: 2, device: gpu, storage: 'f32', kernel: 'norm_backward_channels', steps: [0] },
+    // 4 lanes over segments of 200 channels: 50 channels a lane, so the generic backward walk, in chunks.
+    { what: 'GroupNorm NHWC 200 channels, CPU sizing', shape: [1, 2, 2, 200], kind: 'group', layout: 'NHWC', G: 1, device: cpu, storage: 'f32x4', kernel: 'norm_backward', steps: [0, 7] },
+  ];
+  for (const c of cases) {
+    const n = c.shape.reduce((p, d) => p * d, 1);
+    const x = randn(n, 111).map((v) => 2 * v + 5);
+    const dy = randn(n, 112);
+    let geometry: NormGeometry;
+    let ref: { y: ArrayLike<number> };
+    let grads: { dx: ArrayLike<number>; dgamma: ArrayLike<number>; dbeta?: ArrayLike<number> };
+    let P: number;
+    if (c.kind === 'group') {
+      const [N, layout, G] = [c.shape[0], c.layout!, c.G!];
+      P = layout === 'NCHW' ? c.shape[1] : c.shape[3];
+      const spatial = n / (N * P);
+      geometry = channelGroupGeometry(layout === 'NCHW' ? { outer: N, channels: P, inner: spatial } : { outer: N * spatial, channels: P, inner: 1 }, N, G);
+      const gamma = randn(P, 113).map((v) => 1 + 0.2 * v);
+      const beta = randn(P, 114);
+      ref = referenceGroupNorm(x, c.shape, { layout, numGroups: G, gamma, beta, eps: 1e-5 });
+      grads = referenceGroupNormBackward(x, dy, c.shape, { layout, numGroups: G, gamma, eps: 1e-5 });
+      await check(gamma, beta);
+    } else {
+      const [rows, L] = c.shape;
+      P = L;
+      geometry = rowGeometry(rows, L);
+      const gamma = randn(P, 113).map((v) => 1 + 0.2 * v);
+      const beta = c.kind === 'rms' ? new Float32Array(P) : randn(P, 114);
+      if (c.kind === 'rms') {
+        ref = referenceRMSNorm(x, c.shape, L, { gamma, eps: 1e-5 });
+        grads = referenceRMSNormBackward(x, dy, c.shape, L, { gamma, eps: 1e-5 });
+      } else {
+        ref = referenceLayerNorm(x, c.shape, L, { gamma, beta, eps: 1e-5 });
+        grads = referenceLayerNormBackward(x, dy, c.shape, L, { gamma, eps: 1e-5 });
+      }
+      await check(gamma, beta);
+    }
+    async function check(gamma: Float32Array, beta: Float32Array) {
+      const options = { ...OPTIONS, kind: c.kind };
+      const plan = normPlan(c.device, geometry, options, { useRunning: false, updateRunning: false }, {});
+      expect(plan.storage, c.what).toBe(c.storage);
+      expect(plan.backwardKernel, c.what).toBe(c.kernel);
+      for (const steps of c.steps) {
+        const what = `${c.what}, cache ${steps || 'planned'}`;
+        const out = await run(c.device, geometry, options, steps || plan.backwardCache, x, dy, gamma, beta);
+        expectClose(out.y, ref.y, Y_TOL, `y ${what}`);
+        expectClose(out.dx, grads.dx, DX_TOL, `dx ${what}`);
+        expectClose(out.dgamma, grads.dgamma, SUM_TOL, `dgamma ${what}`);
+        if (c.kind !== 'rms') expectClose(out.dbeta, grads.dbeta!, SUM_TOL, `dbeta ${what}`);
+      }
+    }
+  }
+});
