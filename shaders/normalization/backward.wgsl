@@ -41,21 +41,33 @@ fn xdy_at(lid: u32, j: u32, cached: u32, e: u32) -> vec2f {
   return vec2f(load_x(e), load_dy(e));
 }
 
-// (x, dy) of a batch of steps of the second walk, the first of them step j of the thread's walk:
-// as xdy_at, but a batch with any step past the cache is loaded whole (a chunk is one load).
+// (x, dy) of a batch of the second walk, its first step step j of the thread's walk: a chunk that
+// lies wholly in the steps the first walk cached (before `cached`) from the cache, else from
+// memory.
 fn xdy_ahead(lid: u32, s: WalkSteps, j: u32, cached: u32) -> array<vec2f, IN_FLIGHT> {
   var v: array<vec2f, IN_FLIGHT>;
-  if (j + s.n > cached) { v = load_xdy_ahead(s); }
-  for (var u = 0u; u < s.n; u++) {
-    if (j + u < cached) { v[u] = vec2f(cache_x[lid + (j + u) * WG], cache_dy[lid + (j + u) * WG]); }
+  for (var c = 0u; c < LOADS_IN_FLIGHT; c++) {
+    if (c * VEC < s.n) {
+      if (j + (c + 1u) * VEC <= cached) {
+        for (var k = 0u; k < VEC; k++) {
+          let at = lid + (j + c * VEC + k) * WG;
+          v[c * VEC + k] = vec2f(cache_x[at], cache_dy[at]);
+        }
+      } else {
+        let qx = load_x_chunk(s.e[c]);
+        let qdy = load_dy_chunk(s.e[c]);
+        for (var k = 0u; k < VEC; k++) { v[c * VEC + k] = vec2f(qx[k], qdy[k]); }
+      }
+    }
   }
   return v;
 }
 
-// The first walk's batch: the first steps of a thread's walk (from step j) kept in the cache.
+// The first walk's batch: the steps of a thread's walk (the batch's first being step j) that the
+// cache holds kept there.
 fn cache_ahead(lid: u32, j: u32, n: u32, vs: array<vec2f, IN_FLIGHT>) {
-  for (var u = 0u; u < n; u++) {
-    if (j + u < CACHE_STEPS) {
+  for (var u = 0u; u < IN_FLIGHT; u++) {
+    if (u < n && j + u < CACHE_STEPS) {
       cache_x[lid + (j + u) * WG] = vs[u].x;
       cache_dy[lid + (j + u) * WG] = vs[u].y;
     }
@@ -83,11 +95,13 @@ fn norm_backward(@builtin(workgroup_id) wid: vec3u,
       let ahead = walk_ahead(t.start, t.g, &w);
       let vs = load_xdy_ahead(ahead);
       cache_ahead(lid, j, ahead.n, vs);
-      for (var u = 0u; u < ahead.n; u++) {
-        let p = ahead.p[u];
-        let z = grad_z(k, vs[u].x, vs[u].y, p);
-        let gz = z.x * gamma_at(p);
-        s += vec2f(gz, gz * z.y);
+      for (var u = 0u; u < IN_FLIGHT; u++) {
+        if (u < ahead.n) {
+          let p = step_param(ahead, u);
+          let z = grad_z(k, vs[u].x, vs[u].y, p);
+          let gz = z.x * gamma_at(p);
+          s += vec2f(gz, gz * z.y);
+        }
       }
     }
   }
@@ -109,7 +123,9 @@ fn norm_backward(@builtin(workgroup_id) wid: vec3u,
     var vs: array<vec2f, IN_FLIGHT>;
     if (t.in_range) { vs = xdy_ahead(lid, ahead, j0, cached); }
     var out: array<f32, IN_FLIGHT>;
-    for (var u = 0u; u < ahead.n; u++) { out[u] = dx_of(k, vs[u], ahead.p[u], vec2f(mean_g, mean_gx)); }
+    for (var u = 0u; u < IN_FLIGHT; u++) {
+      if (u < ahead.n) { out[u] = dx_of(k, vs[u], step_param(ahead, u), vec2f(mean_g, mean_gx)); }
+    }
     store_dx_ahead(lid, t.lane, ahead, t.in_range, out);
   }
 }
@@ -149,12 +165,14 @@ fn norm_backward_columns(@builtin(workgroup_id) wid: vec3u,
         let ahead = run_ahead(start, params.count, lane, j0);
         let vs = load_xdy_ahead(ahead);
         cache_ahead(lid, j0, ahead.n, vs);
-        for (var u = 0u; u < ahead.n; u++) {
-          let col = ahead.p[u];
-          let z = grad_z(k, vs[u].x, vs[u].y, col);
-          acc[j0 + u] += vec2f(z.x * z.y, z.x);
-          let gz = z.x * gamma_at(col);
-          s += vec2f(gz, gz * z.y);
+        for (var u = 0u; u < IN_FLIGHT; u++) {
+          if (u < ahead.n) {
+            let col = step_param(ahead, u);
+            let z = grad_z(k, vs[u].x, vs[u].y, col);
+            acc[j0 + u] += vec2f(z.x * z.y, z.x);
+            let gz = z.x * gamma_at(col);
+            s += vec2f(gz, gz * z.y);
+          }
         }
       }
     }
@@ -175,7 +193,9 @@ fn norm_backward_columns(@builtin(workgroup_id) wid: vec3u,
       var vs: array<vec2f, IN_FLIGHT>;
       if (in_range) { vs = xdy_ahead(lid, ahead, j0, CACHE_STEPS); }
       var out: array<f32, IN_FLIGHT>;
-      for (var u = 0u; u < ahead.n; u++) { out[u] = dx_of(k, vs[u], ahead.p[u], vec2f(mean_g, mean_gx)); }
+      for (var u = 0u; u < IN_FLIGHT; u++) {
+        if (u < ahead.n) { out[u] = dx_of(k, vs[u], step_param(ahead, u), vec2f(mean_g, mean_gx)); }
+      }
       store_dx_ahead(lid, lane, ahead, in_range, out);
     }
     // The next batch rewrites sums.
@@ -222,9 +242,11 @@ fn norm_backward_planes(@builtin(workgroup_id) wid: vec3u,
         let vs = load_xdy_ahead(ahead);
         cache_ahead(lid, j, ahead.n, vs);
         j += ahead.n;
-        for (var u = 0u; u < ahead.n; u++) {
-          let z = grad_z(k, vs[u].x, vs[u].y, c);
-          s += vec2f(z.x * z.y, z.x);
+        for (var u = 0u; u < IN_FLIGHT; u++) {
+          if (u < ahead.n) {
+            let z = grad_z(k, vs[u].x, vs[u].y, c);
+            s += vec2f(z.x * z.y, z.x);
+          }
         }
       }
     }
@@ -261,7 +283,9 @@ fn norm_backward_planes(@builtin(workgroup_id) wid: vec3u,
         j += ahead.n;
       }
       var out: array<f32, IN_FLIGHT>;
-      for (var u = 0u; u < ahead.n; u++) { out[u] = dx_of(k, vs[u], c, vec2f(mean_g, mean_gx)); }
+      for (var u = 0u; u < IN_FLIGHT; u++) {
+        if (u < ahead.n) { out[u] = dx_of(k, vs[u], c, vec2f(mean_g, mean_gx)); }
+      }
       store_dx_ahead(lid, t.lane, ahead, t.in_range, out);
     }
   }
@@ -295,16 +319,16 @@ fn norm_backward_channels(@builtin(workgroup_id) wid: vec3u,
   var acc: array<vec2f, MAX_COLUMNS>;
   var j = 0u;
   if (walks) {
-    // The thread's (position, column) steps in order, IN_FLIGHT at a time, every load first (see
+    // The thread's (position, column) steps in order, LOADS_IN_FLIGHT at a time, every load first (see
     // walk_ahead). Its columns c are those with col + c·width < seg_len.
     let own_cols = (params.seg_len - col + width - 1u) / width;
     var seg = slot;
     var c = 0u;
     while (seg < params.segs) {
-      var vs: array<vec2f, IN_FLIGHT>;
-      var cs: array<u32, IN_FLIGHT>;
+      var vs: array<vec2f, LOADS_IN_FLIGHT>;
+      var cs: array<u32, LOADS_IN_FLIGHT>;
       var n = 0u;
-      for (var u = 0u; u < IN_FLIGHT; u++) {
+      for (var u = 0u; u < LOADS_IN_FLIGHT; u++) {
         if (seg < params.segs) {
           let e = t.start + seg * params.seg_stride + col + c * width;
           vs[u] = vec2f(load_x(e), load_dy(e));
@@ -317,7 +341,7 @@ fn norm_backward_channels(@builtin(workgroup_id) wid: vec3u,
           }
         }
       }
-      for (var u = 0u; u < IN_FLIGHT; u++) {
+      for (var u = 0u; u < LOADS_IN_FLIGHT; u++) {
         if (u >= n) { break; }
         if (j < CACHE_STEPS) {
           cache_x[lid + j * WG] = vs[u].x;
@@ -360,17 +384,17 @@ fn norm_backward_channels(@builtin(workgroup_id) wid: vec3u,
   let mean_g = select(total.x * inv_n, 0.0, RMS == 1u);
   let mean_gx = total.y * inv_n;
   // Every thread takes every (row, column) step (the stores may pair threads: the lanes of a slot
-  // row hold consecutive channels of one position), IN_FLIGHT at a time with every load first.
+  // row hold consecutive channels of one position), LOADS_IN_FLIGHT at a time with every load first.
   let rows = (params.segs + slots - 1u) / slots;
   j = 0u;
   var q = 0u;  // the (row, column) of step s0 + u
   var c = 0u;
-  for (var s0 = 0u; s0 < rows * cols; s0 += IN_FLIGHT) {
-    var vs: array<vec2f, IN_FLIGHT>;
-    var es: array<u32, IN_FLIGHT>;
-    var cs: array<u32, IN_FLIGHT>;
-    var hs: array<bool, IN_FLIGHT>;
-    for (var u = 0u; u < IN_FLIGHT; u++) {
+  for (var s0 = 0u; s0 < rows * cols; s0 += LOADS_IN_FLIGHT) {
+    var vs: array<vec2f, LOADS_IN_FLIGHT>;
+    var es: array<u32, LOADS_IN_FLIGHT>;
+    var cs: array<u32, LOADS_IN_FLIGHT>;
+    var hs: array<bool, LOADS_IN_FLIGHT>;
+    for (var u = 0u; u < LOADS_IN_FLIGHT; u++) {
       let seg = slot + q * slots;
       let offset = col + c * width;
       hs[u] = walks && q < rows && seg < params.segs && offset < params.seg_len;
@@ -386,7 +410,7 @@ fn norm_backward_channels(@builtin(workgroup_id) wid: vec3u,
         q++;
       }
     }
-    for (var u = 0u; u < IN_FLIGHT; u++) {
+    for (var u = 0u; u < LOADS_IN_FLIGHT; u++) {
       let has = hs[u];
       let offset = col + cs[u] * width;
       var out = 0.0;

@@ -80,10 +80,10 @@ fn lanes_of(wid: vec3u, nwg: vec3u, lid: u32) -> Lanes {
 }
 
 // A thread's position in its group: segment and offset within it. A group's lanes walk it in
-// chunks of VEC consecutive elements (one, or 4 with normalization/tensor_f32x4.wgsl, whose
-// segments hold multiples of 4), a lane's chunks 2^lane_bits chunks apart, without an integer
-// division per element: after a chunk's last element the walk moves on by
-// 2^lane_bits · VEC − (VEC − 1) elements (step_seg segments and step_elem elements).
+// chunks of VEC consecutive elements of one segment (one element, or 4 with
+// normalization/tensor_f32x4.wgsl, whose segments start at and hold multiples of 4), a lane's
+// chunks 2^lane_bits chunks apart, without an integer division per element: from a chunk to the
+// lane's next one, step_seg segments and step_elem elements (2^lane_bits · VEC elements).
 struct Walk {
   seg: u32,
   elem: u32,
@@ -116,85 +116,97 @@ fn walk_pairs_prev(lane: u32, elem: u32) -> bool {
   return lane > 0u && elem > 0u;
 }
 
-// Steps of a walk over a whole group: the same for every thread of a workgroup, so that a walk
-// may hold a barrier (the paired stores of packed halves).
+// Steps (elements) of a thread's walk over a whole group: the same for every thread of a
+// workgroup, so that a walk may hold a barrier (the paired stores of packed halves).
 fn walk_steps() -> u32 {
   let span = (1u << params.lane_bits) * VEC;
   return (params.count + span - 1u) / span * VEC;
 }
 
-// The walks take IN_FLIGHT steps (a multiple of VEC) at a time, every load issued before the
+// The walks take LOADS_IN_FLIGHT chunks (IN_FLIGHT steps) at a time, every load issued before the
 // first is used: a loop that uses each value before loading the next keeps one load in flight a
-// thread, and a GPU needs several to cover its memory latency. The sums still take the values in
-// walk order, so the results are those of a one-step walk.
-const IN_FLIGHT: u32 = 4u;
+// thread, and a GPU needs several to cover its memory latency (4 loads of 16 bytes, as PyTorch's
+// vectorized kernels, in chunks of 4). The sums still take the values in walk order, so the
+// results are those of a one-step walk. The loops over a batch have constant bounds, so that a
+// compiler can unroll them and keep the batch's arrays in registers.
+const LOADS_IN_FLIGHT: u32 = 4u;
+const IN_FLIGHT: u32 = LOADS_IN_FLIGHT * VEC;
 
-// The next IN_FLIGHT steps of a walk from *w (which it advances): each step's element, γ entry
-// and offset in its segment, and how many of them lie in the group (a prefix: a walk past the
-// end stays past it; whole chunks, since a chunk lies in one segment).
+// The next LOADS_IN_FLIGHT chunks of a walk: each chunk's first element, its γ entry and its
+// offset in its segment, the γ entries between a chunk's elements, and how many steps lie in the
+// group (a prefix of whole chunks: a walk past the end stays past it).
 struct WalkSteps {
-  e: array<u32, IN_FLIGHT>,
-  p: array<u32, IN_FLIGHT>,
-  elem: array<u32, IN_FLIGHT>,
+  e: array<u32, LOADS_IN_FLIGHT>,
+  p: array<u32, LOADS_IN_FLIGHT>,
+  elem: array<u32, LOADS_IN_FLIGHT>,
+  p_step: u32,
   n: u32,
 }
 
+// The γ entry of step u of a batch.
+fn step_param(s: WalkSteps, u: u32) -> u32 {
+  return s.p[u / VEC] + (u % VEC) * s.p_step;
+}
+
+// The next batch of a walk from *w (which it advances).
 fn walk_ahead(start: u32, g: u32, w: ptr<function, Walk>) -> WalkSteps {
   var s: WalkSteps;
   s.n = 0u;
-  for (var u = 0u; u < IN_FLIGHT; u++) {
+  s.p_step = params.aff_elem;
+  for (var c = 0u; c < LOADS_IN_FLIGHT; c++) {
     if ((*w).seg < params.segs) {
-      s.e[u] = walk_element(start, *w);
-      s.p[u] = walk_param(g, *w);
-      s.elem[u] = (*w).elem;
-      s.n = u + 1u;
+      s.e[c] = walk_element(start, *w);
+      s.p[c] = walk_param(g, *w);
+      s.elem[c] = (*w).elem;
+      s.n = (c + 1u) * VEC;
     }
-    if (u % VEC + 1u < VEC) {
-      (*w).elem += 1u;
-    } else {
-      *w = walk_next(*w);
-    }
+    *w = walk_next(*w);
   }
   return s;
 }
 
 // Offset of step j of lane `lane` in a walk over one contiguous run of elements (a row, a plane)
-// with the same chunks: chunk j / VEC of the lane, element j % VEC of it.
+// in the same chunks: chunk j / VEC of the lane, element j % VEC of it.
 fn run_offset(lane: u32, j: u32) -> u32 {
   return ((j / VEC) * (1u << params.lane_bits) + lane) * VEC + j % VEC;
 }
 
-// Steps j0 .. j0 + IN_FLIGHT - 1 of such a walk over `len` elements from `start`; the γ entry of
-// a step is its offset in the run (a LayerNorm row's).
+// The batch from step j0 (a multiple of IN_FLIGHT) of such a walk over `len` elements from
+// `start`; the γ entry of a step is its offset in the run (a LayerNorm row's).
 fn run_ahead(start: u32, len: u32, lane: u32, j0: u32) -> WalkSteps {
   var s: WalkSteps;
   s.n = 0u;
-  for (var u = 0u; u < IN_FLIGHT; u++) {
-    let i = run_offset(lane, j0 + u);
-    s.e[u] = start + i;
-    s.p[u] = i;
-    s.elem[u] = i;
-    if (i < len) { s.n = u + 1u; }
+  s.p_step = 1u;
+  for (var c = 0u; c < LOADS_IN_FLIGHT; c++) {
+    let i = run_offset(lane, j0 + c * VEC);
+    s.e[c] = start + i;
+    s.p[c] = i;
+    s.elem[c] = i;
+    if (i < len) { s.n = (c + 1u) * VEC; }
   }
   return s;
 }
 
-// The values of a batch of steps, a chunk per load (steps past s.n are not read).
+// The values of a batch, a chunk per load (steps past s.n are not read).
 fn load_x_ahead(s: WalkSteps) -> array<f32, IN_FLIGHT> {
   var v: array<f32, IN_FLIGHT>;
-  for (var c = 0u; c < s.n; c += VEC) {
-    let q = load_x_chunk(s.e[c]);
-    for (var k = 0u; k < VEC; k++) { v[c + k] = q[k]; }
+  for (var c = 0u; c < LOADS_IN_FLIGHT; c++) {
+    if (c * VEC < s.n) {
+      let q = load_x_chunk(s.e[c]);
+      for (var k = 0u; k < VEC; k++) { v[c * VEC + k] = q[k]; }
+    }
   }
   return v;
 }
 
 fn load_xdy_ahead(s: WalkSteps) -> array<vec2f, IN_FLIGHT> {
   var v: array<vec2f, IN_FLIGHT>;
-  for (var c = 0u; c < s.n; c += VEC) {
-    let qx = load_x_chunk(s.e[c]);
-    let qdy = load_dy_chunk(s.e[c]);
-    for (var k = 0u; k < VEC; k++) { v[c + k] = vec2f(qx[k], qdy[k]); }
+  for (var c = 0u; c < LOADS_IN_FLIGHT; c++) {
+    if (c * VEC < s.n) {
+      let qx = load_x_chunk(s.e[c]);
+      let qdy = load_dy_chunk(s.e[c]);
+      for (var k = 0u; k < VEC; k++) { v[c * VEC + k] = vec2f(qx[k], qdy[k]); }
+    }
   }
   return v;
 }
@@ -202,20 +214,20 @@ fn load_xdy_ahead(s: WalkSteps) -> array<vec2f, IN_FLIGHT> {
 // The stores of a batch, which every thread of the workgroup calls together (uniform control
 // flow: packed halves pair threads): step u gets v[u] where `has` and u < s.n.
 fn store_y_ahead(lid: u32, lane: u32, s: WalkSteps, has: bool, v: array<f32, IN_FLIGHT>) {
-  for (var c = 0u; c < IN_FLIGHT; c += VEC) {
+  for (var c = 0u; c < LOADS_IN_FLIGHT; c++) {
     var q: array<f32, VEC>;
-    for (var k = 0u; k < VEC; k++) { q[k] = v[c + k]; }
-    let h = has && c < s.n;
-    store_y_chunk(lid, h, s.e[c], q, h && walk_pairs_next(lane, s.elem[c + VEC - 1u]), h && walk_pairs_prev(lane, s.elem[c]));
+    for (var k = 0u; k < VEC; k++) { q[k] = v[c * VEC + k]; }
+    let h = has && c * VEC < s.n;
+    store_y_chunk(lid, h, s.e[c], q, h && walk_pairs_next(lane, s.elem[c] + VEC - 1u), h && walk_pairs_prev(lane, s.elem[c]));
   }
 }
 
 fn store_dx_ahead(lid: u32, lane: u32, s: WalkSteps, has: bool, v: array<f32, IN_FLIGHT>) {
-  for (var c = 0u; c < IN_FLIGHT; c += VEC) {
+  for (var c = 0u; c < LOADS_IN_FLIGHT; c++) {
     var q: array<f32, VEC>;
-    for (var k = 0u; k < VEC; k++) { q[k] = v[c + k]; }
-    let h = has && c < s.n;
-    store_dx_chunk(lid, h, s.e[c], q, h && walk_pairs_next(lane, s.elem[c + VEC - 1u]), h && walk_pairs_prev(lane, s.elem[c]));
+    for (var k = 0u; k < VEC; k++) { q[k] = v[c * VEC + k]; }
+    let h = has && c * VEC < s.n;
+    store_dx_chunk(lid, h, s.e[c], q, h && walk_pairs_next(lane, s.elem[c] + VEC - 1u), h && walk_pairs_prev(lane, s.elem[c]));
   }
 }
 

@@ -118,22 +118,29 @@ fn norm_forward(@builtin(workgroup_id) wid: vec3u,
     var vs: array<f32, IN_FLIGHT>;
     if (t.in_range) { vs = x_ahead(lid, ahead, j0, cached); }
     var out: array<f32, IN_FLIGHT>;
-    for (var u = 0u; u < ahead.n; u++) {
-      let p = ahead.p[u];
-      out[u] = activate(normalized(k, vs[u]) * gamma_at(p) + beta_at(p));
+    for (var u = 0u; u < IN_FLIGHT; u++) {
+      if (u < ahead.n) {
+        let p = step_param(ahead, u);
+        out[u] = activate(normalized(k, vs[u]) * gamma_at(p) + beta_at(p));
+      }
     }
     store_y_ahead(lid, t.lane, ahead, t.in_range, out);
   }
 }
 
-// x of a batch of steps of the second walk, the first of them step j of the thread's walk: from
-// the cache where the first walk kept them (steps before `cached`), else from memory (a batch
-// with any step past the cache is loaded whole: a chunk is one load).
+// x of a batch of the second walk, its first step step j of the thread's walk: a chunk that lies
+// wholly in the steps the first walk cached (before `cached`) from the cache, else from memory.
 fn x_ahead(lid: u32, s: WalkSteps, j: u32, cached: u32) -> array<f32, IN_FLIGHT> {
   var v: array<f32, IN_FLIGHT>;
-  if (j + s.n > cached) { v = load_x_ahead(s); }
-  for (var u = 0u; u < s.n; u++) {
-    if (j + u < cached) { v[u] = cache_x[lid + (j + u) * WG]; }
+  for (var c = 0u; c < LOADS_IN_FLIGHT; c++) {
+    if (c * VEC < s.n) {
+      if (j + (c + 1u) * VEC <= cached) {
+        for (var k = 0u; k < VEC; k++) { v[c * VEC + k] = cache_x[lid + (j + c * VEC + k) * WG]; }
+      } else {
+        let q = load_x_chunk(s.e[c]);
+        for (var k = 0u; k < VEC; k++) { v[c * VEC + k] = q[k]; }
+      }
+    }
   }
   return v;
 }

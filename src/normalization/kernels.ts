@@ -88,8 +88,8 @@ export const NORM_STAGE_BYTES_PER_THREAD = 8;
 /** Threads per γ entry of norm_affine_finalize (FINALIZE_LANES in normalization/backward.wgsl). */
 export const NORM_FINALIZE_LANES = 4;
 
-/** Steps a thread of the family's walks takes at a time, their loads issued first (IN_FLIGHT in normalization/common.wgsl). */
-export const NORM_IN_FLIGHT = 4;
+/** Loads (chunks) a thread of the family's walks issues before it uses the first (LOADS_IN_FLIGHT in normalization/common.wgsl). */
+export const NORM_LOADS_IN_FLIGHT = 4;
 
 /** γ entries per tile of norm_affine_partials_rows (AFFINE_WIDTH in normalization/backward.wgsl). */
 export const NORM_AFFINE_WIDTH = 64;
@@ -161,7 +161,7 @@ export const NORMALIZATION_KERNELS: KernelFamily<NormKernel, NormModule> = {
   kernels: KERNELS,
   bindings: BINDINGS,
   structs: { NormParams: { module: 'normalization/forward', fields: STRUCTS.NormParams } },
-  constants: { WG: NORM_WORKGROUP_SIZE, AFFINE_WIDTH: NORM_AFFINE_WIDTH, MAX_COLUMNS: NORM_MAX_COLUMNS, FINALIZE_LANES: NORM_FINALIZE_LANES, IN_FLIGHT: NORM_IN_FLIGHT },
+  constants: { WG: NORM_WORKGROUP_SIZE, AFFINE_WIDTH: NORM_AFFINE_WIDTH, MAX_COLUMNS: NORM_MAX_COLUMNS, FINALIZE_LANES: NORM_FINALIZE_LANES, LOADS_IN_FLIGHT: NORM_LOADS_IN_FLIGHT },
   activationKernels: new Set(['norm_forward', 'norm_backward', 'norm_affine_partials_rows', 'norm_backward_planes', 'norm_backward_columns', 'norm_backward_channels']),
   subgroupKernels: new Set(),
   overrides: {

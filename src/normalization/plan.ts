@@ -5,7 +5,7 @@
  */
 import type { FusedActivation } from '../core/contract.js';
 import type { TensorStorage } from '../core/shaders.js';
-import { NORM_AFFINE_WIDTH, NORM_FINALIZE_LANES, NORM_IN_FLIGHT, NORM_MAX_COLUMNS, NORM_PARTIAL_BYTES, NORM_STAGE_BYTES_PER_THREAD, NORM_WORKGROUP_SIZE, normChunk, normStorage, packStruct } from './kernels.js';
+import { NORM_AFFINE_WIDTH, NORM_FINALIZE_LANES, NORM_MAX_COLUMNS, NORM_PARTIAL_BYTES, NORM_STAGE_BYTES_PER_THREAD, NORM_WORKGROUP_SIZE, normChunk, normStorage, packStruct } from './kernels.js';
 import type { ChannelView } from '../core/layout.js';
 import { REDUCTION_SIZES, cachedPlan, isCpuAdapter, uniform, type DType } from '../core/plans.js';
 
@@ -151,8 +151,8 @@ export function normPlan(device: GPUDevice, geometry: NormGeometry, options: Nor
     const laneBits = groupLaneBits(device, count);
     const lanes = 2 ** laneBits;
     const walk = { lanes, chunk: normChunk(storage) };
-    // After a chunk's last element a lane's walk moves on by this many (normalization/common.wgsl).
-    const stride = lanes * walk.chunk - (walk.chunk - 1);
+    // From one chunk of a lane's walk to its next (normalization/common.wgsl).
+    const stride = lanes * walk.chunk;
     const rowWorkgroups = Math.ceil((g.samples * g.groups) / (WG / lanes));
     const backwardKernel = backwardKernelOf(g, walk);
     const affine = affineGeometry(device, g, backwardKernel, rowWorkgroups);
@@ -211,12 +211,12 @@ export function normPlan(device: GPUDevice, geometry: NormGeometry, options: Nor
  * CACHE_STEPS of norm_forward and norm_backward: the steps a thread's walk over its group takes,
  * as many of them as the device's workgroup storage holds beside the kernels' other workgroup
  * arrays (forward: tree and coefs, 32 bytes a thread; backward: sums, 8; packed halves also the
- * paired stores' stage, 8), at 4 bytes a thread per step (backward: x and dy, 8). 16 KiB
- * (WebGPU's default) holds 8 and 7 steps (packed halves 6); 48 KiB, a 4096-float LayerNorm row
- * at 16 values a thread, forward and backward. No more than the walk takes, so that a short
- * group's workgroups stay small and many fit on a multiprocessor; where the walk takes more, whole
- * batches of IN_FLIGHT steps (a batch with a step past the cache is loaded whole, one load a
- * chunk, so the cache's part of it would save nothing): 16 KiB then holds 8 and 4 steps.
+ * paired stores' stage, 8), at 4 bytes a thread per step (backward: x and dy, 8). No more than
+ * the walk takes, so that a short group's workgroups stay small and many fit on a
+ * multiprocessor; where the walk takes more, whole chunks (a chunk partly cached is loaded whole,
+ * one load, so its cached part would save nothing). 16 KiB (WebGPU's default) holds 8 and 7
+ * steps (packed halves 6), in chunks of 4 8 and 4; 48 KiB a 4096-float LayerNorm row at 16
+ * values a thread, forward and backward.
  */
 function cacheSteps(device: GPUDevice, g: NormGeometry, walk: LaneWalk, backward: BackwardKernel, storage: TensorStorage): { forwardCache: number; backwardCache: number } {
   // A CPU adapter's "chip" is its memory; there the arrays only cost (measured on SwiftShader).
@@ -225,7 +225,7 @@ function cacheSteps(device: GPUDevice, g: NormGeometry, walk: LaneWalk, backward
   const bytes = device.limits.maxComputeWorkgroupStorageSize - (storage === 'f16-packed' ? NORM_STAGE_BYTES_PER_THREAD * WG : 0);
   const forwardWalk = walkSteps(groupCount(g), walk);
   const backwardWalk = backwardSteps(g, walk, backward);
-  const steps = (walkLength: number, fit: number) => (fit >= walkLength ? walkLength : Math.max(1, fit - (fit % NORM_IN_FLIGHT)));
+  const steps = (walkLength: number, fit: number) => (fit >= walkLength ? walkLength : Math.max(1, fit - (fit % walk.chunk)));
   return {
     forwardCache: steps(forwardWalk, Math.floor((bytes - 32 * WG) / (4 * WG))),
     backwardCache: steps(backwardWalk, Math.floor((bytes - 8 * WG) / (8 * WG))),

@@ -302,23 +302,24 @@ it('LayerNorm backward with several row batches per workgroup keeps each column\
 });
 
 // float32 whose every segment starts at a multiple of 4 elements and holds a multiple of 4 is
-// bound as vec4s: the walks move a chunk of 4 consecutive elements per load and store, and the
-// kernels that walk channels apart read single components. Each case states the storage and the
-// backward kernel its plan takes (misaligned neighbours stay one element at a time), and runs
-// with the plan's cache and with a cache that ends inside a batch of steps.
+// bound as vec4s: the walks move a chunk of 4 consecutive elements per load and store, 4 chunks
+// (16 steps) a batch, and the kernels that walk channels apart read single components. Each case
+// states the storage and the backward kernel its plan takes (misaligned neighbours stay one
+// element at a time), and runs with the plan's cache and with a cache that ends inside a chunk.
 it('float32 walks in chunks of 4 where every segment allows: rows, planes, channels-last groups, partial caches', async () => {
   const gpu = seenAsGpu(await testDevice());
   const cpu = await testDevice();
   type Case = { what: string; shape: number[]; kind: 'layer' | 'rms' | 'group'; layout?: 'NCHW' | 'NHWC'; G?: number; device: GPUDevice; storage: string; kernel: string; steps: number[] };
   const cases: Case[] = [
-    // 128 lanes, 2 chunks a lane: 8 steps, dγ in the dx walk.
+    // 128 lanes, 2 chunks a lane (one batch, half full), dγ in the dx walk.
     { what: 'LayerNorm rows of 1024', shape: [6, 1024], kind: 'layer', device: gpu, storage: 'f32x4', kernel: 'norm_backward_columns', steps: [0, 1, 6] },
-    // 257 chunks over 256 lanes: lane 0 takes a second batch, alone.
+    // 257 chunks over 256 lanes: lane 0 alone takes a second chunk.
     { what: 'RMSNorm rows of 1028', shape: [3, 1028], kind: 'rms', device: gpu, storage: 'f32x4', kernel: 'norm_backward_columns', steps: [0, 5] },
-    // 9 chunks a lane, 36 steps: past MAX_COLUMNS, so the generic walk and the γ/β partials kernel.
+    // 9 chunks a lane (batches of 4, 4 and 1), 36 steps: past MAX_COLUMNS, so the generic walk and
+    // the γ/β partials kernel.
     { what: 'LayerNorm rows of 9004', shape: [2, 9004], kind: 'layer', device: gpu, storage: 'f32x4', kernel: 'norm_backward', steps: [0, 6] },
     { what: 'LayerNorm rows of 1022', shape: [4, 1022], kind: 'layer', device: gpu, storage: 'f32', kernel: 'norm_backward_columns', steps: [0] },
-    // CPU sizing: 4 lanes, 33 chunks a lane.
+    // CPU sizing: 4 lanes, 33 chunks a lane, 9 batches.
     { what: 'RMSNorm rows of 516, CPU sizing', shape: [5, 516], kind: 'rms', device: cpu, storage: 'f32x4', kernel: 'norm_backward', steps: [0, 3] },
     // Planes of 64: 16 lanes, one chunk each a plane, 2 planes a group.
     { what: 'GroupNorm NCHW planes of 64', shape: [2, 6, 8, 8], kind: 'group', layout: 'NCHW', G: 3, device: gpu, storage: 'f32x4', kernel: 'norm_backward_planes', steps: [0, 3, 6] },
