@@ -5,7 +5,7 @@
  */
 import type { FusedActivation } from '../core/contract.js';
 import type { TensorStorage } from '../core/shaders.js';
-import { NORM_AFFINE_WIDTH, NORM_FINALIZE_LANES, NORM_MAX_COLUMNS, NORM_PARTIAL_BYTES, NORM_STAGE_BYTES_PER_THREAD, NORM_WORKGROUP_SIZE, normChunk, normStorage, packStruct } from './kernels.js';
+import { NORM_AFFINE_WIDTH, NORM_FINALIZE_LANES, NORM_LOADS_IN_FLIGHT, NORM_MAX_COLUMNS, NORM_PARTIAL_BYTES, NORM_STAGE_BYTES_PER_THREAD, NORM_WORKGROUP_SIZE, normChunk, normStorage, packStruct } from './kernels.js';
 import type { ChannelView } from '../core/layout.js';
 import { REDUCTION_SIZES, cachedPlan, isCpuAdapter, uniform, type DType } from '../core/plans.js';
 
@@ -148,9 +148,10 @@ export function normPlan(device: GPUDevice, geometry: NormGeometry, options: Nor
   return cachedPlan(device, key, holder, () => {
     const count = groupCount(g);
     const WG = NORM_WORKGROUP_SIZE;
-    const laneBits = groupLaneBits(device, count);
+    const chunk = normChunk(storage);
+    const laneBits = groupLaneBits(device, count, chunk);
     const lanes = 2 ** laneBits;
-    const walk = { lanes, chunk: normChunk(storage) };
+    const walk = { lanes, chunk };
     // From one chunk of a lane's walk to its next (normalization/common.wgsl).
     const stride = lanes * walk.chunk;
     const rowWorkgroups = Math.ceil((g.samples * g.groups) / (WG / lanes));
@@ -234,14 +235,17 @@ function cacheSteps(device: GPUDevice, g: NormGeometry, walk: LaneWalk, backward
 
 /**
  * Elements a thread of the rows kernels takes at least, before a group gets more lanes: on a GPU
- * a few loads in flight per thread; on a CPU adapter (SwiftShader) many, since every workgroup
- * pays for each barrier of its tree (a LayerNorm over [5000, 3] took 21 s with a workgroup per row).
+ * a few loads in flight per thread (with chunks of 4, a whole batch: LOADS_IN_FLIGHT chunks, so
+ * that a LayerNorm row of 1024 gets 64 lanes with 4 loads each rather than 128 with 2); on a CPU
+ * adapter (SwiftShader) many, since every workgroup pays for each barrier of its tree (a
+ * LayerNorm over [5000, 3] took 21 s with a workgroup per row).
  */
 const ELEMENTS_PER_LANE = { gpu: 8, cpu: 256 } as const;
 
-/** log2 of the lanes of a group of `count` elements: a power of two up to NORM_WORKGROUP_SIZE. */
-function groupLaneBits(device: GPUDevice, count: number): number {
-  const wanted = Math.ceil(count / ELEMENTS_PER_LANE[isCpuAdapter(device) ? 'cpu' : 'gpu']);
+/** log2 of the lanes of a group of `count` elements walked in chunks of `chunk`: a power of two up to NORM_WORKGROUP_SIZE. */
+function groupLaneBits(device: GPUDevice, count: number, chunk: number): number {
+  const perLane = isCpuAdapter(device) ? ELEMENTS_PER_LANE.cpu : Math.max(ELEMENTS_PER_LANE.gpu, NORM_LOADS_IN_FLIGHT * chunk);
+  const wanted = Math.ceil(count / perLane);
   let bits = 0;
   while (2 ** bits < wanted && 2 ** bits < NORM_WORKGROUP_SIZE) bits++;
   return bits;

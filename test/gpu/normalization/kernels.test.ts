@@ -311,9 +311,9 @@ it('float32 walks in chunks of 4 where every segment allows: rows, planes, chann
   const cpu = await testDevice();
   type Case = { what: string; shape: number[]; kind: 'layer' | 'rms' | 'group'; layout?: 'NCHW' | 'NHWC'; G?: number; device: GPUDevice; storage: string; kernel: string; steps: number[] };
   const cases: Case[] = [
-    // 128 lanes, 2 chunks a lane (one batch, half full), dγ in the dx walk.
+    // 64 lanes, 4 chunks a lane (one batch), dγ in the dx walk.
     { what: 'LayerNorm rows of 1024', shape: [6, 1024], kind: 'layer', device: gpu, storage: 'f32x4', kernel: 'norm_backward_columns', steps: [0, 1, 6] },
-    // 257 chunks over 256 lanes: lane 0 alone takes a second chunk.
+    // 257 chunks over 128 lanes: lane 0 alone takes a third chunk.
     { what: 'RMSNorm rows of 1028', shape: [3, 1028], kind: 'rms', device: gpu, storage: 'f32x4', kernel: 'norm_backward_columns', steps: [0, 5] },
     // 9 chunks a lane (batches of 4, 4 and 1), 36 steps: past MAX_COLUMNS, so the generic walk and
     // the γ/β partials kernel.
@@ -321,7 +321,7 @@ it('float32 walks in chunks of 4 where every segment allows: rows, planes, chann
     { what: 'LayerNorm rows of 1022', shape: [4, 1022], kind: 'layer', device: gpu, storage: 'f32', kernel: 'norm_backward_columns', steps: [0] },
     // CPU sizing: 4 lanes, 33 chunks a lane, 9 batches.
     { what: 'RMSNorm rows of 516, CPU sizing', shape: [5, 516], kind: 'rms', device: cpu, storage: 'f32x4', kernel: 'norm_backward', steps: [0, 3] },
-    // Planes of 64: 16 lanes, one chunk each a plane, 2 planes a group.
+    // Planes of 64: 8 lanes, 2 chunks each a plane, 2 planes a group.
     { what: 'GroupNorm NCHW planes of 64', shape: [2, 6, 8, 8], kind: 'group', layout: 'NCHW', G: 3, device: gpu, storage: 'f32x4', kernel: 'norm_backward_planes', steps: [0, 3, 6] },
     { what: 'GroupNorm NCHW planes of 63', shape: [2, 6, 7, 9], kind: 'group', layout: 'NCHW', G: 3, device: gpu, storage: 'f32', kernel: 'norm_backward_planes', steps: [0] },
     // Segments of 8 channels, 16 apart: the forward walk's chunks skip from segment to segment;
