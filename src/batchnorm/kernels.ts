@@ -89,7 +89,7 @@ export const KERNEL_CONSTANTS = CORE_CONSTANTS;
 export const COEF_PLANES = { shift: 0, mean: 1, variance: 2, invstd: 3, scale: 4, beta: 5, factor: 6 } as const;
 
 /** Elements one thread of a slot kernel handles, per tensor storage (`const SLOT` in batchnorm/tensor_*.wgsl). */
-export const SLOT_ELEMENTS: Readonly<Record<TensorStorage, number>> = { f32: 1, f32x4: 4, f16: 2, 'f16-packed': 2 };
+export const SLOT_ELEMENTS: Readonly<Record<TensorStorage, number>> = { f32: 1, f32x4: 4, f16: 2, 'f16-packed': 2, 'f16-packed-x4': 2 };
 
 /** Bytes of one partial of the batch-norm reductions (`partials: array<vec4f>` in batchnorm/stats.wgsl and batchnorm/backward.wgsl). */
 export const BN_PARTIAL_BYTES = 16;
@@ -100,12 +100,14 @@ export const CHANNEL_COEF_BYTES = structBytes('ChannelCoef');
 /**
  * The tensor storages of batch norm and feature scaling (batchnorm/tensor_*.wgsl): a thread's
  * slot is 1, 2 or 4 elements (SLOT_ELEMENTS), and channels-last groups go four channels at a time.
+ * They never pick 'f16-packed-x4' (the normalization family's), and read it as 'f16-packed'.
  */
 export const TENSOR_STORAGE_WGSL: Readonly<Record<TensorStorage, string>> = {
   f32: tensorF32Wgsl,
   f32x4: tensorF32x4Wgsl,
   f16: tensorF16Wgsl,
   'f16-packed': tensorF16PackedWgsl,
+  'f16-packed-x4': tensorF16PackedWgsl,
 };
 
 /** batchnorm/common.wgsl: the Params uniform, ChannelCoef and the [outer, C, inner] indexing. */

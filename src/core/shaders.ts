@@ -32,12 +32,14 @@ export function workgroupReduceWgsl(subgroups: boolean): string {
 /**
  * How tensors are stored in GPU buffers and accessed: float32 (as vec4s where runs of 4
  * elements share a channel), or IEEE halves -- native f16 where the device has shader-f16, else packed
- * two per u32. Both float32 storages have the same bytes, and so do both half storages.
+ * two per u32 (read as pairs of words, 4 halves, where the normalization family's groups allow:
+ * 'f16-packed-x4'; batch norm reads it as 'f16-packed'). Both float32 storages have the same
+ * bytes, and so do the half storages.
  */
-export type TensorStorage = 'f32' | 'f32x4' | 'f16' | 'f16-packed';
+export type TensorStorage = 'f32' | 'f32x4' | 'f16' | 'f16-packed' | 'f16-packed-x4';
 
 /** Every tensor storage. */
-export const TENSOR_STORAGES: readonly TensorStorage[] = ['f32', 'f32x4', 'f16', 'f16-packed'];
+export const TENSOR_STORAGES: readonly TensorStorage[] = ['f32', 'f32x4', 'f16', 'f16-packed', 'f16-packed-x4'];
 
 /** Bytes a tensor of `elements` values takes in a buffer with this storage. */
 export function tensorBytes(storage: TensorStorage, elements: number): number {

@@ -8,6 +8,8 @@
 import tensorF32Wgsl from '../../shaders/normalization/tensor_f32.wgsl?raw';
 import tensorF16Wgsl from '../../shaders/normalization/tensor_f16.wgsl?raw';
 import tensorF16PackedWgsl from '../../shaders/normalization/tensor_f16_packed.wgsl?raw';
+import tensorF16PackedX4Wgsl from '../../shaders/normalization/tensor_f16_packed_x4.wgsl?raw';
+import packedHalvesWgsl from '../../shaders/normalization/packed_halves.wgsl?raw';
 import tensorF32x4Wgsl from '../../shaders/normalization/tensor_f32x4.wgsl?raw';
 import chunksScalarWgsl from '../../shaders/normalization/chunks_scalar.wgsl?raw';
 import commonWgsl from '../../shaders/normalization/common.wgsl?raw';
@@ -100,30 +102,38 @@ export const NORM_MAX_COLUMNS = 32;
 /**
  * The family's tensor storages (normalization/tensor_*.wgsl), each with the walks' chunks: one
  * element at a time (chunks_scalar.wgsl; packed halves stored a whole word at a time by pairs of
- * threads, with atomics on one half only at a word shared with another step or group), or
- * float32 4 elements at a time where every segment allows (tensor_f32x4.wgsl).
+ * threads, with atomics on one half only at a word shared with another step or group:
+ * packed_halves.wgsl), or 4 elements at a time where every segment allows (float32 as vec4s,
+ * packed halves as pairs of words).
  */
 const TENSOR_STORAGE_WGSL: Readonly<Record<TensorStorage, string>> = {
   f32: joinWgsl(tensorF32Wgsl, chunksScalarWgsl),
   f32x4: tensorF32x4Wgsl,
   f16: joinWgsl(tensorF16Wgsl, chunksScalarWgsl),
-  'f16-packed': joinWgsl(tensorF16PackedWgsl, chunksScalarWgsl),
+  'f16-packed': joinWgsl(tensorF16PackedWgsl, packedHalvesWgsl, chunksScalarWgsl),
+  'f16-packed-x4': joinWgsl(tensorF16PackedX4Wgsl, packedHalvesWgsl),
 };
 
 /** Elements per chunk of the walks in a storage (VEC of its WGSL). */
 export function normChunk(storage: TensorStorage): number {
-  return storage === 'f32x4' ? 4 : 1;
+  return storage === 'f32x4' || storage === 'f16-packed-x4' ? 4 : 1;
+}
+
+/** Whether a storage holds packed halves (y and dx of normalization/packed_halves.wgsl). */
+export function packedHalves(storage: TensorStorage): boolean {
+  return storage === 'f16-packed' || storage === 'f16-packed-x4';
 }
 
 /**
- * The storage of the family's tensors of `dtype` on `device`: float32 as vec4s where `aligned`
- * (every segment starts at a multiple of 4 elements and holds a multiple of 4), else one element
- * at a time; halves native with shader-f16, else packed. Both float32 storages have the same
- * bytes, and so have both half storages.
+ * The storage of the family's tensors of `dtype` on `device`: where `aligned` (every segment
+ * starts at a multiple of 4 elements and holds a multiple of 4) in chunks of 4 (float32 as vec4s,
+ * packed halves as pairs of words), else one element at a time; halves native with shader-f16,
+ * else packed. Both float32 storages have the same bytes, and so have the half storages.
  */
 export function normStorage(device: GPUDevice, dtype: 'float32' | 'float16', aligned = false): TensorStorage {
   if (dtype === 'float32') return aligned ? 'f32x4' : 'f32';
-  return device.features.has('shader-f16') ? 'f16' : 'f16-packed';
+  if (device.features.has('shader-f16')) return 'f16';
+  return aligned ? 'f16-packed-x4' : 'f16-packed';
 }
 
 const KERNEL_WGSL: Readonly<Record<NormModule, string>> = {

@@ -5,7 +5,7 @@
  */
 import type { FusedActivation } from '../core/contract.js';
 import type { TensorStorage } from '../core/shaders.js';
-import { NORM_AFFINE_WIDTH, NORM_FINALIZE_LANES, NORM_LOADS_IN_FLIGHT, NORM_MAX_COLUMNS, NORM_PARTIAL_BYTES, NORM_STAGE_BYTES_PER_THREAD, NORM_WORKGROUP_SIZE, normChunk, normStorage, packStruct } from './kernels.js';
+import { NORM_AFFINE_WIDTH, NORM_FINALIZE_LANES, NORM_LOADS_IN_FLIGHT, NORM_MAX_COLUMNS, NORM_PARTIAL_BYTES, NORM_STAGE_BYTES_PER_THREAD, NORM_WORKGROUP_SIZE, normChunk, normStorage, packStruct, packedHalves } from './kernels.js';
 import type { ChannelView } from '../core/layout.js';
 import { REDUCTION_SIZES, cachedPlan, isCpuAdapter, uniform, type DType } from '../core/plans.js';
 
@@ -187,7 +187,7 @@ export function normPlan(device: GPUDevice, geometry: NormGeometry, options: Nor
       a_block_rows: affine.blockRows,
       lane_bits: laneBits,
       // Segments of one element (InstanceNorm channels last) never put a word's halves in one step.
-      pair_stores: Number(storage === 'f16-packed' && g.segLen > 1),
+      pair_stores: Number(packedHalves(storage) && g.segLen > 1),
       row_width: backwardKernel === 'norm_backward_channels' ? channelRowWidth(g.segLen, lanes) : 0,
     });
     return {
@@ -223,13 +223,14 @@ function cacheSteps(device: GPUDevice, g: NormGeometry, walk: LaneWalk, backward
   // A CPU adapter's "chip" is its memory; there the arrays only cost (measured on SwiftShader).
   if (isCpuAdapter(device)) return { forwardCache: 1, backwardCache: 1 };
   const WG = NORM_WORKGROUP_SIZE;
-  const bytes = device.limits.maxComputeWorkgroupStorageSize - (storage === 'f16-packed' ? NORM_STAGE_BYTES_PER_THREAD * WG : 0);
+  const bytes = device.limits.maxComputeWorkgroupStorageSize - (packedHalves(storage) ? NORM_STAGE_BYTES_PER_THREAD * WG : 0);
   const forwardWalk = walkSteps(groupCount(g), walk);
   const backwardWalk = backwardSteps(g, walk, backward);
-  const steps = (walkLength: number, fit: number) => (fit >= walkLength ? walkLength : Math.max(1, fit - (fit % walk.chunk)));
+  const steps = (walkLength: number, fit: number, chunk: number) => (fit >= walkLength ? walkLength : Math.max(1, fit - (fit % chunk)));
   return {
-    forwardCache: steps(forwardWalk, Math.floor((bytes - 32 * WG) / (4 * WG))),
-    backwardCache: steps(backwardWalk, Math.floor((bytes - 8 * WG) / (8 * WG))),
+    forwardCache: steps(forwardWalk, Math.floor((bytes - 32 * WG) / (4 * WG)), walk.chunk),
+    // norm_backward_channels walks (and caches) one element at a time.
+    backwardCache: steps(backwardWalk, Math.floor((bytes - 8 * WG) / (8 * WG)), backward === 'norm_backward_channels' ? 1 : walk.chunk),
   };
 }
 

@@ -282,6 +282,60 @@ it('packed halves sized for a GPU: whole words from thread pairs, halves at odd 
   }
 });
 
+// Packed halves whose every segment starts at and holds a multiple of 4 elements are read as
+// pairs of words and stored a chunk's two whole words at a time ('f16-packed-x4'): no pairing and
+// no atomic read-modify-write in the chunked walks; the channels kernel still pairs threads. Each
+// case asserts the storage its plan takes.
+it('packed halves in chunks of 4 where every segment allows: rows, planes, channels-last groups, GPU and CPU sizing', async () => {
+  const gpu = seenAsGpu(await testDevice());
+  const cpu = await testDevice();
+  const HALF = { rtol: 2e-3, atol: 2e-3 };
+  const cases: { what: string; shape: number[]; layout?: 'NCHW' | 'NHWC'; G?: number; device: GPUDevice; storage: string }[] = [
+    { what: 'LayerNorm rows of 1024', shape: [6, 1024], device: gpu, storage: 'f16-packed-x4' },
+    { what: 'LayerNorm rows of 9004 (generic walk)', shape: [2, 9004], device: gpu, storage: 'f16-packed-x4' },
+    { what: 'LayerNorm rows of 516, CPU sizing', shape: [5, 516], device: cpu, storage: 'f16-packed-x4' },
+    { what: 'LayerNorm rows of 1022', shape: [4, 1022], device: gpu, storage: 'f16-packed' },
+    { what: 'GroupNorm NCHW planes of 64', shape: [2, 6, 8, 8], layout: 'NCHW', G: 3, device: gpu, storage: 'f16-packed-x4' },
+    { what: 'GroupNorm NHWC 8 channels a group (channels kernel)', shape: [2, 5, 7, 16], layout: 'NHWC', G: 2, device: gpu, storage: 'f16-packed-x4' },
+    { what: 'GroupNorm NHWC 200 channels, CPU sizing (generic backward)', shape: [1, 2, 2, 200], layout: 'NHWC', G: 1, device: cpu, storage: 'f16-packed-x4' },
+  ];
+  for (const c of cases) {
+    const n = c.shape.reduce((p, d) => p * d, 1);
+    const x = stored(randn(n, 121).map((v) => 1.5 * v + 2), 'float16');
+    const dy = stored(randn(n, 122), 'float16');
+    let layer: LayerNorm | GroupNorm;
+    let ref: { y: ArrayLike<number>; dx: ArrayLike<number>; dgamma: ArrayLike<number> };
+    let geometry: NormGeometry;
+    if (c.layout) {
+      const [N, layout, G] = [c.shape[0], c.layout, c.G!];
+      const C = layout === 'NCHW' ? c.shape[1] : c.shape[3];
+      const spatial = n / (N * C);
+      geometry = channelGroupGeometry(layout === 'NCHW' ? { outer: N, channels: C, inner: spatial } : { outer: N * spatial, channels: C, inner: 1 }, N, G);
+      const gamma = randn(C, 123).map((v) => 1 + 0.2 * v);
+      const beta = randn(C, 124);
+      layer = new GroupNorm(c.device, { numGroups: G, numChannels: C, layout, dtype: 'float16' });
+      layer.setState({ gamma, beta });
+      ref = { ...referenceGroupNorm(x, c.shape, { layout, numGroups: G, gamma, beta, eps: 1e-5 }), ...referenceGroupNormBackward(x, dy, c.shape, { layout, numGroups: G, gamma, eps: 1e-5 }) };
+    } else {
+      const [rows, L] = c.shape;
+      geometry = rowGeometry(rows, L);
+      const gamma = randn(L, 123).map((v) => 1 + 0.2 * v);
+      const beta = randn(L, 124);
+      layer = new LayerNorm(c.device, { normalizedShape: L, dtype: 'float16' });
+      layer.setState({ gamma, beta });
+      ref = { ...referenceLayerNorm(x, c.shape, L, { gamma, beta, eps: 1e-5 }), ...referenceLayerNormBackward(x, dy, c.shape, L, { gamma, eps: 1e-5 }) };
+    }
+    const options = { ...OPTIONS, kind: c.layout ? ('group' as const) : ('layer' as const), dtype: 'float16' as const };
+    expect(normPlan(c.device, geometry, options, { useRunning: false, updateRunning: false }, {}).storage, c.what).toBe(c.storage);
+    const y = await layer.forward(x, c.shape);
+    const g = await layer.backward(dy);
+    expectClose(y, ref.y, HALF, `y ${c.what}`);
+    expectClose(g.dx, ref.dx, HALF, `dx ${c.what}`);
+    expectClose(g.dgamma!, ref.dgamma, SUM_TOL, `dgamma ${c.what}`);
+    layer.destroy();
+  }
+});
+
 it('LayerNorm backward with several row batches per workgroup keeps each column\'s dγ across them (CPU sizing)', async () => {
   const device = await testDevice();
   // 3 values a row: 256 rows a workgroup batch, 20 batches over at most 16 workgroups.
