@@ -227,8 +227,7 @@ fn norm_backward_planes(@builtin(workgroup_id) wid: vec3u,
   let t = lanes_of(wid, nwg, lid);
   let k = to_coef(saved[min(t.group, params.rows - 1u)]);
   // A plane's walk: the run of seg_len elements in chunks (run_ahead).
-  let span = (1u << params.lane_bits) * VEC;
-  let plane_steps = (params.seg_len + span - 1u) / span * VEC;
+  let plane_steps = run_steps(params.seg_len);
   var group_sums = vec2f(0.0);  // lane 0: (Σ γ·dz, Σ γ·dz·x̂)
   var j = 0u;
   for (var seg = 0u; seg < params.segs; seg++) {

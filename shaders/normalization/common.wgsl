@@ -116,11 +116,16 @@ fn walk_pairs_prev(lane: u32, elem: u32) -> bool {
   return lane > 0u && elem > 0u;
 }
 
-// Steps (elements) of a thread's walk over a whole group: the same for every thread of a
-// workgroup, so that a walk may hold a barrier (the paired stores of packed halves).
-fn walk_steps() -> u32 {
+// Steps (elements) of a thread's walk over `len` elements in chunks: the same for every thread
+// of a workgroup, so that a walk may hold a barrier (the paired stores of packed halves).
+fn run_steps(len: u32) -> u32 {
   let span = (1u << params.lane_bits) * VEC;
-  return (params.count + span - 1u) / span * VEC;
+  return (len + span - 1u) / span * VEC;
+}
+
+// Steps of a thread's walk over a whole group.
+fn walk_steps() -> u32 {
+  return run_steps(params.count);
 }
 
 // The walks take LOADS_IN_FLIGHT chunks (IN_FLIGHT steps) at a time, every load issued before the

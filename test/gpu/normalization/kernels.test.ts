@@ -282,6 +282,39 @@ it('packed halves sized for a GPU: whole words from thread pairs, halves at odd 
   }
 });
 
+// A case of the chunk tests: rows [rows, L] (LayerNorm, RMSNorm) or GroupNorm over `layout` with
+// G groups; its geometry, γ and β, and the float64 reference of forward and backward.
+interface ChunkCase {
+  shape: number[];
+  kind: 'layer' | 'rms' | 'group';
+  layout?: 'NCHW' | 'NHWC';
+  G?: number;
+}
+
+function chunkCaseData(c: ChunkCase, x: Float32Array, dy: Float32Array) {
+  const n = x.length;
+  if (c.kind === 'group') {
+    const [N, layout, G] = [c.shape[0], c.layout!, c.G!];
+    const C = layout === 'NCHW' ? c.shape[1] : c.shape[3];
+    const spatial = n / (N * C);
+    const geometry = channelGroupGeometry(layout === 'NCHW' ? { outer: N, channels: C, inner: spatial } : { outer: N * spatial, channels: C, inner: 1 }, N, G);
+    const gamma = randn(C, 113).map((v) => 1 + 0.2 * v);
+    const beta = randn(C, 114);
+    const ref = { ...referenceGroupNorm(x, c.shape, { layout, numGroups: G, gamma, beta, eps: 1e-5 }), ...referenceGroupNormBackward(x, dy, c.shape, { layout, numGroups: G, gamma, eps: 1e-5 }) };
+    return { geometry, gamma, beta, ref };
+  }
+  const [rows, L] = c.shape;
+  const geometry = rowGeometry(rows, L);
+  const gamma = randn(L, 113).map((v) => 1 + 0.2 * v);
+  if (c.kind === 'rms') {
+    const ref = { ...referenceRMSNorm(x, c.shape, L, { gamma, eps: 1e-5 }), ...referenceRMSNormBackward(x, dy, c.shape, L, { gamma, eps: 1e-5 }) };
+    return { geometry, gamma, beta: new Float32Array(L), ref };
+  }
+  const beta = randn(L, 114);
+  const ref = { ...referenceLayerNorm(x, c.shape, L, { gamma, beta, eps: 1e-5 }), ...referenceLayerNormBackward(x, dy, c.shape, L, { gamma, eps: 1e-5 }) };
+  return { geometry, gamma, beta, ref };
+}
+
 // Packed halves whose every segment starts at and holds a multiple of 4 elements are read as
 // pairs of words and stored a chunk's two whole words at a time ('f16-packed-x4'): no pairing and
 // no atomic read-modify-write in the chunked walks; the channels kernel still pairs threads. Each
@@ -290,42 +323,26 @@ it('packed halves in chunks of 4 where every segment allows: rows, planes, chann
   const gpu = seenAsGpu(await testDevice());
   const cpu = await testDevice();
   const HALF = { rtol: 2e-3, atol: 2e-3 };
-  const cases: { what: string; shape: number[]; layout?: 'NCHW' | 'NHWC'; G?: number; device: GPUDevice; storage: string }[] = [
-    { what: 'LayerNorm rows of 1024', shape: [6, 1024], device: gpu, storage: 'f16-packed-x4' },
-    { what: 'LayerNorm rows of 9004 (generic walk)', shape: [2, 9004], device: gpu, storage: 'f16-packed-x4' },
-    { what: 'LayerNorm rows of 516, CPU sizing', shape: [5, 516], device: cpu, storage: 'f16-packed-x4' },
-    { what: 'LayerNorm rows of 1022', shape: [4, 1022], device: gpu, storage: 'f16-packed' },
-    { what: 'GroupNorm NCHW planes of 64', shape: [2, 6, 8, 8], layout: 'NCHW', G: 3, device: gpu, storage: 'f16-packed-x4' },
-    { what: 'GroupNorm NHWC 8 channels a group (channels kernel)', shape: [2, 5, 7, 16], layout: 'NHWC', G: 2, device: gpu, storage: 'f16-packed-x4' },
-    { what: 'GroupNorm NHWC 200 channels, CPU sizing (generic backward)', shape: [1, 2, 2, 200], layout: 'NHWC', G: 1, device: cpu, storage: 'f16-packed-x4' },
+  const cases: (ChunkCase & { what: string; device: GPUDevice; storage: string })[] = [
+    { what: 'LayerNorm rows of 1024', shape: [6, 1024], kind: 'layer', device: gpu, storage: 'f16-packed-x4' },
+    { what: 'LayerNorm rows of 9004 (generic walk)', shape: [2, 9004], kind: 'layer', device: gpu, storage: 'f16-packed-x4' },
+    { what: 'LayerNorm rows of 516, CPU sizing', shape: [5, 516], kind: 'layer', device: cpu, storage: 'f16-packed-x4' },
+    { what: 'LayerNorm rows of 1022', shape: [4, 1022], kind: 'layer', device: gpu, storage: 'f16-packed' },
+    { what: 'GroupNorm NCHW planes of 64', kind: 'group', shape: [2, 6, 8, 8], layout: 'NCHW', G: 3, device: gpu, storage: 'f16-packed-x4' },
+    { what: 'GroupNorm NHWC 8 channels a group (channels kernel)', kind: 'group', shape: [2, 5, 7, 16], layout: 'NHWC', G: 2, device: gpu, storage: 'f16-packed-x4' },
+    { what: 'GroupNorm NHWC 200 channels, CPU sizing (generic backward)', kind: 'group', shape: [1, 2, 2, 200], layout: 'NHWC', G: 1, device: cpu, storage: 'f16-packed-x4' },
   ];
   for (const c of cases) {
     const n = c.shape.reduce((p, d) => p * d, 1);
     const x = stored(randn(n, 121).map((v) => 1.5 * v + 2), 'float16');
     const dy = stored(randn(n, 122), 'float16');
-    let layer: LayerNorm | GroupNorm;
-    let ref: { y: ArrayLike<number>; dx: ArrayLike<number>; dgamma: ArrayLike<number> };
-    let geometry: NormGeometry;
-    if (c.layout) {
-      const [N, layout, G] = [c.shape[0], c.layout, c.G!];
-      const C = layout === 'NCHW' ? c.shape[1] : c.shape[3];
-      const spatial = n / (N * C);
-      geometry = channelGroupGeometry(layout === 'NCHW' ? { outer: N, channels: C, inner: spatial } : { outer: N * spatial, channels: C, inner: 1 }, N, G);
-      const gamma = randn(C, 123).map((v) => 1 + 0.2 * v);
-      const beta = randn(C, 124);
-      layer = new GroupNorm(c.device, { numGroups: G, numChannels: C, layout, dtype: 'float16' });
-      layer.setState({ gamma, beta });
-      ref = { ...referenceGroupNorm(x, c.shape, { layout, numGroups: G, gamma, beta, eps: 1e-5 }), ...referenceGroupNormBackward(x, dy, c.shape, { layout, numGroups: G, gamma, eps: 1e-5 }) };
-    } else {
-      const [rows, L] = c.shape;
-      geometry = rowGeometry(rows, L);
-      const gamma = randn(L, 123).map((v) => 1 + 0.2 * v);
-      const beta = randn(L, 124);
-      layer = new LayerNorm(c.device, { normalizedShape: L, dtype: 'float16' });
-      layer.setState({ gamma, beta });
-      ref = { ...referenceLayerNorm(x, c.shape, L, { gamma, beta, eps: 1e-5 }), ...referenceLayerNormBackward(x, dy, c.shape, L, { gamma, eps: 1e-5 }) };
-    }
-    const options = { ...OPTIONS, kind: c.layout ? ('group' as const) : ('layer' as const), dtype: 'float16' as const };
+    const { geometry, gamma, beta, ref } = chunkCaseData(c, x, dy);
+    const layer =
+      c.kind === 'group'
+        ? new GroupNorm(c.device, { numGroups: c.G!, numChannels: gamma.length, layout: c.layout!, dtype: 'float16' })
+        : new LayerNorm(c.device, { normalizedShape: c.shape[1], dtype: 'float16' });
+    layer.setState({ gamma, beta });
+    const options = { ...OPTIONS, kind: c.kind, dtype: 'float16' as const };
     expect(normPlan(c.device, geometry, options, { useRunning: false, updateRunning: false }, {}).storage, c.what).toBe(c.storage);
     const y = await layer.forward(x, c.shape);
     const g = await layer.backward(dy);
@@ -363,8 +380,7 @@ it('LayerNorm backward with several row batches per workgroup keeps each column\
 it('float32 walks in chunks of 4 where every segment allows: rows, planes, channels-last groups, partial caches', async () => {
   const gpu = seenAsGpu(await testDevice());
   const cpu = await testDevice();
-  type Case = { what: string; shape: number[]; kind: 'layer' | 'rms' | 'group'; layout?: 'NCHW' | 'NHWC'; G?: number; device: GPUDevice; storage: string; kernel: string; steps: number[] };
-  const cases: Case[] = [
+  const cases: (ChunkCase & { what: string; device: GPUDevice; storage: string; kernel: string; steps: number[] })[] = [
     // 64 lanes, 4 chunks a lane (one batch), dγ in the dx walk.
     { what: 'LayerNorm rows of 1024', shape: [6, 1024], kind: 'layer', device: gpu, storage: 'f32x4', kernel: 'norm_backward_columns', steps: [0, 1, 6] },
     // 257 chunks over 128 lanes: lane 0 alone takes a third chunk.
@@ -389,48 +405,18 @@ it('float32 walks in chunks of 4 where every segment allows: rows, planes, chann
     const n = c.shape.reduce((p, d) => p * d, 1);
     const x = randn(n, 111).map((v) => 2 * v + 5);
     const dy = randn(n, 112);
-    let geometry: NormGeometry;
-    let ref: { y: ArrayLike<number> };
-    let grads: { dx: ArrayLike<number>; dgamma: ArrayLike<number>; dbeta?: ArrayLike<number> };
-    let P: number;
-    if (c.kind === 'group') {
-      const [N, layout, G] = [c.shape[0], c.layout!, c.G!];
-      P = layout === 'NCHW' ? c.shape[1] : c.shape[3];
-      const spatial = n / (N * P);
-      geometry = channelGroupGeometry(layout === 'NCHW' ? { outer: N, channels: P, inner: spatial } : { outer: N * spatial, channels: P, inner: 1 }, N, G);
-      const gamma = randn(P, 113).map((v) => 1 + 0.2 * v);
-      const beta = randn(P, 114);
-      ref = referenceGroupNorm(x, c.shape, { layout, numGroups: G, gamma, beta, eps: 1e-5 });
-      grads = referenceGroupNormBackward(x, dy, c.shape, { layout, numGroups: G, gamma, eps: 1e-5 });
-      await check(gamma, beta);
-    } else {
-      const [rows, L] = c.shape;
-      P = L;
-      geometry = rowGeometry(rows, L);
-      const gamma = randn(P, 113).map((v) => 1 + 0.2 * v);
-      const beta = c.kind === 'rms' ? new Float32Array(P) : randn(P, 114);
-      if (c.kind === 'rms') {
-        ref = referenceRMSNorm(x, c.shape, L, { gamma, eps: 1e-5 });
-        grads = referenceRMSNormBackward(x, dy, c.shape, L, { gamma, eps: 1e-5 });
-      } else {
-        ref = referenceLayerNorm(x, c.shape, L, { gamma, beta, eps: 1e-5 });
-        grads = referenceLayerNormBackward(x, dy, c.shape, L, { gamma, eps: 1e-5 });
-      }
-      await check(gamma, beta);
-    }
-    async function check(gamma: Float32Array, beta: Float32Array) {
-      const options = { ...OPTIONS, kind: c.kind };
-      const plan = normPlan(c.device, geometry, options, { useRunning: false, updateRunning: false }, {});
-      expect(plan.storage, c.what).toBe(c.storage);
-      expect(plan.backwardKernel, c.what).toBe(c.kernel);
-      for (const steps of c.steps) {
-        const what = `${c.what}, cache ${steps || 'planned'}`;
-        const out = await run(c.device, geometry, options, steps || plan.backwardCache, x, dy, gamma, beta);
-        expectClose(out.y, ref.y, Y_TOL, `y ${what}`);
-        expectClose(out.dx, grads.dx, DX_TOL, `dx ${what}`);
-        expectClose(out.dgamma, grads.dgamma, SUM_TOL, `dgamma ${what}`);
-        if (c.kind !== 'rms') expectClose(out.dbeta, grads.dbeta!, SUM_TOL, `dbeta ${what}`);
-      }
+    const { geometry, gamma, beta, ref } = chunkCaseData(c, x, dy);
+    const options = { ...OPTIONS, kind: c.kind };
+    const plan = normPlan(c.device, geometry, options, { useRunning: false, updateRunning: false }, {});
+    expect(plan.storage, c.what).toBe(c.storage);
+    expect(plan.backwardKernel, c.what).toBe(c.kernel);
+    for (const steps of c.steps) {
+      const what = `${c.what}, cache ${steps || 'planned'}`;
+      const out = await run(c.device, geometry, options, steps || plan.backwardCache, x, dy, gamma, beta);
+      expectClose(out.y, ref.y, Y_TOL, `y ${what}`);
+      expectClose(out.dx, ref.dx, DX_TOL, `dx ${what}`);
+      expectClose(out.dgamma, ref.dgamma, SUM_TOL, `dgamma ${what}`);
+      if ('dbeta' in ref) expectClose(out.dbeta, ref.dbeta, SUM_TOL, `dbeta ${what}`);
     }
   }
 });
